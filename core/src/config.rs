@@ -1,0 +1,725 @@
+//! Configuration: the TOML file of DESIGN.md, parsed with `deny_unknown_fields` and validated so
+//! that every error names the file, the field and what was wrong.
+//!
+//! ```
+//! let cfg = baton_core::config::Config::from_toml_str(r#"
+//!     [node]
+//!     name = "a"
+//!     listen = "127.0.0.1:7101"
+//!     [cluster]
+//!     seeds = ["b@127.0.0.1:7102"]
+//!     voters = ["a", "b", "c"]
+//!     [[group]]
+//!     name = "tracked"
+//!     policy = ["hardware-weight", "oldest-running"]
+//! "#, None).unwrap();
+//! assert_eq!(cfg.groups[0].name, "tracked");
+//! ```
+
+use crate::types::{Hardware, Labels, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: which file, which field, what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file, when the config came from one.
+    pub file: Option<PathBuf>,
+    /// The field (`cluster.voters`, `group "tracked".policy`), when known.
+    pub field: Option<String>,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `field`.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+    /// Attaches the file the config was read from.
+    pub fn in_file(mut self, file: Option<&Path>) -> Self {
+        if self.file.is_none() {
+            self.file = file.map(Path::to_path_buf);
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{}: ", file.display())?,
+            None => write!(f, "config: ")?,
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeConfig,
+    /// The cluster it belongs to.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// Protocol timings.
+    #[serde(default)]
+    pub timing: TimingConfig,
+    /// Service pools and how each elects its leader (`[[group]]`).
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupConfig>,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Unique in the cluster.
+    pub name: String,
+    /// Listen address (`127.0.0.1:7101`; for the in-memory transport, any name).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Labels every member of this node carries.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Hardware; unset values are detected.
+    #[serde(default)]
+    pub hardware: HardwareConfig,
+    /// Where term and vote are kept across restarts. Without it a restarted node abstains from
+    /// voting for one failure timeout.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7100".to_string()
+}
+
+/// `[node] hardware = { … }`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareConfig {
+    /// Logical CPUs (detected when unset).
+    pub cpus: Option<u32>,
+    /// Memory in bytes (detected when unset).
+    pub memory_bytes: Option<u64>,
+    /// Explicit weight for `hardware-weight`.
+    pub weight: Option<f64>,
+}
+
+impl HardwareConfig {
+    /// The hardware to announce: configured values over detected ones.
+    pub fn resolve(&self) -> Hardware {
+        let detected = Hardware::detect();
+        Hardware {
+            cpus: self.cpus.unwrap_or(detected.cpus),
+            memory_bytes: self.memory_bytes.unwrap_or(detected.memory_bytes),
+            weight: self.weight,
+        }
+    }
+}
+
+/// How many must agree before someone leads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuorumMode {
+    /// A leader needs votes from a majority of `cluster.voters` and keeps a lease renewed by a
+    /// majority: never two leaders at once.
+    #[default]
+    Majority,
+    /// Every side of a partition elects its own leader; on heal one remains. For 2-node setups
+    /// and development only.
+    None,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Cluster name; peers with another name are refused.
+    #[serde(default = "default_cluster_name")]
+    pub name: String,
+    /// Addresses to meet the cluster through: `"127.0.0.1:7102"` or `"b@127.0.0.1:7102"`.
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Node names that vote. Empty on a node without seeds: the node is its own majority.
+    #[serde(default)]
+    pub voters: Vec<String>,
+    /// File holding the shared secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// `"majority"` (default) or `"none"`.
+    #[serde(default)]
+    pub quorum: QuorumMode,
+}
+
+fn default_cluster_name() -> String {
+    "baton".to_string()
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            name: default_cluster_name(),
+            seeds: vec![],
+            voters: vec![],
+            secret_file: None,
+            quorum: QuorumMode::Majority,
+        }
+    }
+}
+
+/// A seed: an address, optionally with the name of the node expected there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seed {
+    /// `b` in `b@127.0.0.1:7102`.
+    pub name: Option<String>,
+    /// The address.
+    pub addr: String,
+}
+
+impl Seed {
+    /// Parses `addr` or `name@addr`.
+    pub fn parse(s: &str) -> Seed {
+        match s.split_once('@') {
+            Some((name, addr)) => Seed {
+                name: Some(name.to_string()),
+                addr: addr.to_string(),
+            },
+            None => Seed {
+                name: None,
+                addr: s.to_string(),
+            },
+        }
+    }
+}
+
+/// `[timing]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimingConfig {
+    /// Heartbeat period.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// A peer silent this long is down.
+    #[serde(default = "default_failure_timeout")]
+    pub failure_timeout_ms: u64,
+    /// Candidates ranked `r` wait `r × election_backoff_ms` before campaigning.
+    #[serde(default = "default_backoff")]
+    pub election_backoff_ms: u64,
+    /// Default deadline of a routed call.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout_ms: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    100
+}
+fn default_failure_timeout() -> u64 {
+    500
+}
+fn default_backoff() -> u64 {
+    50
+}
+fn default_call_timeout() -> u64 {
+    5000
+}
+
+impl Default for TimingConfig {
+    fn default() -> Self {
+        TimingConfig {
+            heartbeat_ms: default_heartbeat(),
+            failure_timeout_ms: default_failure_timeout(),
+            election_backoff_ms: default_backoff(),
+            call_timeout_ms: default_call_timeout(),
+        }
+    }
+}
+
+/// `[[group]]`: one service pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The group's name.
+    pub name: String,
+    /// Its policy: a name, a chain (list, best first) or a plugin. Default: oldest-running.
+    #[serde(default)]
+    pub policy: Option<PolicySpec>,
+    /// When true, a better-ranked member joining takes over by graceful handoff.
+    #[serde(default)]
+    pub preempt: bool,
+    /// Settings of the `anti-affinity` policy.
+    #[serde(default, rename = "anti-affinity")]
+    pub anti_affinity: Option<AntiAffinityConfig>,
+}
+
+impl GroupConfig {
+    /// A group with the default policy.
+    pub fn new(name: impl Into<String>) -> Self {
+        GroupConfig {
+            name: name.into(),
+            policy: None,
+            preempt: false,
+            anti_affinity: None,
+        }
+    }
+}
+
+/// `[group.anti-affinity]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntiAffinityConfig {
+    /// Prefer nodes not leading any of these groups.
+    #[serde(default)]
+    pub avoid_groups: Vec<String>,
+    /// Prefer members not carrying any of these labels (`key = value`).
+    #[serde(default)]
+    pub avoid_labels: Labels,
+}
+
+/// What a group's `policy` says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "toml::Value", into = "toml::Value")]
+pub enum PolicySpec {
+    /// A built-in policy by name (`"oldest-running"`).
+    Named(String),
+    /// A chain, best first: the first decides, later ones break its ties.
+    Chain(Vec<PolicySpec>),
+    /// A plugin loaded at run time.
+    Plugin(PluginSpec),
+}
+
+/// `{ plugin = "path/to/libx.so", config = { … } }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    /// Path to the shared library (relative paths resolve against the config file's directory).
+    pub plugin: PathBuf,
+    /// The plugin's own configuration.
+    pub config: Option<toml::Value>,
+}
+
+impl TryFrom<toml::Value> for PolicySpec {
+    type Error = String;
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::String(s) => Ok(PolicySpec::Named(s)),
+            toml::Value::Array(items) => {
+                if items.is_empty() {
+                    return Err("an empty policy chain; name at least one policy".into());
+                }
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        PolicySpec::try_from(item).map_err(|e| format!("chain element {i}: {e}"))
+                    })
+                    .collect::<Result<_, _>>()
+                    .map(PolicySpec::Chain)
+            }
+            toml::Value::Table(mut t) => {
+                let plugin = match t.remove("plugin") {
+                    Some(toml::Value::String(p)) => PathBuf::from(p),
+                    Some(other) => {
+                        return Err(format!(
+                            "`plugin` must be a path string, found {}",
+                            other.type_str()
+                        ));
+                    }
+                    None => {
+                        return Err("a policy table needs `plugin = \"path/to/lib.so\"`".into());
+                    }
+                };
+                let config = t.remove("config");
+                if let Some(k) = t.keys().next() {
+                    return Err(format!(
+                        "unknown key `{k}` in a plugin policy (expected `plugin`, `config`)"
+                    ));
+                }
+                Ok(PolicySpec::Plugin(PluginSpec { plugin, config }))
+            }
+            other => Err(format!(
+                "a policy is a name, a list of policies or {{ plugin = \"…\" }}, found {}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
+impl From<PolicySpec> for toml::Value {
+    fn from(p: PolicySpec) -> toml::Value {
+        match p {
+            PolicySpec::Named(s) => toml::Value::String(s),
+            PolicySpec::Chain(items) => {
+                toml::Value::Array(items.into_iter().map(toml::Value::from).collect())
+            }
+            PolicySpec::Plugin(spec) => {
+                let mut t = toml::Table::new();
+                t.insert(
+                    "plugin".into(),
+                    toml::Value::String(spec.plugin.display().to_string()),
+                );
+                if let Some(c) = spec.config {
+                    t.insert("config".into(), c);
+                }
+                toml::Value::Table(t)
+            }
+        }
+    }
+}
+
+impl Config {
+    /// A minimal config for a node called `name` (single-node, defaults everywhere).
+    pub fn new(name: impl Into<String>) -> Self {
+        Config {
+            node: NodeConfig {
+                name: name.into(),
+                listen: default_listen(),
+                labels: Labels::new(),
+                hardware: HardwareConfig::default(),
+                data_dir: None,
+            },
+            cluster: ClusterConfig::default(),
+            timing: TimingConfig::default(),
+            groups: vec![],
+        }
+    }
+
+    /// Parses and validates TOML text; `file` is used in error messages and to resolve
+    /// relative paths.
+    pub fn from_toml_str(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.map(Path::to_path_buf),
+            field: None,
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if let Some(dir) = file.and_then(Path::parent) {
+            cfg.resolve_paths(dir);
+        }
+        cfg.validate().map_err(|e| e.in_file(file))?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_path_buf()),
+            field: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::from_toml_str(&text, Some(path))
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(p) = self.cluster.secret_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.node.data_dir.as_mut() {
+            fix(p);
+        }
+        fn fix_policy(spec: &mut PolicySpec, dir: &Path) {
+            match spec {
+                PolicySpec::Named(_) => {}
+                PolicySpec::Chain(items) => items.iter_mut().for_each(|i| fix_policy(i, dir)),
+                PolicySpec::Plugin(p) => {
+                    if p.plugin.is_relative() {
+                        p.plugin = dir.join(&p.plugin);
+                    }
+                }
+            }
+        }
+        for g in &mut self.groups {
+            if let Some(p) = g.policy.as_mut() {
+                fix_policy(p, dir);
+            }
+        }
+    }
+
+    /// Checks what the types cannot: names, timings, voters, duplicate groups.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node.name.trim().is_empty() {
+            return Err(ConfigError::field("node.name", "must not be empty"));
+        }
+        if self.node.name.contains('@') || self.node.name.contains('#') {
+            return Err(ConfigError::field(
+                "node.name",
+                format!("{:?} must not contain '@' or '#'", self.node.name),
+            ));
+        }
+        if self.cluster.name.trim().is_empty() {
+            return Err(ConfigError::field("cluster.name", "must not be empty"));
+        }
+        let t = &self.timing;
+        if t.heartbeat_ms == 0 {
+            return Err(ConfigError::field(
+                "timing.heartbeat_ms",
+                "must be greater than 0",
+            ));
+        }
+        if t.failure_timeout_ms < 2 * t.heartbeat_ms {
+            return Err(ConfigError::field(
+                "timing.failure_timeout_ms",
+                format!(
+                    "{} is less than twice timing.heartbeat_ms ({}); a peer would be declared down between two heartbeats",
+                    t.failure_timeout_ms, t.heartbeat_ms
+                ),
+            ));
+        }
+        if t.call_timeout_ms == 0 {
+            return Err(ConfigError::field(
+                "timing.call_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        for (i, s) in self.cluster.seeds.iter().enumerate() {
+            let seed = Seed::parse(s);
+            if seed.addr.is_empty() || seed.name.as_deref() == Some("") {
+                return Err(ConfigError::field(
+                    format!("cluster.seeds[{i}]"),
+                    format!("{s:?} is not `addr` or `name@addr`"),
+                ));
+            }
+        }
+        let mut voters = BTreeSet::new();
+        for v in &self.cluster.voters {
+            if v.trim().is_empty() {
+                return Err(ConfigError::field("cluster.voters", "contains an empty name"));
+            }
+            if !voters.insert(v.as_str()) {
+                return Err(ConfigError::field(
+                    "cluster.voters",
+                    format!("{v:?} is listed twice"),
+                ));
+            }
+        }
+        if self.cluster.quorum == QuorumMode::Majority {
+            if voters.is_empty() && !self.cluster.seeds.is_empty() {
+                return Err(ConfigError::field(
+                    "cluster.voters",
+                    "is empty, but quorum = \"majority\" with seeds needs the list of voting nodes (or set quorum = \"none\")",
+                ));
+            }
+            if !voters.is_empty() {
+                let mut known: BTreeSet<String> = BTreeSet::new();
+                known.insert(self.node.name.clone());
+                known.extend(
+                    self.cluster
+                        .seeds
+                        .iter()
+                        .filter_map(|s| Seed::parse(s).name),
+                );
+                if !voters.iter().any(|v| known.contains(*v)) {
+                    return Err(ConfigError::field(
+                        "cluster.voters",
+                        format!(
+                            "none of {:?} is a known node: this node is {:?} and the named seeds are {:?}; list this node or a seed given as `name@addr`",
+                            self.cluster.voters,
+                            self.node.name,
+                            known.iter().filter(|k| **k != self.node.name).collect::<Vec<_>>()
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut groups = BTreeSet::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                return Err(ConfigError::field(
+                    format!("group[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !groups.insert(g.name.as_str()) {
+                return Err(ConfigError::field(
+                    format!("group[{i}].name"),
+                    format!("group {:?} is defined twice", g.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The voters as node ids (this node alone when the list is empty and there are no seeds).
+    pub fn voter_ids(&self) -> BTreeSet<NodeId> {
+        if self.cluster.voters.is_empty() {
+            [NodeId::new(self.node.name.clone())].into()
+        } else {
+            self.cluster.voters.iter().map(NodeId::new).collect()
+        }
+    }
+
+    /// The parsed seeds.
+    pub fn seeds(&self) -> Vec<Seed> {
+        self.cluster.seeds.iter().map(|s| Seed::parse(s)).collect()
+    }
+
+    /// The group named `name`, if configured.
+    pub fn group(&self, name: &str) -> Option<&GroupConfig> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// Heartbeat period.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.timing.heartbeat_ms)
+    }
+
+    /// Failure timeout.
+    pub fn failure_timeout(&self) -> Duration {
+        Duration::from_millis(self.timing.failure_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(s, Some(Path::new("/etc/baton/node.toml")))
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let cfg = parse(
+            r#"
+            [node]
+            name = "a"
+            listen = "127.0.0.1:7101"
+            labels = { zone = "eu-1", disk = "ssd" }
+            hardware = { weight = 2.0 }
+            [cluster]
+            name = "demo"
+            seeds = ["127.0.0.1:7102", "127.0.0.1:7103"]
+            voters = ["a", "b", "c"]
+            secret_file = "cluster.secret"
+            quorum = "majority"
+            [timing]
+            heartbeat_ms = 100
+            failure_timeout_ms = 500
+            [[group]]
+            name = "tracked"
+            policy = ["anti-affinity", "hardware-weight", { plugin = "lib/x.so", config = { zone = "eu-1" } }]
+            preempt = false
+            [group.anti-affinity]
+            avoid_groups = ["ingest"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.node.labels["zone"], "eu-1");
+        assert_eq!(cfg.node.hardware.weight, Some(2.0));
+        assert_eq!(
+            cfg.cluster.secret_file.as_deref(),
+            Some(Path::new("/etc/baton/cluster.secret"))
+        );
+        let g = &cfg.groups[0];
+        assert_eq!(
+            g.anti_affinity.as_ref().unwrap().avoid_groups,
+            vec!["ingest".to_string()]
+        );
+        match g.policy.as_ref().unwrap() {
+            PolicySpec::Chain(items) => {
+                assert_eq!(items[0], PolicySpec::Named("anti-affinity".into()));
+                match &items[2] {
+                    PolicySpec::Plugin(p) => {
+                        assert_eq!(p.plugin, Path::new("/etc/baton/lib/x.so"));
+                        assert!(p.config.is_some());
+                    }
+                    other => panic!("expected plugin, got {other:?}"),
+                }
+            }
+            other => panic!("expected chain, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_file() {
+        let e = parse("[node]\nname = \"a\"\nlisen = \"x\"\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("/etc/baton/node.toml"), "{s}");
+        assert!(s.contains("lisen"), "{s}");
+    }
+
+    #[test]
+    fn unknown_section_is_refused() {
+        let e = parse("[node]\nname = \"a\"\n[clustre]\nname = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("clustre"), "{e}");
+    }
+
+    #[test]
+    fn voters_naming_no_known_node_name_the_field() {
+        let e = parse(
+            "[node]\nname = \"a\"\n[cluster]\nseeds = [\"127.0.0.1:1\"]\nvoters = [\"x\", \"y\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("cluster.voters"));
+        let s = e.to_string();
+        assert!(s.contains("cluster.voters") && s.contains("\"x\""), "{s}");
+    }
+
+    #[test]
+    fn voters_may_name_a_named_seed() {
+        let cfg = parse(
+            "[node]\nname = \"d\"\n[cluster]\nseeds = [\"a@127.0.0.1:1\"]\nvoters = [\"a\", \"b\", \"c\"]\n",
+        )
+        .unwrap();
+        assert!(!cfg.voter_ids().contains(&NodeId::new("d")));
+    }
+
+    #[test]
+    fn majority_with_seeds_needs_voters() {
+        let e = parse("[node]\nname = \"a\"\n[cluster]\nseeds = [\"127.0.0.1:1\"]\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("cluster.voters"));
+    }
+
+    #[test]
+    fn single_node_is_its_own_majority() {
+        let cfg = parse("[node]\nname = \"solo\"\n").unwrap();
+        assert_eq!(cfg.voter_ids(), [NodeId::new("solo")].into());
+    }
+
+    #[test]
+    fn bad_policy_shape_names_the_field() {
+        let e = parse("[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = 3\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("policy"), "{s}");
+        let e = parse("[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = { plugn = \"x\" }\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("plugin"), "{e}");
+    }
+
+    #[test]
+    fn timing_is_checked() {
+        let e = parse("[node]\nname = \"a\"\n[timing]\nheartbeat_ms = 100\nfailure_timeout_ms = 150\n")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("timing.failure_timeout_ms"));
+    }
+
+    #[test]
+    fn duplicate_group_is_refused() {
+        let e = parse("[node]\nname = \"a\"\n[[group]]\nname = \"g\"\n[[group]]\nname = \"g\"\n")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("group[1].name"));
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = Config::load("/nonexistent/baton.toml").unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/baton.toml"), "{e}");
+    }
+}

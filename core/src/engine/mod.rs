@@ -1,0 +1,1 @@
+//! The sans-IO election and membership protocol (under construction).

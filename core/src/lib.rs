@@ -1,0 +1,35 @@
+//! # baton-core
+//!
+//! The heart of baton, a pluggable leader-election framework. This crate holds:
+//!
+//! - the data types ([`MemberId`], [`Candidate`], [`ElectionInput`], [`Leadership`], …);
+//! - the three traits everything else plugs into: [`LeaderPolicy`] (who should lead),
+//!   [`Transport`] (how nodes talk) and [`Registry`] (where members are recorded);
+//! - the election and membership protocol as a **sans-IO state machine**, [`engine::Engine`]:
+//!   `handle(now, input) -> actions`, no tokio inside, so that it can be driven by a
+//!   deterministic simulator as easily as by the network;
+//! - configuration ([`config::Config`], TOML);
+//! - with feature `runtime` (default), the tokio [`Node`] that drives the engine over a transport.
+//!
+//! Transports (`baton-transport-memory`, `baton-transport-tcp`), policies (`baton-strategies`)
+//! and the `baton` binary depend on this crate; it depends on none of them. A policy plugin
+//! depends on it with `default-features = false`: no tokio.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod engine;
+pub mod message;
+pub mod policy;
+pub mod registry;
+pub mod transport;
+pub mod types;
+
+
+pub use message::{CallError, Message, PROTOCOL_VERSION, Served};
+pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
+pub use registry::{Registry, RegistryError, RegistryWatch};
+pub use transport::{Envelope, LocalNode, Transport, TransportError, TransportEvent};
+pub use types::{
+    Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
+};
+

@@ -1,0 +1,186 @@
+//! The plain data types every other part of baton speaks: node and member ids, hardware,
+//! candidates and the input a [`LeaderPolicy`](crate::LeaderPolicy) ranks.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A fencing token: every leadership of a group has a term strictly greater than any before it.
+pub type Term = u64;
+
+/// Free-form `key = value` labels attached to a node or a member (`zone = "eu-1"`).
+pub type Labels = BTreeMap<String, String>;
+
+/// The name of a node, unique in its cluster (`[node] name`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub String);
+
+impl NodeId {
+    /// Builds a node id from anything string-like.
+    pub fn new(name: impl Into<String>) -> Self {
+        NodeId(name.into())
+    }
+    /// The name as a `&str`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeId {
+    fn from(s: &str) -> Self {
+        NodeId(s.to_string())
+    }
+}
+
+/// One service instance in one group: the node it runs on and a per-node sequence number, so
+/// that an instance which leaves and joins again is a different member.
+///
+/// Member ids are totally ordered (node, then seq): every ranking ends its ties on this order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MemberId {
+    /// The node the instance runs on.
+    pub node: NodeId,
+    /// Per-node join counter.
+    pub seq: u32,
+}
+
+impl MemberId {
+    /// Builds a member id.
+    pub fn new(node: impl Into<String>, seq: u32) -> Self {
+        MemberId {
+            node: NodeId(node.into()),
+            seq,
+        }
+    }
+}
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.node, self.seq)
+    }
+}
+
+/// What a node offers: detected (or configured) CPUs and memory and an optional explicit weight.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    /// Logical CPUs.
+    pub cpus: u32,
+    /// Physical memory in bytes.
+    pub memory_bytes: u64,
+    /// A configured weight; when set, `hardware-weight` uses it instead of cpus and memory.
+    pub weight: Option<f64>,
+}
+
+impl Hardware {
+    /// Detects CPUs (and, on Linux, memory) of this machine.
+    pub fn detect() -> Self {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
+        Hardware {
+            cpus,
+            memory_bytes: detect_memory_bytes().unwrap_or(0),
+            weight: None,
+        }
+    }
+}
+
+fn detect_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A member of a group as the cluster records it: identity, age and the metadata of its node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The member.
+    pub id: MemberId,
+    /// The group (service pool) it is an instance of.
+    pub group: String,
+    /// Wall-clock time the instance joined, in ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Incarnation of the node process that runs it.
+    pub incarnation: u64,
+    /// Hardware of its node.
+    pub hardware: Hardware,
+    /// Labels of its node merged with the labels given at join (join labels win).
+    pub labels: Labels,
+}
+
+/// A member as a policy sees it: the record plus the services its node runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The member.
+    pub member: MemberId,
+    /// Wall-clock time the instance joined, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Incarnation of its node process.
+    pub incarnation: u64,
+    /// Hardware of its node.
+    pub hardware: Hardware,
+    /// Labels of the member (node labels merged with join labels).
+    pub labels: Labels,
+    /// Every group its node has a member in, sorted.
+    pub services: Vec<String>,
+}
+
+impl Candidate {
+    /// The node the candidate runs on.
+    pub fn node(&self) -> &NodeId {
+        &self.member.node
+    }
+}
+
+/// Everything a policy may look at to rank a group's candidates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ElectionInput {
+    /// The group being ranked.
+    pub group: String,
+    /// Its live candidates, in member-id order.
+    pub candidates: Vec<Candidate>,
+    /// The current leader, if any.
+    pub incumbent: Option<MemberId>,
+    /// Leaders of the *other* groups this node knows of: group name → leading node.
+    pub leaders: BTreeMap<String, NodeId>,
+}
+
+/// A group's leadership as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leadership {
+    /// The group.
+    pub group: String,
+    /// The leading member, if any is known.
+    pub leader: Option<MemberId>,
+    /// The leader's term (fencing token); the highest known term when there is no leader.
+    pub term: Term,
+    /// True when this node's own member is the leader *and* may act as one (holds its lease).
+    pub is_me: bool,
+}
+
+impl Leadership {
+    /// No leader known yet.
+    pub fn none(group: impl Into<String>) -> Self {
+        Leadership {
+            group: group.into(),
+            leader: None,
+            term: 0,
+            is_me: false,
+        }
+    }
+    /// True when this node leads the group.
+    pub fn is_me(&self) -> bool {
+        self.is_me
+    }
+    /// The leading node, if any.
+    pub fn leader_node(&self) -> Option<&NodeId> {
+        self.leader.as_ref().map(|m| &m.node)
+    }
+}
