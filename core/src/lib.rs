@@ -19,6 +19,7 @@
 pub mod config;
 pub mod engine;
 pub mod message;
+pub mod plugin;
 pub mod policy;
 pub mod registry;
 pub mod transport;

@@ -113,6 +113,12 @@ pub struct VoteRequest {
     pub candidate: MemberId,
     /// Set when the previous leader named this candidate its successor.
     pub handoff: Option<Handoff>,
+    /// A pre-vote: "would you vote for me?" — changes no state. A candidate only bumps the
+    /// term once a majority would grant, so an isolated node never disrupts a healthy leader.
+    pub pre: bool,
+    /// Incarnations the candidate has proof are dead (refused reconnect): voters apply the
+    /// proof at once instead of racing their own detection.
+    pub dead: Vec<(NodeId, u64)>,
 }
 
 /// A voter's answer to a [`VoteRequest`].
@@ -122,6 +128,8 @@ pub struct VoteResponse {
     pub group: String,
     /// The term asked for.
     pub term: Term,
+    /// Answer to a pre-vote.
+    pub pre: bool,
     /// Whether the vote was granted.
     pub granted: bool,
     /// The highest term the voter has voted in or seen lead, so a candidate can catch up.

@@ -1,0 +1,1 @@
+//! Policy plugins (being written).
