@@ -1,0 +1,102 @@
+//! `oldest-running`: the instance that has run longest leads (the seed demo's rule).
+
+use crate::tiers::tiers_by_key;
+use baton_core::{ElectionInput, LeaderPolicy, MemberId, ranking_from_tiers};
+
+/// Ranks the earliest `started_at_ms` first. Candidates started in the same millisecond tie,
+/// and the member id decides between them.
+///
+/// This is the policy of a group that names none, and the rule of the Elixir demo baton grew
+/// from: the longest-running instance leads, so a newcomer never disturbs a settled leader.
+///
+/// `started_at_ms` is each node's wall clock; clock skew between nodes only changes *who* is
+/// considered oldest, never whether nodes agree (they all see the same recorded times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OldestRunning;
+
+impl OldestRunning {
+    /// The policy's name in config: `"oldest-running"`.
+    pub const NAME: &'static str = "oldest-running";
+}
+
+impl LeaderPolicy for OldestRunning {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
+        ranking_from_tiers(self.tiers(input))
+    }
+
+    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
+        tiers_by_key(input, |c| c.started_at_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{assert_deterministic, cand, ids, input, tiers};
+
+    fn started(node: &str, at: u64) -> baton_core::Candidate {
+        let mut c = cand(node);
+        c.started_at_ms = at;
+        c
+    }
+
+    #[test]
+    fn earliest_start_ranks_first() {
+        let inp = input(vec![
+            started("a", 300),
+            started("b", 100),
+            started("c", 200),
+        ]);
+        assert_eq!(OldestRunning.rank(&inp), ids(&["b", "c", "a"]));
+        assert_eq!(OldestRunning.tiers(&inp), tiers(&[&["b"], &["c"], &["a"]]));
+    }
+
+    #[test]
+    fn equal_start_times_tie_and_member_id_decides() {
+        let inp = input(vec![
+            started("d", 100),
+            started("c", 50),
+            started("b", 100),
+            started("a", 100),
+        ]);
+        assert_eq!(
+            OldestRunning.tiers(&inp),
+            tiers(&[&["c"], &["a", "b", "d"]])
+        );
+        assert_eq!(OldestRunning.rank(&inp), ids(&["c", "a", "b", "d"]));
+    }
+
+    #[test]
+    fn member_seq_breaks_ties_on_the_same_node() {
+        let mut a1 = started("a", 100);
+        a1.member = MemberId::new("a", 1);
+        let mut a0 = started("a", 100);
+        a0.member = MemberId::new("a", 0);
+        let inp = input(vec![a1, a0]);
+        assert_eq!(
+            OldestRunning.rank(&inp),
+            vec![MemberId::new("a", 0), MemberId::new("a", 1)]
+        );
+    }
+
+    #[test]
+    fn shuffled_input_ranks_the_same() {
+        let inp = input(
+            (0..40)
+                .map(|i| started(&format!("n{i:02}"), 1_000 + (i * 7 % 5) as u64))
+                .collect(),
+        );
+        let r = assert_deterministic(&OldestRunning, &inp);
+        assert_eq!(r[0], MemberId::new("n00", 0));
+    }
+
+    #[test]
+    fn empty_input_has_no_tiers() {
+        assert!(OldestRunning.tiers(&input(vec![])).is_empty());
+        assert!(OldestRunning.rank(&input(vec![])).is_empty());
+    }
+}

@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use baton_core::{LocalNode, Message, NodeId, Transport, TransportEvent};
+use baton_transport_memory::{MemoryNetwork, MemoryTransport};
+use std::time::Duration;
+
+/// Generous bound for "an event that must arrive".
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long "nothing arrives" is watched.
+pub const QUIET: Duration = Duration::from_millis(50);
+
+pub fn id(name: &str) -> NodeId {
+    NodeId::new(name)
+}
+
+/// A started endpoint named `name`, listening at `name`.
+pub async fn start(net: &MemoryNetwork, name: &str, incarnation: u64) -> MemoryTransport {
+    let t = net.transport();
+    let addr = t
+        .start(&LocalNode {
+            id: id(name),
+            incarnation,
+            listen: name.to_string(),
+        })
+        .await
+        .expect("start");
+    assert_eq!(addr, name);
+    t
+}
+
+/// The next event, failing the test if none arrives in time or the transport is closed.
+pub async fn next(t: &MemoryTransport) -> TransportEvent {
+    match tokio::time::timeout(WAIT, t.recv()).await {
+        Ok(Some(ev)) => ev,
+        Ok(None) => panic!("transport closed while an event was expected"),
+        Err(_) => panic!("no event within {WAIT:?}"),
+    }
+}
+
+/// Fails the test if an event arrives within [`QUIET`].
+pub async fn assert_quiet(t: &MemoryTransport) {
+    if let Ok(ev) = tokio::time::timeout(QUIET, t.recv()).await {
+        panic!("expected no event, got {ev:?}");
+    }
+}
+
+pub fn connected(name: &str, incarnation: u64) -> TransportEvent {
+    TransportEvent::Connected {
+        node: id(name),
+        incarnation,
+        addr: name.to_string(),
+    }
+}
+
+pub fn disconnected(name: &str) -> TransportEvent {
+    TransportEvent::Disconnected { node: id(name) }
+}
+
+pub fn dead(name: &str, incarnation: u64) -> TransportEvent {
+    TransportEvent::Dead {
+        node: id(name),
+        incarnation,
+    }
+}
+
+/// A distinguishable message: a `Request` carrying `n`.
+pub fn numbered(n: u64) -> Message {
+    Message::Request(baton_core::message::Request {
+        id: n,
+        group: "g".into(),
+        any: false,
+        payload: vec![],
+    })
+}
+
+/// The number carried by a [`numbered`] message event, from `from`.
+pub fn number_from(ev: &TransportEvent, from: &str) -> u64 {
+    match ev {
+        TransportEvent::Message(env) if env.from.as_str() == from => match &env.message {
+            Message::Request(r) => r.id,
+            other => panic!("unexpected message {other:?}"),
+        },
+        other => panic!("expected a message from {from}, got {other:?}"),
+    }
+}
+
+/// Two started endpoints `a`, `b` with an open link, their `Connected` events consumed.
+pub async fn linked_pair(net: &MemoryNetwork) -> (MemoryTransport, MemoryTransport) {
+    let a = start(net, "a", 1).await;
+    let b = start(net, "b", 1).await;
+    a.connect("b").await;
+    assert_eq!(next(&a).await, connected("b", 1));
+    assert_eq!(next(&b).await, connected("a", 1));
+    (a, b)
+}
