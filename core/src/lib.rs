@@ -25,6 +25,9 @@ pub mod registry;
 pub mod transport;
 pub mod types;
 
+#[cfg(feature = "runtime")]
+pub mod runtime;
+
 
 pub use message::{CallError, Message, PROTOCOL_VERSION, Served};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
@@ -34,3 +37,7 @@ pub use types::{
     Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
 };
 
+#[cfg(feature = "runtime")]
+pub use runtime::{
+    CallOptions, ClusterRegistry, Handler, Node, NodeBuilder, NodeError, Service, Work,
+};

@@ -1089,6 +1089,7 @@ impl Engine {
             return false;
         }
         let backoff = self.cfg.backoff;
+        let abstain_until = self.abstain_until;
         let ranking = self.ranking(&req.group);
         let acting = self
             .groups
@@ -1132,7 +1133,8 @@ impl Engine {
             return false;
         };
         let since = *g.leaderless_since.get_or_insert(now);
-        let waited = now.saturating_duration_since(since);
+        // Time spent abstaining does not count: the ranking's order must hold after a restart.
+        let waited = now.saturating_duration_since(since.max(abstain_until));
         let allowed = if backoff.is_zero() {
             usize::MAX
         } else {
@@ -1523,8 +1525,10 @@ impl Engine {
             me.and_then(|me| ranking.iter().position(|m| *m == me))
                 .unwrap_or(0)
         };
-        let jitter = self.jitter(self.cfg.backoff.max(Duration::from_millis(1)));
-        let delay = self.cfg.backoff * (pos as u32 + 1) + jitter;
+        // Keep the ranking's order on retries: rank r retries after r × backoff plus a little
+        // (a fifth of a backoff, and jitter of up to half a backoff so ties do not collide).
+        let jitter = self.jitter((self.cfg.backoff / 2).max(Duration::from_millis(1)));
+        let delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
         let g = self.group_mut(name, now);
         if matches!(g.role, Role::Candidate { .. }) {
             g.role = Role::Follower;
