@@ -3,6 +3,7 @@
 //! postcard is not self-describing: add enum variants and struct fields **only at the end**, and
 //! bump [`PROTOCOL_VERSION`] whenever a message changes shape.
 
+use crate::engine::StatusSnapshot;
 use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,13 @@ pub enum Message {
     Response(Response),
     /// The node leaves the cluster on purpose (kind shutdown): forget it now.
     Leave,
+    /// From a client (`baton status`): what does this node know?
+    StatusRequest,
+    /// The answer to [`Message::StatusRequest`].
+    StatusResponse(StatusSnapshot),
+    /// From a client (`baton work`): route this to the group's leader (or, with `any`, to any
+    /// member) and answer with a [`Response`] carrying the request's id.
+    ClientCall(Request),
 }
 
 /// Sent to every peer each `heartbeat_ms`.

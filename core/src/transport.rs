@@ -55,6 +55,9 @@ pub enum TransportEvent {
         /// The incarnation proven dead.
         incarnation: u64,
     },
+    /// A message from an authenticated *client* (a CLI such as `baton status`), not a cluster
+    /// node: the engine answers it but never counts the client as a peer.
+    ClientMessage(Envelope),
     /// A connection attempt to `addr` failed (no node known there yet).
     ConnectFailed {
         /// The address.

@@ -301,6 +301,7 @@ pub struct Engine {
     next_heartbeat: Instant,
     pending_hb: Vec<PendingHeartbeat>,
     calls: BTreeMap<u64, PendingCall>,
+    next_client_call: u64,
     dialed: BTreeMap<String, Instant>,
     abstain_until: Instant,
     shutting_down: bool,
@@ -339,6 +340,7 @@ impl Engine {
             next_heartbeat: now,
             pending_hb: Vec::new(),
             calls: BTreeMap::new(),
+            next_client_call: 0,
             dialed: BTreeMap::new(),
             shutting_down: false,
             rng: if rng == 0 { 1 } else { rng },
@@ -728,6 +730,7 @@ impl Engine {
                 self.on_dead(now, &node, incarnation, "connection refused")
             }
             TransportEvent::ConnectFailed { .. } => {}
+            TransportEvent::ClientMessage(env) => self.on_client(now, env),
         }
     }
 
@@ -799,10 +802,8 @@ impl Engine {
             .collect();
         for id in failed {
             if let Some(c) = self.calls.remove(&id) {
-                self.out.push(Action::CallDone {
-                    id,
-                    result: Err(CallError::LeaderChanged { group: c.group }),
-                });
+                let group = c.group.clone();
+                self.finish_call(id, c, Err(CallError::LeaderChanged { group }));
             }
         }
     }
@@ -834,6 +835,9 @@ impl Engine {
             Message::Request(req) => self.on_request(now, &from, req),
             Message::Response(resp) => self.on_response(resp),
             Message::Leave => self.on_dead(now, &from, incarnation, "it left the cluster"),
+            // Client messages only count from clients (see `on_client`); a peer has no business
+            // sending them, and answers to clients never travel between peers.
+            Message::StatusRequest | Message::StatusResponse(_) | Message::ClientCall(_) => {}
         }
     }
 
@@ -1270,11 +1274,13 @@ impl Engine {
         for id in expired {
             if let Some(c) = self.calls.remove(&id) {
                 let result = if c.target.is_none() {
-                    Err(CallError::NoLeader { group: c.group })
+                    Err(CallError::NoLeader {
+                        group: c.group.clone(),
+                    })
                 } else {
                     Err(CallError::Timeout)
                 };
-                self.out.push(Action::CallDone { id, result });
+                self.finish_call(id, c, result);
             }
         }
     }
@@ -1700,11 +1706,9 @@ impl Engine {
         }
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
-            self.calls.remove(&id);
-            self.out.push(Action::CallDone {
-                id,
-                result: Err(CallError::ShuttingDown),
-            });
+            if let Some(c) = self.calls.remove(&id) {
+                self.finish_call(id, c, Err(CallError::ShuttingDown));
+            }
         }
         let targets: Vec<NodeId> = self
             .peers
@@ -1744,6 +1748,7 @@ impl Engine {
                 payload,
                 target: None,
                 deadline,
+                client: None,
             },
         );
         self.route(now, id);
@@ -1837,8 +1842,8 @@ impl Engine {
     fn answer(&mut self, call: CallRef, result: Result<Served, CallError>) {
         match call {
             CallRef::Local(id) => {
-                if self.calls.remove(&id).is_some() {
-                    self.out.push(Action::CallDone { id, result });
+                if let Some(c) = self.calls.remove(&id) {
+                    self.finish_call(id, c, result);
                 }
             }
             CallRef::Remote { from, id } => {
@@ -1870,11 +1875,59 @@ impl Engine {
     }
 
     fn on_response(&mut self, resp: Response) {
-        if let Some(_c) = self.calls.remove(&resp.id) {
-            self.out.push(Action::CallDone {
-                id: resp.id,
-                result: resp.result,
-            });
+        if let Some(c) = self.calls.remove(&resp.id) {
+            self.finish_call(resp.id, c, resp.result);
+        }
+    }
+
+    /// Ends a call: a local caller gets [`Action::CallDone`], a client gets a [`Response`].
+    fn finish_call(&mut self, id: u64, call: PendingCall, result: Result<Served, CallError>) {
+        match call.client {
+            Some((from, client_id)) => self.send(
+                &from,
+                Message::Response(Response {
+                    id: client_id,
+                    result,
+                }),
+            ),
+            None => self.out.push(Action::CallDone { id, result }),
+        }
+    }
+
+    /// A message from an authenticated client (not a peer): answer it, keep no peer state.
+    fn on_client(&mut self, now: Instant, env: Envelope) {
+        match env.message {
+            Message::StatusRequest => {
+                let status = self.status(now);
+                self.send(&env.from, Message::StatusResponse(status));
+            }
+            Message::ClientCall(req) => {
+                // Client calls get ids of their own, far above the runtime's.
+                self.next_client_call = self.next_client_call.wrapping_add(1);
+                let id = (1 << 63) | self.next_client_call;
+                let deadline = now + self.cfg.call_timeout;
+                if self.shutting_down {
+                    let err = Response {
+                        id: req.id,
+                        result: Err(CallError::ShuttingDown),
+                    };
+                    self.send(&env.from, Message::Response(err));
+                    return;
+                }
+                self.calls.insert(
+                    id,
+                    PendingCall {
+                        group: req.group,
+                        any: req.any,
+                        payload: req.payload,
+                        target: None,
+                        deadline,
+                        client: Some((env.from, req.id)),
+                    },
+                );
+                self.route(now, id);
+            }
+            _ => {}
         }
     }
 

@@ -147,4 +147,6 @@ pub(crate) struct PendingCall {
     /// Where it was sent; `None` while waiting for a leader.
     pub target: Option<MemberId>,
     pub deadline: Instant,
+    /// A client's call: (client, its request id).
+    pub client: Option<(NodeId, u64)>,
 }
