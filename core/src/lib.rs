@@ -41,3 +41,8 @@ pub use types::{
 pub use runtime::{
     CallOptions, ClusterRegistry, Handler, Node, NodeBuilder, NodeError, Service, Work,
 };
+
+/// The README's Rust examples, compiled and run as doc tests so the quickstart cannot rot.
+#[cfg(all(doctest, feature = "runtime"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
