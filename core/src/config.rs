@@ -500,7 +500,10 @@ impl Config {
         let mut voters = BTreeSet::new();
         for v in &self.cluster.voters {
             if v.trim().is_empty() {
-                return Err(ConfigError::field("cluster.voters", "contains an empty name"));
+                return Err(ConfigError::field(
+                    "cluster.voters",
+                    "contains an empty name",
+                ));
             }
             if !voters.insert(v.as_str()) {
                 return Err(ConfigError::field(
@@ -532,7 +535,10 @@ impl Config {
                             "none of {:?} is a known node: this node is {:?} and the named seeds are {:?}; list this node or a seed given as `name@addr`",
                             self.cluster.voters,
                             self.node.name,
-                            known.iter().filter(|k| **k != self.node.name).collect::<Vec<_>>()
+                            known
+                                .iter()
+                                .filter(|k| **k != self.node.name)
+                                .collect::<Vec<_>>()
                         ),
                     ));
                 }
@@ -698,15 +704,17 @@ mod tests {
         let e = parse("[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = 3\n").unwrap_err();
         let s = e.to_string();
         assert!(s.contains("policy"), "{s}");
-        let e = parse("[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = { plugn = \"x\" }\n")
-            .unwrap_err();
+        let e =
+            parse("[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = { plugn = \"x\" }\n")
+                .unwrap_err();
         assert!(e.to_string().contains("plugin"), "{e}");
     }
 
     #[test]
     fn timing_is_checked() {
-        let e = parse("[node]\nname = \"a\"\n[timing]\nheartbeat_ms = 100\nfailure_timeout_ms = 150\n")
-            .unwrap_err();
+        let e =
+            parse("[node]\nname = \"a\"\n[timing]\nheartbeat_ms = 100\nfailure_timeout_ms = 150\n")
+                .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("timing.failure_timeout_ms"));
     }
 

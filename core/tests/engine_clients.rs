@@ -76,7 +76,11 @@ fn client_call_is_served_by_the_leader_and_answered_with_the_clients_id() {
         .iter()
         .find_map(|a| match a {
             Action::Serve {
-                call, term, leader: true, payload, ..
+                call,
+                term,
+                leader: true,
+                payload,
+                ..
             } if payload == b"hi" => Some((call.clone(), *term)),
             _ => None,
         })

@@ -11,7 +11,11 @@ use support::{Cluster, LIMIT, OverlapMonitor, group};
 const G: &str = "tracked";
 
 async fn three(quorum: QuorumMode) -> Cluster {
-    let mut c = Cluster::new(&["a", "b", "c"], quorum, vec![group(G, &["oldest-running"], false)]);
+    let mut c = Cluster::new(
+        &["a", "b", "c"],
+        quorum,
+        vec![group(G, &["oldest-running"], false)],
+    );
     for n in ["a", "b", "c"] {
         c.start(n).await;
     }
@@ -44,7 +48,10 @@ async fn killing_the_leader_elects_a_new_leader_with_higher_term() {
     assert_ne!(after.leader.as_ref().unwrap().node.0, old);
     assert!(after.term > before.term, "{} > {}", after.term, before.term);
     // Proof of death (refused reconnect) is the fast path: no failure timeout is waited.
-    assert!(took < Duration::from_millis(400), "crash failover took {took:?}");
+    assert!(
+        took < Duration::from_millis(400),
+        "crash failover took {took:?}"
+    );
     // oldest-running: b is next.
     assert_eq!(after.leader.unwrap().node.as_str(), "b");
 }
@@ -89,9 +96,17 @@ async fn kind_shutdown_of_the_leader_hands_off_to_the_ranked_successor_without_o
     a.shutdown().await;
     let after = c.agreed(G, LIMIT).await;
     let took = t0.elapsed();
-    assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "b", "the ranked successor");
+    assert_eq!(
+        after.leader.as_ref().unwrap().node.as_str(),
+        "b",
+        "the ranked successor"
+    );
     assert!(after.term > before.term);
-    assert!(monitor.max() <= 1, "two nodes acted as leader at once: {:?}", monitor.history);
+    assert!(
+        monitor.max() <= 1,
+        "two nodes acted as leader at once: {:?}",
+        monitor.history
+    );
     // Handoff waits for no timeout.
     assert!(took < Duration::from_millis(100), "handoff took {took:?}");
 }
@@ -116,10 +131,20 @@ async fn restarted_node_rejoins_as_a_follower_under_oldest_running() {
     c.start("a").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let third = c.agreed(G, LIMIT).await;
-    assert_eq!(third, second, "the restarted node is the youngest and must not take over");
+    assert_eq!(
+        third, second,
+        "the restarted node is the youngest and must not take over"
+    );
     let members = c.node("b").registry().snapshot();
-    let a_member = members[G].iter().find(|m| m.id.node.as_str() == "a").expect("a rejoined");
-    assert!(members[G].iter().all(|m| m.started_at_ms <= a_member.started_at_ms));
+    let a_member = members[G]
+        .iter()
+        .find(|m| m.id.node.as_str() == "a")
+        .expect("a rejoined");
+    assert!(
+        members[G]
+            .iter()
+            .all(|m| m.started_at_ms <= a_member.started_at_ms)
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -127,14 +152,22 @@ async fn service_leaving_while_its_node_lives_fails_over() {
     let mut c = three(QuorumMode::Majority).await;
     let before = c.agreed(G, LIMIT).await;
     assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
-    let svc = c.services.remove(&("a".to_string(), G.to_string())).unwrap();
+    let svc = c
+        .services
+        .remove(&("a".to_string(), G.to_string()))
+        .unwrap();
     svc.leave().await;
     let after = c.agreed(G, LIMIT).await;
     assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "b");
     assert!(after.term > before.term);
     // The node itself is still in the cluster.
     let status = c.node("b").status().await.unwrap();
-    assert!(status.members.iter().any(|m| m.name.as_str() == "a" && m.alive));
+    assert!(
+        status
+            .members
+            .iter()
+            .any(|m| m.name.as_str() == "a" && m.alive)
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -144,7 +177,11 @@ async fn one_node_alone_leads_itself() {
     let l = c.agreed(G, LIMIT).await;
     assert_eq!(l.leader.unwrap().node.as_str(), "solo");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(c.acting(G), vec!["solo".to_string()], "keeps its lease alone");
+    assert_eq!(
+        c.acting(G),
+        vec!["solo".to_string()],
+        "keeps its lease alone"
+    );
 }
 
 fn anti_affinity_groups() -> Vec<baton_core::config::GroupConfig> {
@@ -161,7 +198,11 @@ fn anti_affinity_groups() -> Vec<baton_core::config::GroupConfig> {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn anti_affinity_puts_two_groups_on_different_nodes_when_it_can() {
-    let mut c = Cluster::new(&["a", "b", "c"], QuorumMode::Majority, anti_affinity_groups());
+    let mut c = Cluster::new(
+        &["a", "b", "c"],
+        QuorumMode::Majority,
+        anti_affinity_groups(),
+    );
     // Let ingest settle on a before tracked is joined anywhere.
     for n in ["a", "b", "c"] {
         c.start_joining(n, &["ingest".to_string()]).await;
@@ -175,8 +216,16 @@ async fn anti_affinity_puts_two_groups_on_different_nodes_when_it_can() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let tracked = c.agreed(G, LIMIT).await;
-    assert_ne!(tracked.leader.as_ref().unwrap().node.as_str(), "a", "avoids the ingest leader");
-    assert_eq!(tracked.leader.unwrap().node.as_str(), "b", "then oldest-running");
+    assert_ne!(
+        tracked.leader.as_ref().unwrap().node.as_str(),
+        "a",
+        "avoids the ingest leader"
+    );
+    assert_eq!(
+        tracked.leader.unwrap().node.as_str(),
+        "b",
+        "then oldest-running"
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -206,7 +255,14 @@ async fn hardware_weight_picks_the_heavy_node() {
     assert_eq!(l.leader.unwrap().node.as_str(), "b");
 }
 
-async fn heavier_joins_later(preempt: bool) -> (Cluster, baton_core::Leadership, baton_core::Leadership, usize) {
+async fn heavier_joins_later(
+    preempt: bool,
+) -> (
+    Cluster,
+    baton_core::Leadership,
+    baton_core::Leadership,
+    usize,
+) {
     let mut c = Cluster::new(
         &["a", "b", "c"],
         QuorumMode::Majority,
@@ -260,7 +316,11 @@ async fn quorum_partition_2_1_leaves_the_minority_leaderless_and_the_majority_wi
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(c.acting(G), vec!["b".to_string()]);
     assert!(!c.node("a").leadership(G).borrow().is_me);
-    assert!(monitor.max() <= 1, "never two leaders at once: {:?}", monitor.history);
+    assert!(
+        monitor.max() <= 1,
+        "never two leaders at once: {:?}",
+        monitor.history
+    );
     // Heal: one leader, and the minority node follows it.
     c.net.heal();
     let healed = c.agreed(G, LIMIT).await;
@@ -276,7 +336,11 @@ async fn availability_mode_both_sides_lead_and_after_heal_exactly_one_remains() 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut acting = c.acting(G);
     acting.sort();
-    assert_eq!(acting, vec!["a".to_string(), "b".to_string()], "each side leads");
+    assert_eq!(
+        acting,
+        vec!["a".to_string(), "b".to_string()],
+        "each side leads"
+    );
     c.net.heal();
     let after = c.agreed(G, LIMIT).await;
     assert_eq!(c.acting(G).len(), 1);
@@ -299,7 +363,10 @@ async fn call_leader_from_every_node_reaches_the_leader_and_carries_its_term() {
         });
     }
     for (name, node) in &c.nodes {
-        let served = node.call_leader(G, format!("from {name}").into_bytes()).await.unwrap();
+        let served = node
+            .call_leader(G, format!("from {name}").into_bytes())
+            .await
+            .unwrap();
         assert_eq!(served.member, l.leader.clone().unwrap());
         assert_eq!(served.term, l.term);
         assert!(served.leader);
@@ -319,7 +386,12 @@ async fn call_leader_from_every_node_reaches_the_leader_and_carries_its_term() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err, CallError::NoLeader { group: "nobody".into() });
+    assert_eq!(
+        err,
+        CallError::NoLeader {
+            group: "nobody".into()
+        }
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -339,5 +411,8 @@ async fn call_any_is_served_by_members_that_may_not_lead() {
         assert_eq!(s.leader, s.member.node.as_str() == "a");
         servers.insert(String::from_utf8(s.payload).unwrap());
     }
-    assert!(servers.len() >= 2, "naive routing spreads work: {servers:?}");
+    assert!(
+        servers.len() >= 2,
+        "naive routing spreads work: {servers:?}"
+    );
 }

@@ -54,7 +54,12 @@ impl RegistryWatch for Watch {
 impl Registry for SharedRegistry {
     async fn register(&self, member: MemberRecord) -> Result<(), RegistryError> {
         let group = member.group.clone();
-        self.table.lock().unwrap().entry(group.clone()).or_default().push(member);
+        self.table
+            .lock()
+            .unwrap()
+            .entry(group.clone())
+            .or_default()
+            .push(member);
         let _ = self.changes.send(group);
         Ok(())
     }
@@ -90,7 +95,11 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
     let reg = SharedRegistry::new();
     // The store does not list a: although a is the oldest, it cannot be elected.
     reg.hide("a");
-    let mut c = Cluster::new(&["a", "b", "c"], QuorumMode::Majority, vec![group(G, &["oldest-running"], false)]);
+    let mut c = Cluster::new(
+        &["a", "b", "c"],
+        QuorumMode::Majority,
+        vec![group(G, &["oldest-running"], false)],
+    );
     for name in ["a", "b", "c"] {
         let config = c.config(name);
         let policies = baton_strategies::policies_for(&config).unwrap();
@@ -107,15 +116,30 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
         c.nodes.insert(name.to_string(), node);
     }
     let l = c.agreed(G, LIMIT).await;
-    assert_eq!(l.leader.as_ref().unwrap().node.as_str(), "b", "a is not in the registry's view");
-    assert_eq!(reg.table.lock().unwrap()[G].len(), 3, "every node registered its member");
+    assert_eq!(
+        l.leader.as_ref().unwrap().node.as_str(),
+        "b",
+        "a is not in the registry's view"
+    );
+    assert_eq!(
+        reg.table.lock().unwrap()[G].len(),
+        3,
+        "every node registered its member"
+    );
 
     // The leader leaves: it deregisters and the next registry member takes over.
-    let b = c.services.remove(&("b".to_string(), G.to_string())).unwrap();
+    let b = c
+        .services
+        .remove(&("b".to_string(), G.to_string()))
+        .unwrap();
     b.leave().await;
     let l2 = c.agreed(G, LIMIT).await;
     assert_eq!(l2.leader.as_ref().unwrap().node.as_str(), "c");
-    assert!(reg.table.lock().unwrap()[G].iter().all(|m| m.id.node.as_str() != "b"));
+    assert!(
+        reg.table.lock().unwrap()[G]
+            .iter()
+            .all(|m| m.id.node.as_str() != "b")
+    );
 
     // Now the store lists a again; a kill of c lets a (listed, alive) take over.
     reg.unhide("a");
@@ -128,7 +152,11 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_cluster_registry_lists_live_members_and_refuses_foreign_ones() {
-    let mut c = Cluster::new(&["a", "b", "c"], QuorumMode::Majority, vec![group(G, &[], false)]);
+    let mut c = Cluster::new(
+        &["a", "b", "c"],
+        QuorumMode::Majority,
+        vec![group(G, &[], false)],
+    );
     for n in ["a", "b", "c"] {
         c.start(n).await;
     }
@@ -143,7 +171,9 @@ async fn the_cluster_registry_lists_live_members_and_refuses_foreign_ones() {
     assert!(err.to_string().contains("only its own members"), "{err}");
     let mut watch = reg.subscribe().await.unwrap();
     c.kill("c");
-    let changed = tokio::time::timeout(Duration::from_secs(5), watch.changed()).await.unwrap();
+    let changed = tokio::time::timeout(Duration::from_secs(5), watch.changed())
+        .await
+        .unwrap();
     assert_eq!(changed.as_deref(), Some(G));
     let after = reg.members(G).await.unwrap();
     assert!(after.iter().all(|m| m.id.node.as_str() != "c"));

@@ -32,8 +32,8 @@
 mod state;
 
 use crate::message::{
-    CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, PeerAddr,
-    Request, Response, Served, StepDown, VoteRequest, VoteResponse,
+    CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, PeerAddr, Request,
+    Response, Served, StepDown, VoteRequest, VoteResponse,
 };
 use crate::policy::{ByMemberId, LeaderPolicy, normalize_ranking};
 use crate::transport::{Envelope, TransportEvent};
@@ -635,7 +635,11 @@ impl Engine {
             .groups
             .iter()
             .filter(|(name, _)| name.as_str() != group)
-            .filter_map(|(name, g)| g.leader.as_ref().map(|l| (name.clone(), l.member.node.clone())))
+            .filter_map(|(name, g)| {
+                g.leader
+                    .as_ref()
+                    .map(|l| (name.clone(), l.member.node.clone()))
+            })
             .collect();
         let input = ElectionInput {
             group: group.to_string(),
@@ -763,7 +767,9 @@ impl Engine {
         peer.members.clear();
         let was_alive = std::mem::replace(&mut peer.alive, false);
         if was_alive {
-            self.log(format!("peer {node} (incarnation {incarnation}) is gone: {why}"));
+            self.log(format!(
+                "peer {node} (incarnation {incarnation}) is gone: {why}"
+            ));
         }
         self.forget_node_leadership(now, node);
         // Calls waiting on that node will never be answered.
@@ -774,7 +780,10 @@ impl Engine {
         if let Some(p) = self.peers.get_mut(node) {
             p.alive = false;
         }
-        self.log(format!("peer {node} is down: silent for {:?}", self.cfg.failure_timeout));
+        self.log(format!(
+            "peer {node} is down: silent for {:?}",
+            self.cfg.failure_timeout
+        ));
         self.forget_node_leadership(now, node);
         self.fail_calls_to(node);
     }
@@ -963,7 +972,8 @@ impl Engine {
             }
         }
         let was_leader = matches!(g.role, Role::Leader { .. });
-        if was_leader && let Role::Leader { term, .. } = g.role
+        if was_leader
+            && let Role::Leader { term, .. } = g.role
             && term == claim.term
             && g.leader.as_ref().is_some_and(|l| l.member == claim.member)
         {
@@ -1395,7 +1405,10 @@ impl Engine {
                 let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
                     return;
                 };
-                let pos = ranking.iter().position(|m| *m == me).unwrap_or(ranking.len());
+                let pos = ranking
+                    .iter()
+                    .position(|m| *m == me)
+                    .unwrap_or(ranking.len());
                 let ready = since + self.cfg.backoff * pos as u32;
                 let ready = retry_at.map_or(ready, |r| r.max(ready));
                 if let Some(g) = self.groups.get_mut(name)
@@ -1431,7 +1444,11 @@ impl Engine {
         }
         let deadline = now + self.election_timeout();
         let g = self.group_mut(name, now);
-        let term = g.term.max(g.max_seen).max(g.vote.as_ref().map_or(0, |v| v.0)) + 1;
+        let term = g
+            .term
+            .max(g.max_seen)
+            .max(g.vote.as_ref().map_or(0, |v| v.0))
+            + 1;
         g.role = Role::Candidate {
             term,
             pre: true,
@@ -1451,8 +1468,15 @@ impl Engine {
         let deadline = now + self.election_timeout();
         let g = self.group_mut(name, now);
         let term = match g.role {
-            Role::Candidate { term, pre: true, .. } if handoff.is_none() => term,
-            _ => g.term.max(g.max_seen).max(g.vote.as_ref().map_or(0, |v| v.0)) + 1,
+            Role::Candidate {
+                term, pre: true, ..
+            } if handoff.is_none() => term,
+            _ => {
+                g.term
+                    .max(g.max_seen)
+                    .max(g.vote.as_ref().map_or(0, |v| v.0))
+                    + 1
+            }
         };
         g.max_seen = g.max_seen.max(term);
         g.role = Role::Candidate {
@@ -1467,7 +1491,14 @@ impl Engine {
     }
 
     /// Asks every voter (and answers for itself) in a (pre-)vote round.
-    fn solicit(&mut self, now: Instant, name: &str, term: Term, pre: bool, handoff: Option<Handoff>) {
+    fn solicit(
+        &mut self,
+        now: Instant,
+        name: &str,
+        term: Term,
+        pre: bool,
+        handoff: Option<Handoff>,
+    ) {
         let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
             self.group_mut(name, now).role = Role::Follower;
             return;
@@ -1581,7 +1612,9 @@ impl Engine {
         let successor = if lease_lost {
             None
         } else {
-            self.ranking(name).into_iter().find(|m| Some(m) != me.as_ref())
+            self.ranking(name)
+                .into_iter()
+                .find(|m| Some(m) != me.as_ref())
         };
         self.resign_to(now, name, successor);
     }
@@ -1679,7 +1712,11 @@ impl Engine {
     }
 
     fn on_leave(&mut self, now: Instant, group: &str) {
-        if self.groups.get(group).is_some_and(|g| matches!(g.role, Role::Leader { .. })) {
+        if self
+            .groups
+            .get(group)
+            .is_some_and(|g| matches!(g.role, Role::Leader { .. }))
+        {
             self.resign(now, group, false);
         }
         if let Some(g) = self.groups.get_mut(group) {
@@ -1802,7 +1839,14 @@ impl Engine {
         }
     }
 
-    fn serve_local(&mut self, now: Instant, call: CallRef, group: &str, any: bool, payload: Vec<u8>) {
+    fn serve_local(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        group: &str,
+        any: bool,
+        payload: Vec<u8>,
+    ) {
         let Some(member) = self.local.get(group).map(|m| m.id.clone()) else {
             self.answer(
                 call,

@@ -10,7 +10,9 @@ mod registry;
 pub use registry::ClusterRegistry;
 
 use crate::config::{Config, ConfigError, PolicySpec, QuorumMode};
-use crate::engine::{Action, CallRef, Engine, EngineConfig, GroupSpec, Input, PersistedState, Quorum, StatusSnapshot};
+use crate::engine::{
+    Action, CallRef, Engine, EngineConfig, GroupSpec, Input, PersistedState, Quorum, StatusSnapshot,
+};
 use crate::message::{CallError, Served};
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::registry::{Registry, RegistryError};
@@ -578,7 +580,12 @@ impl Node {
     /// closes the transport. Idempotent.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
-        if self.shared.commands.send(Command::Shutdown { reply }).is_ok() {
+        if self
+            .shared
+            .commands
+            .send(Command::Shutdown { reply })
+            .is_ok()
+        {
             let _ = rx.await;
         }
         let handle = lock(&self.shared.driver).take();
@@ -804,7 +811,12 @@ impl Driver {
             }
             Command::Leave { group, reply } => {
                 let member = self.engine.local_member(&group).cloned();
-                let actions = self.engine.handle(now(), Input::Leave { group: group.clone() });
+                let actions = self.engine.handle(
+                    now(),
+                    Input::Leave {
+                        group: group.clone(),
+                    },
+                );
                 self.perform(actions).await;
                 if let (Some(reg), Some(m)) = (&self.registry, member)
                     && let Err(e) = reg.deregister(&group, &m).await

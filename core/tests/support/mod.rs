@@ -115,8 +115,12 @@ impl Cluster {
     /// Waits until every live node agrees on one leader of `group` (same member, same term)
     /// and exactly that node acts as leader. Panics after `limit` (virtual time).
     pub async fn agreed(&self, group: &str, limit: Duration) -> Leadership {
-        self.agreed_among(group, &self.nodes.keys().cloned().collect::<Vec<_>>(), limit)
-            .await
+        self.agreed_among(
+            group,
+            &self.nodes.keys().cloned().collect::<Vec<_>>(),
+            limit,
+        )
+        .await
     }
 
     pub async fn agreed_among(&self, group: &str, names: &[String], limit: Duration) -> Leadership {
@@ -149,8 +153,12 @@ impl Cluster {
         {
             return None;
         }
-        let acting: Vec<&String> = views.iter().filter(|(_, l)| l.is_me).map(|(n, _)| n).collect();
-        let leader_here = names.iter().any(|n| *n == leader.node.0);
+        let acting: Vec<&String> = views
+            .iter()
+            .filter(|(_, l)| l.is_me)
+            .map(|(n, _)| n)
+            .collect();
+        let leader_here = names.contains(&leader.node.0);
         if !leader_here || acting.len() != 1 || *acting[0] != leader.node.0 {
             return None;
         }
@@ -250,7 +258,9 @@ pub fn group(name: &str, policy: &[&str], preempt: bool) -> GroupConfig {
 }
 
 pub fn member(node: &str, l: &Leadership) -> bool {
-    l.leader.as_ref().is_some_and(|m: &MemberId| m.node.as_str() == node)
+    l.leader
+        .as_ref()
+        .is_some_and(|m: &MemberId| m.node.as_str() == node)
 }
 
 pub const LIMIT: Duration = Duration::from_secs(10);
