@@ -357,7 +357,10 @@ fn bad_magic_is_not_a_plugin() {
     let e = load_policy(&path, None).unwrap_err();
     match &e {
         PluginError::NotAPlugin { reason, .. } => {
-            assert!(reason.contains("magic") && reason.contains("NOTBATON"), "{reason}")
+            assert!(
+                reason.contains("magic") && reason.contains("NOTBATON"),
+                "{reason}"
+            )
         }
         other => panic!("expected NotAPlugin, got {other:?}"),
     }
