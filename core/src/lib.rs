@@ -9,7 +9,7 @@
 //!   `handle(now, input) -> actions`, no tokio inside, so that it can be driven by a
 //!   deterministic simulator as easily as by the network;
 //! - configuration ([`config::Config`], TOML);
-//! - with feature `runtime` (default), the tokio [`Node`] that drives the engine over a transport.
+//! - with feature `runtime` (default), the tokio `Node` that drives the engine over a transport.
 //!
 //! Transports (`baton-transport-memory`, `baton-transport-tcp`), policies (`baton-strategies`)
 //! and the `baton` binary depend on this crate; it depends on none of them. A policy plugin

@@ -467,3 +467,42 @@ fn bad_rankings_fall_back_to_member_id_order() {
         assert!(e.to_string().contains("bad ranking"), "{e}");
     }
 }
+
+mod support;
+
+/// A 3-node in-memory cluster whose group names the example plugin in its config: the leader
+/// is the one the plugin prefers, not the oldest.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_cluster_elects_the_leader_a_plugin_from_config_prefers() {
+    use baton_core::config::{GroupConfig, PluginSpec, QuorumMode};
+    let path = plugin("custom_policy");
+    let mut g = GroupConfig::new("tracked");
+    // A chain element, as users write it: plugin first, oldest-running breaks its ties.
+    let mut cfg = toml::Table::new();
+    cfg.insert("zone".into(), toml::Value::String("us-1".into()));
+    g.policy = Some(PolicySpec::Chain(vec![
+        PolicySpec::Plugin(PluginSpec {
+            plugin: path,
+            config: Some(toml::Value::Table(cfg)),
+        }),
+        PolicySpec::Named("oldest-running".into()),
+    ]));
+    let mut c = support::Cluster::new(&["a", "b", "c"], QuorumMode::Majority, vec![g]);
+    for (node, zone, load) in [("a", "eu-1", "1"), ("b", "us-1", "5"), ("c", "us-1", "2")] {
+        let labels = [
+            ("zone".to_string(), zone.to_string()),
+            ("load".to_string(), load.to_string()),
+        ];
+        c.labels.insert(node.into(), labels.into_iter().collect());
+    }
+    for n in ["a", "b", "c"] {
+        c.start(n).await;
+    }
+    let l = c.agreed("tracked", support::LIMIT).await;
+    // zone us-1 first (b, c), then the lowest load: c — although a is the oldest.
+    assert_eq!(l.leader.as_ref().unwrap().node.as_str(), "c");
+    // Kill it: the plugin's next choice, b, takes over.
+    c.kill("c");
+    let l2 = c.agreed("tracked", support::LIMIT).await;
+    assert_eq!(l2.leader.unwrap().node.as_str(), "b");
+}

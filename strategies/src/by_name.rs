@@ -225,10 +225,30 @@ fn build_plugin(
     spec: &PluginSpec,
     field: &Field<'_>,
 ) -> Result<Arc<dyn LeaderPolicy>, PolicyError> {
-    Err(field.error(PolicyErrorKind::Plugin {
-        path: spec.plugin.clone(),
-        reason: "plugin policies are not built into this binary".to_string(),
-    }))
+    #[cfg(feature = "plugin")]
+    {
+        match baton_core::plugin::load_spec(spec) {
+            Ok(policy) => Ok(Arc::new(policy)),
+            Err(e) => {
+                // The host's messages start with "policy plugin <path>: "; this error already
+                // names the path, so keep only the reason.
+                let text = e.to_string();
+                let prefix = format!("policy plugin {}: ", spec.plugin.display());
+                let reason = text.strip_prefix(&prefix).unwrap_or(&text).to_string();
+                Err(field.error(PolicyErrorKind::Plugin {
+                    path: spec.plugin.clone(),
+                    reason,
+                }))
+            }
+        }
+    }
+    #[cfg(not(feature = "plugin"))]
+    {
+        Err(field.error(PolicyErrorKind::Plugin {
+            path: spec.plugin.clone(),
+            reason: "plugin policies are not built into this binary (enable feature `plugin` of baton-strategies)".to_string(),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -327,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn plugin_spec_is_not_built_in() {
+    fn a_missing_plugin_names_the_field_and_the_path() {
         let spec = PolicySpec::Chain(vec![
             named("oldest-running"),
             PolicySpec::Plugin(PluginSpec {
@@ -340,10 +360,17 @@ mod tests {
         assert!(
             matches!(&e.kind, PolicyErrorKind::Plugin { path, .. } if path == &PathBuf::from("/opt/libx.so"))
         );
-        assert_eq!(
-            e.to_string(),
-            "group \"tracked\": policy[1]: plugin /opt/libx.so: plugin policies are not built into this binary"
+        let text = e.to_string();
+        assert!(
+            text.starts_with("group \"tracked\": policy[1]: plugin /opt/libx.so: "),
+            "{text}"
         );
+        // With the `plugin` feature the host looks for the file; without it, it says so.
+        if cfg!(feature = "plugin") {
+            assert!(text.ends_with(": no such file"), "{text}");
+        } else {
+            assert!(text.contains("not built into this binary"), "{text}");
+        }
     }
 
     #[test]

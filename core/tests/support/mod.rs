@@ -21,6 +21,7 @@ pub struct Cluster {
     pub nodes: BTreeMap<String, Node>,
     pub services: BTreeMap<(String, String), Service>,
     pub weights: BTreeMap<String, f64>,
+    pub labels: BTreeMap<String, baton_core::Labels>,
 }
 
 impl Cluster {
@@ -37,6 +38,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             services: BTreeMap::new(),
             weights: BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 
@@ -46,6 +48,7 @@ impl Cluster {
         c.node.hardware.cpus = Some(4);
         c.node.hardware.memory_bytes = Some(8 << 30);
         c.node.hardware.weight = self.weights.get(name).copied();
+        c.node.labels = self.labels.get(name).cloned().unwrap_or_default();
         c.cluster.seeds = self
             .names
             .iter()
