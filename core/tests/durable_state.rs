@@ -1,0 +1,208 @@
+//! Term and vote survive a restart through `data_dir`; a damaged state file stops the node with
+//! an error naming it, never a silent reset.
+
+use baton_core::config::Config;
+use baton_core::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum};
+use baton_core::message::{VoteRequest, VoteResponse};
+use baton_core::{
+    ByMemberId, Envelope, MemberId, Message, Node, NodeError, NodeId, TransportEvent,
+};
+use baton_transport_memory::MemoryNetwork;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn voter(persisted: Option<PersistedState>, t0: Instant) -> Engine {
+    let voters = ["a", "b", "c"].map(NodeId::new).into();
+    let cfg = EngineConfig::new("a", 1, Quorum::Majority(voters));
+    Engine::new(cfg, Arc::new(ByMemberId), BTreeMap::new(), persisted, t0)
+}
+
+fn from(node: &str, inc: u64, message: Message) -> Input {
+    Input::Transport(TransportEvent::Message(Envelope {
+        from: NodeId::new(node),
+        incarnation: inc,
+        message,
+    }))
+}
+
+/// Makes `node`'s member of group g known to the engine (a heartbeat announcing it).
+fn announce(e: &mut Engine, now: Instant, node: &str) {
+    let hb = baton_core::message::Heartbeat {
+        seq: 1,
+        addr: node.into(),
+        hardware: Default::default(),
+        labels: Default::default(),
+        members: vec![baton_core::message::MemberAnnounce {
+            id: MemberId::new(node, 0),
+            group: "g".into(),
+            started_at_ms: 1,
+            labels: Default::default(),
+        }],
+        claims: vec![],
+        peers: vec![],
+    };
+    e.handle(now, from(node, 1, Message::Heartbeat(hb)));
+}
+
+fn ask(e: &mut Engine, now: Instant, candidate: &str, term: u64) -> (bool, Vec<Action>) {
+    let req = VoteRequest {
+        group: "g".into(),
+        term,
+        candidate: MemberId::new(candidate, 0),
+        handoff: None,
+        pre: false,
+        dead: vec![],
+    };
+    let actions = e.handle(now, from(candidate, 1, Message::VoteRequest(req)));
+    let granted = actions.iter().find_map(|a| match a {
+        Action::Send {
+            message: Message::VoteResponse(VoteResponse { granted, .. }),
+            ..
+        } => Some(*granted),
+        _ => None,
+    });
+    (granted.expect("a vote response"), actions)
+}
+
+#[test]
+fn a_restarted_voter_cannot_vote_twice_in_one_term() {
+    let t0 = Instant::now();
+    let mut e = voter(None, t0);
+    let now = t0 + Duration::from_secs(2); // past the start-up abstention
+    announce(&mut e, now, "b");
+    announce(&mut e, now, "c");
+    let (granted, actions) = ask(&mut e, now + Duration::from_secs(1), "b", 7);
+    assert!(granted, "a fresh voter grants the favourite");
+    let state = actions
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Persist(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("the vote is persisted");
+    // The persist comes before the response that reveals the vote.
+    let persist_at = actions
+        .iter()
+        .position(|a| matches!(a, Action::Persist(_)))
+        .unwrap();
+    let reply_at = actions
+        .iter()
+        .position(|a| {
+            matches!(
+                a,
+                Action::Send {
+                    message: Message::VoteResponse(_),
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(persist_at < reply_at, "persist before answering");
+
+    // Crash mid-election, restart with the stored state.
+    let t1 = now + Duration::from_secs(5);
+    let mut e = voter(Some(state.clone()), t1);
+    let later = t1 + Duration::from_secs(2);
+    announce(&mut e, later, "b");
+    announce(&mut e, later, "c");
+    let (granted, _) = ask(&mut e, later + Duration::from_secs(1), "c", 7);
+    assert!(!granted, "already voted for b in term 7");
+    let (granted, _) = ask(&mut e, later + Duration::from_secs(1), "b", 7);
+    assert!(granted, "the same vote may be repeated");
+
+    // Without the state the same restart would vote again: what data_dir is for.
+    let mut amnesiac = voter(None, t1);
+    announce(&mut amnesiac, later, "b");
+    announce(&mut amnesiac, later, "c");
+    let (granted, _) = ask(&mut amnesiac, later + Duration::from_secs(3), "c", 7);
+    assert!(granted, "control: without state the vote is forgotten");
+}
+
+#[test]
+fn a_restarted_voter_abstains_for_one_failure_timeout() {
+    let t0 = Instant::now();
+    let mut e = voter(None, t0);
+    announce(&mut e, t0, "b");
+    let (granted, _) = ask(&mut e, t0 + Duration::from_millis(100), "b", 1);
+    assert!(!granted, "abstains right after start");
+    let (granted, _) = ask(&mut e, t0 + Duration::from_millis(600), "b", 1);
+    assert!(granted, "votes once the failure timeout has passed");
+}
+
+async fn start_with_state(dir: &std::path::Path) -> Result<Node, NodeError> {
+    let mut config = Config::new("solo");
+    config.node.listen = "solo".into();
+    config.node.data_dir = Some(dir.to_path_buf());
+    Node::builder(config)
+        .transport(Arc::new(MemoryNetwork::new().transport()))
+        .start()
+        .await
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("baton-durable-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn leading_writes_the_state_file_atomically_and_a_restart_keeps_the_term() {
+    let dir = temp_dir("atomic");
+    let node = start_with_state(&dir).await.unwrap();
+    let svc = node.join("g", Default::default()).await.unwrap();
+    let l = svc
+        .leadership()
+        .wait_for(|l| l.is_me())
+        .await
+        .unwrap()
+        .clone();
+    node.shutdown().await;
+    let text = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    let state: PersistedState = serde_json::from_str(&text).unwrap();
+    assert_eq!(state.groups["g"].term, l.term);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "state.json")
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temp file left behind: {leftovers:?}"
+    );
+
+    // Restart: the next leadership has a greater term than any before it.
+    let node = start_with_state(&dir).await.unwrap();
+    let svc = node.join("g", Default::default()).await.unwrap();
+    let l2 = svc
+        .leadership()
+        .wait_for(|l| l.is_me())
+        .await
+        .unwrap()
+        .clone();
+    assert!(l2.term > l.term, "{} > {}", l2.term, l.term);
+    node.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_corrupt_or_truncated_state_file_is_an_error_naming_it() {
+    for (name, content) in [
+        ("corrupt", &b"{ not json"[..]),
+        ("truncated", &b"{\"groups\":{\"g\":{\"te"[..]),
+    ] {
+        let dir = temp_dir(name);
+        let path = dir.join("state.json");
+        std::fs::write(&path, content).unwrap();
+        let err = start_with_state(&dir).await.err().expect("must not start");
+        let text = err.to_string();
+        assert!(matches!(err, NodeError::StateFile { .. }), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("corrupt or truncated"), "{text}");
+        // Never a silent reset: the file is left as it was for inspection.
+        assert_eq!(std::fs::read(&path).unwrap(), content);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
