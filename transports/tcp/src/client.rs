@@ -1,0 +1,174 @@
+//! A client connection to one node, for tools such as `baton status` and `baton work`.
+//!
+//! A client runs the same authenticated handshake as a node, flagged as a client: the node
+//! reports what it sends as [`TransportEvent::ClientMessage`](baton_core::TransportEvent) from
+//! an id of this connection, answers over the same connection, and never counts the client as a
+//! peer (no listen address, no reconnects, no proof of death).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), baton_transport_tcp::ClientError> {
+//! use baton_core::Message;
+//! use baton_transport_tcp::{TcpClient, TcpConfig};
+//!
+//! let cfg = TcpConfig::new("demo", b"cluster secret".to_vec());
+//! let mut client = TcpClient::connect("127.0.0.1:7101", &cfg, "baton-cli").await?;
+//! client.send(&Message::StatusRequest).await?;
+//! let answer = client.recv().await?;
+//! # let _ = answer; Ok(()) }
+//! ```
+
+use crate::TcpConfig;
+use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
+use crate::wire::{WireError, codec, decode_message, encode_message};
+use baton_core::{Message, NodeId};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::io;
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The node refused the handshake or it failed.
+    #[error("handshake with {addr} failed: {reason}")]
+    Handshake {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No answer in time.
+    #[error("{addr} did not answer within {after:?}")]
+    Timeout {
+        /// The address.
+        addr: String,
+        /// The deadline.
+        after: std::time::Duration,
+    },
+    /// The connection failed after the handshake.
+    #[error("connection error: {0}")]
+    Io(#[from] io::Error),
+    /// A message could not be encoded or decoded.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The node closed the connection.
+    #[error("the node closed the connection")]
+    Closed,
+}
+
+/// An authenticated connection to one node, as a client.
+pub struct TcpClient {
+    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    node: PeerInfo,
+    max_frame: usize,
+}
+
+impl std::fmt::Debug for TcpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpClient")
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+impl TcpClient {
+    /// Connects to the node at `addr` and authenticates with `config`'s cluster and secret
+    /// (within `config.handshake_timeout`). `name` identifies the client in the node's logs.
+    pub async fn connect(addr: &str, config: &TcpConfig, name: &str) -> Result<Self, ClientError> {
+        let deadline = config.handshake_timeout;
+        match tokio::time::timeout(deadline, Self::connect_inner(addr, config, name)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                addr: addr.to_string(),
+                after: deadline,
+            }),
+        }
+    }
+
+    async fn connect_inner(
+        addr: &str,
+        config: &TcpConfig,
+        name: &str,
+    ) -> Result<Self, ClientError> {
+        let handshake_err = |reason: String| ClientError::Handshake {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mut framed = Framed::new(stream, codec(config.max_frame));
+        let mut nonce = [0u8; crate::handshake::NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| handshake_err(format!("no randomness: {e}")))?;
+        let (mut hs, hello) = Initiator::new(
+            HandshakeConfig {
+                cluster: config.cluster.clone(),
+                secret: config.secret.clone(),
+                node: NodeId::new(name),
+                incarnation: 0,
+                addr: String::new(),
+                client: true,
+            },
+            nonce,
+        );
+        framed.send(Bytes::from(hello)).await?;
+        let mut step = |frame: Option<io::Result<bytes::BytesMut>>| {
+            match frame {
+            Some(Ok(frame)) => hs.on_frame(&frame).map_err(|e| handshake_err(e.to_string())),
+            Some(Err(e)) => Err(ClientError::Io(e)),
+            None => Err(handshake_err(
+                "the node closed the connection (refused: wrong cluster, protocol version or secret?)"
+                    .into(),
+            )),
+        }
+        };
+        let auth = match step(framed.next().await)? {
+            Step::Reply { frame, .. } => frame,
+            Step::Done { .. } => return Err(handshake_err(HandshakeError::Finished.to_string())),
+        };
+        framed.send(Bytes::from(auth)).await?;
+        let node = match step(framed.next().await)? {
+            Step::Done { peer, .. } => peer,
+            Step::Reply { .. } => return Err(handshake_err(HandshakeError::Finished.to_string())),
+        };
+        Ok(TcpClient {
+            framed,
+            node,
+            max_frame: config.max_frame,
+        })
+    }
+
+    /// The node this client is connected to (authenticated by the handshake).
+    pub fn node(&self) -> &PeerInfo {
+        &self.node
+    }
+
+    /// Sends `message` to the node.
+    pub async fn send(&mut self, message: &Message) -> Result<(), ClientError> {
+        let bytes = encode_message(message, self.max_frame)?;
+        self.framed.send(Bytes::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// The next message from the node.
+    pub async fn recv(&mut self) -> Result<Message, ClientError> {
+        match self.framed.next().await {
+            Some(Ok(frame)) => Ok(decode_message(&frame)?),
+            Some(Err(e)) => Err(ClientError::Io(e)),
+            None => Err(ClientError::Closed),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! # baton-transport-tcp
+//!
+//! The production [`Transport`] of baton: nodes talk over tokio TCP. It implements
+//! `baton_core`'s [`Transport`] trait, so a `Node` runs over it exactly as over the in-memory
+//! transport; the engine never sees sockets, only [`TransportEvent`]s.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), baton_core::TransportError> {
+//! use baton_core::{LocalNode, NodeId, Transport};
+//! use baton_transport_tcp::{TcpConfig, TcpTransport};
+//!
+//! let transport = TcpTransport::new(TcpConfig::new("demo", b"cluster secret".to_vec()));
+//! let me = LocalNode { id: NodeId::new("a"), incarnation: 1, listen: "127.0.0.1:0".into() };
+//! let advertised = transport.start(&me).await?; // the real bound address, e.g. 127.0.0.1:41234
+//! transport.connect("127.0.0.1:7102").await;     // outcome arrives as an event
+//! while let Some(event) = transport.recv().await {
+//!     println!("{event:?}");
+//! }
+//! # let _ = advertised; Ok(()) }
+//! ```
+//!
+//! ## Wire format
+//!
+//! Every frame is a 4-byte big-endian length and a payload of at most
+//! [`TcpConfig::max_frame`] bytes (64 KiB by default), via tokio-util's
+//! `LengthDelimitedCodec` (see [`wire`]). Payloads are postcard: first the handshake frames
+//! (see [`handshake`]), then one [`baton_core::Message`] per frame. An oversized or
+//! undecodable frame closes that connection with a `warn!` naming the peer address and the
+//! reason; the node keeps running. No byte sequence from the network can make it panic.
+//!
+//! ## Handshake
+//!
+//! Before anything else each connection runs a mutual HMAC-SHA256 challenge-response over the
+//! cluster secret, with fresh random nonces from both sides (see [`handshake`] for the exact
+//! transcript):
+//!
+//! ```text
+//! dialer ── Hello{magic "BATN", version, cluster, node, incarnation, addr, nonce_i, client} ──▶ listener
+//! dialer ◀── HelloReply{Hello{…, nonce_r}, mac_r = HMAC(secret, "baton-v1"|"responder"|transcript)}
+//! dialer ── Auth{mac_i = HMAC(secret, "baton-v1"|"initiator"|transcript)} ──▶ listener
+//! dialer ◀── Accept
+//! ```
+//!
+//! Wrong magic, protocol version, cluster or secret, and a handshake not finished within
+//! [`TcpConfig::handshake_timeout`], close the connection with a log line saying why and naming
+//! the peer address; the peer learns only that it was refused. A replayed handshake fails
+//! because the listener's nonce is new. Message senders (`Envelope::from`, `incarnation`) come
+//! from the authenticated handshake, never from message contents.
+//!
+//! The handshake authenticates peers; it does not encrypt or sign the messages that follow. Run
+//! clusters on a trusted network, or under a tunnel (WireGuard, TLS) when the network is not.
+//!
+//! ## Connections
+//!
+//! Each node writes to a peer only over its **own outbound** connection to that peer's
+//! advertised address, and reads only from **inbound** ones; so there are never two
+//! connections to reconcile. When a node learns of a peer through an inbound connection, it
+//! dials the peer back. [`Transport::send`] pushes onto a bounded per-peer queue drained by the
+//! outbound connection's writer; it never waits.
+//!
+//! ## Clients
+//!
+//! A tool such as `baton status` connects with [`TcpClient`]: the same handshake, flagged as a
+//! client and without a listen address. Its messages arrive as
+//! [`TransportEvent::ClientMessage`] from an id unique to the connection (`name@ip:port#n`,
+//! which no node name can be); [`Transport::send`] to that id answers over the same connection
+//! while it is open. Clients never produce `Connected`, `Disconnected` or `Dead`.
+//!
+//! ## Proof of death
+//!
+//! A closed connection alone proves nothing (a middlebox may have reset it), so when the
+//! current inbound or outbound connection of a peer closes the transport reports
+//! [`TransportEvent::Disconnected`] and redials the peer's advertised address **at once**:
+//!
+//! | the redial…                               | events                               |
+//! | ----------------------------------------- | ------------------------------------ |
+//! | is refused (`ECONNREFUSED`)               | `Dead{node, incarnation}`            |
+//! | reaches a **new** incarnation             | `Dead{old}`, then `Connected{new}`   |
+//! | reaches the **same** incarnation          | `Connected{same}` (no death)         |
+//! | times out / gets no answer                | nothing; retried with capped backoff |
+//!
+//! An inbound handshake from a known node with a higher incarnation also proves the old one
+//! dead (`Dead{old}`, `Connected{new}`). A peer's own connection of the *same* incarnation
+//! does not end a probe: only this node's redial reports it `Connected` again (the peer may
+//! have sent that handshake just before shutting down).
+//!
+//! After `Dead` the peer is no longer dialed; a later handshake from a newer incarnation (it
+//! connects to us, or `connect(addr)` reaches it) reports it `Connected` again, while its dead
+//! incarnation stays refused. [`Transport::shutdown`] closes the listener first, then stops
+//! dialing, then closes every connection, so peers' redials are refused: they report this
+//! node `Dead` within a round trip.
+//!
+//! ## Limits
+//!
+//! | limit | default | on excess |
+//! | --- | --- | --- |
+//! | frame payload ([`TcpConfig::max_frame`]) | 64 KiB | connection closed, `warn!` |
+//! | handshake deadline ([`TcpConfig::handshake_timeout`]), also bounds connect | 2 s | connection closed, `warn!` |
+//! | connections still in their handshake ([`TcpConfig::max_pending_handshakes`]) | 64 | new ones closed at once, `warn!` |
+//! | undelivered messages per inbound connection ([`TcpConfig::inbound_queue`]) | 256 | reading pauses: TCP pushes back on the sender |
+//! | queued outgoing messages per peer ([`TcpConfig::outbound_queue`]) | 1024 | message dropped, `warn!` (rate-limited) |
+//! | cluster name, node id, address in a `Hello` | 255 bytes | handshake refused |
+//! | inbound connections kept per peer | 4 | the oldest is closed |
+//! | reconnect backoff ([`TcpConfig::reconnect_min`] … [`TcpConfig::reconnect_max`]) | 50 ms … 5 s | the first redial after a close waits not at all |
+//!
+//! Control events (`Connected`, `Dead`, …) are never dropped; there are a few per handshake or
+//! close at most. Messages waiting in the event stream are bounded by the per-connection
+//! inbound queue.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+pub mod handshake;
+mod net;
+mod peers;
+mod queue;
+pub mod wire;
+
+use crate::handshake::{HandshakeConfig, MAX_FIELD_LEN};
+use crate::peers::{Item, State, Status};
+use crate::queue::{Pushed, lock};
+use async_trait::async_trait;
+use baton_core::{LocalNode, Message, NodeId, Transport, TransportError, TransportEvent};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+pub use crate::client::{ClientError, TcpClient};
+pub use crate::wire::DEFAULT_MAX_FRAME;
+
+/// Settings of a [`TcpTransport`]. [`TcpConfig::new`] gives the defaults of the crate docs'
+/// limits table.
+#[derive(Clone)]
+pub struct TcpConfig {
+    /// Cluster name: peers of another cluster are refused.
+    pub cluster: String,
+    /// Shared secret: peers that cannot prove they know it are refused. Empty means anyone who
+    /// knows the cluster name may join (a warning is logged at start).
+    pub secret: Vec<u8>,
+    /// Largest frame payload, in bytes (default 64 KiB); larger frames close the connection and
+    /// larger outgoing messages are dropped.
+    pub max_frame: usize,
+    /// Deadline for connect + handshake (default 2 s).
+    pub handshake_timeout: Duration,
+    /// First retry delay after a failed reconnect (default 50 ms); doubled per failure.
+    pub reconnect_min: Duration,
+    /// Largest retry delay (default 5 s).
+    pub reconnect_max: Duration,
+    /// Accepted connections allowed in their handshake at once (default 64).
+    pub max_pending_handshakes: usize,
+    /// Messages read from one connection but not yet taken by [`Transport::recv`] (default 256).
+    pub inbound_queue: usize,
+    /// Outgoing messages queued per peer (default 1024).
+    pub outbound_queue: usize,
+}
+
+impl TcpConfig {
+    /// A config for `cluster` with `secret` and every limit at its default.
+    pub fn new(cluster: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        TcpConfig {
+            cluster: cluster.into(),
+            secret: secret.into(),
+            max_frame: DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(2),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(5),
+            max_pending_handshakes: 64,
+            inbound_queue: 256,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for TcpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpConfig")
+            .field("cluster", &self.cluster)
+            .field("secret", &"<redacted>")
+            .field("max_frame", &self.max_frame)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("reconnect_min", &self.reconnect_min)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("inbound_queue", &self.inbound_queue)
+            .field("outbound_queue", &self.outbound_queue)
+            .finish()
+    }
+}
+
+/// Shared by the transport handle and its tasks.
+pub(crate) struct Inner {
+    pub(crate) cfg: TcpConfig,
+    pub(crate) state: Mutex<State>,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>,
+    /// Cancelled at shutdown: every task and connection ends.
+    pub(crate) root: CancellationToken,
+    /// Cancelled first at shutdown: the listener closes before any connection does.
+    listener: CancellationToken,
+    acceptor: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled second at shutdown: dialers and connection attempts end (a handshake in
+    /// flight must not reach a peer after it saw this node's connections close).
+    pub(crate) dialing: CancellationToken,
+    /// Dialers and `connect` attempts.
+    pub(crate) dial_tracker: TaskTracker,
+    /// Connections (and everything else).
+    pub(crate) tracker: TaskTracker,
+    local_addr: Mutex<Option<SocketAddr>>,
+}
+
+/// [`Transport`] over TCP. See the crate docs for the wire format, the handshake and the
+/// reconnect rules.
+pub struct TcpTransport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport")
+            .field("cfg", &self.inner.cfg)
+            .field("local_addr", &self.local_addr())
+            .finish()
+    }
+}
+
+impl TcpTransport {
+    /// A transport with `config`; nothing happens until [`Transport::start`].
+    pub fn new(config: TcpConfig) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let outbound_queue = config.outbound_queue;
+        let root = CancellationToken::new();
+        TcpTransport {
+            inner: Arc::new(Inner {
+                cfg: config,
+                state: Mutex::new(State::new(tx, outbound_queue)),
+                events: tokio::sync::Mutex::new(rx),
+                listener: root.child_token(),
+                dialing: root.child_token(),
+                root,
+                acceptor: Mutex::new(None),
+                dial_tracker: TaskTracker::new(),
+                tracker: TaskTracker::new(),
+                local_addr: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The config this transport runs with.
+    pub fn config(&self) -> &TcpConfig {
+        &self.inner.cfg
+    }
+
+    /// The bound listen address, once started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.inner.local_addr)
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        // Without `shutdown()`: stop the listener and every task; sockets close as the tasks
+        // are dropped by the runtime.
+        self.inner.listener.cancel();
+        self.inner.root.cancel();
+    }
+}
+
+fn check_name(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > MAX_FIELD_LEN {
+        Err(format!(
+            "{what} must be 1 to {MAX_FIELD_LEN} bytes long, is {}",
+            value.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Transport for TcpTransport {
+    async fn start(&self, me: &LocalNode) -> Result<String, TransportError> {
+        let start_err = |reason: String| TransportError::Start {
+            addr: me.listen.clone(),
+            reason,
+        };
+        if self.inner.root.is_cancelled() {
+            return Err(TransportError::Closed);
+        }
+        if lock(&self.inner.state).me.is_some() {
+            return Err(start_err("transport already started".into()));
+        }
+        check_name("cluster name", &self.inner.cfg.cluster).map_err(start_err)?;
+        check_name("node id", me.id.as_str()).map_err(start_err)?;
+        let listener = tokio::net::TcpListener::bind(&me.listen)
+            .await
+            .map_err(|e| start_err(e.to_string()))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| start_err(e.to_string()))?;
+        if local.ip().is_unspecified() {
+            warn!(
+                "listening on {local}: peers are told to reconnect to this unspecified address; \
+                 listen on a specific address so that proof of death works"
+            );
+        }
+        if self.inner.cfg.secret.is_empty() {
+            warn!("cluster secret is empty: anyone who knows the cluster name can join");
+        }
+        let advertised = local.to_string();
+        {
+            let mut st = lock(&self.inner.state);
+            if st.me.is_some() {
+                return Err(start_err("transport already started".into()));
+            }
+            st.me = Some(HandshakeConfig {
+                cluster: self.inner.cfg.cluster.clone(),
+                secret: self.inner.cfg.secret.clone(),
+                node: me.id.clone(),
+                incarnation: me.incarnation,
+                addr: advertised.clone(),
+                client: false,
+            });
+        }
+        *lock(&self.inner.local_addr) = Some(local);
+        let handle = tokio::spawn(net::run_acceptor(
+            self.inner.clone(),
+            listener,
+            self.inner.listener.clone(),
+        ));
+        *lock(&self.inner.acceptor) = Some(handle);
+        debug!(node = %me.id, incarnation = me.incarnation, addr = %advertised, "tcp transport listening");
+        Ok(advertised)
+    }
+
+    async fn connect(&self, addr: &str) {
+        {
+            let mut st = lock(&self.inner.state);
+            if st.closed || self.inner.root.is_cancelled() {
+                return;
+            }
+            let Some(me) = st.me.as_ref() else {
+                st.emit(TransportEvent::ConnectFailed {
+                    addr: addr.to_string(),
+                    reason: "transport is not started".into(),
+                });
+                return;
+            };
+            if me.addr == addr || st.connected_to(addr) || !st.pending_addrs.insert(addr.into()) {
+                return;
+            }
+        }
+        let dialing = self.inner.dialing.clone();
+        let attempt = net::run_connect(self.inner.clone(), addr.to_string());
+        self.inner.dial_tracker.spawn(async move {
+            tokio::select! {
+                _ = dialing.cancelled() => {}
+                _ = attempt => {}
+            }
+        });
+    }
+
+    async fn send(&self, to: &NodeId, message: Message) -> Result<(), TransportError> {
+        if self.inner.root.is_cancelled() {
+            return Err(TransportError::Closed);
+        }
+        let queue = {
+            let st = lock(&self.inner.state);
+            match st.peers.get(to) {
+                Some(p) if p.status != Status::Dead => p.queue.clone(),
+                _ => match st.clients.get(to) {
+                    Some(q) => q.clone(),
+                    None => return Err(TransportError::Unreachable(to.clone())),
+                },
+            }
+        };
+        if let Pushed::Dropped(n) = queue.push(message) {
+            if n.is_power_of_two() {
+                warn!(
+                    node = %to,
+                    "outgoing queue full ({} messages): dropped {n} message(s) so far",
+                    queue.capacity()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn recv(&self) -> Option<TransportEvent> {
+        if self.inner.root.is_cancelled() {
+            return None;
+        }
+        let mut rx = tokio::select! {
+            _ = self.inner.root.cancelled() => return None,
+            rx = self.inner.events.lock() => rx,
+        };
+        tokio::select! {
+            biased;
+            _ = self.inner.root.cancelled() => None,
+            item = rx.recv() => item.map(|(event, _slot)| event),
+        }
+    }
+
+    async fn shutdown(&self) {
+        lock(&self.inner.state).closed = true;
+        // The listener goes first, so that peers redialing after their connection closes are
+        // refused (proof of death) rather than left waiting in the accept backlog.
+        self.inner.listener.cancel();
+        let acceptor = lock(&self.inner.acceptor).take();
+        if let Some(handle) = acceptor {
+            let _ = handle.await;
+        }
+        // Then dialers and handshakes in flight, so that none completes at a peer after it
+        // saw our connections close (it would report us connected once more).
+        self.inner.dialing.cancel();
+        self.inner.dial_tracker.close();
+        self.inner.dial_tracker.wait().await;
+        // Then every connection.
+        lock(&self.inner.state).close_all();
+        self.inner.root.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}

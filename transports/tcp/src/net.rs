@@ -1,0 +1,621 @@
+//! The IO side: the accept loop, inbound connections, dialing, outbound writers and the
+//! per-peer dialer that reconnects (and so proves peers dead or alive).
+
+use crate::Inner;
+use crate::handshake::{HandshakeError, Initiator, Nonce, PeerInfo, Responder, Step};
+use crate::peers::{AfterFailure, Conn, Decline, Direction};
+use crate::queue::{Queue, lock};
+use crate::wire::{codec, decode_message, encode_message};
+use baton_core::{Envelope, NodeId, TransportEvent};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+type Framing = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// Why a dial (connect + initiator handshake) failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DialError {
+    #[error("connection refused")]
+    Refused,
+    #[error("no complete handshake within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Io(io::Error),
+    #[error(
+        "peer closed the connection during the handshake (refused: wrong cluster, protocol version or secret?)"
+    )]
+    PeerClosed,
+    #[error("handshake failed: {0}")]
+    Handshake(HandshakeError),
+    #[error("{0}")]
+    Declined(Decline),
+    #[error("no randomness for the handshake nonce: {0}")]
+    Random(String),
+    #[error("transport is not started")]
+    NotStarted,
+}
+
+impl From<HandshakeError> for DialError {
+    fn from(e: HandshakeError) -> Self {
+        DialError::Handshake(e)
+    }
+}
+
+fn nonce() -> Result<Nonce, String> {
+    let mut n = [0u8; 32];
+    getrandom::fill(&mut n).map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Reads the next frame of a handshake.
+async fn next_frame(framed: &mut Framing) -> Result<bytes::BytesMut, DialError> {
+    match framed.next().await {
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) => Err(DialError::Io(e)),
+        None => Err(DialError::PeerClosed),
+    }
+}
+
+/// Releases a node's outbound-handshake claim when the attempt ends, however it ends.
+pub(crate) struct Claim {
+    inner: Arc<Inner>,
+    node: NodeId,
+    attempt: u64,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&self.inner.state).release_claim(&self.node, self.attempt);
+    }
+}
+
+/// Connects to `addr` and runs the initiator handshake. `expected` is the node we mean to
+/// reach (a peer's dialer), `None` for a `connect(addr)`.
+async fn dial(
+    inner: &Arc<Inner>,
+    addr: &str,
+    expected: Option<&NodeId>,
+) -> Result<(Framing, PeerInfo, u64, Claim), DialError> {
+    let deadline = inner.cfg.handshake_timeout;
+    match tokio::time::timeout(deadline, dial_inner(inner, addr, expected)).await {
+        Ok(result) => result,
+        Err(_) => Err(DialError::Timeout(deadline)),
+    }
+}
+
+async fn dial_inner(
+    inner: &Arc<Inner>,
+    addr: &str,
+    expected: Option<&NodeId>,
+) -> Result<(Framing, PeerInfo, u64, Claim), DialError> {
+    let (hcfg, attempt) = {
+        let mut st = lock(&inner.state);
+        let Some(me) = st.me.clone() else {
+            return Err(DialError::NotStarted);
+        };
+        (me, st.next_id())
+    };
+    let stream = TcpStream::connect(addr).await.map_err(|e| {
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            DialError::Refused
+        } else {
+            DialError::Io(e)
+        }
+    })?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
+    let (mut hs, hello) = Initiator::new(hcfg, nonce().map_err(DialError::Random)?);
+    framed
+        .send(Bytes::from(hello))
+        .await
+        .map_err(DialError::Io)?;
+    let reply = next_frame(&mut framed).await?;
+    let (auth, info) = match hs.on_frame(&reply)? {
+        Step::Reply {
+            frame,
+            peer: Some(info),
+        } => (frame, info),
+        _ => return Err(DialError::Handshake(HandshakeError::Finished)),
+    };
+    lock(&inner.state)
+        .pre_auth(attempt, expected, &info)
+        .map_err(DialError::Declined)?;
+    let claim = Claim {
+        inner: inner.clone(),
+        node: info.node.clone(),
+        attempt,
+    };
+    framed
+        .send(Bytes::from(auth))
+        .await
+        .map_err(DialError::Io)?;
+    let accept = next_frame(&mut framed).await?;
+    match hs.on_frame(&accept)? {
+        Step::Done { peer, .. } => Ok((framed, peer, attempt, claim)),
+        Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
+    }
+}
+
+/// Installs a dialed connection as the peer's outbound one and starts its writer (and, for a
+/// peer new to us, its dialer). Errs, dropping the connection, when the state refuses it.
+fn install(
+    inner: &Arc<Inner>,
+    framed: Framing,
+    info: &PeerInfo,
+    attempt: u64,
+) -> Result<(), String> {
+    let token = inner.root.child_token();
+    let (spawn_dialer, queue, id) = {
+        let mut st = lock(&inner.state);
+        if st.closed {
+            return Err("transport is shutting down".into());
+        }
+        let id = st.next_id();
+        let conn = Conn {
+            id,
+            token: token.clone(),
+        };
+        let (spawn, queue) = st.install_outbound(attempt, info, conn)?;
+        (spawn, queue, id)
+    };
+    let node = info.node.clone();
+    let peer_addr = info.addr.clone();
+    let task_inner = inner.clone();
+    inner.tracker.spawn(async move {
+        run_outbound(task_inner, node, id, token, framed, queue, peer_addr).await;
+    });
+    if spawn_dialer {
+        spawn_dialer_task(inner, info.node.clone());
+    }
+    Ok(())
+}
+
+/// Writes the peer's queue to its outbound connection; notices the connection closing.
+async fn run_outbound(
+    inner: Arc<Inner>,
+    node: NodeId,
+    id: u64,
+    token: CancellationToken,
+    framed: Framing,
+    queue: Arc<Queue>,
+    peer_addr: String,
+) {
+    let (mut sink, mut stream) = framed.split();
+    let why = loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return,
+            read = stream.next() => break match read {
+                None => "closed by peer".to_string(),
+                Some(Ok(_)) => {
+                    warn!(peer = %peer_addr, node = %node, "closing connection: peer sent data on our outbound connection");
+                    "protocol violation".to_string()
+                }
+                Some(Err(e)) => e.to_string(),
+            },
+            message = queue.pop() => {
+                let bytes = match encode_message(&message, inner.cfg.max_frame) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        warn!(peer = %peer_addr, node = %node, "dropping message: {e}");
+                        continue;
+                    }
+                };
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    sent = sink.send(Bytes::from(bytes)) => if let Err(e) = sent {
+                        break e.to_string();
+                    },
+                }
+            }
+        }
+    };
+    debug!(peer = %peer_addr, node = %node, "outbound connection closed: {why}");
+    lock(&inner.state).on_closed(&node, id, Direction::Outbound);
+}
+
+pub(crate) fn spawn_dialer_task(inner: &Arc<Inner>, node: NodeId) {
+    let task_inner = inner.clone();
+    let dialing = inner.dialing.clone();
+    inner.dial_tracker.spawn(async move {
+        tokio::select! {
+            _ = dialing.cancelled() => {}
+            _ = run_dialer(task_inner, node) => {}
+        }
+    });
+}
+
+fn next_backoff(inner: &Inner, current: Duration) -> Duration {
+    if current.is_zero() {
+        // Never zero: a zero backoff would spin on a peer that keeps failing.
+        inner.cfg.reconnect_min.max(Duration::from_millis(1))
+    } else {
+        (current * 2).min(inner.cfg.reconnect_max)
+    }
+}
+
+enum Next {
+    Exit,
+    Wait(Arc<tokio::sync::Notify>),
+    Sleep(Arc<tokio::sync::Notify>, Instant),
+    Dial(String),
+}
+
+/// One per live peer: keeps an outbound connection to its advertised address. After a close it
+/// redials at once; a refusal then proves the peer dead, a handshake proves it alive (or a new
+/// incarnation), silence is retried with capped exponential backoff.
+async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
+    let mut backoff = Duration::ZERO;
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let next = {
+            let mut st = lock(&inner.state);
+            let closed = st.closed;
+            match st.peers.get_mut(&node) {
+                None => Next::Exit,
+                Some(_) if closed => Next::Exit,
+                Some(p) if p.status == crate::peers::Status::Dead => {
+                    p.dialer = false;
+                    Next::Exit
+                }
+                Some(p) if p.outbound.is_some() && !p.probe => {
+                    p.dial_now = false;
+                    Next::Wait(p.wake.clone())
+                }
+                Some(p) => {
+                    let now = Instant::now();
+                    if std::mem::take(&mut p.dial_now) || retry_at.is_none_or(|t| t <= now) {
+                        Next::Dial(p.addr.clone())
+                    } else {
+                        Next::Sleep(p.wake.clone(), retry_at.unwrap_or(now))
+                    }
+                }
+            }
+        };
+        match next {
+            Next::Exit => return,
+            Next::Wait(wake) => wake.notified().await,
+            Next::Sleep(wake, at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => retry_at = None,
+                    _ = wake.notified() => {}
+                }
+            }
+            Next::Dial(addr) => {
+                let established = match dial(&inner, &addr, Some(&node)).await {
+                    Ok((framed, info, attempt, claim)) => {
+                        let result = install(&inner, framed, &info, attempt);
+                        drop(claim);
+                        match result {
+                            Ok(()) => true,
+                            Err(why) => {
+                                warn!(peer = %addr, node = %node, "dropping connection: {why}");
+                                false
+                            }
+                        }
+                    }
+                    Err(DialError::Refused) => {
+                        if lock(&inner.state).on_gone(&node) == AfterFailure::Exit {
+                            debug!(peer = %addr, node = %node, "reconnect refused: proof of death");
+                            return;
+                        }
+                        warn!(
+                            peer = %addr, node = %node,
+                            "the advertised address of a connected peer refuses connections; \
+                             messages to it wait in its queue"
+                        );
+                        false
+                    }
+                    Err(DialError::Declined(Decline::WrongNode(other))) => {
+                        info!(peer = %addr, node = %node, "node {other} now answers at the address of {node}");
+                        if lock(&inner.state).on_gone(&node) == AfterFailure::Exit {
+                            return;
+                        }
+                        false
+                    }
+                    Err(DialError::Declined(Decline::Redundant)) => false,
+                    Err(e @ (DialError::Timeout(_) | DialError::Io(_))) => {
+                        debug!(peer = %addr, node = %node, "reconnect failed: {e}");
+                        false
+                    }
+                    Err(e) => {
+                        warn!(peer = %addr, node = %node, "reconnect failed: {e}");
+                        false
+                    }
+                };
+                if established {
+                    backoff = Duration::ZERO;
+                    retry_at = None;
+                } else {
+                    backoff = next_backoff(&inner, backoff);
+                    retry_at = Some(Instant::now() + backoff);
+                }
+            }
+        }
+    }
+}
+
+/// `Transport::connect`: one attempt at `addr`; failure is reported as `ConnectFailed`.
+pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
+    let result = dial(&inner, &addr, None).await;
+    let outcome = match result {
+        Ok((framed, info, attempt, claim)) => {
+            let r = install(&inner, framed, &info, attempt);
+            lock(&inner.state).pending_addrs.remove(&addr);
+            drop(claim);
+            r
+        }
+        Err(e) => {
+            lock(&inner.state).pending_addrs.remove(&addr);
+            match e {
+                DialError::Handshake(HandshakeError::SelfConnection) => {
+                    debug!(peer = %addr, "connect: that address is this node");
+                    Ok(())
+                }
+                DialError::Declined(Decline::Redundant) => Ok(()),
+                e => Err(e.to_string()),
+            }
+        }
+    };
+    if let Err(reason) = outcome {
+        warn!(peer = %addr, "connect failed: {reason}");
+        let st = lock(&inner.state);
+        if !st.closed {
+            st.emit(TransportEvent::ConnectFailed { addr, reason });
+        }
+    }
+}
+
+/// Accepts connections until `stop` is cancelled, capping those still in their handshake.
+pub(crate) async fn run_acceptor(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(inner.cfg.max_pending_handshakes.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let task_inner = inner.clone();
+                    inner
+                        .tracker
+                        .spawn(run_inbound(task_inner, stream, peer, slot));
+                }
+                Err(_) => {
+                    warn!(
+                        peer = %peer,
+                        "refusing connection: {} connections are already in their handshake",
+                        inner.cfg.max_pending_handshakes
+                    );
+                    drop(stream);
+                }
+            },
+            Err(e) => {
+                // Out of file descriptors and the like: do not spin.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn run_inbound(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) {
+    let token = inner.root.child_token();
+    tokio::select! {
+        _ = token.cancelled() => {}
+        _ = inbound(&inner, stream, peer, slot, &token) => {}
+    }
+}
+
+/// Responder handshake, then reads messages until the connection ends.
+async fn inbound(
+    inner: &Arc<Inner>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    token: &CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(hcfg) = lock(&inner.state).me.clone() else {
+        return;
+    };
+    let nonce = match nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(peer = %peer, "refusing connection: no randomness for the handshake nonce: {e}");
+            return;
+        }
+    };
+    let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
+    let mut hs = Responder::new(hcfg, nonce);
+    let deadline = inner.cfg.handshake_timeout;
+    let handshake = async {
+        let hello = next_frame(&mut framed).await?;
+        let reply = match hs.on_frame(&hello)? {
+            Step::Reply { frame, .. } => frame,
+            Step::Done { .. } => return Err(DialError::Handshake(HandshakeError::Finished)),
+        };
+        framed
+            .send(Bytes::from(reply))
+            .await
+            .map_err(DialError::Io)?;
+        let auth = next_frame(&mut framed).await?;
+        match hs.on_frame(&auth)? {
+            Step::Done { frame, peer } => Ok((frame, peer)),
+            Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
+        }
+    };
+    let (accept, info) = match tokio::time::timeout(deadline, handshake).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(DialError::PeerClosed)) if hs.claims_our_identity() => {
+            debug!(peer = %peer, "closed: this node connected to itself");
+            return;
+        }
+        Ok(Err(DialError::PeerClosed)) => {
+            warn!(peer = %peer, "handshake refused: peer closed the connection before authenticating (wrong cluster secret?)");
+            return;
+        }
+        Ok(Err(e)) => {
+            warn!(peer = %peer, "handshake refused: {e}");
+            return;
+        }
+        Err(_) => {
+            warn!(peer = %peer, "handshake refused: no complete handshake within {deadline:?}");
+            return;
+        }
+    };
+    drop(slot);
+    if info.client {
+        return serve_client(inner, framed, accept, peer, &info, token).await;
+    }
+
+    let registered = {
+        let mut st = lock(&inner.state);
+        if st.closed {
+            return;
+        }
+        let id = st.next_id();
+        let conn = Conn {
+            id,
+            token: token.clone(),
+        };
+        st.register_inbound(&info, conn).map(|spawn| (spawn, id))
+    };
+    let (spawn, id) = match registered {
+        Ok(r) => r,
+        Err(why) => {
+            warn!(peer = %peer, node = %info.node, "refusing connection: {why}");
+            return;
+        }
+    };
+    if spawn {
+        spawn_dialer_task(inner, info.node.clone());
+    }
+    let why = match framed.send(Bytes::from(accept.unwrap_or_default())).await {
+        Ok(()) => read_messages(inner, &mut framed, peer, &info.node, &info, token).await,
+        Err(e) => e.to_string(),
+    };
+    debug!(peer = %peer, node = %info.node, "inbound connection closed: {why}");
+    lock(&inner.state).on_closed(&info.node, id, Direction::Inbound);
+}
+
+/// A client (a CLI): its messages become `ClientMessage` events from a per-connection id, and
+/// what the node sends to that id goes back over the same connection. No peer state, no
+/// `Connected`/`Disconnected`/`Dead` for it.
+async fn serve_client(
+    inner: &Arc<Inner>,
+    framed: Framing,
+    accept: Option<Vec<u8>>,
+    peer: SocketAddr,
+    info: &PeerInfo,
+    token: &CancellationToken,
+) {
+    let (client, queue) = {
+        let mut st = lock(&inner.state);
+        if st.closed {
+            return;
+        }
+        let id = st.next_id();
+        st.register_client(info, peer, id)
+    };
+    debug!(peer = %peer, client = %client, "client connected");
+    let (mut sink, mut stream) = framed.split();
+    let why = match sink.send(Bytes::from(accept.unwrap_or_default())).await {
+        Err(e) => e.to_string(),
+        Ok(()) => {
+            let writer = async {
+                loop {
+                    let message = queue.pop().await;
+                    match encode_message(&message, inner.cfg.max_frame) {
+                        Ok(bytes) => {
+                            if let Err(e) = sink.send(Bytes::from(bytes)).await {
+                                return e.to_string();
+                            }
+                        }
+                        Err(e) => warn!(peer = %peer, client = %client, "dropping message: {e}"),
+                    }
+                }
+            };
+            tokio::select! {
+                why = read_messages(inner, &mut stream, peer, &client, info, token) => why,
+                why = writer => why,
+            }
+        }
+    };
+    debug!(peer = %peer, client = %client, "client disconnected: {why}");
+    lock(&inner.state).clients.remove(&client);
+}
+
+/// Delivers the connection's messages as events from `from`, at most `inbound_queue`
+/// undelivered at once (then it stops reading, and TCP pushes back on the sender). Returns why
+/// it stopped.
+async fn read_messages<S>(
+    inner: &Arc<Inner>,
+    frames: &mut S,
+    peer: SocketAddr,
+    from: &NodeId,
+    info: &PeerInfo,
+    token: &CancellationToken,
+) -> String
+where
+    S: futures::Stream<Item = io::Result<bytes::BytesMut>> + Unpin,
+{
+    let slots = Arc::new(Semaphore::new(inner.cfg.inbound_queue.max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return "inbound queue closed".into();
+        };
+        let frame = match frames.next().await {
+            None => return "closed by peer".into(),
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    warn!(peer = %peer, node = %from, "closing connection: {e}");
+                }
+                return e.to_string();
+            }
+        };
+        let message = match decode_message(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(peer = %peer, node = %from, "closing connection: {e}");
+                return e.to_string();
+            }
+        };
+        let envelope = Envelope {
+            from: from.clone(),
+            incarnation: info.incarnation,
+            message,
+        };
+        let event = if info.client {
+            TransportEvent::ClientMessage(envelope)
+        } else {
+            TransportEvent::Message(envelope)
+        };
+        let st = lock(&inner.state);
+        if token.is_cancelled() {
+            return "closed".into();
+        }
+        st.emit_message(event, slot);
+    }
+}

@@ -1,0 +1,414 @@
+//! What the transport knows about its peers, and the decisions that turn connection facts into
+//! [`TransportEvent`]s. Every method runs under the transport's state lock and emits events
+//! while holding it, so the event stream is in the order the decisions were made.
+
+use crate::handshake::{HandshakeConfig, PeerInfo};
+use crate::queue::Queue;
+use baton_core::{NodeId, TransportEvent};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Most inbound connections kept per peer; the oldest superseded one is closed beyond this.
+pub(crate) const MAX_INBOUND_PER_PEER: usize = 4;
+
+/// An event and, for messages, the slot it holds in its connection's inbound queue.
+pub(crate) type Item = (TransportEvent, Option<OwnedSemaphorePermit>);
+
+/// One connection as the state sees it: an id and the token that closes it.
+#[derive(Clone, Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) token: CancellationToken,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// `Connected` was the last event reported for the peer.
+    Up,
+    /// `Disconnected` was reported; a reconnect will prove it alive or dead.
+    Probing,
+    /// `Dead` was reported for `incarnation`. No dialer runs; the record stays so that a stale
+    /// handshake of the dead incarnation is refused and a new one is not reported dead twice.
+    Dead,
+}
+
+pub(crate) struct Peer {
+    pub(crate) incarnation: u64,
+    /// Advertised listen address (from the handshake).
+    pub(crate) addr: String,
+    pub(crate) status: Status,
+    /// Our current connection to it: the one its messages are written on.
+    pub(crate) outbound: Option<Conn>,
+    /// Its connections to us, oldest first. Only the last one's close counts.
+    pub(crate) inbound: Vec<Conn>,
+    /// A fresh connection must be dialed even though `outbound` is set (an inbound one closed).
+    pub(crate) probe: bool,
+    /// Dial without waiting for the backoff.
+    pub(crate) dial_now: bool,
+    /// A dialer task runs for this peer.
+    pub(crate) dialer: bool,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) queue: Arc<Queue>,
+}
+
+impl Peer {
+    fn close_all(&mut self) {
+        if let Some(c) = self.outbound.take() {
+            c.token.cancel();
+        }
+        for c in self.inbound.drain(..) {
+            c.token.cancel();
+        }
+        self.probe = false;
+    }
+}
+
+/// Why an outbound handshake stops before sending its `Auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decline {
+    /// A connection already exists or another attempt is under way: not an error.
+    Redundant,
+    /// The peer is refused: an incarnation older than (or equal to a dead) one we know, or a
+    /// process that uses our own node id.
+    Refused(String),
+    /// Another node answered at the address of the node we meant to reach.
+    WrongNode(NodeId),
+}
+
+impl std::fmt::Display for Decline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decline::Redundant => f.write_str("already connected"),
+            Decline::Refused(why) => f.write_str(why),
+            Decline::WrongNode(n) => write!(f, "node {n} answers at that address"),
+        }
+    }
+}
+
+/// What a peer dialer does after a failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    Retry,
+    Exit,
+}
+
+pub(crate) struct State {
+    pub(crate) me: Option<HandshakeConfig>,
+    pub(crate) closed: bool,
+    pub(crate) peers: HashMap<NodeId, Peer>,
+    /// Addresses with a `connect` attempt in flight.
+    pub(crate) pending_addrs: HashSet<String>,
+    /// Connected clients (CLIs), by the id their messages carry: their queue of replies.
+    pub(crate) clients: HashMap<NodeId, Arc<Queue>>,
+    /// Outbound handshakes past the reply, per node: at most one at a time.
+    claims: HashMap<NodeId, u64>,
+    next_id: u64,
+    outbound_queue: usize,
+    events: mpsc::UnboundedSender<Item>,
+}
+
+impl State {
+    pub(crate) fn new(events: mpsc::UnboundedSender<Item>, outbound_queue: usize) -> Self {
+        State {
+            me: None,
+            closed: false,
+            peers: HashMap::new(),
+            pending_addrs: HashSet::new(),
+            clients: HashMap::new(),
+            claims: HashMap::new(),
+            next_id: 1,
+            outbound_queue,
+            events,
+        }
+    }
+
+    pub(crate) fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(crate) fn emit(&self, event: TransportEvent) {
+        tracing::debug!(?event, "transport event");
+        // The receiver lives as long as the transport; after shutdown nobody listens.
+        let _ = self.events.send((event, None));
+    }
+
+    pub(crate) fn emit_message(&self, event: TransportEvent, slot: OwnedSemaphorePermit) {
+        let _ = self.events.send((event, Some(slot)));
+    }
+
+    /// A handshake proved `info` alive. Reports `Dead{old}` when it is a newer incarnation of a
+    /// live peer, and `Connected` for a peer new to us or a new incarnation.
+    ///
+    /// A peer under probe (after `Disconnected`) with the *same* incarnation is reported
+    /// `Connected` again only on our own redial (`redial`): a handshake the peer started may
+    /// have been sent just before it shut down, and its close may be read before its `Auth`
+    /// (they travel on different connections), which would report it back up for an instant.
+    /// Returns whether a dialer must be spawned for it.
+    fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, String> {
+        if self.me.as_ref().is_some_and(|me| me.node == info.node) {
+            return Err(format!("peer claims our own node id {}", info.node));
+        }
+        let Some(p) = self.peers.get_mut(&info.node) else {
+            self.peers.insert(
+                info.node.clone(),
+                Peer {
+                    incarnation: info.incarnation,
+                    addr: info.addr.clone(),
+                    status: Status::Up,
+                    outbound: None,
+                    inbound: Vec::new(),
+                    probe: false,
+                    dial_now: true,
+                    dialer: true,
+                    wake: Arc::new(Notify::new()),
+                    queue: Arc::new(Queue::new(self.outbound_queue)),
+                },
+            );
+            self.emit(TransportEvent::Connected {
+                node: info.node.clone(),
+                incarnation: info.incarnation,
+                addr: info.addr.clone(),
+            });
+            return Ok(true);
+        };
+        if let Some(why) = stale(p, info) {
+            return Err(why);
+        }
+        let mut events = Vec::new();
+        if info.incarnation > p.incarnation {
+            if p.status != Status::Dead {
+                events.push(TransportEvent::Dead {
+                    node: info.node.clone(),
+                    incarnation: p.incarnation,
+                });
+            }
+            p.close_all();
+            p.queue.clear();
+            p.incarnation = info.incarnation;
+            p.addr = info.addr.clone();
+            p.status = Status::Up;
+            p.dial_now = true;
+            events.push(TransportEvent::Connected {
+                node: info.node.clone(),
+                incarnation: info.incarnation,
+                addr: info.addr.clone(),
+            });
+        } else if p.status == Status::Probing && !redial {
+            // Alive a moment ago: redial now rather than wait out a backoff.
+            p.dial_now = true;
+        } else if p.status == Status::Probing {
+            p.status = Status::Up;
+            events.push(TransportEvent::Connected {
+                node: info.node.clone(),
+                incarnation: info.incarnation,
+                addr: p.addr.clone(),
+            });
+        }
+        let spawn = !p.dialer;
+        p.dialer = true;
+        p.wake.notify_one();
+        for e in events {
+            self.emit(e);
+        }
+        Ok(spawn)
+    }
+
+    /// The responder side finished a handshake: record the connection (before the `Accept`
+    /// goes out, so the peer's older connection it may now close is already superseded).
+    pub(crate) fn register_inbound(&mut self, info: &PeerInfo, conn: Conn) -> Result<bool, String> {
+        let spawn = self.admit(info, false)?;
+        if let Some(p) = self.peers.get_mut(&info.node) {
+            p.inbound.push(conn);
+            if p.inbound.len() > MAX_INBOUND_PER_PEER {
+                let oldest = p.inbound.remove(0);
+                oldest.token.cancel();
+            }
+            if p.outbound.is_none() {
+                p.dial_now = true;
+                p.wake.notify_one();
+            }
+        }
+        Ok(spawn)
+    }
+
+    /// The initiator verified the responder (before sending `Auth`): go on, or decline. On
+    /// success the caller holds the node's claim until it installs or gives up.
+    pub(crate) fn pre_auth(
+        &mut self,
+        attempt: u64,
+        expected: Option<&NodeId>,
+        info: &PeerInfo,
+    ) -> Result<(), Decline> {
+        if let Some(expected) = expected {
+            if *expected != info.node {
+                return Err(Decline::WrongNode(info.node.clone()));
+            }
+        }
+        if self.me.as_ref().is_some_and(|me| me.node == info.node) {
+            return Err(Decline::Refused(format!(
+                "peer claims our own node id {} (incarnation {})",
+                info.node, info.incarnation
+            )));
+        }
+        if let Some(p) = self.peers.get(&info.node) {
+            if let Some(why) = stale(p, info) {
+                return Err(Decline::Refused(why));
+            }
+            if info.incarnation == p.incarnation
+                && p.status != Status::Dead
+                && p.outbound.is_some()
+                && !p.probe
+            {
+                return Err(Decline::Redundant);
+            }
+        }
+        match self.claims.get(&info.node) {
+            Some(other) if *other != attempt => Err(Decline::Redundant),
+            _ => {
+                self.claims.insert(info.node.clone(), attempt);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn release_claim(&mut self, node: &NodeId, attempt: u64) {
+        if self.claims.get(node) == Some(&attempt) {
+            self.claims.remove(node);
+        }
+    }
+
+    /// The initiator finished a handshake: the connection becomes the peer's outbound one.
+    pub(crate) fn install_outbound(
+        &mut self,
+        attempt: u64,
+        info: &PeerInfo,
+        conn: Conn,
+    ) -> Result<(bool, Arc<Queue>), String> {
+        self.release_claim(&info.node, attempt);
+        let spawn = self.admit(info, true)?;
+        let Some(p) = self.peers.get_mut(&info.node) else {
+            return Err("peer vanished".into());
+        };
+        if let Some(old) = p.outbound.replace(conn) {
+            old.token.cancel();
+        }
+        p.probe = false;
+        p.dial_now = false;
+        Ok((spawn, p.queue.clone()))
+    }
+
+    /// A connection ended on its own (EOF, error, protocol violation).
+    pub(crate) fn on_closed(&mut self, node: &NodeId, id: u64, dir: Direction) {
+        let Some(p) = self.peers.get_mut(node) else {
+            return;
+        };
+        let current = match dir {
+            Direction::Outbound => {
+                let current = p.outbound.as_ref().is_some_and(|c| c.id == id);
+                if current {
+                    p.outbound = None;
+                }
+                current
+            }
+            Direction::Inbound => {
+                let current = p.inbound.last().is_some_and(|c| c.id == id);
+                p.inbound.retain(|c| c.id != id);
+                if current && p.outbound.is_some() {
+                    p.probe = true;
+                }
+                current
+            }
+        };
+        if !current || p.status == Status::Dead {
+            return;
+        }
+        p.dial_now = true;
+        p.wake.notify_one();
+        if p.status == Status::Up {
+            p.status = Status::Probing;
+            self.emit(TransportEvent::Disconnected { node: node.clone() });
+        }
+    }
+
+    /// The peer's advertised address refused a connection (or another node answers there).
+    /// Proof of death while probing; otherwise (the peer is up through its own connection to
+    /// us) merely a failed attempt.
+    pub(crate) fn on_gone(&mut self, node: &NodeId) -> AfterFailure {
+        let Some(p) = self.peers.get_mut(node) else {
+            return AfterFailure::Exit;
+        };
+        match p.status {
+            Status::Up => AfterFailure::Retry,
+            Status::Dead => {
+                p.dialer = false;
+                AfterFailure::Exit
+            }
+            Status::Probing => {
+                p.status = Status::Dead;
+                p.dialer = false;
+                p.close_all();
+                p.queue.clear();
+                let incarnation = p.incarnation;
+                self.emit(TransportEvent::Dead {
+                    node: node.clone(),
+                    incarnation,
+                });
+                AfterFailure::Exit
+            }
+        }
+    }
+
+    /// Registers a client connection; returns the id its messages carry and its reply queue.
+    /// Client ids contain `@` and `#`, which node names may not, so they never clash.
+    pub(crate) fn register_client(
+        &mut self,
+        info: &PeerInfo,
+        from: std::net::SocketAddr,
+        id: u64,
+    ) -> (NodeId, Arc<Queue>) {
+        let client = NodeId::new(format!("{}@{from}#{id}", info.node));
+        let queue = Arc::new(Queue::new(self.outbound_queue));
+        self.clients.insert(client.clone(), queue.clone());
+        (client, queue)
+    }
+
+    /// Whether some live peer advertises `addr`.
+    pub(crate) fn connected_to(&self, addr: &str) -> bool {
+        self.peers
+            .values()
+            .any(|p| p.status != Status::Dead && p.addr == addr)
+    }
+
+    /// Cancels every connection (shutdown).
+    pub(crate) fn close_all(&mut self) {
+        for p in self.peers.values_mut() {
+            p.close_all();
+        }
+    }
+}
+
+/// Why a handshake from `info` is refused as stale, if it is.
+fn stale(p: &Peer, info: &PeerInfo) -> Option<String> {
+    if info.incarnation < p.incarnation {
+        Some(format!(
+            "stale incarnation {} of {} (incarnation {} is known)",
+            info.incarnation, info.node, p.incarnation
+        ))
+    } else if info.incarnation == p.incarnation && p.status == Status::Dead {
+        Some(format!(
+            "incarnation {} of {} was already proven dead",
+            info.incarnation, info.node
+        ))
+    } else {
+        None
+    }
+}

@@ -1,0 +1,753 @@
+//! Loopback tests of the TCP transport: messaging, refusals, hostile bytes, proof of death.
+
+mod common;
+
+use baton_core::engine::{NodeStatus, StatusSnapshot};
+use baton_core::message::{
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
+    VoteRequest, VoteResponse,
+};
+use baton_core::{
+    CallError, Envelope, Hardware, MemberId, Message, NodeId, PROTOCOL_VERSION, Served, Transport,
+    TransportError, TransportEvent,
+};
+use baton_transport_tcp::handshake::{HandshakeConfig, Hello, Initiator, MAGIC, NONCE_LEN, Step};
+use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
+use common::*;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+fn every_message() -> Vec<Message> {
+    let m = MemberId::new("a", 1);
+    vec![
+        Message::Heartbeat(Heartbeat {
+            seq: 1,
+            addr: "somewhere-else:1".into(),
+            hardware: Hardware {
+                cpus: 4,
+                memory_bytes: 1 << 30,
+                weight: Some(2.5),
+            },
+            labels: [("zone".to_string(), "eu-1".to_string())].into(),
+            members: vec![MemberAnnounce {
+                id: m.clone(),
+                group: "g".into(),
+                started_at_ms: 123,
+                labels: Default::default(),
+            }],
+            claims: vec![Claim {
+                group: "g".into(),
+                term: 3,
+                member: m.clone(),
+            }],
+            peers: vec![PeerAddr {
+                node: NodeId::new("mallory"),
+                addr: "1.2.3.4:5".into(),
+            }],
+        }),
+        Message::HeartbeatAck(HeartbeatAck {
+            seq: 1,
+            rejected: vec![("g".into(), 9)],
+        }),
+        Message::VoteRequest(VoteRequest {
+            group: "g".into(),
+            term: 4,
+            candidate: m.clone(),
+            handoff: Some(Handoff {
+                from: MemberId::new("b", 2),
+                term: 3,
+            }),
+            pre: false,
+            dead: vec![(NodeId::new("c"), 4)],
+        }),
+        Message::VoteResponse(VoteResponse {
+            group: "g".into(),
+            term: 4,
+            pre: true,
+            granted: true,
+            known_term: 4,
+        }),
+        Message::StepDown(StepDown {
+            group: "g".into(),
+            term: 4,
+            from: m.clone(),
+            successor: None,
+        }),
+        Message::Request(Request {
+            id: 7,
+            group: "g".into(),
+            any: false,
+            payload: vec![0, 1, 2, 255],
+        }),
+        Message::Response(Response {
+            id: 7,
+            result: Ok(Served {
+                member: m.clone(),
+                term: 4,
+                leader: true,
+                payload: b"done".to_vec(),
+            }),
+        }),
+        Message::Response(Response {
+            id: 8,
+            result: Err(CallError::NoLeader { group: "g".into() }),
+        }),
+        Message::Leave,
+        Message::StatusRequest,
+        Message::StatusResponse(StatusSnapshot {
+            node: NodeId::new("a"),
+            members: vec![NodeStatus {
+                name: NodeId::new("b"),
+                addr: Some("127.0.0.1:2".into()),
+                incarnation: 3,
+                alive: true,
+                groups: vec!["g".into()],
+            }],
+            groups: vec![],
+        }),
+        Message::ClientCall(Request {
+            id: 9,
+            group: "g".into(),
+            any: true,
+            payload: vec![42],
+        }),
+    ]
+}
+
+async fn messages_from(t: &TcpTransport, n: usize) -> Vec<Envelope> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(SOON, t.recv()).await {
+            Ok(Some(TransportEvent::Message(env))) => got.push(env),
+            Ok(Some(_)) => {}
+            other => panic!("expected {n} messages, got {} then {other:?}", got.len()),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_every_message_variant_with_handshake_identity() {
+    let (a, _a_addr) = start("a", 11).await;
+    let (b, b_addr) = start("b", 22).await;
+    a.connect(&b_addr).await;
+    let seen = expect(&a, SOON, "a: Connected{b}", is_connected("b", 22)).await;
+    assert!(
+        seen.iter().any(|e| matches!(e,
+            TransportEvent::Connected { addr, .. } if *addr == b_addr)),
+        "Connected carries the advertised address: {seen:?}"
+    );
+    expect(&b, SOON, "b: Connected{a}", is_connected("a", 11)).await;
+
+    let all = every_message();
+    for m in &all {
+        a.send(&NodeId::new("b"), m.clone()).await.unwrap();
+    }
+    let got = messages_from(&b, all.len()).await;
+    for (env, sent) in got.iter().zip(&all) {
+        // The sender is who the handshake authenticated, whatever the message says.
+        assert_eq!(env.from, NodeId::new("a"));
+        assert_eq!(env.incarnation, 11);
+        assert_eq!(&env.message, sent);
+    }
+
+    // And the other way, over b's own outbound connection to a.
+    for m in &all {
+        b.send(&NodeId::new("a"), m.clone()).await.unwrap();
+    }
+    let got = messages_from(&a, all.len()).await;
+    assert!(
+        got.iter()
+            .all(|e| e.from == NodeId::new("b") && e.incarnation == 22)
+    );
+    assert_eq!(got.into_iter().map(|e| e.message).collect::<Vec<_>>(), all);
+
+    assert!(matches!(
+        a.send(&NodeId::new("nobody"), Message::Leave).await,
+        Err(TransportError::Unreachable(_))
+    ));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused_and_good_peers_keep_working() {
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+    let (intruder, _) = start_with(TcpConfig::new(CLUSTER, b"wrong".to_vec()), "x", 1).await;
+    intruder.connect(&b_addr).await;
+    let seen = expect(&intruder, SOON, "ConnectFailed", |e| {
+        matches!(e, TransportEvent::ConnectFailed { .. })
+    })
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Connected { .. })),
+        "{seen:?}"
+    );
+    let line = logs
+        .wait_for(&[
+            "handshake refused",
+            "closed the connection before authenticating",
+        ])
+        .await;
+    assert!(
+        line.contains("127.0.0.1:"),
+        "names the peer address: {line}"
+    );
+    let line = logs
+        .wait_for(&["connect failed", "authentication failed"])
+        .await;
+    assert!(line.contains(&b_addr), "{line}");
+    assert!(
+        !logs.text().contains(std::str::from_utf8(SECRET).unwrap()),
+        "the secret is never logged"
+    );
+
+    // The good pair still works.
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
+    let got = messages_from(&b, 1).await;
+    assert_eq!(got[0].from, NodeId::new("a"));
+    assert!(
+        !drain(&b, Duration::from_millis(50))
+            .await
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Connected { node, .. } if node.as_str() == "x"))
+    );
+    for t in [a, b, intruder] {
+        t.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_cluster_is_refused() {
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+    let (other, _) = start_with(TcpConfig::new("other-cluster", SECRET.to_vec()), "x", 1).await;
+    other.connect(&b_addr).await;
+    let seen = expect(
+        &other,
+        SOON,
+        "ConnectFailed",
+        |e| matches!(e, TransportEvent::ConnectFailed { reason, .. } if reason.contains("refused")),
+    )
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Connected { .. }))
+    );
+    logs.wait_for(&["handshake refused", "wrong cluster", "\"other-cluster\""])
+        .await;
+    assert!(drain(&b, Duration::from_millis(50)).await.is_empty());
+    b.shutdown().await;
+    other.shutdown().await;
+}
+
+fn raw_hello(magic: [u8; 4], version: u16) -> Vec<u8> {
+    Hello {
+        magic,
+        version,
+        cluster: CLUSTER.into(),
+        node: NodeId::new("raw"),
+        incarnation: 1,
+        addr: "127.0.0.1:1".into(),
+        nonce: [7; NONCE_LEN],
+        client: false,
+    }
+    .encode()
+}
+
+#[tokio::test]
+async fn bad_magic_and_wrong_protocol_version_are_refused() {
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+    for (payload, reason) in [
+        (raw_hello(*b"HTTP", PROTOCOL_VERSION), "bad magic"),
+        (
+            raw_hello(MAGIC, PROTOCOL_VERSION + 1),
+            "protocol version mismatch",
+        ),
+    ] {
+        let mut s = TcpStream::connect(&b_addr).await.unwrap();
+        let local = s.local_addr().unwrap().to_string();
+        write_frame(&mut s, &payload).await.unwrap();
+        let answer = read_to_close(&mut s, SOON).await;
+        assert!(answer.is_empty(), "a refused peer gets nothing back");
+        let line = logs.wait_for(&["handshake refused", reason, &local]).await;
+        assert!(!line.contains(SECRET_STR), "{line}");
+    }
+    assert!(drain(&b, Duration::from_millis(50)).await.is_empty());
+    b.shutdown().await;
+}
+
+const SECRET_STR: &str = "correct horse";
+
+#[tokio::test]
+async fn garbage_and_oversized_frames_close_the_connection_only() {
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+
+    let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_to_close(&mut s, SOON).await;
+
+    // A frame header announcing 1 MiB: refused before any payload is buffered.
+    let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    let local = s.local_addr().unwrap().to_string();
+    s.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+    read_to_close(&mut s, SOON).await;
+    logs.wait_for(&["handshake refused", "frame size too big", &local])
+        .await;
+
+    // Random bytes.
+    let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&junk).await;
+    read_to_close(&mut s, SOON).await;
+
+    // The listener still accepts good peers.
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Runs the initiator side of a handshake over a raw stream.
+async fn raw_handshake(s: &mut TcpStream, node: &str, incarnation: u64, addr: &str) {
+    let cfg = HandshakeConfig {
+        cluster: CLUSTER.into(),
+        secret: SECRET.to_vec(),
+        node: NodeId::new(node),
+        incarnation,
+        addr: addr.into(),
+        client: false,
+    };
+    let (mut hs, hello) = Initiator::new(cfg, [9; NONCE_LEN]);
+    write_frame(s, &hello).await.unwrap();
+    let reply = read_frame(s).await.unwrap();
+    let Ok(Step::Reply { frame: auth, .. }) = hs.on_frame(&reply) else {
+        panic!("bad reply")
+    };
+    write_frame(s, &auth).await.unwrap();
+    let accept = read_frame(s).await.unwrap();
+    assert!(matches!(hs.on_frame(&accept), Ok(Step::Done { .. })));
+}
+
+#[tokio::test]
+async fn authenticated_peer_sending_garbage_is_disconnected_then_proven_dead() {
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+    // x advertises an address nobody listens on: once its connection closes, the redial is
+    // refused, which proves it dead.
+    let x_addr = closed_port().await;
+    let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    raw_handshake(&mut s, "x", 5, &x_addr).await;
+    expect(&b, SOON, "Connected{x}", is_connected("x", 5)).await;
+    let local = s.local_addr().unwrap().to_string();
+    write_frame(&mut s, &[0xff; 16]).await.unwrap();
+    read_to_close(&mut s, SOON).await;
+    logs.wait_for(&["closing connection", "undecodable message", &local])
+        .await;
+    let seen = expect(&b, SOON, "Dead{x,5}", is_dead("x", 5)).await;
+    assert!(seen.iter().any(is_disconnected("x")), "{seen:?}");
+    assert!(matches!(
+        b.send(&NodeId::new("x"), Message::Leave).await,
+        Err(TransportError::Unreachable(_))
+    ));
+
+    // b keeps running.
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn replayed_handshake_is_refused() {
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+    let (a, _) = start("a", 1).await;
+
+    // Record a's frames of a real handshake through a man in the middle that forwards the
+    // hello and the reply, keeps a's Auth, and cuts the connection.
+    let mitm = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mitm_addr = mitm.local_addr().unwrap().to_string();
+    a.connect(&mitm_addr).await;
+    let (mut client, _) = mitm.accept().await.unwrap();
+    let mut server = TcpStream::connect(&b_addr).await.unwrap();
+    let hello = read_frame(&mut client).await.unwrap();
+    write_frame(&mut server, &hello).await.unwrap();
+    let reply = read_frame(&mut server).await.unwrap();
+    write_frame(&mut client, &reply).await.unwrap();
+    let auth = read_frame(&mut client).await.unwrap();
+    drop((client, server));
+    expect(&a, SOON, "a: ConnectFailed", |e| {
+        matches!(e, TransportEvent::ConnectFailed { .. })
+    })
+    .await;
+
+    // Replay both recorded frames on a fresh connection.
+    let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    let local = s.local_addr().unwrap().to_string();
+    write_frame(&mut s, &hello).await.unwrap();
+    write_frame(&mut s, &auth).await.unwrap();
+    let fresh_reply = read_frame(&mut s).await.unwrap();
+    assert_ne!(fresh_reply, reply, "b answers with a fresh nonce");
+    let rest = read_to_close(&mut s, SOON).await;
+    assert!(rest.is_empty(), "no Accept for a replayed Auth");
+    logs.wait_for(&["handshake refused", "authentication failed", &local])
+        .await;
+    assert!(
+        !drain(&b, Duration::from_millis(100))
+            .await
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Connected { .. })),
+        "the replay must not connect"
+    );
+
+    // The genuine node still gets in.
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shut_down_peer_is_proven_dead_quickly() {
+    let (a, _) = start("a", 1).await;
+    let (b, b_addr) = start("b", 42).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 42).await;
+
+    let t0 = Instant::now();
+    b.shutdown().await;
+    let seen = expect(&a, SOON, "Dead{b,42}", is_dead("b", 42)).await;
+    let took = t0.elapsed();
+    assert!(took < SOON, "took {took:?}");
+    assert!(
+        matches!(seen[0], TransportEvent::Disconnected { .. }),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Connected { .. })),
+        "{seen:?}"
+    );
+    assert!(b.recv().await.is_none(), "recv ends after shutdown");
+    assert!(matches!(
+        b.send(&NodeId::new("a"), Message::Leave).await,
+        Err(TransportError::Closed)
+    ));
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_process_is_proven_dead_quickly() {
+    // b runs on its own runtime and thread; dropping that runtime drops every socket at once
+    // without any orderly shutdown, like kill -9.
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+    let b_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let b = TcpTransport::new(config());
+        let addr = rt.block_on(b.start(&local("b", 7, "127.0.0.1:0"))).unwrap();
+        addr_tx.send(addr).unwrap();
+        rt.block_on(async {
+            let _ = kill_rx.await;
+        });
+        drop(rt);
+        drop(b);
+    });
+    let b_addr = addr_rx.await.unwrap();
+    let (a, _) = start("a", 1).await;
+    a.connect(&b_addr).await;
+    expect(&a, SOON, "Connected{b}", is_connected("b", 7)).await;
+
+    let t0 = Instant::now();
+    kill_tx.send(()).unwrap();
+    let seen = expect(&a, SOON, "Dead{b,7}", is_dead("b", 7)).await;
+    assert!(t0.elapsed() < SOON);
+    assert!(seen.iter().any(is_disconnected("b")), "{seen:?}");
+    b_thread.join().unwrap();
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_peer_on_the_same_port_is_dead_old_then_connected_new() {
+    let (a, a_addr) = start("a", 1).await;
+    let (b, b_addr) = start("b", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+
+    b.shutdown().await;
+    let (b2, b2_addr) = start_on(config(), "b", 2, &b_addr).await;
+    assert_eq!(b2_addr, b_addr);
+    b2.connect(&a_addr).await;
+    expect(&b2, SOON, "b2: Connected{a}", is_connected("a", 1)).await;
+
+    let seen = expect(&a, SOON, "Connected{b,2}", is_connected("b", 2)).await;
+    let dead = seen
+        .iter()
+        .position(is_dead("b", 1))
+        .unwrap_or_else(|| panic!("Dead{{b,1}} before Connected{{b,2}}: {seen:?}"));
+    assert!(dead < seen.len() - 1);
+    assert!(!seen.iter().any(is_connected("b", 1)), "{seen:?}");
+    // And no second death of the old incarnation afterwards.
+    assert!(
+        !drain(&a, Duration::from_millis(100))
+            .await
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Dead { .. }))
+    );
+    a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
+    let got = messages_from(&b2, 1).await;
+    assert_eq!((got[0].from.as_str(), got[0].incarnation), ("a", 1));
+    a.shutdown().await;
+    b2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_incarnation_handshake_proves_the_old_one_dead() {
+    let (a, a_addr) = start("a", 1).await;
+    let (b1, b1_addr) = start("b", 1).await;
+    pair(&a, "a", 1, &b1, &b1_addr, "b", 1).await;
+
+    // A newer process of b (elsewhere) reaches a while the old one's connections are open.
+    let (b2, _) = start("b", 2).await;
+    b2.connect(&a_addr).await;
+    let seen = expect(&a, SOON, "Connected{b,2}", is_connected("b", 2)).await;
+    assert!(
+        matches!(
+            seen.as_slice(),
+            [
+                ..,
+                TransportEvent::Dead { incarnation: 1, .. },
+                TransportEvent::Connected { .. }
+            ]
+        ),
+        "{seen:?}"
+    );
+    // The old incarnation is refused from now on: b1's redial fails quietly, no Connected{b,1}.
+    let later = drain(&a, Duration::from_millis(300)).await;
+    assert!(
+        !later.iter().any(
+            |e| matches!(e, TransportEvent::Connected { incarnation: 1, .. })
+                || matches!(e, TransportEvent::Dead { .. })
+        ),
+        "{later:?}"
+    );
+    for t in [a, b1, b2] {
+        t.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_connection_reconnects_to_the_same_incarnation_without_death() {
+    let (a, _) = start("a", 1).await;
+    let (b, b_addr) = start("b", 3).await;
+    // a reaches b through a proxy; b dials a back directly.
+    let proxy = Proxy::start(b_addr.clone()).await;
+    a.connect(&proxy.addr).await;
+    let seen = expect(&a, SOON, "a: Connected{b}", is_connected("b", 3)).await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, TransportEvent::Connected { addr, .. } if *addr == b_addr)),
+        "b's advertised address, not the proxy's: {seen:?}"
+    );
+    expect(&b, SOON, "b: Connected{a}", is_connected("a", 1)).await;
+    // Let b's connection back to a settle.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    proxy.cut();
+    // a's own (outbound) connection was cut: it always sees the gap.
+    let seen_a = expect(&a, SOON, "a: Connected{b,3} again", is_connected("b", 3)).await;
+    assert!(
+        matches!(
+            seen_a.as_slice(),
+            [
+                TransportEvent::Disconnected { .. },
+                TransportEvent::Connected { .. }
+            ]
+        ),
+        "{seen_a:?}"
+    );
+    let later_a = drain(&a, Duration::from_millis(300)).await;
+    assert!(later_a.is_empty(), "no death, no flapping: {later_a:?}");
+    // b's inbound connection from a was cut. Either b noticed (Disconnected, then Connected
+    // with the same incarnation) or a's new connection superseded the old one before b read
+    // the close (nothing to report). Never Dead.
+    let seen_b = drain(&b, Duration::from_millis(300)).await;
+    assert!(
+        matches!(
+            seen_b.as_slice(),
+            [] | [
+                TransportEvent::Disconnected { .. },
+                TransportEvent::Connected { incarnation: 1, .. }
+            ]
+        ),
+        "{seen_b:?}"
+    );
+    // Still talking both ways.
+    a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
+    assert_eq!(messages_from(&b, 1).await[0].from, NodeId::new("a"));
+    b.send(&NodeId::new("a"), Message::Leave).await.unwrap();
+    assert_eq!(messages_from(&a, 1).await[0].from, NodeId::new("b"));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn connect_to_self_duplicates_and_closed_ports() {
+    let (a, a_addr) = start("a", 1).await;
+    let (b, b_addr) = start("b", 1).await;
+    // Our own address, directly and under an alias: dropped quietly.
+    a.connect(&a_addr).await;
+    let port = a_addr.rsplit(':').next().unwrap();
+    a.connect(&format!("localhost:{port}")).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    // Already connected: no-op.
+    a.connect(&b_addr).await;
+    a.connect(&b_addr).await;
+    let quiet = drain(&a, Duration::from_millis(200)).await;
+    assert!(quiet.is_empty(), "{quiet:?}");
+    assert!(drain(&b, Duration::from_millis(10)).await.is_empty());
+
+    // Another process using our node id is refused, not mistaken for ourselves.
+    let (twin, _) = start("a", 2).await;
+    twin.connect(&a_addr).await;
+    expect(&twin, SOON, "ConnectFailed", |e| {
+        matches!(e, TransportEvent::ConnectFailed { reason, .. } if reason.contains("our own node id"))
+    })
+    .await;
+    twin.shutdown().await;
+
+    let nobody = closed_port().await;
+    a.connect(&nobody).await;
+    let seen = expect(&a, SOON, "ConnectFailed", |e| {
+        matches!(e, TransportEvent::ConnectFailed { addr, reason } if *addr == nobody && reason.contains("refused"))
+    })
+    .await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_clients_are_dropped_at_the_deadline_and_capped() {
+    let (logs, _guard) = Logs::capture();
+    let mut cfg = config();
+    cfg.handshake_timeout = Duration::from_millis(300);
+    cfg.max_pending_handshakes = 2;
+    let (b, b_addr) = start_with(cfg, "b", 1).await;
+
+    let mut silent1 = TcpStream::connect(&b_addr).await.unwrap();
+    let mut silent2 = TcpStream::connect(&b_addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Beyond the cap: closed at once.
+    let t0 = Instant::now();
+    let mut third = TcpStream::connect(&b_addr).await.unwrap();
+    read_to_close(&mut third, SOON).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+    logs.wait_for(&["refusing connection", "already in their handshake"])
+        .await;
+    // The silent ones are closed at the deadline.
+    read_to_close(&mut silent1, SOON).await;
+    read_to_close(&mut silent2, SOON).await;
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    logs.wait_for(&["handshake refused", "no complete handshake within"])
+        .await;
+    // Slots are free again.
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_reports_the_address_and_the_os_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let t = TcpTransport::new(config());
+    let err = t.start(&local("a", 1, &addr)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, TransportError::Start { .. }));
+    assert!(text.contains(&addr), "{text}");
+    assert!(text.to_lowercase().contains("in use"), "{text}");
+    let err = t.start(&local("a", 1, "not an address")).await.unwrap_err();
+    assert!(err.to_string().contains("not an address"), "{err}");
+}
+
+#[tokio::test]
+async fn recv_ends_after_shutdown_and_the_peer_sees_death() {
+    let (a, _) = start("a", 1).await;
+    let (b, b_addr) = start("b", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    a.shutdown().await;
+    assert!(a.recv().await.is_none());
+    assert!(a.recv().await.is_none());
+    a.connect(&b_addr).await; // after shutdown: nothing happens, no panic
+    expect(&b, SOON, "Dead{a,1}", is_dead("a", 1)).await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn clients_are_answered_over_their_connection_and_never_become_peers() {
+    let (b, b_addr) = start("b", 5).await;
+    let mut client = TcpClient::connect(&b_addr, &config(), "baton-cli")
+        .await
+        .unwrap();
+    assert_eq!(client.node().node, NodeId::new("b"));
+    assert_eq!(client.node().incarnation, 5);
+    client.send(&Message::StatusRequest).await.unwrap();
+    let env = match tokio::time::timeout(SOON, b.recv()).await {
+        Ok(Some(TransportEvent::ClientMessage(env))) => env,
+        other => panic!("expected a client message, got {other:?}"),
+    };
+    assert_eq!(env.message, Message::StatusRequest);
+    assert!(
+        env.from.as_str().starts_with("baton-cli@127.0.0.1:"),
+        "{}",
+        env.from
+    );
+    b.send(&env.from, Message::Leave).await.unwrap();
+    assert_eq!(client.recv().await.unwrap(), Message::Leave);
+
+    drop(client);
+    // No peer events for a client, before or after it leaves; its id stops being reachable.
+    let deadline = Instant::now() + SOON;
+    while b.send(&env.from, Message::Leave).await.is_ok() {
+        assert!(Instant::now() < deadline, "client id still reachable");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = drain(&b, Duration::from_millis(100)).await;
+    assert!(seen.is_empty(), "{seen:?}");
+
+    // A client without the secret is refused.
+    let wrong = TcpConfig::new(CLUSTER, b"wrong".to_vec());
+    let err = TcpClient::connect(&b_addr, &wrong, "baton-cli")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Handshake { reason, .. } if reason.contains("authentication failed")),
+        "{err}"
+    );
+    let err = TcpClient::connect(&closed_port().await, &config(), "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+    b.shutdown().await;
+}
