@@ -4,7 +4,7 @@
 //! or an API call) and returns the [`Action`]s to perform (messages to send, addresses to
 //! connect to, leadership changes to publish, state to persist, work to serve).
 //! [`Engine::next_deadline`] says when it next wants a [`Input::Tick`]. Nothing in here does I/O
-//! or reads a clock, so the same engine runs under the tokio [`Node`](crate::Node) and under a
+//! or reads a clock, so the same engine runs under the tokio `Node` and under a
 //! deterministic simulator with a virtual clock.
 //!
 //! # Protocol summary
@@ -900,6 +900,19 @@ impl Engine {
             claims,
             peers,
         } = hb;
+        // Transports may reorder messages. A periodic heartbeat older than one already seen
+        // from this incarnation is stale: its members and claims are out of date, and taking
+        // its missing claim as "no longer leads" would drop a live leader's view (and with it
+        // this voter's promise) while that leader still holds a lease on this node's ack —
+        // two acting leaders (found by baton-sim). It only proves the peer alive.
+        if let Some(p) = self.peers.get_mut(from)
+            && seq > 0
+        {
+            if seq < p.hb_seq {
+                return;
+            }
+            p.hb_seq = seq;
+        }
         for m in &members {
             self.group_mut(&m.group, now);
         }
@@ -916,9 +929,11 @@ impl Engine {
             }
         }
         // Groups whose leader was this peer but which it no longer claims: the claim is gone.
+        // Only a periodic heartbeat can say so: a greeting (seq 0) is not ordered against them.
         let claimed: BTreeSet<&str> = claims.iter().map(|c| c.group.as_str()).collect();
         for (name, g) in self.groups.iter_mut() {
-            if g.leader.as_ref().is_some_and(|l| l.member.node == *from)
+            if seq > 0
+                && g.leader.as_ref().is_some_and(|l| l.member.node == *from)
                 && !matches!(g.role, Role::Leader { .. })
                 && !claimed.contains(name.as_str())
             {
@@ -936,7 +951,12 @@ impl Engine {
                 rejected.push((claim.group, higher));
             }
         }
-        if has_claims && seq > 0 && self.is_voter(&self.cfg.node.clone()) {
+        // Voters ack every claim (that renews leases). Anyone who refuses a claim says so, voter
+        // or not: a leader elected with a term lower than one the cluster already knew (voters
+        // restarted without `data_dir`) must learn it, step down and campaign above it, or the
+        // nodes that know the higher term never follow it (found by baton-sim).
+        if has_claims && seq > 0 && (self.is_voter(&self.cfg.node.clone()) || !rejected.is_empty())
+        {
             self.send(from, Message::HeartbeatAck(HeartbeatAck { seq, rejected }));
         }
     }
@@ -979,6 +999,9 @@ impl Engine {
         {
             return None;
         }
+        // The term is durable state (`PersistedGroup::term`): a restarted node must not forget
+        // a leadership it learned of, or its term would go backwards (found by baton-sim).
+        let raised = claim.term > g.term;
         g.term = claim.term;
         g.max_seen = g.max_seen.max(claim.term);
         g.role = Role::Follower;
@@ -992,6 +1015,9 @@ impl Engine {
             term: claim.term,
             until: now + ft,
         });
+        if raised {
+            self.persist();
+        }
         if was_leader {
             self.log(format!(
                 "group {group}: stepping down, a leader with term {} exists",
@@ -1002,9 +1028,7 @@ impl Engine {
     }
 
     fn on_ack(&mut self, now: Instant, from: &NodeId, ack: HeartbeatAck) {
-        if !self.is_voter(from) {
-            return;
-        }
+        // A refusal counts from anyone (see `on_heartbeat`); a lease renewal only from voters.
         for (group, higher) in &ack.rejected {
             let g = self.group_mut(group, now);
             g.max_seen = g.max_seen.max(*higher);
@@ -1014,9 +1038,12 @@ impl Engine {
                 g.role = Role::Follower;
                 g.leader = None;
                 g.leaderless_since = Some(now);
-                let msg = format!("group {group}: stepping down, voter {from} knows term {higher}");
+                let msg = format!("group {group}: stepping down, {from} knows term {higher}");
                 self.log(msg);
             }
+        }
+        if !self.is_voter(from) {
+            return;
         }
         let Some(idx) = self.pending_hb.iter().position(|p| p.seq == ack.seq) else {
             return;
@@ -1124,7 +1151,11 @@ impl Engine {
                     .leader
                     .as_ref()
                     .is_some_and(|l| l.member == h.from && l.term == h.term)
-                    || g.resigned.as_ref() == Some(h)
+                    // A remembered resignation counts only while no newer leadership is known:
+                    // a late StepDown of an older term of the *same* member must not unlock a
+                    // vote against its current leadership, whose lease rests on this node's
+                    // acks (found by baton-sim).
+                    || (g.resigned.as_ref() == Some(h) && h.term >= g.term)
                     || (g.leader.is_none() && h.term <= g.term))
         });
         if acting.is_some() && !handoff_ok {
@@ -1669,6 +1700,7 @@ impl Engine {
         if !matches_leader {
             return;
         }
+        let raised = sd.term > g.term;
         g.term = g.term.max(sd.term);
         g.leader = None;
         g.leaderless_since = Some(now);
@@ -1680,6 +1712,10 @@ impl Engine {
         if me.is_some() && sd.successor == me && matches!(g.role, Role::Follower) {
             g.handoff_to_me = Some(handoff);
             g.next_campaign_at = None;
+        }
+        if raised {
+            // Durable, like every rise of the term (see `on_claim`).
+            self.persist();
         }
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct Peer {
     pub hardware: Hardware,
     pub labels: Labels,
     pub members: Vec<MemberAnnounce>,
+    /// Highest periodic heartbeat sequence number seen from this incarnation.
+    pub hb_seq: u64,
 }
 
 impl Peer {
@@ -47,6 +49,7 @@ impl Peer {
             hardware: Hardware::default(),
             labels: Labels::new(),
             members: Vec::new(),
+            hb_seq: 0,
         }
     }
 

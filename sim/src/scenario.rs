@@ -1,0 +1,547 @@
+//! Random fault schedules: one per seed, generated up front, then run against a [`Sim`] with
+//! the liveness check at the end.
+
+use crate::rng::Rng;
+use crate::sim::{
+    Agreed, NetConfig, NodeIdx, PolicyKind, Sim, SimConfig, SimGroup, SimQuorum, SimStats,
+    Violation, fmt_time,
+};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Which quorum mode a random schedule uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// `quorum = "majority"`: all four invariants.
+    Quorum,
+    /// `quorum = "none"`: invariants (c) and (d) only (split brain during a partition is the
+    /// documented behaviour).
+    Availability,
+}
+
+impl Mode {
+    /// The name used in `BATON_SIM_MODE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Quorum => "quorum",
+            Mode::Availability => "availability",
+        }
+    }
+
+    /// Parses `quorum` / `majority` or `availability` / `none`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "quorum" | "majority" => Some(Mode::Quorum),
+            "availability" | "none" => Some(Mode::Availability),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which node a fault hits, resolved when the fault fires (so that "the leader" means the
+/// leader at that moment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// The node acting as leader of this group (by index into the config's groups); a random
+    /// live node when none acts.
+    LeaderOf(usize),
+    /// A live node chosen by this number.
+    Any(u64),
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// `kill -9`.
+    Crash(Pick),
+    /// Restart a stopped node (chosen by the number), if any is stopped.
+    Restart(u64),
+    /// Kind shutdown (`Input::Shutdown`), then the process is gone.
+    Shutdown(Pick),
+    /// Cut every link between the sides.
+    Partition(Vec<Vec<NodeIdx>>),
+    /// Cut the picked node off from everyone else.
+    Isolate(Pick),
+    /// Cut one direction of one link.
+    Cut(NodeIdx, NodeIdx),
+    /// Restore every link.
+    HealPartitions,
+    /// Change drop / duplicate / straggler probability and the latency range (reordering).
+    Net(NetConfig),
+    /// A live member (chosen by the number) leaves the group (by index).
+    Leave(u64, usize),
+    /// A live node (chosen by the number) that is not in the group (by index) joins it.
+    Join(u64, usize),
+}
+
+/// A complete random run: cluster, fault schedule, heal, liveness check.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The seed everything was drawn from.
+    pub seed: u64,
+    /// The quorum mode.
+    pub mode: Mode,
+    /// The cluster.
+    pub config: SimConfig,
+    /// Faults, by virtual time, in order.
+    pub faults: Vec<(Duration, Fault)>,
+    /// When every fault is healed ([`Sim::heal_all`]).
+    pub heal_at: Duration,
+    /// How long after the heal every live node must agree on every group's leader.
+    pub bound: Duration,
+    /// The stability window after the first agreement: agreement must hold at its middle and
+    /// at its end, with the same leaders (and terms) both times.
+    pub stable_for: Duration,
+}
+
+/// What a successful run measured.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Time from the heal to agreement.
+    pub convergence: Duration,
+    /// The liveness bound it had to meet.
+    pub bound: Duration,
+    /// The agreed leaders at the end.
+    pub leaders: BTreeMap<String, Agreed>,
+    /// Counters.
+    pub stats: SimStats,
+    /// Virtual time at the end.
+    pub end: Duration,
+}
+
+/// The liveness bound for a timing: `3 × failure_timeout + 10 × backoff`.
+///
+/// Why that much: after the heal, a restarted node abstains from voting for one failure
+/// timeout and stale leader views and vote promises expire within one failure timeout; a
+/// campaign that split the vote is given up after half a failure timeout and retried after
+/// `(rank + 1) × backoff` plus jitter; a leader elected on a view that still missed a node
+/// may be superseded once more when the views settle.
+pub fn liveness_bound(failure_timeout: Duration, backoff: Duration) -> Duration {
+    failure_timeout * 3 + backoff * 10
+}
+
+impl Scenario {
+    /// The random schedule of `seed`: 3–7 nodes, 1–3 groups, random policies, voters,
+    /// persistence and timing; 2–12 faults over 1–4 virtual seconds (one seed in five: a
+    /// storm of 10–30 faults with latencies up to 300 ms); then heal.
+    pub fn random(seed: u64, mode: Mode) -> Scenario {
+        let mut rng = Rng::new(seed);
+        let n = rng.range(3, 7) as usize;
+        let mut cfg = SimConfig::new(rng.next_u64(), n);
+        let ngroups = match rng.below(10) {
+            0..=5 => 1,
+            6..=8 => 2,
+            _ => 3,
+        };
+        cfg.groups = (0..ngroups)
+            .map(|g| SimGroup {
+                name: format!("g{g}"),
+                policy: match rng.below(3) {
+                    0 => PolicyKind::MemberId,
+                    1 => PolicyKind::OldestRunning,
+                    _ => PolicyKind::MostCpus,
+                },
+                preempt: rng.chance(0.25),
+            })
+            .collect();
+        cfg.quorum = match mode {
+            Mode::Availability => SimQuorum::None,
+            Mode::Quorum => {
+                if rng.chance(0.7) {
+                    SimQuorum::Majority((0..n).collect())
+                } else {
+                    let k = rng.range(1, n as u64) as usize;
+                    let mut all: Vec<NodeIdx> = (0..n).collect();
+                    // Fisher–Yates, then the first k.
+                    for i in (1..all.len()).rev() {
+                        let j = rng.below(i as u64 + 1) as usize;
+                        all.swap(i, j);
+                    }
+                    let mut v: Vec<NodeIdx> = all.into_iter().take(k).collect();
+                    v.sort();
+                    SimQuorum::Majority(v)
+                }
+            }
+        };
+        cfg.persistence = rng.chance(0.7);
+        let hb = [50u64, 100, 100, 100, 150][rng.below(5) as usize];
+        cfg.heartbeat = Duration::from_millis(hb);
+        cfg.failure_timeout = Duration::from_millis(hb * rng.range(4, 6));
+        cfg.backoff = Duration::from_millis(hb / 2);
+
+        // One schedule in five is a storm: many more faults, and latencies far above the
+        // heartbeat period (the protocol's safety must not depend on timely delivery).
+        let storm = rng.chance(0.2);
+        let start = Duration::from_millis(rng.range(0, 1500));
+        let span = Duration::from_millis(rng.range(1000, 4000));
+        let count = if storm {
+            rng.range(10, 30)
+        } else {
+            rng.range(2, 12)
+        };
+        let max_latency_ms = if storm { 300 } else { 60 };
+        let mut faults = Vec::new();
+        for _ in 0..count {
+            let at = start + Duration::from_micros(rng.below(span.as_micros() as u64));
+            let g = rng.below(ngroups as u64) as usize;
+            let fault = match rng.below(100) {
+                0..=14 => Fault::Crash(Pick::LeaderOf(g)),
+                15..=22 => Fault::Crash(Pick::Any(rng.next_u64())),
+                23..=36 => Fault::Restart(rng.next_u64()),
+                37..=44 => Fault::Shutdown(Pick::LeaderOf(g)),
+                45..=54 => {
+                    let mut sides = vec![Vec::new(), Vec::new()];
+                    for i in 0..n {
+                        sides[rng.below(2) as usize].push(i);
+                    }
+                    Fault::Partition(sides)
+                }
+                55..=61 => Fault::Isolate(Pick::LeaderOf(g)),
+                62..=65 => {
+                    let a = rng.below(n as u64) as usize;
+                    let b = (a + 1 + rng.below(n as u64 - 1) as usize) % n;
+                    Fault::Cut(a, b)
+                }
+                66..=72 => Fault::HealPartitions,
+                73..=84 => {
+                    let max_ms = rng.range(1, max_latency_ms);
+                    Fault::Net(NetConfig {
+                        min_latency: Duration::from_micros(100),
+                        max_latency: Duration::from_millis(max_ms),
+                        drop: [0.0, 0.01, 0.05, 0.1, 0.3][rng.below(5) as usize],
+                        duplicate: [0.0, 0.05, 0.2][rng.below(3) as usize],
+                        straggle: [0.0, 0.0, 0.01, 0.05][rng.below(4) as usize],
+                        straggle_max: Duration::from_millis(rng.range(100, 3000)),
+                    })
+                }
+                85..=87 => Fault::Net(NetConfig::calm()),
+                _ => Fault::Leave(rng.next_u64(), g),
+            };
+            // Most crashes and leaves are followed by a restart / rejoin before the heal.
+            let follow = match &fault {
+                Fault::Crash(_) | Fault::Shutdown(_) if rng.chance(0.6) => {
+                    Some(Fault::Restart(rng.next_u64()))
+                }
+                Fault::Leave(_, g) if rng.chance(0.7) => Some(Fault::Join(rng.next_u64(), *g)),
+                _ => None,
+            };
+            if let Some(f) = follow {
+                let later = at + Duration::from_micros(rng.range(1_000, 1_500_000));
+                faults.push((later, f));
+            }
+            faults.push((at, fault));
+        }
+        // Stable order: by time, then by generation order.
+        faults.sort_by_key(|(at, _)| *at);
+        let heal_at = faults
+            .iter()
+            .map(|(t, _)| *t)
+            .max()
+            .unwrap_or(start)
+            .max(start + span)
+            + Duration::from_millis(1);
+        Scenario {
+            seed,
+            mode,
+            bound: liveness_bound(cfg.failure_timeout, cfg.backoff),
+            stable_for: cfg.failure_timeout * 4,
+            config: cfg,
+            faults,
+            heal_at,
+        }
+    }
+
+    /// Runs the schedule: faults at their times, the heal, then the liveness check (every live
+    /// node agrees on every group's leader within [`Scenario::bound`], and still does
+    /// [`Scenario::stable_for`] later). Safety invariants are checked after every step.
+    pub fn run(&self) -> Result<Outcome, Violation> {
+        let mut sim = Sim::new(self.config.clone());
+        for (at, fault) in &self.faults {
+            sim.run_until(*at)?;
+            apply(&mut sim, fault);
+        }
+        sim.run_until(self.heal_at)?;
+        sim.heal_all();
+        let Some((convergence, first)) = sim.run_until_agreed(self.bound)? else {
+            return Err(Violation {
+                at: sim.now(),
+                message: format!(
+                    "invariant (d) violated: no agreed leader {} after the heal (bound {}){}",
+                    fmt_time(self.bound),
+                    fmt_time(self.bound),
+                    sim_state(&sim)
+                ),
+            });
+        };
+        // Then it must settle: agreement half-way through the stability window and the same
+        // agreement at its end. (The first agreement may still change once: a leader whose
+        // lease ran out during a partition, or a preempting member, hands over legitimately.)
+        let mut middle = None;
+        for half in 0..2 {
+            sim.run_for(self.stable_for / 2)?;
+            let Some(now) = sim.agreement() else {
+                return Err(Violation {
+                    at: sim.now(),
+                    message: format!(
+                        "invariant (d) violated: agreement reached {} after the heal was lost again{}",
+                        fmt_time(convergence),
+                        sim_state(&sim)
+                    ),
+                });
+            };
+            if half == 1 && middle.as_ref() != Some(&now) {
+                return Err(Violation {
+                    at: sim.now(),
+                    message: format!(
+                        "invariant (d) violated: leadership still changing without faults: {:?} then {:?} (first agreed {:?}){}",
+                        middle,
+                        now,
+                        first,
+                        sim_state(&sim)
+                    ),
+                });
+            }
+            middle = Some(now);
+        }
+        let last = middle.unwrap_or(first);
+        Ok(Outcome {
+            convergence,
+            bound: self.bound,
+            leaders: last,
+            stats: sim.stats().clone(),
+            end: sim.now(),
+        })
+    }
+}
+
+fn sim_state(sim: &Sim) -> String {
+    format!("\ncluster:{}", sim.describe())
+}
+
+fn pick(sim: &Sim, p: Pick) -> Option<NodeIdx> {
+    let live = sim.live();
+    if live.is_empty() {
+        return None;
+    }
+    match p {
+        Pick::LeaderOf(g) => {
+            let group = &sim.config().groups[g].name;
+            sim.acting_leaders(group)
+                .first()
+                .copied()
+                .or_else(|| Some(live[(g as u64 * 7919 % live.len() as u64) as usize]))
+        }
+        Pick::Any(x) => Some(live[(x % live.len() as u64) as usize]),
+    }
+}
+
+/// Performs one fault on the simulation.
+pub fn apply(sim: &mut Sim, fault: &Fault) {
+    match fault {
+        Fault::Crash(p) => {
+            if let Some(i) = pick(sim, *p) {
+                sim.crash(i);
+            }
+        }
+        Fault::Restart(x) => {
+            let down: Vec<NodeIdx> = (0..sim.len()).filter(|&i| !sim.is_live(i)).collect();
+            if !down.is_empty() {
+                sim.restart(down[(x % down.len() as u64) as usize]);
+            }
+        }
+        Fault::Shutdown(p) => {
+            if let Some(i) = pick(sim, *p) {
+                sim.shutdown(i);
+            }
+        }
+        Fault::Partition(sides) => sim.partition(sides),
+        Fault::Isolate(p) => {
+            if let Some(i) = pick(sim, *p) {
+                let rest: Vec<NodeIdx> = (0..sim.len()).filter(|&j| j != i).collect();
+                sim.partition(&[vec![i], rest]);
+            }
+        }
+        Fault::Cut(a, b) => sim.cut(*a, *b),
+        Fault::HealPartitions => sim.heal_partitions(),
+        Fault::Net(net) => sim.set_net(net.clone()),
+        Fault::Leave(x, g) => {
+            let group = sim.config().groups[*g].name.clone();
+            let members: Vec<NodeIdx> = sim
+                .live()
+                .into_iter()
+                .filter(|&i| sim.joined(i).contains(&group))
+                .collect();
+            if !members.is_empty() {
+                sim.leave(members[(x % members.len() as u64) as usize], &group);
+            }
+        }
+        Fault::Join(x, g) => {
+            let group = sim.config().groups[*g].name.clone();
+            let outside: Vec<NodeIdx> = sim
+                .live()
+                .into_iter()
+                .filter(|&i| !sim.joined(i).contains(&group))
+                .collect();
+            if !outside.is_empty() {
+                sim.join(outside[(x % outside.len() as u64) as usize], &group);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        writeln!(
+            f,
+            "seed {} ({}): {} nodes, quorum {:?}, persistence {}, heartbeat {:?}, failure timeout {:?}, backoff {:?}",
+            self.seed,
+            self.mode,
+            c.nodes,
+            c.quorum,
+            c.persistence,
+            c.heartbeat,
+            c.failure_timeout,
+            c.backoff
+        )?;
+        for g in &c.groups {
+            writeln!(
+                f,
+                "  group {} policy {:?} preempt {}",
+                g.name, g.policy, g.preempt
+            )?;
+        }
+        for (at, fault) in &self.faults {
+            writeln!(f, "  {} {:?}", fmt_time(*at), fault)?;
+        }
+        write!(
+            f,
+            "  {} heal all; agreement within {}, stable for {}",
+            fmt_time(self.heal_at),
+            fmt_time(self.bound),
+            fmt_time(self.stable_for)
+        )
+    }
+}
+
+// ---------------------------------------------------------------- seed runners
+
+/// The command that replays one seed.
+pub fn replay_command(seed: u64, mode: Mode) -> String {
+    format!(
+        "BATON_SIM_SEED={seed} BATON_SIM_MODE={mode} cargo test -p baton-sim --test sim replay -- --nocapture"
+    )
+}
+
+/// Runs the random schedule of `seed` and turns any failure — an invariant violation or a
+/// panic inside an engine — into a message that names the seed, the schedule and the command
+/// that replays it.
+pub fn check_seed(seed: u64, mode: Mode) -> Result<Outcome, String> {
+    let scenario = Scenario::random(seed, mode);
+    let result = std::panic::catch_unwind(|| scenario.run());
+    let why = match result {
+        Ok(Ok(outcome)) => return Ok(outcome),
+        Ok(Err(v)) => v.to_string(),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            format!("panicked: {msg}")
+        }
+    };
+    Err(format!(
+        "simulation seed {seed} ({mode}) failed {why}\nschedule:\n{scenario}\nreplay: {}\n(add BATON_SIM_TRACE=1 for an event trace, 2 to include heartbeats)",
+        replay_command(seed, mode)
+    ))
+}
+
+/// What a batch of seeds did.
+#[derive(Clone, Debug, Default)]
+pub struct BatchReport {
+    /// Seeds run.
+    pub runs: u64,
+    /// Failures, by seed, with their messages (sorted by seed).
+    pub failures: Vec<(u64, String)>,
+    /// The slowest convergence after the heal, and its seed.
+    pub max_convergence: (Duration, u64),
+    /// The largest convergence time as a fraction of its seed's liveness bound, and its seed.
+    pub max_of_bound: (f64, u64),
+    /// Sum of convergence times (for the mean).
+    pub total_convergence: Duration,
+    /// Engine steps, summed.
+    pub steps: u64,
+}
+
+impl BatchReport {
+    /// Mean convergence time of the successful runs.
+    pub fn mean_convergence(&self) -> Duration {
+        let ok = self.runs - self.failures.len() as u64;
+        if ok == 0 {
+            Duration::ZERO
+        } else {
+            self.total_convergence / ok as u32
+        }
+    }
+
+    /// Panics with the first failure (lowest seed) and a count of the others.
+    pub fn assert_ok(&self) {
+        if let Some((_, first)) = self.failures.first() {
+            let others: Vec<u64> = self.failures.iter().skip(1).map(|(s, _)| *s).collect();
+            panic!(
+                "{} of {} seeds failed; first:\n{first}\nother failing seeds: {others:?}",
+                self.failures.len(),
+                self.runs
+            );
+        }
+    }
+}
+
+/// Runs seeds `seeds` in `mode` on every available core; deterministic per seed.
+pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode) -> BatchReport {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(seeds.start);
+    let report = Mutex::new(BatchReport::default());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let r = check_seed(seed, mode);
+                    let mut rep = report.lock().unwrap_or_else(|p| p.into_inner());
+                    rep.runs += 1;
+                    match r {
+                        Ok(o) => {
+                            rep.steps += o.stats.steps;
+                            rep.total_convergence += o.convergence;
+                            if o.convergence >= rep.max_convergence.0 {
+                                rep.max_convergence = (o.convergence, seed);
+                            }
+                            let ratio = o.convergence.as_secs_f64() / o.bound.as_secs_f64();
+                            if ratio >= rep.max_of_bound.0 {
+                                rep.max_of_bound = (ratio, seed);
+                            }
+                        }
+                        Err(msg) => rep.failures.push((seed, msg)),
+                    }
+                }
+            });
+        }
+    });
+    let mut rep = report.into_inner().unwrap_or_else(|p| p.into_inner());
+    rep.failures.sort_by_key(|(s, _)| *s);
+    rep
+}
