@@ -296,6 +296,8 @@ fn a_stale_resignation_does_not_unlock_votes_against_a_newer_leadership() {
     sim.leave(0, G);
     let (l, t1) = warm(&mut sim);
     assert_eq!(l, 1);
+    // A new leader serves one failure timeout before it may preempt itself.
+    sim.run_for(Duration::from_millis(600)).unwrap();
     // StepDowns reach n0 2 s late. After the first, nothing passes from n0 to n1, so n1 soon
     // counts n0 down and stops preempting itself (until then it keeps winning and handing
     // off). n0 hears nothing but answers to its vote requests, which are lost until n1 (next

@@ -964,11 +964,6 @@ impl Engine {
     /// Applies a leadership claim. Returns `Some(higher term)` when refused.
     fn on_claim(&mut self, now: Instant, claim: Claim) -> Option<Term> {
         let quorum = self.quorum_mode();
-        let ranking = if quorum {
-            vec![]
-        } else {
-            self.ranking(&claim.group)
-        };
         let ft = self.cfg.failure_timeout;
         let g = self.group_mut(&claim.group, now);
         let known = g.term.max(if quorum {
@@ -979,17 +974,14 @@ impl Engine {
         if claim.term < known {
             return Some(known);
         }
-        // Same term, another leader: only possible in availability mode. Better rank wins.
+        // Same term, another leader: only possible in availability mode. The lower member id
+        // wins — not the better rank: ranks depend on each node's view (the incumbent, other
+        // groups' leaders), so two leaders could each rank themselves first and never settle.
         if claim.term == g.term
             && let Some(current) = &g.leader
-            && current.member != claim.member
+            && current.member < claim.member
         {
-            let pos = |m: &MemberId| ranking.iter().position(|r| r == m).unwrap_or(usize::MAX);
-            let theirs = (pos(&claim.member), &claim.member);
-            let ours = (pos(&current.member), &current.member);
-            if ours < theirs {
-                return Some(g.term);
-            }
+            return Some(g.term);
         }
         let was_leader = matches!(g.role, Role::Leader { .. });
         if was_leader
@@ -1609,6 +1601,7 @@ impl Engine {
         let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
             return;
         };
+        let ft = self.cfg.failure_timeout;
         let g = self.group_mut(name, now);
         let (term, base) = match g.role {
             Role::Candidate { term, started, .. } => (term, started),
@@ -1630,6 +1623,10 @@ impl Engine {
         g.next_campaign_at = None;
         g.promised = None;
         g.resigned = None;
+        // A new leader serves at least one failure timeout before it may preempt itself:
+        // when the favourite cannot win (it is cut off from the voters), handoffs to it would
+        // otherwise churn terms every few milliseconds.
+        g.preempt_check_at = now + ft;
         self.persist();
         self.log(format!("group {name}: leading with term {term}"));
         // Tell everyone at once rather than at the next period.
