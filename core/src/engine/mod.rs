@@ -305,6 +305,7 @@ pub struct Engine {
     dialed: BTreeMap<String, Instant>,
     abstain_until: Instant,
     shutting_down: bool,
+    persist_pending: bool,
     rng: u64,
     wake: Option<Instant>,
     out: Vec<Action>,
@@ -343,6 +344,7 @@ impl Engine {
             next_client_call: 0,
             dialed: BTreeMap::new(),
             shutting_down: false,
+            persist_pending: false,
             rng: if rng == 0 { 1 } else { rng },
             wake: None,
             out: Vec::new(),
@@ -353,7 +355,9 @@ impl Engine {
         if let Some(p) = persisted {
             for (name, g) in p.groups {
                 let group = engine.group_mut(&name, now);
-                group.term = g.term;
+                // A vote of term t means no leadership below t can still be accepted (see
+                // `on_claim`), so the term need not be stored when it rises with a won vote.
+                group.term = g.term.max(g.vote.as_ref().map_or(0, |v| v.0));
                 group.max_seen = g.term.max(g.vote.as_ref().map_or(0, |v| v.0));
                 group.vote = g.vote;
             }
@@ -466,6 +470,9 @@ impl Engine {
             Input::Shutdown => self.on_shutdown(now),
         }
         self.step(now);
+        if self.persist_pending {
+            self.persist();
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -699,9 +706,17 @@ impl Engine {
         }
     }
 
+    /// Persists now: the actions that follow (a vote's answer) depend on it being durable.
     fn persist(&mut self) {
+        self.persist_pending = false;
         let p = self.persisted();
         self.out.push(Action::Persist(p));
+    }
+
+    /// Persists at the end of this input's actions: for a raised term, which no message sent
+    /// in between depends on. Keeps the disk write off the path of the leadership news.
+    fn persist_later(&mut self) {
+        self.persist_pending = true;
     }
 
     // ------------------------------------------------------------ transport
@@ -1008,7 +1023,7 @@ impl Engine {
             until: now + ft,
         });
         if raised {
-            self.persist();
+            self.persist_later();
         }
         if was_leader {
             self.log(format!(
@@ -1129,7 +1144,10 @@ impl Engine {
             .get(&req.group)
             .and_then(|g| self.acting(g, now));
         let g = self.group_mut(&req.group, now);
-        if req.term <= g.term {
+        // Only a term above every known leadership — or exactly the term this voter already
+        // voted in for this same candidate (a repeated request: the same answer again).
+        let repeat = g.vote.as_ref() == Some(&(req.term, req.candidate.clone()));
+        if req.term < g.term || (req.term == g.term && !repeat) {
             return false;
         }
         if let Some((t, m)) = &g.vote {
@@ -1627,7 +1645,7 @@ impl Engine {
         // when the favourite cannot win (it is cut off from the voters), handoffs to it would
         // otherwise churn terms every few milliseconds.
         g.preempt_check_at = now + ft;
-        self.persist();
+        self.persist_later();
         self.log(format!("group {name}: leading with term {term}"));
         // Tell everyone at once rather than at the next period.
         self.next_heartbeat = now;
@@ -1712,7 +1730,7 @@ impl Engine {
         }
         if raised {
             // Durable, like every rise of the term (see `on_claim`).
-            self.persist();
+            self.persist_later();
         }
     }
 

@@ -235,6 +235,27 @@ pub(crate) fn spawn_dialer_task(inner: &Arc<Inner>, node: NodeId) {
     });
 }
 
+/// How many times, and how soon, a dialer retries after a reset before backing off.
+const QUICK_RETRIES: u32 = 50;
+const QUICK_RETRY_GAP: Duration = Duration::from_millis(1);
+
+/// A dial that met a listener in the middle of dying: the connection was reset or closed before
+/// the handshake finished. The next attempt will most likely be refused (proof) or answered by
+/// a new process.
+fn dying_listener(e: &DialError) -> bool {
+    match e {
+        DialError::PeerClosed => true,
+        DialError::Io(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
 fn next_backoff(inner: &Inner, current: Duration) -> Duration {
     if current.is_zero() {
         // Never zero: a zero backoff would spin on a peer that keeps failing.
@@ -257,6 +278,8 @@ enum Next {
 async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
     let mut backoff = Duration::ZERO;
     let mut retry_at: Option<Instant> = None;
+    // Quick retries left after a reset (see `dying_listener`).
+    let mut quick = QUICK_RETRIES;
     loop {
         let next = {
             let mut st = lock(&inner.state);
@@ -292,7 +315,9 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                 }
             }
             Next::Dial(addr) => {
-                let established = match dial(&inner, &addr, Some(&node)).await {
+                let result = dial(&inner, &addr, Some(&node)).await;
+                let last_was_reset = result.as_ref().err().is_some_and(dying_listener);
+                let established = match result {
                     Ok((framed, info, attempt, claim)) => {
                         let result = install(&inner, framed, &info, attempt);
                         drop(claim);
@@ -336,6 +361,13 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                 if established {
                     backoff = Duration::ZERO;
                     retry_at = None;
+                    quick = QUICK_RETRIES;
+                } else if quick > 0 && last_was_reset {
+                    // A killed process's listener resets connections for a moment before the
+                    // port refuses them: retry at once rather than waiting a backoff, so the
+                    // refusal — the proof of death — arrives in milliseconds.
+                    quick -= 1;
+                    retry_at = Some(Instant::now() + QUICK_RETRY_GAP);
                 } else {
                     backoff = next_backoff(&inner, backoff);
                     retry_at = Some(Instant::now() + backoff);

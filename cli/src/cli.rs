@@ -1,0 +1,247 @@
+//! Command-line definitions (clap derive).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// baton: leader election for pools of services.
+///
+/// Every node setting can come from `--config FILE` (TOML, see the README) or from a flag;
+/// flags win over the file. Logs go to stderr; set `RUST_LOG` (e.g. `RUST_LOG=debug`) to see
+/// more.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node over TCP: join every configured group (or those given with --group), serve
+    /// routed work, log leadership changes. SIGTERM / Ctrl-C hands leadership off and exits 0.
+    Node(NodeCmd),
+    /// Ask a node what it knows: members, and the leader and term of every group.
+    Status(StatusCmd),
+    /// Route work to a group's leader (or, with --any, to any member) through a node.
+    Work(WorkCmd),
+    /// Run a node that runs CMD only while it leads GROUP.
+    ///
+    /// CMD starts when this node gains leadership (with BATON_GROUP, BATON_TERM and BATON_NODE
+    /// in its environment) and is stopped when it loses it: SIGTERM to CMD's process group, then
+    /// SIGKILL after --grace-ms. CMD runs in its own process group and is SIGKILLed by the
+    /// kernel if `baton exec` dies, even by SIGKILL. When CMD exits on its own while this node
+    /// leads, it is restarted after --restart-delay-ms (--on-exit restart, the default) or this
+    /// node resigns the leadership and rejoins at the back of the line (--on-exit resign).
+    /// SIGTERM / Ctrl-C stops CMD first, then hands leadership off, then exits 0.
+    Exec(ExecCmd),
+    /// A local 3-node cluster on loopback: elect, kill the leader, restart it, hand off,
+    /// route work — with timings. Leaves no process behind.
+    Demo(DemoCmd),
+}
+
+/// Where a node's settings come from: a config file and flags (flags win).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NodeOpts {
+    /// The config file (TOML). Without it: a single node named after the host, listening on
+    /// 127.0.0.1:7100, group "tracked".
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// `[node] name`: unique in the cluster.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// `[node] listen`: the address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// `[cluster] seeds`: `addr` or `name@addr`; repeat for several (replaces the file's list).
+    #[arg(long = "seed", value_name = "SEED")]
+    pub seeds: Vec<String>,
+    /// `[cluster] voters`: a voting node's name; repeat for several (replaces the file's list).
+    #[arg(long = "voter", value_name = "NAME")]
+    pub voters: Vec<String>,
+    /// `[cluster] name`.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// `[cluster] secret_file`: the file holding the shared secret (a trailing newline is
+    /// ignored).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// `[cluster] quorum`.
+    #[arg(long, value_enum)]
+    pub quorum: Option<QuorumArg>,
+    /// `[node] data_dir`: where term and vote survive restarts.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `[node] labels`: `key=value`; repeat for several (added to the file's labels).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// `[node] hardware.weight`, used by the `hardware-weight` policy.
+    #[arg(long)]
+    pub weight: Option<f64>,
+    /// Run without a cluster secret (an empty, publicly known key): anyone who can reach the
+    /// port can join, vote and lead. For local experiments only; without this flag a node with
+    /// no `secret_file` refuses to start.
+    #[arg(long)]
+    pub insecure_no_secret: bool,
+}
+
+/// `[cluster] quorum` as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuorumArg {
+    /// A leader needs a majority of the voters: never two leaders at once.
+    Majority,
+    /// Availability mode: each side of a partition elects its own leader.
+    None,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// `baton node`.
+#[derive(Debug, Args)]
+pub struct NodeCmd {
+    /// Settings.
+    #[command(flatten)]
+    pub opts: NodeOpts,
+    /// Join only this group (repeatable). A group missing from the config is joined with the
+    /// default policy (oldest-running).
+    #[arg(long = "group", short = 'g', value_name = "GROUP")]
+    pub groups: Vec<String>,
+}
+
+/// How a client finds and authenticates to a node.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientOpts {
+    /// A node's config file: connect to its `listen` address with its cluster name and secret.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The node's address (overrides the config's `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub connect: Option<String>,
+    /// The cluster secret file (overrides the config's `secret_file`).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// The cluster name (overrides the config's; default "baton").
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Connect without a secret, to a node started with --insecure-no-secret.
+    #[arg(long)]
+    pub insecure_no_secret: bool,
+    /// How long to wait for the connection and for a status answer (`work` waits this plus
+    /// the node's `call_timeout_ms`, after which the node itself answers why it gave up).
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub timeout_ms: u64,
+}
+
+/// `baton status`.
+#[derive(Debug, Args)]
+pub struct StatusCmd {
+    /// The node to ask.
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton work`.
+#[derive(Debug, Args)]
+pub struct WorkCmd {
+    /// The node to route through.
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The group (default: the config's only group, else "tracked").
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Serve at any member, not only the leader (the original demo's naive `simple_work`).
+    #[arg(long)]
+    pub any: bool,
+    /// Send the work this many times.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Print one JSON object per call instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The work (sent as UTF-8 bytes to the leader's handler).
+    #[arg(value_name = "PAYLOAD")]
+    pub payload: String,
+}
+
+/// What `baton exec` does when CMD exits on its own while this node leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnExit {
+    /// Start CMD again after --restart-delay-ms (still leading, same term).
+    Restart,
+    /// Resign: leave the group (handing leadership to the next in line) and join again.
+    Resign,
+}
+
+/// `baton exec`.
+#[derive(Debug, Args)]
+pub struct ExecCmd {
+    /// Settings.
+    #[command(flatten)]
+    pub opts: NodeOpts,
+    /// The group whose leadership CMD follows.
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: String,
+    /// After SIGTERM, how long CMD may take to exit before it is SIGKILLed.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub grace_ms: u64,
+    /// What to do when CMD exits on its own while this node leads.
+    #[arg(long, value_enum, default_value_t = OnExit::Restart)]
+    pub on_exit: OnExit,
+    /// With --on-exit restart: the pause before CMD starts again.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub restart_delay_ms: u64,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `baton demo`.
+#[derive(Debug, Args)]
+pub struct DemoCmd {
+    /// Keep the demo's directory (configs, secret, node logs) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn labels_parse() {
+        assert_eq!(parse_label("zone=eu-1"), Ok(("zone".into(), "eu-1".into())));
+        assert_eq!(parse_label("k=a=b"), Ok(("k".into(), "a=b".into())));
+        assert!(parse_label("zone").is_err());
+        assert!(parse_label("=x").is_err());
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_double_dash() {
+        let cli = Cli::try_parse_from([
+            "baton", "exec", "--group", "g", "--name", "a", "--", "sh", "-c", "echo hi",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Exec(e) => {
+                assert_eq!(e.command, vec!["sh", "-c", "echo hi"]);
+                assert_eq!(e.opts.name.as_deref(), Some("a"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The TCP glue: the node's transport and the client connection `status` / `work` use.
+
+use crate::settings::Target;
+use anyhow::{Context, Result};
+use baton_core::config::Config;
+use baton_core::engine::StatusSnapshot;
+use baton_core::{CallError, Served, Transport};
+use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The TCP transport for a node of `config`, authenticating with `secret`.
+pub fn transport(config: &Config, secret: Vec<u8>) -> Arc<dyn Transport> {
+    Arc::new(TcpTransport::new(TcpConfig::new(
+        config.cluster.name.clone(),
+        secret,
+    )))
+}
+
+/// An authenticated client connection to one node (never a member of the cluster).
+pub struct Client {
+    inner: TcpClient,
+    addr: String,
+}
+
+impl Client {
+    /// Connects and authenticates as a client within `timeout`.
+    pub async fn connect(target: &Target, timeout: Duration) -> Result<Client> {
+        let mut cfg = TcpConfig::new(target.cluster.clone(), target.secret.clone());
+        cfg.handshake_timeout = timeout;
+        let name = format!("baton-cli-{}", std::process::id());
+        let inner = TcpClient::connect(&target.addr, &cfg, &name)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach node at {} as a client of cluster {:?}",
+                    target.addr, target.cluster
+                )
+            })?;
+        Ok(Client {
+            inner,
+            addr: target.addr.clone(),
+        })
+    }
+
+    /// What the node knows.
+    pub async fn status(&mut self) -> Result<StatusSnapshot> {
+        self.inner
+            .status()
+            .await
+            .with_context(|| format!("status from {}", self.addr))
+    }
+
+    /// Routes work through the node: who served it under which term, or why not.
+    pub async fn call(
+        &mut self,
+        group: &str,
+        any: bool,
+        payload: Vec<u8>,
+    ) -> Result<Result<Served, CallError>> {
+        self.inner
+            .call(group, any, payload)
+            .await
+            .with_context(|| format!("work through {}", self.addr))
+    }
+}

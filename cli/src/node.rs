@@ -1,0 +1,215 @@
+//! `baton node`: a node over TCP that joins its groups, serves routed work with the original
+//! demo's `TrackedService` behaviour and logs every leadership change.
+
+use crate::cli::NodeCmd;
+use crate::net;
+use crate::settings::{Loaded, load_node_config, load_secret, select_groups};
+use anyhow::{Context, Result};
+use baton_core::{Labels, Leadership, Node, Service, Work};
+use baton_strategies::OldestRunning;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// A started node and its services, one per joined group.
+pub struct Started {
+    /// The node.
+    pub node: Node,
+    /// Its services, in the order of the groups asked for.
+    pub services: Vec<Service>,
+}
+
+/// Builds the policies, starts the node over TCP and joins `groups` (which must be in
+/// `loaded.config.groups`; see [`select_groups`]).
+pub async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Result<Started> {
+    let config = loaded.config.clone();
+    let policies = baton_strategies::policies_for(&config).map_err(|e| loaded.err(e.into()))?;
+    let transport = net::transport(&config, secret);
+    let name = config.node.name.clone();
+    let cluster = config.cluster.name.clone();
+    let node = Node::builder(config)
+        .transport(transport)
+        .policies(policies)
+        .policy(Arc::new(OldestRunning))
+        .start()
+        .await
+        .map_err(|e| match e {
+            baton_core::NodeError::Config(c) => anyhow::Error::new(loaded.err(c)),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(|| format!("node {name} could not start"))?;
+    tracing::info!(
+        "node {name} listening on {} (cluster {cluster}, incarnation {})",
+        node.addr(),
+        node.incarnation()
+    );
+    let mut services = Vec::new();
+    for group in groups {
+        let svc = node
+            .join(group, Labels::default())
+            .await
+            .with_context(|| format!("cannot join group {group:?}"))?;
+        serve(&svc, &name);
+        let me = name.clone();
+        let last = std::sync::Mutex::new(String::new());
+        svc.on_change(move |l| {
+            // Leadership can change in ways this line does not show (a lease renewed): log
+            // only what reads differently.
+            let line = describe_leadership(l, &me);
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if *last != line {
+                tracing::info!("{line}");
+                *last = line;
+            }
+        });
+        tracing::info!("joined group {group} as {}", svc.member());
+        services.push(svc);
+    }
+    Ok(Started { node, services })
+}
+
+/// Installs the default handler: the original demo's `TrackedService`, which answers
+/// `"<node> did <payload> under term <term>"` and logs it.
+pub fn serve(svc: &Service, name: &str) {
+    let me = name.to_string();
+    svc.serve(move |work: Work| {
+        let me = me.clone();
+        async move {
+            let reply = work_reply(&me, &work);
+            tracing::info!("{}: {reply}", work.group);
+            Ok(reply.into_bytes())
+        }
+    });
+}
+
+/// The default handler's answer.
+pub fn work_reply(me: &str, work: &Work) -> String {
+    let payload = String::from_utf8_lossy(&work.payload);
+    if work.leader {
+        format!("{me} did {payload} under term {}", work.term)
+    } else {
+        format!(
+            "{me} did {payload} under term {} (not the leader)",
+            work.term
+        )
+    }
+}
+
+/// `tracked: leader is b (term 3)`, `tracked: I lead (term 3)`, `tracked: no leader (term 3)`.
+pub fn describe_leadership(l: &Leadership, me: &str) -> String {
+    match &l.leader {
+        _ if l.is_me() => format!("{}: I lead (term {})", l.group, l.term),
+        Some(m) if m.node.as_str() == me => {
+            format!(
+                "{}: I am the leader but hold no lease (term {})",
+                l.group, l.term
+            )
+        }
+        Some(m) => format!("{}: leader is {} (term {})", l.group, m.node, l.term),
+        None => format!("{}: no leader (term {})", l.group, l.term),
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the start so that neither kills the process
+/// before it can shut down kindly.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening (needs a tokio runtime).
+    pub fn new() -> Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT; returns the signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Resolves when the node's driver has stopped on its own (transport closed, state file
+/// unwritable).
+pub async fn stopped(node: &Node) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if node.status().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `baton node`.
+pub async fn run(cmd: NodeCmd) -> Result<()> {
+    let mut signals = Signals::new()?;
+    let mut loaded = load_node_config(&cmd.opts)?;
+    let secret = load_secret(&loaded, cmd.opts.insecure_no_secret)?;
+    warn_if_insecure(&loaded, &secret);
+    let groups = select_groups(&mut loaded.config, &cmd.groups);
+    let started = tokio::select! {
+        s = start(&loaded, secret, &groups) => s?,
+        sig = signals.recv() => {
+            tracing::info!("{sig}: stopping before the node started");
+            return Ok(());
+        }
+    };
+    let node = started.node;
+    tokio::select! {
+        sig = signals.recv() => {
+            tracing::info!("{sig}: shutting down (handing off leadership)");
+            node.shutdown().await;
+            tracing::info!("node {} stopped", node.id());
+            Ok(())
+        }
+        _ = stopped(&node) => anyhow::bail!("node {} stopped on its own (see the log above)", node.id()),
+    }
+}
+
+/// Warns loudly about a node running without a secret.
+pub fn warn_if_insecure(loaded: &Loaded, secret: &[u8]) {
+    if secret.is_empty() {
+        tracing::warn!(
+            "running WITHOUT a cluster secret (--insecure-no-secret): anyone who reaches {} can join, vote and lead",
+            loaded.config.node.listen
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::MemberId;
+
+    #[test]
+    fn leadership_lines_read_well() {
+        let mut l = Leadership::none("tracked");
+        assert_eq!(describe_leadership(&l, "a"), "tracked: no leader (term 0)");
+        l.leader = Some(MemberId::new("b", 0));
+        l.term = 3;
+        assert_eq!(
+            describe_leadership(&l, "a"),
+            "tracked: leader is b (term 3)"
+        );
+        l.leader = Some(MemberId::new("a", 0));
+        l.is_me = true;
+        assert_eq!(describe_leadership(&l, "a"), "tracked: I lead (term 3)");
+    }
+
+    #[test]
+    fn work_replies_name_node_and_term() {
+        let w = Work {
+            group: "tracked".into(),
+            term: 4,
+            leader: true,
+            payload: b"job".to_vec(),
+        };
+        assert_eq!(work_reply("b", &w), "b did job under term 4");
+    }
+}

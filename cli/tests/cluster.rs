@@ -1,0 +1,807 @@
+//! Multi-process tests: real `baton` processes on loopback, killed with SIGKILL and SIGTERM.
+//!
+//! Every child is owned by a [`Proc`] guard that SIGKILLs and reaps it on drop, so a failing
+//! assertion leaves nothing running. Timings are asserted only as generous upper bounds.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// A child process killed (SIGKILL) and reaped on drop.
+struct Proc {
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        Proc {
+            child: Some(cmd.spawn().expect("spawn baton")),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{sig} {}", self.pid());
+    }
+
+    /// Waits for the process to exit; returns its exit code (None when killed by a signal).
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return st.code();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "process did not exit within {timeout:?}"
+            );
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A scratch directory removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("baton-cli-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` distinct free loopback ports below the kernel's ephemeral range (so that a node
+/// restarted on its port cannot find it taken by an outgoing connection), else any.
+fn free_ports(n: usize) -> Vec<u16> {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let mut held = Vec::new();
+    if lo >= 12_000 {
+        let span = lo - 10_000;
+        let seed = (std::process::id() as u16).wrapping_mul(97);
+        for _ in 0..500 {
+            if held.len() == n {
+                break;
+            }
+            let port = 10_000 + seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                held.push(l);
+            }
+        }
+    }
+    while held.len() < n {
+        held.push(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    }
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Configs for nodes `names` (all voters unless `voters` says otherwise) in `dir`.
+struct Cluster {
+    dir: Dir,
+    addrs: BTreeMap<String, String>,
+    procs: BTreeMap<String, Proc>,
+}
+
+impl Cluster {
+    fn new(tag: &str, names: &[&str]) -> Cluster {
+        let dir = Dir::new(tag);
+        std::fs::write(dir.0.join("good.secret"), "correct horse battery staple\n").unwrap();
+        std::fs::write(dir.0.join("bad.secret"), "wrong secret\n").unwrap();
+        let ports = free_ports(names.len());
+        let addrs = names
+            .iter()
+            .zip(ports)
+            .map(|(n, p)| (n.to_string(), format!("127.0.0.1:{p}")))
+            .collect();
+        let c = Cluster {
+            dir,
+            addrs,
+            procs: BTreeMap::new(),
+        };
+        for n in names {
+            c.write_config(n, names, "good.secret");
+        }
+        c
+    }
+
+    fn config(&self, name: &str) -> PathBuf {
+        self.dir.0.join(format!("{name}.toml"))
+    }
+
+    fn write_config(&self, name: &str, voters: &[&str], secret: &str) {
+        let seeds: Vec<String> = self
+            .addrs
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .map(|(n, a)| format!("\"{n}@{a}\""))
+            .collect();
+        let voters: Vec<String> = voters.iter().map(|v| format!("\"{v}\"")).collect();
+        let text = format!(
+            "[node]\nname = \"{name}\"\nlisten = \"{}\"\n\n[cluster]\nname = \"it\"\nseeds = [{}]\nvoters = [{}]\nsecret_file = \"{secret}\"\n\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n\n[[group]]\nname = \"tracked\"\n",
+            self.addrs[name],
+            seeds.join(", "),
+            voters.join(", ")
+        );
+        std::fs::write(self.config(name), text).unwrap();
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.0.join(format!("{name}.log"))
+    }
+
+    fn command(&self, name: &str, args: &[&str]) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(name))
+            .unwrap();
+        let mut cmd = Command::new(BATON);
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.config(name))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        cmd
+    }
+
+    fn start(&mut self, name: &str) {
+        let p = Proc::spawn(&mut self.command(name, &["node"]));
+        self.procs.insert(name.to_string(), p);
+        // Start in order, so oldest-running has a clear favourite.
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{name} to answer"),
+            || status(&self.config(name)).map(|_| ()),
+        );
+    }
+
+    fn proc(&mut self, name: &str) -> &mut Proc {
+        self.procs.get_mut(name).expect("started")
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in self.addrs.keys() {
+            out += &format!(
+                "---- {n}.log\n{}\n",
+                std::fs::read_to_string(self.log(n)).unwrap_or_default()
+            );
+        }
+        out
+    }
+}
+
+/// `baton status --json` of the node of `config`.
+fn status(config: &Path) -> Option<Value> {
+    let out = Command::new(BATON)
+        .args(["status", "--json", "--timeout-ms", "1000", "--config"])
+        .arg(config)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// (leader, term) of group "tracked" in a status.
+fn leader(s: &Value) -> (Option<String>, u64) {
+    let g = s["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["name"] == "tracked"));
+    match g {
+        Some(g) => (
+            g["leader"].as_str().map(String::from),
+            g["term"].as_u64().unwrap_or(0),
+        ),
+        None => (None, 0),
+    }
+}
+
+fn alive_members(s: &Value) -> Vec<String> {
+    s["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m["alive"] == true)
+                .filter_map(|m| m["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn members(s: &Value) -> Vec<String> {
+    s["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every node in `names` reports the same leader (alive, among `names`) and
+/// every node sees all of `names` alive; returns (leader, term).
+fn agreed(c: &Cluster, names: &[&str], timeout: Duration) -> (String, u64) {
+    let t0 = Instant::now();
+    loop {
+        let views: Vec<Option<Value>> = names.iter().map(|n| status(&c.config(n))).collect();
+        if views.iter().all(Option::is_some) {
+            let views: Vec<Value> = views.into_iter().flatten().collect();
+            let first = leader(&views[0]);
+            let all_same = views.iter().all(|v| leader(v) == first);
+            let all_alive = views.iter().all(|v| {
+                let alive = alive_members(v);
+                names.iter().all(|n| alive.iter().any(|a| a == n))
+            });
+            if let (true, true, (Some(l), term)) = (all_same, all_alive, first.clone())
+                && names.contains(&l.as_str())
+            {
+                return (l, term);
+            }
+        }
+        if t0.elapsed() > timeout {
+            panic!(
+                "nodes {names:?} did not agree on a leader within {timeout:?}\n{}",
+                c.logs()
+            );
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every node in `names` reports a leader other than `old` with a term above
+/// `term`; returns (leader, term, elapsed).
+fn new_leader(
+    c: &Cluster,
+    names: &[&str],
+    old: &str,
+    term: u64,
+    timeout: Duration,
+) -> (String, u64, Duration) {
+    let t0 = Instant::now();
+    loop {
+        let views: Vec<(Option<String>, u64)> = names
+            .iter()
+            .map(|n| {
+                status(&c.config(n))
+                    .map(|s| leader(&s))
+                    .unwrap_or((None, 0))
+            })
+            .collect();
+        let first = views[0].clone();
+        if let (Some(l), t) = &first
+            && l != old
+            && *t > term
+            && views.iter().all(|v| *v == first)
+        {
+            return (l.clone(), *t, t0.elapsed());
+        }
+        if t0.elapsed() > timeout {
+            panic!(
+                "no new leader among {names:?} within {timeout:?} (views {views:?})\n{}",
+                c.logs()
+            );
+        }
+        sleep(Duration::from_millis(5));
+    }
+}
+
+fn others<'a>(all: &[&'a str], but: &str) -> Vec<&'a str> {
+    all.iter().copied().filter(|n| *n != but).collect()
+}
+
+const ABC: [&str; 3] = ["a", "b", "c"];
+
+fn started_abc(tag: &str) -> (Cluster, String, u64) {
+    let mut c = Cluster::new(tag, &ABC);
+    for n in ABC {
+        c.start(n);
+    }
+    let (l, t) = agreed(&c, &ABC, Duration::from_secs(10));
+    (c, l, t)
+}
+
+#[test]
+fn three_nodes_elect_exactly_one_leader() {
+    let (c, l, term) = started_abc("elect");
+    // a started first: under oldest-running it leads.
+    assert_eq!(l, "a", "{}", c.logs());
+    assert!(term >= 1);
+    // Exactly one node believes it leads.
+    let leaders: Vec<&str> = ABC
+        .iter()
+        .copied()
+        .filter(|n| {
+            let s = status(&c.config(n)).expect("status");
+            s["groups"][0]["local_is_leader"] == true
+        })
+        .collect();
+    assert_eq!(leaders, vec!["a"]);
+    // The text status reads as documented.
+    let out = Command::new(BATON)
+        .args(["status", "--config"])
+        .arg(c.config("b"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("tracked: leader a (term"), "{text}");
+}
+
+#[test]
+fn kill_9_of_the_leader_fails_over_within_3s_and_the_node_rejoins_as_follower() {
+    let (mut c, l, term) = started_abc("kill9");
+    let survivors = others(&ABC, &l);
+    c.proc(&l).signal("KILL");
+    let (l2, term2, took) = new_leader(&c, &survivors, &l, term, Duration::from_secs(3));
+    assert!(took < Duration::from_secs(3));
+    assert!(term2 > term);
+    assert_eq!(c.proc(&l).wait_exit(Duration::from_secs(5)), None);
+
+    // The killed node restarts, rejoins (alive everywhere) and follows the incumbent.
+    c.start(&l);
+    let (l3, term3) = agreed(&c, &ABC, Duration::from_secs(10));
+    assert_eq!((l3.as_str(), term3), (l2.as_str(), term2), "{}", c.logs());
+}
+
+#[test]
+fn sigterm_of_the_leader_hands_off_to_the_successor() {
+    let (mut c, l, term) = started_abc("sigterm");
+    let survivors = others(&ABC, &l);
+    c.proc(&l).signal("TERM");
+    let (l2, term2, _) = new_leader(&c, &survivors, &l, term, Duration::from_secs(3));
+    // The successor under oldest-running is the next oldest: b.
+    assert_eq!(l2, "b", "{}", c.logs());
+    assert!(term2 > term);
+    assert_eq!(c.proc(&l).wait_exit(Duration::from_secs(10)), Some(0));
+
+    // Work routed through any node reaches the new leader and names its term.
+    for n in &survivors {
+        let out = Command::new(BATON)
+            .args(["work", "--json", "--group", "tracked", "--config"])
+            .arg(c.config(n))
+            .arg(format!("job-{n}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["node"], "b");
+        assert_eq!(v["term"], term2);
+        assert_eq!(v["reply"], format!("b did job-{n} under term {term2}"));
+    }
+    // --any is served by whichever member got it (the naive approach).
+    let out = Command::new(BATON)
+        .args(["work", "--any", "--count", "2", "--config"])
+        .arg(c.config("c"))
+        .arg("naive")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+}
+
+#[test]
+fn a_node_with_the_wrong_secret_can_neither_join_vote_nor_lead() {
+    let mut c = Cluster::new("secret", &ABC);
+    // c has the wrong secret; a and b are a majority of the voters a, b, c.
+    c.write_config("c", &ABC, "bad.secret");
+    c.start("a");
+    c.start("b");
+    c.start("c");
+    let (l, term) = agreed(&c, &["a", "b"], Duration::from_secs(10));
+    sleep(Duration::from_millis(500));
+    for n in ["a", "b"] {
+        let s = status(&c.config(n)).unwrap();
+        assert!(!members(&s).contains(&"c".to_string()), "{n} lists c: {s}");
+    }
+    let s = status(&c.config("c")).unwrap();
+    assert_eq!(leader(&s).0, None, "the impostor sees a leader: {s}");
+    assert_eq!(alive_members(&s), vec!["c".to_string()], "{s}");
+    let log = std::fs::read_to_string(c.log("a")).unwrap();
+    assert!(
+        log.contains("secret"),
+        "a must log why it refused c:\n{log}"
+    );
+
+    // A client with the wrong secret learns nothing.
+    let out = Command::new(BATON)
+        .args([
+            "status",
+            "--json",
+            "--connect",
+            &c.addrs["a"],
+            "--cluster",
+            "it",
+            "--secret-file",
+        ])
+        .arg(c.dir.0.join("bad.secret"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+
+    // Without the leader, the survivor has no majority: c's vote does not count.
+    let survivor = if l == "a" { "b" } else { "a" };
+    c.proc(&l).signal("KILL");
+    sleep(Duration::from_secs(2));
+    let s = status(&c.config(survivor)).unwrap();
+    let (now, t) = leader(&s);
+    assert!(now.is_none(), "{survivor} leads without a majority: {s}");
+    assert!(t >= term);
+    let s = status(&c.config("c")).unwrap();
+    assert_eq!(leader(&s).0, None, "the impostor leads: {s}");
+}
+
+#[test]
+fn config_errors_name_the_file_and_the_field() {
+    let dir = Dir::new("cfg");
+    let f = dir.0.join("broken.toml");
+    std::fs::write(
+        &f,
+        "[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = \"olderst-running\"\n",
+    )
+    .unwrap();
+    let out: Output = Command::new(BATON)
+        .args(["node", "--insecure-no-secret", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("broken.toml") && err.contains("olderst-running"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &f,
+        "[node]\nname = \"a\"\n[cluster]\nsecret_file = \"nope.secret\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BATON)
+        .args(["node", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nope.secret"), "{err}");
+
+    std::fs::write(&f, "[node]\nname = \"a\"\n").unwrap();
+    let out = Command::new(BATON)
+        .args(["node", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("secret_file") && err.contains("--insecure-no-secret"),
+        "{err}"
+    );
+}
+
+/// One line of the exec test's shared file.
+#[derive(Debug)]
+enum Line {
+    Start { node: String, term: u64, pid: u32 },
+    Beat { node: String, pid: u32 },
+    End { node: String, pid: u32 },
+}
+
+fn parse_lines(text: &str) -> Vec<Line> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                ["start", n, t, p] => Some(Line::Start {
+                    node: n.to_string(),
+                    term: t.parse().ok()?,
+                    pid: p.parse().ok()?,
+                }),
+                ["hb", n, p] => Some(Line::Beat {
+                    node: n.to_string(),
+                    pid: p.parse().ok()?,
+                }),
+                ["end", n, p] => Some(Line::End {
+                    node: n.to_string(),
+                    pid: p.parse().ok()?,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The starts in the file, checking that lifetimes never overlap: every heartbeat and end
+/// line comes from the command that started last.
+fn check_no_overlap(text: &str) -> Vec<(String, u64, u32)> {
+    let mut starts: Vec<(String, u64, u32)> = Vec::new();
+    for line in parse_lines(text) {
+        match line {
+            Line::Start { node, term, pid } => {
+                if let Some((_, last_term, _)) = starts.last() {
+                    assert!(term > *last_term, "terms must grow:\n{text}");
+                }
+                starts.push((node, term, pid));
+            }
+            Line::Beat { node, pid } | Line::End { node, pid } => {
+                let current = starts.last().expect("a line before any start");
+                assert_eq!(
+                    (&current.0, current.2),
+                    (&node, pid),
+                    "{node} (pid {pid}) still ran after {} (pid {}) started:\n{text}",
+                    current.0,
+                    current.2
+                );
+            }
+        }
+    }
+    starts
+}
+
+/// Whether a process is still running (a zombie counts as gone).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn exec_runs_the_command_on_one_node_at_a_time_through_failovers() {
+    let mut c = Cluster::new("exec", &ABC);
+    let file = c.dir.0.join("runs.txt");
+    std::fs::write(&file, "").unwrap();
+    let script = format!(
+        "f={f}; echo \"start $BATON_NODE $BATON_TERM $$\" >> $f; \
+         trap 'echo \"end $BATON_NODE $$\" >> $f; exit 0' TERM; \
+         while true; do echo \"hb $BATON_NODE $$\" >> $f; sleep 0.02; done",
+        f = file.display()
+    );
+    let starts =
+        |c: &Cluster| check_no_overlap(&std::fs::read_to_string(c.dir.0.join("runs.txt")).unwrap());
+    let exec = |c: &mut Cluster, n: &str| {
+        let mut cmd = c.command(n, &["exec", "--group", "tracked", "--grace-ms", "2000"]);
+        cmd.args(["--", "sh", "-c", &script]);
+        c.procs.insert(n.to_string(), Proc::spawn(&mut cmd));
+        wait_until(Duration::from_secs(10), "the node to answer", || {
+            status(&c.config(n)).map(|_| ())
+        });
+    };
+    for n in ABC {
+        exec(&mut c, n);
+    }
+    let beats_after = |c: &Cluster, pid: u32, n: usize| {
+        let text = std::fs::read_to_string(c.dir.0.join("runs.txt")).unwrap();
+        let lines = parse_lines(&text);
+        let pos = lines
+            .iter()
+            .position(|l| matches!(l, Line::Start { pid: p, .. } if *p == pid));
+        pos.map(|p| {
+            lines[p..]
+                .iter()
+                .filter(|l| matches!(l, Line::Beat { pid: q, .. } if *q == pid))
+                .count()
+        })
+        .unwrap_or(0)
+            >= n
+    };
+
+    // a leads and runs the command.
+    let (first_node, _, first_pid) = wait_until(Duration::from_secs(10), "a first run", || {
+        starts(&c).first().cloned()
+    });
+    assert_eq!(first_node, "a", "{}", c.logs());
+    wait_until(Duration::from_secs(5), "heartbeats", || {
+        beats_after(&c, first_pid, 3).then_some(())
+    });
+
+    // kill -9 of a's `baton exec`: its command dies with it; b takes over and runs it.
+    c.proc("a").signal("KILL");
+    let (second_node, _, second_pid) = wait_until(Duration::from_secs(5), "a second run", || {
+        starts(&c).get(1).cloned()
+    });
+    assert_eq!(second_node, "b", "{}", c.logs());
+    assert!(!running(first_pid), "a's command outlived its baton exec");
+    wait_until(Duration::from_secs(5), "heartbeats", || {
+        beats_after(&c, second_pid, 3).then_some(())
+    });
+
+    // a's `baton exec` comes back (as a follower: the command keeps running on b), so that
+    // a majority of the voters survives the next step.
+    assert_eq!(c.proc("a").wait_exit(Duration::from_secs(5)), None);
+    exec(&mut c, "a");
+    agreed(&c, &ABC, Duration::from_secs(10));
+    assert_eq!(starts(&c).len(), 2, "{}", c.logs());
+
+    // SIGTERM of b's `baton exec`: the command ends (end line), then c (older than the
+    // restarted a) takes over.
+    c.proc("b").signal("TERM");
+    let (third_node, _, third_pid) = wait_until(Duration::from_secs(5), "a third run", || {
+        starts(&c).get(2).cloned()
+    });
+    assert_eq!(third_node, "c", "{}", c.logs());
+    assert_eq!(c.proc("b").wait_exit(Duration::from_secs(10)), Some(0));
+    wait_until(Duration::from_secs(5), "heartbeats", || {
+        beats_after(&c, third_pid, 3).then_some(())
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&format!("end b {second_pid}")), "{text}");
+
+    // SIGTERM of the last one: its command ends, and it exits 0.
+    c.proc("c").signal("TERM");
+    assert_eq!(c.proc("c").wait_exit(Duration::from_secs(10)), Some(0));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&format!("end c {third_pid}")), "{text}");
+    assert_eq!(check_no_overlap(&text).len(), 3, "{text}");
+    assert!(!running(third_pid));
+    let log = std::fs::read_to_string(c.log("b")).unwrap();
+    assert!(log.contains("exited with code 0"), "{log}");
+}
+
+#[test]
+fn exec_restarts_a_command_that_exits_while_leading() {
+    let dir = Dir::new("restart");
+    let file = dir.0.join("runs.txt");
+    std::fs::write(dir.0.join("s"), "x\n").unwrap();
+    let port = free_ports(1)[0];
+    let mut p = Proc::spawn(
+        Command::new(BATON)
+            .args([
+                "exec",
+                "--name",
+                "solo",
+                "--group",
+                "g",
+                "--restart-delay-ms",
+                "100",
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
+            .arg(dir.0.join("s"))
+            .args(["--", "sh", "-c"])
+            .arg(format!(
+                "echo \"run $BATON_TERM\" >> {}; exit 3",
+                file.display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until(Duration::from_secs(10), "three runs", || {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        (text.lines().count() >= 3).then_some(())
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    // Same leadership, same term: restarts do not change the fencing token.
+    assert!(text.lines().all(|l| l == "run 1"), "{text}");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// Live (non-zombie) processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && running(pid) {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn demo_runs_to_completion_and_leaves_no_process() {
+    let mut demo = Proc::spawn(
+        Command::new(BATON)
+            .arg("demo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let code = demo.child.as_mut().map(|c| {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                break st.code();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(45), "demo took too long");
+            sleep(Duration::from_millis(20));
+        }
+    });
+    let child = demo.child.take().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(Some(0)), "demo failed:\n{stdout}\n{stderr}");
+    for needle in [
+        "failover:",
+        "handoff:",
+        "via a:",
+        "via b:",
+        "via c:",
+        "no process left behind",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?}:\n{stdout}");
+    }
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("directory: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the demo names its directory")
+        .to_string();
+    assert!(
+        processes_mentioning(&dir).is_empty(),
+        "left behind: {:?}",
+        processes_mentioning(&dir)
+    );
+    assert!(
+        !Path::new(&dir).exists(),
+        "the demo's directory must be removed"
+    );
+}
