@@ -12,15 +12,22 @@
 //!
 //! let cfg = TcpConfig::new("demo", b"cluster secret".to_vec());
 //! let mut client = TcpClient::connect("127.0.0.1:7101", &cfg, "baton-cli").await?;
-//! client.send(&Message::StatusRequest).await?;
-//! let answer = client.recv().await?;
-//! # let _ = answer; Ok(()) }
+//! let status = client.status().await?;                       // members, leaders, terms
+//! let outcome = client.call("tracked", false, b"job".to_vec()).await?;
+//! match outcome {
+//!     Ok(served) => println!("{} did it under term {}", served.member.node, served.term),
+//!     Err(e) => println!("not served: {e}"),
+//! }
+//! let raw = client.request(&Message::StatusRequest).await?;  // any message, next answer
+//! # let _ = (status, raw); Ok(()) }
 //! ```
 
 use crate::TcpConfig;
 use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
 use crate::wire::{WireError, codec, decode_message, encode_message};
-use baton_core::{Message, NodeId};
+use baton_core::engine::StatusSnapshot;
+use baton_core::message::Request;
+use baton_core::{CallError, Message, NodeId, Served};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::io;
@@ -63,6 +70,9 @@ pub enum ClientError {
     /// The node closed the connection.
     #[error("the node closed the connection")]
     Closed,
+    /// The node answered with a message that does not answer the request.
+    #[error("unexpected answer from the node: {0}")]
+    Unexpected(String),
 }
 
 /// An authenticated connection to one node, as a client.
@@ -70,6 +80,8 @@ pub struct TcpClient {
     framed: Framed<TcpStream, LengthDelimitedCodec>,
     node: PeerInfo,
     max_frame: usize,
+    /// Id of the next [`TcpClient::call`].
+    next_id: u64,
 }
 
 impl std::fmt::Debug for TcpClient {
@@ -148,6 +160,7 @@ impl TcpClient {
             framed,
             node,
             max_frame: config.max_frame,
+            next_id: 1,
         })
     }
 
@@ -171,4 +184,66 @@ impl TcpClient {
             None => Err(ClientError::Closed),
         }
     }
+
+    /// Sends `message` and returns the node's next message: the answer, for a node answers a
+    /// client's requests in order. (Use [`TcpClient::status`] and [`TcpClient::call`], which
+    /// check the answer's kind and id.)
+    pub async fn request(&mut self, message: &Message) -> Result<Message, ClientError> {
+        self.send(message).await?;
+        self.recv().await
+    }
+
+    /// Asks the node what it knows: members, and each group's leader and term.
+    ///
+    /// Not cancel-safe against a lost answer: after a timeout around this call, drop the client
+    /// and connect again.
+    pub async fn status(&mut self) -> Result<StatusSnapshot, ClientError> {
+        self.send(&Message::StatusRequest).await?;
+        loop {
+            match self.recv().await? {
+                Message::StatusResponse(status) => return Ok(status),
+                // The late answer of a call given up on.
+                Message::Response(_) => continue,
+                other => return Err(ClientError::Unexpected(kind(&other))),
+            }
+        }
+    }
+
+    /// Routes `payload` through the node to the leader of `group` (or, with `any`, to
+    /// whichever member the node picks) and waits for the outcome: who served it under which
+    /// term, or why it failed ([`CallError`]). The node applies its `call_timeout_ms`.
+    pub async fn call(
+        &mut self,
+        group: &str,
+        any: bool,
+        payload: Vec<u8>,
+    ) -> Result<Result<Served, CallError>, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&Message::ClientCall(Request {
+            id,
+            group: group.to_string(),
+            any,
+            payload,
+        }))
+        .await?;
+        loop {
+            match self.recv().await? {
+                Message::Response(r) if r.id == id => return Ok(r.result),
+                // Late answers of calls given up on, or of an earlier status request.
+                Message::Response(_) | Message::StatusResponse(_) => continue,
+                other => return Err(ClientError::Unexpected(kind(&other))),
+            }
+        }
+    }
+}
+
+/// The variant name of a message, for [`ClientError::Unexpected`].
+fn kind(m: &Message) -> String {
+    let debug = format!("{m:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }

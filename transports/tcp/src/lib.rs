@@ -11,7 +11,7 @@
 //!
 //! let transport = TcpTransport::new(TcpConfig::new("demo", b"cluster secret".to_vec()));
 //! let me = LocalNode { id: NodeId::new("a"), incarnation: 1, listen: "127.0.0.1:0".into() };
-//! let advertised = transport.start(&me).await?; // the real bound address, e.g. 127.0.0.1:41234
+//! let advertised = transport.start(&me).await?; // the bound address (e.g. 127.0.0.1:41234) unless `advertise` is set
 //! transport.connect("127.0.0.1:7102").await;     // outcome arrives as an event
 //! while let Some(event) = transport.recv().await {
 //!     println!("{event:?}");
@@ -157,6 +157,12 @@ pub struct TcpConfig {
     pub inbound_queue: usize,
     /// Outgoing messages queued per peer (default 1024).
     pub outbound_queue: usize,
+    /// The address peers are told to reach this node at (in the handshake, and returned by
+    /// [`Transport::start`] for the node's heartbeats). Default `None`: the bound listen
+    /// address. Set it when peers reach this node through an address other than the one it
+    /// binds: NAT, a port forward, a container's published port, or a test proxy. Peers
+    /// redial this address to prove the node alive or dead, so it must lead to this listener.
+    pub advertise: Option<String>,
 }
 
 impl TcpConfig {
@@ -172,6 +178,7 @@ impl TcpConfig {
             max_pending_handshakes: 64,
             inbound_queue: 256,
             outbound_queue: 1024,
+            advertise: None,
         }
     }
 }
@@ -188,6 +195,7 @@ impl std::fmt::Debug for TcpConfig {
             .field("max_pending_handshakes", &self.max_pending_handshakes)
             .field("inbound_queue", &self.inbound_queue)
             .field("outbound_queue", &self.outbound_queue)
+            .field("advertise", &self.advertise)
             .finish()
     }
 }
@@ -295,13 +303,16 @@ impl Transport for TcpTransport {
         }
         check_name("cluster name", &self.inner.cfg.cluster).map_err(start_err)?;
         check_name("node id", me.id.as_str()).map_err(start_err)?;
+        if let Some(advertise) = &self.inner.cfg.advertise {
+            check_name("advertised address", advertise).map_err(start_err)?;
+        }
         let listener = tokio::net::TcpListener::bind(&me.listen)
             .await
             .map_err(|e| start_err(e.to_string()))?;
         let local = listener
             .local_addr()
             .map_err(|e| start_err(e.to_string()))?;
-        if local.ip().is_unspecified() {
+        if self.inner.cfg.advertise.is_none() && local.ip().is_unspecified() {
             warn!(
                 "listening on {local}: peers are told to reconnect to this unspecified address; \
                  listen on a specific address so that proof of death works"
@@ -310,7 +321,12 @@ impl Transport for TcpTransport {
         if self.inner.cfg.secret.is_empty() {
             warn!("cluster secret is empty: anyone who knows the cluster name can join");
         }
-        let advertised = local.to_string();
+        let advertised = self
+            .inner
+            .cfg
+            .advertise
+            .clone()
+            .unwrap_or_else(|| local.to_string());
         {
             let mut st = lock(&self.inner.state);
             if st.me.is_some() {

@@ -751,3 +751,41 @@ async fn clients_are_answered_over_their_connection_and_never_become_peers() {
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
     b.shutdown().await;
 }
+
+/// `TcpConfig::advertise`: the node listens on one address and tells peers another (a proxy,
+/// NAT, a published container port). Peers learn the advertised address from the handshake
+/// and redial it after a close.
+#[tokio::test]
+async fn advertised_address_is_announced_and_redialed() {
+    let listen = closed_port().await;
+    let proxy = Proxy::start(listen.clone()).await;
+    let mut cfg = config();
+    cfg.advertise = Some(proxy.addr.clone());
+    let (b, b_addr) = start_on(cfg, "b", 1, &listen).await;
+    assert_eq!(b_addr, proxy.addr, "start returns the advertised address");
+    assert_eq!(b.local_addr().unwrap().to_string(), listen);
+
+    let (a, _) = start("a", 1).await;
+    a.connect(&proxy.addr).await;
+    let advertised = proxy.addr.clone();
+    expect(&a, SOON, "a: Connected{b} at the advertised address", |e| {
+        matches!(e, TransportEvent::Connected { node, addr, .. } if node.as_str() == "b" && *addr == advertised)
+    })
+    .await;
+    // Connections through the proxy are cut: a redials the advertised address and finds the
+    // same incarnation (no death).
+    proxy.cut();
+    let seen = expect(&a, SOON, "a: Connected{b} again", is_connected("b", 1)).await;
+    assert!(seen.iter().any(is_disconnected("b")), "{seen:?}");
+    assert!(!seen.iter().any(is_dead("b", 1)), "{seen:?}");
+
+    let mut cfg = config();
+    cfg.advertise = Some("x".repeat(300));
+    let err = TcpTransport::new(cfg)
+        .start(&local("c", 1, "127.0.0.1:0"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("advertised address"), "{err}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
