@@ -754,6 +754,7 @@ impl Sim {
                 Action::Connect { addr } => self.connect(i, &addr),
                 Action::Persist(p) => self.nodes[i].store = Some(p),
                 Action::Log(line) => self.trace(1, || format!("{}: {line}", self.nodes[i].id)),
+                Action::Trace(line) => self.trace(2, || format!("{}: {line}", self.nodes[i].id)),
                 Action::Leadership(l) => self.trace(1, || {
                     format!(
                         "{}: leadership {} leader={} term={} is_me={}",

@@ -259,6 +259,8 @@ pub enum Action {
     },
     /// Something worth a log line (peer up/down, elections).
     Log(String),
+    /// A detail for debugging (votes asked, granted, denied and why).
+    Trace(String),
 }
 
 /// A snapshot of what the engine knows, for `status`.
@@ -527,6 +529,10 @@ impl Engine {
 
     fn log(&mut self, msg: String) {
         self.out.push(Action::Log(msg));
+    }
+
+    fn trace(&mut self, msg: String) {
+        self.out.push(Action::Trace(msg));
     }
 
     fn spec(&self, group: &str) -> &GroupSpec {
@@ -1106,7 +1112,23 @@ impl Engine {
             }
         }
         let me = self.cfg.node.clone();
-        let granted = self.is_voter(&me) && self.grantable(now, &req);
+        let verdict = if self.is_voter(&me) {
+            self.grantable(now, &req)
+        } else {
+            Err("not a voter")
+        };
+        let kind = if req.pre { "pre-vote" } else { "vote" };
+        self.trace(match verdict {
+            Ok(()) => format!(
+                "group {}: {kind} for {} in term {} granted",
+                req.group, req.candidate, req.term
+            ),
+            Err(why) => format!(
+                "group {}: {kind} for {} in term {} denied: {why}",
+                req.group, req.candidate, req.term
+            ),
+        });
+        let granted = verdict.is_ok();
         if granted && !req.pre {
             let ft = self.cfg.failure_timeout;
             let g = self.group_mut(&req.group, now);
@@ -1132,9 +1154,9 @@ impl Engine {
         );
     }
 
-    fn grantable(&mut self, now: Instant, req: &VoteRequest) -> bool {
+    fn grantable(&mut self, now: Instant, req: &VoteRequest) -> Result<(), &'static str> {
         if now < self.abstain_until || self.shutting_down {
-            return false;
+            return Err("abstaining or shutting down");
         }
         let backoff = self.cfg.backoff;
         let abstain_until = self.abstain_until;
@@ -1148,11 +1170,11 @@ impl Engine {
         // voted in for this same candidate (a repeated request: the same answer again).
         let repeat = g.vote.as_ref() == Some(&(req.term, req.candidate.clone()));
         if req.term < g.term || (req.term == g.term && !repeat) {
-            return false;
+            return Err("term not above the known term");
         }
         if let Some((t, m)) = &g.vote {
             if req.term < *t || (req.term == *t && *m != req.candidate) {
-                return false;
+                return Err("already voted in that term");
             }
         }
         let handoff_ok = req.handoff.as_ref().is_some_and(|h| {
@@ -1169,23 +1191,23 @@ impl Engine {
                     || (g.leader.is_none() && h.term <= g.term))
         });
         if acting.is_some() && !handoff_ok {
-            return false;
+            return Err("this node leads");
         }
         if let Some(l) = &g.leader {
             if l.member != req.candidate && !handoff_ok {
-                return false;
+                return Err("a live leader holds a lease");
             }
         }
         if let Some((m, until)) = &g.promised {
             if *m != req.candidate && now < *until {
-                return false;
+                return Err("vote promised to another candidate");
             }
         }
         if handoff_ok {
-            return true;
+            return Ok(());
         }
         let Some(pos) = ranking.iter().position(|m| *m == req.candidate) else {
-            return false;
+            return Err("candidate not in this view");
         };
         let since = *g.leaderless_since.get_or_insert(now);
         // Time spent abstaining does not count: the ranking's order must hold after a restart.
@@ -1195,7 +1217,11 @@ impl Engine {
         } else {
             (waited.as_micros() / backoff.as_micros()) as usize
         };
-        pos <= allowed
+        if pos <= allowed {
+            Ok(())
+        } else {
+            Err("a better-ranked candidate may still campaign")
+        }
     }
 
     fn on_vote_response(&mut self, now: Instant, from: &NodeId, resp: VoteResponse) {
@@ -1571,8 +1597,12 @@ impl Engine {
                 self.send(v, Message::VoteRequest(req.clone()));
             }
         }
+        self.trace(format!(
+            "group {name}: asking for {} in term {term}",
+            if pre { "pre-votes" } else { "votes" }
+        ));
         if voters.contains(&self_id) {
-            let granted = self.grantable(now, &req);
+            let granted = self.grantable(now, &req).is_ok();
             if granted && !pre {
                 let g = self.group_mut(name, now);
                 g.vote = Some((term, me));
@@ -1611,6 +1641,9 @@ impl Engine {
         if matches!(g.role, Role::Candidate { .. }) {
             g.role = Role::Follower;
             g.next_campaign_at = Some(now + delay);
+            self.trace(format!(
+                "group {name}: campaign lost, retrying in {delay:?}"
+            ));
         }
     }
 

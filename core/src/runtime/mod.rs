@@ -877,9 +877,22 @@ impl Driver {
                     self.shared.cluster_registry.update(group, members);
                 }
                 Action::Persist(state) => {
-                    if let Some(path) = &self.state_file
-                        && let Err(e) = store_state(path, &state)
-                    {
+                    let Some(path) = self.state_file.clone() else {
+                        continue;
+                    };
+                    // The write (with its fsyncs) runs on the blocking pool and the driver
+                    // waits for it — nothing after it may happen first — but other tasks go on:
+                    // messages queued just before (a candidate's vote requests) leave now
+                    // instead of after the disk.
+                    let stored = tokio::task::spawn_blocking(move || store_state(&path, &state))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(NodeError::StateFile {
+                                path: PathBuf::new(),
+                                message: format!("the writer task failed: {e}"),
+                            })
+                        });
+                    if let Err(e) = stored {
                         // Without durable state this node must not keep voting: stop it.
                         tracing::error!(node = %self.shared.id, error = %e, "cannot persist election state; shutting down");
                         let actions = self.engine.handle(now(), Input::Shutdown);
@@ -933,6 +946,7 @@ impl Driver {
                     }
                 }
                 Action::Log(line) => tracing::info!(node = %self.shared.id, "{line}"),
+                Action::Trace(line) => tracing::debug!(node = %self.shared.id, "{line}"),
             }
         }
     }
