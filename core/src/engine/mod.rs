@@ -741,10 +741,7 @@ impl Engine {
                 if !self.observe_incarnation(now, &node, incarnation) {
                     return;
                 }
-                let peer = self
-                    .peers
-                    .entry(node.clone())
-                    .or_insert_with(|| Peer::new(incarnation, now));
+                let peer = self.peer_entry(&node, incarnation, now);
                 peer.addr = Some(addr);
                 // Greet at once: the peer learns our members without waiting a period.
                 let hb = self.heartbeat_message(None);
@@ -769,12 +766,23 @@ impl Engine {
                 if !dead {
                     self.on_dead(now, node, inc, "a newer incarnation appeared");
                 }
-                self.peers.insert(node.clone(), Peer::new(incarnation, now));
+                self.peers.remove(node);
+                self.peer_entry(node, incarnation, now);
                 true
             }
             Some((_, dead)) => !dead,
             None => true,
         }
+    }
+
+    /// The record of `node`, created (and announced in the log) when it is new.
+    fn peer_entry(&mut self, node: &NodeId, incarnation: u64, now: Instant) -> &mut Peer {
+        if !self.peers.contains_key(node) {
+            self.log(format!("peer {node} (incarnation {incarnation}) is up"));
+        }
+        self.peers
+            .entry(node.clone())
+            .or_insert_with(|| Peer::new(incarnation, now))
     }
 
     fn on_dead(&mut self, now: Instant, node: &NodeId, incarnation: u64, why: &str) {
@@ -847,10 +855,7 @@ impl Engine {
         if from == self.cfg.node || !self.observe_incarnation(now, &from, incarnation) {
             return;
         }
-        let peer = self
-            .peers
-            .entry(from.clone())
-            .or_insert_with(|| Peer::new(incarnation, now));
+        let peer = self.peer_entry(&from, incarnation, now);
         peer.last_heard = now;
         if !peer.alive && !matches!(message, Message::Leave) {
             peer.alive = true;
