@@ -1,0 +1,497 @@
+//! The entry points that take bytes from the network or text from a config file, wrapped so that
+//! the cargo-fuzz targets in `fuzz/` and the seeded corpus test (`tests/fuzz_corpus.rs`) drive
+//! exactly the same code, with the same checks:
+//!
+//! - [`frame`]: `wire::decode_message` on the bytes, then the bytes as a TCP stream through the
+//!   frame codec in chunks, each frame decoded; a decoded message must re-encode, and decode
+//!   to a message with the same encoding (compared as bytes: NaN weights are legal).
+//! - [`handshake`]: the handshake machines (`Initiator` / `Responder`) at every step, fed a
+//!   sequence of frames; after an error or the end every further frame must be refused with
+//!   `Finished`, and authentication must succeed only for the genuine peer.
+//! - [`config`]: `Config::from_toml_str`, without and with a file path; an accepted config must
+//!   validate again.
+//!
+//! Each returns normally or panics (which the fuzzer reports as a crash).
+
+use baton_core::config::Config;
+use baton_core::engine::{NodeStatus, StatusSnapshot};
+use baton_core::message::{
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
+    VoteRequest, VoteResponse,
+};
+use baton_core::{CallError, Hardware, Leadership, MemberId, Message, NodeId, Served};
+use baton_transport_tcp::handshake::{
+    ACCEPT, HandshakeConfig, HandshakeError, Initiator, NONCE_LEN, PeerInfo, Responder, Step,
+    decode_hello,
+};
+use baton_transport_tcp::wire::{DEFAULT_MAX_FRAME, codec, decode_message, encode_message};
+use bytes::BytesMut;
+use std::path::Path;
+use std::sync::OnceLock;
+use tokio_util::codec::Decoder;
+
+/// Feeds `data` to the message decoder, then through the frame codec as a byte stream.
+pub fn frame(data: &[u8]) {
+    if let Ok(m) = decode_message(data) {
+        check_round_trip(&m);
+    }
+    // As a stream: chunk sizes come from the data itself, so a run is reproducible from the
+    // input alone.
+    let mut codec = codec(DEFAULT_MAX_FRAME);
+    let mut buf = BytesMut::new();
+    let mut rest = data;
+    let mut i = 0usize;
+    'feed: while !rest.is_empty() {
+        let take = (usize::from(data[i % data.len()]) % 61 + 1).min(rest.len());
+        i += 1;
+        buf.extend_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(f)) => {
+                    if let Ok(m) = decode_message(&f) {
+                        check_round_trip(&m);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => break 'feed,
+            }
+        }
+    }
+    let _ = codec.decode_eof(&mut buf);
+}
+
+fn check_round_trip(m: &Message) {
+    // Compared as bytes, not values: a peer may send a NaN weight, and NaN != NaN.
+    let bytes = encode_message(m, usize::MAX).expect("a decoded message re-encodes");
+    let again = decode_message(&bytes).expect("a re-encoded message decodes");
+    let bytes_again = encode_message(&again, usize::MAX).expect("re-encodes");
+    assert_eq!(
+        bytes, bytes_again,
+        "encode(decode(encode(m))) != encode(m): {m:?}"
+    );
+}
+
+/// Where a [`handshake`] input starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Start {
+    /// A responder waiting for a `Hello`.
+    Responder = 0,
+    /// A responder that answered the genuine initiator's `Hello`, waiting for `Auth`.
+    ResponderAfterHello = 1,
+    /// A node initiator waiting for the `HelloReply`.
+    Initiator = 2,
+    /// An initiator that verified the genuine reply, waiting for `Accept`.
+    InitiatorAfterReply = 3,
+    /// A client initiator waiting for the `HelloReply`.
+    ClientInitiator = 4,
+    /// A responder with an empty secret (a cluster without one), waiting for a `Hello`.
+    OpenResponder = 5,
+}
+
+const STARTS: [Start; 6] = [
+    Start::Responder,
+    Start::ResponderAfterHello,
+    Start::Initiator,
+    Start::InitiatorAfterReply,
+    Start::ClientInitiator,
+    Start::OpenResponder,
+];
+
+/// Builds a [`handshake`] input: the start, then each frame with a 2-byte little-endian length.
+pub fn handshake_input(start: Start, frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![start as u8];
+    for f in frames {
+        let f = &f[..f.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(f.len() as u16).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Splits a [`handshake`] input into its start and frames (a short last length takes what is
+/// left).
+pub fn split_handshake_input(data: &[u8]) -> (Start, Vec<&[u8]>) {
+    let Some((&first, mut rest)) = data.split_first() else {
+        return (Start::Responder, vec![]);
+    };
+    let start = STARTS[usize::from(first) % STARTS.len()];
+    let mut frames = Vec::new();
+    while !rest.is_empty() && frames.len() < 8 {
+        let len = if rest.len() >= 2 {
+            let l = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+            rest = &rest[2..];
+            l
+        } else {
+            let l = rest.len();
+            rest = &[];
+            l
+        };
+        let (f, r) = rest.split_at(len.min(rest.len()));
+        frames.push(f);
+        rest = r;
+    }
+    (start, frames)
+}
+
+/// The fixed identities, nonces and genuine frames the handshake entry point works with.
+pub struct Genuine {
+    /// The initiating node's config (node "a").
+    pub initiator: HandshakeConfig,
+    /// The responding node's config (node "b").
+    pub responder: HandshakeConfig,
+    /// The initiator's nonce.
+    pub nonce_i: [u8; NONCE_LEN],
+    /// The responder's nonce.
+    pub nonce_r: [u8; NONCE_LEN],
+    /// a's `Hello`.
+    pub hello: Vec<u8>,
+    /// b's `HelloReply` to it.
+    pub reply: Vec<u8>,
+    /// a's `Auth`.
+    pub auth: Vec<u8>,
+    /// A client's `Hello` (node "cli").
+    pub client_hello: Vec<u8>,
+}
+
+/// The genuine handshake every [`handshake`] input is measured against.
+pub fn genuine() -> &'static Genuine {
+    static G: OnceLock<Genuine> = OnceLock::new();
+    G.get_or_init(|| {
+        let initiator = hs_config("a", false);
+        let responder = hs_config("b", false);
+        let nonce_i = [0x11; NONCE_LEN];
+        let nonce_r = [0x22; NONCE_LEN];
+        let (mut init, hello) = Initiator::new(initiator.clone(), nonce_i);
+        let mut resp = Responder::new(responder.clone(), nonce_r);
+        let Ok(Step::Reply { frame: reply, .. }) = resp.on_frame(&hello) else {
+            panic!("genuine hello refused")
+        };
+        let Ok(Step::Reply { frame: auth, .. }) = init.on_frame(&reply) else {
+            panic!("genuine reply refused")
+        };
+        let (_, client_hello) = Initiator::new(hs_config("cli", true), nonce_i);
+        Genuine {
+            initiator,
+            responder,
+            nonce_i,
+            nonce_r,
+            hello,
+            reply,
+            auth,
+            client_hello,
+        }
+    })
+}
+
+fn hs_config(node: &str, client: bool) -> HandshakeConfig {
+    HandshakeConfig {
+        cluster: "fuzz".into(),
+        secret: b"fuzz secret".to_vec(),
+        node: NodeId::new(node),
+        incarnation: 42,
+        addr: if client {
+            String::new()
+        } else {
+            format!("127.0.0.1:{}", 7000 + node.len())
+        },
+        client,
+    }
+}
+
+enum Machine {
+    Init(Initiator),
+    Resp(Responder),
+}
+
+impl Machine {
+    fn on_frame(&mut self, f: &[u8]) -> Result<Step, HandshakeError> {
+        match self {
+            Machine::Init(m) => m.on_frame(f),
+            Machine::Resp(m) => m.on_frame(f),
+        }
+    }
+}
+
+/// Feeds the frames of `data` (see [`handshake_input`]) to a handshake machine.
+pub fn handshake(data: &[u8]) {
+    let g = genuine();
+    let (start, frames) = split_handshake_input(data);
+    let mut machine = match start {
+        Start::Responder => Machine::Resp(Responder::new(g.responder.clone(), g.nonce_r)),
+        Start::ResponderAfterHello => {
+            let mut r = Responder::new(g.responder.clone(), g.nonce_r);
+            r.on_frame(&g.hello).expect("genuine hello");
+            Machine::Resp(r)
+        }
+        Start::Initiator => Machine::Init(Initiator::new(g.initiator.clone(), g.nonce_i).0),
+        Start::InitiatorAfterReply => {
+            let mut i = Initiator::new(g.initiator.clone(), g.nonce_i).0;
+            i.on_frame(&g.reply).expect("genuine reply");
+            Machine::Init(i)
+        }
+        Start::ClientInitiator => {
+            Machine::Init(Initiator::new(hs_config("cli", true), g.nonce_i).0)
+        }
+        Start::OpenResponder => {
+            let mut cfg = g.responder.clone();
+            cfg.secret.clear();
+            Machine::Resp(Responder::new(cfg, g.nonce_r))
+        }
+    };
+    let mut over = false;
+    let mut step_no = 0usize;
+    for f in frames {
+        let _ = decode_hello(&g.responder, f);
+        let result = machine.on_frame(f);
+        if over {
+            assert_eq!(
+                result,
+                Err(HandshakeError::Finished),
+                "a finished handshake took another frame"
+            );
+            continue;
+        }
+        match &result {
+            Err(_) => over = true,
+            Ok(Step::Done { peer, .. }) => {
+                over = true;
+                check_done(start, step_no, f, peer);
+            }
+            Ok(Step::Reply {
+                peer: Some(peer), ..
+            }) => {
+                // The initiator authenticated its peer: only the genuine responder proves it.
+                assert_eq!(
+                    *peer,
+                    expected_peer(&g.responder),
+                    "an initiator authenticated a forged reply"
+                );
+            }
+            Ok(Step::Reply { peer: None, .. }) => {}
+        }
+        step_no += 1;
+    }
+}
+
+fn expected_peer(cfg: &HandshakeConfig) -> PeerInfo {
+    PeerInfo {
+        node: cfg.node.clone(),
+        incarnation: cfg.incarnation,
+        addr: cfg.addr.clone(),
+        client: cfg.client,
+    }
+}
+
+fn check_done(start: Start, step_no: usize, frame: &[u8], peer: &PeerInfo) {
+    let g = genuine();
+    match start {
+        // A responder with the cluster's secret finishes only on the genuine initiator's Auth
+        // (its nonce is fixed, so the genuine Auth is the only one).
+        Start::ResponderAfterHello if step_no == 0 => {
+            assert_eq!(frame, g.auth.as_slice(), "a forged Auth authenticated");
+            assert_eq!(*peer, expected_peer(&g.initiator));
+        }
+        // An initiator finishes on Accept, after it authenticated the genuine responder.
+        Start::InitiatorAfterReply | Start::Initiator | Start::ClientInitiator => {
+            assert_eq!(frame, ACCEPT.as_slice());
+            assert_eq!(*peer, expected_peer(&g.responder));
+        }
+        // A fresh responder can finish only after two frames: the second one proved the
+        // secret over a transcript it produced itself, with its own fixed nonce. Without a
+        // secret (OpenResponder) anyone who can compute HMAC with an empty key gets in: that
+        // is what an empty secret means.
+        Start::Responder | Start::ResponderAfterHello | Start::OpenResponder => {
+            assert!(step_no >= 1, "a responder finished on its first frame");
+        }
+    }
+}
+
+/// Feeds `data` as config text (lossy UTF-8) to the config parser.
+pub fn config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    config_text(&text);
+}
+
+/// Parses `text` as a config, without and with a file path.
+pub fn config_text(text: &str) {
+    for file in [None, Some(Path::new("/etc/baton/baton.toml"))] {
+        match Config::from_toml_str(text, file) {
+            Ok(cfg) => {
+                cfg.validate().expect("an accepted config validates again");
+                let _ = cfg.voter_ids();
+                let _ = cfg.seeds();
+            }
+            Err(e) => {
+                // Every error says where it came from.
+                let shown = e.to_string();
+                assert!(!shown.is_empty());
+                if let Some(f) = file {
+                    assert!(shown.contains(&f.display().to_string()), "{shown}");
+                }
+            }
+        }
+    }
+}
+
+/// One valid example of every message variant, to mutate from.
+pub fn every_message() -> Vec<Message> {
+    let m = MemberId::new("a", 1);
+    vec![
+        Message::Heartbeat(Heartbeat {
+            seq: 1,
+            addr: "127.0.0.1:7101".into(),
+            hardware: Hardware {
+                cpus: 4,
+                memory_bytes: 1 << 30,
+                weight: Some(2.5),
+            },
+            labels: [("zone".to_string(), "eu-1".to_string())].into(),
+            members: vec![MemberAnnounce {
+                id: m.clone(),
+                group: "g".into(),
+                started_at_ms: 123,
+                labels: Default::default(),
+            }],
+            claims: vec![Claim {
+                group: "g".into(),
+                term: 3,
+                member: m.clone(),
+            }],
+            peers: vec![PeerAddr {
+                node: NodeId::new("b"),
+                addr: "127.0.0.1:7102".into(),
+            }],
+        }),
+        Message::HeartbeatAck(HeartbeatAck {
+            seq: 1,
+            rejected: vec![("g".into(), 9)],
+        }),
+        Message::VoteRequest(VoteRequest {
+            group: "g".into(),
+            term: 4,
+            candidate: m.clone(),
+            handoff: Some(Handoff {
+                from: MemberId::new("b", 2),
+                term: 3,
+            }),
+            pre: false,
+            dead: vec![(NodeId::new("c"), 4)],
+        }),
+        Message::VoteResponse(VoteResponse {
+            group: "g".into(),
+            term: 4,
+            pre: true,
+            granted: true,
+            known_term: 4,
+        }),
+        Message::StepDown(StepDown {
+            group: "g".into(),
+            term: 4,
+            from: m.clone(),
+            successor: Some(MemberId::new("b", 1)),
+        }),
+        Message::Request(Request {
+            id: 7,
+            group: "g".into(),
+            any: false,
+            payload: vec![0, 1, 2, 255],
+        }),
+        Message::Response(Response {
+            id: 7,
+            result: Ok(Served {
+                member: m.clone(),
+                term: 4,
+                leader: true,
+                payload: b"done".to_vec(),
+            }),
+        }),
+        Message::Response(Response {
+            id: 8,
+            result: Err(CallError::LeaderChanged { group: "g".into() }),
+        }),
+        Message::Leave,
+        Message::StatusRequest,
+        Message::StatusResponse(StatusSnapshot {
+            node: NodeId::new("a"),
+            members: vec![NodeStatus {
+                name: NodeId::new("b"),
+                addr: Some("127.0.0.1:2".into()),
+                incarnation: 3,
+                alive: true,
+                groups: vec!["g".into()],
+            }],
+            groups: vec![Leadership {
+                group: "g".into(),
+                leader: Some(m),
+                term: 4,
+                is_me: false,
+            }],
+        }),
+        Message::ClientCall(Request {
+            id: 9,
+            group: "g".into(),
+            any: true,
+            payload: vec![42],
+        }),
+    ]
+}
+
+/// Frame payloads of every message variant.
+pub fn message_frames() -> Vec<Vec<u8>> {
+    every_message()
+        .iter()
+        .map(|m| encode_message(m, DEFAULT_MAX_FRAME).expect("encodes"))
+        .collect()
+}
+
+/// Valid config files, to mutate from.
+pub fn config_examples() -> Vec<&'static str> {
+    vec![
+        "[node]\nname = \"a\"\n",
+        r#"[node]
+name = "a"
+listen = "127.0.0.1:7101"
+labels = { zone = "eu-1", disk = "ssd" }
+hardware = { weight = 2.0, cpus = 4, memory_bytes = 1073741824 }
+data_dir = "state"
+
+[cluster]
+name = "demo"
+seeds = ["b@127.0.0.1:7102", "127.0.0.1:7103"]
+voters = ["a", "b", "c"]
+secret_file = "cluster.secret"
+quorum = "majority"
+
+[timing]
+heartbeat_ms = 100
+failure_timeout_ms = 500
+election_backoff_ms = 50
+call_timeout_ms = 5000
+
+[[group]]
+name = "tracked"
+policy = ["anti-affinity", "hardware-weight", "oldest-running"]
+preempt = false
+
+[group.anti-affinity]
+avoid_groups = ["ingest"]
+avoid_labels = { zone = "eu-2" }
+
+[[group]]
+name = "ingest"
+policy = { plugin = "libmy_policy.so", config = { zone = "eu-1" } }
+"#,
+        r#"[node]
+name = "solo"
+[cluster]
+quorum = "none"
+seeds = ["x@10.0.0.1:1"]
+[[group]]
+name = "g"
+policy = "oldest-running"
+preempt = true
+"#,
+    ]
+}
