@@ -1,0 +1,835 @@
+//! Failover of real `baton node` processes on loopback, and their idle cost.
+//!
+//! ```text
+//! cargo run --release -p baton-benches --bin failover -- --nodes 3 --rounds 20
+//! cargo run --release -p baton-benches --bin failover -- --idle           # 9 nodes, 30 s
+//! ```
+//!
+//! **Failover** (the default): starts `--nodes` `baton node` processes (default 3) on free
+//! loopback ports, one group, policy oldest-running, default timings, every node a voter.
+//! Then, `--rounds` times for each kind (interleaved: kill, stop, term, kill, …), it signals the
+//! current leader's process and measures from just before the `kill(2)` until **every
+//! survivor** reports the same new leader (and, separately, until the new leader itself
+//! reports that it acts as leader):
+//!
+//! - `kill`: SIGKILL. The kernel closes the sockets; peers' reconnects are refused (proof of
+//!   death). Then the node is started again (same config, same port, a new incarnation).
+//! - `stop`: SIGSTOP — the process stops silently, its sockets stay open; peers must wait for
+//!   `failure_timeout`. Then SIGCONT, and the old leader rejoins as a follower.
+//! - `term`: SIGTERM — `baton node` hands off and exits. Then it is started again.
+//!
+//! Between rounds the tool waits until every node agrees on the leader, sees every other node
+//! alive, and no restarted node is still abstaining from votes (one failure timeout).
+//!
+//! Survivors are watched over one [`TcpClient`] connection each — the library `baton status`
+//! uses — polled back to back (one request in flight per node), so a view is at most one
+//! loopback round trip old. The polling runs in this process, on the same 2 cores as the nodes.
+//!
+//! **Idle cost** (`--idle`): starts `--idle-nodes` nodes (default 9), waits until they are
+//! steady, then reads `/proc/<pid>/stat` (utime + stime) and `/proc/<pid>/status` (VmRSS,
+//! VmHWM) of every node over `--idle-secs` (default 30) and prints CPU (percent of one core)
+//! and memory per node and in total.
+//!
+//! The `baton` binary is `target/release/baton`, built first with
+//! `cargo build --release -p baton-cli` (a no-op when up to date) unless `--baton PATH` names
+//! one. Children are killed (SIGKILL) and reaped on every exit path of this tool, Ctrl-C
+//! included; its working directory (configs, secret, node logs) is removed unless `--keep`.
+
+use anyhow::{Context, Result, anyhow, bail};
+use baton_benches::stats::Summary;
+use baton_core::engine::StatusSnapshot;
+use baton_transport_tcp::{TcpClient, TcpConfig};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "bench";
+const CLUSTER: &str = "bench";
+/// The longest any wait may take before the tool gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
+const FAILURE_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Kill,
+    Stop,
+    Term,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Result<Kind> {
+        match s {
+            "kill" => Ok(Kind::Kill),
+            "stop" => Ok(Kind::Stop),
+            "term" => Ok(Kind::Term),
+            other => bail!("unknown kind {other:?} (expected kill, stop, term)"),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Kill => "kill (SIGKILL)",
+            Kind::Stop => "stop (SIGSTOP)",
+            Kind::Term => "term (SIGTERM)",
+        }
+    }
+    fn signal(self) -> Signal {
+        match self {
+            Kind::Kill => Signal::SIGKILL,
+            Kind::Stop => Signal::SIGSTOP,
+            Kind::Term => Signal::SIGTERM,
+        }
+    }
+}
+
+struct Args {
+    nodes: usize,
+    rounds: usize,
+    kinds: Vec<Kind>,
+    baton: Option<PathBuf>,
+    idle: bool,
+    idle_nodes: usize,
+    idle_secs: u64,
+    data_dir: bool,
+    keep: bool,
+}
+
+const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term] \
+[--data-dir] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--baton PATH] [--keep]";
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        nodes: 3,
+        rounds: 20,
+        kinds: vec![Kind::Kill, Kind::Stop, Kind::Term],
+        baton: None,
+        idle: false,
+        idle_nodes: 9,
+        idle_secs: 30,
+        data_dir: false,
+        keep: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| anyhow!("{name} needs a value"));
+        match arg.as_str() {
+            "--nodes" => a.nodes = value("--nodes")?.parse().context("--nodes")?,
+            "--rounds" => a.rounds = value("--rounds")?.parse().context("--rounds")?,
+            "--kinds" => {
+                a.kinds = value("--kinds")?
+                    .split(',')
+                    .map(Kind::parse)
+                    .collect::<Result<_>>()?
+            }
+            "--baton" => a.baton = Some(value("--baton")?.into()),
+            "--idle" => a.idle = true,
+            "--idle-nodes" => {
+                a.idle_nodes = value("--idle-nodes")?.parse().context("--idle-nodes")?
+            }
+            "--idle-secs" => a.idle_secs = value("--idle-secs")?.parse().context("--idle-secs")?,
+            "--data-dir" => a.data_dir = true,
+            "--keep" => a.keep = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            // `cargo bench` passes `--bench` to every target it runs; nothing to do.
+            "--bench" => {}
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if a.nodes < 2 {
+        bail!("--nodes must be at least 2");
+    }
+    if a.idle_nodes < 1 {
+        bail!("--idle-nodes must be at least 1");
+    }
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let baton = match &args.baton {
+        Some(p) => p.clone(),
+        None => build_baton()?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let n = if args.idle {
+            args.idle_nodes
+        } else {
+            args.nodes
+        };
+        let mut cluster = Procs::create(&baton, n, args.data_dir, args.keep)?;
+        let work = async {
+            if args.idle {
+                idle(&mut cluster, Duration::from_secs(args.idle_secs)).await
+            } else {
+                failover(&mut cluster, &args).await
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+        // `cluster` is dropped here: every child is killed and reaped.
+    })
+}
+
+/// `cargo build --release -p baton-cli`, then `target/release/baton`.
+fn build_baton() -> Result<PathBuf> {
+    let root = baton_benches::plugin::workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--quiet", "--release", "-p", "baton-cli"])
+        .status()
+        .context("cannot run cargo to build the baton binary")?;
+    if !status.success() {
+        bail!("`cargo build --release -p baton-cli` failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let exe = target.join("release").join("baton");
+    if !exe.exists() {
+        bail!("{} not found after the build", exe.display());
+    }
+    Ok(exe)
+}
+
+// ------------------------------------------------------------------------------ processes
+
+struct Proc {
+    name: String,
+    addr: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    client: Option<TcpClient>,
+    /// When the current process was started (it abstains from voting for a failure timeout).
+    started: Instant,
+}
+
+struct Procs {
+    dir: PathBuf,
+    baton: PathBuf,
+    tcp: TcpConfig,
+    nodes: Vec<Proc>,
+    keep: bool,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for p in &mut self.nodes {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if self.keep {
+            eprintln!("kept {} (configs, node logs)", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    // Hold every listener until all ports are known, so that they differ.
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot find free loopback ports")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// A secret good enough for a loopback benchmark: not guessable by other local users' tools
+/// that do not read the directory (which is private to this user).
+fn secret() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:032x}{:08x}", t, std::process::id())
+}
+
+impl Procs {
+    fn create(baton: &Path, n: usize, data_dir: bool, keep: bool) -> Result<Procs> {
+        let dir = std::env::temp_dir().join(format!("baton-failover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let secret = secret();
+        std::fs::write(dir.join("cluster.secret"), &secret)?;
+        let ports = free_ports(n)?;
+        let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let voters: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        let mut nodes = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let seeds: Vec<String> = names
+                .iter()
+                .zip(&addrs)
+                .filter(|(n, _)| *n != name)
+                .map(|(n, a)| format!("\"{n}@{a}\""))
+                .collect();
+            let data = if data_dir {
+                format!("data_dir = \"{name}-data\"\n")
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "[node]\nname = \"{name}\"\nlisten = \"{addr}\"\n{data}\n\
+                 [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [{voters}]\n\
+                 secret_file = \"cluster.secret\"\n\n\
+                 [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
+                addr = addrs[i],
+                seeds = seeds.join(", "),
+                voters = voters.join(", "),
+            );
+            let config = dir.join(format!("{name}.toml"));
+            std::fs::write(&config, text)?;
+            nodes.push(Proc {
+                name: name.clone(),
+                addr: addrs[i].clone(),
+                config,
+                log: dir.join(format!("{name}.log")),
+                child: None,
+                client: None,
+                started: Instant::now(),
+            });
+        }
+        let mut procs = Procs {
+            dir,
+            baton: baton.to_path_buf(),
+            tcp: TcpConfig::new(CLUSTER, secret.into_bytes()),
+            nodes,
+            keep,
+        };
+        for i in 0..n {
+            procs.spawn(i)?;
+        }
+        Ok(procs)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let p = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p.log)?;
+        let child = Command::new(&self.baton)
+            .arg("node")
+            .arg("--config")
+            .arg(&p.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.baton.display()))?;
+        p.child = Some(child);
+        p.client = None;
+        p.started = Instant::now();
+        Ok(())
+    }
+
+    fn pid(&self, i: usize) -> Result<Pid> {
+        let c = self.nodes[i]
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("{} is not running", self.nodes[i].name))?;
+        Ok(Pid::from_raw(i32::try_from(c.id())?))
+    }
+
+    /// Fails (naming the exit status and the end of the log) when any node's process has
+    /// exited on its own.
+    fn check_alive(&mut self) -> Result<()> {
+        for p in &mut self.nodes {
+            if let Some(c) = p.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(10).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!(
+                    "node {} exited unexpectedly ({status}); the end of {}:\n{}",
+                    p.name,
+                    p.log.display(),
+                    tail.join("\n")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps node `i`'s process once it has exited.
+    fn reap(&mut self, i: usize) -> Result<()> {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.wait()?;
+        }
+        self.nodes[i].client = None;
+        Ok(())
+    }
+
+    /// A connected client to node `i`, connecting (with retries) when there is none.
+    async fn client(&mut self, i: usize) -> Result<&mut TcpClient> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while self.nodes[i].client.is_none() {
+            match TcpClient::connect(&self.nodes[i].addr, &self.tcp, "bench").await {
+                Ok(c) => self.nodes[i].client = Some(c),
+                Err(e) if Instant::now() > deadline => {
+                    bail!(
+                        "cannot connect to {}: {e} (log: {})",
+                        self.nodes[i].name,
+                        self.nodes[i].log.display()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        self.nodes[i]
+            .client
+            .as_mut()
+            .ok_or_else(|| anyhow!("no client"))
+    }
+
+    /// The status of each of `which`, asked concurrently (one request per node).
+    async fn statuses(&mut self, which: &[usize]) -> Result<Vec<StatusSnapshot>> {
+        for &i in which {
+            self.client(i).await?;
+        }
+        let mut futs = Vec::new();
+        for (i, p) in self.nodes.iter_mut().enumerate() {
+            if which.contains(&i) {
+                let name = p.name.clone();
+                let client = p.client.as_mut().ok_or_else(|| anyhow!("no client"))?;
+                futs.push(async move {
+                    tokio::time::timeout(Duration::from_secs(3), client.status())
+                        .await
+                        .map_err(|_| anyhow!("{name} did not answer status within 3 s"))?
+                        .map_err(|e| anyhow!("status of {name}: {e}"))
+                });
+            }
+        }
+        let results = join_all(futs).await;
+        let mut out = Vec::new();
+        for (r, &i) in results.into_iter().zip(which) {
+            match r {
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    self.nodes[i].client = None;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until every node agrees on one leader, sees every other node alive with its
+    /// current incarnation, and no node started less than a failure timeout ago. Returns the
+    /// leader's index and term.
+    async fn steady(&mut self) -> Result<(usize, u64)> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let agreed = loop {
+            match self.statuses(&all).await {
+                Ok(st) => {
+                    if let Some(a) = steady_view(&st) {
+                        break a;
+                    }
+                }
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => self.check_alive()?,
+            }
+            if Instant::now() > deadline {
+                bail!("the cluster is not steady after {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        if let Some(latest) = self.nodes.iter().map(|p| p.started).max() {
+            let until = latest + FAILURE_TIMEOUT + Duration::from_millis(50);
+            if until > Instant::now() {
+                tokio::time::sleep_until(until.into()).await;
+            }
+        }
+        let (leader, term) = agreed;
+        let i = self
+            .nodes
+            .iter()
+            .position(|p| p.name == leader)
+            .ok_or_else(|| anyhow!("unknown leader {leader}"))?;
+        Ok((i, term))
+    }
+}
+
+fn join_all<F: std::future::Future>(
+    futs: Vec<F>,
+) -> impl std::future::Future<Output = Vec<F::Output>> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(out.iter_mut().filter_map(Option::take).collect())
+        }
+    })
+}
+
+/// What one node says about [`GROUP`]: (leader node, term, this node acts as leader).
+fn group_view(s: &StatusSnapshot) -> (Option<String>, u64, bool) {
+    match s.groups.iter().find(|g| g.group == GROUP) {
+        Some(g) => (
+            g.leader.as_ref().map(|m| m.node.to_string()),
+            g.term,
+            g.is_me,
+        ),
+        None => (None, 0, false),
+    }
+}
+
+/// `Some((leader, term))` when every status names the same leader and term, exactly that node
+/// acts, and every node sees every other alive with the incarnation it reports for itself.
+fn steady_view(st: &[StatusSnapshot]) -> Option<(String, u64)> {
+    let (leader, term, _) = group_view(st.first()?);
+    let leader = leader?;
+    let own: BTreeMap<String, u64> = st
+        .iter()
+        .filter_map(|s| {
+            let me = s.members.iter().find(|m| m.name == s.node)?;
+            Some((s.node.to_string(), me.incarnation))
+        })
+        .collect();
+    for s in st {
+        let (l, t, is_me) = group_view(s);
+        if l.as_deref() != Some(leader.as_str())
+            || t != term
+            || is_me != (s.node.as_str() == leader)
+        {
+            return None;
+        }
+        for (name, inc) in &own {
+            if !s
+                .members
+                .iter()
+                .any(|m| m.name.as_str() == name && m.incarnation == *inc && m.alive)
+            {
+                return None;
+            }
+        }
+    }
+    Some((leader, term))
+}
+
+// ------------------------------------------------------------------------------ failover
+
+struct Measured {
+    all_agree: Duration,
+    leader_acts: Duration,
+}
+
+async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
+    let n = c.nodes.len();
+    println!(
+        "failover: {n} `baton node` processes on loopback ({}), group {GROUP:?}, oldest-running, \
+         heartbeat 100 ms, failure timeout 500 ms{}",
+        c.baton.display(),
+        if args.data_dir {
+            ", data_dir (fsync'd votes)"
+        } else {
+            ""
+        }
+    );
+    println!("  load average before: {}", loadavg());
+    let t_start = Instant::now();
+    let (mut leader, mut term) = c.steady().await?;
+    println!(
+        "  steady after {:?}: n{leader} leads (term {term})",
+        t_start.elapsed()
+    );
+    let mut results: Vec<(Kind, Measured)> = Vec::new();
+    for round in 0..args.rounds {
+        for &kind in &args.kinds {
+            let m = fault(c, kind, leader, term).await.with_context(|| {
+                format!("round {round}, {} of {}", kind.name(), c.nodes[leader].name)
+            })?;
+            results.push((kind, m));
+            (leader, term) = c.steady().await?;
+        }
+    }
+    println!(
+        "  {} rounds in {:.1} s; load average after: {}",
+        args.rounds,
+        t_start.elapsed().as_secs_f64(),
+        loadavg()
+    );
+    println!("\nfrom the signal until every survivor reports the same new leader:");
+    for &kind in &args.kinds {
+        let all: Vec<Duration> = results
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, m)| m.all_agree)
+            .collect();
+        if let Some(s) = Summary::of(&all) {
+            println!("  {:<16} {s}", kind.name());
+        }
+    }
+    println!("from the signal until the new leader reports that it acts as leader:");
+    for &kind in &args.kinds {
+        let acts: Vec<Duration> = results
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, m)| m.leader_acts)
+            .collect();
+        if let Some(s) = Summary::of(&acts) {
+            println!("  {:<16} {s}", kind.name());
+        }
+    }
+    Ok(())
+}
+
+/// Signals the leader, measures, and restores the cluster (restart or SIGCONT).
+async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Measured> {
+    let survivors: Vec<usize> = (0..c.nodes.len()).filter(|&i| i != leader).collect();
+    // Connections are open before the clock starts.
+    c.statuses(&survivors).await?;
+    let pid = c.pid(leader)?;
+    let old = c.nodes[leader].name.clone();
+    let t0 = Instant::now();
+    kill(pid, kind.signal()).with_context(|| format!("cannot signal {old}"))?;
+    let mut leader_acts = None;
+    let all_agree = loop {
+        let st = c.statuses(&survivors).await?;
+        let now = t0.elapsed();
+        let views: Vec<_> = st.iter().map(group_view).collect();
+        if leader_acts.is_none() && views.iter().any(|(_, t, is_me)| *is_me && *t > term) {
+            leader_acts = Some(now);
+        }
+        let (l, t, _) = &views[0];
+        if let Some(l) = l
+            && *l != old
+            && *t > term
+            && views
+                .iter()
+                .all(|(l2, t2, _)| l2.as_ref() == Some(l) && t2 == t)
+        {
+            break now;
+        }
+        if now > STEP_TIMEOUT {
+            bail!("no agreement on a new leader after {STEP_TIMEOUT:?}: {views:?}");
+        }
+    };
+    // The new leader may act a moment after the others learned of it (it publishes after its
+    // first heartbeats): keep asking it alone.
+    let leader_acts = match leader_acts {
+        Some(d) => d,
+        None => loop {
+            let st = c.statuses(&survivors).await?;
+            if st
+                .iter()
+                .map(group_view)
+                .any(|(_, t, is_me)| is_me && t > term)
+            {
+                break t0.elapsed();
+            }
+            if t0.elapsed() > STEP_TIMEOUT {
+                bail!("the new leader never acted");
+            }
+        },
+    };
+    match kind {
+        Kind::Kill | Kind::Term => {
+            c.reap(leader)?;
+            c.spawn(leader)?;
+        }
+        Kind::Stop => {
+            kill(pid, Signal::SIGCONT).with_context(|| format!("cannot SIGCONT {old}"))?;
+            // Its client connection may have timed out meanwhile: reconnect.
+            c.nodes[leader].client = None;
+        }
+    }
+    Ok(Measured {
+        all_agree,
+        leader_acts,
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+// ------------------------------------------------------------------------------ idle cost
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may contain spaces: fields after the closing parenthesis.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: u64 = f.get(11).ok_or_else(|| anyhow!("no utime"))?.parse()?;
+    let stime: u64 = f.get(12).ok_or_else(|| anyhow!("no stime"))?.parse()?;
+    Ok(utime + stime)
+}
+
+/// (VmRSS, VmHWM) of `pid`, in KiB.
+fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"))?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| anyhow!("bad {name}"))?
+            .parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn idle(c: &mut Procs, window: Duration) -> Result<()> {
+    let n = c.nodes.len();
+    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .ok_or_else(|| anyhow!("no CLK_TCK"))? as f64;
+    println!(
+        "idle cost: {n} `baton node` processes on loopback ({}), one group, default timings",
+        c.baton.display()
+    );
+    let (leader, term) = c.steady().await?;
+    println!(
+        "  steady: {} leads (term {term}); measuring for {window:?}",
+        c.nodes[leader].name
+    );
+    // Close the client connections: nothing but the cluster's own traffic during the window.
+    for p in &mut c.nodes {
+        p.client = None;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pids: Vec<u32> = c
+        .nodes
+        .iter()
+        .map(|p| {
+            p.child
+                .as_ref()
+                .map(Child::id)
+                .ok_or_else(|| anyhow!("{} not running", p.name))
+        })
+        .collect::<Result<_>>()?;
+    let load_before = loadavg();
+    let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    let t0 = Instant::now();
+    tokio::time::sleep(window).await;
+    let secs = t0.elapsed().as_secs_f64();
+    c.check_alive()?;
+    let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    println!(
+        "  load average before / after: {load_before} / {}",
+        loadavg()
+    );
+    println!(
+        "  {:<6} {:>14} {:>12} {:>12}",
+        "node", "CPU (% core)", "RSS (MiB)", "peak (MiB)"
+    );
+    let mut total = 0.0;
+    let mut max_rss = 0.0f64;
+    for (i, p) in c.nodes.iter().enumerate() {
+        let cpu = (after[i] - before[i]) as f64 / tck / secs * 100.0;
+        let (rss, hwm) = memory_kib(pids[i])?;
+        let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
+        total += cpu;
+        max_rss = max_rss.max(rss);
+        println!("  {:<6} {cpu:>14.2} {rss:>12.1} {hwm:>12.1}", p.name);
+    }
+    println!(
+        "  total CPU over {secs:.1} s: {total:.2} % of one core (target < 2 %); largest RSS {max_rss:.1} MiB (target < 15 MiB)"
+    );
+    println!(
+        "  (CPU resolution: 1 clock tick = {:.0} ms per process)",
+        1000.0 / tck
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::engine::NodeStatus;
+    use baton_core::{Leadership, MemberId, NodeId};
+
+    fn status(me: &str, leader: Option<&str>, term: u64, alive: &[(&str, u64)]) -> StatusSnapshot {
+        StatusSnapshot {
+            node: NodeId::new(me),
+            members: alive
+                .iter()
+                .map(|(n, inc)| NodeStatus {
+                    name: NodeId::new(*n),
+                    addr: None,
+                    incarnation: *inc,
+                    alive: true,
+                    groups: vec![GROUP.into()],
+                })
+                .collect(),
+            groups: vec![Leadership {
+                group: GROUP.into(),
+                leader: leader.map(|l| MemberId::new(l, 0)),
+                term,
+                is_me: leader == Some(me),
+            }],
+        }
+    }
+
+    #[test]
+    fn steady_needs_one_leader_one_term_and_everyone_alive() {
+        let all = [("a", 1), ("b", 2), ("c", 3)];
+        let ok = vec![
+            status("a", Some("b"), 4, &all),
+            status("b", Some("b"), 4, &all),
+            status("c", Some("b"), 4, &all),
+        ];
+        assert_eq!(steady_view(&ok), Some(("b".to_string(), 4)));
+
+        let mut other_term = ok.clone();
+        other_term[2] = status("c", Some("b"), 3, &all);
+        assert_eq!(steady_view(&other_term), None);
+
+        let mut stale_incarnation = ok.clone();
+        stale_incarnation[0] = status("a", Some("b"), 4, &[("a", 1), ("b", 2), ("c", 1)]);
+        assert_eq!(steady_view(&stale_incarnation), None);
+
+        let mut no_leader = ok;
+        no_leader[1] = status("b", None, 4, &all);
+        assert_eq!(steady_view(&no_leader), None);
+    }
+
+    #[test]
+    fn proc_stat_fields_after_the_command_name() {
+        // Our own process: utime + stime is readable and the command name may hold spaces.
+        assert!(cpu_ticks(std::process::id()).is_ok());
+        let (rss, hwm) = memory_kib(std::process::id()).unwrap();
+        assert!(rss > 0 && hwm >= rss);
+    }
+}

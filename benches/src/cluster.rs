@@ -1,0 +1,437 @@
+//! N baton nodes in one process, on the in-memory transport or on loopback TCP, with the
+//! faults the failover benches inject: crash (the process dies, its connections close),
+//! kind shutdown, and restart of a node as a new incarnation.
+//!
+//! Every node runs [`OldestRunning`] for one group, and every node is a voter (majority
+//! quorum, the default). Timings are the defaults (heartbeat 100 ms, failure timeout 500 ms)
+//! unless a bench passes others.
+
+use crate::wait;
+use baton_core::config::{Config, TimingConfig};
+use baton_core::{Leadership, MemberId, Node, NodeId, Service, Term, Transport};
+use baton_strategies::OldestRunning;
+use baton_transport_memory::MemoryNetwork;
+use baton_transport_tcp::{TcpConfig, TcpTransport};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Errors of the harness (a bench stops on the first one).
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The group every node joins.
+pub const GROUP: &str = "bench";
+
+/// Which transport the nodes talk over.
+#[derive(Clone)]
+pub enum Net {
+    /// One [`MemoryNetwork`]; node `i` listens at its name.
+    Memory(MemoryNetwork),
+    /// Loopback TCP, each node on `127.0.0.1:0` (a fresh port per incarnation).
+    Tcp,
+}
+
+enum Endpoint {
+    Memory,
+    Tcp(Arc<TcpTransport>),
+}
+
+/// One running node.
+pub struct Member {
+    /// Its name (`n00`, `n01`, …).
+    pub name: String,
+    /// The node.
+    pub node: Node,
+    /// Its instance in [`GROUP`].
+    pub service: Service,
+    /// Where it listens (its name on the in-memory network).
+    pub addr: String,
+    /// When it started: it abstains from voting for one failure timeout after this.
+    pub started: Instant,
+    endpoint: Endpoint,
+}
+
+/// A cluster of `n` nodes in this process.
+pub struct Cluster {
+    net: Net,
+    names: Vec<String>,
+    members: Vec<Option<Member>>,
+    timing: TimingConfig,
+    /// The leader every live node agreed on at the last [`Cluster::steady`].
+    pub leader: Option<(MemberId, Term)>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes, joins each to [`GROUP`] and waits until they are [`steady`](Self::steady).
+    pub async fn start(net: Net, n: usize, timing: TimingConfig) -> Result<Cluster, Error> {
+        let names = (0..n).map(|i| format!("n{i:02}")).collect();
+        let mut c = Cluster {
+            net,
+            names,
+            members: (0..n).map(|_| None).collect(),
+            timing,
+            leader: None,
+        };
+        for i in 0..n {
+            c.start_node(i).await?;
+        }
+        c.steady().await?;
+        Ok(c)
+    }
+
+    /// The number of nodes (live or not).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True for a cluster of no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The failure timeout the nodes run with.
+    pub fn failure_timeout(&self) -> Duration {
+        Duration::from_millis(self.timing.failure_timeout_ms)
+    }
+
+    /// The index of node `id`.
+    pub fn index_of(&self, id: &NodeId) -> Option<usize> {
+        self.names.iter().position(|n| n == id.as_str())
+    }
+
+    /// Node `i`, when it runs.
+    pub fn member(&self, i: usize) -> Option<&Member> {
+        self.members.get(i)?.as_ref()
+    }
+
+    /// The index of the leader agreed at the last [`steady`](Self::steady).
+    pub fn leader_index(&self) -> Option<usize> {
+        let (m, _) = self.leader.as_ref()?;
+        self.index_of(&m.node)
+    }
+
+    /// Fresh leadership watches of every live node but `except`.
+    pub fn watches_except(&self, except: usize) -> Vec<watch::Receiver<Leadership>> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != except)
+            .filter_map(|(_, m)| m.as_ref())
+            .map(|m| m.service.leadership())
+            .collect()
+    }
+
+    fn config(&self, i: usize) -> Config {
+        let name = &self.names[i];
+        let mut c = Config::new(name.clone());
+        c.cluster.name = "bench".into();
+        c.timing = self.timing.clone();
+        c.node.hardware.cpus = Some(2);
+        c.node.hardware.memory_bytes = Some(1 << 30);
+        c.cluster.voters = self.names.clone();
+        match self.net {
+            Net::Memory(_) => {
+                c.node.listen = name.clone();
+                c.cluster.seeds = self
+                    .names
+                    .iter()
+                    .filter(|n| *n != name)
+                    .map(|n| format!("{n}@{n}"))
+                    .collect();
+            }
+            Net::Tcp => {
+                c.node.listen = "127.0.0.1:0".into();
+                c.cluster.seeds = self
+                    .members
+                    .iter()
+                    .flatten()
+                    .filter(|m| m.name != *name)
+                    .map(|m| format!("{}@{}", m.name, m.addr))
+                    .collect();
+            }
+        }
+        c
+    }
+
+    /// Starts (or restarts, as a new incarnation) node `i` and joins it to [`GROUP`].
+    pub async fn start_node(&mut self, i: usize) -> Result<(), Error> {
+        let config = self.config(i);
+        let (transport, endpoint): (Arc<dyn Transport>, Endpoint) = match &self.net {
+            Net::Memory(net) => (Arc::new(net.transport()), Endpoint::Memory),
+            Net::Tcp => {
+                let t = Arc::new(TcpTransport::new(TcpConfig::new(
+                    "bench",
+                    b"bench secret".to_vec(),
+                )));
+                (t.clone(), Endpoint::Tcp(t))
+            }
+        };
+        let started = Instant::now();
+        let node = Node::builder(config)
+            .transport(transport)
+            .policy(Arc::new(OldestRunning))
+            .start()
+            .await?;
+        let service = node.join(GROUP, Default::default()).await?;
+        self.members[i] = Some(Member {
+            name: self.names[i].clone(),
+            addr: node.addr().to_string(),
+            node,
+            service,
+            started,
+            endpoint,
+        });
+        Ok(())
+    }
+
+    /// Kills node `i` as a crashed process would die: its driver stops at once, and its
+    /// connections close (the in-memory network crashes the endpoint; TCP closes the listener
+    /// and every socket, so peers' reconnects are refused). Returns what finishes the TCP
+    /// close, which the caller may await later.
+    pub fn crash(&mut self, i: usize) -> Option<JoinHandle<()>> {
+        let m = self.members[i].take()?;
+        m.node.abort();
+        match (&self.net, m.endpoint) {
+            (Net::Memory(net), _) => {
+                net.crash(m.name.as_str());
+                None
+            }
+            (_, Endpoint::Tcp(t)) => Some(tokio::spawn(async move { t.shutdown().await })),
+            (Net::Tcp, Endpoint::Memory) => None,
+        }
+    }
+
+    /// Takes node `i` out of the cluster for a kind shutdown: the caller runs
+    /// `member.node.shutdown()` while it measures what the others see.
+    pub fn take(&mut self, i: usize) -> Option<Member> {
+        self.members[i].take()
+    }
+
+    /// Waits until every live node agrees on one leader, every node knows every other live
+    /// node (right incarnation, member of [`GROUP`]) and no node is still abstaining from
+    /// votes after its start. Then a failover measured from here starts from a healthy cluster.
+    pub async fn steady(&mut self) -> Result<(MemberId, Term), Error> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut rxs: Vec<_> = self
+            .members
+            .iter()
+            .flatten()
+            .map(|m| m.service.leadership())
+            .collect();
+        let agreed = tokio::time::timeout(
+            Duration::from_secs(30),
+            wait::agreement(&mut rxs, |_, _| true),
+        )
+        .await
+        .map_err(|_| "no agreement on a leader within 30 s")?
+        .ok_or("a node stopped while waiting for agreement")?;
+        // Everyone sees everyone.
+        let expected: Vec<(String, u64)> = self
+            .members
+            .iter()
+            .flatten()
+            .map(|m| (m.name.clone(), m.node.incarnation()))
+            .collect();
+        for m in self.members.iter().flatten() {
+            loop {
+                let st = m.node.status().await?;
+                let ok = expected.iter().all(|(name, inc)| {
+                    st.members.iter().any(|s| {
+                        s.name.as_str() == name
+                            && s.incarnation == *inc
+                            && s.alive
+                            && s.groups.iter().any(|g| g == GROUP)
+                    })
+                });
+                if ok {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("{} does not see every node after 30 s", m.name).into());
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        // Nobody abstains any more (a restarted node refuses votes for one failure timeout).
+        let abstain = self.failure_timeout() + Duration::from_millis(20);
+        if let Some(latest) = self.members.iter().flatten().map(|m| m.started).max() {
+            let until = latest + abstain;
+            let now = Instant::now();
+            if until > now {
+                tokio::time::sleep(until - now).await;
+            }
+        }
+        // The leader may have changed while we waited (it should not have): check again.
+        let again = wait::agreement(&mut rxs, |_, _| true)
+            .await
+            .ok_or("a node stopped while waiting for agreement")?;
+        if again != agreed {
+            return Err(format!("leadership moved while idle: {agreed:?} → {again:?}").into());
+        }
+        self.leader = Some(again.clone());
+        Ok(again)
+    }
+
+    /// Shuts every node down.
+    pub async fn stop(mut self) {
+        for m in self.members.iter_mut() {
+            if let Some(m) = m.take() {
+                m.node.shutdown().await;
+            }
+        }
+    }
+}
+
+/// The timings of a default config.
+pub fn default_timing() -> TimingConfig {
+    TimingConfig::default()
+}
+
+/// What one failover measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Failover {
+    /// From the fault to the first survivor acting as leader (`is_me`).
+    pub first_acting: Duration,
+    /// From the fault to every survivor reporting the same new leader.
+    pub all_agree: Duration,
+}
+
+/// Kills the current leader (see [`Cluster::crash`]), measures until every survivor agrees on
+/// a new one, then restarts the killed node and waits until the cluster is steady again.
+pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
+    let (old, term) = c.leader.clone().ok_or("no leader")?;
+    let li = c
+        .index_of(&old.node)
+        .ok_or("leader is not in the cluster")?;
+    let mut rxs = c.watches_except(li);
+    let mut acting = c.watches_except(li);
+    let t0 = Instant::now();
+    let closing = c.crash(li);
+    let measured = measure(&mut rxs, &mut acting, &old, term, t0).await?;
+    if let Some(h) = closing {
+        let _ = h.await;
+    }
+    c.start_node(li).await?;
+    c.steady().await?;
+    Ok(measured)
+}
+
+/// Shuts the current leader down kindly (`Node::shutdown`), measures until its successor acts
+/// and until every survivor agrees, then restarts it and waits until the cluster is steady
+/// again.
+pub async fn handoff_leader(c: &mut Cluster) -> Result<Failover, Error> {
+    let (old, term) = c.leader.clone().ok_or("no leader")?;
+    let li = c
+        .index_of(&old.node)
+        .ok_or("leader is not in the cluster")?;
+    let mut rxs = c.watches_except(li);
+    let mut acting = c.watches_except(li);
+    let leaving = c.take(li).ok_or("the leader is not running")?;
+    // The shutdown runs in this task, next to the measurement (no extra task hop before the
+    // node hears of it): `join!` polls the measurement first, then the shutdown, whose first
+    // poll hands the node its shutdown command.
+    let t0 = Instant::now();
+    let (measured, ()) = tokio::join!(
+        measure(&mut rxs, &mut acting, &old, term, t0),
+        leaving.node.shutdown()
+    );
+    let measured = measured?;
+    drop(leaving);
+    c.start_node(li).await?;
+    c.steady().await?;
+    Ok(measured)
+}
+
+async fn measure(
+    rxs: &mut [watch::Receiver<Leadership>],
+    acting: &mut [watch::Receiver<Leadership>],
+    old: &MemberId,
+    term: Term,
+    t0: Instant,
+) -> Result<Failover, Error> {
+    let limit = Duration::from_secs(10);
+    let first = tokio::time::timeout(limit, wait::first_acting(acting))
+        .await
+        .map_err(|_| "no survivor acted as leader within 10 s")?
+        .ok_or("a survivor stopped")?;
+    let first_acting = t0.elapsed();
+    let _ = first;
+    tokio::time::timeout(
+        limit,
+        wait::agreement(rxs, |m, t| m.node != old.node && t > term),
+    )
+    .await
+    .map_err(|_| "survivors did not agree on a new leader within 10 s")?
+    .ok_or("a survivor stopped")?;
+    let all_agree = t0.elapsed();
+    Ok(Failover {
+        first_acting,
+        all_agree,
+    })
+}
+
+/// The failover benchmarks of one transport: for each size `n`, a cluster of `n` nodes, then
+/// `crash/n` (kill the leader; until every survivor agrees on a new one) and `graceful/n`
+/// (shut the leader down kindly; until its successor acts). Every iteration is also recorded
+/// in `samples` (both measures of each).
+///
+/// Panics when the cluster cannot start or a failover does not complete: inside criterion's
+/// routine there is no error to return, and a failover that never happens must fail the
+/// bench (and `cargo test --benches`) loudly rather than be timed.
+pub fn bench_failover(
+    c: &mut criterion::Criterion,
+    name: &str,
+    sizes: &[usize],
+    net: impl Fn() -> Net,
+    samples: &crate::stats::Samples,
+) {
+    // Two workers, as many as the machine the targets were set on has cores;
+    // `BATON_BENCH_WORKERS=1` compares with a single-threaded scheduler.
+    let workers = std::env::var("BATON_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut group = c.benchmark_group(name);
+    crate::configure_failover_group(&mut group);
+    for &n in sizes {
+        let cluster = rt
+            .block_on(Cluster::start(net(), n, default_timing()))
+            .unwrap_or_else(|e| panic!("a cluster of {n} does not start: {e}"));
+        let cluster = tokio::sync::Mutex::new(cluster);
+        let cl = &cluster;
+        group.bench_function(criterion::BenchmarkId::new("crash", n), |b| {
+            b.to_async(&rt).iter_custom(|iters| async move {
+                let mut c = cl.lock().await;
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let f = crash_leader(&mut c).await.expect("crash failover");
+                    samples.record(&format!("crash/{n} all agree"), f.all_agree);
+                    samples.record(&format!("crash/{n} first acts"), f.first_acting);
+                    total += f.all_agree;
+                }
+                total
+            })
+        });
+        group.bench_function(criterion::BenchmarkId::new("graceful", n), |b| {
+            b.to_async(&rt).iter_custom(|iters| async move {
+                let mut c = cl.lock().await;
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let f = handoff_leader(&mut c).await.expect("graceful handoff");
+                    samples.record(&format!("graceful/{n} successor acts"), f.first_acting);
+                    samples.record(&format!("graceful/{n} all agree"), f.all_agree);
+                    total += f.first_acting;
+                }
+                total
+            })
+        });
+        rt.block_on(cluster.into_inner().stop());
+    }
+    group.finish();
+}

@@ -1,0 +1,72 @@
+//! Election inputs for the ranking benches: `n` candidates with varied ages, hardware, zones
+//! and loads, and 100 other groups whose leaders anti-affinity avoids. Seeded, so every run
+//! ranks the same input.
+
+use baton_core::{Candidate, ElectionInput, Hardware, Labels, MemberId, NodeId};
+
+/// splitmix64.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// How many other groups have leaders in [`input`] (and are avoided by [`avoid_groups`]).
+pub const OTHER_GROUPS: usize = 100;
+
+/// `n` candidates of group `g`, in member-id order as the engine builds them; every candidate
+/// carries a `zone` (`eu-1`, `us-1`, `ap-1`) and a `load` label, two services, and hardware
+/// with few distinct values (so policies see ties a chain must break).
+pub fn input(n: usize) -> ElectionInput {
+    let mut rng = Rng(42);
+    let zones = ["eu-1", "us-1", "ap-1"];
+    let mut candidates: Vec<Candidate> = (0..n)
+        .map(|i| {
+            let mut labels = Labels::new();
+            labels.insert("zone".into(), zones[(rng.next_u64() % 3) as usize].into());
+            labels.insert(
+                "load".into(),
+                format!("{:.2}", (rng.next_u64() % 100) as f64 / 100.0),
+            );
+            labels.insert("disk".into(), "ssd".into());
+            Candidate {
+                member: MemberId::new(format!("node-{i:05}"), (i % 3) as u32),
+                started_at_ms: 1_700_000_000_000 + rng.next_u64() % 50,
+                incarnation: 1_700_000_000_000_000 + i as u64,
+                hardware: Hardware {
+                    cpus: 1 << (rng.next_u64() % 4),
+                    memory_bytes: (1 + rng.next_u64() % 3) << 30,
+                    weight: None,
+                },
+                labels,
+                services: vec!["g".into(), "other".into()],
+            }
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.member.cmp(&b.member));
+    ElectionInput {
+        group: "g".into(),
+        candidates,
+        incumbent: None,
+        leaders: (0..OTHER_GROUPS)
+            .map(|i| {
+                (
+                    format!("other-{i}"),
+                    NodeId::new(format!("node-{:05}", (i * 7) % n.max(1))),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The groups [`input`]'s anti-affinity avoids: all of its other groups.
+pub fn avoid_groups() -> Vec<String> {
+    (0..OTHER_GROUPS).map(|i| format!("other-{i}")).collect()
+}
