@@ -48,6 +48,9 @@ use std::time::{Duration, Instant};
 pub use state::PersistedState;
 use state::{Group, LeaderView, Peer, PendingCall, PendingHeartbeat, Role};
 
+/// Periodic heartbeats carry the sender's peer list once in this many.
+const PEERS_EVERY: u64 = 10;
+
 /// Whether a leader needs a majority.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Quorum {
@@ -308,6 +311,8 @@ pub struct Engine {
     abstain_until: Instant,
     shutting_down: bool,
     persist_pending: bool,
+    /// Something the member table depends on changed since the last `publish`.
+    members_dirty: bool,
     rng: u64,
     wake: Option<Instant>,
     out: Vec<Action>,
@@ -347,6 +352,7 @@ impl Engine {
             dialed: BTreeMap::new(),
             shutting_down: false,
             persist_pending: false,
+            members_dirty: true,
             rng: if rng == 0 { 1 } else { rng },
             wake: None,
             out: Vec::new(),
@@ -459,6 +465,7 @@ impl Engine {
             Input::Leave { group } => self.on_leave(now, &group),
             Input::ExternalMembers { group, members } => {
                 self.external.insert(group.clone(), members);
+                self.members_dirty = true;
                 self.group_mut(&group, now);
             }
             Input::Call {
@@ -540,6 +547,9 @@ impl Engine {
     }
 
     fn group_mut(&mut self, name: &str, now: Instant) -> &mut Group {
+        if !self.groups.contains_key(name) {
+            self.members_dirty = true;
+        }
         self.groups
             .entry(name.to_string())
             .or_insert_with(|| Group::new(now))
@@ -779,6 +789,7 @@ impl Engine {
     fn peer_entry(&mut self, node: &NodeId, incarnation: u64, now: Instant) -> &mut Peer {
         if !self.peers.contains_key(node) {
             self.log(format!("peer {node} (incarnation {incarnation}) is up"));
+            self.members_dirty = true;
         }
         self.peers
             .entry(node.clone())
@@ -795,6 +806,7 @@ impl Engine {
         peer.dead = true;
         peer.members.clear();
         let was_alive = std::mem::replace(&mut peer.alive, false);
+        self.members_dirty = true;
         if was_alive {
             self.log(format!(
                 "peer {node} (incarnation {incarnation}) is gone: {why}"
@@ -809,6 +821,7 @@ impl Engine {
         if let Some(p) = self.peers.get_mut(node) {
             p.alive = false;
         }
+        self.members_dirty = true;
         self.log(format!(
             "peer {node} is down: silent for {:?}",
             self.cfg.failure_timeout
@@ -859,6 +872,7 @@ impl Engine {
         peer.last_heard = now;
         if !peer.alive && !matches!(message, Message::Leave) {
             peer.alive = true;
+            self.members_dirty = true;
             self.log(format!("peer {from} (incarnation {incarnation}) is up"));
         }
         match message {
@@ -891,8 +905,12 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        // The peer list is for discovery only: it rides on greetings and on every
+        // `PEERS_EVERY`-th heartbeat, not on all of them (it is the largest part, O(n)).
+        let with_peers = seq.is_none_or(|s| s % PEERS_EVERY == 0);
         let mut peers: Vec<PeerAddr> = self
             .live_peers()
+            .filter(|_| with_peers)
             .filter_map(|(id, p)| {
                 p.addr.as_ref().map(|a| PeerAddr {
                     node: id.clone(),
@@ -944,9 +962,15 @@ impl Engine {
         }
         if let Some(p) = self.peers.get_mut(from) {
             p.addr = Some(addr);
-            p.hardware = hardware;
-            p.labels = labels;
-            p.members = members.into_iter().filter(|m| m.id.node == *from).collect();
+            let members: Vec<MemberAnnounce> =
+                members.into_iter().filter(|m| m.id.node == *from).collect();
+            // Heartbeats repeat themselves: only a real change makes the member table dirty.
+            if p.hardware != hardware || p.labels != labels || p.members != members {
+                p.hardware = hardware;
+                p.labels = labels;
+                p.members = members;
+                self.members_dirty = true;
+            }
         }
         // Discovery: dial peers we have not met.
         for pa in peers {
@@ -1685,7 +1709,9 @@ impl Engine {
         g.preempt_check_at = now + ft;
         self.persist_later();
         self.log(format!("group {name}: leading with term {term}"));
-        // Tell everyone at once rather than at the next period.
+        // The application learns first (its watch), then everyone else, at once rather than at
+        // the next period.
+        self.publish(now);
         self.next_heartbeat = now;
         self.send_heartbeats(now);
     }
@@ -1783,6 +1809,7 @@ impl Engine {
             seq: self.next_seq,
         };
         self.next_seq = self.next_seq.wrapping_add(1);
+        self.members_dirty = true;
         self.local.insert(
             group.clone(),
             MemberAnnounce {
@@ -1813,6 +1840,7 @@ impl Engine {
             g.handoff_to_me = None;
         }
         self.local.remove(group);
+        self.members_dirty = true;
         self.next_heartbeat = now;
     }
 
@@ -1827,6 +1855,7 @@ impl Engine {
             self.resign(now, &name, false);
         }
         self.shutting_down = true;
+        self.members_dirty = true;
         for g in self.groups.values_mut() {
             g.role = Role::Follower;
         }
@@ -2078,6 +2107,9 @@ impl Engine {
                 self.published.insert(name.clone(), l.clone());
                 self.out.push(Action::Leadership(l));
             }
+            if !self.members_dirty {
+                continue;
+            }
             let members: Vec<MemberRecord> = self
                 .candidates(name)
                 .into_iter()
@@ -2098,6 +2130,7 @@ impl Engine {
                 });
             }
         }
+        self.members_dirty = false;
         let waiting: Vec<u64> = self
             .calls
             .iter()
