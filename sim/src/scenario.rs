@@ -1,6 +1,7 @@
 //! Random fault schedules: one per seed, generated up front, then run against a [`Sim`] with
 //! the liveness check at the end.
 
+use crate::clock::{self, PPM};
 use crate::rng::Rng;
 use crate::sim::{
     Agreed, NetConfig, NodeIdx, PolicyKind, Sim, SimConfig, SimGroup, SimQuorum, SimStats,
@@ -45,6 +46,64 @@ impl fmt::Display for Mode {
     }
 }
 
+/// What a batch of random schedules is drawn from, besides the seed and the mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Cluster size; `None`: 3–7 nodes, drawn from the seed.
+    pub nodes: Option<usize>,
+    /// Clock drift: the spread `ρ` of the nodes' clock rates (each in `[1 − ρ/2, 1 + ρ/2]`),
+    /// as a fraction of the seed's safe bound `β = (ft − lease)/(ft + lease)`
+    /// ([`clock::drift_bound`]). Default [`Params::DEFAULT_DRIFT`] = 0.9: the rates of any
+    /// two nodes differ by at most 90 % of `β` (≈ 10 % at the default timing). Leases are
+    /// safe up to 2.0 (see [`clock::drift_bound`]); above it invariant (b) may fail.
+    pub drift: f64,
+}
+
+impl Params {
+    /// The default drift, as a fraction of the safe bound.
+    pub const DEFAULT_DRIFT: f64 = 0.9;
+
+    /// Clusters of exactly `nodes` nodes.
+    pub fn nodes(nodes: usize) -> Params {
+        Params {
+            nodes: Some(nodes),
+            ..Params::default()
+        }
+    }
+
+    /// `BATON_SIM_NODES` (a cluster size) and `BATON_SIM_DRIFT` (drift as a fraction of the
+    /// bound), where set.
+    pub fn from_env() -> Params {
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string());
+        Params {
+            nodes: var("BATON_SIM_NODES").and_then(|v| v.parse().ok()),
+            drift: var("BATON_SIM_DRIFT")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(Params::DEFAULT_DRIFT),
+        }
+    }
+
+    fn env_prefix(&self) -> String {
+        let mut out = String::new();
+        if let Some(n) = self.nodes {
+            out.push_str(&format!("BATON_SIM_NODES={n} "));
+        }
+        if self.drift != Params::DEFAULT_DRIFT {
+            out.push_str(&format!("BATON_SIM_DRIFT={} ", self.drift));
+        }
+        out
+    }
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            nodes: None,
+            drift: Params::DEFAULT_DRIFT,
+        }
+    }
+}
+
 /// Which node a fault hits, resolved when the fault fires (so that "the leader" means the
 /// leader at that moment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +138,8 @@ pub enum Fault {
     Leave(u64, usize),
     /// A live node (chosen by the number) that is not in the group (by index) joins it.
     Join(u64, usize),
+    /// The node's clock runs at this rate (parts per million of true time) from now on.
+    ClockRate(NodeIdx, u64),
 }
 
 /// A complete random run: cluster, fault schedule, heal, liveness check.
@@ -88,6 +149,10 @@ pub struct Scenario {
     pub seed: u64,
     /// The quorum mode.
     pub mode: Mode,
+    /// What it was drawn from besides seed and mode.
+    pub params: Params,
+    /// The spread `ρ` of the clock rates: each in `[1 − ρ/2, 1 + ρ/2]` (0: perfect clocks).
+    pub drift: f64,
     /// The cluster.
     pub config: SimConfig,
     /// Faults, by virtual time, in order.
@@ -114,6 +179,10 @@ pub struct Outcome {
     pub stats: SimStats,
     /// Virtual time at the end.
     pub end: Duration,
+    /// The largest clock-rate spread (`max / min − 1`) during the run.
+    pub clock_spread: f64,
+    /// The seed's safe bound `β` ([`clock::drift_bound`]).
+    pub drift_bound: f64,
 }
 
 /// The liveness bound for a timing: `3 × failure_timeout + 10 × backoff`.
@@ -129,11 +198,18 @@ pub fn liveness_bound(failure_timeout: Duration, backoff: Duration) -> Duration 
 
 impl Scenario {
     /// The random schedule of `seed`: 3–7 nodes, 1–3 groups, random policies, voters,
-    /// persistence and timing; 2–12 faults over 1–4 virtual seconds (one seed in five: a
-    /// storm of 10–30 faults with latencies up to 300 ms); then heal.
+    /// persistence and timing, drifting clocks, a reordering network; 2–12 faults over 1–4
+    /// virtual seconds (one seed in five: a storm of 10–30 faults with latencies up to
+    /// 300 ms); then heal.
     pub fn random(seed: u64, mode: Mode) -> Scenario {
+        Scenario::random_with(seed, mode, &Params::default())
+    }
+
+    /// [`Scenario::random`], with the cluster size and drift from `params`.
+    pub fn random_with(seed: u64, mode: Mode, params: &Params) -> Scenario {
         let mut rng = Rng::new(seed);
-        let n = rng.range(3, 7) as usize;
+        let drawn = rng.range(3, 7) as usize;
+        let n = params.nodes.unwrap_or(drawn).max(1);
         let mut cfg = SimConfig::new(rng.next_u64(), n);
         let ngroups = match rng.below(10) {
             0..=5 => 1,
@@ -175,6 +251,26 @@ impl Scenario {
         cfg.heartbeat = Duration::from_millis(hb);
         cfg.failure_timeout = Duration::from_millis(hb * rng.range(4, 6));
         cfg.backoff = Duration::from_millis(hb / 2);
+
+        // Clocks: nine seeds in ten drift, at the spread `params.drift × β` (rates at either
+        // end or in between, offsets 0–5 s); one in ten keeps perfect clocks.
+        let drift = if rng.chance(0.1) {
+            0.0
+        } else {
+            (params.drift * cfg.drift_bound()).clamp(0.0, 1.9)
+        };
+        cfg.clocks = clock::drifting(&mut rng, n, drift);
+        let (slow_ppm, fast_ppm) = clock::rate_range(drift);
+        // Reordering from the start: every message gets its own latency in 0.1–(1–20) ms, so
+        // messages sent closer together than that overtake each other, also on one link; and
+        // 1–5 % of messages straggle, up to 2 heartbeats – 1 s late, so that heartbeats
+        // overtake heartbeats too.
+        cfg.net = NetConfig {
+            max_latency: Duration::from_millis(rng.range(1, 20)),
+            straggle: [0.01, 0.02, 0.05][rng.below(3) as usize],
+            straggle_max: Duration::from_millis(rng.range(2 * hb, 1000)),
+            ..NetConfig::calm()
+        };
 
         // One schedule in five is a storm: many more faults, and latencies far above the
         // heartbeat period (the protocol's safety must not depend on timely delivery).
@@ -222,6 +318,14 @@ impl Scenario {
                     })
                 }
                 85..=87 => Fault::Net(NetConfig::calm()),
+                88..=92 if drift > 0.0 => {
+                    let rate = match rng.below(3) {
+                        0 => slow_ppm,
+                        1 => fast_ppm,
+                        _ => rng.range(slow_ppm, fast_ppm),
+                    };
+                    Fault::ClockRate(rng.below(n as u64) as usize, rate)
+                }
                 _ => Fault::Leave(rng.next_u64(), g),
             };
             // Most crashes and leaves are followed by a restart / rejoin before the heal.
@@ -247,11 +351,15 @@ impl Scenario {
             .unwrap_or(start)
             .max(start + span)
             + Duration::from_millis(1);
+        // The engines' timeouts run on their own clocks: the slowest takes 1/rate as long.
+        let slowest = slow_ppm as f64 / PPM as f64;
         Scenario {
             seed,
             mode,
-            bound: liveness_bound(cfg.failure_timeout, cfg.backoff),
-            stable_for: cfg.failure_timeout * 4,
+            params: *params,
+            drift,
+            bound: liveness_bound(cfg.failure_timeout, cfg.backoff).div_f64(slowest),
+            stable_for: (cfg.failure_timeout * 4).div_f64(slowest),
             config: cfg,
             faults,
             heal_at,
@@ -263,11 +371,14 @@ impl Scenario {
     /// [`Scenario::stable_for`] later). Safety invariants are checked after every step.
     pub fn run(&self) -> Result<Outcome, Violation> {
         let mut sim = Sim::new(self.config.clone());
+        let mut clock_spread = sim.clock_spread();
         for (at, fault) in &self.faults {
             sim.run_until(*at)?;
             apply(&mut sim, fault);
+            clock_spread = clock_spread.max(sim.clock_spread());
         }
         sim.run_until(self.heal_at)?;
+        // Clocks keep their rates: drift is not a fault that heals.
         sim.heal_all();
         let Some((convergence, first)) = sim.run_until_agreed(self.bound)? else {
             return Err(Violation {
@@ -317,6 +428,8 @@ impl Scenario {
             leaders: last,
             stats: sim.stats().clone(),
             end: sim.now(),
+            clock_spread,
+            drift_bound: self.config.drift_bound(),
         })
     }
 }
@@ -369,6 +482,11 @@ pub fn apply(sim: &mut Sim, fault: &Fault) {
             }
         }
         Fault::Cut(a, b) => sim.cut(*a, *b),
+        Fault::ClockRate(i, ppm) => {
+            if *i < sim.len() {
+                sim.set_clock_ppm(*i, *ppm);
+            }
+        }
         Fault::HealPartitions => sim.heal_partitions(),
         Fault::Net(net) => sim.set_net(net.clone()),
         Fault::Leave(x, g) => {
@@ -418,6 +536,20 @@ impl fmt::Display for Scenario {
                 g.name, g.policy, g.preempt
             )?;
         }
+        let clocks: Vec<String> = (0..c.nodes)
+            .map(|i| {
+                let k = c.clock(i);
+                format!("n{i} x{:.4} +{}", k.rate(), fmt_time(k.offset))
+            })
+            .collect();
+        writeln!(
+            f,
+            "  clocks: spread {:.2} % (safe bound {:.2} %): {}",
+            clock::spread(&(0..c.nodes).map(|i| c.clock(i)).collect::<Vec<_>>()) * 100.0,
+            c.drift_bound() * 100.0,
+            clocks.join(", ")
+        )?;
+        writeln!(f, "  network at start: {:?}", c.net)?;
         for (at, fault) in &self.faults {
             writeln!(f, "  {} {:?}", fmt_time(*at), fault)?;
         }
@@ -434,17 +566,18 @@ impl fmt::Display for Scenario {
 // ---------------------------------------------------------------- seed runners
 
 /// The command that replays one seed.
-pub fn replay_command(seed: u64, mode: Mode) -> String {
+pub fn replay_command(seed: u64, mode: Mode, params: &Params) -> String {
     format!(
-        "BATON_SIM_SEED={seed} BATON_SIM_MODE={mode} cargo test -p baton-sim --test sim replay -- --nocapture"
+        "{}BATON_SIM_SEED={seed} BATON_SIM_MODE={mode} cargo test -p baton-sim --test sim replay -- --nocapture",
+        params.env_prefix()
     )
 }
 
 /// Runs the random schedule of `seed` and turns any failure — an invariant violation or a
 /// panic inside an engine — into a message that names the seed, the schedule and the command
 /// that replays it.
-pub fn check_seed(seed: u64, mode: Mode) -> Result<Outcome, String> {
-    let scenario = Scenario::random(seed, mode);
+pub fn check_seed(seed: u64, mode: Mode, params: &Params) -> Result<Outcome, String> {
+    let scenario = Scenario::random_with(seed, mode, params);
     let result = std::panic::catch_unwind(|| scenario.run());
     let why = match result {
         Ok(Ok(outcome)) => return Ok(outcome),
@@ -460,7 +593,7 @@ pub fn check_seed(seed: u64, mode: Mode) -> Result<Outcome, String> {
     };
     Err(format!(
         "simulation seed {seed} ({mode}) failed {why}\nschedule:\n{scenario}\nreplay: {}\n(add BATON_SIM_TRACE=1 for an event trace, 2 to include heartbeats)",
-        replay_command(seed, mode)
+        replay_command(seed, mode, params)
     ))
 }
 
@@ -479,6 +612,17 @@ pub struct BatchReport {
     pub total_convergence: Duration,
     /// Engine steps, summed.
     pub steps: u64,
+    /// Successful seeds whose clocks drifted (rates not all equal).
+    pub drifting_seeds: u64,
+    /// The largest clock-rate spread (`max / min − 1`) as a fraction of its seed's safe bound
+    /// `β`, and its seed.
+    pub max_spread_of_bound: (f64, u64),
+    /// Successful seeds in which some message was delivered after a later one on its link.
+    pub reordered_seeds: u64,
+    /// Reordered messages, summed.
+    pub reordered: u64,
+    /// Wall-clock time the batch took.
+    pub elapsed: Duration,
 }
 
 impl BatchReport {
@@ -505,8 +649,34 @@ impl BatchReport {
     }
 }
 
+impl fmt::Display for BatchReport {
+    /// One line: seeds, failures, time | convergence against the bound | drift | reordering.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ok = (self.runs - self.failures.len() as u64).max(1) as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "{} seeds, {} failed, {:.1} s | after the heal: mean {:.0} ms, slowest {:.0} ms (seed {}), at most {:.0} % of the bound (seed {}) | clocks drift in {:.0} % of seeds, spread up to {:.0} % of the safe bound | reordering in {:.0} % of seeds ({} messages) | {} engine steps",
+            self.runs,
+            self.failures.len(),
+            self.elapsed.as_secs_f64(),
+            ms(self.mean_convergence()),
+            ms(self.max_convergence.0),
+            self.max_convergence.1,
+            self.max_of_bound.0 * 100.0,
+            self.max_of_bound.1,
+            self.drifting_seeds as f64 * 100.0 / ok,
+            self.max_spread_of_bound.0 * 100.0,
+            self.reordered_seeds as f64 * 100.0 / ok,
+            self.reordered,
+            self.steps
+        )
+    }
+}
+
 /// Runs seeds `seeds` in `mode` on every available core; deterministic per seed.
-pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode) -> BatchReport {
+pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode, params: &Params) -> BatchReport {
+    let t0 = std::time::Instant::now();
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
     let next = AtomicU64::new(seeds.start);
@@ -520,7 +690,7 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode) -> BatchReport {
                     if seed >= seeds.end {
                         break;
                     }
-                    let r = check_seed(seed, mode);
+                    let r = check_seed(seed, mode, params);
                     let mut rep = report.lock().unwrap_or_else(|p| p.into_inner());
                     rep.runs += 1;
                     match r {
@@ -534,6 +704,17 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode) -> BatchReport {
                             if ratio >= rep.max_of_bound.0 {
                                 rep.max_of_bound = (ratio, seed);
                             }
+                            if o.clock_spread > 0.0 {
+                                rep.drifting_seeds += 1;
+                            }
+                            let spread = o.clock_spread / o.drift_bound.max(f64::MIN_POSITIVE);
+                            if spread >= rep.max_spread_of_bound.0 {
+                                rep.max_spread_of_bound = (spread, seed);
+                            }
+                            if o.stats.reordered > 0 {
+                                rep.reordered_seeds += 1;
+                            }
+                            rep.reordered += o.stats.reordered;
                         }
                         Err(msg) => rep.failures.push((seed, msg)),
                     }
@@ -543,5 +724,6 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode) -> BatchReport {
     });
     let mut rep = report.into_inner().unwrap_or_else(|p| p.into_inner());
     rep.failures.sort_by_key(|(s, _)| *s);
+    rep.elapsed = t0.elapsed();
     rep
 }

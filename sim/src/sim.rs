@@ -1,5 +1,6 @@
 //! The simulator proper: N engines, a virtual clock, an in-memory network, invariant checks.
 
+use crate::clock::{self, Clock, Running};
 use crate::rng::Rng;
 use baton_core::engine::{Action, Engine, EngineConfig, GroupSpec, Input, PersistedState, Quorum};
 use baton_core::message::Message;
@@ -180,6 +181,9 @@ pub struct SimConfig {
     /// After a crash, how long (min, max) a connected peer takes to get its reconnect refused
     /// (the [`TransportEvent::Dead`] proof), counted from its `Disconnected`.
     pub proof_delay: (Duration, Duration),
+    /// Each node's clock (node `i` gets `clocks[i]`; missing entries keep true time). The
+    /// engine of node `i` reads `base + offset + elapsed × rate` as its `now`.
+    pub clocks: Vec<Clock>,
     /// Print every event to stderr (`BATON_SIM_TRACE=1`; `2` adds heartbeats).
     pub trace: u8,
 }
@@ -199,8 +203,34 @@ impl SimConfig {
             backoff: Duration::from_millis(50),
             net: NetConfig::calm(),
             proof_delay: (Duration::from_micros(200), Duration::from_millis(2)),
+            clocks: Vec::new(),
             trace: trace_level(),
         }
+    }
+
+    /// Gives the nodes drifting clocks: rates in `[1 − rho/2, 1 + rho/2]` (each the slow end,
+    /// the fast end or in between), offsets of 0–5 s, drawn from the seed
+    /// ([`clock::drifting`]).
+    pub fn with_drift(mut self, rho: f64) -> Self {
+        let mut rng = Rng::new(self.seed ^ 0xC10C_D21F);
+        self.clocks = clock::drifting(&mut rng, self.nodes, rho);
+        self
+    }
+
+    /// The lease the engines get: `failure_timeout − heartbeat` (`EngineConfig::with_timing`).
+    pub fn lease(&self) -> Duration {
+        self.failure_timeout.saturating_sub(self.heartbeat)
+    }
+
+    /// The clock-rate bound the protocol states for this timing, `(ft − lease)/(ft + lease)`
+    /// ([`clock::drift_bound`]).
+    pub fn drift_bound(&self) -> f64 {
+        clock::drift_bound(self.failure_timeout, self.lease())
+    }
+
+    /// Node `i`'s clock at the start.
+    pub fn clock(&self, i: NodeIdx) -> Clock {
+        self.clocks.get(i).copied().unwrap_or(Clock::PERFECT)
     }
 }
 
@@ -263,6 +293,8 @@ pub struct SimStats {
     pub duplicated: u64,
     /// Distinct (group, term) leaderships observed acting.
     pub leaderships: u64,
+    /// Messages delivered after a message sent later on the same link (reordered).
+    pub reordered: u64,
 }
 
 /// One group's agreed leadership: the leading member and its term.
@@ -279,6 +311,8 @@ struct SimNode {
     store: Option<PersistedState>,
     /// When the engine wants its next tick (µs of virtual time).
     wake: Option<u64>,
+    /// The node's monotonic clock (it survives restarts: same machine).
+    clock: Running,
     /// The highest term seen per group, for the "terms only grow" invariant.
     terms: BTreeMap<String, Term>,
     /// Groups the application has joined on this node (rejoined on restart).
@@ -336,6 +370,9 @@ pub struct Sim {
     blocked: BTreeSet<(NodeIdx, NodeIdx)>,
     /// Established connections (a < b): who learns of whose crash.
     conns: BTreeSet<(NodeIdx, NodeIdx)>,
+    /// Per directed link, the send order (queue `seq`) of the latest message delivered: a
+    /// delivery with a lower one was overtaken by a later message — it is reordered.
+    delivered_seq: BTreeMap<(NodeIdx, NodeIdx), u64>,
     /// Latest scheduled delivery per directed link, so that a crash's `Dead` comes after the
     /// bytes already in flight (TCP delivers buffered data before the close).
     last_delivery: BTreeMap<(NodeIdx, NodeIdx), u64>,
@@ -374,6 +411,7 @@ impl Sim {
                 engine: None,
                 store: None,
                 wake: None,
+                clock: Running::new(cfg.clock(i)),
                 terms: BTreeMap::new(),
                 joined: cfg.groups.iter().map(|g| g.name.clone()).collect(),
             })
@@ -394,6 +432,7 @@ impl Sim {
             seq: 0,
             blocked: BTreeSet::new(),
             conns: BTreeSet::new(),
+            delivered_seq: BTreeMap::new(),
             last_delivery: BTreeMap::new(),
             leaders: BTreeMap::new(),
             specs,
@@ -416,14 +455,56 @@ impl Sim {
         &self.cfg
     }
 
-    /// Virtual time since the start.
+    /// True virtual time since the start.
     pub fn now(&self) -> Duration {
         Duration::from_micros(self.now)
     }
 
-    /// The engine's notion of "now".
-    pub fn instant(&self) -> Instant {
-        self.base + Duration::from_micros(self.now)
+    /// What node `i`'s clock reads now: its engine's notion of "now". With perfect clocks
+    /// ([`SimConfig::clocks`] empty) every node reads the base instant plus [`Sim::now`].
+    pub fn clock_of(&self, i: NodeIdx) -> Instant {
+        self.base + Duration::from_nanos(self.nodes[i].clock.read_ns(self.now) as u64)
+    }
+
+    /// Node `i`'s current clock rate (1.0 keeps true time).
+    pub fn clock_rate(&self, i: NodeIdx) -> f64 {
+        self.nodes[i].clock.rate_ppm() as f64 / clock::PPM as f64
+    }
+
+    /// From now on node `i`'s clock runs at `rate` × true time (its reading stays continuous
+    /// and monotonic); the engine's next wake-up is converted again.
+    pub fn set_clock_rate(&mut self, i: NodeIdx, rate: f64) {
+        self.set_clock_ppm(i, clock::rate_to_ppm(rate));
+    }
+
+    /// [`Sim::set_clock_rate`] in parts per million.
+    pub fn set_clock_ppm(&mut self, i: NodeIdx, rate_ppm: u64) {
+        self.trace(1, || {
+            format!(
+                "FAULT clock of {} runs at {:.4}",
+                self.nodes[i].id,
+                rate_ppm as f64 / clock::PPM as f64
+            )
+        });
+        let now = self.now;
+        self.nodes[i].clock.set_rate(now, rate_ppm);
+        self.refresh_wake(i);
+    }
+
+    /// The largest relative difference between two nodes' current clock rates
+    /// (`max / min − 1`).
+    pub fn clock_spread(&self) -> f64 {
+        let rates: Vec<u64> = self.nodes.iter().map(|n| n.clock.rate_ppm()).collect();
+        match (rates.iter().min(), rates.iter().max()) {
+            (Some(&lo), Some(&hi)) => hi as f64 / lo as f64 - 1.0,
+            _ => 0.0,
+        }
+    }
+
+    /// True while node `i` runs and acts as leader of `group` (by its own clock).
+    pub fn is_acting(&self, i: NodeIdx, group: &str) -> bool {
+        self.engine(i)
+            .is_some_and(|e| e.is_acting_leader(group, self.clock_of(i)))
     }
 
     /// Number of nodes (live or not).
@@ -491,15 +572,11 @@ impl Sim {
         &self.leaders
     }
 
-    /// The live nodes acting as leader of `group` right now.
+    /// The live nodes acting as leader of `group` right now (each by its own clock).
     pub fn acting_leaders(&self, group: &str) -> Vec<NodeIdx> {
-        let now = self.instant();
         self.live()
             .into_iter()
-            .filter(|&i| {
-                self.engine(i)
-                    .is_some_and(|e| e.is_acting_leader(group, now))
-            })
+            .filter(|&i| self.is_acting(i, group))
             .collect()
     }
 
@@ -528,11 +605,10 @@ impl Sim {
     /// `group`'s leadership if every live node agrees on it: the same member and term, and
     /// that member's node is live and acting as leader.
     pub fn agreed(&self, group: &str) -> Option<Agreed> {
-        let now = self.instant();
         let mut agreed: Option<Agreed> = None;
         for i in self.live() {
             let e = self.engine(i)?;
-            let l = e.leadership(group, now);
+            let l = e.leadership(group, self.clock_of(i));
             let view = (l.leader?, l.term);
             match &agreed {
                 None => agreed = Some(view),
@@ -543,7 +619,7 @@ impl Sim {
         let (member, term) = agreed?;
         let li = self.index_of(member.node.as_str())?;
         let e = self.engine(li)?;
-        (e.local_member(group) == Some(&member) && e.is_acting_leader(group, now))
+        (e.local_member(group) == Some(&member) && self.is_acting(li, group))
             .then_some((member, term))
     }
 
@@ -561,9 +637,9 @@ impl Sim {
 
     /// A one-line summary of every live node's view of every group, for failure messages.
     pub fn describe(&self) -> String {
-        let now = self.instant();
         let mut out = String::new();
         for (i, n) in self.nodes.iter().enumerate() {
+            let now = self.clock_of(i);
             let Some(e) = &n.engine else {
                 out.push_str(&format!(
                     "\n  {} (down, last incarnation {})",
@@ -571,7 +647,12 @@ impl Sim {
                 ));
                 continue;
             };
-            out.push_str(&format!("\n  {} inc {}:", n.id, n.incarnation));
+            out.push_str(&format!(
+                "\n  {} inc {} clock x{:.4}:",
+                n.id,
+                n.incarnation,
+                n.clock.rate_ppm() as f64 / clock::PPM as f64
+            ));
             for g in &self.cfg.groups {
                 let l = e.leadership(&g.name, now);
                 out.push_str(&format!(
@@ -723,7 +804,7 @@ impl Sim {
 
     /// Hands `input` to node `i`'s engine and performs the actions it returns.
     fn input(&mut self, i: NodeIdx, input: Input) {
-        let now = self.instant();
+        let now = self.clock_of(i);
         let Some(engine) = self.nodes[i].engine.as_mut() else {
             return;
         };
@@ -733,17 +814,15 @@ impl Sim {
         self.refresh_wake(i);
     }
 
+    /// Converts the engine's next deadline (on its own clock) to the first true microsecond
+    /// at which that clock reaches it.
     fn refresh_wake(&mut self, i: NodeIdx) {
         let base = self.base;
         let now = self.now;
         let n = &mut self.nodes[i];
         n.wake = n.engine.as_ref().and_then(|e| e.next_deadline()).map(|d| {
-            let since = d.saturating_duration_since(base);
-            let mut us = since.as_micros() as u64;
-            if since.subsec_nanos() % 1_000 != 0 {
-                us += 1;
-            }
-            us.max(now)
+            let ns = d.saturating_duration_since(base).as_nanos();
+            n.clock.true_us_at(ns).max(now)
         });
     }
 
@@ -929,6 +1008,7 @@ impl Sim {
 
     fn deliver(&mut self, q: Queued) {
         let Queued {
+            seq,
             to,
             to_inc,
             from,
@@ -963,6 +1043,14 @@ impl Sim {
             } else if matches!(ev, NetEvent::Transport(TransportEvent::Connected { .. })) {
                 // The handshake's other side died meanwhile: the connection never happened.
                 return;
+            }
+        }
+        if let (Some((f, _)), NetEvent::Message(_)) = (from, &ev) {
+            let last = self.delivered_seq.entry((f, to)).or_insert(0);
+            if seq < *last {
+                self.stats.reordered += 1;
+            } else {
+                *last = seq;
             }
         }
         let input = match ev {
@@ -1118,7 +1206,7 @@ impl Sim {
             Arc::new(ByMemberId),
             self.specs.clone(),
             persisted,
-            self.instant(),
+            self.clock_of(i),
         );
         self.nodes[i].engine = Some(engine);
         self.input(i, Input::Tick);
@@ -1129,7 +1217,8 @@ impl Sim {
     }
 
     fn join_input(&mut self, i: NodeIdx, group: String) {
-        let started_at_ms = EPOCH_MS + self.now / 1_000;
+        // The node's wall clock: its own (offset, drifting) clock.
+        let started_at_ms = EPOCH_MS + (self.nodes[i].clock.read_ns(self.now) / 1_000_000) as u64;
         self.input(
             i,
             Input::Join {
@@ -1247,16 +1336,17 @@ impl Sim {
     /// (a) quorum mode: at most one member ever acts as leader per (group, term), and each new
     ///     leadership's term is above every earlier one (the fencing token only grows) —
     ///     until a node restarts without its persisted state, after which terms may repeat;
-    /// (b) quorum mode: at most one node acts as leader of a group at any instant;
+    /// (b) quorum mode: at most one node acts as leader of a group at any true instant (each
+    ///     node judged by its own clock's reading at that instant);
     /// (c) a node's term for a group never decreases (within an incarnation, and across
     ///     restarts when state persists).
     fn check(&mut self) -> Result<(), Violation> {
-        let now = self.instant();
         let quorum = self.cfg.quorum.is_majority();
         for gi in 0..self.cfg.groups.len() {
             let group = self.cfg.groups[gi].name.clone();
             let mut acting: Vec<(NodeIdx, MemberId, Term)> = Vec::new();
             for i in 0..self.nodes.len() {
+                let now = self.clock_of(i);
                 let Some(e) = &self.nodes[i].engine else {
                     continue;
                 };

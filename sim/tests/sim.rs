@@ -1,37 +1,65 @@
 //! Seeded fault schedules and targeted scenarios against the real engine.
 //!
-//! - `sim_300_seeds_quorum`, `sim_300_seeds_availability`: the normal run.
-//! - `sim_10k_seeds` (ignored): `cargo test -p baton-sim --release -- --ignored`;
-//!   `BATON_SIM_SEEDS=N` changes the count, `BATON_SIM_SEED_START=S` the first seed.
+//! - `sim_300_seeds_quorum`, `sim_300_seeds_availability`: the normal run (3–7 nodes by seed).
+//! - `sim_10k_seeds` (ignored), the long run: 10 000 seeds × 3, 5 and 7 nodes × both modes,
+//!   `cargo test -p baton-sim --release -- --ignored --nocapture`. `BATON_SIM_SEEDS=N` changes
+//!   the count, `BATON_SIM_SEED_START=S` the first seed, `BATON_SIM_SIZES=3,4` the sizes,
+//!   `BATON_SIM_DRIFT=F` the clock drift (a fraction of the safe bound, default 0.9).
 //! - `replay`: `BATON_SIM_SEED=1234 BATON_SIM_MODE=quorum cargo test -p baton-sim --test sim
-//!   replay -- --nocapture` (add `BATON_SIM_TRACE=1` for a trace).
+//!   replay -- --nocapture` (add `BATON_SIM_TRACE=1` for a trace; a failure prints the exact
+//!   command, with `BATON_SIM_NODES` / `BATON_SIM_DRIFT` when they matter).
 
 use baton_sim::{
-    Mode, NetConfig, Scenario, Sim, SimConfig, SimGroup, SimQuorum, check_seed, run_seeds,
+    BatchReport, Clock, Mode, NetConfig, Params, Scenario, Sim, SimConfig, SimGroup, SimQuorum,
+    Violation, check_seed, run_seeds,
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-fn batch(mode: Mode, default_count: u64) {
+fn seeds(default_count: u64) -> std::ops::Range<u64> {
     let start = env_u64("BATON_SIM_SEED_START").unwrap_or(0);
     let count = env_u64("BATON_SIM_SEEDS").unwrap_or(default_count);
-    let t0 = Instant::now();
-    let report = run_seeds(start..start + count, mode);
-    println!(
-        "{mode}: {} seeds in {:?}; convergence after heal: mean {:?}, max {:?} (seed {}), at most {:.0}% of the bound (seed {}); {} engine steps",
-        report.runs,
-        t0.elapsed(),
-        report.mean_convergence(),
-        report.max_convergence.0,
-        report.max_convergence.1,
-        report.max_of_bound.0 * 100.0,
-        report.max_of_bound.1,
-        report.steps
+    start..start + count
+}
+
+/// Drift and reordering are really on in the random schedules, and drift stays within the
+/// bound it was asked for.
+fn assert_coverage(report: &BatchReport, params: &Params) {
+    let ok = report.runs - report.failures.len() as u64;
+    if ok < 50 {
+        return;
+    }
+    assert!(
+        report.drifting_seeds * 10 >= ok * 8,
+        "only {} of {ok} seeds had drifting clocks",
+        report.drifting_seeds
     );
+    assert!(
+        report.reordered_seeds * 4 >= ok * 3,
+        "only {} of {ok} seeds reordered messages",
+        report.reordered_seeds
+    );
+    // The spread is max/min − 1; with rates in [1 − ρ/2, 1 + ρ/2] it stays below
+    // ρ/(1 − ρ/2), which for ρ = drift × β is a little above drift × β.
+    let beta_max = 1.0 / 7.0; // the largest safe bound of the random timings (ft = 4 heartbeats)
+    let rho = params.drift * beta_max;
+    assert!(
+        report.max_spread_of_bound.0 <= params.drift / (1.0 - rho / 2.0) + 1e-9,
+        "clock spread {:.3} of the bound exceeds the requested {}",
+        report.max_spread_of_bound.0,
+        params.drift
+    );
+}
+
+fn batch(mode: Mode, default_count: u64) {
+    let params = Params::from_env();
+    let report = run_seeds(seeds(default_count), mode, &params);
+    println!("{mode}, 3-7 nodes: {report}");
     report.assert_ok();
+    assert_coverage(&report, &params);
 }
 
 #[test]
@@ -44,11 +72,59 @@ fn sim_300_seeds_availability() {
     batch(Mode::Availability, 300);
 }
 
+/// The long run: every seed at every size, in both modes; one line per (mode, size).
 #[test]
-#[ignore = "10 000 seeds per mode: run in release with --ignored"]
+#[ignore = "10 000 seeds x 3 sizes x 2 modes: run in release with --ignored --nocapture"]
 fn sim_10k_seeds() {
-    batch(Mode::Quorum, 10_000);
-    batch(Mode::Availability, 10_000);
+    let range = seeds(10_000);
+    let base = Params::from_env();
+    let sizes: Vec<usize> = match (base.nodes, std::env::var("BATON_SIM_SIZES")) {
+        (Some(n), _) => vec![n],
+        (None, Ok(v)) => v
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("BATON_SIM_SIZES is a list like 3,5,7")
+            })
+            .collect(),
+        (None, Err(_)) => vec![3, 5, 7],
+    };
+    println!(
+        "long run: seeds {}..{} x {sizes:?} nodes x 2 modes; clock drift {} x the safe bound (9 seeds in 10), reordering network",
+        range.start, range.end, base.drift
+    );
+    let t0 = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for mode in [Mode::Quorum, Mode::Availability] {
+        for &n in &sizes {
+            let params = Params {
+                nodes: Some(n),
+                ..base
+            };
+            let report = run_seeds(range.clone(), mode, &params);
+            println!("{mode:<12} {n} nodes: {report}");
+            if !report.failures.is_empty() {
+                failed.push((mode, n, report));
+            } else {
+                assert_coverage(&report, &params);
+            }
+        }
+    }
+    println!(
+        "long run: {} runs in {:.1} s",
+        range.count() * sizes.len() * 2,
+        t0.elapsed().as_secs_f64()
+    );
+    for (mode, n, report) in &failed {
+        println!(
+            "{mode} {n} nodes: failing seeds {:?}",
+            report.failures.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+        );
+    }
+    if let Some((_, _, report)) = failed.first() {
+        report.assert_ok();
+    }
 }
 
 /// Replays `BATON_SIM_SEED` (in `BATON_SIM_MODE`, default quorum); does nothing when unset.
@@ -62,8 +138,9 @@ fn replay() {
         .ok()
         .map(|m| Mode::parse(&m).expect("BATON_SIM_MODE is quorum or availability"))
         .unwrap_or(Mode::Quorum);
-    println!("{}", Scenario::random(seed, mode));
-    match check_seed(seed, mode) {
+    let params = Params::from_env();
+    println!("{}", Scenario::random_with(seed, mode, &params));
+    match check_seed(seed, mode, &params) {
         Ok(o) => println!(
             "seed {seed} ({mode}) passed: converged {:?} after the heal; leaders {:?}; {:?}",
             o.convergence, o.leaders, o.stats
@@ -74,10 +151,14 @@ fn replay() {
 
 #[test]
 fn same_seed_same_run() {
-    for seed in [3, 17, 99] {
+    for (seed, nodes) in [(3, None), (17, Some(3)), (99, Some(7))] {
+        let params = Params {
+            nodes,
+            ..Params::default()
+        };
         for mode in [Mode::Quorum, Mode::Availability] {
-            let a = check_seed(seed, mode).expect("seed passes");
-            let b = check_seed(seed, mode).expect("seed passes");
+            let a = check_seed(seed, mode, &params).expect("seed passes");
+            let b = check_seed(seed, mode, &params).expect("seed passes");
             assert_eq!(a.stats, b.stats, "seed {seed} {mode}");
             assert_eq!(a.convergence, b.convergence);
             assert_eq!(a.leaders, b.leaders);
@@ -157,7 +238,7 @@ fn a_leader_in_the_minority_steps_down_before_the_majority_elects() {
         let new = sim.acting_leader(G).unwrap();
         assert!(rest.contains(&new));
         assert!(sim.engine(new).unwrap().term(G) > term);
-        assert!(!sim.engine(old).unwrap().is_acting_leader(G, sim.instant()));
+        assert!(!sim.is_acting(old, G));
         // Heal: everyone follows the majority's leader.
         sim.heal_partitions();
         let (_, agreed) = sim
@@ -341,4 +422,123 @@ fn a_stale_resignation_does_not_unlock_votes_against_a_newer_leadership() {
     sim.run_until(delayed_at + Duration::from_millis(500))
         .unwrap();
     assert_eq!(sim.acting_leader(G), Some(1), "{}", sim.describe());
+}
+
+// ------------------------------------------------------------------ clock drift
+
+/// Three nodes whose clocks start at random offsets (0–5 s apart) and keep true time until
+/// the leader is known; then the leader's clock runs at `leader_rate` and the others' at
+/// `others_rate` (the worst case for the lease is a slow leader and fast voters), and after a
+/// second at those rates the leader is cut off from the other two. Returns the true times,
+/// after the cut, at which the old leader stopped acting and the new one started — or the
+/// invariant violation (checked after every step, in true time).
+fn isolate_a_drifting_leader(
+    seed: u64,
+    leader_rate: f64,
+    others_rate: f64,
+) -> Result<(Duration, Duration), Violation> {
+    let mut sim = Sim::new(SimConfig::new(seed, 3).with_drift(0.0));
+    let (old, _) = warm(&mut sim);
+    for i in 0..3 {
+        sim.set_clock_rate(i, if i == old { leader_rate } else { others_rate });
+    }
+    sim.run_for(Duration::from_millis(1000 + seed * 7))?;
+    assert_eq!(
+        sim.acting_leader(G),
+        Some(old),
+        "seed {seed}: {}",
+        sim.describe()
+    );
+    let rest: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    sim.partition(&[vec![old], rest]);
+    let down = sim
+        .run_until_pred(Duration::from_secs(3), |s| !s.is_acting(old, G))?
+        .expect("the isolated leader steps down");
+    let up = sim
+        .run_until_pred(Duration::from_secs(3), |s| {
+            s.acting_leader(G).is_some_and(|l| l != old)
+        })?
+        .expect("the majority elects a new leader");
+    Ok((down, down + up))
+}
+
+/// Within the bound, a partition of the leader never gives two acting leaders: the old one
+/// stops before the new one starts, at both readings of the bound. At the default timing
+/// (ft 500 ms, lease 400 ms, β = 1/9):
+/// - rates 0.95 / 1.05 (spread ρ = 0.1 ≈ 0.9 β, what the random schedules use): the lease
+///   ends after 400/0.95 = 421 ms of true time, the voters' promises after 500/1.05 = 476 ms;
+/// - rates 0.9 / 1.1 (ρ = 0.2 = 1.8 β; each rate within β of the pair's mean, ratio
+///   1.22 < ft/lease = 1.25): 444 ms against 455 ms — the margin shrinks to ~10 ms.
+#[test]
+fn clock_drift_within_the_bound_keeps_one_leader_through_a_partition_of_the_leader() {
+    let beta = SimConfig::new(0, 3).drift_bound();
+    assert!((beta - 1.0 / 9.0).abs() < 1e-9);
+    let (ft, lease) = (Duration::from_millis(500), Duration::from_millis(400));
+    for rho in [0.9 * beta, 1.8 * beta] {
+        let (slow, fast) = (1.0 - rho / 2.0, 1.0 + rho / 2.0);
+        // The voters' promises outlast the lease by at least this much of true time (more
+        // when the voters heard the leader after it sent the heartbeat the lease rests on).
+        let margin = ft.div_f64(fast) - lease.div_f64(slow);
+        let mut gaps = Vec::new();
+        for seed in 0..20 {
+            let (down, up) = isolate_a_drifting_leader(seed, slow, fast)
+                .unwrap_or_else(|v| panic!("seed {seed}, rates {slow}/{fast}: {v}"));
+            // The old leader's lease ran its course on the slow clock …
+            assert!(
+                down <= (lease + Duration::from_millis(100)).div_f64(slow),
+                "seed {seed}: stepped down after {down:?}"
+            );
+            // … and the new one started no earlier than the margin says.
+            assert!(
+                up >= down + margin - Duration::from_micros(100),
+                "seed {seed}: old leader stopped at {down:?}, new one started at {up:?}"
+            );
+            gaps.push(up - down);
+        }
+        println!(
+            "leader at x{slow:.3}, voters at x{fast:.3}: the new leader started {:?}..{:?} after the old one stopped (margin {margin:?})",
+            gaps.iter().min().unwrap(),
+            gaps.iter().max().unwrap()
+        );
+    }
+}
+
+/// Documentation of the bound's necessity: with rates 0.8 / 1.2 (ρ = 40 %, far beyond
+/// β = 11 %), the voters' promises (500/1.2 = 417 ms of true time) lapse long before the
+/// isolated leader's lease (400/0.8 = 500 ms) and the majority elects while the old leader
+/// still acts. Deterministic: the same violation on every seed.
+#[test]
+fn clock_drift_far_beyond_the_bound_breaks_invariant_b() {
+    for seed in 0..20 {
+        let err = isolate_a_drifting_leader(seed, 0.8, 1.2)
+            .expect_err("two leaders act at once with 40 % drift");
+        assert!(
+            err.message.contains("invariant (b) violated"),
+            "seed {seed}: {err}"
+        );
+    }
+}
+
+/// Offsets and drift are invisible to a healthy cluster: the random clocks of `with_drift`
+/// at the default spread elect, fail over on a crash in milliseconds and hand off kindly.
+#[test]
+fn drifting_clocks_elect_fail_over_and_hand_off() {
+    for seed in 0..10 {
+        let mut cfg = SimConfig::new(seed, 5).with_drift(0.1);
+        cfg.clocks[0] = Clock::new(0.95, Duration::from_secs(4));
+        let mut sim = Sim::new(cfg);
+        let (old, term) = warm(&mut sim);
+        sim.crash(old);
+        let (took, agreed) = sim
+            .run_until_agreed(Duration::from_secs(2))
+            .unwrap()
+            .expect("survivors agree");
+        assert!(agreed[G].1 > term);
+        assert!(took < Duration::from_millis(20), "seed {seed}: {took:?}");
+        let (next, _) = warm(&mut sim);
+        sim.shutdown(next);
+        sim.run_until_agreed(Duration::from_secs(1))
+            .unwrap()
+            .expect("handoff");
+    }
 }
