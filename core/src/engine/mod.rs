@@ -534,6 +534,19 @@ impl Engine {
         });
     }
 
+    /// Sends `message` to every peer not proven dead.
+    fn broadcast(&mut self, message: Message) {
+        let targets: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.dead)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for to in targets {
+            self.send(&to, message.clone());
+        }
+    }
+
     fn log(&mut self, msg: String) {
         self.out.push(Action::Log(msg));
     }
@@ -1414,15 +1427,7 @@ impl Engine {
                 self.pending_hb.drain(..drop);
             }
         }
-        let targets: Vec<NodeId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.dead)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for to in targets {
-            self.send(&to, hb.clone());
-        }
+        self.broadcast(hb);
         // Re-dial seeds that no live peer answers for (a restarted cluster, a healed link).
         let seeds = self.cfg.seeds.clone();
         for addr in seeds {
@@ -1755,15 +1760,7 @@ impl Engine {
             from,
             successor,
         };
-        let targets: Vec<NodeId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.dead)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for to in targets {
-            self.send(&to, Message::StepDown(sd.clone()));
-        }
+        self.broadcast(Message::StepDown(sd));
     }
 
     fn on_step_down(&mut self, now: Instant, sd: StepDown) {
@@ -1865,15 +1862,7 @@ impl Engine {
                 self.finish_call(id, c, Err(CallError::ShuttingDown));
             }
         }
-        let targets: Vec<NodeId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.dead)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for to in targets {
-            self.send(&to, Message::Leave);
-        }
+        self.broadcast(Message::Leave);
     }
 
     // -------------------------------------------------------------- routing
