@@ -46,15 +46,18 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
-        // A node does nothing but network: a small multi-threaded runtime.
-        Command::Node(cmd) => runtime(false).and_then(|rt| rt.block_on(node::run(cmd))),
-        // Commands that spawn children run everything on the main thread: the kernel's
-        // parent-death signal follows the thread that forked, and the main thread lives as
-        // long as the process.
-        Command::Exec(cmd) => runtime(true).and_then(|rt| rt.block_on(exec::run(cmd))),
-        Command::Demo(cmd) => runtime(true).and_then(|rt| rt.block_on(demo::run(cmd))),
-        Command::Status(cmd) => runtime(true).and_then(|rt| rt.block_on(client::status(cmd))),
-        Command::Work(cmd) => runtime(true).and_then(|rt| rt.block_on(client::work(cmd))),
+        // A node does little but idle networking: one thread. On 2 workers, an idle 9-node
+        // cluster took ~15 % more CPU and ~0.4 MiB more RSS per node (docs/PERFORMANCE.md,
+        // "Idle cost"). The durable state write still runs on tokio's blocking pool, off
+        // this thread.
+        Command::Node(cmd) => runtime().and_then(|rt| rt.block_on(node::run(cmd))),
+        // Commands that spawn children must also run everything on the main thread: the
+        // kernel's parent-death signal follows the thread that forked, and the main thread
+        // lives as long as the process.
+        Command::Exec(cmd) => runtime().and_then(|rt| rt.block_on(exec::run(cmd))),
+        Command::Demo(cmd) => runtime().and_then(|rt| rt.block_on(demo::run(cmd))),
+        Command::Status(cmd) => runtime().and_then(|rt| rt.block_on(client::status(cmd))),
+        Command::Work(cmd) => runtime().and_then(|rt| rt.block_on(client::work(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,13 +68,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(current_thread: bool) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut b = if current_thread {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    };
-    Ok(b.enable_all().build()?)
+/// Every command runs on a current-thread runtime (see the comments at the call sites).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
