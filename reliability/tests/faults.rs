@@ -219,6 +219,10 @@ fn slow_peer_does_not_cause_leadership_flapping() {
         let others =
             |me: &str| -> Vec<&str> { names.iter().copied().filter(|n| *n != me).collect() };
         let phase = Duration::from_millis(2500);
+        // Let the cluster settle first: every node past its start-up abstention, every peer
+        // connected, so that only the slow links can cause a change below.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(c.agreed(LIMIT).await, first);
 
         let t0 = Instant::now();
         c.net
