@@ -1214,10 +1214,10 @@ impl Engine {
         if req.term < g.term || (req.term == g.term && !repeat) {
             return Err("term not above the known term");
         }
-        if let Some((t, m)) = &g.vote {
-            if req.term < *t || (req.term == *t && *m != req.candidate) {
-                return Err("already voted in that term");
-            }
+        if let Some((t, m)) = &g.vote
+            && (req.term < *t || (req.term == *t && *m != req.candidate))
+        {
+            return Err("already voted in that term");
         }
         let handoff_ok = req.handoff.as_ref().is_some_and(|h| {
             h.from != req.candidate
@@ -1235,15 +1235,17 @@ impl Engine {
         if acting.is_some() && !handoff_ok {
             return Err("this node leads");
         }
-        if let Some(l) = &g.leader {
-            if l.member != req.candidate && !handoff_ok {
-                return Err("a live leader holds a lease");
-            }
+        if let Some(l) = &g.leader
+            && l.member != req.candidate
+            && !handoff_ok
+        {
+            return Err("a live leader holds a lease");
         }
-        if let Some((m, until)) = &g.promised {
-            if *m != req.candidate && now < *until {
-                return Err("vote promised to another candidate");
-            }
+        if let Some((m, until)) = &g.promised
+            && *m != req.candidate
+            && now < *until
+        {
+            return Err("vote promised to another candidate");
         }
         if handoff_ok {
             return Ok(());

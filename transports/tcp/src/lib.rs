@@ -393,14 +393,14 @@ impl Transport for TcpTransport {
                 },
             }
         };
-        if let Pushed::Dropped(n) = queue.push(message) {
-            if n.is_power_of_two() {
-                warn!(
-                    node = %to,
-                    "outgoing queue full ({} messages): dropped {n} message(s) so far",
-                    queue.capacity()
-                );
-            }
+        if let Pushed::Dropped(n) = queue.push(message)
+            && n.is_power_of_two()
+        {
+            warn!(
+                node = %to,
+                "outgoing queue full ({} messages): dropped {n} message(s) so far",
+                queue.capacity()
+            );
         }
         Ok(())
     }

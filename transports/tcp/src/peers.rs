@@ -248,10 +248,10 @@ impl State {
         expected: Option<&NodeId>,
         info: &PeerInfo,
     ) -> Result<(), Decline> {
-        if let Some(expected) = expected {
-            if *expected != info.node {
-                return Err(Decline::WrongNode(info.node.clone()));
-            }
+        if let Some(expected) = expected
+            && *expected != info.node
+        {
+            return Err(Decline::WrongNode(info.node.clone()));
         }
         if self.me.as_ref().is_some_and(|me| me.node == info.node) {
             return Err(Decline::Refused(format!(
