@@ -49,7 +49,11 @@ fn vote_request() -> Message {
         candidate: MemberId::new("b", 0),
         handoff: None,
         pre: true,
-        dead: vec![(NodeId::new("a"), 1_760_000_000_000_000)],
+        dead: vec![(
+            NodeId::new("a"),
+            1_760_000_000_000_000,
+            baton_core::DeathProof::RefusedAfterOrderlyClose,
+        )],
     })
 }
 

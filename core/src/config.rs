@@ -16,6 +16,7 @@
 //! assert_eq!(cfg.groups[0].name, "tracked");
 //! ```
 
+use crate::transport::{DeathProofMode, Fingerprint};
 use crate::types::{Hardware, Labels, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -163,6 +164,10 @@ pub struct ClusterConfig {
     /// `"majority"` (default) or `"none"`.
     #[serde(default)]
     pub quorum: QuorumMode,
+    /// What proves a peer dead at once: `"orderly-close"` (default) or `"timeout"` (never
+    /// trust a refused connection). See [`DeathProofMode`].
+    #[serde(default)]
+    pub death_proof: DeathProofMode,
 }
 
 fn default_cluster_name() -> String {
@@ -177,6 +182,7 @@ impl Default for ClusterConfig {
             voters: vec![],
             secret_file: None,
             quorum: QuorumMode::Majority,
+            death_proof: DeathProofMode::default(),
         }
     }
 }
@@ -589,6 +595,22 @@ impl Config {
     /// Failure timeout.
     pub fn failure_timeout(&self) -> Duration {
         Duration::from_millis(self.timing.failure_timeout_ms)
+    }
+
+    /// What this node's safety depends on, exchanged in the handshake: peers whose
+    /// fingerprint differs are refused.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let (voters, quorum) = match self.cluster.quorum {
+            QuorumMode::Majority => (self.voter_ids().into_iter().collect(), "majority"),
+            QuorumMode::None => (vec![], "none"),
+        };
+        Fingerprint {
+            voters,
+            quorum: quorum.into(),
+            heartbeat_ms: self.timing.heartbeat_ms,
+            failure_timeout_ms: self.timing.failure_timeout_ms,
+            protocol_version: crate::PROTOCOL_VERSION,
+        }
     }
 }
 

@@ -31,7 +31,10 @@ pub mod runtime;
 pub use message::{CallError, Message, PROTOCOL_VERSION, Served};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
 pub use registry::{Registry, RegistryError, RegistryWatch};
-pub use transport::{Envelope, LocalNode, Transport, TransportError, TransportEvent};
+pub use transport::{
+    CloseKind, DeathProof, DeathProofMode, Envelope, Fingerprint, FingerprintMismatch, LocalNode,
+    Refusal, Transport, TransportError, TransportEvent, proof_counts,
+};
 pub use types::{
     Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
 };

@@ -4,11 +4,12 @@
 //! bump [`PROTOCOL_VERSION`] whenever a message changes shape.
 
 use crate::engine::StatusSnapshot;
+use crate::transport::DeathProof;
 use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
 /// Version of the message set below; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Every message one node sends another.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -124,9 +125,9 @@ pub struct VoteRequest {
     /// A pre-vote: "would you vote for me?" — changes no state. A candidate only bumps the
     /// term once a majority would grant, so an isolated node never disrupts a healthy leader.
     pub pre: bool,
-    /// Incarnations the candidate has proof are dead (refused reconnect): voters apply the
-    /// proof at once instead of racing their own detection.
-    pub dead: Vec<(NodeId, u64)>,
+    /// Incarnations the candidate has proof are dead, with the kind of proof: voters apply a
+    /// proof their own `death_proof` mode trusts at once instead of racing their own detection.
+    pub dead: Vec<(NodeId, u64, DeathProof)>,
 }
 
 /// A voter's answer to a [`VoteRequest`].

@@ -377,7 +377,11 @@ pub fn every_message() -> Vec<Message> {
                 term: 3,
             }),
             pre: false,
-            dead: vec![(NodeId::new("c"), 4)],
+            dead: vec![(
+                NodeId::new("c"),
+                4,
+                baton_core::DeathProof::RefusedAfterOrderlyClose,
+            )],
         }),
         Message::VoteResponse(VoteResponse {
             group: "g".into(),

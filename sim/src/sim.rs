@@ -1131,7 +1131,10 @@ impl Sim {
                 closed,
                 j,
                 None,
-                NetEvent::Transport(TransportEvent::Disconnected { node: id.clone() }),
+                NetEvent::Transport(TransportEvent::Disconnected {
+                    node: id.clone(),
+                    how: baton_core::CloseKind::Orderly,
+                }),
             );
             self.push(
                 proof,
@@ -1140,6 +1143,7 @@ impl Sim {
                 NetEvent::Transport(TransportEvent::Dead {
                     node: id,
                     incarnation: inc,
+                    proof: baton_core::DeathProof::RefusedAfterOrderlyClose,
                 }),
             );
         }

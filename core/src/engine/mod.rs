@@ -771,10 +771,10 @@ impl Engine {
                 self.send(&node, hb);
             }
             TransportEvent::Disconnected { .. } => {}
-            TransportEvent::Dead { node, incarnation } => {
-                self.on_dead(now, &node, incarnation, "connection refused")
-            }
-            TransportEvent::ConnectFailed { .. } => {}
+            TransportEvent::Dead {
+                node, incarnation, ..
+            } => self.on_dead(now, &node, incarnation, "connection refused"),
+            TransportEvent::ConnectFailed { .. } | TransportEvent::Refused { .. } => {}
             TransportEvent::ClientMessage(env) => self.on_client(now, env),
         }
     }
@@ -1148,7 +1148,7 @@ impl Engine {
     // -------------------------------------------------------------- voting
 
     fn on_vote_request(&mut self, now: Instant, from: &NodeId, req: VoteRequest) {
-        for (node, inc) in &req.dead {
+        for (node, inc, _) in &req.dead {
             if *node != self.cfg.node {
                 self.on_dead(now, node, *inc, "a candidate proved it");
             }
@@ -1606,11 +1606,17 @@ impl Engine {
             self.group_mut(name, now).role = Role::Follower;
             return;
         };
-        let dead: Vec<(NodeId, u64)> = self
+        let dead: Vec<(NodeId, u64, crate::transport::DeathProof)> = self
             .peers
             .iter()
             .filter(|(_, p)| p.dead)
-            .map(|(id, p)| (id.clone(), p.incarnation))
+            .map(|(id, p)| {
+                (
+                    id.clone(),
+                    p.incarnation,
+                    crate::transport::DeathProof::RefusedAfterOrderlyClose,
+                )
+            })
             .collect();
         let req = VoteRequest {
             group: name.to_string(),

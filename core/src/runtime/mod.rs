@@ -289,6 +289,8 @@ impl NodeBuilder {
             id: NodeId::new(config.node.name.clone()),
             incarnation,
             listen: config.node.listen.clone(),
+            fingerprint: config.fingerprint(),
+            death_proof: config.cluster.death_proof,
         };
         let addr = transport.start(&me).await?;
         let quorum = match config.cluster.quorum {

@@ -52,7 +52,7 @@
 //! # async fn main() {
 //! let net = MemoryNetwork::new();
 //! let (a, b) = (net.transport(), net.transport());
-//! let local = |name: &str| LocalNode { id: NodeId::new(name), incarnation: 1, listen: name.into() };
+//! let local = |name: &str| LocalNode { id: NodeId::new(name), incarnation: 1, listen: name.into(), fingerprint: Default::default(), death_proof: Default::default() };
 //! a.start(&local("a")).await.unwrap();
 //! b.start(&local("b")).await.unwrap();
 //!

@@ -3,7 +3,9 @@
 
 use crate::rng::SplitMix64;
 use crate::transport::MemoryTransport;
-use baton_core::{Envelope, Message, NodeId, TransportError, TransportEvent};
+use baton_core::{
+    CloseKind, DeathProof, Envelope, Message, NodeId, TransportError, TransportEvent,
+};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -271,6 +273,7 @@ impl MemoryNetwork {
                 x,
                 TransportEvent::Disconnected {
                     node: y_node.clone(),
+                    how: CloseKind::Abrupt,
                 },
             );
         }
@@ -602,6 +605,7 @@ impl State {
                         TransportEvent::Dead {
                             node: y_node.clone(),
                             incarnation: old.incarnation,
+                            proof: DeathProof::Superseded,
                         },
                     );
                     self.emit(
@@ -694,9 +698,22 @@ impl State {
             e.links.remove(&node);
         }
         if closed {
-            self.emit(ep, TransportEvent::Disconnected { node: node.clone() });
+            self.emit(
+                ep,
+                TransportEvent::Disconnected {
+                    node: node.clone(),
+                    how: CloseKind::Orderly,
+                },
+            );
         }
-        self.emit(ep, TransportEvent::Dead { node, incarnation });
+        self.emit(
+            ep,
+            TransportEvent::Dead {
+                node,
+                incarnation,
+                proof: DeathProof::RefusedAfterOrderlyClose,
+            },
+        );
     }
 
     fn send(
@@ -874,10 +891,12 @@ impl State {
             let events = [
                 TransportEvent::Disconnected {
                     node: gone.node.clone(),
+                    how: CloseKind::Orderly,
                 },
                 TransportEvent::Dead {
                     node: gone.node.clone(),
                     incarnation: gone.incarnation,
+                    proof: DeathProof::RefusedAfterOrderlyClose,
                 },
             ];
             match self.queues.get_mut(&(ep, peer)) {

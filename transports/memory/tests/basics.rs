@@ -125,6 +125,8 @@ async fn start_twice_on_the_same_address_is_refused() {
             id: id("other"),
             incarnation: 1,
             listen: "a".into(),
+            fingerprint: Default::default(),
+            death_proof: Default::default(),
         })
         .await
         .unwrap_err();
@@ -139,6 +141,8 @@ async fn start_twice_on_the_same_address_is_refused() {
             id: id("a"),
             incarnation: 2,
             listen: "a-2".into(),
+            fingerprint: Default::default(),
+            death_proof: Default::default(),
         })
         .await
         .unwrap_err();
@@ -150,6 +154,8 @@ async fn start_twice_on_the_same_address_is_refused() {
             id: id("a"),
             incarnation: 1,
             listen: "a-again".into(),
+            fingerprint: Default::default(),
+            death_proof: Default::default(),
         })
         .await
         .unwrap_err();
@@ -163,6 +169,8 @@ async fn start_twice_on_the_same_address_is_refused() {
             id: id("a"),
             incarnation: 2,
             listen: "a".into(),
+            fingerprint: Default::default(),
+            death_proof: Default::default(),
         })
         .await
         .unwrap();
@@ -191,15 +199,7 @@ async fn shutdown_proves_death_to_peers_and_closes_recv() {
         a.send(&id("b"), Message::Leave).await,
         Err(TransportError::Closed)
     ));
-    assert!(
-        a.start(&LocalNode {
-            id: id("a"),
-            incarnation: 2,
-            listen: "a".into()
-        })
-        .await
-        .is_err()
-    );
+    assert!(a.start(&LocalNode::new("a", 2, "a")).await.is_err());
     assert_eq!(net.live_nodes(), vec![id("b"), id("c")]);
 }
 
@@ -245,6 +245,8 @@ async fn works_as_a_trait_object() {
             id: id(name),
             incarnation: 1,
             listen: name.into(),
+            fingerprint: Default::default(),
+            death_proof: Default::default(),
         })
         .await
         .unwrap();

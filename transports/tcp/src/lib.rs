@@ -10,7 +10,7 @@
 //! use baton_transport_tcp::{TcpConfig, TcpTransport};
 //!
 //! let transport = TcpTransport::new(TcpConfig::new("demo", b"cluster secret".to_vec()));
-//! let me = LocalNode { id: NodeId::new("a"), incarnation: 1, listen: "127.0.0.1:0".into() };
+//! let me = LocalNode { id: NodeId::new("a"), incarnation: 1, listen: "127.0.0.1:0".into(), fingerprint: Default::default(), death_proof: Default::default() };
 //! let advertised = transport.start(&me).await?; // the bound address (e.g. 127.0.0.1:41234) unless `advertise` is set
 //! transport.connect("127.0.0.1:7102").await;     // outcome arrives as an event
 //! while let Some(event) = transport.recv().await {

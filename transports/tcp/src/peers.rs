@@ -4,7 +4,7 @@
 
 use crate::handshake::{HandshakeConfig, PeerInfo};
 use crate::queue::Queue;
-use baton_core::{NodeId, TransportEvent};
+use baton_core::{CloseKind, DeathProof, NodeId, TransportEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
@@ -189,6 +189,7 @@ impl State {
                 events.push(TransportEvent::Dead {
                     node: info.node.clone(),
                     incarnation: p.incarnation,
+                    proof: DeathProof::Superseded,
                 });
             }
             p.close_all();
@@ -335,7 +336,10 @@ impl State {
         p.wake.notify_one();
         if p.status == Status::Up {
             p.status = Status::Probing;
-            self.emit(TransportEvent::Disconnected { node: node.clone() });
+            self.emit(TransportEvent::Disconnected {
+                node: node.clone(),
+                how: CloseKind::Abrupt,
+            });
         }
     }
 
@@ -361,6 +365,7 @@ impl State {
                 self.emit(TransportEvent::Dead {
                     node: node.clone(),
                     incarnation,
+                    proof: DeathProof::RefusedAfterOrderlyClose,
                 });
                 AfterFailure::Exit
             }

@@ -103,7 +103,7 @@ fn corpus() -> Vec<Vec<u8>> {
             candidate: MemberId::new("a", 1),
             handoff: None,
             pre: true,
-            dead: vec![(NodeId::new("c"), 1)],
+            dead: vec![(NodeId::new("c"), 1, baton_core::DeathProof::Left)],
         }),
     ];
     for m in &messages {

@@ -59,7 +59,7 @@ fn every_message() -> Vec<Message> {
                 term: 3,
             }),
             pre: false,
-            dead: vec![(NodeId::new("c"), 4)],
+            dead: vec![(NodeId::new("c"), 4, baton_core::DeathProof::Left)],
         }),
         Message::VoteResponse(VoteResponse {
             group: "g".into(),

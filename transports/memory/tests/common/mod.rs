@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use baton_core::{LocalNode, Message, NodeId, Transport, TransportEvent};
+use baton_core::{CloseKind, DeathProof, LocalNode, Message, NodeId, Transport, TransportEvent};
 use baton_transport_memory::{MemoryNetwork, MemoryTransport};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ pub async fn start(net: &MemoryNetwork, name: &str, incarnation: u64) -> MemoryT
             id: id(name),
             incarnation,
             listen: name.to_string(),
+            fingerprint: Default::default(),
+            death_proof: Default::default(),
         })
         .await
         .expect("start");
@@ -53,14 +55,28 @@ pub fn connected(name: &str, incarnation: u64) -> TransportEvent {
     }
 }
 
+/// The connection closed in order (the peer's process went away).
 pub fn disconnected(name: &str) -> TransportEvent {
-    TransportEvent::Disconnected { node: id(name) }
+    TransportEvent::Disconnected {
+        node: id(name),
+        how: CloseKind::Orderly,
+    }
 }
 
+/// The connection was reset (a link fault, the process may live).
+pub fn reset(name: &str) -> TransportEvent {
+    TransportEvent::Disconnected {
+        node: id(name),
+        how: CloseKind::Abrupt,
+    }
+}
+
+/// Proof of death after an orderly close.
 pub fn dead(name: &str, incarnation: u64) -> TransportEvent {
     TransportEvent::Dead {
         node: id(name),
         incarnation,
+        proof: DeathProof::RefusedAfterOrderlyClose,
     }
 }
 

@@ -25,6 +25,8 @@ pub fn local(name: &str, incarnation: u64, listen: &str) -> LocalNode {
         id: NodeId::new(name),
         incarnation,
         listen: listen.to_string(),
+        fingerprint: Default::default(),
+        death_proof: Default::default(),
     }
 }
 
@@ -93,12 +95,12 @@ pub fn is_connected(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool
 
 pub fn is_dead(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
     let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Dead { node: n, incarnation } if *n == node && *incarnation == inc)
+    move |e| matches!(e, TransportEvent::Dead { node: n, incarnation, .. } if *n == node && *incarnation == inc)
 }
 
 pub fn is_disconnected(node: &str) -> impl FnMut(&TransportEvent) -> bool {
     let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Disconnected { node: n } if *n == node)
+    move |e| matches!(e, TransportEvent::Disconnected { node: n, .. } if *n == node)
 }
 
 /// Connects `a` to `b` and waits until each reports the other connected.
