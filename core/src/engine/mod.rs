@@ -36,7 +36,7 @@ use crate::message::{
     Response, Served, StepDown, VoteRequest, VoteResponse,
 };
 use crate::policy::{ByMemberId, LeaderPolicy, normalize_ranking};
-use crate::transport::{Envelope, TransportEvent};
+use crate::transport::{DeathProofMode, Envelope, TransportEvent};
 use crate::types::{
     Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
 };
@@ -95,6 +95,9 @@ pub struct EngineConfig {
     pub external_registry: bool,
     /// Seed for jitter and `any` routing (the simulator sets it; the runtime derives it).
     pub rng_seed: u64,
+    /// Which proofs of death this node trusts (its own transport's and those a candidate
+    /// attaches to a vote request).
+    pub death_proof: DeathProofMode,
 }
 
 impl EngineConfig {
@@ -116,6 +119,7 @@ impl EngineConfig {
             seeds: vec![],
             external_registry: false,
             rng_seed: incarnation,
+            death_proof: DeathProofMode::default(),
         }
     }
 

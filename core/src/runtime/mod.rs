@@ -307,6 +307,7 @@ impl NodeBuilder {
         ecfg.seeds = config.seeds().into_iter().map(|s| s.addr).collect();
         ecfg.external_registry = registry.is_some();
         ecfg.rng_seed = incarnation ^ fnv(config.node.name.as_bytes());
+        ecfg.death_proof = config.cluster.death_proof;
         let default_policy = policy.unwrap_or_else(|| Arc::new(ByMemberId));
         let engine = Engine::new(ecfg, default_policy, specs, persisted, now());
 
