@@ -268,6 +268,7 @@ pub async fn run(cmd: ExecCmd) -> Result<()> {
                     bail!("node {name} stopped");
                 }
             }
+
             status = sup.wait() => {
                 let Some(r) = sup.child.take() else { continue };
                 sup.log_exit(r.pid, status);
@@ -302,9 +303,9 @@ pub async fn run(cmd: ExecCmd) -> Result<()> {
                     svc = Some(s);
                 }
             }
-            _ = stopped(&node) => {
+            e = stopped(&node) => {
                 sup.stop("the node stopped").await;
-                bail!("node {name} stopped on its own (see the log above)");
+                return Err(e);
             }
         }
     }

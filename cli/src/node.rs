@@ -135,14 +135,12 @@ impl Signals {
     }
 }
 
-/// Resolves when the node's driver has stopped on its own (transport closed, state file
-/// unwritable).
-pub async fn stopped(node: &Node) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if node.status().await.is_err() {
-            return;
-        }
+/// Waits until the node stops on its own; the error says why (for example another live process
+/// holds this node's name), naming this node and its address.
+pub async fn stopped(node: &Node) -> anyhow::Error {
+    match node.stopped().await {
+        Err(e) => anyhow::anyhow!("node {} at {}: {e}", node.id(), node.addr()),
+        Ok(()) => anyhow::anyhow!("node {} stopped on its own (see the log above)", node.id()),
     }
 }
 
@@ -168,7 +166,7 @@ pub async fn run(cmd: NodeCmd) -> Result<()> {
             tracing::info!("node {} stopped", node.id());
             Ok(())
         }
-        _ = stopped(&node) => anyhow::bail!("node {} stopped on its own (see the log above)", node.id()),
+        e = stopped(&node) => Err(e),
     }
 }
 

@@ -844,6 +844,11 @@ impl Sim {
                         l.is_me
                     )
                 }),
+                // The simulated network never refuses a node (no duplicate names, no clock
+                // steps), so neither of these can come.
+                Action::Reincarnate { .. } | Action::Halt(_) => {
+                    self.trace(1, || format!("{}: unexpected {a:?}", self.nodes[i].id))
+                }
                 Action::Members { .. } | Action::Serve { .. } | Action::CallDone { .. } => {}
             }
         }

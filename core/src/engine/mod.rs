@@ -29,14 +29,17 @@
 //! - **Availability mode** (`quorum = "none"`): no votes, no leases; every side of a partition
 //!   elects a leader, and when they meet the higher (term, rank) wins.
 
+mod peers;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use crate::message::{
     CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, PeerAddr, Request,
     Response, Served, StepDown, VoteRequest, VoteResponse,
 };
 use crate::policy::{ByMemberId, LeaderPolicy, normalize_ranking};
-use crate::transport::{DeathProofMode, Envelope, TransportEvent};
+use crate::transport::{CloseKind, DeathProof, DeathProofMode, Envelope, Refusal, TransportEvent};
 use crate::types::{
     Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
 };
@@ -45,8 +48,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use peers::{Back, Change, Contact, Down, Observed, Peer, PeerTable};
 pub use state::PersistedState;
-use state::{Group, LeaderView, Peer, PendingCall, PendingHeartbeat, Role};
+use state::{Group, LeaderView, PendingCall, PendingHeartbeat, Role};
 
 /// Periodic heartbeats carry the sender's peer list once in this many.
 const PEERS_EVERY: u64 = 10;
@@ -264,6 +268,16 @@ pub enum Action {
         /// How.
         result: Result<Served, CallError>,
     },
+    /// Move this process to a new, higher incarnation (a peer refused the current one as
+    /// stale after a wall-clock step back): the driver tells the transport
+    /// ([`crate::Transport::reincarnate`]).
+    Reincarnate {
+        /// The new incarnation.
+        incarnation: u64,
+    },
+    /// Stop this node: it must not run (another live process holds its name). The driver
+    /// shuts down and reports the reason.
+    Halt(Refusal),
     /// Something worth a log line (peer up/down, elections).
     Log(String),
     /// A detail for debugging (votes asked, granted, denied and why).
@@ -301,7 +315,7 @@ pub struct Engine {
     cfg: EngineConfig,
     specs: BTreeMap<String, GroupSpec>,
     default_spec: GroupSpec,
-    peers: BTreeMap<NodeId, Peer>,
+    peers: PeerTable,
     groups: BTreeMap<String, Group>,
     local: BTreeMap<String, MemberAnnounce>,
     next_seq: u32,
@@ -322,6 +336,40 @@ pub struct Engine {
     out: Vec<Action>,
     published: BTreeMap<String, Leadership>,
     published_members: BTreeMap<String, Vec<MemberRecord>>,
+    /// Peers refused this node as a duplicate name since then, with the last refusal; it halts
+    /// when that lasts (see `on_refused`).
+    refused_as_duplicate: Option<(Instant, Refusal)>,
+    halted: bool,
+    /// A term that cannot grow was met; logged once per group.
+    term_exhausted: BTreeSet<String>,
+}
+
+/// The next term after `t`, unless `t` cannot grow (terms stop below `u64::MAX`).
+pub fn next_term(t: Term) -> Option<Term> {
+    t.checked_add(1).filter(|n| *n < Term::MAX)
+}
+
+/// Whether a term received from a peer is one a leadership can have.
+fn term_ok(t: Term) -> bool {
+    t < Term::MAX
+}
+
+/// A term in `message` that no leadership can have (it could never be succeeded), if any. Such
+/// a message is refused: taking it would stop every election of its group for good.
+fn insane_term(message: &Message) -> Option<Term> {
+    let terms: Vec<Term> = match message {
+        Message::Heartbeat(hb) => hb.claims.iter().map(|c| c.term).collect(),
+        Message::HeartbeatAck(ack) => ack.rejected.iter().map(|(_, t)| *t).collect(),
+        Message::VoteRequest(req) => {
+            let mut t = vec![req.term];
+            t.extend(req.handoff.as_ref().map(|h| h.term));
+            t
+        }
+        Message::VoteResponse(resp) => vec![resp.term, resp.known_term],
+        Message::StepDown(sd) => vec![sd.term],
+        _ => vec![],
+    };
+    terms.into_iter().find(|t| !term_ok(*t))
 }
 
 impl Engine {
@@ -343,7 +391,7 @@ impl Engine {
                 preempt: false,
             },
             specs: groups,
-            peers: BTreeMap::new(),
+            peers: PeerTable::new(cfg.death_proof),
             groups: BTreeMap::new(),
             local: BTreeMap::new(),
             next_seq: 0,
@@ -362,6 +410,9 @@ impl Engine {
             out: Vec::new(),
             published: BTreeMap::new(),
             published_members: BTreeMap::new(),
+            refused_as_duplicate: None,
+            halted: false,
+            term_exhausted: BTreeSet::new(),
             cfg,
         };
         if let Some(p) = persisted {
@@ -431,7 +482,7 @@ impl Engine {
             alive: !self.shutting_down,
             groups: self.local.keys().cloned().collect(),
         }];
-        for (id, p) in &self.peers {
+        for (id, p) in self.peers.iter() {
             let mut groups: Vec<String> = p.members.iter().map(|m| m.group.clone()).collect();
             groups.sort();
             groups.dedup();
@@ -439,7 +490,7 @@ impl Engine {
                 name: id.clone(),
                 addr: p.addr.clone(),
                 incarnation: p.incarnation,
-                alive: p.alive,
+                alive: p.is_alive(),
                 groups,
             });
         }
@@ -540,12 +591,7 @@ impl Engine {
 
     /// Sends `message` to every peer not proven dead.
     fn broadcast(&mut self, message: Message) {
-        let targets: Vec<NodeId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.dead)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let targets: Vec<NodeId> = self.peers.not_dead().cloned().collect();
         for to in targets {
             self.send(&to, message.clone());
         }
@@ -573,14 +619,14 @@ impl Engine {
     }
 
     fn live_peers(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
-        self.peers.iter().filter(|(_, p)| p.alive)
+        self.peers.alive()
     }
 
     fn node_alive(&self, node: &NodeId) -> bool {
         if *node == self.cfg.node {
             return !self.shutting_down;
         }
-        self.peers.get(node).is_some_and(|p| p.alive)
+        self.peers.is_alive(node)
     }
 
     /// The live candidates of `group`, in member-id order.
@@ -722,6 +768,7 @@ impl Engine {
 
     fn persisted(&self) -> PersistedState {
         PersistedState {
+            incarnation: self.cfg.incarnation,
             groups: self
                 .groups
                 .iter()
@@ -765,86 +812,166 @@ impl Engine {
                 if node == self.cfg.node {
                     return;
                 }
-                if !self.observe_incarnation(now, &node, incarnation) {
+                // Somebody took this node in: whatever refused it as a duplicate was a race.
+                self.refused_as_duplicate = None;
+                let Observed::Current(changes) =
+                    self.peers
+                        .contact(now, &node, incarnation, Contact::Connected)
+                else {
                     return;
+                };
+                self.apply_peer_changes(now, changes);
+                if let Some(peer) = self.peers.get_mut(&node) {
+                    peer.addr = Some(addr);
                 }
-                let peer = self.peer_entry(&node, incarnation, now);
-                peer.addr = Some(addr);
                 // Greet at once: the peer learns our members without waiting a period.
                 let hb = self.heartbeat_message(None);
                 self.send(&node, hb);
             }
-            TransportEvent::Disconnected { .. } => {}
+            TransportEvent::Disconnected { node, how } => {
+                self.peers.disconnected(&node, how);
+                if how == CloseKind::Abrupt {
+                    self.check_reachable_voters(now);
+                }
+            }
             TransportEvent::Dead {
-                node, incarnation, ..
-            } => self.on_dead(now, &node, incarnation, "connection refused"),
-            TransportEvent::ConnectFailed { .. } | TransportEvent::Refused { .. } => {}
+                node,
+                incarnation,
+                proof,
+            } => {
+                if self.peers.trusts(proof) {
+                    let change = self.peers.dead(now, &node, incarnation, proof);
+                    self.apply_peer_changes(now, change.into_iter().collect());
+                } else {
+                    // A proof this node does not trust is a refused connection, nothing more.
+                    self.peers.disconnected(&node, CloseKind::Abrupt);
+                    self.check_reachable_voters(now);
+                }
+            }
+            TransportEvent::ConnectFailed { .. } => {}
+            TransportEvent::Refused { addr, refusal } => self.on_refused(now, addr, refusal),
             TransportEvent::ClientMessage(env) => self.on_client(now, env),
         }
     }
 
-    /// Applies what an incarnation number says about `node`. Returns false when it is older
-    /// than one already known (a stale message to ignore).
-    fn observe_incarnation(&mut self, now: Instant, node: &NodeId, incarnation: u64) -> bool {
-        let known = self.peers.get(node).map(|p| (p.incarnation, p.dead));
-        match known {
-            Some((inc, _)) if incarnation < inc => false,
-            Some((inc, dead)) if incarnation > inc => {
-                if !dead {
-                    self.on_dead(now, node, inc, "a newer incarnation appeared");
-                }
-                self.peers.remove(node);
-                self.peer_entry(node, incarnation, now);
-                true
-            }
-            Some((_, dead)) => !dead,
-            None => true,
-        }
-    }
-
-    /// The record of `node`, created (and announced in the log) when it is new.
-    fn peer_entry(&mut self, node: &NodeId, incarnation: u64, now: Instant) -> &mut Peer {
-        if !self.peers.contains_key(node) {
-            self.log(format!("peer {node} (incarnation {incarnation}) is up"));
+    /// Acts on what the peer table reports: logs it, and for a peer that went down forgets
+    /// its leaderships and fails the calls waiting on it.
+    fn apply_peer_changes(&mut self, now: Instant, changes: Vec<Change>) {
+        for change in changes {
             self.members_dirty = true;
+            match change {
+                Change::Up {
+                    node,
+                    incarnation,
+                    back,
+                } => self.log(match back {
+                    Back::New => format!("peer {node} (incarnation {incarnation}) is up"),
+                    Back::AfterSilence => {
+                        format!("peer {node} (incarnation {incarnation}) is up again")
+                    }
+                    Back::AfterDeath { proof, ago } => format!(
+                        "peer {node} (incarnation {incarnation}) was declared dead {ago:?} ago \
+                         ({proof}) and is alive again: taken back"
+                    ),
+                }),
+                Change::Down {
+                    node,
+                    incarnation,
+                    down,
+                } => {
+                    self.log(match down {
+                        Down::Silent => format!(
+                            "peer {node} is down: silent for {:?}",
+                            self.cfg.failure_timeout
+                        ),
+                        Down::Dead(proof) => {
+                            format!("peer {node} (incarnation {incarnation}) is gone: {proof}")
+                        }
+                    });
+                    self.forget_node_leadership(now, &node);
+                    // Calls waiting on that node will never be answered.
+                    self.fail_calls_to(&node);
+                }
+            }
         }
-        self.peers
-            .entry(node.clone())
-            .or_insert_with(|| Peer::new(incarnation, now))
     }
 
-    fn on_dead(&mut self, now: Instant, node: &NodeId, incarnation: u64, why: &str) {
-        let Some(peer) = self.peers.get_mut(node) else {
+    /// Defence in depth: a leader whose connections to so many voters were reset (or whose
+    /// redials are refused without proof) that the rest are no majority stops acting at once,
+    /// rather than when its lease runs out. A firewall that resets its traffic is the usual
+    /// cause; the majority side elects a new leader once the old lease has lapsed.
+    fn check_reachable_voters(&mut self, now: Instant) {
+        let Quorum::Majority(voters) = &self.cfg.quorum else {
             return;
         };
-        if peer.incarnation != incarnation || peer.dead {
+        let me = &self.cfg.node;
+        let reachable = voters
+            .iter()
+            .filter(|v| {
+                if *v == me {
+                    !self.shutting_down
+                } else {
+                    self.peers.get(v).is_some_and(Peer::is_reachable)
+                }
+            })
+            .count();
+        if reachable >= self.majority() {
             return;
         }
-        peer.dead = true;
-        peer.members.clear();
-        let was_alive = std::mem::replace(&mut peer.alive, false);
-        self.members_dirty = true;
-        if was_alive {
+        let leading: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| matches!(g.role, Role::Leader { .. }))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let total = voters.len();
+        for name in leading {
             self.log(format!(
-                "peer {node} (incarnation {incarnation}) is gone: {why}"
+                "group {name}: stepping down at once: only {reachable} of {total} voters are \
+                 reachable (connections reset or refused)"
             ));
+            self.resign(now, &name, true);
         }
-        self.forget_node_leadership(now, node);
-        // Calls waiting on that node will never be answered.
-        self.fail_calls_to(node);
     }
 
-    fn on_peer_timeout(&mut self, now: Instant, node: &NodeId) {
-        if let Some(p) = self.peers.get_mut(node) {
-            p.alive = false;
+    /// A peer refused this node and said why.
+    fn on_refused(&mut self, now: Instant, addr: String, refusal: Refusal) {
+        match &refusal {
+            Refusal::DuplicateName { .. } => {
+                // Another live process runs under this name. Halt — but only when the refusals
+                // last: a restart can beat the old process's close to a peer by a moment.
+                self.log(format!("refused by {addr}: {refusal}"));
+                let since = self.refused_as_duplicate.as_ref().map_or(now, |(t, _)| *t);
+                self.refused_as_duplicate = Some((since, refusal));
+                self.want(since + self.takeover_grace());
+            }
+            Refusal::StaleIncarnation { known, .. } if *known >= self.cfg.incarnation => {
+                // Move above the incarnation the cluster knows (as SWIM refutes a suspicion);
+                // the peer refuses this name outright while that incarnation is connected.
+                let Some(new) = known.checked_add(1) else {
+                    self.log(format!(
+                        "refused by {addr}: {refusal}; no higher incarnation"
+                    ));
+                    return;
+                };
+                self.log(format!(
+                    "refused by {addr}: {refusal}; moving from incarnation {} to {new}",
+                    self.cfg.incarnation
+                ));
+                self.cfg.incarnation = new;
+                self.members_dirty = true;
+                self.out.push(Action::Reincarnate { incarnation: new });
+                self.persist_later();
+            }
+            Refusal::StaleIncarnation { .. } | Refusal::Fingerprint(_) | Refusal::ShuttingDown => {
+                self.trace(format!("refused by {addr}: {refusal}"));
+            }
         }
-        self.members_dirty = true;
-        self.log(format!(
-            "peer {node} is down: silent for {:?}",
-            self.cfg.failure_timeout
-        ));
-        self.forget_node_leadership(now, node);
-        self.fail_calls_to(node);
+    }
+
+    /// How long duplicate-name refusals must last before this node halts.
+    fn takeover_grace(&self) -> Duration {
+        self.cfg.failure_timeout + self.cfg.heartbeat
     }
 
     fn forget_node_leadership(&mut self, now: Instant, node: &NodeId) {
@@ -882,16 +1009,27 @@ impl Engine {
             incarnation,
             message,
         } = env;
-        if from == self.cfg.node || !self.observe_incarnation(now, &from, incarnation) {
+        if from == self.cfg.node {
             return;
         }
-        let peer = self.peer_entry(&from, incarnation, now);
-        peer.last_heard = now;
-        if !peer.alive && !matches!(message, Message::Leave) {
-            peer.alive = true;
-            self.members_dirty = true;
-            self.log(format!("peer {from} (incarnation {incarnation}) is up"));
+        if let Message::Leave = message {
+            let change = self.peers.dead(now, &from, incarnation, DeathProof::Left);
+            self.apply_peer_changes(now, change.into_iter().collect());
+            return;
         }
+        if let Some(term) = insane_term(&message) {
+            self.trace(format!(
+                "ignoring a message from {from}: term {term} cannot grow (a corrupt peer?)"
+            ));
+            return;
+        }
+        let Observed::Current(changes) =
+            self.peers
+                .contact(now, &from, incarnation, Contact::Message)
+        else {
+            return;
+        };
+        self.apply_peer_changes(now, changes);
         match message {
             Message::Heartbeat(hb) => self.on_heartbeat(now, &from, hb),
             Message::HeartbeatAck(ack) => self.on_ack(now, &from, ack),
@@ -900,7 +1038,7 @@ impl Engine {
             Message::StepDown(sd) => self.on_step_down(now, sd),
             Message::Request(req) => self.on_request(now, &from, req),
             Message::Response(resp) => self.on_response(resp),
-            Message::Leave => self.on_dead(now, &from, incarnation, "it left the cluster"),
+            Message::Leave => {}
             // Client messages only count from clients (see `on_client`); a peer has no business
             // sending them, and answers to clients never travel between peers.
             Message::StatusRequest | Message::StatusResponse(_) | Message::ClientCall(_) => {}
@@ -991,7 +1129,7 @@ impl Engine {
         }
         // Discovery: dial peers we have not met.
         for pa in peers {
-            if pa.node != self.cfg.node && !self.peers.get(&pa.node).is_some_and(|p| p.alive) {
+            if pa.node != self.cfg.node && !self.peers.is_alive(&pa.node) {
                 self.dial(now, pa.addr);
             }
         }
@@ -1152,9 +1290,15 @@ impl Engine {
     // -------------------------------------------------------------- voting
 
     fn on_vote_request(&mut self, now: Instant, from: &NodeId, req: VoteRequest) {
-        for (node, inc, _) in &req.dead {
-            if *node != self.cfg.node {
-                self.on_dead(now, node, *inc, "a candidate proved it");
+        for (node, inc, proof) in &req.dead {
+            if *node != self.cfg.node && self.peers.trusts(*proof) {
+                let change = self.peers.dead(now, node, *inc, *proof);
+                if change.is_some() {
+                    self.trace(format!(
+                        "{from} proved {node} (incarnation {inc}) dead: {proof}"
+                    ));
+                }
+                self.apply_peer_changes(now, change.into_iter().collect());
             }
         }
         let me = self.cfg.node.clone();
@@ -1332,10 +1476,20 @@ impl Engine {
         }
         let hb = self.next_heartbeat;
         self.want(hb);
-        for p in self.peers.values() {
-            if p.alive {
-                let t = p.last_heard + self.cfg.failure_timeout;
-                self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+        if let Some(t) = self.peers.next_silence(self.cfg.failure_timeout) {
+            self.want(t);
+        }
+        if let Some((since, refusal)) = &self.refused_as_duplicate {
+            let at = *since + self.takeover_grace();
+            if now >= at {
+                if !self.halted {
+                    self.halted = true;
+                    let refusal = refusal.clone();
+                    self.log(format!("halting: {refusal}"));
+                    self.out.push(Action::Halt(refusal));
+                }
+            } else {
+                self.want(at);
             }
         }
         let names: Vec<String> = self.groups.keys().cloned().collect();
@@ -1352,15 +1506,8 @@ impl Engine {
     /// Applies timeouts: silent peers, expired leader views and leases, campaign deadlines,
     /// call deadlines.
     fn expire(&mut self, now: Instant) {
-        let timed_out: Vec<NodeId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.alive && now >= p.last_heard + self.cfg.failure_timeout)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for node in timed_out {
-            self.on_peer_timeout(now, &node);
-        }
+        let changes = self.peers.expire(now, self.cfg.failure_timeout);
+        self.apply_peer_changes(now, changes);
         let quorum = self.quorum_mode();
         let names: Vec<String> = self.groups.keys().cloned().collect();
         for name in names {
@@ -1439,8 +1586,8 @@ impl Engine {
         for addr in seeds {
             let answered = self
                 .peers
-                .values()
-                .any(|p| p.alive && p.addr.as_deref() == Some(addr.as_str()));
+                .alive()
+                .any(|(_, p)| p.addr.as_deref() == Some(addr.as_str()));
             if !answered {
                 self.dial(now, addr);
             }
@@ -1532,11 +1679,32 @@ impl Engine {
         }
     }
 
+    /// The term a new campaign (or declaration) in `name` goes for: above every term known.
+    /// `None`, logged once, when that term cannot grow any more.
+    fn campaign_term(&mut self, now: Instant, name: &str) -> Option<Term> {
+        let quorum = self.quorum_mode();
+        let g = self.group_mut(name, now);
+        let highest = g.term.max(g.max_seen).max(if quorum {
+            g.vote.as_ref().map_or(0, |v| v.0)
+        } else {
+            0
+        });
+        let next = next_term(highest);
+        if next.is_none() && self.term_exhausted.insert(name.to_string()) {
+            self.log(format!(
+                "group {name}: term {highest} cannot grow; this group can elect no leader"
+            ));
+        }
+        next
+    }
+
     fn campaign(&mut self, now: Instant, name: &str, handoff: Option<Handoff>) {
         if !self.quorum_mode() {
             // Availability mode: declare.
+            let Some(term) = self.campaign_term(now, name) else {
+                return;
+            };
             let g = self.group_mut(name, now);
-            let term = g.term.max(g.max_seen) + 1;
             g.max_seen = term;
             g.role = Role::Leader {
                 term,
@@ -1550,12 +1718,10 @@ impl Engine {
             return;
         }
         let deadline = now + self.election_timeout();
+        let Some(term) = self.campaign_term(now, name) else {
+            return;
+        };
         let g = self.group_mut(name, now);
-        let term = g
-            .term
-            .max(g.max_seen)
-            .max(g.vote.as_ref().map_or(0, |v| v.0))
-            + 1;
         g.role = Role::Candidate {
             term,
             pre: true,
@@ -1573,18 +1739,17 @@ impl Engine {
 
     fn start_vote_round(&mut self, now: Instant, name: &str, handoff: Option<Handoff>) {
         let deadline = now + self.election_timeout();
-        let g = self.group_mut(name, now);
-        let term = match g.role {
+        let pre_term = match self.group_mut(name, now).role {
             Role::Candidate {
                 term, pre: true, ..
-            } if handoff.is_none() => term,
-            _ => {
-                g.term
-                    .max(g.max_seen)
-                    .max(g.vote.as_ref().map_or(0, |v| v.0))
-                    + 1
-            }
+            } if handoff.is_none() => Some(term),
+            _ => None,
         };
+        let Some(term) = pre_term.or_else(|| self.campaign_term(now, name)) else {
+            self.group_mut(name, now).role = Role::Follower;
+            return;
+        };
+        let g = self.group_mut(name, now);
         g.max_seen = g.max_seen.max(term);
         g.role = Role::Candidate {
             term,
@@ -1610,18 +1775,7 @@ impl Engine {
             self.group_mut(name, now).role = Role::Follower;
             return;
         };
-        let dead: Vec<(NodeId, u64, crate::transport::DeathProof)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.dead)
-            .map(|(id, p)| {
-                (
-                    id.clone(),
-                    p.incarnation,
-                    crate::transport::DeathProof::RefusedAfterOrderlyClose,
-                )
-            })
-            .collect();
+        let dead = self.peers.proofs();
         let req = VoteRequest {
             group: name.to_string(),
             term,
@@ -1639,7 +1793,7 @@ impl Engine {
             if *v == self_id {
                 continue;
             }
-            if self.peers.get(v).is_some_and(|p| !p.dead) {
+            if self.peers.get(v).is_some_and(|p| !p.is_dead()) {
                 self.send(v, Message::VoteRequest(req.clone()));
             }
         }

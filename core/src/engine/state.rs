@@ -1,16 +1,20 @@
 //! The engine's bookkeeping types.
 
-use crate::message::{Handoff, MemberAnnounce};
-use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
+use crate::message::Handoff;
+use crate::types::{MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-/// What must survive a restart: each group's term and vote.
+/// What must survive a restart: each group's term and vote, and the last incarnation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistedState {
     /// Per group.
     pub groups: BTreeMap<String, PersistedGroup>,
+    /// The incarnation of the process that wrote it: the next process starts above it, even
+    /// when the wall clock was set back in between (0 in files written before it existed).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// One group's durable election state.
@@ -20,45 +24,6 @@ pub struct PersistedGroup {
     pub term: Term,
     /// The last vote granted: (term, candidate).
     pub vote: Option<(Term, MemberId)>,
-}
-
-/// A peer as this node knows it.
-#[derive(Clone, Debug)]
-pub(crate) struct Peer {
-    pub incarnation: u64,
-    pub addr: Option<String>,
-    pub last_heard: Instant,
-    pub alive: bool,
-    /// This incarnation is proven gone; only a newer one can come back.
-    pub dead: bool,
-    pub hardware: Hardware,
-    pub labels: Labels,
-    pub members: Vec<MemberAnnounce>,
-    /// Highest periodic heartbeat sequence number seen from this incarnation.
-    pub hb_seq: u64,
-}
-
-impl Peer {
-    pub fn new(incarnation: u64, now: Instant) -> Self {
-        Peer {
-            incarnation,
-            addr: None,
-            last_heard: now,
-            alive: true,
-            dead: false,
-            hardware: Hardware::default(),
-            labels: Labels::new(),
-            members: Vec::new(),
-            hb_seq: 0,
-        }
-    }
-
-    pub fn services(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.members.iter().map(|m| m.group.clone()).collect();
-        s.sort();
-        s.dedup();
-        s
-    }
 }
 
 /// A leader as seen from here.

@@ -16,7 +16,7 @@ use crate::engine::{
 use crate::message::{CallError, Served};
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::registry::{Registry, RegistryError};
-use crate::transport::{LocalNode, Transport, TransportError};
+use crate::transport::{LocalNode, Refusal, Transport, TransportError};
 use crate::types::{Labels, Leadership, MemberId, MemberRecord, NodeId, Term};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +54,18 @@ pub enum NodeError {
     /// The node has shut down.
     #[error("the node has shut down")]
     ShutDown,
+    /// The node stopped itself because it must not run: for example another live process
+    /// already runs under its name.
+    #[error("this node halted: {0}")]
+    Halted(Refusal),
+}
+
+/// Whether the driver still runs, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Stopped,
+    Halted(Refusal),
 }
 
 /// One routed request, as a handler sees it.
@@ -135,7 +147,9 @@ enum Command {
 struct Shared {
     id: NodeId,
     addr: String,
-    incarnation: u64,
+    /// Changes only when a peer refused the node as stale and it moved above (`Reincarnate`).
+    incarnation: AtomicU64,
+    run: watch::Sender<RunState>,
     call_timeout: Duration,
     commands: mpsc::UnboundedSender<Command>,
     watches: Mutex<BTreeMap<String, watch::Sender<Leadership>>>,
@@ -280,11 +294,28 @@ impl NodeBuilder {
                 preempt: false,
             });
         }
-        let incarnation = incarnation.unwrap_or_else(wall_clock_us);
-        let persisted = match &config.node.data_dir {
-            Some(dir) => load_state(&state_path(dir))?,
+        let state_file = config.node.data_dir.as_deref().map(state_path);
+        let mut persisted = match &state_file {
+            Some(path) => load_state(path)?,
             None => None,
         };
+        // Above every incarnation an earlier process of this node used, also when the wall
+        // clock was set back since: peers refuse an incarnation below one they know.
+        let last = persisted.as_ref().map_or(0, |p| p.incarnation);
+        let incarnation =
+            incarnation.unwrap_or_else(|| wall_clock_us().max(last.saturating_add(1)));
+        if let (Some(path), Some(state)) = (&state_file, &mut persisted) {
+            if state.incarnation != incarnation {
+                state.incarnation = incarnation;
+                store_state(path, state)?;
+            }
+        } else if let Some(path) = &state_file {
+            let state = PersistedState {
+                incarnation,
+                ..PersistedState::default()
+            };
+            store_state(path, &state)?;
+        }
         let me = LocalNode {
             id: NodeId::new(config.node.name.clone()),
             incarnation,
@@ -316,7 +347,8 @@ impl NodeBuilder {
         let shared = Arc::new(Shared {
             id: me.id.clone(),
             addr,
-            incarnation,
+            incarnation: AtomicU64::new(incarnation),
+            run: watch::channel(RunState::Running).0,
             call_timeout: Duration::from_millis(config.timing.call_timeout_ms),
             commands: tx,
             watches: Mutex::new(BTreeMap::new()),
@@ -335,8 +367,9 @@ impl NodeBuilder {
             commands: rx,
             calls: HashMap::new(),
             next_call: AtomicU64::new(1),
-            state_file: config.node.data_dir.as_deref().map(state_path),
+            state_file,
             shutdown_waiters: Vec::new(),
+            halt: None,
         };
         let handle = tokio::spawn(driver.run());
         *lock(&shared.driver) = Some(handle);
@@ -380,14 +413,28 @@ pub fn state_path(dir: &Path) -> PathBuf {
 
 fn load_state(path: &Path) -> Result<Option<PersistedState>, NodeError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| NodeError::StateFile {
-                path: path.to_path_buf(),
-                message: format!(
-                    "corrupt or truncated ({e}); refusing to start with an unknown vote — inspect or remove the file"
-                ),
-            }),
+        Ok(bytes) => {
+            let state: PersistedState =
+                serde_json::from_slice(&bytes).map_err(|e| NodeError::StateFile {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "corrupt or truncated ({e}); refusing to start with an unknown vote — inspect or remove the file"
+                    ),
+                })?;
+            for (group, g) in &state.groups {
+                let highest = g.term.max(g.vote.as_ref().map_or(0, |v| v.0));
+                if crate::engine::next_term(highest).is_none() {
+                    return Err(NodeError::StateFile {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "group {group:?} has term {highest}, which cannot grow (terms stop below {}): no leader could ever be elected; the file is corrupt or was edited — inspect or remove it",
+                            u64::MAX
+                        ),
+                    });
+                }
+            }
+            Ok(Some(state))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(NodeError::StateFile {
             path: path.to_path_buf(),
@@ -481,7 +528,23 @@ impl Node {
 
     /// This process's incarnation.
     pub fn incarnation(&self) -> u64 {
-        self.shared.incarnation
+        self.shared.incarnation.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the node has stopped: `Ok` after a shutdown (or when the transport closed),
+    /// [`NodeError::Halted`] when it stopped itself because it must not run (another live
+    /// process holds its name). A binary selects on this to exit with the reason.
+    pub async fn stopped(&self) -> Result<(), NodeError> {
+        let mut rx = self.shared.run.subscribe();
+        let state = rx
+            .wait_for(|s| *s != RunState::Running)
+            .await
+            .map(|s| s.clone())
+            .unwrap_or(RunState::Stopped);
+        match state {
+            RunState::Halted(r) => Err(NodeError::Halted(r)),
+            _ => Ok(()),
+        }
     }
 
     /// The cluster's replicated member table (the default registry), as this node sees it.
@@ -686,6 +749,8 @@ struct Driver {
     next_call: AtomicU64,
     state_file: Option<PathBuf>,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// Set by [`Action::Halt`]: the driver stops after the current actions.
+    halt: Option<Refusal>,
 }
 
 impl Driver {
@@ -725,7 +790,7 @@ impl Driver {
             let shutting_down = matches!(input, Input::Shutdown);
             let actions = self.engine.handle(now(), input);
             self.perform(actions).await;
-            if shutting_down {
+            if shutting_down || self.halt.is_some() {
                 break;
             }
         }
@@ -763,6 +828,11 @@ impl Driver {
         for w in self.shutdown_waiters.drain(..) {
             let _ = w.send(());
         }
+        let end = match self.halt.take() {
+            Some(r) => RunState::Halted(r),
+            None => RunState::Stopped,
+        };
+        self.shared.run.send_replace(end);
     }
 
     /// Turns a command into an engine input (or answers it directly).
@@ -947,6 +1017,19 @@ impl Driver {
                     if let Some(tx) = self.calls.remove(&id) {
                         let _ = tx.send(result);
                     }
+                }
+                Action::Reincarnate { incarnation } => {
+                    if self.transport.reincarnate(incarnation).await {
+                        self.shared
+                            .incarnation
+                            .store(incarnation, Ordering::Relaxed);
+                    } else {
+                        tracing::warn!(node = %self.shared.id, incarnation, "the transport cannot move to a new incarnation; restart this node to rejoin");
+                    }
+                }
+                Action::Halt(refusal) => {
+                    tracing::error!(node = %self.shared.id, "halting: {refusal}");
+                    self.halt = Some(refusal);
                 }
                 Action::Log(line) => tracing::info!(node = %self.shared.id, "{line}"),
                 Action::Trace(line) => tracing::debug!(node = %self.shared.id, "{line}"),

@@ -45,14 +45,14 @@
 //! ## Example
 //!
 //! ```
-//! use baton_core::{LocalNode, Message, NodeId, Transport, TransportEvent};
+//! use baton_core::{CloseKind, DeathProof, LocalNode, Message, NodeId, Transport, TransportEvent};
 //! use baton_transport_memory::MemoryNetwork;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let net = MemoryNetwork::new();
 //! let (a, b) = (net.transport(), net.transport());
-//! let local = |name: &str| LocalNode { id: NodeId::new(name), incarnation: 1, listen: name.into(), fingerprint: Default::default(), death_proof: Default::default() };
+//! let local = |name: &str| LocalNode::new(name, 1, name);
 //! a.start(&local("a")).await.unwrap();
 //! b.start(&local("b")).await.unwrap();
 //!
@@ -69,8 +69,11 @@
 //! }
 //!
 //! a.shutdown().await;
-//! assert_eq!(b.recv().await, Some(TransportEvent::Disconnected { node: NodeId::new("a") }));
-//! assert_eq!(b.recv().await, Some(TransportEvent::Dead { node: NodeId::new("a"), incarnation: 1 }));
+//! // The process went away: its connections closed in order, then its address refused.
+//! let a_id = NodeId::new("a");
+//! assert_eq!(b.recv().await, Some(TransportEvent::Disconnected { node: a_id.clone(), how: CloseKind::Orderly }));
+//! let proof = DeathProof::RefusedAfterOrderlyClose;
+//! assert_eq!(b.recv().await, Some(TransportEvent::Dead { node: a_id, incarnation: 1, proof }));
 //! assert_eq!(a.recv().await, None);
 //! # }
 //! ```

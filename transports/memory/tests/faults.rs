@@ -89,9 +89,9 @@ async fn reset_link_reconnects_with_the_same_incarnation_and_never_dead() {
     let (a, b) = linked_pair(&net).await;
 
     assert!(net.reset_link("a", "b"));
-    assert_eq!(next(&a).await, disconnected("b"));
+    assert_eq!(next(&a).await, reset("b"));
     assert_eq!(next(&a).await, connected("b", 1));
-    assert_eq!(next(&b).await, disconnected("a"));
+    assert_eq!(next(&b).await, reset("a"));
     assert_eq!(next(&b).await, connected("a", 1));
     assert_quiet(&a).await;
     assert_quiet(&b).await;
@@ -119,8 +119,8 @@ async fn reset_link_across_a_partition_gets_no_reconnect() {
     let (a, b) = linked_pair(&net).await;
     net.isolate("b");
     assert!(net.reset_link("a", "b"));
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&b).await, disconnected("a"));
+    assert_eq!(next(&a).await, reset("b"));
+    assert_eq!(next(&b).await, reset("a"));
     assert_quiet(&a).await; // neither Connected nor Dead: wait for the timeout
     net.heal();
     a.connect("b").await;
@@ -422,7 +422,7 @@ async fn reset_link_loses_messages_in_flight() {
     net.set_delay(Duration::from_millis(100));
     a.send(&id("b"), numbered(1)).await.unwrap();
     net.reset_link("a", "b");
-    assert_eq!(next(&b).await, disconnected("a"));
+    assert_eq!(next(&b).await, reset("a"));
     assert_eq!(next(&b).await, connected("a", 1));
     a.send(&id("b"), numbered(2)).await.unwrap();
     assert_eq!(number_from(&next(&b).await, "a"), 2);

@@ -1,0 +1,556 @@
+//! The peer table: which incarnation of each node this node knows, and whether it is alive,
+//! silent or proven dead.
+//!
+//! Every rule about peer liveness lives here, as a table that applies one update and reports
+//! what changed (in the manner of foca's member table), so each rule is unit-tested on its own:
+//!
+//! - A node unknown so far is **alive** from its first message or connection.
+//! - An **older** incarnation than the known one is stale: ignored.
+//! - A **newer** incarnation replaces the known one; the old one is dead
+//!   ([`DeathProof::Superseded`]). Transports admit a newer incarnation only while the old one
+//!   has no live connection (they refuse a duplicate name otherwise).
+//! - A peer is **silent** after `failure_timeout` without a message, and alive again with the
+//!   next one.
+//! - A peer is **dead** at once on a proof this node trusts (see [`proof_counts`]): a refused
+//!   reconnect after an orderly close, a newer incarnation, or its goodbye. A reset, a timeout or
+//!   an ICMP error is no proof; the transport reports it as an abrupt [`CloseKind`], which marks
+//!   the link **reset** until the peer is heard from again.
+//! - A dead incarnation's messages are ignored — they may be late copies from before its death —
+//!   but a **fresh authenticated connection** of it (`Connected`) lifts the verdict: it is
+//!   silent, not dead, and alive again with its next message. The proof was wrong (a proxy
+//!   answered in its place), and the cluster must heal without restarts. A connection alone
+//!   never makes a silent peer alive: only its messages do.
+
+use crate::message::MemberAnnounce;
+use crate::transport::{CloseKind, DeathProof, DeathProofMode, proof_counts};
+use crate::types::{Hardware, Labels, NodeId};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Whether a peer's incarnation is alive in this node's view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Heard from within the failure timeout.
+    Alive,
+    /// Not heard from for a failure timeout: treated as down, alive again with its next message.
+    Silent,
+    /// Proven gone. Only a fresh connection of it or a newer incarnation comes back.
+    Dead {
+        /// What proved it.
+        proof: DeathProof,
+        /// When.
+        at: Instant,
+    },
+}
+
+/// What the transport last said about the links to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// Nothing wrong known.
+    Up,
+    /// A connection to it was reset (or reconnects were refused without proof) and nothing has
+    /// been heard from it since: it may be cut off by a firewall.
+    Reset,
+}
+
+/// A peer as this node knows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    pub incarnation: u64,
+    pub addr: Option<String>,
+    pub last_heard: Instant,
+    pub liveness: Liveness,
+    pub link: Link,
+    pub hardware: Hardware,
+    pub labels: Labels,
+    pub members: Vec<MemberAnnounce>,
+    /// Highest periodic heartbeat sequence number seen from this incarnation.
+    pub hb_seq: u64,
+    /// Set when a fresh connection lifted a death verdict: the proof and when it was made.
+    revived: Option<(DeathProof, Instant)>,
+}
+
+impl Peer {
+    fn new(incarnation: u64, now: Instant) -> Self {
+        Peer {
+            incarnation,
+            addr: None,
+            last_heard: now,
+            liveness: Liveness::Alive,
+            link: Link::Up,
+            hardware: Hardware::default(),
+            labels: Labels::new(),
+            members: Vec::new(),
+            hb_seq: 0,
+            revived: None,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.liveness == Liveness::Alive
+    }
+
+    pub fn is_dead(&self) -> bool {
+        matches!(self.liveness, Liveness::Dead { .. })
+    }
+
+    /// Alive and no reset since it was last heard from.
+    pub fn is_reachable(&self) -> bool {
+        self.is_alive() && self.link == Link::Up
+    }
+
+    pub fn services(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.members.iter().map(|m| m.group.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
+/// How a peer's incarnation stopped counting as alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Down {
+    /// Silent for the failure timeout.
+    Silent,
+    /// Proven dead.
+    Dead(DeathProof),
+}
+
+/// Why a peer counts as alive again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Back {
+    /// Never seen before (or a new incarnation).
+    New,
+    /// Heard from again after a silence.
+    AfterSilence,
+    /// A fresh connection of an incarnation that had been declared dead.
+    AfterDeath {
+        /// The proof that turned out wrong.
+        proof: DeathProof,
+        /// How long ago it was declared dead.
+        ago: Duration,
+    },
+}
+
+/// What one update changed, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The incarnation is alive (again).
+    Up {
+        node: NodeId,
+        incarnation: u64,
+        back: Back,
+    },
+    /// The incarnation is down.
+    Down {
+        node: NodeId,
+        incarnation: u64,
+        down: Down,
+    },
+}
+
+/// How this node relates an update to what it knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Observed {
+    /// From an incarnation older than the known one, or from a dead one: ignore it.
+    Stale,
+    /// From the known incarnation (perhaps just created or replaced): what changed.
+    Current(Vec<Change>),
+}
+
+/// What kind of update makes a peer known or alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Contact {
+    /// A message from it.
+    Message,
+    /// A fresh authenticated connection to or from it.
+    Connected,
+}
+
+/// Every peer this node knows, by node id.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerTable {
+    peers: BTreeMap<NodeId, Peer>,
+    mode: DeathProofMode,
+}
+
+impl PeerTable {
+    pub fn new(mode: DeathProofMode) -> Self {
+        PeerTable {
+            peers: BTreeMap::new(),
+            mode,
+        }
+    }
+
+    pub fn get(&self, node: &NodeId) -> Option<&Peer> {
+        self.peers.get(node)
+    }
+
+    pub fn get_mut(&mut self, node: &NodeId) -> Option<&mut Peer> {
+        self.peers.get_mut(node)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
+        self.peers.iter()
+    }
+
+    /// Peers alive in this node's view.
+    pub fn alive(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
+        self.peers.iter().filter(|(_, p)| p.is_alive())
+    }
+
+    /// Peers not proven dead (the ones worth sending to).
+    pub fn not_dead(&self) -> impl Iterator<Item = &NodeId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.is_dead())
+            .map(|(id, _)| id)
+    }
+
+    pub fn is_alive(&self, node: &NodeId) -> bool {
+        self.peers.get(node).is_some_and(Peer::is_alive)
+    }
+
+    /// The proofs of death this node holds, to attach to a vote request.
+    pub fn proofs(&self) -> Vec<(NodeId, u64, DeathProof)> {
+        self.peers
+            .iter()
+            .filter_map(|(id, p)| match p.liveness {
+                Liveness::Dead { proof, .. } => Some((id.clone(), p.incarnation, proof)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `node` (of `incarnation`) was heard from, by a message or a fresh connection.
+    pub fn contact(
+        &mut self,
+        now: Instant,
+        node: &NodeId,
+        incarnation: u64,
+        contact: Contact,
+    ) -> Observed {
+        let mut changes = Vec::new();
+        match self.peers.get(node) {
+            None => {}
+            Some(p) if incarnation < p.incarnation => return Observed::Stale,
+            Some(p) if incarnation > p.incarnation => {
+                if !p.is_dead() {
+                    changes.push(Change::Down {
+                        node: node.clone(),
+                        incarnation: p.incarnation,
+                        down: Down::Dead(DeathProof::Superseded),
+                    });
+                }
+                self.peers.remove(node);
+            }
+            Some(p) => match (p.liveness, contact) {
+                (Liveness::Dead { .. }, Contact::Message) => return Observed::Stale,
+                (Liveness::Dead { proof, at }, Contact::Connected) => {
+                    if let Some(p) = self.peers.get_mut(node) {
+                        p.liveness = Liveness::Silent;
+                        p.revived = Some((proof, at));
+                    }
+                    return Observed::Current(changes);
+                }
+                (Liveness::Silent, Contact::Connected) => return Observed::Current(changes),
+                _ => {}
+            },
+        }
+        let created = !self.peers.contains_key(node);
+        let peer = self
+            .peers
+            .entry(node.clone())
+            .or_insert_with(|| Peer::new(incarnation, now));
+        let back = match peer.liveness {
+            // New to this node (a new incarnation is new, too).
+            _ if created => Some(Back::New),
+            Liveness::Alive => None,
+            Liveness::Silent => Some(match peer.revived.take() {
+                Some((proof, at)) => Back::AfterDeath {
+                    proof,
+                    ago: now.saturating_duration_since(at),
+                },
+                None => Back::AfterSilence,
+            }),
+            // Unreachable: handled above; a dead peer's messages are stale.
+            Liveness::Dead { .. } => return Observed::Stale,
+        };
+        peer.last_heard = now;
+        peer.liveness = Liveness::Alive;
+        peer.link = Link::Up;
+        if let Some(back) = back {
+            changes.push(Change::Up {
+                node: node.clone(),
+                incarnation,
+                back,
+            });
+        }
+        Observed::Current(changes)
+    }
+
+    /// Whether this node's `death_proof` mode trusts `proof`.
+    pub fn trusts(&self, proof: DeathProof) -> bool {
+        proof_counts(self.mode, proof)
+    }
+
+    /// `incarnation` of `node` is proven gone. The caller checks [`PeerTable::trusts`] first.
+    /// Reports a change when the peer was alive until now.
+    pub fn dead(
+        &mut self,
+        now: Instant,
+        node: &NodeId,
+        incarnation: u64,
+        proof: DeathProof,
+    ) -> Option<Change> {
+        let p = self.peers.get_mut(node)?;
+        if p.incarnation != incarnation || p.is_dead() {
+            return None;
+        }
+        let was_alive = p.is_alive();
+        p.liveness = Liveness::Dead { proof, at: now };
+        p.members.clear();
+        was_alive.then(|| Change::Down {
+            node: node.clone(),
+            incarnation,
+            down: Down::Dead(proof),
+        })
+    }
+
+    /// A connection to `node` closed. An abrupt close marks its link reset; neither kind
+    /// changes its liveness (the transport's redial proves it dead or alive).
+    pub fn disconnected(&mut self, node: &NodeId, how: CloseKind) {
+        if let Some(p) = self.peers.get_mut(node)
+            && how == CloseKind::Abrupt
+            && !p.is_dead()
+        {
+            p.link = Link::Reset;
+        }
+    }
+
+    /// Peers silent for `timeout` become [`Liveness::Silent`].
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (id, p) in self.peers.iter_mut() {
+            if p.is_alive() && now >= p.last_heard + timeout {
+                p.liveness = Liveness::Silent;
+                changes.push(Change::Down {
+                    node: id.clone(),
+                    incarnation: p.incarnation,
+                    down: Down::Silent,
+                });
+            }
+        }
+        changes
+    }
+
+    /// When the next peer falls silent, if one is alive.
+    pub fn next_silence(&self, timeout: Duration) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter(|p| p.is_alive())
+            .map(|p| p.last_heard + timeout)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FT: Duration = Duration::from_millis(500);
+
+    fn n(s: &str) -> NodeId {
+        NodeId::new(s)
+    }
+
+    fn table() -> (PeerTable, Instant) {
+        (PeerTable::new(DeathProofMode::OrderlyClose), Instant::now())
+    }
+
+    fn up(node: &str, inc: u64, back: Back) -> Change {
+        Change::Up {
+            node: n(node),
+            incarnation: inc,
+            back,
+        }
+    }
+
+    fn down(node: &str, inc: u64, down: Down) -> Change {
+        Change::Down {
+            node: n(node),
+            incarnation: inc,
+            down,
+        }
+    }
+
+    #[test]
+    fn a_first_message_makes_a_new_peer_alive() {
+        let (mut t, now) = table();
+        assert_eq!(
+            t.contact(now, &n("b"), 1, Contact::Message),
+            Observed::Current(vec![up("b", 1, Back::New)])
+        );
+        assert!(t.is_alive(&n("b")));
+        assert_eq!(
+            t.contact(now, &n("b"), 1, Contact::Message),
+            Observed::Current(vec![]),
+            "a second message changes nothing"
+        );
+    }
+
+    #[test]
+    fn an_older_incarnation_is_stale() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 5, Contact::Message);
+        assert_eq!(
+            t.contact(now, &n("b"), 4, Contact::Connected),
+            Observed::Stale
+        );
+        assert_eq!(t.get(&n("b")).map(|p| p.incarnation), Some(5));
+    }
+
+    #[test]
+    fn a_newer_incarnation_supersedes_the_old_one() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        assert_eq!(
+            t.contact(now, &n("b"), 2, Contact::Connected),
+            Observed::Current(vec![
+                down("b", 1, Down::Dead(DeathProof::Superseded)),
+                up("b", 2, Back::New)
+            ])
+        );
+        assert_eq!(t.get(&n("b")).map(|p| p.incarnation), Some(2));
+    }
+
+    #[test]
+    fn a_trusted_proof_kills_at_once_and_is_attached_to_votes() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        let proof = DeathProof::RefusedAfterOrderlyClose;
+        assert_eq!(
+            t.dead(now, &n("b"), 1, proof),
+            Some(down("b", 1, Down::Dead(proof)))
+        );
+        assert!(!t.is_alive(&n("b")));
+        assert_eq!(t.proofs(), vec![(n("b"), 1, proof)]);
+        assert_eq!(t.dead(now, &n("b"), 1, proof), None, "dead once only");
+    }
+
+    #[test]
+    fn a_proof_of_another_incarnation_changes_nothing() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 2, Contact::Message);
+        assert_eq!(t.dead(now, &n("b"), 1, DeathProof::Left), None);
+        assert!(t.is_alive(&n("b")));
+    }
+
+    #[test]
+    fn timeout_mode_distrusts_a_refused_reconnect_but_not_a_goodbye_or_a_new_incarnation() {
+        let t = PeerTable::new(DeathProofMode::Timeout);
+        assert!(!t.trusts(DeathProof::RefusedAfterOrderlyClose));
+        assert!(t.trusts(DeathProof::Left));
+        assert!(t.trusts(DeathProof::Superseded));
+        let t = PeerTable::new(DeathProofMode::OrderlyClose);
+        assert!(t.trusts(DeathProof::RefusedAfterOrderlyClose));
+    }
+
+    #[test]
+    fn a_reset_marks_the_link_but_keeps_the_peer_alive_until_heard_again() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        t.disconnected(&n("b"), CloseKind::Abrupt);
+        let b = t.get(&n("b")).expect("known");
+        assert!(b.is_alive() && !b.is_reachable());
+        t.contact(now, &n("b"), 1, Contact::Message);
+        assert!(t.get(&n("b")).is_some_and(Peer::is_reachable));
+    }
+
+    #[test]
+    fn an_orderly_close_alone_is_no_proof() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        t.disconnected(&n("b"), CloseKind::Orderly);
+        assert!(t.get(&n("b")).is_some_and(Peer::is_reachable));
+    }
+
+    #[test]
+    fn silence_for_the_failure_timeout_makes_a_peer_silent_and_a_message_brings_it_back() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        assert_eq!(t.next_silence(FT), Some(now + FT));
+        assert!(t.expire(now + FT / 2, FT).is_empty());
+        assert_eq!(t.expire(now + FT, FT), vec![down("b", 1, Down::Silent)]);
+        assert!(!t.is_alive(&n("b")));
+        assert_eq!(t.next_silence(FT), None);
+        assert_eq!(
+            t.contact(now + FT * 2, &n("b"), 1, Contact::Message),
+            Observed::Current(vec![up("b", 1, Back::AfterSilence)])
+        );
+    }
+
+    #[test]
+    fn a_dead_incarnations_late_messages_are_ignored() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        t.dead(now, &n("b"), 1, DeathProof::Left);
+        assert_eq!(
+            t.contact(now, &n("b"), 1, Contact::Message),
+            Observed::Stale
+        );
+        assert!(!t.is_alive(&n("b")));
+    }
+
+    #[test]
+    fn a_connection_alone_does_not_make_a_silent_peer_alive() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        t.expire(now + FT, FT);
+        assert_eq!(
+            t.contact(now + FT, &n("b"), 1, Contact::Connected),
+            Observed::Current(vec![])
+        );
+        assert!(!t.is_alive(&n("b")));
+    }
+
+    #[test]
+    fn a_fresh_connection_of_a_dead_incarnation_lifts_the_verdict_and_its_next_message_revives_it()
+    {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        let proof = DeathProof::RefusedAfterOrderlyClose;
+        t.dead(now, &n("b"), 1, proof);
+        let later = now + Duration::from_secs(3);
+        assert_eq!(
+            t.contact(later, &n("b"), 1, Contact::Connected),
+            Observed::Current(vec![])
+        );
+        assert!(!t.is_alive(&n("b")) && t.proofs().is_empty());
+        assert_eq!(
+            t.contact(later, &n("b"), 1, Contact::Message),
+            Observed::Current(vec![up(
+                "b",
+                1,
+                Back::AfterDeath {
+                    proof,
+                    ago: Duration::from_secs(3)
+                }
+            )])
+        );
+        assert!(t.is_alive(&n("b")));
+        assert!(t.proofs().is_empty());
+    }
+
+    #[test]
+    fn not_dead_lists_silent_peers_too() {
+        let (mut t, now) = table();
+        t.contact(now, &n("b"), 1, Contact::Message);
+        t.contact(now, &n("c"), 1, Contact::Message);
+        t.contact(now, &n("d"), 1, Contact::Message);
+        t.dead(now, &n("c"), 1, DeathProof::Left);
+        t.expire(now + FT, FT);
+        let targets: Vec<&NodeId> = t.not_dead().collect();
+        assert_eq!(targets, vec![&n("b"), &n("d")]);
+    }
+}
