@@ -19,7 +19,7 @@ use baton_core::message::{
     Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
     VoteRequest, VoteResponse,
 };
-use baton_core::{CallError, Hardware, Leadership, MemberId, Message, NodeId, Served};
+use baton_core::{CallError, Fingerprint, Hardware, Leadership, MemberId, Message, NodeId, Served};
 use baton_transport_tcp::handshake::{
     ACCEPT, HandshakeConfig, HandshakeError, Initiator, NONCE_LEN, PeerInfo, Responder, Step,
     decode_hello,
@@ -197,6 +197,14 @@ fn hs_config(node: &str, client: bool) -> HandshakeConfig {
             format!("127.0.0.1:{}", 7000 + node.len())
         },
         client,
+        fingerprint: if client {
+            Fingerprint::default()
+        } else {
+            Fingerprint {
+                voters: vec![NodeId::new("a"), NodeId::new("b")],
+                ..Fingerprint::default()
+            }
+        },
     }
 }
 

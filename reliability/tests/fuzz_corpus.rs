@@ -6,6 +6,7 @@
 
 use baton_reliability::fuzzing::{self, Start};
 use baton_reliability::rng::Rng;
+use baton_transport_tcp::handshake::ACCEPT;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -79,7 +80,7 @@ fn random_and_mutated_handshakes_never_panic() {
             Start::Responder | Start::OpenResponder => g.hello.clone(),
             Start::ResponderAfterHello => g.auth.clone(),
             Start::Initiator | Start::ClientInitiator => g.reply.clone(),
-            Start::InitiatorAfterReply => b"OK".to_vec(),
+            Start::InitiatorAfterReply => ACCEPT.to_vec(),
         }
     };
     let starts = [
@@ -316,8 +317,8 @@ fn write_fuzz_seed_corpus() {
         (Start::Responder, vec![g.hello.clone(), g.auth.clone()]),
         (Start::OpenResponder, vec![g.hello.clone()]),
         (Start::ResponderAfterHello, vec![g.auth.clone()]),
-        (Start::Initiator, vec![g.reply.clone(), b"OK".to_vec()]),
-        (Start::InitiatorAfterReply, vec![b"OK".to_vec()]),
+        (Start::Initiator, vec![g.reply.clone(), ACCEPT.to_vec()]),
+        (Start::InitiatorAfterReply, vec![ACCEPT.to_vec()]),
         (Start::ClientInitiator, vec![g.reply.clone()]),
         (Start::Responder, vec![g.client_hello.clone()]),
     ];

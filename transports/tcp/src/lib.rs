@@ -306,6 +306,8 @@ impl Transport for TcpTransport {
         if let Some(advertise) = &self.inner.cfg.advertise {
             check_name("advertised address", advertise).map_err(start_err)?;
         }
+        // Peers would refuse a `Hello` whose fingerprint is out of bounds.
+        handshake::check_fingerprint(&me.fingerprint).map_err(|e| start_err(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(&me.listen)
             .await
             .map_err(|e| start_err(e.to_string()))?;
@@ -339,6 +341,7 @@ impl Transport for TcpTransport {
                 incarnation: me.incarnation,
                 addr: advertised.clone(),
                 client: false,
+                fingerprint: me.fingerprint.clone(),
             });
         }
         *lock(&self.inner.local_addr) = Some(local);
