@@ -7,7 +7,9 @@
 //!   to a message with the same encoding (compared as bytes: NaN weights are legal).
 //! - [`handshake`]: the handshake machines (`Initiator` / `Responder`) at every step, fed a
 //!   sequence of frames; after an error or the end every further frame must be refused with
-//!   `Finished`, and authentication must succeed only for the genuine peer.
+//!   `Finished`, authentication must succeed only for the genuine peer, and a refusal, an abort
+//!   or a fingerprint mismatch must be reported only on the genuine (MAC'd) frame that carries
+//!   it.
 //! - [`config`]: `Config::from_toml_str`, without and with a file path; an accepted config must
 //!   validate again.
 //!
@@ -19,10 +21,12 @@ use baton_core::message::{
     Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
     VoteRequest, VoteResponse,
 };
-use baton_core::{CallError, Hardware, Leadership, MemberId, Message, NodeId, Served};
+use baton_core::{
+    CallError, Fingerprint, Hardware, Leadership, MemberId, Message, NodeId, Refusal, Served,
+};
 use baton_transport_tcp::handshake::{
-    ACCEPT, HandshakeConfig, HandshakeError, Initiator, NONCE_LEN, PeerInfo, Responder, Step,
-    decode_hello,
+    ACCEPT, Decision, HandshakeConfig, HandshakeError, Hello, HelloReply, Initiator, NONCE_LEN,
+    PeerInfo, Responder, Role, Step, decode_hello, transcript_mac,
 };
 use baton_transport_tcp::wire::{DEFAULT_MAX_FRAME, codec, decode_message, encode_message};
 use bytes::BytesMut;
@@ -88,15 +92,20 @@ pub enum Start {
     ClientInitiator = 4,
     /// A responder with an empty secret (a cluster without one), waiting for a `Hello`.
     OpenResponder = 5,
+    /// A responder whose fingerprint differs from the initiator's, that answered the genuine
+    /// initiator's `Hello`, waiting for its `Abort` (or an `Auth`).
+    MismatchedResponder = 6,
 }
 
-const STARTS: [Start; 6] = [
+/// Every [`Start`], in the order of its byte.
+pub const STARTS: [Start; 7] = [
     Start::Responder,
     Start::ResponderAfterHello,
     Start::Initiator,
     Start::InitiatorAfterReply,
     Start::ClientInitiator,
     Start::OpenResponder,
+    Start::MismatchedResponder,
 ];
 
 /// Builds a [`handshake`] input: the start, then each frame with a 2-byte little-endian length.
@@ -151,8 +160,31 @@ pub struct Genuine {
     pub reply: Vec<u8>,
     /// a's `Auth`.
     pub auth: Vec<u8>,
+    /// b's `Accept`.
+    pub accept: Vec<u8>,
+    /// a's `Abort` (declining b, with [`duplicate`]) instead of its `Auth`.
+    pub abort: Vec<u8>,
+    /// b's `Refuse` (with [`duplicate`]) after a's `Auth`.
+    pub refuse: Vec<u8>,
     /// A client's `Hello` (node "cli").
     pub client_hello: Vec<u8>,
+    /// Node "b" with a fingerprint that differs from a's (another heartbeat).
+    pub mismatched: HandshakeConfig,
+    /// The mismatched b's `HelloReply` to a's `Hello`.
+    pub mismatched_reply: Vec<u8>,
+    /// The `Abort` a leaves after that reply (its fingerprint check failed).
+    pub mismatch_abort: Vec<u8>,
+    /// An `Auth` over that transcript, as an initiator that does not compare would send it.
+    pub mismatch_auth: Vec<u8>,
+}
+
+/// The refusal of the genuine `Abort` and `Refuse` frames.
+pub fn duplicate() -> Refusal {
+    Refusal::DuplicateName {
+        node: NodeId::new("b"),
+        addr: "127.0.0.1:7001".into(),
+        incarnation: 41,
+    }
 }
 
 /// The genuine handshake every [`handshake`] input is measured against.
@@ -171,7 +203,41 @@ pub fn genuine() -> &'static Genuine {
         let Ok(Step::Reply { frame: auth, .. }) = init.on_frame(&reply) else {
             panic!("genuine reply refused")
         };
+        let abort = init.clone().abort(duplicate());
+        let Ok(Step::Done {
+            frame: Some(accept),
+            ..
+        }) = resp.on_frame(&auth)
+        else {
+            panic!("genuine auth refused")
+        };
+        let refuse = resp.refuse(duplicate());
         let (_, client_hello) = Initiator::new(hs_config("cli", true), nonce_i);
+
+        let mut mismatched = responder.clone();
+        mismatched.fingerprint.heartbeat_ms += 1;
+        let (mut init, _) = Initiator::new(initiator.clone(), nonce_i);
+        let Ok(Step::Reply {
+            frame: mismatched_reply,
+            ..
+        }) = Responder::new(mismatched.clone(), nonce_r).on_frame(&hello)
+        else {
+            panic!("a mismatched responder must reply")
+        };
+        let Err(HandshakeError::Fingerprint(_)) = init.on_frame(&mismatched_reply) else {
+            panic!("the initiator must see the mismatch")
+        };
+        let mismatch_abort = init.take_abort().expect("an abort frame");
+        let (Ok(i_hello), Ok(r_reply)) = (
+            postcard::from_bytes::<Hello>(&hello),
+            postcard::from_bytes::<HelloReply>(&mismatched_reply),
+        ) else {
+            panic!("genuine frames decode")
+        };
+        let mismatch_auth = Decision::Auth {
+            mac: transcript_mac(&initiator.secret, Role::Initiator, &i_hello, &r_reply.hello),
+        }
+        .encode();
         Genuine {
             initiator,
             responder,
@@ -180,7 +246,14 @@ pub fn genuine() -> &'static Genuine {
             hello,
             reply,
             auth,
+            accept,
+            abort,
+            refuse,
             client_hello,
+            mismatched,
+            mismatched_reply,
+            mismatch_abort,
+            mismatch_auth,
         }
     })
 }
@@ -197,6 +270,14 @@ fn hs_config(node: &str, client: bool) -> HandshakeConfig {
             format!("127.0.0.1:{}", 7000 + node.len())
         },
         client,
+        fingerprint: if client {
+            Fingerprint::default()
+        } else {
+            Fingerprint {
+                voters: vec![NodeId::new("a"), NodeId::new("b")],
+                ..Fingerprint::default()
+            }
+        },
     }
 }
 
@@ -210,6 +291,14 @@ impl Machine {
         match self {
             Machine::Init(m) => m.on_frame(f),
             Machine::Resp(m) => m.on_frame(f),
+        }
+    }
+
+    /// An initiator's abort frame left by the last error.
+    fn take_abort(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Machine::Init(m) => m.take_abort(),
+            Machine::Resp(_) => None,
         }
     }
 }
@@ -239,6 +328,11 @@ pub fn handshake(data: &[u8]) {
             cfg.secret.clear();
             Machine::Resp(Responder::new(cfg, g.nonce_r))
         }
+        Start::MismatchedResponder => {
+            let mut r = Responder::new(g.mismatched.clone(), g.nonce_r);
+            r.on_frame(&g.hello).expect("genuine hello");
+            Machine::Resp(r)
+        }
     };
     let mut over = false;
     let mut step_no = 0usize;
@@ -254,7 +348,19 @@ pub fn handshake(data: &[u8]) {
             continue;
         }
         match &result {
-            Err(_) => over = true,
+            Err(e) => {
+                over = true;
+                check_error(start, step_no, f, e);
+                // An initiator leaves an abort frame exactly when its fingerprint check failed.
+                assert_eq!(
+                    machine.take_abort().is_some(),
+                    matches!(
+                        (&machine, e),
+                        (Machine::Init(_), HandshakeError::Fingerprint(_))
+                    ),
+                    "abort frame after {e:?}"
+                );
+            }
             Ok(Step::Done { peer, .. }) => {
                 over = true;
                 check_done(start, step_no, f, peer);
@@ -284,6 +390,62 @@ fn expected_peer(cfg: &HandshakeConfig) -> PeerInfo {
     }
 }
 
+/// A refusal, an abort or a fingerprint mismatch is reported only on the genuine frame that
+/// carries it: each is MAC'd (or, for a mismatch, reported only once the peer's MAC verified).
+fn check_error(start: Start, step_no: usize, frame: &[u8], e: &HandshakeError) {
+    let g = genuine();
+    // Without a secret anyone can compute the MACs: nothing to check.
+    if start == Start::OpenResponder {
+        return;
+    }
+    match e {
+        HandshakeError::Refused(r) => {
+            let after_reply = match start {
+                Start::InitiatorAfterReply => step_no == 0,
+                Start::Initiator => step_no == 1,
+                _ => false,
+            };
+            assert!(after_reply, "{start:?} step {step_no}: refused");
+            assert_eq!(frame, g.refuse.as_slice(), "a forged refusal verified");
+            assert_eq!(*r, duplicate());
+        }
+        HandshakeError::Aborted(r) => {
+            // After the genuine Hello (the responder's nonce is fixed, so the genuine abort is
+            // the only one).
+            let after_hello = match start {
+                Start::ResponderAfterHello => step_no == 0,
+                Start::Responder => step_no == 1,
+                _ => false,
+            };
+            assert!(after_hello, "{start:?} step {step_no}: aborted");
+            assert_eq!(frame, g.abort.as_slice(), "a forged abort verified");
+            assert_eq!(*r, duplicate());
+        }
+        HandshakeError::Fingerprint(m) => {
+            match start {
+                Start::Initiator => {
+                    assert_eq!(step_no, 0);
+                    assert_eq!(
+                        frame,
+                        g.mismatched_reply.as_slice(),
+                        "a forged reply verified"
+                    );
+                }
+                Start::MismatchedResponder => {
+                    assert_eq!(step_no, 0);
+                    assert!(
+                        frame == g.mismatch_abort.as_slice() || frame == g.mismatch_auth.as_slice(),
+                        "a forged decision verified"
+                    );
+                }
+                _ => panic!("{start:?} step {step_no}: fingerprint mismatch {m:?}"),
+            }
+            assert_eq!(m.field, "heartbeat_ms");
+        }
+        _ => {}
+    }
+}
+
 fn check_done(start: Start, step_no: usize, frame: &[u8], peer: &PeerInfo) {
     let g = genuine();
     match start {
@@ -298,6 +460,8 @@ fn check_done(start: Start, step_no: usize, frame: &[u8], peer: &PeerInfo) {
             assert_eq!(frame, ACCEPT.as_slice());
             assert_eq!(*peer, expected_peer(&g.responder));
         }
+        // Its fingerprint differs: it never takes the initiator.
+        Start::MismatchedResponder => panic!("a responder took a mismatched initiator"),
         // A fresh responder can finish only after two frames: the second one proved the
         // secret over a transcript it produced itself, with its own fixed nonce. Without a
         // secret (OpenResponder) anyone who can compute HMAC with an empty key gets in: that

@@ -20,7 +20,13 @@ fn frame_corpus() -> Vec<Vec<u8>> {
         g.hello.clone(),
         g.reply.clone(),
         g.auth.clone(),
+        g.accept.clone(),
+        g.abort.clone(),
+        g.refuse.clone(),
         g.client_hello.clone(),
+        g.mismatched_reply.clone(),
+        g.mismatch_abort.clone(),
+        g.mismatch_auth.clone(),
     ]);
     v
 }
@@ -79,17 +85,11 @@ fn random_and_mutated_handshakes_never_panic() {
             Start::Responder | Start::OpenResponder => g.hello.clone(),
             Start::ResponderAfterHello => g.auth.clone(),
             Start::Initiator | Start::ClientInitiator => g.reply.clone(),
-            Start::InitiatorAfterReply => b"OK".to_vec(),
+            Start::InitiatorAfterReply => g.accept.clone(),
+            Start::MismatchedResponder => g.mismatch_abort.clone(),
         }
     };
-    let starts = [
-        Start::Responder,
-        Start::ResponderAfterHello,
-        Start::Initiator,
-        Start::InitiatorAfterReply,
-        Start::ClientInitiator,
-        Start::OpenResponder,
-    ];
+    let starts = fuzzing::STARTS;
     let mut rng = Rng::new(0x5eed_4a2d_0002);
     let mut genuine_runs = 0usize;
     for _ in 0..HANDSHAKES {
@@ -316,10 +316,15 @@ fn write_fuzz_seed_corpus() {
         (Start::Responder, vec![g.hello.clone(), g.auth.clone()]),
         (Start::OpenResponder, vec![g.hello.clone()]),
         (Start::ResponderAfterHello, vec![g.auth.clone()]),
-        (Start::Initiator, vec![g.reply.clone(), b"OK".to_vec()]),
-        (Start::InitiatorAfterReply, vec![b"OK".to_vec()]),
+        (Start::Initiator, vec![g.reply.clone(), g.accept.clone()]),
+        (Start::InitiatorAfterReply, vec![g.accept.clone()]),
         (Start::ClientInitiator, vec![g.reply.clone()]),
         (Start::Responder, vec![g.client_hello.clone()]),
+        (Start::ResponderAfterHello, vec![g.abort.clone()]),
+        (Start::Initiator, vec![g.reply.clone(), g.refuse.clone()]),
+        (Start::Initiator, vec![g.mismatched_reply.clone()]),
+        (Start::MismatchedResponder, vec![g.mismatch_abort.clone()]),
+        (Start::MismatchedResponder, vec![g.mismatch_auth.clone()]),
     ];
     for (i, (start, frames)) in full.iter().enumerate() {
         write(

@@ -19,6 +19,7 @@ fn hello(node: &str) -> Vec<u8> {
         addr: "127.0.0.1:1".into(),
         nonce: [0; NONCE_LEN],
         client: false,
+        fingerprint: Default::default(),
     }
     .encode()
 }

@@ -27,7 +27,7 @@ use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Ste
 use crate::wire::{WireError, codec, decode_message, encode_message};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
-use baton_core::{CallError, Message, NodeId, Served};
+use baton_core::{CallError, Fingerprint, Message, NodeId, Served};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::io;
@@ -133,6 +133,8 @@ impl TcpClient {
                 incarnation: 0,
                 addr: String::new(),
                 client: true,
+                // Never compared: a client does not take part in elections.
+                fingerprint: Fingerprint::default(),
             },
             nonce,
         );

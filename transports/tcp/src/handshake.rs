@@ -10,33 +10,64 @@
 //!
 //! ```text
 //! initiator                                         responder
-//!   Hello{magic, version, cluster, node, incarnation, addr, nonce_i, client}  ──▶
-//!                                                     checks magic, version, cluster
-//!   ◀── HelloReply{Hello{magic, version, cluster, node, incarnation, addr, nonce_r, false},
+//!   Hello{magic, version, cluster, node, incarnation, addr, nonce_i, client, fp_i}  ──▶
+//!                                                     checks magic, version, cluster, fields
+//!   ◀── HelloReply{Hello{magic, version, cluster, node, incarnation, addr, nonce_r, false, fp_r},
 //!                  mac_r = HMAC(secret, transcript("responder"))}
-//!   checks magic, version, cluster, mac_r
-//!   Auth{mac_i = HMAC(secret, transcript("initiator"))}  ──▶
-//!                                                     checks mac_i
-//!   ◀── Accept ("OK")
+//!   checks magic, version, cluster, fields, mac_r; then fp_r = fp_i (nodes only)
+//!   Decision::Auth{mac_i = HMAC(secret, transcript("initiator"))}  ──▶
+//!   or, declining the peer (fingerprints differ, duplicate name, …):
+//!   Decision::Abort{refusal, mac_a = HMAC(secret, transcript("initiator-abort") | refusal)}  ──▶
+//!                                                     checks mac_i (or mac_a); then fp_i = fp_r
+//!                                                     (nodes only)
+//!   ◀── Verdict::Accept                                 (the caller took the peer)
+//!   or  Verdict::Refuse{refusal, mac_f = HMAC(secret, transcript("responder-refuse") | refusal)}
 //! ```
 //!
-//! `transcript(role)` is the domain tag `baton-v1`, the role label, the cluster name, the
-//! protocol version and both identities (node, incarnation, advertised address, client flag)
-//! with both nonces, each field length-prefixed so that no two transcripts encode to the same bytes. Each
-//! side's MAC covers the other side's fresh nonce, so a recorded handshake replayed on a new
-//! connection fails (the responder picks a new `nonce_r`); the role label keeps one side's MAC
-//! from being reflected as the other's. MACs are compared in constant time
+//! `transcript(label)` is the domain tag `baton-v1`, the label, the cluster name, the protocol
+//! version and both identities (node, incarnation, advertised address, nonce, client flag and
+//! the postcard bytes of the safety [`Fingerprint`]), each field length-prefixed so that no two
+//! transcripts encode to the same bytes; an abort or refusal MAC adds the postcard bytes of the
+//! [`Refusal`], length-prefixed as well. Each side's MAC covers the other side's fresh nonce,
+//! so a recorded handshake replayed on a new connection fails (the responder picks a new
+//! `nonce_r`); the labels keep one side's MAC from being reflected as the other's, and an
+//! `Auth` from being turned into an `Abort` or back. MACs are compared in constant time
 //! ([`hmac::Mac::verify_slice`]).
+//!
+//! # Fingerprints and refusals
+//!
+//! Two nodes (never a client) compare their [`Fingerprint`]s once the peer's MAC verified. The
+//! initiator does so after the reply: on a mismatch it fails with
+//! [`HandshakeError::Fingerprint`] and leaves an `Abort` frame to send
+//! ([`Initiator::take_abort`]). The responder replies normally even to a differing fingerprint,
+//! so that the initiator sees both values; on the initiator's next frame (`Abort` or `Auth`,
+//! MAC verified) it fails with its own [`HandshakeError::Fingerprint`]. So both sides log the
+//! field and both values.
+//!
+//! Beyond that the caller may decline an authenticated peer: the initiator with
+//! [`Initiator::abort`] instead of sending `Auth` (the responder fails with
+//! [`HandshakeError::Aborted`]), the responder with [`Responder::refuse`] instead of the
+//! `Accept` frame (the initiator fails with [`HandshakeError::Refused`]). A refusal is MAC'd like
+//! the rest, so only a peer that knows the secret, in this very handshake, can make a node
+//! believe it was refused. On the wire a [`Refusal::Fingerprint`] is in its sender's view
+//! (`ours` = the sender's values); every [`Refusal`] this module hands out is in the local
+//! node's view (`ours` = ours).
+//!
+//! # What a stranger learns
 //!
 //! A refused peer learns nothing but the closed connection: no frame ever carries the expected
 //! cluster name or anything derived from the secret before the peer proved it knows it (the
 //! responder's `mac_r` is keyed but bound to the initiator's nonce, so it is useless elsewhere).
+//! A peer that names the right cluster does see the responder's `Hello` before it proved the
+//! secret: its node id, incarnation, address and fingerprint (voter names and timings). A
+//! refusal's details (such as where a duplicate runs) go only to a peer whose MAC verified.
 //!
 //! Every frame's payload is postcard. [`Hello`] starts with the magic bytes and the version, so
 //! a peer of another protocol version (whose `Hello` may no longer decode) is still told apart
-//! from a stranger. Decoding requires the whole payload to be consumed.
+//! from a stranger. Decoding requires the whole payload to be consumed, and every string and
+//! list a peer sends is bounded.
 
-use baton_core::{NodeId, PROTOCOL_VERSION};
+use baton_core::{Fingerprint, FingerprintMismatch, NodeId, PROTOCOL_VERSION, Refusal};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -47,12 +78,19 @@ pub const MAGIC: [u8; 4] = *b"BATN";
 pub const NONCE_LEN: usize = 32;
 /// Length of an HMAC-SHA256 tag.
 pub const MAC_LEN: usize = 32;
-/// Longest accepted cluster name, node id or advertised address, in bytes.
+/// Longest accepted cluster name, node id or advertised address, in bytes; also the longest
+/// voter name and quorum mode of a fingerprint, and the longest node id, address and field name
+/// of a refusal.
 pub const MAX_FIELD_LEN: usize = 255;
+/// Most voters a fingerprint may list.
+pub const MAX_VOTERS: usize = 128;
+/// Longest value shown in a fingerprint refusal (`ours`, `theirs`), in bytes; longer ones are
+/// cut (at a character boundary, ending in `…`) before they are sent.
+pub const MAX_REFUSAL_TEXT: usize = 1024;
 /// Domain-separation tag at the start of every MAC'd transcript.
 pub const DOMAIN: &[u8] = b"baton-v1";
-/// Payload of the responder's final frame.
-pub const ACCEPT: [u8; 2] = *b"OK";
+/// Payload of the responder's final frame when it accepts: [`Verdict::Accept`], encoded.
+pub const ACCEPT: [u8; 1] = [0];
 
 /// A handshake nonce: fresh random bytes per connection and side.
 pub type Nonce = [u8; NONCE_LEN];
@@ -77,6 +115,9 @@ pub struct Hello {
     /// The sender is a client (a CLI such as `baton status`), not a cluster node: it has no
     /// listen address (`addr` may be empty), is never dialed back and never counts as a peer.
     pub client: bool,
+    /// What the sender's safety depends on; two nodes whose fingerprints differ refuse each
+    /// other. A client's is never compared.
+    pub fingerprint: Fingerprint,
 }
 
 /// The responder's answer to a [`Hello`]: its own `Hello` and its proof of the secret.
@@ -88,11 +129,35 @@ pub struct HelloReply {
     pub mac: [u8; MAC_LEN],
 }
 
-/// The initiator's proof of the secret.
+/// The initiator's second frame: its proof of the secret, or why it declines the responder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Auth {
-    /// `HMAC(secret, transcript("initiator"))`.
-    pub mac: [u8; MAC_LEN],
+pub enum Decision {
+    /// Go on: `HMAC(secret, transcript("initiator"))`.
+    Auth {
+        /// The initiator's MAC.
+        mac: [u8; MAC_LEN],
+    },
+    /// The initiator declines the responder, and says why.
+    Abort {
+        /// Why, in the initiator's view.
+        refusal: Refusal,
+        /// `HMAC(secret, transcript("initiator-abort") | refusal)`.
+        mac: [u8; MAC_LEN],
+    },
+}
+
+/// The responder's final frame: it took the initiator, or refuses it and says why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The connection now carries messages ([`ACCEPT`]).
+    Accept,
+    /// The responder refuses the initiator.
+    Refuse {
+        /// Why, in the responder's view.
+        refusal: Refusal,
+        /// `HMAC(secret, transcript("responder-refuse") | refusal)`.
+        mac: [u8; MAC_LEN],
+    },
 }
 
 /// Who this side is and what it shares with its cluster.
@@ -110,6 +175,9 @@ pub struct HandshakeConfig {
     pub addr: String,
     /// This side is a client, not a node (only ever an initiator).
     pub client: bool,
+    /// This node's safety fingerprint ([`baton_core::LocalNode::fingerprint`]); nodes whose
+    /// fingerprint differs are refused. Clients send the default, which is never compared.
+    pub fingerprint: Fingerprint,
 }
 
 impl std::fmt::Debug for HandshakeConfig {
@@ -121,6 +189,7 @@ impl std::fmt::Debug for HandshakeConfig {
             .field("incarnation", &self.incarnation)
             .field("addr", &self.addr)
             .field("client", &self.client)
+            .field("fingerprint", &self.fingerprint)
             .finish()
     }
 }
@@ -136,6 +205,7 @@ impl HandshakeConfig {
             addr: self.addr.clone(),
             nonce,
             client: self.client,
+            fingerprint: self.fingerprint.clone(),
         }
     }
 }
@@ -165,7 +235,7 @@ impl PeerInfo {
 }
 
 /// Why a handshake failed. The `Display` text is meant for the local log; nothing of it is sent
-/// to the peer.
+/// to the peer (a refusal is sent by [`Initiator::abort`] and [`Responder::refuse`] only).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
     /// The payload does not start with [`MAGIC`]: not a baton peer.
@@ -215,6 +285,17 @@ pub enum HandshakeError {
     /// A frame arrived after the handshake finished or failed.
     #[error("unexpected frame: the handshake is already over")]
     Finished,
+    /// The authenticated peer's safety fingerprint differs from ours (`ours` = this node's
+    /// value). Both sides report it: the initiator on the reply (and sends an abort, see
+    /// [`Initiator::take_abort`]), the responder on the initiator's next frame.
+    #[error("refusing the peer: {0}")]
+    Fingerprint(FingerprintMismatch),
+    /// The authenticated responder refused us ([`Verdict::Refuse`]); in our view.
+    #[error("refused by the peer: {0}")]
+    Refused(Refusal),
+    /// The authenticated initiator declined us ([`Decision::Abort`]); in our view.
+    #[error("the peer declined the connection: {0}")]
+    Aborted(Refusal),
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(
@@ -255,8 +336,15 @@ impl HelloReply {
     }
 }
 
-impl Auth {
-    /// Encodes this `Auth` as a frame payload.
+impl Decision {
+    /// Encodes this decision as a frame payload.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+}
+
+impl Verdict {
+    /// Encodes this verdict as a frame payload.
     pub fn encode(&self) -> Vec<u8> {
         encode(self)
     }
@@ -281,20 +369,41 @@ fn check_prefix(bytes: &[u8]) -> Result<(), HandshakeError> {
     }
 }
 
-fn check_field(field: &'static str, value: &str) -> Result<(), HandshakeError> {
+/// Why `value` is not 1 to `max` bytes long, if it is not.
+fn bad_len(value: &str, max: usize) -> Option<String> {
     if value.is_empty() {
+        Some("empty".into())
+    } else if value.len() > max {
+        Some(format!("{} bytes, at most {max} allowed", value.len()))
+    } else {
+        None
+    }
+}
+
+fn check_field(field: &'static str, value: &str) -> Result<(), HandshakeError> {
+    match bad_len(value, MAX_FIELD_LEN) {
+        Some(reason) => Err(HandshakeError::InvalidField { field, reason }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `fingerprint` fits the bounds a `Hello` allows: at most [`MAX_VOTERS`] voters,
+/// each name and the quorum mode 1 to [`MAX_FIELD_LEN`] bytes. A transport checks its own at
+/// start, so that peers do not refuse it.
+pub fn check_fingerprint(fingerprint: &Fingerprint) -> Result<(), HandshakeError> {
+    if fingerprint.voters.len() > MAX_VOTERS {
         return Err(HandshakeError::InvalidField {
-            field,
-            reason: "empty".into(),
+            field: "fingerprint.voters",
+            reason: format!(
+                "{} voters, at most {MAX_VOTERS} allowed",
+                fingerprint.voters.len()
+            ),
         });
     }
-    if value.len() > MAX_FIELD_LEN {
-        return Err(HandshakeError::InvalidField {
-            field,
-            reason: format!("{} bytes, at most {MAX_FIELD_LEN} allowed", value.len()),
-        });
+    for voter in &fingerprint.voters {
+        check_field("fingerprint.voters", voter.as_str())?;
     }
-    Ok(())
+    check_field("fingerprint.quorum", &fingerprint.quorum)
 }
 
 /// Validates a peer's `Hello` against our config (magic and version were checked already).
@@ -307,6 +416,7 @@ fn check_hello(cfg: &HandshakeConfig, hello: &Hello) -> Result<(), HandshakeErro
         });
     }
     check_field("node", hello.node.as_str())?;
+    check_fingerprint(&hello.fingerprint)?;
     if hello.client && hello.addr.is_empty() {
         return Ok(());
     }
@@ -320,6 +430,96 @@ pub fn decode_hello(cfg: &HandshakeConfig, bytes: &[u8]) -> Result<Hello, Handsh
     let hello: Hello = decode_exact(bytes, "hello")?;
     check_hello(cfg, &hello)?;
     Ok(hello)
+}
+
+/// The fingerprint mismatch between two hellos, when both are nodes' (a client's fingerprint is
+/// never compared).
+fn mismatch(ours: &Hello, theirs: &Hello) -> Option<FingerprintMismatch> {
+    if ours.client || theirs.client {
+        return None;
+    }
+    ours.fingerprint.mismatch(&theirs.fingerprint)
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary, ending in `…` when cut.
+fn cut(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let ellipsis = '…';
+    let mut end = max.saturating_sub(ellipsis.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push(ellipsis);
+}
+
+/// `refusal` cut to the bounds a receiver checks ([`check_refusal`]), so that our own refusals
+/// always arrive.
+fn bounded(mut refusal: Refusal) -> Refusal {
+    match &mut refusal {
+        Refusal::DuplicateName { node, addr, .. } => {
+            let mut name = node.as_str().to_string();
+            cut(&mut name, MAX_FIELD_LEN);
+            *node = NodeId::new(name);
+            cut(addr, MAX_FIELD_LEN);
+        }
+        Refusal::StaleIncarnation { node, .. } => {
+            let mut name = node.as_str().to_string();
+            cut(&mut name, MAX_FIELD_LEN);
+            *node = NodeId::new(name);
+        }
+        Refusal::Fingerprint(m) => {
+            cut(&mut m.field, MAX_FIELD_LEN);
+            cut(&mut m.ours, MAX_REFUSAL_TEXT);
+            cut(&mut m.theirs, MAX_REFUSAL_TEXT);
+        }
+        Refusal::ShuttingDown => {}
+    }
+    refusal
+}
+
+/// Checks the bounds of a received refusal (strings may be empty, but not long).
+fn check_refusal(refusal: &Refusal, expected: &'static str) -> Result<(), HandshakeError> {
+    let too_long = |what: &str, value: &str, max: usize| {
+        if value.len() > max {
+            Err(HandshakeError::Malformed {
+                expected,
+                reason: format!("{what}: {} bytes, at most {max} allowed", value.len()),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    match refusal {
+        Refusal::DuplicateName { node, addr, .. } => {
+            too_long("refusal node", node.as_str(), MAX_FIELD_LEN)?;
+            too_long("refusal addr", addr, MAX_FIELD_LEN)
+        }
+        Refusal::StaleIncarnation { node, .. } => {
+            too_long("refusal node", node.as_str(), MAX_FIELD_LEN)
+        }
+        Refusal::Fingerprint(m) => {
+            too_long("refusal field", &m.field, MAX_FIELD_LEN)?;
+            too_long("refusal value", &m.ours, MAX_REFUSAL_TEXT)?;
+            too_long("refusal value", &m.theirs, MAX_REFUSAL_TEXT)
+        }
+        Refusal::ShuttingDown => Ok(()),
+    }
+}
+
+/// A refusal received from the peer, turned into our view: a fingerprint mismatch is sent in
+/// its sender's view (`ours` = the sender's values).
+fn our_view(refusal: Refusal) -> Refusal {
+    match refusal {
+        Refusal::Fingerprint(m) => Refusal::Fingerprint(FingerprintMismatch {
+            field: m.field,
+            ours: m.theirs,
+            theirs: m.ours,
+        }),
+        other => other,
+    }
 }
 
 /// Which side computes a MAC.
@@ -338,6 +538,14 @@ impl Role {
             Role::Responder => b"responder",
         }
     }
+
+    /// The label of a refusal sent by this side: an initiator's abort, a responder's refusal.
+    fn refusal_label(self) -> &'static [u8] {
+        match self {
+            Role::Initiator => b"initiator-abort",
+            Role::Responder => b"responder-refuse",
+        }
+    }
 }
 
 fn put(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
@@ -348,7 +556,7 @@ fn put(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
 
 fn keyed_transcript(
     secret: &[u8],
-    role: Role,
+    label: &[u8],
     initiator: &Hello,
     responder: &Hello,
 ) -> Hmac<Sha256> {
@@ -357,7 +565,7 @@ fn keyed_transcript(
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
     put(&mut mac, DOMAIN);
-    put(&mut mac, role.label());
+    put(&mut mac, label);
     put(&mut mac, initiator.cluster.as_bytes());
     mac.update(&initiator.version.to_be_bytes());
     for hello in [initiator, responder] {
@@ -366,6 +574,7 @@ fn keyed_transcript(
         put(&mut mac, hello.addr.as_bytes());
         put(&mut mac, &hello.nonce);
         mac.update(&[u8::from(hello.client)]);
+        put(&mut mac, &encode(&hello.fingerprint));
     }
     mac
 }
@@ -377,7 +586,7 @@ pub fn transcript_mac(
     initiator: &Hello,
     responder: &Hello,
 ) -> [u8; MAC_LEN] {
-    keyed_transcript(secret, role, initiator, responder)
+    keyed_transcript(secret, role.label(), initiator, responder)
         .finalize()
         .into_bytes()
         .into()
@@ -391,7 +600,48 @@ pub fn verify_transcript_mac(
     responder: &Hello,
     tag: &[u8],
 ) -> Result<(), HandshakeError> {
-    keyed_transcript(secret, role, initiator, responder)
+    keyed_transcript(secret, role.label(), initiator, responder)
+        .verify_slice(tag)
+        .map_err(|_| HandshakeError::BadMac)
+}
+
+fn keyed_refusal(
+    secret: &[u8],
+    by: Role,
+    initiator: &Hello,
+    responder: &Hello,
+    refusal: &Refusal,
+) -> Hmac<Sha256> {
+    let mut mac = keyed_transcript(secret, by.refusal_label(), initiator, responder);
+    put(&mut mac, &encode(refusal));
+    mac
+}
+
+/// The MAC of a refusal sent by `by` (an initiator's [`Decision::Abort`], a responder's
+/// [`Verdict::Refuse`]): `HMAC-SHA256(secret, transcript(label, initiator, responder) |
+/// refusal)`, `refusal` as sent (in the sender's view).
+pub fn refusal_mac(
+    secret: &[u8],
+    by: Role,
+    initiator: &Hello,
+    responder: &Hello,
+    refusal: &Refusal,
+) -> [u8; MAC_LEN] {
+    keyed_refusal(secret, by, initiator, responder, refusal)
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+fn verify_refusal_mac(
+    secret: &[u8],
+    by: Role,
+    initiator: &Hello,
+    responder: &Hello,
+    refusal: &Refusal,
+    tag: &[u8],
+) -> Result<(), HandshakeError> {
+    keyed_refusal(secret, by, initiator, responder, refusal)
         .verify_slice(tag)
         .map_err(|_| HandshakeError::BadMac)
 }
@@ -401,15 +651,17 @@ pub fn verify_transcript_mac(
 pub enum Step {
     /// Send `frame` and wait for the peer's next one. `peer` is set once the peer's identity is
     /// authenticated (the initiator knows it after verifying the reply, before sending `Auth`:
-    /// it may still decide to drop the connection, e.g. when it is redundant).
+    /// it may still decline the peer, e.g. when it is redundant (drop the connection) or
+    /// refused (send [`Initiator::abort`] instead of `frame`)).
     Reply {
         /// The frame to send.
         frame: Vec<u8>,
         /// The authenticated peer, when known.
         peer: Option<PeerInfo>,
     },
-    /// The handshake is complete. Send `frame` (if any) *after* accepting the peer, then the
-    /// connection carries messages.
+    /// The handshake is complete. Send `frame` (if any: the responder's `Accept`) *after*
+    /// accepting the peer, then the connection carries messages. A responder that cannot take
+    /// the peer sends [`Responder::refuse`] instead.
     Done {
         /// The last frame to send.
         frame: Option<Vec<u8>>,
@@ -421,7 +673,11 @@ pub enum Step {
 #[derive(Clone)]
 enum InitiatorState {
     AwaitReply,
-    AwaitAccept(PeerInfo),
+    /// The reply verified; waiting for the verdict (or for the caller's [`Initiator::abort`]).
+    AwaitVerdict {
+        peer: PeerInfo,
+        theirs: Box<Hello>,
+    },
     Over,
 }
 
@@ -431,6 +687,8 @@ pub struct Initiator {
     cfg: HandshakeConfig,
     hello: Hello,
     state: InitiatorState,
+    /// The abort frame left by a fingerprint mismatch, for [`Initiator::take_abort`].
+    abort: Option<Vec<u8>>,
 }
 
 impl Initiator {
@@ -443,13 +701,15 @@ impl Initiator {
                 cfg,
                 hello,
                 state: InitiatorState::AwaitReply,
+                abort: None,
             },
             frame,
         )
     }
 
     /// Feeds the payload of the next frame received. After an error the machine is over and
-    /// refuses every further frame.
+    /// refuses every further frame. After [`HandshakeError::Fingerprint`], send the frame of
+    /// [`Initiator::take_abort`] before closing, so that the responder learns why.
     pub fn on_frame(&mut self, frame: &[u8]) -> Result<Step, HandshakeError> {
         let state = std::mem::replace(&mut self.state, InitiatorState::Over);
         match state {
@@ -476,35 +736,83 @@ impl Initiator {
                 {
                     return Err(HandshakeError::SelfConnection);
                 }
+                if let Some(m) = mismatch(&self.hello, &reply.hello) {
+                    self.abort =
+                        Some(self.abort_frame(&reply.hello, Refusal::Fingerprint(m.clone())));
+                    return Err(HandshakeError::Fingerprint(m));
+                }
                 let mac =
                     transcript_mac(&self.cfg.secret, Role::Initiator, &self.hello, &reply.hello);
                 let peer = PeerInfo::of(&reply.hello);
-                self.state = InitiatorState::AwaitAccept(peer.clone());
+                self.state = InitiatorState::AwaitVerdict {
+                    peer: peer.clone(),
+                    theirs: Box::new(reply.hello),
+                };
                 Ok(Step::Reply {
-                    frame: Auth { mac }.encode(),
+                    frame: Decision::Auth { mac }.encode(),
                     peer: Some(peer),
                 })
             }
-            InitiatorState::AwaitAccept(peer) => {
-                if frame != ACCEPT {
-                    return Err(HandshakeError::Malformed {
-                        expected: "accept",
-                        reason: format!("{} bytes that are not the accept marker", frame.len()),
-                    });
+            InitiatorState::AwaitVerdict { peer, theirs } => {
+                match decode_exact::<Verdict>(frame, "verdict")? {
+                    Verdict::Accept => Ok(Step::Done { frame: None, peer }),
+                    Verdict::Refuse { refusal, mac } => {
+                        verify_refusal_mac(
+                            &self.cfg.secret,
+                            Role::Responder,
+                            &self.hello,
+                            &theirs,
+                            &refusal,
+                            &mac,
+                        )?;
+                        check_refusal(&refusal, "verdict")?;
+                        Err(HandshakeError::Refused(our_view(refusal)))
+                    }
                 }
-                Ok(Step::Done { frame: None, peer })
             }
             InitiatorState::Over => Err(HandshakeError::Finished),
         }
+    }
+
+    /// Declines the responder instead of sending the `Auth` frame of the [`Step::Reply`] that
+    /// authenticated it: returns the `Abort` frame to send (then close the connection); the
+    /// responder fails with [`HandshakeError::Aborted`]. Ends the machine. Valid only while the
+    /// verdict is awaited (the reply verified, no verdict yet); otherwise there is no verified
+    /// responder to tell and it returns an empty `Vec` (send nothing, just close).
+    pub fn abort(&mut self, refusal: Refusal) -> Vec<u8> {
+        match std::mem::replace(&mut self.state, InitiatorState::Over) {
+            InitiatorState::AwaitVerdict { theirs, .. } => self.abort_frame(&theirs, refusal),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `Abort` frame left by a fingerprint mismatch ([`HandshakeError::Fingerprint`] from
+    /// [`Initiator::on_frame`]): send it before closing. `None` otherwise, and once taken.
+    pub fn take_abort(&mut self) -> Option<Vec<u8>> {
+        self.abort.take()
+    }
+
+    fn abort_frame(&self, theirs: &Hello, refusal: Refusal) -> Vec<u8> {
+        let refusal = bounded(refusal);
+        let mac = refusal_mac(
+            &self.cfg.secret,
+            Role::Initiator,
+            &self.hello,
+            theirs,
+            &refusal,
+        );
+        Decision::Abort { refusal, mac }.encode()
     }
 }
 
 #[derive(Clone)]
 enum ResponderState {
     AwaitHello,
-    AwaitAuth {
+    AwaitDecision {
         theirs: Box<Hello>,
         ours: Box<Hello>,
+        /// How the initiator's fingerprint differs from ours, reported once its MAC verified.
+        mismatch: Option<FingerprintMismatch>,
     },
     Over,
 }
@@ -516,6 +824,9 @@ pub struct Responder {
     nonce: Nonce,
     state: ResponderState,
     claims_our_identity: bool,
+    /// Both hellos (initiator's, ours) once the initiator's `Auth` verified: what a
+    /// [`Responder::refuse`] is MAC'd over.
+    authenticated: Option<(Box<Hello>, Box<Hello>)>,
 }
 
 impl Responder {
@@ -526,6 +837,7 @@ impl Responder {
             nonce,
             state: ResponderState::AwaitHello,
             claims_our_identity: false,
+            authenticated: None,
         }
     }
 
@@ -537,6 +849,10 @@ impl Responder {
 
     /// Feeds the payload of the next frame received. After an error the machine is over and
     /// refuses every further frame.
+    ///
+    /// The reply to a `Hello` is sent even when the initiator's fingerprint differs; the
+    /// mismatch is reported as [`HandshakeError::Fingerprint`] on the initiator's next frame,
+    /// once its MAC verified (a frame whose MAC fails is [`HandshakeError::BadMac`]).
     pub fn on_frame(&mut self, frame: &[u8]) -> Result<Step, HandshakeError> {
         let state = std::mem::replace(&mut self.state, ResponderState::Over);
         match state {
@@ -552,7 +868,8 @@ impl Responder {
                     mac,
                 }
                 .encode();
-                self.state = ResponderState::AwaitAuth {
+                self.state = ResponderState::AwaitDecision {
+                    mismatch: mismatch(&ours, &theirs),
                     theirs: Box::new(theirs),
                     ours: Box::new(ours),
                 };
@@ -561,28 +878,69 @@ impl Responder {
                     peer: None,
                 })
             }
-            ResponderState::AwaitAuth { theirs, ours } => {
-                let auth: Auth = decode_exact(frame, "auth")?;
-                verify_transcript_mac(
-                    &self.cfg.secret,
-                    Role::Initiator,
-                    &theirs,
-                    &ours,
-                    &auth.mac,
-                )?;
-                Ok(Step::Done {
-                    frame: Some(ACCEPT.to_vec()),
-                    peer: PeerInfo::of(&theirs),
-                })
-            }
+            ResponderState::AwaitDecision {
+                theirs,
+                ours,
+                mismatch,
+            } => match decode_exact::<Decision>(frame, "decision")? {
+                Decision::Auth { mac } => {
+                    verify_transcript_mac(&self.cfg.secret, Role::Initiator, &theirs, &ours, &mac)?;
+                    let peer = PeerInfo::of(&theirs);
+                    self.authenticated = Some((theirs, ours));
+                    if let Some(m) = mismatch {
+                        return Err(HandshakeError::Fingerprint(m));
+                    }
+                    Ok(Step::Done {
+                        frame: Some(ACCEPT.to_vec()),
+                        peer,
+                    })
+                }
+                Decision::Abort { refusal, mac } => {
+                    verify_refusal_mac(
+                        &self.cfg.secret,
+                        Role::Initiator,
+                        &theirs,
+                        &ours,
+                        &refusal,
+                        &mac,
+                    )?;
+                    check_refusal(&refusal, "decision")?;
+                    Err(match mismatch {
+                        Some(m) => HandshakeError::Fingerprint(m),
+                        None => HandshakeError::Aborted(our_view(refusal)),
+                    })
+                }
+            },
             ResponderState::Over => Err(HandshakeError::Finished),
         }
+    }
+
+    /// Refuses the authenticated initiator instead of sending the `Accept` frame of
+    /// [`Step::Done`] (e.g. the caller's peer table refuses it): returns the `Refuse` frame to
+    /// send (then close the connection); the initiator fails with [`HandshakeError::Refused`].
+    /// Valid once the initiator's `Auth` verified (after `Done`, or after a
+    /// [`HandshakeError::Fingerprint`] reported on that `Auth`); before, nothing may be told
+    /// to an unauthenticated peer and it returns an empty `Vec` (send nothing, just close).
+    pub fn refuse(&self, refusal: Refusal) -> Vec<u8> {
+        let Some((theirs, ours)) = &self.authenticated else {
+            return Vec::new();
+        };
+        let refusal = bounded(refusal);
+        let mac = refusal_mac(&self.cfg.secret, Role::Responder, theirs, ours, &refusal);
+        Verdict::Refuse { refusal, mac }.encode()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fingerprint() -> Fingerprint {
+        Fingerprint {
+            voters: vec![NodeId::new("a"), NodeId::new("b"), NodeId::new("c")],
+            ..Fingerprint::default()
+        }
+    }
 
     fn cfg(node: &str, secret: &[u8]) -> HandshakeConfig {
         HandshakeConfig {
@@ -592,6 +950,16 @@ mod tests {
             incarnation: 7,
             addr: format!("{node}.local:1"),
             client: false,
+            fingerprint: fingerprint(),
+        }
+    }
+
+    fn client(node: &str, secret: &[u8]) -> HandshakeConfig {
+        HandshakeConfig {
+            addr: String::new(),
+            client: true,
+            fingerprint: Fingerprint::default(),
+            ..cfg(node, secret)
         }
     }
 
@@ -625,6 +993,54 @@ mod tests {
         Ok((seen_by_a, seen_by_b))
     }
 
+    /// Both machines after the reply went through: the initiator authenticated the responder
+    /// and returned its `Auth` frame.
+    fn to_decision(a: HandshakeConfig, b: HandshakeConfig) -> (Initiator, Responder, Vec<u8>) {
+        let (mut init, hello) = Initiator::new(a, [1; NONCE_LEN]);
+        let mut resp = Responder::new(b, [2; NONCE_LEN]);
+        let Ok(Step::Reply { frame: reply, .. }) = resp.on_frame(&hello) else {
+            panic!("responder must reply to hello")
+        };
+        let Ok(Step::Reply {
+            frame: auth,
+            peer: Some(_),
+        }) = init.on_frame(&reply)
+        else {
+            panic!("initiator must send auth")
+        };
+        (init, resp, auth)
+    }
+
+    /// Runs a handshake between nodes whose fingerprints may differ; returns the initiator's
+    /// error and what the responder made of the abort frame it was left (if any).
+    fn mismatched(
+        a: Fingerprint,
+        b: Fingerprint,
+    ) -> (HandshakeError, Result<Step, HandshakeError>) {
+        let mut ca = cfg("a", b"s");
+        ca.fingerprint = a;
+        let mut cb = cfg("b", b"s");
+        cb.fingerprint = b;
+        let (mut init, hello) = Initiator::new(ca, [1; NONCE_LEN]);
+        let mut resp = Responder::new(cb, [2; NONCE_LEN]);
+        let Ok(Step::Reply { frame: reply, .. }) = resp.on_frame(&hello) else {
+            panic!("the responder replies even to a differing fingerprint")
+        };
+        let err = init.on_frame(&reply).unwrap_err();
+        let abort = init.take_abort().expect("an abort frame to send");
+        assert_eq!(init.take_abort(), None, "taken once");
+        assert_eq!(init.on_frame(&ACCEPT), Err(HandshakeError::Finished));
+        (err, resp.on_frame(&abort))
+    }
+
+    fn refusal() -> Refusal {
+        Refusal::DuplicateName {
+            node: NodeId::new("a"),
+            addr: "10.0.0.1:7101".into(),
+            incarnation: 5,
+        }
+    }
+
     #[test]
     fn good_handshake_authenticates_both_sides() {
         let (a_sees, b_sees) = run(cfg("a", b"s"), cfg("b", b"s")).unwrap();
@@ -632,6 +1048,11 @@ mod tests {
         assert_eq!(b_sees.node, NodeId::new("a"));
         assert_eq!(b_sees.incarnation, 7);
         assert_eq!(b_sees.addr, "a.local:1");
+    }
+
+    #[test]
+    fn accept_is_the_encoded_verdict() {
+        assert_eq!(Verdict::Accept.encode(), ACCEPT);
     }
 
     #[test]
@@ -705,6 +1126,33 @@ mod tests {
     }
 
     #[test]
+    fn replayed_abort_and_refusal_fail_against_fresh_nonces() {
+        let b = cfg("b", b"s");
+        // A recorded abort ...
+        let (mut init, _, _) = to_decision(cfg("a", b"s"), b.clone());
+        let abort = init.abort(refusal());
+        let (_, hello) = Initiator::new(cfg("a", b"s"), [1; NONCE_LEN]);
+        let mut replayed = Responder::new(b.clone(), [3; NONCE_LEN]);
+        assert!(replayed.on_frame(&hello).is_ok());
+        assert_eq!(replayed.on_frame(&abort), Err(HandshakeError::BadMac));
+        // ... and a recorded refusal, replayed to an initiator with a new nonce.
+        let (mut init, mut resp, auth) = to_decision(cfg("a", b"s"), b.clone());
+        assert!(matches!(resp.on_frame(&auth), Ok(Step::Done { .. })));
+        let refuse = resp.refuse(Refusal::ShuttingDown);
+        assert_eq!(
+            init.on_frame(&refuse),
+            Err(HandshakeError::Refused(Refusal::ShuttingDown))
+        );
+        let (mut fresh, hello) = Initiator::new(cfg("a", b"s"), [4; NONCE_LEN]);
+        let mut resp = Responder::new(b, [2; NONCE_LEN]);
+        let Ok(Step::Reply { frame: reply, .. }) = resp.on_frame(&hello) else {
+            panic!()
+        };
+        assert!(fresh.on_frame(&reply).is_ok());
+        assert_eq!(fresh.on_frame(&refuse), Err(HandshakeError::BadMac));
+    }
+
+    #[test]
     fn reflected_responder_mac_is_not_an_initiator_mac() {
         let a = cfg("a", b"s").hello([1; NONCE_LEN]);
         let b = cfg("b", b"s").hello([2; NONCE_LEN]);
@@ -713,6 +1161,416 @@ mod tests {
             verify_transcript_mac(b"s", Role::Initiator, &a, &b, &r),
             Err(HandshakeError::BadMac)
         );
+        // Nor is an abort's MAC a refusal's, or an Auth's an abort's.
+        let abort = refusal_mac(b"s", Role::Initiator, &a, &b, &refusal());
+        assert_eq!(
+            verify_refusal_mac(b"s", Role::Responder, &a, &b, &refusal(), &abort),
+            Err(HandshakeError::BadMac)
+        );
+        let auth = transcript_mac(b"s", Role::Initiator, &a, &b);
+        assert_eq!(
+            verify_refusal_mac(b"s", Role::Initiator, &a, &b, &refusal(), &auth),
+            Err(HandshakeError::BadMac)
+        );
+    }
+
+    #[test]
+    fn the_mac_covers_the_fingerprint() {
+        let a = cfg("a", b"s").hello([1; NONCE_LEN]);
+        let b = cfg("b", b"s").hello([2; NONCE_LEN]);
+        let tag = transcript_mac(b"s", Role::Responder, &a, &b);
+        let mut a2 = a.clone();
+        a2.fingerprint.heartbeat_ms += 1;
+        assert_eq!(
+            verify_transcript_mac(b"s", Role::Responder, &a2, &b, &tag),
+            Err(HandshakeError::BadMac)
+        );
+        let mut b2 = b.clone();
+        b2.fingerprint.voters.pop();
+        assert_eq!(
+            verify_transcript_mac(b"s", Role::Responder, &a, &b2, &tag),
+            Err(HandshakeError::BadMac)
+        );
+        // A fingerprint rewritten on the path makes the reply fail at the initiator.
+        let (mut init, hello) = Initiator::new(cfg("a", b"s"), [1; NONCE_LEN]);
+        let mut resp = Responder::new(cfg("b", b"s"), [2; NONCE_LEN]);
+        let Ok(Step::Reply { frame: reply, .. }) = resp.on_frame(&hello) else {
+            panic!()
+        };
+        let mut reply: HelloReply = postcard::from_bytes(&reply).unwrap();
+        reply.hello.fingerprint.quorum = "none".into();
+        assert_eq!(init.on_frame(&reply.encode()), Err(HandshakeError::BadMac));
+    }
+
+    #[test]
+    fn matching_fingerprints_pass() {
+        let mut a = cfg("a", b"s");
+        let mut b = cfg("b", b"s");
+        a.fingerprint.failure_timeout_ms = 900;
+        b.fingerprint.failure_timeout_ms = 900;
+        assert!(run(a, b).is_ok());
+    }
+
+    #[test]
+    fn a_fingerprint_mismatch_on_any_field_fails_on_both_sides_with_both_values() {
+        let base = fingerprint();
+        let cases: Vec<(&str, Fingerprint, &str, &str)> = vec![
+            (
+                "voters",
+                Fingerprint {
+                    voters: vec![NodeId::new("c"), NodeId::new("d"), NodeId::new("e")],
+                    ..base.clone()
+                },
+                "[a, b, c]",
+                "[c, d, e]",
+            ),
+            (
+                "quorum",
+                Fingerprint {
+                    quorum: "none".into(),
+                    ..base.clone()
+                },
+                "majority",
+                "none",
+            ),
+            (
+                "heartbeat_ms",
+                Fingerprint {
+                    heartbeat_ms: 250,
+                    ..base.clone()
+                },
+                "100",
+                "250",
+            ),
+            (
+                "failure_timeout_ms",
+                Fingerprint {
+                    failure_timeout_ms: 5000,
+                    ..base.clone()
+                },
+                "500",
+                "5000",
+            ),
+            (
+                "protocol_version",
+                Fingerprint {
+                    protocol_version: PROTOCOL_VERSION + 1,
+                    ..base.clone()
+                },
+                "2",
+                "3",
+            ),
+        ];
+        for (field, other, ours, theirs) in cases {
+            // The initiator has `base`, the responder `other`.
+            let (at_initiator, at_responder) = mismatched(base.clone(), other.clone());
+            let want_i = FingerprintMismatch {
+                field: field.into(),
+                ours: ours.into(),
+                theirs: theirs.into(),
+            };
+            assert_eq!(at_initiator, HandshakeError::Fingerprint(want_i), "{field}");
+            let want_r = FingerprintMismatch {
+                field: field.into(),
+                ours: theirs.into(),
+                theirs: ours.into(),
+            };
+            assert_eq!(
+                at_responder,
+                Err(HandshakeError::Fingerprint(want_r)),
+                "{field}"
+            );
+            for (err, here, there) in [
+                (at_initiator.to_string(), ours, theirs),
+                (at_responder.unwrap_err().to_string(), theirs, ours),
+            ] {
+                assert!(err.contains(field), "{err}");
+                assert!(
+                    err.contains(&format!("is {here} here but {there} at the peer")),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_responder_reports_its_own_mismatch_even_on_an_auth() {
+        // An initiator that does not compare (an older build, or a hand-made one) sends Auth:
+        // the responder still refuses, once the MAC verified.
+        let mut b = cfg("b", b"s");
+        b.fingerprint.heartbeat_ms = 250;
+        let (mut init, hello) = Initiator::new(cfg("a", b"s"), [1; NONCE_LEN]);
+        let mut resp = Responder::new(b, [2; NONCE_LEN]);
+        let Ok(Step::Reply { frame: reply, .. }) = resp.on_frame(&hello) else {
+            panic!()
+        };
+        let reply: HelloReply = postcard::from_bytes(&reply).unwrap();
+        let initiator_hello: Hello = postcard::from_bytes(&hello).unwrap();
+        let mac = transcript_mac(b"s", Role::Initiator, &initiator_hello, &reply.hello);
+        let err = resp.on_frame(&Decision::Auth { mac }.encode()).unwrap_err();
+        assert!(
+            matches!(&err, HandshakeError::Fingerprint(m) if m.field == "heartbeat_ms" && m.ours == "250" && m.theirs == "100"),
+            "{err:?}"
+        );
+        // The authenticated initiator may be told so.
+        let refuse = resp.refuse(Refusal::Fingerprint(FingerprintMismatch {
+            field: "heartbeat_ms".into(),
+            ours: "250".into(),
+            theirs: "100".into(),
+        }));
+        assert!(!refuse.is_empty());
+        // (The genuine initiator failed on the reply already, which leaves it over.)
+        assert!(matches!(
+            init.on_frame(&reply.encode()),
+            Err(HandshakeError::Fingerprint(_))
+        ));
+        assert_eq!(init.on_frame(&refuse), Err(HandshakeError::Finished));
+        // A forged Auth with a differing fingerprint is a MAC failure, not a mismatch report.
+        let mut b = cfg("b", b"s");
+        b.fingerprint.heartbeat_ms = 250;
+        let mut resp = Responder::new(b, [2; NONCE_LEN]);
+        assert!(resp.on_frame(&hello).is_ok());
+        assert_eq!(
+            resp.on_frame(&Decision::Auth { mac: [0; MAC_LEN] }.encode()),
+            Err(HandshakeError::BadMac)
+        );
+    }
+
+    #[test]
+    fn clients_skip_the_fingerprint_comparison() {
+        // A client sends the default fingerprint, which differs from the node's.
+        assert_ne!(fingerprint(), Fingerprint::default());
+        let (a_sees, b_sees) = run(client("cli", b"s"), cfg("b", b"s")).unwrap();
+        assert!(b_sees.client);
+        assert_eq!(a_sees.node, NodeId::new("b"));
+        // Even a client with some other fingerprint.
+        let mut odd = client("cli", b"s");
+        odd.fingerprint.quorum = "none".into();
+        assert!(run(odd, cfg("b", b"s")).is_ok());
+    }
+
+    #[test]
+    fn an_abort_reaches_the_responder_with_its_refusal() {
+        let (mut init, mut resp, _auth) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        let abort = init.abort(refusal());
+        assert!(!abort.is_empty());
+        assert_eq!(init.on_frame(&ACCEPT), Err(HandshakeError::Finished));
+        assert_eq!(init.abort(refusal()), Vec::<u8>::new(), "ends the machine");
+        let err = resp.on_frame(&abort).unwrap_err();
+        assert_eq!(err, HandshakeError::Aborted(refusal()));
+        assert_eq!(
+            err.to_string(),
+            "the peer declined the connection: duplicate node name: a is already running at \
+             10.0.0.1:7101 (incarnation 5) and connected"
+        );
+        assert_eq!(resp.on_frame(&abort), Err(HandshakeError::Finished));
+        // Nothing to refuse: the initiator never authenticated with an Auth.
+        assert!(resp.refuse(Refusal::ShuttingDown).is_empty());
+    }
+
+    #[test]
+    fn a_fingerprint_refusal_is_shown_in_the_receivers_view() {
+        let sent = FingerprintMismatch {
+            field: "quorum".into(),
+            ours: "majority".into(),
+            theirs: "none".into(),
+        };
+        let (mut init, mut resp, _) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        let abort = init.abort(Refusal::Fingerprint(sent.clone()));
+        let err = resp.on_frame(&abort).unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::Aborted(Refusal::Fingerprint(FingerprintMismatch {
+                field: "quorum".into(),
+                ours: "none".into(),
+                theirs: "majority".into(),
+            }))
+        );
+        assert!(
+            err.to_string()
+                .contains("quorum is none here but majority at the peer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn abort_before_the_reply_verified_has_nothing_to_send() {
+        let (mut init, _) = Initiator::new(cfg("a", b"s"), [1; NONCE_LEN]);
+        assert!(init.abort(refusal()).is_empty());
+        assert_eq!(init.take_abort(), None);
+    }
+
+    #[test]
+    fn a_refuse_verdict_reaches_the_initiator() {
+        let (mut init, mut resp, auth) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        let Ok(Step::Done { peer, .. }) = resp.on_frame(&auth) else {
+            panic!("responder must finish")
+        };
+        assert_eq!(peer.node, NodeId::new("a"));
+        let stale = Refusal::StaleIncarnation {
+            node: NodeId::new("a"),
+            incarnation: 7,
+            known: 9,
+        };
+        let refuse = resp.refuse(stale.clone());
+        let err = init.on_frame(&refuse).unwrap_err();
+        assert_eq!(err, HandshakeError::Refused(stale));
+        assert!(
+            err.to_string().starts_with(
+                "refused by the peer: stale incarnation 7 of a: incarnation 9 is known"
+            ),
+            "{err}"
+        );
+        assert_eq!(init.on_frame(&ACCEPT), Err(HandshakeError::Finished));
+        // Refusals after Done keep working (the caller decides after `Done`).
+        let (mut init, mut resp, auth) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        assert!(resp.on_frame(&auth).is_ok());
+        let err = init.on_frame(&resp.refuse(refusal())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused by the peer: duplicate node name: a is already running at 10.0.0.1:7101 \
+             (incarnation 5) and connected"
+        );
+    }
+
+    #[test]
+    fn long_refusals_are_cut_to_what_the_peer_accepts() {
+        let long = FingerprintMismatch {
+            field: "voters".into(),
+            ours: "é".repeat(MAX_REFUSAL_TEXT),
+            theirs: "[a]".into(),
+        };
+        let (mut init, mut resp, _) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        let Err(HandshakeError::Aborted(Refusal::Fingerprint(m))) =
+            resp.on_frame(&init.abort(Refusal::Fingerprint(long)))
+        else {
+            panic!("the abort must arrive")
+        };
+        assert!(m.theirs.len() <= MAX_REFUSAL_TEXT && m.theirs.ends_with('…'));
+        assert_eq!(m.ours, "[a]");
+    }
+
+    #[test]
+    fn tampered_and_garbage_decisions_are_errors() {
+        let (init, resp, auth) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        let abort = init.clone().abort(refusal());
+        let mut frames: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![2],
+            vec![0xff; 40],
+            ACCEPT.to_vec(),
+            b"OK".to_vec(),
+        ];
+        for good in [&auth, &abort] {
+            for i in 0..good.len() {
+                let mut f = good.clone();
+                f[i] ^= 0x01;
+                frames.push(f);
+            }
+            frames.push(good[..good.len() - 1].to_vec());
+            let mut longer = good.clone();
+            longer.push(0);
+            frames.push(longer);
+        }
+        // An abort whose refusal was swapped for another, with the old MAC.
+        let Ok(Decision::Abort { mac, .. }) = postcard::from_bytes::<Decision>(&abort) else {
+            panic!()
+        };
+        frames.push(
+            Decision::Abort {
+                refusal: Refusal::ShuttingDown,
+                mac,
+            }
+            .encode(),
+        );
+        // An Auth's MAC presented as an abort's.
+        let Ok(Decision::Auth { mac }) = postcard::from_bytes::<Decision>(&auth) else {
+            panic!()
+        };
+        frames.push(
+            Decision::Abort {
+                refusal: refusal(),
+                mac,
+            }
+            .encode(),
+        );
+        for f in frames {
+            let mut r = resp.clone();
+            let result = r.on_frame(&f);
+            assert!(
+                matches!(
+                    result,
+                    Err(HandshakeError::Malformed { .. } | HandshakeError::BadMac)
+                ),
+                "{f:?}: {result:?}"
+            );
+            assert_eq!(r.on_frame(&auth), Err(HandshakeError::Finished));
+        }
+    }
+
+    #[test]
+    fn tampered_and_garbage_verdicts_are_errors() {
+        let (init, mut resp, auth) = to_decision(cfg("a", b"s"), cfg("b", b"s"));
+        assert!(resp.on_frame(&auth).is_ok());
+        let refuse = resp.refuse(refusal());
+        let mut frames: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![2],
+            vec![0, 0],
+            vec![0xff; 40],
+            b"OK".to_vec(),
+            auth.clone(),
+        ];
+        for i in 0..refuse.len() {
+            let mut f = refuse.clone();
+            f[i] ^= 0x01;
+            frames.push(f);
+        }
+        frames.push(refuse[..refuse.len() - 1].to_vec());
+        // A refusal MAC'd with another secret, or by the wrong role.
+        let a = cfg("a", b"s").hello([1; NONCE_LEN]);
+        let b = cfg("b", b"s").hello([2; NONCE_LEN]);
+        for mac in [
+            refusal_mac(b"t", Role::Responder, &a, &b, &refusal()),
+            refusal_mac(b"s", Role::Initiator, &a, &b, &refusal()),
+        ] {
+            frames.push(
+                Verdict::Refuse {
+                    refusal: refusal(),
+                    mac,
+                }
+                .encode(),
+            );
+        }
+        // An oversized refusal, even with a valid MAC, is malformed.
+        let huge = Refusal::DuplicateName {
+            node: NodeId::new("a"),
+            addr: "x".repeat(MAX_FIELD_LEN + 1),
+            incarnation: 1,
+        };
+        frames.push(
+            Verdict::Refuse {
+                mac: refusal_mac(b"s", Role::Responder, &a, &b, &huge),
+                refusal: huge,
+            }
+            .encode(),
+        );
+        for f in frames {
+            let mut i = init.clone();
+            let result = i.on_frame(&f);
+            assert!(
+                matches!(
+                    result,
+                    Err(HandshakeError::Malformed { .. } | HandshakeError::BadMac)
+                ),
+                "{f:?}: {result:?}"
+            );
+            assert_eq!(i.on_frame(&ACCEPT), Err(HandshakeError::Finished));
+        }
+        // The genuine one still works.
+        let mut i = init.clone();
+        assert_eq!(i.on_frame(&refuse), Err(HandshakeError::Refused(refusal())));
     }
 
     #[test]
@@ -739,10 +1597,55 @@ mod tests {
     }
 
     #[test]
+    fn oversized_fingerprints_are_refused() {
+        let b = cfg("b", b"s");
+        let mut too_many = fingerprint();
+        too_many.voters = (0..=MAX_VOTERS)
+            .map(|i| NodeId::new(format!("n{i}")))
+            .collect();
+        let mut long_name = fingerprint();
+        long_name
+            .voters
+            .push(NodeId::new("v".repeat(MAX_FIELD_LEN + 1)));
+        let mut empty_name = fingerprint();
+        empty_name.voters.push(NodeId::new(""));
+        let mut long_quorum = fingerprint();
+        long_quorum.quorum = "q".repeat(MAX_FIELD_LEN + 1);
+        for (fp, field) in [
+            (too_many, "fingerprint.voters"),
+            (long_name, "fingerprint.voters"),
+            (empty_name, "fingerprint.voters"),
+            (long_quorum, "fingerprint.quorum"),
+        ] {
+            assert!(check_fingerprint(&fp).is_err());
+            // From an initiator (even a client) ...
+            for client in [false, true] {
+                let mut hello = cfg("a", b"s").hello([0; NONCE_LEN]);
+                hello.client = client;
+                hello.fingerprint = fp.clone();
+                let err = Responder::new(b.clone(), [0; NONCE_LEN])
+                    .on_frame(&hello.encode())
+                    .unwrap_err();
+                assert!(
+                    matches!(err, HandshakeError::InvalidField { field: f, .. } if f == field),
+                    "{err:?}"
+                );
+            }
+            // ... and from a responder.
+            let mut rb = b.clone();
+            rb.fingerprint = fp;
+            assert!(matches!(
+                run(cfg("a", b"s"), rb),
+                Err(HandshakeError::InvalidField { field: f, .. }) if f == field
+            ));
+        }
+        assert!(check_fingerprint(&fingerprint()).is_ok());
+        assert!(check_fingerprint(&Fingerprint::default()).is_ok());
+    }
+
+    #[test]
     fn clients_need_no_address_but_cannot_accept() {
-        let mut client = cfg("cli", b"s");
-        client.client = true;
-        client.addr.clear();
+        let client = client("cli", b"s");
         let (_, b_sees) = run(client.clone(), cfg("b", b"s")).unwrap();
         assert!(b_sees.client);
         assert_eq!(b_sees.addr, "");

@@ -35,10 +35,12 @@
 //! transcript):
 //!
 //! ```text
-//! dialer ── Hello{magic "BATN", version, cluster, node, incarnation, addr, nonce_i, client} ──▶ listener
-//! dialer ◀── HelloReply{Hello{…, nonce_r}, mac_r = HMAC(secret, "baton-v1"|"responder"|transcript)}
+//! dialer ── Hello{magic "BATN", version, cluster, node, incarnation, addr, nonce_i, client, fingerprint} ──▶ listener
+//! dialer ◀── HelloReply{Hello{…, nonce_r, fingerprint}, mac_r = HMAC(secret, "baton-v1"|"responder"|transcript)}
 //! dialer ── Auth{mac_i = HMAC(secret, "baton-v1"|"initiator"|transcript)} ──▶ listener
+//!        or Abort{refusal, HMAC(secret, "baton-v1"|"initiator-abort"|transcript|refusal)}
 //! dialer ◀── Accept
+//!        or Refuse{refusal, HMAC(secret, "baton-v1"|"responder-refuse"|transcript|refusal)}
 //! ```
 //!
 //! Wrong magic, protocol version, cluster or secret, and a handshake not finished within
@@ -46,6 +48,16 @@
 //! the peer address; the peer learns only that it was refused. A replayed handshake fails
 //! because the listener's nonce is new. Message senders (`Envelope::from`, `incarnation`) come
 //! from the authenticated handshake, never from message contents.
+//!
+//! Both `Hello`s carry the node's safety [`baton_core::Fingerprint`] (sorted voters, quorum
+//! mode, heartbeat, failure timeout, protocol version); two nodes whose fingerprints differ
+//! refuse each other once the MACs verified, and *both* log which field differs with both
+//! values (the dialer sees it in the reply and sends `Abort`; the listener reports it on that
+//! frame). A side that declines an authenticated peer for another reason says why the same
+//! way (`Abort` from the dialer, `Refuse` from the listener, each a
+//! [`baton_core::Refusal`] MAC'd over the handshake), so the refused side logs the true
+//! reason rather than guessing from a closed connection. Clients' fingerprints are never
+//! compared.
 //!
 //! The handshake authenticates peers; it does not encrypt or sign the messages that follow. Run
 //! clusters on a trusted network, or under a tunnel (WireGuard, TLS) when the network is not.
@@ -100,6 +112,7 @@
 //! | undelivered messages per inbound connection ([`TcpConfig::inbound_queue`]) | 256 | reading pauses: TCP pushes back on the sender |
 //! | queued outgoing messages per peer ([`TcpConfig::outbound_queue`]) | 1024 | message dropped, `warn!` (rate-limited) |
 //! | cluster name, node id, address in a `Hello` | 255 bytes | handshake refused |
+//! | voters in a fingerprint (each name 255 bytes) | 128 | handshake refused; [`Transport::start`] fails |
 //! | inbound connections kept per peer | 4 | the oldest is closed |
 //! | reconnect backoff ([`TcpConfig::reconnect_min`] … [`TcpConfig::reconnect_max`]) | 50 ms … 5 s | the first redial after a close waits not at all |
 //!
@@ -306,6 +319,8 @@ impl Transport for TcpTransport {
         if let Some(advertise) = &self.inner.cfg.advertise {
             check_name("advertised address", advertise).map_err(start_err)?;
         }
+        // Peers would refuse a `Hello` whose fingerprint is out of bounds.
+        handshake::check_fingerprint(&me.fingerprint).map_err(|e| start_err(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(&me.listen)
             .await
             .map_err(|e| start_err(e.to_string()))?;
@@ -339,6 +354,7 @@ impl Transport for TcpTransport {
                 incarnation: me.incarnation,
                 addr: advertised.clone(),
                 client: false,
+                fingerprint: me.fingerprint.clone(),
             });
         }
         *lock(&self.inner.local_addr) = Some(local);

@@ -120,7 +120,17 @@ async fn dial_inner(
         .await
         .map_err(DialError::Io)?;
     let reply = next_frame(&mut framed).await?;
-    let (auth, info) = match hs.on_frame(&reply)? {
+    let step = match hs.on_frame(&reply) {
+        Ok(step) => step,
+        Err(e) => {
+            // A fingerprint mismatch: tell the responder why before closing (best effort).
+            if let Some(abort) = hs.take_abort() {
+                let _ = framed.send(Bytes::from(abort)).await;
+            }
+            return Err(e.into());
+        }
+    };
+    let (auth, info) = match step {
         Step::Reply {
             frame,
             peer: Some(info),
@@ -505,6 +515,14 @@ async fn inbound(
         }
         Ok(Err(DialError::PeerClosed)) => {
             warn!(peer = %peer, "handshake refused: peer closed the connection before authenticating (wrong cluster secret?)");
+            return;
+        }
+        Ok(Err(DialError::Handshake(HandshakeError::Fingerprint(m)))) => {
+            warn!(peer = %peer, "handshake refused: {m}");
+            return;
+        }
+        Ok(Err(DialError::Handshake(HandshakeError::Aborted(refusal)))) => {
+            warn!(peer = %peer, "handshake ended: the dialing peer declined the connection: {refusal}");
             return;
         }
         Ok(Err(e)) => {

@@ -6,7 +6,7 @@ mod common;
 use baton_core::config::Config;
 use baton_core::{CallError, Message, Node, Work};
 use baton_transport_tcp::handshake::{
-    Auth, Hello, HelloReply, MAGIC, NONCE_LEN, Role, transcript_mac,
+    Decision, Hello, HelloReply, MAGIC, NONCE_LEN, Role, transcript_mac,
 };
 use baton_transport_tcp::wire::encode_message;
 use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
@@ -178,12 +178,13 @@ async fn a_client_with_the_wrong_secret_learns_nothing() {
         addr: String::new(),
         nonce: [7; NONCE_LEN],
         client: true,
+        fingerprint: Default::default(),
     };
     write_frame(&mut stream, &hello.encode()).await.unwrap();
     let reply = read_frame(&mut stream).await.expect("hello reply");
     let reply: HelloReply = postcard::from_bytes(&reply).expect("decodes");
     let mac = transcript_mac(b"not the secret", Role::Initiator, &hello, &reply.hello);
-    write_frame(&mut stream, &Auth { mac }.encode())
+    write_frame(&mut stream, &Decision::Auth { mac }.encode())
         .await
         .unwrap();
     let ask = encode_message(&Message::StatusRequest, 64 * 1024).unwrap();

@@ -2,10 +2,11 @@
 //! the message decoder and both sides of the handshake. Nothing may panic, and no mutated frame
 //! may complete a handshake. (cargo-fuzz targets the same functions; this keeps CI honest.)
 
+use baton_core::Refusal;
 use baton_core::message::{Request, VoteRequest};
 use baton_core::{MemberId, Message, NodeId};
 use baton_transport_tcp::handshake::{
-    HandshakeConfig, Initiator, NONCE_LEN, Responder, Step, decode_hello,
+    ACCEPT, HandshakeConfig, HandshakeError, Initiator, NONCE_LEN, Responder, Step, decode_hello,
 };
 use baton_transport_tcp::wire::{DEFAULT_MAX_FRAME, codec, decode_message, encode_message};
 use bytes::BytesMut;
@@ -37,6 +38,7 @@ fn cfg(node: &str) -> HandshakeConfig {
         incarnation: 3,
         addr: "127.0.0.1:9".into(),
         client: false,
+        fingerprint: Default::default(),
     }
 }
 
@@ -88,7 +90,13 @@ fn corpus() -> Vec<Vec<u8>> {
     let Ok(Step::Reply { frame: auth, .. }) = init.on_frame(&reply) else {
         panic!("valid reply refused")
     };
-    let mut frames = vec![hello, reply, auth, b"OK".to_vec()];
+    let refuse = {
+        let mut resp = resp.clone();
+        assert!(matches!(resp.on_frame(&auth), Ok(Step::Done { .. })));
+        resp.refuse(Refusal::ShuttingDown)
+    };
+    let abort = init.clone().abort(Refusal::ShuttingDown);
+    let mut frames = vec![hello, reply, auth, ACCEPT.to_vec(), refuse, abort];
     let messages = [
         Message::Leave,
         Message::Request(Request {
@@ -151,8 +159,13 @@ impl Machines {
         let mut resp = self.responder.clone();
         let _ = resp.on_frame(payload);
         let _ = resp.on_frame(payload);
-        if let Ok(Step::Done { .. }) = self.responder_after_hello.clone().on_frame(payload) {
-            panic!("a random auth frame authenticated: {payload:?}");
+        match self.responder_after_hello.clone().on_frame(payload) {
+            Ok(Step::Done { .. }) => panic!("a random auth frame authenticated: {payload:?}"),
+            // The only genuine abort was MAC'd over another responder nonce.
+            Err(HandshakeError::Aborted(_) | HandshakeError::Fingerprint(_)) => {
+                panic!("a random abort frame verified: {payload:?}")
+            }
+            _ => {}
         }
 
         let mut init = self.initiator.clone();
@@ -160,7 +173,12 @@ impl Machines {
             panic!("a mutated reply verified: {payload:?}");
         }
         let _ = init.on_frame(payload);
-        let _ = self.initiator_after_reply.clone().on_frame(payload);
+        if let Err(HandshakeError::Refused(_)) =
+            self.initiator_after_reply.clone().on_frame(payload)
+            && payload != self.valid[4].as_slice()
+        {
+            panic!("a mutated refusal verified: {payload:?}");
+        }
     }
 }
 

@@ -258,6 +258,7 @@ fn raw_hello(magic: [u8; 4], version: u16) -> Vec<u8> {
         addr: "127.0.0.1:1".into(),
         nonce: [7; NONCE_LEN],
         client: false,
+        fingerprint: Default::default(),
     }
     .encode()
 }
@@ -330,6 +331,7 @@ async fn raw_handshake(s: &mut TcpStream, node: &str, incarnation: u64, addr: &s
         incarnation,
         addr: addr.into(),
         client: false,
+        fingerprint: Default::default(),
     };
     let (mut hs, hello) = Initiator::new(cfg, [9; NONCE_LEN]);
     write_frame(s, &hello).await.unwrap();
