@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use baton_core::{Labels, Leadership, Node, Service, Work};
 use baton_strategies::OldestRunning;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// A started node and its services, one per joined group.

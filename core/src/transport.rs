@@ -311,6 +311,17 @@ pub enum TransportEvent {
         /// Why.
         reason: String,
     },
+    /// An authenticated peer at `addr` runs with other safety settings (its fingerprint
+    /// differs); the connection was refused. Its whole fingerprint is given, so that the
+    /// engine can tell whether that configuration could elect a leader of its own.
+    Mismatch {
+        /// The peer's address.
+        addr: String,
+        /// The first field that differs, with both values.
+        mismatch: FingerprintMismatch,
+        /// The peer's fingerprint.
+        theirs: Fingerprint,
+    },
     /// A peer at `addr` refused this node, and said why.
     Refused {
         /// The peer's address.

@@ -39,7 +39,9 @@ use crate::message::{
     Response, Served, StepDown, VoteRequest, VoteResponse,
 };
 use crate::policy::{ByMemberId, LeaderPolicy, normalize_ranking};
-use crate::transport::{CloseKind, DeathProof, DeathProofMode, Envelope, Refusal, TransportEvent};
+use crate::transport::{
+    CloseKind, DeathProof, DeathProofMode, Envelope, Fingerprint, Refusal, TransportEvent,
+};
 use crate::types::{
     Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
 };
@@ -342,6 +344,10 @@ pub struct Engine {
     halted: bool,
     /// A term that cannot grow was met; logged once per group.
     term_exhausted: BTreeSet<String>,
+    /// Fingerprints of authenticated peers that run other safety settings.
+    conflicts: Vec<Fingerprint>,
+    /// Whether this node stood aside for a conflict at the last check (logged on change).
+    standing_aside: bool,
 }
 
 /// The next term after `t`, unless `t` cannot grow (terms stop below `u64::MAX`).
@@ -413,6 +419,8 @@ impl Engine {
             refused_as_duplicate: None,
             halted: false,
             term_exhausted: BTreeSet::new(),
+            conflicts: Vec::new(),
+            standing_aside: false,
             cfg,
         };
         if let Some(p) = persisted {
@@ -850,6 +858,18 @@ impl Engine {
             }
             TransportEvent::ConnectFailed { .. } => {}
             TransportEvent::Refused { addr, refusal } => self.on_refused(now, addr, refusal),
+            TransportEvent::Mismatch {
+                addr,
+                mismatch,
+                theirs,
+            } => {
+                if !self.conflicts.contains(&theirs) {
+                    self.log(format!(
+                        "the node at {addr} runs other safety settings ({mismatch}); it is refused"
+                    ));
+                    self.conflicts.push(theirs);
+                }
+            }
             TransportEvent::ClientMessage(env) => self.on_client(now, env),
         }
     }
@@ -965,6 +985,73 @@ impl Engine {
             }
             Refusal::StaleIncarnation { .. } | Refusal::Fingerprint(_) | Refusal::ShuttingDown => {
                 self.trace(format!("refused by {addr}: {refusal}"));
+            }
+        }
+    }
+
+    /// A peer configuration this node met that could elect a leader of its own, if any: then
+    /// this node neither leads nor votes, since two disjoint majorities — one per
+    /// configuration — could each elect a leader. A configuration "could elect" when a
+    /// majority of *its* voters are nodes not known to run this node's settings (this node and
+    /// every peer it connected to, whose fingerprints matched). A single misconfigured node
+    /// among correctly configured voters stops nobody but itself.
+    fn conflicting_config(&self) -> Option<&Fingerprint> {
+        if !self.quorum_mode() {
+            return None;
+        }
+        self.conflicts.iter().find(|fp| {
+            if fp.quorum != "majority" {
+                // Availability mode leads on its own whatever this node does.
+                return false;
+            }
+            let ours =
+                |v: &NodeId| *v == self.cfg.node || self.peers.get(v).is_some_and(|p| !p.is_dead());
+            let capable = fp.voters.iter().filter(|v| !ours(v)).count();
+            capable >= fp.voters.len() / 2 + 1
+        })
+    }
+
+    /// Stands aside (stops leading, campaigning and voting) while a conflicting configuration
+    /// could elect; logs each change.
+    fn check_conflicts(&mut self, now: Instant) {
+        let conflict = self.conflicting_config().cloned();
+        if conflict.is_some() != self.standing_aside {
+            self.standing_aside = conflict.is_some();
+            match conflict {
+                Some(fp) => {
+                    let voters: Vec<&str> = fp.voters.iter().map(NodeId::as_str).collect();
+                    self.log(format!(
+                        "standing aside (no leading, no voting): nodes with other safety settings \
+                         (voters [{}], quorum {}, heartbeat {} ms, failure timeout {} ms) could \
+                         elect a leader of their own; give every node the same [cluster] and \
+                         [timing] settings",
+                        voters.join(", "),
+                        fp.quorum,
+                        fp.heartbeat_ms,
+                        fp.failure_timeout_ms
+                    ));
+                }
+                None => self.log(
+                    "no conflicting configuration can elect any more: taking part again".into(),
+                ),
+            }
+        }
+        if self.standing_aside {
+            let leading: Vec<String> = self
+                .groups
+                .iter()
+                .filter(|(_, g)| matches!(g.role, Role::Leader { .. } | Role::Candidate { .. }))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in leading {
+                if let Some(g) = self.groups.get_mut(&name)
+                    && matches!(g.role, Role::Candidate { .. })
+                {
+                    g.role = Role::Follower;
+                    continue;
+                }
+                self.log(format!("group {name}: stepping down: standing aside"));
+                self.resign(now, &name, true);
             }
         }
     }
@@ -1348,6 +1435,9 @@ impl Engine {
         if now < self.abstain_until || self.shutting_down {
             return Err("abstaining or shutting down");
         }
+        if self.standing_aside {
+            return Err("standing aside: a conflicting configuration could elect");
+        }
         let backoff = self.cfg.backoff;
         let abstain_until = self.abstain_until;
         let ranking = self.ranking(&req.group);
@@ -1471,6 +1561,9 @@ impl Engine {
 
     fn step(&mut self, now: Instant) {
         self.wake = None;
+        if !self.conflicts.is_empty() {
+            self.check_conflicts(now);
+        }
         if now >= self.next_heartbeat {
             self.send_heartbeats(now);
         }
@@ -1481,7 +1574,14 @@ impl Engine {
         }
         if let Some((since, refusal)) = &self.refused_as_duplicate {
             let at = *since + self.takeover_grace();
-            if now >= at {
+            if now >= at && self.peers.alive().next().is_some() {
+                // Peers accept this process: the other one with this name is the duplicate.
+                self.log(format!(
+                    "another process with this node's name was refused ({refusal}); this one \
+                     keeps the name"
+                ));
+                self.refused_as_duplicate = None;
+            } else if now >= at {
                 if !self.halted {
                     self.halted = true;
                     let refusal = refusal.clone();
@@ -1642,7 +1742,7 @@ impl Engine {
                     self.want(until);
                     return;
                 }
-                if self.shutting_down || !self.local.contains_key(name) {
+                if self.shutting_down || self.standing_aside || !self.local.contains_key(name) {
                     return;
                 }
                 let handoff = g.handoff_to_me.clone();

@@ -2,7 +2,7 @@
 //! once in FIFO order, and a hand on every transport event (resets, proofs, refusals).
 
 use super::*;
-use crate::transport::{CloseKind, DeathProof, DeathProofMode, Refusal};
+use crate::transport::{CloseKind, DeathProof, DeathProofMode, Fingerprint, Refusal};
 use std::collections::VecDeque;
 
 const G: &str = "g";
@@ -339,8 +339,29 @@ fn a_dead_peer_that_reconnects_is_taken_back_and_follows_the_higher_term() {
 }
 
 #[test]
-fn duplicate_name_refusals_that_last_halt_the_node() {
+fn a_node_that_peers_accept_keeps_its_name_when_a_duplicate_is_refused() {
     let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    net.run_for(Duration::from_millis(100));
+    let refusal = Refusal::DuplicateName {
+        node: NodeId::new("n0"),
+        addr: "10.0.0.2:7101".into(),
+        incarnation: 9,
+    };
+    net.event(
+        0,
+        TransportEvent::Refused {
+            addr: "10.0.0.2:7101".into(),
+            refusal,
+        },
+    );
+    net.run_for(Duration::from_secs(2));
+    assert!(!net.log[0].iter().any(|a| matches!(a, Action::Halt(_))));
+    assert!(net.logged(0, "keeps the name"));
+}
+
+#[test]
+fn duplicate_name_refusals_that_last_halt_a_node_no_peer_accepts() {
+    let mut net = Net::new(1, DeathProofMode::OrderlyClose);
     let refusal = Refusal::DuplicateName {
         node: NodeId::new("n0"),
         addr: "10.0.0.1:7101".into(),
@@ -487,4 +508,81 @@ fn next_term_stops_below_the_largest_u64() {
     assert_eq!(next_term(Term::MAX - 2), Some(Term::MAX - 1));
     assert_eq!(next_term(Term::MAX - 1), None);
     assert_eq!(next_term(Term::MAX), None);
+}
+
+fn mismatch(net: &mut Net, i: usize, voters: &[&str]) {
+    let theirs = Fingerprint {
+        voters: voters.iter().map(|v| NodeId::new(*v)).collect(),
+        ..Fingerprint::default()
+    };
+    let ours = Fingerprint {
+        voters: (0..3).map(|j| NodeId::new(name(j))).collect(),
+        ..Fingerprint::default()
+    };
+    let m = ours.mismatch(&theirs).expect("they differ");
+    net.event(
+        i,
+        TransportEvent::Mismatch {
+            addr: "10.0.0.9:7101".into(),
+            mismatch: m,
+            theirs,
+        },
+    );
+}
+
+#[test]
+fn a_conflicting_configuration_that_could_elect_makes_a_node_stand_aside() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    let leader = net.elect();
+    // Nodes unknown here (n3, n4) are a majority of the other configuration's voters.
+    mismatch(&mut net, leader, &["n2", "n3", "n4"]);
+    assert!(!net.acting().contains(&leader), "the leader stepped down");
+    assert!(net.logged(leader, "standing aside"));
+    net.run_for(Duration::from_secs(2));
+    assert!(
+        !net.acting().contains(&leader),
+        "and neither leads nor campaigns again"
+    );
+}
+
+#[test]
+fn a_node_standing_aside_grants_no_vote() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    net.run_for(Duration::from_millis(600));
+    mismatch(&mut net, 1, &["n3", "n4", "n5"]);
+    let req = VoteRequest {
+        group: G.into(),
+        term: 9,
+        candidate: MemberId::new("n0", 0),
+        handoff: None,
+        pre: true,
+        dead: vec![],
+    };
+    net.nodes[1].cfg.backoff = Duration::ZERO;
+    let actions = net.nodes[1].handle(
+        net.now,
+        Input::Transport(TransportEvent::Message(Envelope {
+            from: NodeId::new("n0"),
+            incarnation: 1,
+            message: Message::VoteRequest(req),
+        })),
+    );
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::Send { message: Message::VoteResponse(r), .. } if !r.granted)
+        ),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_single_misconfigured_node_among_correct_voters_stops_nobody_else() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    let leader = net.elect();
+    // Its voters are n0, n1 (both known to run this node's settings) and a name nobody has:
+    // that configuration can never gather a majority of its own.
+    mismatch(&mut net, leader, &["n0", "n1", "nx"]);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.acting(), vec![leader]);
+    assert!(!net.logged(leader, "standing aside"));
 }

@@ -10,7 +10,7 @@
 //! use baton_transport_tcp::{TcpConfig, TcpTransport};
 //!
 //! let transport = TcpTransport::new(TcpConfig::new("demo", b"cluster secret".to_vec()));
-//! let me = LocalNode { id: NodeId::new("a"), incarnation: 1, listen: "127.0.0.1:0".into(), fingerprint: Default::default(), death_proof: Default::default() };
+//! let me = LocalNode::new("a", 1, "127.0.0.1:0");
 //! let advertised = transport.start(&me).await?; // the bound address (e.g. 127.0.0.1:41234) unless `advertise` is set
 //! transport.connect("127.0.0.1:7102").await;     // outcome arrives as an event
 //! while let Some(event) = transport.recv().await {
@@ -114,7 +114,7 @@
 //! | cluster name, node id, address in a `Hello` | 255 bytes | handshake refused |
 //! | voters in a fingerprint (each name 255 bytes) | 128 | handshake refused; [`Transport::start`] fails |
 //! | inbound connections kept per peer | 4 | the oldest is closed |
-//! | reconnect backoff ([`TcpConfig::reconnect_min`] … [`TcpConfig::reconnect_max`]) | 50 ms … 5 s | the first redial after a close waits not at all |
+//! | reconnect backoff ([`TcpConfig::reconnect_min`] … [`TcpConfig::reconnect_max`]) | 50 ms … 1 s | the first redial after a close waits not at all; a peer silent for `failure_timeout + heartbeat` with its connection open gets a fresh one dialed beside it |
 //!
 //! Control events (`Connected`, `Dead`, …) are never dropped; there are a few per handshake or
 //! close at most. Messages waiting in the event stream are bounded by the per-connection
@@ -141,7 +141,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 pub use crate::client::{ClientError, TcpClient};
 pub use crate::wire::DEFAULT_MAX_FRAME;
@@ -162,7 +162,7 @@ pub struct TcpConfig {
     pub handshake_timeout: Duration,
     /// First retry delay after a failed reconnect (default 50 ms); doubled per failure.
     pub reconnect_min: Duration,
-    /// Largest retry delay (default 5 s).
+    /// Largest retry delay (default 1 s: a healed link is back within a second).
     pub reconnect_max: Duration,
     /// Accepted connections allowed in their handshake at once (default 64).
     pub max_pending_handshakes: usize,
@@ -187,7 +187,7 @@ impl TcpConfig {
             max_frame: DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(50),
-            reconnect_max: Duration::from_secs(5),
+            reconnect_max: Duration::from_secs(1),
             max_pending_handshakes: 64,
             inbound_queue: 256,
             outbound_queue: 1024,
@@ -356,6 +356,8 @@ impl Transport for TcpTransport {
                 client: false,
                 fingerprint: me.fingerprint.clone(),
             });
+            st.takeover_silence = me.takeover_silence();
+            st.death_proof = me.death_proof;
         }
         *lock(&self.inner.local_addr) = Some(local);
         let handle = tokio::spawn(net::run_acceptor(
@@ -434,6 +436,17 @@ impl Transport for TcpTransport {
             _ = self.inner.root.cancelled() => None,
             item = rx.recv() => item.map(|(event, _slot)| event),
         }
+    }
+
+    async fn reincarnate(&self, incarnation: u64) -> bool {
+        let moved = lock(&self.inner.state).reincarnate(incarnation);
+        if moved {
+            info!(
+                incarnation,
+                "moved to a new incarnation; reconnecting to every peer"
+            );
+        }
+        moved
     }
 
     async fn shutdown(&self) {

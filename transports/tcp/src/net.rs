@@ -2,11 +2,15 @@
 //! per-peer dialer that reconnects (and so proves peers dead or alive).
 
 use crate::Inner;
-use crate::handshake::{HandshakeError, Initiator, Nonce, PeerInfo, Responder, Step};
+use crate::handshake::{
+    HandshakeError, Hello, HelloReply, Initiator, Nonce, PeerInfo, Responder, Step,
+};
 use crate::peers::{AfterFailure, Conn, Decline, Direction};
 use crate::queue::{Queue, lock};
 use crate::wire::{codec, decode_message, encode_message};
-use baton_core::{Envelope, NodeId, TransportEvent};
+use baton_core::{
+    CloseKind, Envelope, Fingerprint, FingerprintMismatch, NodeId, Refusal, TransportEvent,
+};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::io;
@@ -105,6 +109,7 @@ async fn dial_inner(
         };
         (me, st.next_id())
     };
+    let my_node = hcfg.node.clone();
     let stream = TcpStream::connect(addr).await.map_err(|e| {
         if e.kind() == io::ErrorKind::ConnectionRefused {
             DialError::Refused
@@ -123,6 +128,12 @@ async fn dial_inner(
     let step = match hs.on_frame(&reply) {
         Ok(step) => step,
         Err(e) => {
+            if let HandshakeError::Fingerprint(m) = &e {
+                // The reply's MAC verified before the comparison: an authenticated peer.
+                let theirs =
+                    postcard::from_bytes::<HelloReply>(&reply).map(|r| r.hello.fingerprint);
+                report_mismatch(inner, addr, m, theirs.ok());
+            }
             // A fingerprint mismatch: tell the responder why before closing (best effort).
             if let Some(abort) = hs.take_abort() {
                 let _ = framed.send(Bytes::from(abort)).await;
@@ -137,9 +148,27 @@ async fn dial_inner(
         } => (frame, info),
         _ => return Err(DialError::Handshake(HandshakeError::Finished)),
     };
-    lock(&inner.state)
-        .pre_auth(attempt, expected, &info)
-        .map_err(DialError::Declined)?;
+    let verdict = lock(&inner.state).pre_auth(attempt, expected, &info);
+    if let Err(decline) = verdict {
+        if let Decline::Refused(refusal) = &decline {
+            if info.node == my_node {
+                // The peer runs under this node's own name: we learn of a duplicate as much
+                // as it does (the engine halts whichever of the two no peer accepted).
+                let st = lock(&inner.state);
+                st.emit(TransportEvent::Refused {
+                    addr: addr.to_string(),
+                    refusal: Refusal::DuplicateName {
+                        node: info.node.clone(),
+                        addr: info.addr.clone(),
+                        incarnation: info.incarnation,
+                    },
+                });
+            }
+            // Tell the peer why, so that its log (and a duplicate's exit) says the truth.
+            let _ = framed.send(Bytes::from(hs.abort(refusal.clone()))).await;
+        }
+        return Err(DialError::Declined(decline));
+    }
     let claim = Claim {
         inner: inner.clone(),
         node: info.node.clone(),
@@ -163,12 +192,12 @@ fn install(
     framed: Framing,
     info: &PeerInfo,
     attempt: u64,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let token = inner.root.child_token();
     let (spawn_dialer, queue, id) = {
         let mut st = lock(&inner.state);
         if st.closed {
-            return Err("transport is shutting down".into());
+            return Err(Refusal::ShuttingDown);
         }
         let id = st.next_id();
         let conn = Conn {
@@ -201,17 +230,17 @@ async fn run_outbound(
     peer_addr: String,
 ) {
     let (mut sink, mut stream) = framed.split();
-    let why = loop {
+    let (why, how) = loop {
         tokio::select! {
             biased;
             _ = token.cancelled() => return,
             read = stream.next() => break match read {
-                None => "closed by peer".to_string(),
+                None => ("closed by peer".to_string(), CloseKind::Orderly),
                 Some(Ok(_)) => {
                     warn!(peer = %peer_addr, node = %node, "closing connection: peer sent data on our outbound connection");
-                    "protocol violation".to_string()
+                    ("protocol violation".to_string(), CloseKind::Abrupt)
                 }
-                Some(Err(e)) => e.to_string(),
+                Some(Err(e)) => (e.to_string(), CloseKind::Abrupt),
             },
             message = queue.pop() => {
                 let bytes = match encode_message(&message, inner.cfg.max_frame) {
@@ -224,14 +253,14 @@ async fn run_outbound(
                 tokio::select! {
                     _ = token.cancelled() => return,
                     sent = sink.send(Bytes::from(bytes)) => if let Err(e) = sent {
-                        break e.to_string();
+                        break (e.to_string(), CloseKind::Abrupt);
                     },
                 }
             }
         }
     };
-    debug!(peer = %peer_addr, node = %node, "outbound connection closed: {why}");
-    lock(&inner.state).on_closed(&node, id, Direction::Outbound);
+    debug!(peer = %peer_addr, node = %node, ?how, "outbound connection closed: {why}");
+    lock(&inner.state).on_closed(&node, id, Direction::Outbound, how);
 }
 
 pub(crate) fn spawn_dialer_task(inner: &Arc<Inner>, node: NodeId) {
@@ -277,7 +306,6 @@ fn next_backoff(inner: &Inner, current: Duration) -> Duration {
 
 enum Next {
     Exit,
-    Wait(Arc<tokio::sync::Notify>),
     Sleep(Arc<tokio::sync::Notify>, Instant),
     Dial(String),
 }
@@ -294,6 +322,7 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
         let next = {
             let mut st = lock(&inner.state);
             let closed = st.closed;
+            let silence = st.takeover_silence;
             match st.peers.get_mut(&node) {
                 None => Next::Exit,
                 Some(_) if closed => Next::Exit,
@@ -303,7 +332,19 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                 }
                 Some(p) if p.outbound.is_some() && !p.probe => {
                     p.dial_now = false;
-                    Next::Wait(p.wake.clone())
+                    let quiet_until = p.last_received + silence;
+                    if Instant::now() >= quiet_until {
+                        // Silent with its connections open: a black-holed path (DROP) leaves TCP
+                        // retransmitting with a growing backoff, so the old connection may take
+                        // seconds to carry anything once the path is back. Dial a fresh one
+                        // beside it (with this dialer's backoff): the link heals as soon as the
+                        // path does.
+                        debug!(node = %node, "peer silent for {silence:?}: probing with a fresh connection");
+                        p.probe = true;
+                        Next::Dial(p.addr.clone())
+                    } else {
+                        Next::Sleep(p.wake.clone(), quiet_until)
+                    }
                 }
                 Some(p) => {
                     let now = Instant::now();
@@ -317,7 +358,6 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
         };
         match next {
             Next::Exit => return,
-            Next::Wait(wake) => wake.notified().await,
             Next::Sleep(wake, at) => {
                 tokio::select! {
                     _ = tokio::time::sleep_until(at) => retry_at = None,
@@ -341,14 +381,27 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                     }
                     Err(DialError::Refused) => {
                         if lock(&inner.state).on_gone(&node) == AfterFailure::Exit {
-                            debug!(peer = %addr, node = %node, "reconnect refused: proof of death");
+                            debug!(peer = %addr, node = %node, "reconnect refused after an orderly close: proof of death");
                             return;
                         }
-                        warn!(
+                        debug!(
                             peer = %addr, node = %node,
-                            "the advertised address of a connected peer refuses connections; \
-                             messages to it wait in its queue"
+                            "reconnect refused without an orderly close before it: no proof of \
+                             death (a firewall may reset its traffic); it stays silent until heard"
                         );
+                        false
+                    }
+                    Err(DialError::Declined(Decline::Refused(refusal))) => {
+                        warn!(peer = %addr, node = %node, "not connecting: {refusal}");
+                        false
+                    }
+                    Err(DialError::Handshake(HandshakeError::Refused(refusal))) => {
+                        warn!(peer = %addr, node = %node, "refused by the peer: {refusal}");
+                        let st = lock(&inner.state);
+                        st.emit(TransportEvent::Refused {
+                            addr: addr.clone(),
+                            refusal,
+                        });
                         false
                     }
                     Err(DialError::Declined(Decline::WrongNode(other))) => {
@@ -387,6 +440,28 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
     }
 }
 
+/// Logs a fingerprint mismatch with an authenticated peer and tells the engine, which decides
+/// whether that configuration is a danger (see `TransportEvent::Mismatch`).
+fn report_mismatch(
+    inner: &Arc<Inner>,
+    addr: &str,
+    mismatch: &FingerprintMismatch,
+    theirs: Option<Fingerprint>,
+) {
+    warn!(peer = %addr, "handshake refused: {mismatch}");
+    let Some(theirs) = theirs else {
+        return;
+    };
+    let st = lock(&inner.state);
+    if !st.closed {
+        st.emit(TransportEvent::Mismatch {
+            addr: addr.to_string(),
+            mismatch: mismatch.clone(),
+            theirs,
+        });
+    }
+}
+
 /// `Transport::connect`: one attempt at `addr`; failure is reported as `ConnectFailed`.
 pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
     let result = dial(&inner, &addr, None).await;
@@ -395,7 +470,7 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
             let r = install(&inner, framed, &info, attempt);
             lock(&inner.state).pending_addrs.remove(&addr);
             drop(claim);
-            r
+            r.map_err(|refusal| refusal.to_string())
         }
         Err(e) => {
             lock(&inner.state).pending_addrs.remove(&addr);
@@ -405,6 +480,17 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
                     Ok(())
                 }
                 DialError::Declined(Decline::Redundant) => Ok(()),
+                DialError::Handshake(HandshakeError::Refused(refusal)) => {
+                    warn!(peer = %addr, "refused by the peer: {refusal}");
+                    let st = lock(&inner.state);
+                    if !st.closed {
+                        st.emit(TransportEvent::Refused {
+                            addr: addr.clone(),
+                            refusal,
+                        });
+                    }
+                    return;
+                }
                 e => Err(e.to_string()),
             }
         }
@@ -491,8 +577,12 @@ async fn inbound(
     let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
     let mut hs = Responder::new(hcfg, nonce);
     let deadline = inner.cfg.handshake_timeout;
+    let mut theirs: Option<Fingerprint> = None;
     let handshake = async {
         let hello = next_frame(&mut framed).await?;
+        theirs = postcard::from_bytes::<Hello>(&hello)
+            .ok()
+            .map(|h| h.fingerprint);
         let reply = match hs.on_frame(&hello)? {
             Step::Reply { frame, .. } => frame,
             Step::Done { .. } => return Err(DialError::Handshake(HandshakeError::Finished)),
@@ -518,11 +608,19 @@ async fn inbound(
             return;
         }
         Ok(Err(DialError::Handshake(HandshakeError::Fingerprint(m)))) => {
-            warn!(peer = %peer, "handshake refused: {m}");
+            // Compared once the peer's MAC verified: an authenticated peer.
+            report_mismatch(inner, &peer.to_string(), &m, theirs);
             return;
         }
         Ok(Err(DialError::Handshake(HandshakeError::Aborted(refusal)))) => {
             warn!(peer = %peer, "handshake ended: the dialing peer declined the connection: {refusal}");
+            let st = lock(&inner.state);
+            if !st.closed {
+                st.emit(TransportEvent::Refused {
+                    addr: peer.to_string(),
+                    refusal,
+                });
+            }
             return;
         }
         Ok(Err(e)) => {
@@ -553,20 +651,22 @@ async fn inbound(
     };
     let (spawn, id) = match registered {
         Ok(r) => r,
-        Err(why) => {
-            warn!(peer = %peer, node = %info.node, "refusing connection: {why}");
+        Err(refusal) => {
+            warn!(peer = %peer, node = %info.node, "refusing connection: {refusal}");
+            // Tell the peer why, so that its log (and a duplicate's exit) says the truth.
+            let _ = framed.send(Bytes::from(hs.refuse(refusal))).await;
             return;
         }
     };
     if spawn {
         spawn_dialer_task(inner, info.node.clone());
     }
-    let why = match framed.send(Bytes::from(accept.unwrap_or_default())).await {
+    let (why, how) = match framed.send(Bytes::from(accept.unwrap_or_default())).await {
         Ok(()) => read_messages(inner, &mut framed, peer, &info.node, &info, token).await,
-        Err(e) => e.to_string(),
+        Err(e) => (e.to_string(), CloseKind::Abrupt),
     };
-    debug!(peer = %peer, node = %info.node, "inbound connection closed: {why}");
-    lock(&inner.state).on_closed(&info.node, id, Direction::Inbound);
+    debug!(peer = %peer, node = %info.node, ?how, "inbound connection closed: {why}");
+    lock(&inner.state).on_closed(&info.node, id, Direction::Inbound, how);
 }
 
 /// A client (a CLI): its messages become `ClientMessage` events from a per-connection id, and
@@ -607,7 +707,7 @@ async fn serve_client(
                 }
             };
             tokio::select! {
-                why = read_messages(inner, &mut stream, peer, &client, info, token) => why,
+                (why, _) = read_messages(inner, &mut stream, peer, &client, info, token) => why,
                 why = writer => why,
             }
         }
@@ -618,7 +718,7 @@ async fn serve_client(
 
 /// Delivers the connection's messages as events from `from`, at most `inbound_queue`
 /// undelivered at once (then it stops reading, and TCP pushes back on the sender). Returns why
-/// it stopped.
+/// it stopped and whether the peer closed it in order (EOF) or abruptly.
 async fn read_messages<S>(
     inner: &Arc<Inner>,
     frames: &mut S,
@@ -626,30 +726,30 @@ async fn read_messages<S>(
     from: &NodeId,
     info: &PeerInfo,
     token: &CancellationToken,
-) -> String
+) -> (String, CloseKind)
 where
     S: futures::Stream<Item = io::Result<bytes::BytesMut>> + Unpin,
 {
     let slots = Arc::new(Semaphore::new(inner.cfg.inbound_queue.max(1)));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
-            return "inbound queue closed".into();
+            return ("inbound queue closed".into(), CloseKind::Abrupt);
         };
         let frame = match frames.next().await {
-            None => return "closed by peer".into(),
+            None => return ("closed by peer".into(), CloseKind::Orderly),
             Some(Ok(frame)) => frame,
             Some(Err(e)) => {
                 if e.kind() == io::ErrorKind::InvalidData {
                     warn!(peer = %peer, node = %from, "closing connection: {e}");
                 }
-                return e.to_string();
+                return (e.to_string(), CloseKind::Abrupt);
             }
         };
         let message = match decode_message(&frame) {
             Ok(m) => m,
             Err(e) => {
                 warn!(peer = %peer, node = %from, "closing connection: {e}");
-                return e.to_string();
+                return (e.to_string(), CloseKind::Abrupt);
             }
         };
         let envelope = Envelope {
@@ -662,9 +762,12 @@ where
         } else {
             TransportEvent::Message(envelope)
         };
-        let st = lock(&inner.state);
+        let mut st = lock(&inner.state);
         if token.is_cancelled() {
-            return "closed".into();
+            return ("closed".into(), CloseKind::Abrupt);
+        }
+        if !info.client {
+            st.heard(from);
         }
         st.emit_message(event, slot);
     }

@@ -4,11 +4,14 @@
 
 use crate::handshake::{HandshakeConfig, PeerInfo};
 use crate::queue::Queue;
-use baton_core::{CloseKind, DeathProof, NodeId, TransportEvent};
+use baton_core::{CloseKind, DeathProof, DeathProofMode, NodeId, Refusal, TransportEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 /// Most inbound connections kept per peer; the oldest superseded one is closed beyond this.
 pub(crate) const MAX_INBOUND_PER_PEER: usize = 4;
@@ -33,10 +36,12 @@ pub(crate) enum Direction {
 pub(crate) enum Status {
     /// `Connected` was the last event reported for the peer.
     Up,
-    /// `Disconnected` was reported; a reconnect will prove it alive or dead.
+    /// `Disconnected` was reported (or a death verdict was lifted by the peer's own handshake);
+    /// a reconnect will prove it alive or — after an orderly close — dead.
     Probing,
-    /// `Dead` was reported for `incarnation`. No dialer runs; the record stays so that a stale
-    /// handshake of the dead incarnation is refused and a new one is not reported dead twice.
+    /// `Dead` was reported for `incarnation`. No dialer runs; the record stays so that a newer
+    /// incarnation is not reported dead twice. A fresh handshake of the same incarnation (it was
+    /// not dead after all) lifts the verdict.
     Dead,
 }
 
@@ -57,9 +62,44 @@ pub(crate) struct Peer {
     pub(crate) dialer: bool,
     pub(crate) wake: Arc<Notify>,
     pub(crate) queue: Arc<Queue>,
+    /// A current connection of this incarnation ended with EOF (the peer's kernel closed it in
+    /// order) since it was last up. Only then does a refused reconnect prove it dead.
+    pub(crate) closed_in_order: bool,
+    /// When a frame (or a handshake) last arrived from it.
+    pub(crate) last_received: Instant,
 }
 
 impl Peer {
+    fn new(info: &PeerInfo, outbound_queue: usize) -> Self {
+        Peer {
+            incarnation: info.incarnation,
+            addr: info.addr.clone(),
+            status: Status::Up,
+            outbound: None,
+            inbound: Vec::new(),
+            probe: false,
+            dial_now: true,
+            dialer: true,
+            wake: Arc::new(Notify::new()),
+            queue: Arc::new(Queue::new(outbound_queue)),
+            closed_in_order: false,
+            last_received: Instant::now(),
+        }
+    }
+
+    /// Whether this incarnation still holds the node's name: another process of the same name
+    /// is refused while it does. It lets go once proven dead, once its connection closed in
+    /// order (unless orderly closes are not trusted), or after `silence` without a frame.
+    fn holds_name(&self, now: Instant, silence: Duration, mode: DeathProofMode) -> bool {
+        match self.status {
+            Status::Dead => false,
+            Status::Probing if self.closed_in_order && mode == DeathProofMode::OrderlyClose => {
+                false
+            }
+            _ => now.saturating_duration_since(self.last_received) < silence,
+        }
+    }
+
     fn close_all(&mut self) {
         if let Some(c) = self.outbound.take() {
             c.token.cancel();
@@ -76,9 +116,8 @@ impl Peer {
 pub(crate) enum Decline {
     /// A connection already exists or another attempt is under way: not an error.
     Redundant,
-    /// The peer is refused: an incarnation older than (or equal to a dead) one we know, or a
-    /// process that uses our own node id.
-    Refused(String),
+    /// The peer is refused (a duplicate name, a stale incarnation), and is told why.
+    Refused(Refusal),
     /// Another node answered at the address of the node we meant to reach.
     WrongNode(NodeId),
 }
@@ -87,7 +126,7 @@ impl std::fmt::Display for Decline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Decline::Redundant => f.write_str("already connected"),
-            Decline::Refused(why) => f.write_str(why),
+            Decline::Refused(why) => why.fmt(f),
             Decline::WrongNode(n) => write!(f, "node {n} answers at that address"),
         }
     }
@@ -102,6 +141,11 @@ pub(crate) enum AfterFailure {
 
 pub(crate) struct State {
     pub(crate) me: Option<HandshakeConfig>,
+    /// How long a silent incarnation keeps its name against a newer process (see
+    /// [`baton_core::LocalNode::takeover_silence`]).
+    pub(crate) takeover_silence: Duration,
+    /// What this node may report as proof of death.
+    pub(crate) death_proof: DeathProofMode,
     pub(crate) closed: bool,
     pub(crate) peers: HashMap<NodeId, Peer>,
     /// Addresses with a `connect` attempt in flight.
@@ -119,6 +163,8 @@ impl State {
     pub(crate) fn new(events: mpsc::UnboundedSender<Item>, outbound_queue: usize) -> Self {
         State {
             me: None,
+            takeover_silence: Duration::from_millis(600),
+            death_proof: DeathProofMode::OrderlyClose,
             closed: false,
             peers: HashMap::new(),
             pending_addrs: HashSet::new(),
@@ -145,34 +191,57 @@ impl State {
         let _ = self.events.send((event, Some(slot)));
     }
 
-    /// A handshake proved `info` alive. Reports `Dead{old}` when it is a newer incarnation of a
-    /// live peer, and `Connected` for a peer new to us or a new incarnation.
-    ///
-    /// A peer under probe (after `Disconnected`) with the *same* incarnation is reported
-    /// `Connected` again only on our own redial (`redial`): a handshake the peer started may
-    /// have been sent just before it shut down, and its close may be read before its `Auth`
-    /// (they travel on different connections), which would report it back up for an instant.
-    /// Returns whether a dialer must be spawned for it.
-    fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, String> {
-        if self.me.as_ref().is_some_and(|me| me.node == info.node) {
-            return Err(format!("peer claims our own node id {}", info.node));
+    /// Whether `info` may connect as the process it claims to be, judged against what this node
+    /// knows of that name. One rule for both directions of a handshake.
+    fn judge(&self, info: &PeerInfo) -> Result<(), Refusal> {
+        if let Some(me) = self.me.as_ref()
+            && me.node == info.node
+        {
+            // Another process with this node's own name.
+            return Err(Refusal::DuplicateName {
+                node: me.node.clone(),
+                addr: me.addr.clone(),
+                incarnation: me.incarnation,
+            });
         }
+        let Some(p) = self.peers.get(&info.node) else {
+            return Ok(());
+        };
+        if info.incarnation == p.incarnation {
+            return Ok(());
+        }
+        if p.holds_name(Instant::now(), self.takeover_silence, self.death_proof) {
+            return Err(Refusal::DuplicateName {
+                node: info.node.clone(),
+                addr: p.addr.clone(),
+                incarnation: p.incarnation,
+            });
+        }
+        if info.incarnation < p.incarnation {
+            return Err(Refusal::StaleIncarnation {
+                node: info.node.clone(),
+                incarnation: info.incarnation,
+                known: p.incarnation,
+            });
+        }
+        Ok(())
+    }
+
+    /// A handshake proved `info` alive. Reports `Dead{old, Superseded}` when it is a newer
+    /// incarnation (admitted only once the old one let go of the name, see [`State::judge`]),
+    /// and `Connected` for a peer new to us or a new incarnation.
+    ///
+    /// A peer under probe (after `Disconnected`, or dead) with the *same* incarnation is
+    /// reported `Connected` again only on our own redial (`redial`): a handshake the peer
+    /// started may have been sent just before it died or shut down, and its close may be read
+    /// before its `Auth` (they travel on different connections), which would report it back up
+    /// for an instant. Returns whether a dialer must be spawned for it.
+    fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, Refusal> {
+        self.judge(info)?;
+        let outbound_queue = self.outbound_queue;
         let Some(p) = self.peers.get_mut(&info.node) else {
-            self.peers.insert(
-                info.node.clone(),
-                Peer {
-                    incarnation: info.incarnation,
-                    addr: info.addr.clone(),
-                    status: Status::Up,
-                    outbound: None,
-                    inbound: Vec::new(),
-                    probe: false,
-                    dial_now: true,
-                    dialer: true,
-                    wake: Arc::new(Notify::new()),
-                    queue: Arc::new(Queue::new(self.outbound_queue)),
-                },
-            );
+            self.peers
+                .insert(info.node.clone(), Peer::new(info, outbound_queue));
             self.emit(TransportEvent::Connected {
                 node: info.node.clone(),
                 incarnation: info.incarnation,
@@ -180,9 +249,7 @@ impl State {
             });
             return Ok(true);
         };
-        if let Some(why) = stale(p, info) {
-            return Err(why);
-        }
+        p.last_received = Instant::now();
         let mut events = Vec::new();
         if info.incarnation > p.incarnation {
             if p.status != Status::Dead {
@@ -197,17 +264,27 @@ impl State {
             p.incarnation = info.incarnation;
             p.addr = info.addr.clone();
             p.status = Status::Up;
+            p.closed_in_order = false;
             p.dial_now = true;
             events.push(TransportEvent::Connected {
                 node: info.node.clone(),
                 incarnation: info.incarnation,
                 addr: info.addr.clone(),
             });
-        } else if p.status == Status::Probing && !redial {
-            // Alive a moment ago: redial now rather than wait out a backoff.
+        } else if p.status != Status::Up && !redial {
+            // Alive a moment ago (or not dead after all): redial now rather than wait out a
+            // backoff; our own redial reports it.
+            if p.status == Status::Dead {
+                p.status = Status::Probing;
+                p.closed_in_order = false;
+            }
             p.dial_now = true;
-        } else if p.status == Status::Probing {
+        } else if p.status != Status::Up {
+            if p.status == Status::Dead {
+                info!(node = %info.node, incarnation = info.incarnation, "peer {} was declared dead but answers again: taken back", info.node);
+            }
             p.status = Status::Up;
+            p.closed_in_order = false;
             events.push(TransportEvent::Connected {
                 node: info.node.clone(),
                 incarnation: info.incarnation,
@@ -225,7 +302,11 @@ impl State {
 
     /// The responder side finished a handshake: record the connection (before the `Accept`
     /// goes out, so the peer's older connection it may now close is already superseded).
-    pub(crate) fn register_inbound(&mut self, info: &PeerInfo, conn: Conn) -> Result<bool, String> {
+    pub(crate) fn register_inbound(
+        &mut self,
+        info: &PeerInfo,
+        conn: Conn,
+    ) -> Result<bool, Refusal> {
         let spawn = self.admit(info, false)?;
         if let Some(p) = self.peers.get_mut(&info.node) {
             p.inbound.push(conn);
@@ -254,16 +335,8 @@ impl State {
         {
             return Err(Decline::WrongNode(info.node.clone()));
         }
-        if self.me.as_ref().is_some_and(|me| me.node == info.node) {
-            return Err(Decline::Refused(format!(
-                "peer claims our own node id {} (incarnation {})",
-                info.node, info.incarnation
-            )));
-        }
+        self.judge(info).map_err(Decline::Refused)?;
         if let Some(p) = self.peers.get(&info.node) {
-            if let Some(why) = stale(p, info) {
-                return Err(Decline::Refused(why));
-            }
             if info.incarnation == p.incarnation
                 && p.status != Status::Dead
                 && p.outbound.is_some()
@@ -293,11 +366,12 @@ impl State {
         attempt: u64,
         info: &PeerInfo,
         conn: Conn,
-    ) -> Result<(bool, Arc<Queue>), String> {
+    ) -> Result<(bool, Arc<Queue>), Refusal> {
         self.release_claim(&info.node, attempt);
         let spawn = self.admit(info, true)?;
         let Some(p) = self.peers.get_mut(&info.node) else {
-            return Err("peer vanished".into());
+            // `admit` just inserted or kept it, under this same lock.
+            return Err(Refusal::ShuttingDown);
         };
         if let Some(old) = p.outbound.replace(conn) {
             old.token.cancel();
@@ -307,8 +381,16 @@ impl State {
         Ok((spawn, p.queue.clone()))
     }
 
-    /// A connection ended on its own (EOF, error, protocol violation).
-    pub(crate) fn on_closed(&mut self, node: &NodeId, id: u64, dir: Direction) {
+    /// A frame arrived from `node`.
+    pub(crate) fn heard(&mut self, node: &NodeId) {
+        if let Some(p) = self.peers.get_mut(node) {
+            p.last_received = Instant::now();
+        }
+    }
+
+    /// A connection ended on its own: in order (EOF) or abruptly (reset, error, protocol
+    /// violation).
+    pub(crate) fn on_closed(&mut self, node: &NodeId, id: u64, dir: Direction, how: CloseKind) {
         let Some(p) = self.peers.get_mut(node) else {
             return;
         };
@@ -332,21 +414,27 @@ impl State {
         if !current || p.status == Status::Dead {
             return;
         }
+        if how == CloseKind::Orderly {
+            p.closed_in_order = true;
+        }
         p.dial_now = true;
         p.wake.notify_one();
         if p.status == Status::Up {
             p.status = Status::Probing;
             self.emit(TransportEvent::Disconnected {
                 node: node.clone(),
-                how: CloseKind::Abrupt,
+                how,
             });
         }
     }
 
     /// The peer's advertised address refused a connection (or another node answers there).
-    /// Proof of death while probing; otherwise (the peer is up through its own connection to
-    /// us) merely a failed attempt.
+    /// Proof of death only while probing after an **orderly** close (and when this node trusts
+    /// that proof): a firewall that resets connections produces exactly this while the process
+    /// lives, so after a reset the peer is merely silent, and the engine waits out its failure
+    /// timeout. Otherwise (it is up through its own connection to us) a failed attempt.
     pub(crate) fn on_gone(&mut self, node: &NodeId) -> AfterFailure {
+        let mode = self.death_proof;
         let Some(p) = self.peers.get_mut(node) else {
             return AfterFailure::Exit;
         };
@@ -355,6 +443,9 @@ impl State {
             Status::Dead => {
                 p.dialer = false;
                 AfterFailure::Exit
+            }
+            Status::Probing if !p.closed_in_order || mode != DeathProofMode::OrderlyClose => {
+                AfterFailure::Retry
             }
             Status::Probing => {
                 p.status = Status::Dead;
@@ -393,27 +484,27 @@ impl State {
             .any(|p| p.status != Status::Dead && p.addr == addr)
     }
 
+    /// This node moves to `incarnation`: every connection (bound to the old one by its
+    /// handshake) closes, and every live peer is redialed at once with the new one.
+    pub(crate) fn reincarnate(&mut self, incarnation: u64) -> bool {
+        let Some(me) = self.me.as_mut() else {
+            return false;
+        };
+        me.incarnation = incarnation;
+        for p in self.peers.values_mut() {
+            p.close_all();
+            if p.status != Status::Dead {
+                p.dial_now = true;
+                p.wake.notify_one();
+            }
+        }
+        true
+    }
+
     /// Cancels every connection (shutdown).
     pub(crate) fn close_all(&mut self) {
         for p in self.peers.values_mut() {
             p.close_all();
         }
-    }
-}
-
-/// Why a handshake from `info` is refused as stale, if it is.
-fn stale(p: &Peer, info: &PeerInfo) -> Option<String> {
-    if info.incarnation < p.incarnation {
-        Some(format!(
-            "stale incarnation {} of {} (incarnation {} is known)",
-            info.incarnation, info.node, p.incarnation
-        ))
-    } else if info.incarnation == p.incarnation && p.status == Status::Dead {
-        Some(format!(
-            "incarnation {} of {} was already proven dead",
-            info.incarnation, info.node
-        ))
-    } else {
-        None
     }
 }

@@ -41,6 +41,13 @@ async fn mismatched_fingerprints_are_refused_and_both_sides_say_why() {
         reason.contains("voters is [a, b, c] here but [b, c, d] at the peer"),
         "{reason}"
     );
+    // The engine is given the peer's whole fingerprint, to judge the danger.
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, TransportEvent::Mismatch { theirs, .. }
+            if *theirs == voters(&["b", "c", "d"]))),
+        "{seen:?}"
+    );
     // The dialer's log, and the listener's: the same field, each in its own view.
     logs.wait_for(&[
         "connect failed",

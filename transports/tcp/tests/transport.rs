@@ -8,8 +8,8 @@ use baton_core::message::{
     VoteRequest, VoteResponse,
 };
 use baton_core::{
-    CallError, Envelope, Hardware, MemberId, Message, NodeId, PROTOCOL_VERSION, Served, Transport,
-    TransportError, TransportEvent,
+    CallError, CloseKind, DeathProof, Envelope, Hardware, MemberId, Message, NodeId,
+    PROTOCOL_VERSION, Refusal, Served, Transport, TransportError, TransportEvent,
 };
 use baton_transport_tcp::handshake::{HandshakeConfig, Hello, Initiator, MAGIC, NONCE_LEN, Step};
 use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
@@ -345,11 +345,11 @@ async fn raw_handshake(s: &mut TcpStream, node: &str, incarnation: u64, addr: &s
 }
 
 #[tokio::test]
-async fn authenticated_peer_sending_garbage_is_disconnected_then_proven_dead() {
+async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead() {
     let (logs, _guard) = Logs::capture();
     let (b, b_addr) = start("b", 1).await;
-    // x advertises an address nobody listens on: once its connection closes, the redial is
-    // refused, which proves it dead.
+    // x advertises an address nobody listens on. b closes x's connection itself (garbage), so
+    // no orderly close by x came before the refused redial: that proves nothing.
     let x_addr = closed_port().await;
     let mut s = TcpStream::connect(&b_addr).await.unwrap();
     raw_handshake(&mut s, "x", 5, &x_addr).await;
@@ -359,12 +359,24 @@ async fn authenticated_peer_sending_garbage_is_disconnected_then_proven_dead() {
     read_to_close(&mut s, SOON).await;
     logs.wait_for(&["closing connection", "undecodable message", &local])
         .await;
-    let seen = expect(&b, SOON, "Dead{x,5}", is_dead("x", 5)).await;
-    assert!(seen.iter().any(is_disconnected("x")), "{seen:?}");
-    assert!(matches!(
-        b.send(&NodeId::new("x"), Message::Leave).await,
-        Err(TransportError::Unreachable(_))
-    ));
+    let seen = expect(&b, SOON, "Disconnected{x}", is_disconnected("x")).await;
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            TransportEvent::Disconnected {
+                how: CloseKind::Abrupt,
+                ..
+            }
+        )),
+        "{seen:?}"
+    );
+    let later = drain(&b, Duration::from_millis(300)).await;
+    assert!(
+        !later
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Dead { .. })),
+        "{later:?}"
+    );
 
     // b keeps running.
     let (a, _) = start("a", 1).await;
@@ -524,33 +536,121 @@ async fn newer_incarnation_handshake_proves_the_old_one_dead() {
     let (b1, b1_addr) = start("b", 1).await;
     pair(&a, "a", 1, &b1, &b1_addr, "b", 1).await;
 
-    // A newer process of b (elsewhere) reaches a while the old one's connections are open.
+    // A newer process of b (elsewhere: a copy-pasted config) reaches a while the old one is
+    // connected: a duplicate name. It is refused and told who holds the name; b1 keeps it.
     let (b2, _) = start("b", 2).await;
     b2.connect(&a_addr).await;
-    let seen = expect(&a, SOON, "Connected{b,2}", is_connected("b", 2)).await;
+    let seen = expect(&b2, SOON, "Refused{DuplicateName}", |e| {
+        matches!(e, TransportEvent::Refused { refusal: Refusal::DuplicateName { node, addr, incarnation: 1 }, .. }
+            if node.as_str() == "b" && *addr == b1_addr)
+    })
+    .await;
     assert!(
-        matches!(
-            seen.as_slice(),
-            [
-                ..,
-                TransportEvent::Dead { incarnation: 1, .. },
-                TransportEvent::Connected { .. }
-            ]
-        ),
+        !seen
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Connected { .. })),
         "{seen:?}"
     );
-    // The old incarnation is refused from now on: b1's redial fails quietly, no Connected{b,1}.
-    let later = drain(&a, Duration::from_millis(300)).await;
+    let at_a = drain(&a, Duration::from_millis(300)).await;
     assert!(
-        !later.iter().any(
-            |e| matches!(e, TransportEvent::Connected { incarnation: 1, .. })
-                || matches!(e, TransportEvent::Dead { .. })
-        ),
-        "{later:?}"
+        !at_a.iter().any(|e| matches!(
+            e,
+            TransportEvent::Dead { .. } | TransportEvent::Connected { .. }
+        )),
+        "{at_a:?}"
     );
-    for t in [a, b1, b2] {
+    // Once b1 is gone (its connections close in order, its port refuses), a newer process
+    // takes the name.
+    b1.shutdown().await;
+    expect(&a, SOON, "Dead{b,1}", is_dead("b", 1)).await;
+    b2.connect(&a_addr).await;
+    expect(&a, SOON, "Connected{b,2}", is_connected("b", 2)).await;
+    for t in [a, b2] {
         t.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn an_orderly_close_then_a_refused_redial_proves_death_but_a_reset_does_not() {
+    let (b, b_addr) = start("b", 1).await;
+    for (inc, reset) in [(5, false), (6, true)] {
+        // x advertises an address nobody listens on, so every redial is refused.
+        let x_addr = closed_port().await;
+        let name = format!("x{inc}");
+        let mut s = TcpStream::connect(&b_addr).await.unwrap();
+        raw_handshake(&mut s, &name, inc, &x_addr).await;
+        expect(&b, SOON, "Connected{x}", is_connected(&name, inc)).await;
+        if reset {
+            // What a firewall's `REJECT --reject-with tcp-reset` does to a live peer.
+            #[allow(deprecated)]
+            s.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        drop(s);
+        let seen = expect(&b, SOON, "Disconnected{x}", is_disconnected(&name)).await;
+        let how = if reset {
+            CloseKind::Abrupt
+        } else {
+            CloseKind::Orderly
+        };
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, TransportEvent::Disconnected { how: h, .. } if *h == how)),
+            "{seen:?}"
+        );
+        if reset {
+            let later = drain(&b, Duration::from_millis(500)).await;
+            assert!(
+                !later
+                    .iter()
+                    .any(|e| matches!(e, TransportEvent::Dead { .. })),
+                "a reset followed by refusals is no proof: {later:?}"
+            );
+        } else {
+            let seen = expect(&b, SOON, "Dead{x}", is_dead(&name, inc)).await;
+            assert!(
+                seen.iter().any(|e| matches!(
+                    e,
+                    TransportEvent::Dead {
+                        proof: DeathProof::RefusedAfterOrderlyClose,
+                        ..
+                    }
+                )),
+                "{seen:?}"
+            );
+        }
+    }
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stale_incarnation_is_told_the_known_one_and_may_move_above_it() {
+    let (a, a_addr) = start("a", 1).await;
+    let (b5, b5_addr) = start("b", 5).await;
+    pair(&a, "a", 1, &b5, &b5_addr, "b", 5).await;
+    b5.shutdown().await;
+    expect(&a, SOON, "Dead{b,5}", is_dead("b", 5)).await;
+    // Restarted with the wall clock behind: a lower incarnation than a knows.
+    let (b3, _) = start("b", 3).await;
+    b3.connect(&a_addr).await;
+    expect(&b3, SOON, "Refused{Stale}", |e| {
+        matches!(
+            e,
+            TransportEvent::Refused {
+                refusal: Refusal::StaleIncarnation {
+                    known: 5,
+                    incarnation: 3,
+                    ..
+                },
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(b3.reincarnate(6).await);
+    b3.connect(&a_addr).await;
+    expect(&a, SOON, "Connected{b,6}", is_connected("b", 6)).await;
+    a.shutdown().await;
+    b3.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,13 +724,30 @@ async fn connect_to_self_duplicates_and_closed_ports() {
     assert!(quiet.is_empty(), "{quiet:?}");
     assert!(drain(&b, Duration::from_millis(10)).await.is_empty());
 
-    // Another process using our node id is refused, not mistaken for ourselves.
+    // Another process using our node id is refused as a duplicate, not mistaken for ourselves.
     let (twin, _) = start("a", 2).await;
     twin.connect(&a_addr).await;
-    expect(&twin, SOON, "ConnectFailed", |e| {
-        matches!(e, TransportEvent::ConnectFailed { reason, .. } if reason.contains("our own node id"))
+    expect(&twin, SOON, "Refused{DuplicateName}", |e| {
+        matches!(e, TransportEvent::Refused { refusal: Refusal::DuplicateName { addr, incarnation: 1, .. }, .. } if *addr == a_addr)
     })
     .await;
+    // The original learns of the duplicate too (its engine keeps the name: peers accept it).
+    let at_a = expect(&a, SOON, "Refused{DuplicateName} at a", |e| {
+        matches!(
+            e,
+            TransportEvent::Refused {
+                refusal: Refusal::DuplicateName { incarnation: 2, .. },
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        !at_a
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Dead { .. })),
+        "{at_a:?}"
+    );
     twin.shutdown().await;
 
     let nobody = closed_port().await;
