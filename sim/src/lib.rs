@@ -158,6 +158,6 @@ pub use scenario::{
     replay_command, run_seeds,
 };
 pub use sim::{
-    Agreed, Agreement, Interceptor, NetConfig, NodeIdx, PolicyKind, Sim, SimConfig, SimGroup,
-    SimQuorum, SimStats, Verdict, Violation,
+    Agreed, Agreement, Interceptor, NetConfig, NodeIdx, PolicyKind, ResetWay, Sim, SimConfig,
+    SimGroup, SimQuorum, SimStats, Verdict, Violation,
 };
