@@ -25,8 +25,8 @@ fn seeds(default_count: u64) -> std::ops::Range<u64> {
     start..start + count
 }
 
-/// Drift and reordering are really on in the random schedules, and drift stays within the
-/// bound it was asked for.
+/// Drift, reordering, middlebox resets and timeout mode are really on in the random schedules,
+/// and drift stays within the bound it was asked for.
 fn assert_coverage(report: &BatchReport, params: &Params) {
     let ok = report.runs - report.failures.len() as u64;
     if ok < 50 {
@@ -42,6 +42,19 @@ fn assert_coverage(report: &BatchReport, params: &Params) {
         "only {} of {ok} seeds reordered messages",
         report.reordered_seeds
     );
+    // Issue 9: middlebox resets and timeout-mode runs are really in the schedules, and the
+    // orderly-close proof still is too.
+    assert!(
+        report.reset_seeds * 4 >= ok,
+        "only {} of {ok} seeds reset a connection",
+        report.reset_seeds
+    );
+    assert!(
+        report.timeout_seeds * 100 >= ok * 15,
+        "only {} of {ok} seeds ran in timeout mode",
+        report.timeout_seeds
+    );
+    assert!(report.proofs > 0, "no proof of death was ever delivered");
     // The spread is max/min − 1; with rates in [1 − ρ/2, 1 + ρ/2] it stays below
     // ρ/(1 − ρ/2), which for ρ = drift × β is a little above drift × β.
     let beta_max = 1.0 / 7.0; // the largest safe bound of the random timings (ft = 4 heartbeats)
