@@ -185,6 +185,11 @@ pub struct SimConfig {
     /// (`EngineConfig::death_proof`). With [`DeathProofMode::Timeout`] the network never
     /// delivers `Dead{RefusedAfterOrderlyClose}`: a crashed peer is found by its silence.
     pub death_proof: DeathProofMode,
+    /// A deliberately wrong transport, as before issue 9: after a middlebox reset, the
+    /// refused redial is reported as `Dead{RefusedAfterOrderlyClose}` although the peer lives.
+    /// Only for showing that the invariant checks catch what such a transport does (the
+    /// model's own check that `Dead` is only sent for a stopped process is off then).
+    pub legacy_reset_proofs: bool,
     /// Each node's clock (node `i` gets `clocks[i]`; missing entries keep true time). The
     /// engine of node `i` reads `base + offset + elapsed × rate` as its `now`.
     pub clocks: Vec<Clock>,
@@ -208,6 +213,7 @@ impl SimConfig {
             net: NetConfig::calm(),
             proof_delay: (Duration::from_micros(200), Duration::from_millis(2)),
             death_proof: DeathProofMode::OrderlyClose,
+            legacy_reset_proofs: false,
             clocks: Vec::new(),
             trace: trace_level(),
         }
@@ -1323,6 +1329,7 @@ impl Sim {
             } => {
                 self.stats.proofs += 1;
                 if let Some(j) = self.index_of(node.as_str())
+                    && !self.cfg.legacy_reset_proofs
                     && self.is_live(j)
                     && self.nodes[j].incarnation == *incarnation
                 {
@@ -1635,6 +1642,20 @@ impl Sim {
                         how: CloseKind::Abrupt,
                     };
                     self.push_on_conn(at, who, peer, ev);
+                    if self.cfg.legacy_reset_proofs && self.is_live(peer) {
+                        // The wrong transport: its redial is refused, so it calls the peer dead.
+                        let (plo, phi) = (
+                            self.cfg.proof_delay.0.as_micros() as u64,
+                            self.cfg.proof_delay.1.as_micros() as u64,
+                        );
+                        let ev = TransportEvent::Dead {
+                            node: self.nodes[peer].id.clone(),
+                            incarnation: self.nodes[peer].incarnation,
+                            proof: DeathProof::RefusedAfterOrderlyClose,
+                        };
+                        let proof_at = at + self.rng.range(plo, phi);
+                        self.push(proof_at, who, None, NetEvent::Transport(ev));
+                    }
                 } else {
                     self.half_open.insert((who, peer));
                 }

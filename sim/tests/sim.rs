@@ -779,3 +779,30 @@ fn isolate_the_leader_by_a_reset(
         .unwrap_or_else(|| panic!("no leader after killing the new one{}", sim.describe()));
     Ok(took)
 }
+
+/// Documentation of what issue 9 fixed, and that the checks catch it: a transport that (as
+/// before) takes the refused redial after a *reset* for a death lets the followers elect at
+/// once while the isolated leader still holds its lease — invariant (b) fails, on every seed,
+/// whenever the followers see the resets (both ways, or rules in their own OUTPUT chains).
+/// Not a flaw of the engine: no engine can tell that forged proof from a real one; the
+/// transport must not make it (the simulator's transport never does unless told to).
+#[test]
+fn a_transport_that_takes_a_reset_for_a_death_splits_the_brain() {
+    for way in [ResetWay::Both, ResetWay::Incoming] {
+        for seed in 0..10 {
+            let mut cfg = SimConfig::new(seed, 3);
+            cfg.legacy_reset_proofs = true;
+            let mut sim = Sim::new(cfg);
+            let (old, _) = warm(&mut sim);
+            sim.run_for(Duration::from_millis(200 + seed * 13)).unwrap();
+            sim.middlebox_reset(old, way);
+            let err = sim
+                .run_for(Duration::from_secs(1))
+                .expect_err("two leaders act at once");
+            assert!(
+                err.message.contains("invariant (b) violated"),
+                "seed {seed} {way:?}: {err}"
+            );
+        }
+    }
+}
