@@ -5,6 +5,13 @@
 //!   `cargo test -p baton-sim --release -- --ignored --nocapture`. `BATON_SIM_SEEDS=N` changes
 //!   the count, `BATON_SIM_SEED_START=S` the first seed, `BATON_SIM_SIZES=3,4` the sizes,
 //!   `BATON_SIM_DRIFT=F` the clock drift (a fraction of the safe bound, default 0.9).
+//! - Issue 9 (orderly closes, middlebox resets, death-proof modes):
+//!   `a_leader_isolated_by_a_middlebox_reset_never_overlaps_and_rejoins_after_the_heal`,
+//!   `a_middlebox_reset_is_abrupt_never_proves_death_and_ends_with_a_fresh_handshake`,
+//!   `a_crash_closes_in_order_and_only_orderly_close_mode_reports_the_refusal`,
+//!   `timeout_mode_finds_a_crashed_leader_by_its_silence`, and
+//!   `a_transport_that_takes_a_reset_for_a_death_splits_the_brain` (the checks catch the old
+//!   transport).
 //! - `replay`: `BATON_SIM_SEED=1234 BATON_SIM_MODE=quorum cargo test -p baton-sim --test sim
 //!   replay -- --nocapture` (add `BATON_SIM_TRACE=1` for a trace; a failure prints the exact
 //!   command, with `BATON_SIM_NODES` / `BATON_SIM_DRIFT` when they matter).
