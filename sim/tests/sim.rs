@@ -739,6 +739,60 @@ fn a_leader_isolated_by_a_middlebox_reset_never_overlaps_and_rejoins_after_the_h
     );
 }
 
+/// The same at many seeds (`BATON_SIM_SEEDS`, default 250 per size, way and mode; seeds from
+/// `BATON_SIM_SEED_START`): `cargo test -p baton-sim --release -- --ignored --nocapture
+/// middlebox_reset_of_the_leader_many_seeds`.
+#[test]
+#[ignore = "3 000 runs: release, --ignored"]
+fn middlebox_reset_of_the_leader_many_seeds() {
+    let t0 = std::time::Instant::now();
+    let range = seeds(250);
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    let mut slowest = (
+        Duration::ZERO,
+        0,
+        0,
+        ResetWay::Both,
+        DeathProofMode::OrderlyClose,
+    );
+    for nodes in [3, 5] {
+        for way in [ResetWay::Both, ResetWay::Outgoing, ResetWay::Incoming] {
+            for mode in [DeathProofMode::OrderlyClose, DeathProofMode::Timeout] {
+                for seed in range.clone() {
+                    runs += 1;
+                    let r = std::panic::catch_unwind(|| {
+                        isolate_the_leader_by_a_reset(seed, nodes, way, mode)
+                    });
+                    match r {
+                        Ok(Ok(took)) => {
+                            if took > slowest.0 {
+                                slowest = (took, seed, nodes, way, mode);
+                            }
+                        }
+                        Ok(Err(v)) => failures
+                            .push(format!("seed {seed}, {nodes} nodes, {way:?}, {mode}: {v}")),
+                        Err(_) => failures.push(format!(
+                            "seed {seed}, {nodes} nodes, {way:?}, {mode}: panicked"
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "middlebox reset of the leader: {runs} runs, {} failed, {:.1} s; slowest agreement with everyone alive after the heal {:?} (seed {}, {} nodes, {:?}, {})",
+        failures.len(),
+        t0.elapsed().as_secs_f64(),
+        slowest.0,
+        slowest.1,
+        slowest.2,
+        slowest.3,
+        slowest.4
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 fn isolate_the_leader_by_a_reset(
     seed: u64,
     nodes: usize,
