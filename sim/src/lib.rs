@@ -27,14 +27,33 @@
 //!   [`SimStats::reordered`] counts deliveries overtaken by a later message on their link. **Partitions** (also one-way cuts) lose packets silently,
 //!   with no transport events. An [interceptor](Sim::intercept) lets a targeted test drop,
 //!   hold back or duplicate particular messages.
-//! - **Transport events**, modelled on TCP as DESIGN.md defines proof of death:
+//! - **Transport events**, modelled on TCP with the proof of death of issue 9 (a refused
+//!   reconnect proves death only after an *orderly* close of the live connection):
 //!   `Action::Connect{addr}` (addr = node name) gives both sides `Connected` (with the
 //!   peer's incarnation) when the target runs and is reachable, `ConnectFailed` otherwise.
-//!   When a node **crashes**, every live peer connected to it and not cut off sees
-//!   `Disconnected` — after the bytes already in flight from it, as TCP delivers buffered data
-//!   before the close — and then `Dead{node, incarnation}` (the refused reconnect). Peers cut
-//!   off see nothing and must time out. `Dead` is only ever sent for an incarnation that is
-//!   really gone.
+//!   When a node **crashes** (or shuts down), every live peer connected to it and not cut off
+//!   sees `Disconnected{how: Orderly}` — after the bytes already in flight from it, as TCP
+//!   delivers buffered data before the FIN — and then `Dead{node, incarnation, proof:
+//!   RefusedAfterOrderlyClose}` (the refused reconnect), unless [`SimConfig::death_proof`] is
+//!   `Timeout`: such a transport never reports that proof, and a crashed peer is found by its
+//!   silence. Peers cut off see nothing and must time out.
+//! - **Middlebox resets** ([`Sim::middlebox_reset`], [`Sim::reset_links`],
+//!   [`Sim::end_resets`]): directed rules like `REJECT --reject-with tcp-reset` — around a node
+//!   both ways, in its own OUTPUT chain, in its peers' OUTPUT chains ([`ResetWay`]), or on one
+//!   link. The processes live on. Their connections are reset: each end a rule answers gets
+//!   `Disconnected{how: Abrupt}` about one latency plus up to a heartbeat later (its next
+//!   packet), an end no rule answers is not told and just hears nothing; everything sent
+//!   between them is lost both ways, bytes in flight and half-done handshakes are void, and
+//!   redials are refused (`ConnectFailed`) or, on the side no rule answers, time out. **No
+//!   `Dead` is ever reported for a live process.** When the resets end (or a later heal of a
+//!   partition lets the link through), every link they broke between live nodes gets a fresh
+//!   handshake — `Connected` at both ends, same incarnations — as the transports kept
+//!   redialing; a broken link to a stopped node heals when it restarts and dials.
+//! - The model checks itself: a `Dead` for an incarnation that still runs, or a
+//!   refused-after-orderly-close proof in timeout mode, is reported as a violation ("network
+//!   model error"). [`SimConfig::legacy_reset_proofs`] turns on the pre-issue-9 transport
+//!   (a refused redial after a reset reported as `Dead`) only to show that invariant (b)
+//!   catches it.
 //! - **Restart**: a new incarnation; with persistence (`data_dir`) the engine gets back the
 //!   last `Action::Persist` it emitted, without it a blank state. It dials its seeds (every
 //!   other node) and rejoins its groups.
@@ -62,8 +81,8 @@
 //!   check catching a drift beyond it.
 //! - **(c)** a node's `term(group)` never decreases within an incarnation, nor across restarts
 //!   with persistence.
-//! - **(d)** liveness, after the last fault heals (every node restarted, every partition
-//!   healed, drops/duplicates/delays off — messages already in flight keep their delivery
+//! - **(d)** liveness, after the last fault heals (every node restarted, every partition and
+//!   middlebox reset healed, drops/duplicates/delays off — messages already in flight keep their delivery
 //!   time, so stragglers still arrive — every member rejoined): every live node agrees on
 //!   one leader per group — the same member and term, and that member's node is live and
 //!   acting — within the bound [`liveness_bound`] = **3 × failure_timeout + 10 × backoff**
@@ -72,7 +91,9 @@
 //!   4 × failure_timeout (also divided by the slowest rate) the
 //!   agreement must still hold, unchanged over its second half (the first agreement may
 //!   change once, legitimately: a leader whose lease ran out during a partition is
-//!   re-elected, or a preempting member takes over).
+//!   re-elected, or a preempting member takes over). At its end, every live node counts
+//!   every other live node (its current incarnation) alive: a node cut off by a reset or a
+//!   partition is back without a restart.
 //!
 //!   Why that bound: a restarted node abstains from voting for one failure timeout; stale
 //!   leader views and vote promises lapse within one failure timeout; a split vote is given up
@@ -85,8 +106,9 @@
 //!
 //! Per seed: 3–7 nodes (or a fixed size, [`Params::nodes`]); 1–3 groups with random policies
 //! (member id, oldest running, most CPUs) and `preempt`; in quorum mode all nodes or a random
-//! subset as voters; persistence on (70 %) or off; heartbeat 50–150 ms, failure timeout 4–6
-//! heartbeats (lease = failure timeout − heartbeat).
+//! subset as voters; persistence on (70 %) or off; `death_proof` orderly-close (75 %) or
+//! timeout (25 %); heartbeat 50–150 ms, failure timeout 4–6 heartbeats (lease = failure
+//! timeout − heartbeat).
 //!
 //! - **Clock drift**, in nine seeds of ten: rates spread over `[1 − ρ/2, 1 + ρ/2]` with
 //!   `ρ = 0.9 × β`, `β = (ft − lease)/(ft + lease)` the seed's safe bound (9.1–14.3 %; 11.1 %
@@ -102,8 +124,10 @@
 //! latencies up to 300 ms): crash (often of the leader), restart, kind shutdown of the
 //! leader, random two-sided partition, isolating the leader, one-way cut, heal, lossy /
 //! duplicating / reordering / straggling network, a clock changing rate (within the same
-//! spread), member leave and rejoin. Then everything heals (clocks keep drifting) and (d) is
-//! checked.
+//! spread), member leave and rejoin, a middlebox reset (around the leader both ways or
+//! one-sided, around any node, or on one link, one way or both; most ended again 1 ms–1.5 s
+//! later) and the end of the resets. Then everything heals (clocks keep drifting) and (d) is
+//! checked. About 40 % of the seeds reset some connection.
 //!
 //! ## Running
 //!
@@ -144,6 +168,20 @@
 //! let (took, agreed) = sim.run_until_agreed(Duration::from_secs(3)).unwrap().unwrap();
 //! assert!(agreed["g0"].1 > term);
 //! assert!(took < Duration::from_millis(50)); // the refused reconnect proves the death
+//!
+//! // A middlebox resets the new leader's connections for a second: no death is proven, the
+//! // others elect after the failure timeout, and after the heal the old one is back.
+//! let (leader, _) = agreed["g0"].clone();
+//! let l = sim.index_of(leader.node.as_str()).unwrap();
+//! sim.middlebox_reset(l, baton_sim::ResetWay::Both);
+//! sim.run_for(Duration::from_secs(1)).unwrap();
+//! sim.end_resets();
+//! sim.run_until_pred(Duration::from_secs(2), |s| {
+//!     s.agreement().is_some() && s.not_seen_alive().is_empty()
+//! })
+//! .unwrap()
+//! .unwrap();
+//! assert_eq!(sim.stats().proofs, 2); // the crash's two refusals, nothing more
 //! ```
 #![warn(missing_docs)]
 
@@ -158,6 +196,6 @@ pub use scenario::{
     replay_command, run_seeds,
 };
 pub use sim::{
-    Agreed, Agreement, Interceptor, NetConfig, NodeIdx, PolicyKind, Sim, SimConfig, SimGroup,
-    SimQuorum, SimStats, Verdict, Violation,
+    Agreed, Agreement, Interceptor, NetConfig, NodeIdx, PolicyKind, ResetWay, Sim, SimConfig,
+    SimGroup, SimQuorum, SimStats, Verdict, Violation,
 };

@@ -4,9 +4,10 @@
 use crate::clock::{self, PPM};
 use crate::rng::Rng;
 use crate::sim::{
-    Agreed, NetConfig, NodeIdx, PolicyKind, Sim, SimConfig, SimGroup, SimQuorum, SimStats,
-    Violation, fmt_time,
+    Agreed, NetConfig, NodeIdx, PolicyKind, ResetWay, Sim, SimConfig, SimGroup, SimQuorum,
+    SimStats, Violation, fmt_time,
 };
+use baton_core::DeathProofMode;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -140,6 +141,14 @@ pub enum Fault {
     Join(u64, usize),
     /// The node's clock runs at this rate (parts per million of true time) from now on.
     ClockRate(NodeIdx, u64),
+    /// A middlebox resets the picked node's connections and refuses its redials while it
+    /// lives ([`Sim::middlebox_reset`]).
+    MiddleboxReset(Pick, ResetWay),
+    /// A middlebox resets one link: `a → b` (a rule in `a`'s OUTPUT chain, only `a` sees
+    /// resets), or both ways when the flag is set ([`Sim::reset_links`]).
+    ResetLink(NodeIdx, NodeIdx, bool),
+    /// Every middlebox reset ends ([`Sim::end_resets`]).
+    EndResets,
 }
 
 /// A complete random run: cluster, fault schedule, heal, liveness check.
@@ -183,6 +192,8 @@ pub struct Outcome {
     pub clock_spread: f64,
     /// The seed's safe bound `β` ([`clock::drift_bound`]).
     pub drift_bound: f64,
+    /// What the run's transports reported as proof of death.
+    pub death_proof: DeathProofMode,
 }
 
 /// The liveness bound for a timing: `3 × failure_timeout + 10 × backoff`.
@@ -272,6 +283,12 @@ impl Scenario {
             ..NetConfig::calm()
         };
 
+        // One run in four trusts no refused connection (`death_proof = "timeout"`): crashed
+        // peers are then found by their silence only.
+        if rng.chance(0.25) {
+            cfg.death_proof = DeathProofMode::Timeout;
+        }
+
         // One schedule in five is a storm: many more faults, and latencies far above the
         // heartbeat period (the protocol's safety must not depend on timely delivery).
         let storm = rng.chance(0.2);
@@ -287,7 +304,7 @@ impl Scenario {
         for _ in 0..count {
             let at = start + Duration::from_micros(rng.below(span.as_micros() as u64));
             let g = rng.below(ngroups as u64) as usize;
-            let fault = match rng.below(100) {
+            let fault = match rng.below(112) {
                 0..=14 => Fault::Crash(Pick::LeaderOf(g)),
                 15..=22 => Fault::Crash(Pick::Any(rng.next_u64())),
                 23..=36 => Fault::Restart(rng.next_u64()),
@@ -326,6 +343,26 @@ impl Scenario {
                     };
                     Fault::ClockRate(rng.below(n as u64) as usize, rate)
                 }
+                // Issue 9: resets that no transport may take for a death.
+                100..=103 => Fault::MiddleboxReset(Pick::LeaderOf(g), ResetWay::Both),
+                104..=105 => Fault::MiddleboxReset(
+                    Pick::LeaderOf(g),
+                    if rng.chance(0.5) {
+                        ResetWay::Outgoing
+                    } else {
+                        ResetWay::Incoming
+                    },
+                ),
+                106..=107 => Fault::MiddleboxReset(
+                    Pick::Any(rng.next_u64()),
+                    [ResetWay::Both, ResetWay::Outgoing, ResetWay::Incoming][rng.below(3) as usize],
+                ),
+                108..=109 => {
+                    let a = rng.below(n as u64) as usize;
+                    let b = (a + 1 + rng.below((n as u64).max(2) - 1) as usize) % n;
+                    Fault::ResetLink(a, b, rng.chance(0.5))
+                }
+                110..=111 => Fault::EndResets,
                 _ => Fault::Leave(rng.next_u64(), g),
             };
             // Most crashes and leaves are followed by a restart / rejoin before the heal.
@@ -334,6 +371,9 @@ impl Scenario {
                     Some(Fault::Restart(rng.next_u64()))
                 }
                 Fault::Leave(_, g) if rng.chance(0.7) => Some(Fault::Join(rng.next_u64(), *g)),
+                Fault::MiddleboxReset(..) | Fault::ResetLink(..) if rng.chance(0.7) => {
+                    Some(Fault::EndResets)
+                }
                 _ => None,
             };
             if let Some(f) = follow {
@@ -421,6 +461,24 @@ impl Scenario {
             }
             middle = Some(now);
         }
+        // And the heal is complete: every live node counts every other one (its current
+        // incarnation) alive — also a node that a reset cut off, without a restart.
+        let missing = sim.not_seen_alive();
+        if !missing.is_empty() {
+            let pairs: Vec<String> = missing
+                .iter()
+                .map(|&(i, j)| format!("{} does not see {}", sim.node_id(i), sim.node_id(j)))
+                .collect();
+            return Err(Violation {
+                at: sim.now(),
+                message: format!(
+                    "invariant (d) violated: {} after the heal not every node is alive in every view: {}{}",
+                    fmt_time(sim.now().saturating_sub(self.heal_at)),
+                    pairs.join(", "),
+                    sim_state(&sim)
+                ),
+            });
+        }
         let last = middle.unwrap_or(first);
         Ok(Outcome {
             convergence,
@@ -430,6 +488,7 @@ impl Scenario {
             end: sim.now(),
             clock_spread,
             drift_bound: self.config.drift_bound(),
+            death_proof: self.config.death_proof,
         })
     }
 }
@@ -488,6 +547,21 @@ pub fn apply(sim: &mut Sim, fault: &Fault) {
             }
         }
         Fault::HealPartitions => sim.heal_partitions(),
+        Fault::MiddleboxReset(p, way) => {
+            if let Some(i) = pick(sim, *p) {
+                sim.middlebox_reset(i, *way);
+            }
+        }
+        Fault::ResetLink(a, b, both) => {
+            if *a < sim.len() && *b < sim.len() {
+                if *both {
+                    sim.reset_links(&[(*a, *b), (*b, *a)]);
+                } else {
+                    sim.reset_links(&[(*a, *b)]);
+                }
+            }
+        }
+        Fault::EndResets => sim.end_resets(),
         Fault::Net(net) => sim.set_net(net.clone()),
         Fault::Leave(x, g) => {
             let group = sim.config().groups[*g].name.clone();
@@ -519,12 +593,13 @@ impl fmt::Display for Scenario {
         let c = &self.config;
         writeln!(
             f,
-            "seed {} ({}): {} nodes, quorum {:?}, persistence {}, heartbeat {:?}, failure timeout {:?}, backoff {:?}",
+            "seed {} ({}): {} nodes, quorum {:?}, persistence {}, death proof {}, heartbeat {:?}, failure timeout {:?}, backoff {:?}",
             self.seed,
             self.mode,
             c.nodes,
             c.quorum,
             c.persistence,
+            c.death_proof,
             c.heartbeat,
             c.failure_timeout,
             c.backoff
@@ -621,6 +696,15 @@ pub struct BatchReport {
     pub reordered_seeds: u64,
     /// Reordered messages, summed.
     pub reordered: u64,
+    /// Successful seeds in which some connection was reset by a middlebox
+    /// (`Disconnected{Abrupt}` delivered).
+    pub reset_seeds: u64,
+    /// Resets delivered, summed.
+    pub resets: u64,
+    /// Successful seeds run with `death_proof = "timeout"`.
+    pub timeout_seeds: u64,
+    /// Proofs of death (`Dead`) delivered, summed.
+    pub proofs: u64,
     /// Wall-clock time the batch took.
     pub elapsed: Duration,
 }
@@ -650,13 +734,14 @@ impl BatchReport {
 }
 
 impl fmt::Display for BatchReport {
-    /// One line: seeds, failures, time | convergence against the bound | drift | reordering.
+    /// One line: seeds, failures, time | convergence against the bound | drift | reordering |
+    /// resets and death proofs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ok = (self.runs - self.failures.len() as u64).max(1) as f64;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         write!(
             f,
-            "{} seeds, {} failed, {:.1} s | after the heal: mean {:.0} ms, slowest {:.0} ms (seed {}), at most {:.0} % of the bound (seed {}) | clocks drift in {:.0} % of seeds, spread up to {:.0} % of the safe bound | reordering in {:.0} % of seeds ({} messages) | {} engine steps",
+            "{} seeds, {} failed, {:.1} s | after the heal: mean {:.0} ms, slowest {:.0} ms (seed {}), at most {:.0} % of the bound (seed {}) | clocks drift in {:.0} % of seeds, spread up to {:.0} % of the safe bound | reordering in {:.0} % of seeds ({} messages) | middlebox resets in {:.0} % of seeds ({} resets) | timeout mode in {:.0} % of seeds, {} proofs of death | {} engine steps",
             self.runs,
             self.failures.len(),
             self.elapsed.as_secs_f64(),
@@ -669,6 +754,10 @@ impl fmt::Display for BatchReport {
             self.max_spread_of_bound.0 * 100.0,
             self.reordered_seeds as f64 * 100.0 / ok,
             self.reordered,
+            self.reset_seeds as f64 * 100.0 / ok,
+            self.resets,
+            self.timeout_seeds as f64 * 100.0 / ok,
+            self.proofs,
             self.steps
         )
     }
@@ -715,6 +804,14 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, mode: Mode, params: &Params) -> Ba
                                 rep.reordered_seeds += 1;
                             }
                             rep.reordered += o.stats.reordered;
+                            if o.stats.resets > 0 {
+                                rep.reset_seeds += 1;
+                            }
+                            rep.resets += o.stats.resets;
+                            rep.proofs += o.stats.proofs;
+                            if o.death_proof == DeathProofMode::Timeout {
+                                rep.timeout_seeds += 1;
+                            }
                         }
                         Err(msg) => rep.failures.push((seed, msg)),
                     }

@@ -5,8 +5,8 @@ use crate::rng::Rng;
 use baton_core::engine::{Action, Engine, EngineConfig, GroupSpec, Input, PersistedState, Quorum};
 use baton_core::message::Message;
 use baton_core::{
-    ByMemberId, ElectionInput, Envelope, Hardware, LeaderPolicy, MemberId, NodeId, Term,
-    TransportEvent,
+    ByMemberId, CloseKind, DeathProof, DeathProofMode, ElectionInput, Envelope, Hardware,
+    LeaderPolicy, MemberId, NodeId, Term, TransportEvent,
 };
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -181,6 +181,15 @@ pub struct SimConfig {
     /// After a crash, how long (min, max) a connected peer takes to get its reconnect refused
     /// (the [`TransportEvent::Dead`] proof), counted from its `Disconnected`.
     pub proof_delay: (Duration, Duration),
+    /// What the nodes' transports may report as proof of death, and what their engines trust
+    /// (`EngineConfig::death_proof`). With [`DeathProofMode::Timeout`] the network never
+    /// delivers `Dead{RefusedAfterOrderlyClose}`: a crashed peer is found by its silence.
+    pub death_proof: DeathProofMode,
+    /// A deliberately wrong transport, as before issue 9: after a middlebox reset, the
+    /// refused redial is reported as `Dead{RefusedAfterOrderlyClose}` although the peer lives.
+    /// Only for showing that the invariant checks catch what such a transport does (the
+    /// model's own check that `Dead` is only sent for a stopped process is off then).
+    pub legacy_reset_proofs: bool,
     /// Each node's clock (node `i` gets `clocks[i]`; missing entries keep true time). The
     /// engine of node `i` reads `base + offset + elapsed × rate` as its `now`.
     pub clocks: Vec<Clock>,
@@ -203,6 +212,8 @@ impl SimConfig {
             backoff: Duration::from_millis(50),
             net: NetConfig::calm(),
             proof_delay: (Duration::from_micros(200), Duration::from_millis(2)),
+            death_proof: DeathProofMode::OrderlyClose,
+            legacy_reset_proofs: false,
             clocks: Vec::new(),
             trace: trace_level(),
         }
@@ -214,6 +225,12 @@ impl SimConfig {
     pub fn with_drift(mut self, rho: f64) -> Self {
         let mut rng = Rng::new(self.seed ^ 0xC10C_D21F);
         self.clocks = clock::drifting(&mut rng, self.nodes, rho);
+        self
+    }
+
+    /// Sets [`SimConfig::death_proof`].
+    pub fn with_death_proof(mut self, mode: DeathProofMode) -> Self {
+        self.death_proof = mode;
         self
     }
 
@@ -295,6 +312,14 @@ pub struct SimStats {
     pub leaderships: u64,
     /// Messages delivered after a message sent later on the same link (reordered).
     pub reordered: u64,
+    /// `Disconnected{how: Orderly}` delivered (a peer's process ended).
+    pub orderly_closes: u64,
+    /// `Disconnected{how: Abrupt}` delivered (a middlebox reset the connection).
+    pub resets: u64,
+    /// `Dead` delivered, of any kind.
+    pub proofs: u64,
+    /// Connections re-established by a fresh handshake after a middlebox reset ended.
+    pub reconnects: u64,
 }
 
 /// One group's agreed leadership: the leading member and its term.
@@ -324,6 +349,25 @@ enum NetEvent {
     Transport(TransportEvent),
 }
 
+/// How a middlebox reset ([`Sim::middlebox_reset`]) cuts a node off, and who sees the resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetWay {
+    /// Both directions, both ends see resets (`REJECT --reject-with tcp-reset` on the router
+    /// for traffic to and from the node).
+    Both,
+    /// A rule in the node's own OUTPUT chain for packets to its peers: only the node sees
+    /// resets; its peers just stop hearing from it.
+    Outgoing,
+    /// A rule in every peer's OUTPUT chain for packets to the node: only the peers see
+    /// resets; the node just stops hearing from them.
+    Incoming,
+}
+
+/// The undirected key of the link between `a` and `b`.
+fn link(a: NodeIdx, b: NodeIdx) -> (NodeIdx, NodeIdx) {
+    (a.min(b), a.max(b))
+}
+
 struct Queued {
     at: u64,
     seq: u64,
@@ -331,6 +375,10 @@ struct Queued {
     /// The receiver's incarnation when this was sent; a restarted receiver does not get it.
     to_inc: u64,
     from: Option<(NodeIdx, u64)>,
+    /// The link (by its other end) whose connection this belongs to, and that connection's
+    /// generation (`Sim::conn_gen`) when it was queued: what belongs to a connection that
+    /// was reset, or replaced by a fresh handshake, is never delivered.
+    conn: Option<(NodeIdx, u64)>,
     ev: NetEvent,
 }
 
@@ -376,6 +424,22 @@ pub struct Sim {
     /// Latest scheduled delivery per directed link, so that a crash's `Dead` comes after the
     /// bytes already in flight (TCP delivers buffered data before the close).
     last_delivery: BTreeMap<(NodeIdx, NodeIdx), u64>,
+    /// Middlebox reset rules (`REJECT --reject-with tcp-reset`), directed: packets from `.0`
+    /// to `.1` are rejected and `.0` gets the reset. Both processes live on.
+    resets: BTreeSet<(NodeIdx, NodeIdx)>,
+    /// Links (a < b) whose connection a reset tore down and no handshake has re-established:
+    /// whatever is sent on them is lost.
+    broken: BTreeSet<(NodeIdx, NodeIdx)>,
+    /// (who, peer) on a broken link: `who` was not told of the reset (no rule sends it one)
+    /// and still holds the connection it believes open — a later rule the other way resets it.
+    half_open: BTreeSet<(NodeIdx, NodeIdx)>,
+    /// Per link (a < b), the generation of its connection, bumped by every reset.
+    conn_gen: BTreeMap<(NodeIdx, NodeIdx), u64>,
+    /// A flaw of the network model itself (a `Dead` for a live process, a proof the
+    /// configured mode never reports), turned into a violation by the next check.
+    model_error: Option<String>,
+    /// Every transport event delivered, when recording ([`Sim::record_transport_events`]).
+    transport_log: Option<Vec<(Duration, NodeIdx, TransportEvent)>>,
     /// Every (group, term) that ever had an acting leader in quorum mode, and who it was.
     leaders: BTreeMap<(String, Term), MemberId>,
     specs: BTreeMap<String, GroupSpec>,
@@ -434,6 +498,12 @@ impl Sim {
             conns: BTreeSet::new(),
             delivered_seq: BTreeMap::new(),
             last_delivery: BTreeMap::new(),
+            resets: BTreeSet::new(),
+            broken: BTreeSet::new(),
+            half_open: BTreeSet::new(),
+            conn_gen: BTreeMap::new(),
+            model_error: None,
+            transport_log: None,
             leaders: BTreeMap::new(),
             specs,
             forgetful: false,
@@ -567,6 +637,59 @@ impl Sim {
         !self.blocked.is_empty()
     }
 
+    /// The middlebox reset rules in force, directed: packets from `.0` to `.1` are rejected
+    /// with a reset to `.0`.
+    pub fn reset_rules(&self) -> &BTreeSet<(NodeIdx, NodeIdx)> {
+        &self.resets
+    }
+
+    /// True while some middlebox reset rule is in force.
+    pub fn resetting(&self) -> bool {
+        !self.resets.is_empty()
+    }
+
+    /// Starts (or stops) recording every transport event delivered to an engine — not the
+    /// messages — for [`Sim::transport_events`].
+    pub fn record_transport_events(&mut self, on: bool) {
+        self.transport_log = on.then(Vec::new);
+    }
+
+    /// The transport events delivered since recording started: (time, receiver, event).
+    pub fn transport_events(&self) -> &[(Duration, NodeIdx, TransportEvent)] {
+        self.transport_log.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether node `i`'s engine counts node `j` (its current incarnation) alive.
+    pub fn sees_alive(&self, i: NodeIdx, j: NodeIdx) -> bool {
+        let Some(e) = self.engine(i) else {
+            return false;
+        };
+        if i == j {
+            return true;
+        }
+        let id = &self.nodes[j].id;
+        let inc = self.nodes[j].incarnation;
+        e.status(self.clock_of(i))
+            .members
+            .iter()
+            .any(|m| m.name == *id && m.incarnation == inc && m.alive)
+    }
+
+    /// The pairs (viewer, peer) of live nodes where the viewer does not count the peer's
+    /// current incarnation alive; empty once every live node sees every other one alive.
+    pub fn not_seen_alive(&self) -> Vec<(NodeIdx, NodeIdx)> {
+        let live = self.live();
+        let mut out = Vec::new();
+        for &i in &live {
+            for &j in &live {
+                if !self.sees_alive(i, j) {
+                    out.push((i, j));
+                }
+            }
+        }
+        out
+    }
+
     /// Every (group, term) that had an acting leader (quorum mode), and who led it.
     pub fn leadership_history(&self) -> &BTreeMap<(String, Term), MemberId> {
         &self.leaders
@@ -673,6 +796,22 @@ impl Sim {
                 .collect();
             if !cut.is_empty() {
                 out.push_str(&format!(" cut-to={cut:?}"));
+            }
+            let reset: Vec<String> = self
+                .resets
+                .iter()
+                .filter(|(f, _)| *f == i)
+                .map(|(_, t)| self.nodes[*t].id.to_string())
+                .collect();
+            if !reset.is_empty() {
+                out.push_str(&format!(" reset-to={reset:?}"));
+            }
+            let dead_to: Vec<String> = (0..self.nodes.len())
+                .filter(|&j| j != i && self.is_live(j) && !self.sees_alive(i, j))
+                .map(|j| self.nodes[j].id.to_string())
+                .collect();
+            if !dead_to.is_empty() {
+                out.push_str(&format!(" not-alive={dead_to:?}"));
             }
         }
         out
@@ -865,18 +1004,46 @@ impl Sim {
     fn push(&mut self, at: u64, to: NodeIdx, from: Option<(NodeIdx, u64)>, ev: NetEvent) {
         self.seq += 1;
         let to_inc = self.nodes[to].incarnation;
+        let conn = from.map(|(f, _)| (f, self.gen_of(f, to)));
         self.queue.push(Queued {
             at,
             seq: self.seq,
             to,
             to_inc,
             from,
+            conn,
             ev,
         });
     }
 
+    /// Queues a transport event about the connection between `to` and `peer` (a reset), to
+    /// be dropped if that connection is replaced before it arrives.
+    fn push_on_conn(&mut self, at: u64, to: NodeIdx, peer: NodeIdx, ev: TransportEvent) {
+        self.seq += 1;
+        let to_inc = self.nodes[to].incarnation;
+        let conn = Some((peer, self.gen_of(peer, to)));
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            to,
+            to_inc,
+            from: None,
+            conn,
+            ev: NetEvent::Transport(ev),
+        });
+    }
+
+    fn gen_of(&self, a: NodeIdx, b: NodeIdx) -> u64 {
+        self.conn_gen.get(&link(a, b)).copied().unwrap_or(0)
+    }
+
+    /// True while a reset rule stands between `a` and `b`, in either direction.
+    fn reset_between(&self, a: NodeIdx, b: NodeIdx) -> bool {
+        self.resets.contains(&(a, b)) || self.resets.contains(&(b, a))
+    }
+
     fn connect_pair(&mut self, a: NodeIdx, b: NodeIdx) {
-        self.conns.insert((a.min(b), a.max(b)));
+        self.conns.insert(link(a, b));
     }
 
     fn send(&mut self, from: NodeIdx, to: &NodeId, message: Message) {
@@ -886,6 +1053,19 @@ impl Sim {
             return;
         };
         if !self.is_live(j) || j == from {
+            self.stats.lost += 1;
+            return;
+        }
+        if self.reset_between(from, j) || self.broken.contains(&link(from, j)) {
+            // Reset (or not yet re-established after a reset): the bytes go nowhere.
+            self.trace(2, || {
+                format!(
+                    "{} -> {}: lost on a reset connection: {}",
+                    self.nodes[from].id,
+                    to,
+                    short(&message)
+                )
+            });
             self.stats.lost += 1;
             return;
         }
@@ -973,8 +1153,24 @@ impl Sim {
             self.push(at, from, None, NetEvent::Transport(ev));
             return;
         }
-        if self.blocked.contains(&(from, j)) || self.blocked.contains(&(j, from)) {
-            // A partition: the SYN goes nowhere; the dialer's attempt times out.
+        if self.resets.contains(&(from, j)) {
+            // The SYN is rejected with a reset: refused, like a closed port — but the process
+            // lives, and its last connection (if any) was reset, not closed: no proof.
+            let at = self.now + 2 * self.latency();
+            let ev = TransportEvent::ConnectFailed {
+                addr: addr.to_string(),
+                reason: "connection refused".into(),
+            };
+            self.push(at, from, None, NetEvent::Transport(ev));
+            return;
+        }
+        if self.blocked.contains(&(from, j))
+            || self.blocked.contains(&(j, from))
+            || self.resets.contains(&(j, from))
+        {
+            // A partition: the SYN goes nowhere; the dialer's attempt times out. (A reset rule
+            // the other way rejects the SYN-ACK: the reset goes to the acceptor, which has no
+            // connection yet; the dialer hears nothing.)
             let at = self.now + self.cfg.failure_timeout.as_micros() as u64;
             let ev = TransportEvent::ConnectFailed {
                 addr: addr.to_string(),
@@ -983,7 +1179,16 @@ impl Sim {
             self.push(at, from, None, NetEvent::Transport(ev));
             return;
         }
-        // Handshake: the acceptor learns of the dialer after one trip, the dialer after two.
+        self.handshake(from, j);
+    }
+
+    /// A connection from `from` to `j`, both live and reachable: the acceptor learns of the
+    /// dialer after one trip, the dialer after two. On a link a reset broke, it is a new
+    /// connection: whatever still belongs to the old one is void.
+    fn handshake(&mut self, from: NodeIdx, j: NodeIdx) {
+        if self.broken.contains(&link(from, j)) {
+            *self.conn_gen.entry(link(from, j)).or_insert(0) += 1;
+        }
         let l1 = self.latency();
         let l2 = self.latency();
         let to_j = TransportEvent::Connected {
@@ -1017,18 +1222,28 @@ impl Sim {
             to,
             to_inc,
             from,
+            conn,
             ev,
             ..
         } = q;
-        if !self.is_live(to) || self.nodes[to].incarnation != to_inc {
+        let stale = conn.is_some_and(|(p, g)| g != self.gen_of(p, to));
+        if !self.is_live(to) || self.nodes[to].incarnation != to_inc || stale {
             if matches!(ev, NetEvent::Message(_)) {
                 self.stats.lost += 1;
             }
             return;
         }
         if let Some((f, finc)) = from {
-            if self.blocked.contains(&(f, to)) {
-                if matches!(ev, NetEvent::Message(_)) {
+            let key = link(f, to);
+            let is_message = matches!(ev, NetEvent::Message(_));
+            // Cut off; or reset meanwhile (the reset discards what was in flight, and a
+            // handshake begun before it never completes); or a reset connection that no
+            // handshake has re-established yet.
+            if self.blocked.contains(&(f, to))
+                || self.reset_between(f, to)
+                || (is_message && self.broken.contains(&key))
+            {
+                if is_message {
                     self.stats.lost += 1;
                 }
                 return;
@@ -1040,6 +1255,12 @@ impl Sim {
                     NetEvent::Message(_) => self.connect_pair(f, to),
                     NetEvent::Transport(TransportEvent::Connected { .. }) => {
                         if !self.blocked.contains(&(to, f)) {
+                            if self.broken.remove(&key) {
+                                // A fresh handshake after a reset: the link works again.
+                                self.half_open.remove(&(f, to));
+                                self.half_open.remove(&(to, f));
+                                self.stats.reconnects += 1;
+                            }
                             self.connect_pair(f, to)
                         }
                     }
@@ -1049,6 +1270,9 @@ impl Sim {
                 // The handshake's other side died meanwhile: the connection never happened.
                 return;
             }
+        }
+        if let NetEvent::Transport(t) = &ev {
+            self.audit_transport_event(to, t);
         }
         if let (Some((f, _)), NetEvent::Message(_)) = (from, &ev) {
             let last = self.delivered_seq.entry((f, to)).or_insert(0);
@@ -1088,6 +1312,50 @@ impl Sim {
         self.input(to, input);
     }
 
+    /// Counts closes and proofs, and checks the model's own promise: `Dead` only for an
+    /// incarnation that is really gone, and only of a kind the configured mode reports.
+    fn audit_transport_event(&mut self, to: NodeIdx, ev: &TransportEvent) {
+        if let Some(log) = self.transport_log.as_mut() {
+            log.push((Duration::from_micros(self.now), to, ev.clone()));
+        }
+        match ev {
+            TransportEvent::Disconnected {
+                how: CloseKind::Orderly,
+                ..
+            } => self.stats.orderly_closes += 1,
+            TransportEvent::Disconnected {
+                how: CloseKind::Abrupt,
+                ..
+            } => self.stats.resets += 1,
+            TransportEvent::Dead {
+                node,
+                incarnation,
+                proof,
+            } => {
+                self.stats.proofs += 1;
+                if let Some(j) = self.index_of(node.as_str())
+                    && !self.cfg.legacy_reset_proofs
+                    && self.is_live(j)
+                    && self.nodes[j].incarnation == *incarnation
+                {
+                    self.model_error = Some(format!(
+                        "{} was told that {node} (incarnation {incarnation}) is dead ({proof}), but it runs",
+                        self.nodes[to].id
+                    ));
+                }
+                if *proof == DeathProof::RefusedAfterOrderlyClose
+                    && self.cfg.death_proof == DeathProofMode::Timeout
+                {
+                    self.model_error = Some(format!(
+                        "{} got a refused-after-orderly-close proof for {node} in timeout mode",
+                        self.nodes[to].id
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
     // ------------------------------------------------------------ faults
 
     /// Kills node `i` (like `kill -9`). Every live peer connected to it and not cut off from
@@ -1119,12 +1387,17 @@ impl Sim {
             })
             .collect();
         self.conns.retain(|&(a, b)| a != i && b != i);
+        // Its half-open connections die with it (its peers were already cut off from it).
+        self.half_open.retain(|&(w, _)| w != i);
         let (plo, phi) = (
             self.cfg.proof_delay.0.as_micros() as u64,
             self.cfg.proof_delay.1.as_micros() as u64,
         );
         for j in peers {
-            if !self.is_live(j) || self.blocked.contains(&(i, j)) || self.blocked.contains(&(j, i))
+            if !self.is_live(j)
+                || self.blocked.contains(&(i, j))
+                || self.blocked.contains(&(j, i))
+                || self.reset_between(i, j)
             {
                 continue;
             }
@@ -1132,25 +1405,29 @@ impl Sim {
             let closed = (self.now + self.latency()).max(in_flight + 1);
             let proof = closed + self.rng.range(plo, phi);
             let id = self.nodes[i].id.clone();
+            // The process is gone: its kernel closes its sockets in order (FIN).
             self.push(
                 closed,
                 j,
                 None,
                 NetEvent::Transport(TransportEvent::Disconnected {
                     node: id.clone(),
-                    how: baton_core::CloseKind::Orderly,
+                    how: CloseKind::Orderly,
                 }),
             );
-            self.push(
-                proof,
-                j,
-                None,
-                NetEvent::Transport(TransportEvent::Dead {
-                    node: id,
-                    incarnation: inc,
-                    proof: baton_core::DeathProof::RefusedAfterOrderlyClose,
-                }),
-            );
+            // The redial is refused. Only a transport in orderly-close mode calls that proof.
+            if self.cfg.death_proof == DeathProofMode::OrderlyClose {
+                self.push(
+                    proof,
+                    j,
+                    None,
+                    NetEvent::Transport(TransportEvent::Dead {
+                        node: id,
+                        incarnation: inc,
+                        proof: DeathProof::RefusedAfterOrderlyClose,
+                    }),
+                );
+            }
         }
     }
 
@@ -1197,6 +1474,7 @@ impl Sim {
         let mut c = EngineConfig::new(self.nodes[i].id.0.clone(), inc, quorum)
             .with_timing(self.cfg.heartbeat, self.cfg.failure_timeout);
         c.backoff = self.cfg.backoff;
+        c.death_proof = self.cfg.death_proof;
         c.seeds = self
             .nodes
             .iter()
@@ -1297,10 +1575,136 @@ impl Sim {
         }
     }
 
-    /// Restores every link.
+    /// Restores every link. Links a middlebox reset broke and no rule still resets get their
+    /// connection back by a fresh handshake (the transports kept redialing).
     pub fn heal_partitions(&mut self) {
         self.trace(1, || "FAULT heal partitions".to_string());
         self.blocked.clear();
+        self.redial_broken();
+    }
+
+    /// Starts a middlebox reset around node `i` (`REJECT --reject-with tcp-reset`, see
+    /// [`ResetWay`] for where the rule sits): its established connections are reset — every
+    /// end that the rule answers gets `Disconnected{how: Abrupt}` when it next sends, about
+    /// one latency plus up to one heartbeat later — and from then on everything sent between
+    /// it and its peers is lost and every redial is refused (by the side the rule answers; the
+    /// other side's redial times out). Every process lives on: no `Dead` is ever reported.
+    /// [`Sim::end_resets`] ends it.
+    pub fn middlebox_reset(&mut self, i: NodeIdx, way: ResetWay) {
+        let others: Vec<NodeIdx> = (0..self.nodes.len()).filter(|&j| j != i).collect();
+        let rules: Vec<(NodeIdx, NodeIdx)> = match way {
+            ResetWay::Both => others.iter().flat_map(|&j| [(i, j), (j, i)]).collect(),
+            ResetWay::Outgoing => others.iter().map(|&j| (i, j)).collect(),
+            ResetWay::Incoming => others.iter().map(|&j| (j, i)).collect(),
+        };
+        self.trace(1, || {
+            format!(
+                "FAULT middlebox reset around {} ({way:?})",
+                self.nodes[i].id
+            )
+        });
+        self.reset_links(&rules);
+    }
+
+    /// Adds middlebox reset rules, directed: packets from `.0` to `.1` are rejected with a
+    /// reset to `.0` (`(a, b)` alone: a rule in `a`'s OUTPUT chain; both `(a, b)` and `(b, a)`:
+    /// a firewall between them). The link's connection is reset as in
+    /// [`Sim::middlebox_reset`]; an end no rule answers is not told and just hears nothing.
+    pub fn reset_links(&mut self, rules: &[(NodeIdx, NodeIdx)]) {
+        self.trace(1, || format!("FAULT reset rules {rules:?}"));
+        let n = self.nodes.len();
+        for &(a, b) in rules {
+            if a != b && a < n && b < n {
+                self.resets.insert((a, b));
+            }
+        }
+        let links: BTreeSet<(NodeIdx, NodeIdx)> = rules
+            .iter()
+            .filter(|(a, b)| a != b && *a < n && *b < n)
+            .map(|&(a, b)| link(a, b))
+            .collect();
+        let hb = self.cfg.heartbeat.as_micros() as u64;
+        for key in links {
+            // The connection is gone: in-flight bytes and half-done handshakes with it.
+            let had = self.conns.remove(&key);
+            self.broken.insert(key);
+            *self.conn_gen.entry(key).or_insert(0) += 1;
+            let (a, b) = key;
+            for (who, peer) in [(a, b), (b, a)] {
+                if !self.is_live(who) {
+                    continue;
+                }
+                let open = had || self.half_open.contains(&(who, peer));
+                if !open {
+                    continue;
+                }
+                if self.resets.contains(&(who, peer)) {
+                    // Its next packet to the peer is answered with a reset.
+                    self.half_open.remove(&(who, peer));
+                    let at = self.now + self.latency() + self.rng.below(hb.max(1));
+                    let ev = TransportEvent::Disconnected {
+                        node: self.nodes[peer].id.clone(),
+                        how: CloseKind::Abrupt,
+                    };
+                    self.push_on_conn(at, who, peer, ev);
+                    if self.cfg.legacy_reset_proofs && self.is_live(peer) {
+                        // The wrong transport: its redial is refused, so it calls the peer dead.
+                        let (plo, phi) = (
+                            self.cfg.proof_delay.0.as_micros() as u64,
+                            self.cfg.proof_delay.1.as_micros() as u64,
+                        );
+                        let ev = TransportEvent::Dead {
+                            node: self.nodes[peer].id.clone(),
+                            incarnation: self.nodes[peer].incarnation,
+                            proof: DeathProof::RefusedAfterOrderlyClose,
+                        };
+                        let proof_at = at + self.rng.range(plo, phi);
+                        self.push(proof_at, who, None, NetEvent::Transport(ev));
+                    }
+                } else {
+                    self.half_open.insert((who, peer));
+                }
+            }
+        }
+    }
+
+    /// Ends every middlebox reset: the rules are gone, and each link they broke between two
+    /// live nodes that are not cut off gets a fresh handshake (`Connected` at both ends, with
+    /// the same incarnations) — its transports kept redialing. A broken link to a stopped
+    /// node heals when it restarts and dials; a partitioned one when the partition heals.
+    pub fn end_resets(&mut self) {
+        self.trace(1, || "FAULT end middlebox resets".to_string());
+        self.resets.clear();
+        self.redial_broken();
+    }
+
+    fn redial_broken(&mut self) {
+        let broken: Vec<(NodeIdx, NodeIdx)> = self.broken.iter().copied().collect();
+        for (a, b) in broken {
+            if !self.is_live(a)
+                || !self.is_live(b)
+                || self.reset_between(a, b)
+                || self.blocked.contains(&(a, b))
+                || self.blocked.contains(&(b, a))
+            {
+                continue;
+            }
+            // The end that saw the reset redials (either, when both did or neither).
+            let (from, to) = if self.half_open.contains(&(a, b)) {
+                (b, a)
+            } else if self.half_open.contains(&(b, a)) || self.rng.chance(0.5) {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            self.trace(1, || {
+                format!(
+                    "{} redials {} after the reset",
+                    self.nodes[from].id, self.nodes[to].id
+                )
+            });
+            self.handshake(from, to);
+        }
     }
 
     /// Installs a filter every message passes before the network's normal treatment (for
@@ -1323,10 +1727,11 @@ impl Sim {
         self.cfg.net = net;
     }
 
-    /// Ends every fault: calm network, no partitions, every stopped node restarted, every
-    /// group rejoined on every node.
+    /// Ends every fault: calm network, no partitions, no middlebox resets (broken links get a
+    /// fresh handshake), every stopped node restarted, every group rejoined on every node.
     pub fn heal_all(&mut self) {
         self.set_net(NetConfig::calm());
+        self.resets.clear();
         self.heal_partitions();
         for i in 0..self.nodes.len() {
             self.restart(i);
@@ -1350,6 +1755,9 @@ impl Sim {
     /// (c) a node's term for a group never decreases (within an incarnation, and across
     ///     restarts when state persists).
     fn check(&mut self) -> Result<(), Violation> {
+        if let Some(msg) = self.model_error.take() {
+            return Err(self.violation(format!("network model error: {msg}")));
+        }
         let quorum = self.cfg.quorum.is_majority();
         for gi in 0..self.cfg.groups.len() {
             let group = self.cfg.groups[gi].name.clone();
