@@ -95,6 +95,8 @@ fn tools() -> &'static Tools {
         if !missing.is_empty() {
             return Err(format!("missing: {}", missing.join(", ")));
         }
+        // From here on this process owns every `btn-` namespace on the machine.
+        machine_lock()?;
         cleanup_leftovers(&t.ip);
         // A throw-away namespace with a firewall rule in it proves the rest works here.
         let probe = format!("{PREFIX}probe");
@@ -156,6 +158,61 @@ fn tools() -> &'static Tools {
             "the network-namespace suite cannot run here: {e}. It needs root, iproute2, iptables, conntrack, faketime and bash (`.ci/run` installs them with apt-get)"
         ),
     }
+}
+
+/// Where concurrent runs of the suite (other worktrees, other users) wait for each other:
+/// they would share the namespace names.
+const LOCK_FILE: &str = "/run/lock/baton-netns-suite.lock";
+
+/// Takes (once per process, held until it exits) an exclusive lock on [`LOCK_FILE`], waiting
+/// at most 10 minutes for another run to finish.
+fn machine_lock() -> Result<(), String> {
+    static LOCK: OnceLock<Result<std::fs::File, String>> = OnceLock::new();
+    let r = LOCK.get_or_init(|| {
+        use std::os::fd::AsRawFd;
+        let path = if Path::new("/run/lock").is_dir() {
+            PathBuf::from(LOCK_FILE)
+        } else {
+            std::env::temp_dir().join("baton-netns-suite.lock")
+        };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+        let t0 = Instant::now();
+        let mut told = false;
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            let r =
+                unsafe { nix::libc::flock(f.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+            if r == 0 {
+                return Ok(f);
+            }
+            if t0.elapsed() > Duration::from_secs(600) {
+                return Err(format!(
+                    "another run of the suite has held {} for 10 minutes",
+                    path.display()
+                ));
+            }
+            if !told {
+                eprintln!(
+                    "[netns] another run of the suite holds {}: waiting for it",
+                    path.display()
+                );
+                told = true;
+            }
+            sleep(Duration::from_millis(500));
+        }
+    });
+    r.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// Tests in this process, one at a time (they share the namespace names).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs a command; returns its output, or the reason it failed.
@@ -998,6 +1055,8 @@ struct Cluster {
     specs: BTreeMap<String, Spec>,
     /// When the cluster started (wall clock), for the summary.
     t0: f64,
+    /// Dropped last: the next test may build its network only after this one's is gone.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Cluster {
@@ -1048,6 +1107,7 @@ fn acting_script(host: usize, acts: &Path) -> String {
 
 impl Cluster {
     fn new(tag: &str, hosts: usize, specs: Vec<Spec>) -> Cluster {
+        let serial = serial();
         tools();
         let dir = std::env::temp_dir().join(format!("btn-netns-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1061,6 +1121,7 @@ impl Cluster {
             dir,
             specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
             t0: now_s(),
+            _serial: serial,
         };
         for s in c.specs.values() {
             c.write_config(s, &c.config(&s.name));
@@ -1863,11 +1924,10 @@ fn a_long_drop_heals_within_2s_too() {
 #[test]
 #[ignore = "needs root and network namespaces: run by .ci/run (see docs/RELIABILITY.md)"]
 fn delay_and_loss_on_the_leaders_link() {
-    tools();
+    let (c, mut leader, _) = started_cluster("delay-loss", full_specs(3, true), 3);
     // tc netem where the kernel has it; else the same delays from the suite's NFQUEUE delayer
     // in the router and the same loss from iptables' statistic match (said in the output).
     let netem = netem_works();
-    let (c, mut leader, _) = started_cluster("delay-loss", full_specs(3, true), 3);
     match &netem {
         Ok(()) => c.say("delay and loss made with tc netem"),
         Err(e) => c.say(&format!(
