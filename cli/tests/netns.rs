@@ -1645,6 +1645,25 @@ fn started_cluster(tag: &str, specs: Vec<Spec>, hosts: usize) -> (Cluster, Strin
         "formed: {l} leads (term {t}), agreed {:.0} ms after the last start",
         took.as_secs_f64() * 1000.0
     ));
+    // The harness measures what the commands write: the leader's must be running and ticking
+    // under the agreed term, or every later "no overlap" would prove nothing.
+    let host = format!("h{}", c.specs[&l].host);
+    let t0 = Instant::now();
+    loop {
+        let ticking = c
+            .intervals()
+            .iter()
+            .any(|i| i.host == host && i.term == t && !i.stopped && i.end - i.start > 0.03);
+        if ticking {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the leader {l}'s command is not running (term {t}): the harness cannot measure\n{}",
+            c.logs()
+        );
+        sleep(Duration::from_millis(20));
+    }
     (c, l, t)
 }
 
