@@ -22,7 +22,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1030,16 +1030,30 @@ struct Running {
     name: String,
     host: usize,
     child: Child,
+    /// How it ended, once reaped.
+    reaped: Option<std::process::ExitStatus>,
 }
 
 impl Running {
     fn kill9(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
+        // Only while the child is unreaped: after that its pid, and so its group id, may
+        // belong to someone else. (What it left in the namespace dies with the namespace.)
+        if self.reaped.is_none() {
+            let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+            // A failed wait still counts as reaped: never signal that group again.
+            self.reaped = Some(
+                self.child
+                    .wait()
+                    .unwrap_or_else(|_| std::process::ExitStatus::from_raw(9)),
+            );
+        }
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        if self.reaped.is_none() {
+            self.reaped = self.child.try_wait().ok().flatten();
+        }
+        self.reaped
     }
 }
 
@@ -1219,6 +1233,7 @@ impl Cluster {
             name: name.to_string(),
             host,
             child,
+            reaped: None,
         });
     }
 
@@ -1251,11 +1266,16 @@ impl Cluster {
     /// SIGKILLs the process group of node `name` on its host (`baton exec` and what it runs).
     fn kill9(&mut self, name: &str) {
         let host = self.specs[name].host;
-        let pos = self
+        self.kill9_host(name, host);
+    }
+
+    /// SIGKILLs the process group of node `name` started on `host`.
+    fn kill9_host(&mut self, name: &str, host: usize) {
+        if let Some(i) = self
             .procs
             .iter()
-            .position(|r| r.name == name && r.host == host);
-        if let Some(i) = pos {
+            .position(|r| r.name == name && r.host == host)
+        {
             let mut r = self.procs.remove(i);
             r.kill9();
         }
@@ -2124,19 +2144,6 @@ fn duplicate_name_is_refused_and_the_original_keeps_its_role() {
         failures.join("\n  "),
         c.logs()
     );
-}
-
-impl Cluster {
-    fn kill9_host(&mut self, name: &str, host: usize) {
-        if let Some(i) = self
-            .procs
-            .iter()
-            .position(|r| r.name == name && r.host == host)
-        {
-            let mut r = self.procs.remove(i);
-            r.kill9();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
