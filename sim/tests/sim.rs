@@ -846,12 +846,15 @@ fn isolate_the_leader_by_a_reset(
 /// Documentation of what issue 9 fixed, and that the checks catch it: a transport that (as
 /// before) takes the refused redial after a *reset* for a death lets the followers elect at
 /// once while the isolated leader still holds its lease — invariant (b) fails, on every seed,
-/// whenever the followers see the resets (both ways, or rules in their own OUTPUT chains).
-/// Not a flaw of the engine: no engine can tell that forged proof from a real one; the
-/// transport must not make it (the simulator's transport never does unless told to).
+/// whenever only the followers see the resets (rules in their own OUTPUT chains). Not a flaw
+/// of the engine: no engine can tell that forged proof from a real one; the transport must not
+/// make it (the simulator's transport never does unless told to). When the leader sees resets
+/// too (`Both`), the engine's defence in depth — a leader whose links to a majority of voters
+/// are reset stops acting at once — often, but not always, wins the race against the forged
+/// proof, so that way is not asserted here.
 #[test]
 fn a_transport_that_takes_a_reset_for_a_death_splits_the_brain() {
-    for way in [ResetWay::Both, ResetWay::Incoming] {
+    for way in [ResetWay::Incoming] {
         for seed in 0..10 {
             let mut cfg = SimConfig::new(seed, 3);
             cfg.legacy_reset_proofs = true;
@@ -876,9 +879,8 @@ fn a_transport_that_takes_a_reset_for_a_death_splits_the_brain() {
 /// when it reconnects through a fresh handshake after the heal: one agreed leader, and every
 /// node alive in every view. On the engine of b33656a it never comes back: the incarnation
 /// stays "already proven dead" on both sides and both leaders keep leading (checked 5 s after
-/// the heal). Ignored until the engine's rejoin rule lands in core/src/engine.
+/// the heal); with the rejoin rule (core/src/engine/peers.rs) it is taken back.
 #[test]
-#[ignore = "needs the issue-9 engine rejoin of a wrongly-dead peer (fails on b33656a)"]
 fn a_node_wrongly_proven_dead_rejoins_on_a_fresh_handshake() {
     for seed in 0..10 {
         for way in [ResetWay::Both, ResetWay::Incoming, ResetWay::Outgoing] {

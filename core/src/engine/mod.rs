@@ -822,13 +822,9 @@ impl Engine {
                 }
                 // Somebody took this node in: whatever refused it as a duplicate was a race.
                 self.refused_as_duplicate = None;
-                let Observed::Current(changes) =
-                    self.peers
-                        .contact(now, &node, incarnation, Contact::Connected)
-                else {
+                if !self.contact(now, &node, incarnation, Contact::Connected) {
                     return;
-                };
-                self.apply_peer_changes(now, changes);
+                }
                 if let Some(peer) = self.peers.get_mut(&node) {
                     peer.addr = Some(addr);
                 }
@@ -871,6 +867,18 @@ impl Engine {
                 }
             }
             TransportEvent::ClientMessage(env) => self.on_client(now, env),
+        }
+    }
+
+    /// Records contact with `node` in the peer table and acts on what changed; false when the
+    /// contact is stale (an older or a dead incarnation's): ignore it.
+    fn contact(&mut self, now: Instant, node: &NodeId, incarnation: u64, contact: Contact) -> bool {
+        match self.peers.contact(now, node, incarnation, contact) {
+            Observed::Stale => false,
+            Observed::Current(changes) => {
+                self.apply_peer_changes(now, changes);
+                true
+            }
         }
     }
 
@@ -1007,7 +1015,7 @@ impl Engine {
             let ours =
                 |v: &NodeId| *v == self.cfg.node || self.peers.get(v).is_some_and(|p| !p.is_dead());
             let capable = fp.voters.iter().filter(|v| !ours(v)).count();
-            capable >= fp.voters.len() / 2 + 1
+            capable > fp.voters.len() / 2
         })
     }
 
@@ -1110,13 +1118,9 @@ impl Engine {
             ));
             return;
         }
-        let Observed::Current(changes) =
-            self.peers
-                .contact(now, &from, incarnation, Contact::Message)
-        else {
+        if !self.contact(now, &from, incarnation, Contact::Message) {
             return;
-        };
-        self.apply_peer_changes(now, changes);
+        }
         match message {
             Message::Heartbeat(hb) => self.on_heartbeat(now, &from, hb),
             Message::HeartbeatAck(ack) => self.on_ack(now, &from, ack),

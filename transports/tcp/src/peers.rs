@@ -336,14 +336,13 @@ impl State {
             return Err(Decline::WrongNode(info.node.clone()));
         }
         self.judge(info).map_err(Decline::Refused)?;
-        if let Some(p) = self.peers.get(&info.node) {
-            if info.incarnation == p.incarnation
-                && p.status != Status::Dead
-                && p.outbound.is_some()
-                && !p.probe
-            {
-                return Err(Decline::Redundant);
-            }
+        if let Some(p) = self.peers.get(&info.node)
+            && info.incarnation == p.incarnation
+            && p.status != Status::Dead
+            && p.outbound.is_some()
+            && !p.probe
+        {
+            return Err(Decline::Redundant);
         }
         match self.claims.get(&info.node) {
             Some(other) if *other != attempt => Err(Decline::Redundant),
