@@ -318,6 +318,15 @@ fn a_file_that_is_no_library_fails_to_load() {
     let e = load_policy(&path, None).unwrap_err();
     assert!(matches!(e, PluginError::Load { .. }), "{e:?}");
     assert!(e.to_string().contains("core/Cargo.toml"), "{e}");
+    // The loader's own message (glibc: "invalid ELF header"), not libloading's bare
+    // "dlopen failed".
+    match &e {
+        PluginError::Load { message, .. } => {
+            let detail = message.strip_prefix("dlopen failed: ").unwrap_or_default();
+            assert!(detail.len() > 3, "no loader message in {message:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -235,7 +235,7 @@ fn open(path: &Path) -> Result<&'static PolicyTable, PluginError> {
     let library =
         unsafe { libloading::Library::new(&absolute) }.map_err(|e| PluginError::Load {
             path: owned(),
-            message: e.to_string(),
+            message: with_sources(&e),
         })?;
     // Never unloaded, not even when it turns out not to be a plugin: its initializers have run
     // and may have left state pointing into it (see the module docs).
@@ -294,6 +294,22 @@ fn open(path: &Path) -> Result<&'static PolicyTable, PluginError> {
     // SAFETY: magic, version and size say this is a version-1 table of at least our size, in
     // static memory that stays mapped for the rest of the process.
     Ok(unsafe { &*table })
+}
+
+/// An error and its sources, `: `-separated: libloading's `dlopen failed` alone hides the
+/// loader's own message (`invalid ELF header`, a missing dependency), which is its source.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Reads a plugin's message buffer into a `String` and gives the buffer back to the plugin.
