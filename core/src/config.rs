@@ -414,6 +414,7 @@ impl Config {
             cfg.resolve_paths(dir);
         }
         cfg.validate().map_err(|e| e.in_file(file))?;
+        cfg.check_named_voters().map_err(|e| e.in_file(file))?;
         Ok(cfg)
     }
 
@@ -568,6 +569,50 @@ impl Config {
         Ok(())
     }
 
+    /// For a config *file* whose seeds all name their nodes (`name@addr`): every voter must be
+    /// this node or a seed. Such a file states the whole cluster, so a voter outside it is a
+    /// typo that would silently cost the cluster its fault tolerance. With a bare `addr` seed
+    /// the node behind it may be the voter; the engine then warns about voters it never sees.
+    /// (Configs built in code, which often seed only the nodes started so far, are not held to
+    /// this: [`Config::validate`] does not call it.)
+    pub fn check_named_voters(&self) -> Result<(), ConfigError> {
+        if self.cluster.quorum != QuorumMode::Majority || self.cluster.seeds.is_empty() {
+            return Ok(());
+        }
+        let seeds = self.seeds();
+        if seeds.iter().any(|s| s.name.is_none()) {
+            return Ok(());
+        }
+        let known: BTreeSet<&str> = seeds
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .chain([self.node.name.as_str()])
+            .collect();
+        let unknown: Vec<String> = self
+            .cluster
+            .voters
+            .iter()
+            .filter(|v| !known.contains(v.as_str()))
+            .map(|v| format!("{v:?}"))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::field(
+            "cluster.voters",
+            format!(
+                "{} {} neither this node ({:?}) nor a seed: the seeds name {:?}; fix the name, add the node as a seed `name@addr`, or give its seed as a bare `addr`",
+                unknown.join(", "),
+                if unknown.len() == 1 { "is" } else { "are" },
+                self.node.name,
+                seeds
+                    .iter()
+                    .filter_map(|s| s.name.as_deref())
+                    .collect::<Vec<_>>()
+            ),
+        ))
+    }
+
     /// The voters as node ids (this node alone when the list is empty and there are no seeds).
     pub fn voter_ids(&self) -> BTreeSet<NodeId> {
         if self.cluster.voters.is_empty() {
@@ -703,10 +748,32 @@ mod tests {
     #[test]
     fn voters_may_name_a_named_seed() {
         let cfg = parse(
-            "[node]\nname = \"d\"\n[cluster]\nseeds = [\"a@127.0.0.1:1\"]\nvoters = [\"a\", \"b\", \"c\"]\n",
+            "[node]\nname = \"d\"\n[cluster]\nseeds = [\"a@127.0.0.1:1\", \"b@127.0.0.1:2\", \"c@127.0.0.1:3\"]\nvoters = [\"a\", \"b\", \"c\"]\n",
         )
         .unwrap();
         assert!(!cfg.voter_ids().contains(&NodeId::new("d")));
+    }
+
+    #[test]
+    fn with_every_seed_named_a_voter_no_seed_names_is_an_error() {
+        let e = parse(
+            "[node]\nname = \"n1\"\n[cluster]\nseeds = [\"n2@127.0.0.1:2\", \"n3@127.0.0.1:3\"]\nvoters = [\"n1\", \"n2\", \"nx\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("cluster.voters"));
+        let s = e.to_string();
+        assert!(s.contains("\"nx\" is neither this node"), "{s}");
+        assert!(s.contains("/etc/baton/node.toml"), "{s}");
+        // A bare seed may lead to the node: accepted (the engine warns if it never shows up).
+        parse(
+            "[node]\nname = \"n1\"\n[cluster]\nseeds = [\"n2@127.0.0.1:2\", \"127.0.0.1:3\"]\nvoters = [\"n1\", \"n2\", \"nx\"]\n",
+        )
+        .unwrap();
+        // Availability mode has no voters to check.
+        parse(
+            "[node]\nname = \"n1\"\n[cluster]\nquorum = \"none\"\nseeds = [\"n2@127.0.0.1:2\"]\nvoters = [\"n1\", \"nx\"]\n",
+        )
+        .unwrap();
     }
 
     #[test]
