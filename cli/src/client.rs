@@ -199,6 +199,7 @@ mod tests {
                 term: 3,
                 is_me: true,
             }],
+            no_leader: vec![],
         }
     }
 

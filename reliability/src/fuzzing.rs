@@ -596,6 +596,7 @@ pub fn every_message() -> Vec<Message> {
                 term: 4,
                 is_me: false,
             }],
+            no_leader: vec![],
         }),
         Message::ClientCall(Request {
             id: 9,

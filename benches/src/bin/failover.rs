@@ -819,6 +819,7 @@ mod tests {
                 term,
                 is_me: leader == Some(me),
             }],
+            no_leader: vec![],
         }
     }
 

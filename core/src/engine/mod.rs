@@ -33,6 +33,7 @@ mod peers;
 mod state;
 #[cfg(test)]
 mod tests;
+mod why;
 
 use crate::message::{
     CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, PeerAddr, Request,
@@ -53,6 +54,7 @@ use std::time::{Duration, Instant};
 use peers::{Back, Change, Contact, Down, Observed, Peer, PeerTable};
 pub use state::PersistedState;
 use state::{Group, LeaderView, PendingCall, PendingHeartbeat, Role};
+pub use why::{NoLeader, VoterState, VoterView, WARNING};
 
 /// Periodic heartbeats carry the sender's peer list once in this many.
 const PEERS_EVERY: u64 = 10;
@@ -295,6 +297,9 @@ pub struct StatusSnapshot {
     pub members: Vec<NodeStatus>,
     /// Every group known.
     pub groups: Vec<Leadership>,
+    /// Why each group without a leader has none (last on the wire: postcard is positional).
+    #[serde(default)]
+    pub no_leader: Vec<NoLeader>,
 }
 
 /// One node in a [`StatusSnapshot`].
@@ -348,6 +353,8 @@ pub struct Engine {
     conflicts: Vec<Fingerprint>,
     /// Whether this node stood aside for a conflict at the last check (logged on change).
     standing_aside: bool,
+    /// Read-only diagnostics: why there is no leader, voters never seen (`why.rs`).
+    diag: why::Diagnostics,
 }
 
 /// The next term after `t`, unless `t` cannot grow (terms stop below `u64::MAX`).
@@ -421,6 +428,7 @@ impl Engine {
             term_exhausted: BTreeSet::new(),
             conflicts: Vec::new(),
             standing_aside: false,
+            diag: why::Diagnostics::new(now),
             cfg,
         };
         if let Some(p) = persisted {
@@ -511,6 +519,7 @@ impl Engine {
             node: self.cfg.node.clone(),
             members,
             groups,
+            no_leader: self.no_leader_all(now),
         }
     }
 
@@ -1605,6 +1614,7 @@ impl Engine {
             self.want(d);
         }
         self.publish(now);
+        self.diagnose(now);
     }
 
     /// Applies timeouts: silent peers, expired leader views and leases, campaign deadlines,

@@ -586,3 +586,174 @@ fn a_single_misconfigured_node_among_correct_voters_stops_nobody_else() {
     assert_eq!(net.acting(), vec![leader]);
     assert!(!net.logged(leader, "standing aside"));
 }
+
+// ------------------------------------------------- why there is no leader; unseen voters
+
+/// The `Log` lines node `i` emitted that contain `needle`.
+fn log_lines(net: &Net, i: usize, needle: &str) -> Vec<String> {
+    net.log[i]
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log(l) if l.contains(needle) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn why_no_leader_names_voter_states_the_quorum_and_the_favourite() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    let leader = net.elect();
+    assert_eq!(net.nodes[leader].why_no_leader(G, net.now), None);
+    assert!(net.nodes[leader].status(net.now).no_leader.is_empty());
+    assert_eq!(net.nodes[0].why_no_leader("nosuch", net.now), None);
+    // The two others go silent for the survivor: 1 of 3 voters reachable, 2 needed.
+    let [b, c] = others(3, leader)[..] else {
+        unreachable!()
+    };
+    net.isolate(b);
+    net.isolate(c);
+    net.run_for(Duration::from_secs(2));
+    let w = net.nodes[b]
+        .why_no_leader(G, net.now)
+        .expect("b has no leader");
+    assert_eq!(w.needed, 2);
+    assert_eq!(w.reachable, vec![NodeId::new(name(b))]);
+    let state = |n: usize| {
+        w.voters
+            .iter()
+            .find(|v| v.name.as_str() == name(n))
+            .unwrap()
+    };
+    assert_eq!(state(b).state, VoterState::Alive);
+    assert!(state(b).this_node);
+    assert_eq!(state(leader).state, VoterState::Silent);
+    assert_eq!(state(c).state, VoterState::Silent);
+    assert!(!w.has_quorum());
+    assert_eq!(
+        w.favourite,
+        Some(MemberId::new(name(b), 0)),
+        "b is all it sees"
+    );
+    assert_eq!(w.abstaining_ms, None, "long past the restart abstention");
+    let text = w.to_string();
+    assert!(
+        text.contains(&format!(
+            "quorum: 1 of 3 voters reachable ({}), 2 needed",
+            name(b)
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{} silent", name(c))), "{text}");
+    // The same reason is in `status` (the CLI shows it) and was logged exactly once though
+    // the outage lasted 2 s; the log line is the Display.
+    assert_eq!(net.nodes[b].status(net.now).no_leader, vec![w.clone()]);
+    let lines = log_lines(&net, b, "no leader");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0], text);
+}
+
+#[test]
+fn a_reset_voter_is_not_counted_as_reachable() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    let leader = net.elect();
+    let [b, c] = others(3, leader)[..] else {
+        unreachable!()
+    };
+    net.isolate(leader);
+    net.event(b, reset(leader));
+    let w = net.nodes[b].why_no_leader(G, net.now);
+    // b still sees the leader's claim until it lapses: no reason yet.
+    assert_eq!(w, None);
+    net.run_for(Duration::from_millis(200));
+    net.event(b, reset(c));
+    if let Some(w) = net.nodes[b].why_no_leader(G, net.now) {
+        let st = w
+            .voters
+            .iter()
+            .find(|v| v.name.as_str() == name(c))
+            .unwrap();
+        assert_eq!(st.state, VoterState::Reset);
+        assert!(!w.reachable.contains(&NodeId::new(name(c))));
+    }
+}
+
+#[test]
+fn a_restarted_node_reports_its_abstention_with_the_time_left() {
+    let net = Net::new(3, DeathProofMode::OrderlyClose);
+    // At start every node abstains for one failure timeout (500 ms) and nobody leads yet.
+    let w = net.nodes[0]
+        .why_no_leader(G, net.now)
+        .expect("no leader yet");
+    assert_eq!(w.abstaining_ms, Some(500));
+    assert!(
+        w.to_string()
+            .contains("abstains from voting for 500 ms more"),
+        "{w}"
+    );
+    let later = net.nodes[0]
+        .why_no_leader(G, net.now + Duration::from_millis(200))
+        .unwrap();
+    assert_eq!(later.abstaining_ms, Some(300));
+    assert!(
+        w.same_reason(&later),
+        "remaining time alone is no new reason"
+    );
+}
+
+#[test]
+fn standing_aside_is_a_reason() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    let leader = net.elect();
+    mismatch(&mut net, leader, &["n2", "n3", "n4"]);
+    // The others still follow the old leader's claim until it lapses; the leader itself has
+    // no leader at once.
+    let w = net.nodes[leader]
+        .why_no_leader(G, net.now)
+        .expect("it stepped down");
+    let aside = w.standing_aside.clone().expect("standing aside");
+    assert!(aside.contains("n2, n3, n4"), "{aside}");
+    assert!(w.to_string().contains("standing aside"), "{w}");
+}
+
+#[test]
+fn voters_never_seen_are_warned_about_once_after_twice_the_failure_timeout() {
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    let voters: BTreeSet<NodeId> = ["n0", "n1", "n2", "nx", "ny"]
+        .into_iter()
+        .map(NodeId::new)
+        .collect();
+    for e in &mut net.nodes {
+        e.cfg.quorum = Quorum::Majority(voters.clone());
+    }
+    net.run_for(Duration::from_millis(900));
+    assert!(
+        log_lines(&net, 0, "never seen").is_empty(),
+        "not before 1 s"
+    );
+    net.run_for(Duration::from_millis(200));
+    let lines = log_lines(&net, 0, "never seen");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    assert!(l.starts_with(WARNING), "{l}");
+    assert!(
+        l.contains("\"nx\", \"ny\"") && l.contains("cluster.voters"),
+        "{l}"
+    );
+    assert!(l.contains("3 of the 5 voters"), "{l}");
+    assert!(
+        l.contains("tolerates 0 failed voter(s) instead of 2"),
+        "{l}"
+    );
+    let w = net.nodes[0].why_no_leader(G, net.now);
+    if let Some(w) = w {
+        let nx = w.voters.iter().find(|v| v.name.as_str() == "nx").unwrap();
+        assert_eq!(nx.state, VoterState::Unknown);
+    }
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(log_lines(&net, 0, "never seen").len(), 1, "once only");
+    // With every voter seen there is no warning.
+    let mut net = Net::new(3, DeathProofMode::OrderlyClose);
+    net.run_for(Duration::from_secs(2));
+    assert!(log_lines(&net, 0, "never seen").is_empty());
+}
