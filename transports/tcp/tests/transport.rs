@@ -105,6 +105,7 @@ fn every_message() -> Vec<Message> {
                 groups: vec!["g".into()],
             }],
             groups: vec![],
+            no_leader: vec![],
         }),
         Message::ClientCall(Request {
             id: 9,
