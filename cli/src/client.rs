@@ -2,11 +2,12 @@
 //! cluster secret, but never becoming a member) and asks it.
 
 use crate::cli::{StatusCmd, WorkCmd};
+use crate::errors::{Kind, fail};
 use crate::net::Client;
 use crate::settings::{DEFAULT_GROUP, client_target};
-use anyhow::{Context, Result, bail};
-use baton_core::Served;
-use baton_core::engine::StatusSnapshot;
+use anyhow::Result;
+use baton_core::engine::{NoLeader, StatusSnapshot};
+use baton_core::{CallError, Served};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -16,15 +17,56 @@ pub async fn status(cmd: StatusCmd) -> Result<()> {
     let target = client_target(&cmd.client)?;
     let timeout = Duration::from_millis(cmd.client.timeout_ms);
     let mut client = Client::connect(&target, timeout).await?;
-    let snap = tokio::time::timeout(timeout, client.status())
-        .await
-        .with_context(|| format!("{} did not answer within {timeout:?}", target.addr))??;
+    let snap = ask_status(&mut client, &target.addr, timeout).await?;
     if cmd.json {
         println!("{}", status_json(&snap));
     } else {
         print!("{}", status_text(&snap, &target.cluster));
     }
     Ok(())
+}
+
+/// The node's status, or a timeout error.
+async fn ask_status(client: &mut Client, addr: &str, timeout: Duration) -> Result<StatusSnapshot> {
+    match tokio::time::timeout(timeout, client.status()).await {
+        Ok(r) => r,
+        Err(_) => Err(fail(
+            Kind::Timeout,
+            format!("{addr} did not answer a status request within {timeout:?}"),
+        )),
+    }
+}
+
+/// Fails at once when no live node the asked node knows has a member in `group` (there is
+/// nobody to wait for, leader or not).
+pub fn check_has_members(snap: &StatusSnapshot, group: &str) -> Result<()> {
+    if snap
+        .members
+        .iter()
+        .any(|m| m.alive && m.groups.iter().any(|g| g == group))
+    {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = snap
+        .members
+        .iter()
+        .filter(|m| m.alive)
+        .flat_map(|m| m.groups.iter().map(String::as_str))
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    Err(fail(
+        Kind::NoMember,
+        format!(
+            "no member of group {group:?}: no live node that {} knows has joined it (groups with members: {known})",
+            snap.node
+        ),
+    ))
 }
 
 /// The status as one JSON object:
@@ -46,7 +88,30 @@ pub fn status_json(s: &StatusSnapshot) -> Value {
             "leader_member": g.leader.as_ref().map(|m| m.to_string()),
             "term": g.term,
             "local_is_leader": g.is_me,
+            "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// Why a group has no leader, as JSON: `{"reason", "voters": [{"name", "state", "this_node"}],
+/// "reachable", "needed", "candidates", "favourite", "favourite_is_local", "abstaining_ms",
+/// "standing_aside", "shutting_down"}`.
+pub fn no_leader_json(w: &NoLeader) -> Value {
+    json!({
+        "reason": w.reasons().join("; "),
+        "voters": w.voters.iter().map(|v| json!({
+            "name": v.name.as_str(),
+            "state": v.state.to_string(),
+            "this_node": v.this_node,
+        })).collect::<Vec<_>>(),
+        "reachable": w.reachable.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        "needed": w.needed,
+        "candidates": w.candidates,
+        "favourite": w.favourite.as_ref().map(|m| m.to_string()),
+        "favourite_is_local": w.favourite_is_local,
+        "abstaining_ms": w.abstaining_ms,
+        "standing_aside": w.standing_aside,
+        "shutting_down": w.shutting_down,
     })
 }
 
@@ -97,6 +162,11 @@ pub fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
             }
             None => {
                 let _ = writeln!(out, "  {}: no leader (term {})", g.group, g.term);
+                if let Some(w) = s.no_leader.iter().find(|w| w.group == g.group) {
+                    for r in w.reasons() {
+                        let _ = writeln!(out, "    {r}");
+                    }
+                }
             }
         }
     }
@@ -122,6 +192,10 @@ pub async fn work(cmd: WorkCmd) -> Result<()> {
         .as_ref()
         .map_or(DEFAULT_CALL_TIMEOUT_MS, |c| c.timing.call_timeout_ms);
     let wait = timeout + Duration::from_millis(node_call_timeout);
+    // A group nobody joined has nothing to wait for: say so at once, not after the node's
+    // call timeout.
+    let snap = ask_status(&mut client, &target.addr, timeout).await?;
+    check_has_members(&snap, &group)?;
     for _ in 0..cmd.count {
         let t0 = Instant::now();
         let answer = tokio::time::timeout(
@@ -129,12 +203,31 @@ pub async fn work(cmd: WorkCmd) -> Result<()> {
             client.call(&group, cmd.any, cmd.payload.clone().into_bytes()),
         )
         .await
-        .with_context(|| format!("{} did not answer within {wait:?}", target.addr))??;
+        .map_err(|_| {
+            fail(
+                Kind::Timeout,
+                format!("{} did not answer within {wait:?}", target.addr),
+            )
+        })??;
         let elapsed = t0.elapsed();
         match answer {
             Ok(served) if cmd.json => println!("{}", served_json(&group, &served, elapsed)),
             Ok(served) => println!("{}", served_text(&served, elapsed)),
-            Err(e) => bail!("work in group {group:?} failed: {e}"),
+            Err(e) => {
+                let kind = match e {
+                    CallError::NoLeader { .. } => Kind::NoLeader,
+                    CallError::Timeout => Kind::Timeout,
+                    _ => Kind::Call,
+                };
+                let mut message = format!("work in group {group:?} failed: {e}");
+                if kind == Kind::NoLeader
+                    && let Ok(snap) = ask_status(&mut client, &target.addr, timeout).await
+                    && let Some(why) = snap.no_leader.iter().find(|w| w.group == group)
+                {
+                    message = format!("{message}: {why}");
+                }
+                return Err(fail(kind, message));
+            }
         }
     }
     Ok(())
@@ -211,6 +304,89 @@ mod tests {
         assert_eq!(v["groups"][0]["term"], 3);
         assert_eq!(v["members"][1]["name"], "b");
         assert_eq!(v["members"][1]["alive"], false);
+    }
+
+    fn leaderless() -> StatusSnapshot {
+        use baton_core::engine::{VoterState, VoterView};
+        let mut s = snap();
+        s.groups.push(Leadership {
+            group: "other".into(),
+            leader: None,
+            term: 2,
+            is_me: false,
+        });
+        s.no_leader.push(NoLeader {
+            group: "other".into(),
+            term: 2,
+            voters: vec![
+                VoterView {
+                    name: NodeId::new("a"),
+                    state: VoterState::Silent,
+                    this_node: false,
+                },
+                VoterView {
+                    name: NodeId::new("b"),
+                    state: VoterState::Alive,
+                    this_node: true,
+                },
+                VoterView {
+                    name: NodeId::new("c"),
+                    state: VoterState::Unknown,
+                    this_node: false,
+                },
+            ],
+            reachable: vec![NodeId::new("b")],
+            needed: 2,
+            candidates: 1,
+            favourite: Some(MemberId::new("b", 0)),
+            favourite_is_local: true,
+            abstaining_ms: Some(120),
+            standing_aside: None,
+            shutting_down: false,
+        });
+        s
+    }
+
+    #[test]
+    fn why_there_is_no_leader_is_shown_in_text_and_json() {
+        let s = leaderless();
+        let t = status_text(&s, "demo");
+        assert!(t.contains("  other: no leader (term 2)\n"), "{t}");
+        assert!(
+            t.contains("    quorum: 1 of 3 voters reachable (b), 2 needed\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("voters: a silent, b (this node) alive, c unknown"),
+            "{t}"
+        );
+        assert!(t.contains("abstains from voting for 120 ms more"), "{t}");
+        let v = status_json(&s);
+        assert_eq!(v["groups"][0]["no_leader"], Value::Null);
+        let w = &v["groups"][1]["no_leader"];
+        assert_eq!(w["needed"], 2);
+        assert_eq!(w["reachable"][0], "b");
+        assert_eq!(w["voters"][2]["state"], "unknown");
+        assert_eq!(w["favourite"], "b#0");
+        assert_eq!(w["abstaining_ms"], 120);
+        assert!(
+            w["reason"]
+                .as_str()
+                .unwrap()
+                .contains("quorum: 1 of 3 voters reachable (b), 2 needed"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn work_to_a_group_nobody_joined_fails_at_once() {
+        let s = snap();
+        assert!(check_has_members(&s, "tracked").is_ok());
+        let e = check_has_members(&s, "nosuch").unwrap_err();
+        assert_eq!(crate::errors::kind_of(&e), Kind::NoMember);
+        let m = e.to_string();
+        assert!(m.starts_with("no member of group \"nosuch\""), "{m}");
+        assert!(m.contains("groups with members: tracked"), "{m}");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod cli;
 mod client;
 mod demo;
+mod errors;
 mod exec;
 mod net;
 mod node;
@@ -30,7 +31,16 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    // With --json, errors are JSON objects on stdout too (cli/README.md, "Errors").
+    let json = match &cli.command {
+        Command::Status(c) => c.json,
+        Command::Work(c) => c.json,
+        _ => false,
+    };
     // Nodes log what they do; one-shot commands stay quiet unless RUST_LOG asks.
     let default_level = match cli.command {
         Command::Node(_) | Command::Exec(_) => "info",
@@ -62,9 +72,45 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("baton: error: {e:#}");
-            ExitCode::FAILURE
+            let kind = errors::kind_of(&e);
+            let message = errors::render(&e);
+            if json {
+                println!("{}", errors::json(&message, kind));
+            } else {
+                eprintln!("baton: error: {message}");
+            }
+            ExitCode::from(kind.exit_code())
         }
+    }
+}
+
+/// A command line clap refuses: exit 2 (`--help` and `--version` print and exit 0). With
+/// `--json` among the arguments, the error is a JSON object on stdout.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ if json => {
+            // clap's message without its usage and help footer, on one line.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let message = message.join(" ");
+            let message = message.trim_start_matches("error: ");
+            println!("{}", errors::json(message, errors::Kind::Usage));
+            ExitCode::from(errors::Kind::Usage.exit_code())
+        }
+        _ => e.exit(),
     }
 }
 

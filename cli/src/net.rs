@@ -1,11 +1,12 @@
 //! The TCP glue: the node's transport and the client connection `status` / `work` use.
 
+use crate::errors::{Kind, fail};
 use crate::settings::Target;
 use anyhow::{Context, Result};
 use baton_core::config::Config;
 use baton_core::engine::StatusSnapshot;
 use baton_core::{CallError, Served, Transport};
-use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
+use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,12 +32,7 @@ impl Client {
         let name = format!("baton-cli-{}", std::process::id());
         let inner = TcpClient::connect(&target.addr, &cfg, &name)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot reach node at {} as a client of cluster {:?}",
-                    target.addr, target.cluster
-                )
-            })?;
+            .map_err(|e| connect_error(target, e))?;
         Ok(Client {
             inner,
             addr: target.addr.clone(),
@@ -62,5 +58,33 @@ impl Client {
             .call(group, any, payload)
             .await
             .with_context(|| format!("work through {}", self.addr))
+    }
+}
+
+/// Why a client could not connect, in one line with a hint, and its kind.
+fn connect_error(target: &Target, e: ClientError) -> anyhow::Error {
+    let addr = &target.addr;
+    match e {
+        ClientError::Connect { source, .. } => fail(
+            Kind::Unreachable,
+            format!("cannot connect to {addr}: {source}; is a node running at {addr}?"),
+        ),
+        ClientError::Timeout { after, .. } => fail(
+            Kind::Timeout,
+            format!(
+                "no answer from {addr} within {after:?} (connect and handshake); is a baton node listening at {addr}?"
+            ),
+        ),
+        ClientError::Handshake { reason, .. } => fail(
+            Kind::Auth,
+            format!(
+                "the node at {addr} refused this client: {reason}; does this client use the node's cluster name (it uses {:?}) and secret?",
+                target.cluster
+            ),
+        ),
+        other => fail(
+            Kind::Runtime,
+            format!("cannot talk to the node at {addr}: {other}"),
+        ),
     }
 }

@@ -5,7 +5,8 @@
 //! every error still goes through [`Config::from_toml_str`]: it names the file and the field.
 
 use crate::cli::{ClientOpts, NodeOpts, QuorumArg};
-use anyhow::{Result, bail};
+use crate::errors::{Kind, fail};
+use anyhow::Result;
 use baton_core::config::{Config, ConfigError, GroupConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -270,7 +271,12 @@ pub fn client_target(opts: &ClientOpts) -> Result<Target> {
     let addr = match (&opts.connect, &loaded) {
         (Some(a), _) => a.clone(),
         (None, Some(l)) => connectable(&l.config.node.listen),
-        (None, None) => bail!("say which node to ask: --config FILE or --connect ADDR"),
+        (None, None) => {
+            return Err(fail(
+                Kind::Usage,
+                "say which node to ask: --config FILE or --connect ADDR",
+            ));
+        }
     };
     let cluster = match (&opts.cluster, &loaded) {
         (Some(c), _) => c.clone(),
@@ -281,12 +287,15 @@ pub fn client_target(opts: &ClientOpts) -> Result<Target> {
         (Some(p), _) => read_secret(p)?,
         (None, Some(l)) => load_secret(l, opts.insecure_no_secret)?,
         (None, None) if opts.insecure_no_secret => Vec::new(),
-        (None, None) => bail!(
-            "no cluster secret: pass --secret-file FILE (or --config FILE naming one; --insecure-no-secret for a node started with it)"
-        ),
+        (None, None) => {
+            return Err(fail(
+                Kind::Usage,
+                "no cluster secret: pass --secret-file FILE (or --config FILE naming one; --insecure-no-secret for a node started with it)",
+            ));
+        }
     };
     if opts.timeout_ms == 0 {
-        bail!("--timeout-ms must be greater than 0");
+        return Err(fail(Kind::Usage, "--timeout-ms must be greater than 0"));
     }
     Ok(Target {
         addr,

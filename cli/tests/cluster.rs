@@ -474,8 +474,10 @@ fn a_node_with_the_wrong_secret_can_neither_join_vote_nor_lead() {
         .arg(c.dir.0.join("bad.secret"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty());
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["kind"], "auth", "{v}");
+    assert!(v.get("members").is_none(), "{v}");
 
     // Without the leader, the survivor has no majority: c's vote does not count.
     let survivor = if l == "a" { "b" } else { "a" };
@@ -804,4 +806,310 @@ fn demo_runs_to_completion_and_leaves_no_process() {
         !Path::new(&dir).exists(),
         "the demo's directory must be removed"
     );
+}
+
+// ---------------------------------------------------------------- errors and diagnostics
+
+/// Runs `cmd` to completion (killed after `limit`); returns (exit code, stdout, stderr, time).
+fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String, Duration) {
+    let t0 = Instant::now();
+    let mut p = Proc::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let code = loop {
+        let child = p.child.as_mut().expect("running");
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st.code();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{cmd:?} did not finish within {limit:?}"
+        );
+        sleep(Duration::from_millis(10));
+    };
+    let out = p.child.take().unwrap().wait_with_output().unwrap();
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t0.elapsed(),
+    )
+}
+
+#[test]
+fn status_of_a_node_that_is_down_is_one_line_with_a_hint_and_json_with_json() {
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let (code, stdout, stderr, _) = run_bounded(
+        Command::new(BATON).args(["status", "--insecure-no-secret", "--connect", &addr]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(&format!("is a node running at {addr}?")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.to_lowercase().matches("refused").count(),
+        1,
+        "the OS error once: {stderr}"
+    );
+
+    // With --json the error is one JSON object on stdout, and the exit code is the same.
+    let (code, stdout, stderr, _) = run_bounded(
+        Command::new(BATON).args([
+            "status",
+            "--json",
+            "--insecure-no-secret",
+            "--connect",
+            &addr,
+        ]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let v: Value = serde_json::from_str(stdout.trim()).expect("a JSON error on stdout");
+    assert_eq!(v["kind"], "unreachable", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a node running at"),
+        "{v}"
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_are_json_with_json() {
+    // clap's own error.
+    let (code, stdout, _, _) = run_bounded(
+        Command::new(BATON).args(["work", "--json", "--count", "0", "x"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(2));
+    let v: Value = serde_json::from_str(stdout.trim()).expect("a JSON error on stdout");
+    assert_eq!(v["kind"], "usage", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("--count"), "{v}");
+    // baton's own: nothing says which node to ask.
+    let (code, stdout, stderr, _) = run_bounded(
+        Command::new(BATON).args(["status", "--insecure-no-secret"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("--connect ADDR"), "{stderr}");
+    let (code, stdout, _, _) = run_bounded(
+        Command::new(BATON).args(["status", "--json", "--insecure-no-secret"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(2));
+    let v: Value = serde_json::from_str(stdout.trim()).expect("a JSON error on stdout");
+    assert_eq!(v["kind"], "usage", "{v}");
+}
+
+/// A single `baton node` named `solo` on a free port, in group `g`; returns it and its flags
+/// for a client.
+fn solo(dir: &Dir, extra: &[&str]) -> (Proc, Vec<String>) {
+    let secret = dir.0.join("s");
+    std::fs::write(&secret, "x\n").unwrap();
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let log = std::fs::File::create(dir.0.join("solo.log")).unwrap();
+    let p = Proc::spawn(
+        Command::new(BATON)
+            .args(["node", "--name", "solo", "--group", "g", "--listen", &addr])
+            .args(extra)
+            .arg("--secret-file")
+            .arg(&secret)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    );
+    let client = vec![
+        "--connect".to_string(),
+        addr,
+        "--secret-file".to_string(),
+        secret.display().to_string(),
+    ];
+    wait_until(Duration::from_secs(10), "solo to answer", || {
+        let out = Command::new(BATON)
+            .arg("status")
+            .args(&client)
+            .output()
+            .ok()?;
+        out.status.success().then_some(())
+    });
+    (p, client)
+}
+
+#[test]
+fn work_to_a_group_nobody_joined_fails_at_once_and_any_needs_no_leader() {
+    let dir = Dir::new("nosuch");
+    let (_node, client) = solo(&dir, &[]);
+    let (code, stdout, stderr, took) = run_bounded(
+        Command::new(BATON)
+            .args(["work", "--group", "nosuch"])
+            .args(&client)
+            .arg("job"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(stderr.contains("no member of group \"nosuch\""), "{stderr}");
+    assert!(took < Duration::from_secs(2), "took {took:?}: it waited");
+    let (code, stdout, _, _) = run_bounded(
+        Command::new(BATON)
+            .args(["work", "--json", "--any", "--group", "nosuch"])
+            .args(&client)
+            .arg("job"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(3));
+    let v: Value = serde_json::from_str(stdout.trim()).expect("a JSON error on stdout");
+    assert_eq!(v["kind"], "no-member", "{v}");
+    // The group it joined is served, --any included.
+    let (code, stdout, stderr, _) = run_bounded(
+        Command::new(BATON)
+            .args(["work", "--any", "--group", "g"])
+            .args(&client)
+            .arg("job"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("solo did job"), "{stdout}");
+}
+
+#[test]
+fn a_group_without_quorum_says_why_in_status_work_and_the_log() {
+    let (mut c, _, _) = started_abc("why");
+    for n in ["a", "b"] {
+        c.proc(n).signal("KILL");
+    }
+    for n in ["a", "b"] {
+        c.proc(n).wait_exit(Duration::from_secs(5));
+    }
+    let why = wait_until(Duration::from_secs(5), "c to see no quorum", || {
+        let s = status(&c.config("c"))?;
+        let w = s["groups"][0]["no_leader"].clone();
+        (w["reachable"] == serde_json::json!(["c"])).then_some(w)
+    });
+    assert_eq!(why["needed"], 2, "{why}");
+    let states: Vec<&str> = why["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states[2], "alive", "{why}");
+    assert!(
+        states[..2].iter().all(|s| *s == "dead" || *s == "silent"),
+        "{why}"
+    );
+    let out = Command::new(BATON)
+        .args(["status", "--config"])
+        .arg(c.config("c"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("tracked: no leader (term"), "{text}");
+    assert!(
+        text.contains("quorum: 1 of 3 voters reachable (c), 2 needed"),
+        "{text}"
+    );
+    // `work` waits for the node's call timeout, then exits 3 and says why.
+    let (code, stdout, _, _) = run_bounded(
+        Command::new(BATON)
+            .args(["work", "--json", "--config"])
+            .arg(c.config("c"))
+            .arg("job"),
+        Duration::from_secs(15),
+    );
+    assert_eq!(code, Some(3), "{stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).expect("a JSON error on stdout");
+    assert_eq!(v["kind"], "no-leader", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("2 needed"), "{v}");
+    // --any needs no leader: c serves it itself.
+    let (code, stdout, stderr, _) = run_bounded(
+        Command::new(BATON)
+            .args(["work", "--any", "--config"])
+            .arg(c.config("c"))
+            .arg("naive"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("c did naive under term 0 (not the leader)"),
+        "{stdout}"
+    );
+    // The log says it too, once per change (a few changes as a and b go), not per tick.
+    let log = std::fs::read_to_string(c.log("c")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("tracked: no leader (term"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("quorum: 1 of 3 voters reachable (c)")),
+        "{log}"
+    );
+    assert!(lines.len() <= 3, "{lines:#?}");
+}
+
+#[test]
+fn an_unknown_voter_is_a_config_error_with_named_seeds_and_a_warning_otherwise() {
+    let mut c = Cluster::new("voters", &["a", "b"]);
+    c.write_config("a", &["a", "b", "nx"], "good.secret");
+    let (code, _, stderr, _) = run_bounded(
+        Command::new(BATON)
+            .args(["node", "--config"])
+            .arg(c.config("a")),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cluster.voters") && stderr.contains("\"nx\"") && stderr.contains("a.toml"),
+        "{stderr}"
+    );
+
+    // A bare seed may lead to nx: the node starts, and warns once it has not seen nx for
+    // 2 × failure_timeout (600 ms here).
+    let text = std::fs::read_to_string(c.config("a")).unwrap().replace(
+        &format!("\"b@{}\"", c.addrs["b"]),
+        &format!("\"{}\"", c.addrs["b"]),
+    );
+    std::fs::write(c.config("a"), text).unwrap();
+    c.start("a");
+    wait_until(Duration::from_secs(5), "the warning", || {
+        let log = std::fs::read_to_string(c.log("a")).unwrap_or_default();
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("\"nx\"") && l.contains("never seen"))
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_plugin_that_is_no_library_fails_with_the_loaders_message() {
+    let dir = Dir::new("plugin");
+    std::fs::write(
+        dir.0.join("libnot.so"),
+        "this is text, not ELF\n".repeat(100),
+    )
+    .unwrap();
+    let f = dir.0.join("p.toml");
+    std::fs::write(
+        &f,
+        "[node]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n[[group]]\nname = \"g\"\npolicy = { plugin = \"libnot.so\" }\n",
+    )
+    .unwrap();
+    let (code, _, stderr, _) = run_bounded(
+        Command::new(BATON)
+            .args(["node", "--insecure-no-secret", "--config"])
+            .arg(&f),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let detail = stderr
+        .split("dlopen failed: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no loader message: {stderr}"));
+    assert!(detail.trim().len() > 3, "{stderr}");
 }

@@ -100,14 +100,16 @@ impl NoLeader {
     }
 }
 
-impl fmt::Display for NoLeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "group {}: no leader (term {})", self.group, self.term)?;
+impl NoLeader {
+    /// The reasons, one clause each (`quorum: 1 of 3 voters reachable (b), 2 needed`); the
+    /// [`Display`](fmt::Display) form joins them after `group G: no leader (term T)`.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
         if self.shutting_down {
-            write!(f, "; this node is shutting down")?;
+            out.push("this node is shutting down".to_string());
         }
         if let Some(what) = &self.standing_aside {
-            write!(f, "; standing aside (no leading, no voting): {what}")?;
+            out.push(format!("standing aside (no leading, no voting): {what}"));
         }
         if !self.voters.is_empty() {
             let voters: Vec<String> = self
@@ -118,11 +120,10 @@ impl fmt::Display for NoLeader {
                     format!("{}{me} {}", v.name, v.state)
                 })
                 .collect();
+            out.push(format!("voters: {}", voters.join(", ")));
             let reachable: Vec<&str> = self.reachable.iter().map(NodeId::as_str).collect();
-            write!(
-                f,
-                "; voters: {}; quorum: {} of {} voters reachable ({}), {} needed",
-                voters.join(", "),
+            out.push(format!(
+                "quorum: {} of {} voters reachable ({}), {} needed",
                 self.reachable.len(),
                 self.voters.len(),
                 if reachable.is_empty() {
@@ -131,24 +132,33 @@ impl fmt::Display for NoLeader {
                     reachable.join(", ")
                 },
                 self.needed
-            )?;
+            ));
         }
         let of = match self.candidates {
             1 => "1 candidate".to_string(),
             n => format!("{n} candidates"),
         };
-        match &self.favourite {
-            None => write!(f, "; no live member of the group")?,
+        out.push(match &self.favourite {
+            None => "no live member of the group".to_string(),
             Some(m) if self.favourite_is_local => {
-                write!(f, "; favourite: {m} (this node's member; {of})")?
+                format!("favourite: {m} (this node's member; {of})")
             }
-            Some(m) => write!(f, "; waiting for the favourite {m} ({of})")?,
-        }
+            Some(m) => format!("waiting for the favourite {m} ({of})"),
+        });
         if let Some(ms) = self.abstaining_ms {
-            write!(
-                f,
-                "; this node restarted and abstains from voting for {ms} ms more"
-            )?;
+            out.push(format!(
+                "this node restarted and abstains from voting for {ms} ms more"
+            ));
+        }
+        out
+    }
+}
+
+impl fmt::Display for NoLeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "group {}: no leader (term {})", self.group, self.term)?;
+        for r in self.reasons() {
+            write!(f, "; {r}")?;
         }
         Ok(())
     }
