@@ -757,3 +757,20 @@ fn voters_never_seen_are_warned_about_once_after_twice_the_failure_timeout() {
     net.run_for(Duration::from_secs(2));
     assert!(log_lines(&net, 0, "never seen").is_empty());
 }
+
+#[test]
+fn a_status_with_reasons_survives_the_wire_and_old_json_without_them() {
+    let net = Net::new(3, DeathProofMode::OrderlyClose);
+    let status = net.nodes[0].status(net.now);
+    assert_eq!(status.no_leader.len(), 1, "nobody leads yet");
+    let msg = Message::StatusResponse(status.clone());
+    let bytes = postcard::to_allocvec(&msg).unwrap();
+    let back: Message = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, msg);
+    // JSON written before the field existed still reads (as no reasons).
+    let mut v = serde_json::to_value(&status).unwrap();
+    v.as_object_mut().unwrap().remove("no_leader");
+    let old: StatusSnapshot = serde_json::from_value(v).unwrap();
+    assert!(old.no_leader.is_empty());
+    assert_eq!(old.groups, status.groups);
+}
