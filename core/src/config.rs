@@ -729,6 +729,35 @@ mod tests {
     }
 
     #[test]
+    fn death_proof_defaults_to_orderly_close_and_takes_timeout() {
+        let cfg = parse("[node]\nname = \"a\"\n").unwrap();
+        assert_eq!(cfg.cluster.death_proof, DeathProofMode::OrderlyClose);
+        let cfg = parse("[node]\nname = \"a\"\n[cluster]\ndeath_proof = \"timeout\"\n").unwrap();
+        assert_eq!(cfg.cluster.death_proof, DeathProofMode::Timeout);
+        let e = parse("[node]\nname = \"a\"\n[cluster]\ndeath_proof = \"reset\"\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("death_proof") && s.contains("reset"), "{s}");
+        assert!(
+            s.contains("orderly-close") && s.contains("timeout"),
+            "names the choices: {s}"
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_holds_the_sorted_voters_and_timings() {
+        let cfg = parse(
+            "[node]\nname = \"b\"\n[cluster]\nseeds = [\"a@127.0.0.1:1\"]\nvoters = [\"c\", \"a\", \"b\"]\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n",
+        )
+        .unwrap();
+        let fp = cfg.fingerprint();
+        let voters: Vec<&str> = fp.voters.iter().map(NodeId::as_str).collect();
+        assert_eq!(voters, ["a", "b", "c"]);
+        assert_eq!((fp.heartbeat_ms, fp.failure_timeout_ms), (50, 300));
+        assert_eq!(fp.quorum, "majority");
+        assert_eq!(fp.protocol_version, crate::PROTOCOL_VERSION);
+    }
+
+    #[test]
     fn unknown_section_is_refused() {
         let e = parse("[node]\nname = \"a\"\n[clustre]\nname = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("clustre"), "{e}");

@@ -188,6 +188,54 @@ async fn leading_writes_the_state_file_atomically_and_a_restart_keeps_the_term()
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_term_that_cannot_grow_is_an_error_at_start_naming_the_file() {
+    for term in [u64::MAX, u64::MAX - 1] {
+        let dir = temp_dir("term-max");
+        let path = dir.join("state.json");
+        let content = format!("{{\"groups\":{{\"g\":{{\"term\":{term},\"vote\":null}}}}}}");
+        std::fs::write(&path, &content).unwrap();
+        let err = start_with_state(&dir).await.err().expect("must not start");
+        let text = err.to_string();
+        assert!(matches!(err, NodeError::StateFile { .. }), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("cannot grow") && text.contains("\"g\""),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            content,
+            "left as it was"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_incarnation_is_above_the_stored_one_even_with_the_clock_behind() {
+    let dir = temp_dir("incarnation");
+    let path = dir.join("state.json");
+    // A previous process wrote an incarnation far in the future (its clock was ahead).
+    let ahead = 4_000_000_000_000_000u64;
+    std::fs::write(
+        &path,
+        format!("{{\"groups\":{{}},\"incarnation\":{ahead}}}"),
+    )
+    .unwrap();
+    let node = start_with_state(&dir).await.unwrap();
+    assert_eq!(node.incarnation(), ahead + 1);
+    let stored: PersistedState =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        stored.incarnation,
+        ahead + 1,
+        "stored before the transport starts"
+    );
+    node.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_corrupt_or_truncated_state_file_is_an_error_naming_it() {
     for (name, content) in [
         ("corrupt", &b"{ not json"[..]),
