@@ -746,7 +746,7 @@ mod tests {
     #[test]
     fn the_fingerprint_holds_the_sorted_voters_and_timings() {
         let cfg = parse(
-            "[node]\nname = \"b\"\n[cluster]\nseeds = [\"a@127.0.0.1:1\"]\nvoters = [\"c\", \"a\", \"b\"]\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n",
+            "[node]\nname = \"b\"\n[cluster]\nseeds = [\"a@127.0.0.1:1\", \"c@127.0.0.1:3\"]\nvoters = [\"c\", \"a\", \"b\"]\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n",
         )
         .unwrap();
         let fp = cfg.fingerprint();
