@@ -971,7 +971,9 @@ impl Sim {
                 Action::Send { to, message } => self.send(i, &to, message),
                 Action::Connect { addr } => self.connect(i, &addr),
                 Action::Persist(p) => self.nodes[i].store = Some(p),
-                Action::Log(line) => self.trace(1, || format!("{}: {line}", self.nodes[i].id)),
+                Action::Log(line) | Action::Warn(line) => {
+                    self.trace(1, || format!("{}: {line}", self.nodes[i].id))
+                }
                 Action::Trace(line) => self.trace(2, || format!("{}: {line}", self.nodes[i].id)),
                 Action::Leadership(l) => self.trace(1, || {
                     format!(

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use peers::{Back, Change, Contact, Down, Observed, Peer, PeerTable};
 pub use state::PersistedState;
 use state::{Group, LeaderView, PendingCall, PendingHeartbeat, Role};
-pub use why::{NoLeader, VoterState, VoterView, WARNING};
+pub use why::{NoLeader, VoterState, VoterView};
 
 /// Periodic heartbeats carry the sender's peer list once in this many.
 const PEERS_EVERY: u64 = 10;
@@ -284,6 +284,8 @@ pub enum Action {
     Halt(Refusal),
     /// Something worth a log line (peer up/down, elections).
     Log(String),
+    /// Something the operator should fix (logged as a warning): voters nobody answers for.
+    Warn(String),
     /// A detail for debugging (votes asked, granted, denied and why).
     Trace(String),
 }

@@ -1,6 +1,6 @@
 //! Diagnostics that read the engine's state and change none of the protocol's: why a group has
 //! no leader ([`Engine::why_no_leader`], in `status` and logged once per change), and voters
-//! that no node answers for ([`WARNING`] lines).
+//! that no node answers for (an [`Action::Warn`](super::Action::Warn)).
 
 use super::peers::{Liveness, Peer};
 use super::{Engine, Quorum};
@@ -9,10 +9,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
-
-/// An [`Action::Log`](super::Action::Log) line starting with this is a warning: the runtime
-/// logs the rest at WARN level.
-pub const WARNING: &str = "warning: ";
 
 /// A voter's state in this node's view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,7 +353,7 @@ impl Engine {
             "the voters seen are no majority: no leader can be elected".to_string()
         };
         let line = format!(
-            "{WARNING}cluster.voters names {} that no node has answered for within {after:?} \
+            "cluster.voters names {} that no node has answered for within {after:?} \
              (never seen); a leader needs {needed} of the {total} voters, so {tolerance}: check \
              cluster.voters against the nodes' names",
             unseen
@@ -366,6 +362,6 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        self.log(line);
+        self.out.push(super::Action::Warn(line));
     }
 }

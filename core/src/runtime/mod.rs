@@ -1031,10 +1031,8 @@ impl Driver {
                     tracing::error!(node = %self.shared.id, "halting: {refusal}");
                     self.halt = Some(refusal);
                 }
-                Action::Log(line) => match line.strip_prefix(crate::engine::WARNING) {
-                    Some(warning) => tracing::warn!(node = %self.shared.id, "{warning}"),
-                    None => tracing::info!(node = %self.shared.id, "{line}"),
-                },
+                Action::Log(line) => tracing::info!(node = %self.shared.id, "{line}"),
+                Action::Warn(line) => tracing::warn!(node = %self.shared.id, "{line}"),
                 Action::Trace(line) => tracing::debug!(node = %self.shared.id, "{line}"),
             }
         }
