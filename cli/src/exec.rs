@@ -2,19 +2,53 @@
 //!
 //! - **Start**: when this node gains leadership of the group (term `T`), CMD starts with
 //!   `BATON_GROUP`, `BATON_TERM=T` (the fencing token) and `BATON_NODE` in its environment,
-//!   stdin from `/dev/null`, stdout/stderr passed through.
+//!   stdin from `/dev/null`, stdout/stderr passed through — as the child of a **watchdog**
+//!   process (`baton __watchdog`, see `watchdog.rs`), in a process group of its own.
 //! - **Stop**: when this node loses leadership (or leads again under another term), CMD's whole
-//!   process group gets SIGTERM, then SIGKILL after `--grace-ms`; the group is swept with
-//!   SIGKILL once CMD is gone, so nothing it started keeps running.
-//! - **Never outlives `baton exec`**: CMD runs in its own process group with the kernel's
-//!   parent-death signal set to SIGKILL, so even a `kill -9` of `baton exec` kills CMD at once.
-//!   (Processes CMD itself forks are not covered by that signal: when `baton exec` is killed
-//!   with SIGKILL they lose their parent and keep running unless CMD takes them down; a CMD
-//!   that `exec`s its final program, or waits for its children, has no such stragglers.)
+//!   process group gets SIGTERM, then SIGKILL after `--grace-ms`; the group is swept once CMD
+//!   is gone, so nothing it started keeps running. The watchdog does all of that, on a SIGTERM
+//!   from `baton exec`.
+//! - **Never outlives the lease by more than `--watchdog-ms` (40 ms)**, also when `baton exec`
+//!   is frozen. While this node holds the lease, a task here confirms it to the watchdog every
+//!   `watchdog_ms / 4` (10 ms): the monotonic time at which it read the clock, then gave the
+//!   node's driver a turn, then found `is_me()` still true ([`confirm`]). The watchdog SIGKILLs
+//!   CMD's group `watchdog_ms` after the latest confirmation. A confirmation at `t` means the
+//!   lease held at `t − 1 ms`, so CMD ends at most `watchdog_ms + 1 ms` (plus the kernel's
+//!   scheduling of the watchdog) after the lease ended — however `baton exec` stops: SIGSTOP,
+//!   a pause, starvation, a crash. The lease ends at least `failure_timeout − lease =
+//!   heartbeat` (100 ms by default) before another node can be elected (docs/RELIABILITY.md
+//!   1.2), so with `watchdog_ms < heartbeat_ms` CMD is dead before any successor starts its
+//!   own: the two never run at once. A kind stop while still leading (SIGTERM to `baton
+//!   exec`, a new term) keeps confirming, so CMD gets its whole `--grace-ms`; after a lost
+//!   lease the grace is cut short at the watchdog's deadline.
+//!
+//!   *Why a separate process*: nothing inside a stopped process runs, so the enforcer must be
+//!   another process. It is this binary re-executed (`/proc/self/exe __watchdog`) rather than
+//!   a `fork` — forking a process that may run threads (tokio's blocking pool) is unsafe — and
+//!   it is CMD's parent, so that it alone can signal CMD's process group while CMD's pid is
+//!   still reserved by its unreaped zombie: a group id that has been freed and reused by
+//!   an unrelated process is never signalled. `baton exec` itself only signals the watchdog,
+//!   its own unreaped child. The watchdog also SIGKILLs the group at once when its socket
+//!   closes or its parent-death signal (SIGHUP) arrives: a `kill -9` of `baton exec` takes
+//!   down what CMD forked, too.
+//!
+//!   *The cost*: a `baton exec` that cannot run for about `watchdog_ms − watchdog_ms / 4`
+//!   (30 ms) while leading loses CMD although its lease may still be valid (it cannot tell
+//!   without running). That is logged (`… by the lease watchdog …`) and CMD starts again
+//!   after `--restart-delay-ms` if this node still leads, whatever `--on-exit` says. On a
+//!   host that overloaded, raise `--watchdog-ms` (the bound grows with it; keep it below
+//!   `heartbeat_ms`, or CMD may overlap a successor's by the difference).
 //! - **CMD exits on its own while leading**: logged with its exit code, then `--on-exit
-//!   restart` (default) starts it again after `--restart-delay-ms` under the same term, while
+//!   restart` (default) starts it again after `--restart-delay-ms` under the same term,
 //!   `--on-exit resign` leaves the group (handing leadership to the next in line) and joins it
-//!   again after the same delay, at the back of the line.
+//!   again after the same delay, at the back of the line, and `--on-exit exit` hands
+//!   leadership off and exits (0 when CMD exited 0, else 1).
+//! - **CMD cannot be started** (ENOENT, EACCES, ... — reported by the watchdog's failed
+//!   `exec`): the OS error is logged once (the same error again only at debug level), and the
+//!   node resigns: it leaves the group, so that another member leads and runs its CMD at once,
+//!   and joins again after `--restart-delay-ms`, doubling after every failure up to 30 s. It
+//!   never holds a leadership it cannot use. With `--on-exit exit` it hands off and exits 1,
+//!   the error (naming the OS error) as its last line.
 //! - **SIGTERM / Ctrl-C**: CMD is stopped first (as above), then the node hands off
 //!   leadership and leaves; exit code 0. The successor starts its CMD only after this one's
 //!   is gone.
@@ -107,13 +141,25 @@ async fn confirm(rx: &watch::Receiver<Leadership>) -> Option<(u64, Term)> {
     l.is_me().then_some((t, l.term))
 }
 
-/// Writes a confirmation every `every` while this node holds the lease.
-async fn feed(w: OwnedWriteHalf, rx: watch::Receiver<Leadership>, every: Duration) {
+/// Writes a confirmation every `window / 4` while this node holds the lease, and warns (at
+/// most once per 10 s) when this process was not scheduled for more than half the window.
+async fn feed(w: OwnedWriteHalf, rx: watch::Receiver<Leadership>, window: Duration, group: String) {
+    let every = window / 4;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: Vec<u8> = Vec::new();
+    let mut last = mono_ns();
+    let mut late = Lateness::default();
     loop {
         tick.tick().await;
+        let now = mono_ns();
+        if let Some((n, worst)) = late.record(now, now - last, window) {
+            tracing::warn!(
+                "{group}: this process was not scheduled for up to {worst} ms ({n} times since the last such warning); the watchdog kills CMD after {} ms without a lease confirmation: is the host overloaded?",
+                window.as_millis()
+            );
+        }
+        last = now;
         if let Some((t, _)) = confirm(&rx).await
             && pending.len() < 64 * 1024
         {
@@ -128,6 +174,37 @@ async fn feed(w: OwnedWriteHalf, rx: watch::Receiver<Leadership>, every: Duratio
                 Err(_) => return, // the watchdog is gone
             }
         }
+    }
+}
+
+/// Late ticks of the feeder, reported at most once per 10 s.
+#[derive(Debug, Default)]
+struct Lateness {
+    count: u64,
+    worst_ms: u64,
+    reported_at: Option<u64>,
+}
+
+impl Lateness {
+    /// A tick `gap_ns` after the previous one, at `now_ns`: `Some((count, worst ms))` when a
+    /// warning is due.
+    fn record(&mut self, now_ns: u64, gap_ns: u64, window: Duration) -> Option<(u64, u64)> {
+        if gap_ns <= window.as_nanos() as u64 / 2 {
+            return None;
+        }
+        self.count += 1;
+        self.worst_ms = self.worst_ms.max(gap_ns / 1_000_000);
+        if self
+            .reported_at
+            .is_some_and(|t| now_ns.saturating_sub(t) < 10_000_000_000)
+        {
+            return None;
+        }
+        self.reported_at = Some(now_ns);
+        let out = (self.count, self.worst_ms);
+        self.count = 0;
+        self.worst_ms = 0;
+        Some(out)
     }
 }
 
@@ -183,7 +260,7 @@ impl Supervisor {
         ours.set_nonblocking(true).map_err(|e| other(e, "socket"))?;
         let sock = tokio::net::UnixStream::from_std(ours).map_err(|e| other(e, "socket"))?;
         let (r, w) = sock.into_split();
-        let feeder = tokio::spawn(feed(w, rx.clone(), self.watchdog / 4));
+        let feeder = tokio::spawn(feed(w, rx.clone(), self.watchdog, self.group.clone()));
         let mut reports = BufReader::new(r);
         let mut line = String::new();
         let read =
@@ -568,6 +645,22 @@ mod tests {
             next_backoff(Duration::from_secs(60)),
             Duration::from_secs(60)
         );
+    }
+
+    #[test]
+    fn late_ticks_are_reported_at_most_every_10_s() {
+        let w = Duration::from_millis(40);
+        let mut l = Lateness::default();
+        const MS: u64 = 1_000_000;
+        assert_eq!(
+            l.record(1_000 * MS, 20 * MS, w),
+            None,
+            "half the window is fine"
+        );
+        assert_eq!(l.record(1_100 * MS, 25 * MS, w), Some((1, 25)));
+        assert_eq!(l.record(1_200 * MS, 35 * MS, w), None);
+        assert_eq!(l.record(5_000 * MS, 30 * MS, w), None);
+        assert_eq!(l.record(11_100 * MS, 21 * MS, w), Some((3, 35)));
     }
 
     #[tokio::test(flavor = "current_thread")]
