@@ -668,6 +668,14 @@ fn far_future() -> u64 {
 
 /// A `baton __watchdog` with CMD `script` (a shell script), fed through `sock`.
 fn watchdog(script: &str, first_confirmation: u64) -> (Proc, UnixStream, u32) {
+    watchdog_with_grace(script, first_confirmation, 2000)
+}
+
+fn watchdog_with_grace(
+    script: &str,
+    first_confirmation: u64,
+    grace_ms: u64,
+) -> (Proc, UnixStream, u32) {
     let (mut ours, theirs) = UnixStream::pair().unwrap();
     ours.write_all(&first_confirmation.to_le_bytes()).unwrap();
     let p = Proc::spawn(
@@ -677,7 +685,7 @@ fn watchdog(script: &str, first_confirmation: u64) -> (Proc, UnixStream, u32) {
                 "--group",
                 "g",
                 "--grace-ms",
-                "2000",
+                &grace_ms.to_string(),
                 "--watchdog-ms",
                 "40",
                 "--",
@@ -821,4 +829,81 @@ fn kill_9_of_baton_exec_takes_the_whole_group_down() {
         "{:?}",
         t.elapsed()
     );
+}
+
+/// A stop while the lease is held (SIGTERM to the watchdog, as `baton exec` sends it): CMD and
+/// what it left in its group, both ignoring SIGTERM, get the whole grace period, then the group
+/// is SIGKILLed; the watchdog exits as CMD did.
+#[test]
+fn a_stop_under_the_lease_gives_the_whole_grace_then_kills_the_group() {
+    let dir = Dir::new("grace");
+    let straggler = dir.0.join("straggler.pid");
+    let script = format!(
+        "trap '' TERM; sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
+        straggler.display()
+    );
+    let (mut w, mut sock, pid) = watchdog_with_grace(&script, far_future(), 300);
+    let kid: u32 = wait_until(Duration::from_secs(5), "the straggler", || {
+        std::fs::read_to_string(&straggler)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    w.signal("TERM");
+    let t0 = Instant::now();
+    // Still leading: confirmed every 10 ms throughout.
+    while running(pid) || running(kid) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the group outlived the grace"
+        );
+        sock.write_all(&mono_ns().to_le_bytes()).unwrap();
+        sleep(Duration::from_millis(10));
+    }
+    let took = t0.elapsed();
+    println!(
+        "stop under the lease: the group was gone after {:.0} ms (grace 300 ms)",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(took >= Duration::from_millis(280), "{took:?}");
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    let st = w.wait_exit(Duration::from_secs(5));
+    assert_eq!(st.signal(), Some(9), "{st:?}");
+}
+
+/// `--on-exit exit`: CMD's own exit ends `baton exec` — 0 after `exit 0`, 1 naming the code
+/// otherwise.
+#[test]
+fn on_exit_exit_follows_the_command() {
+    for (code, want) in [(0, 0), (3, 1)] {
+        let dir = Dir::new(&format!("onexit{code}"));
+        std::fs::write(dir.0.join("s"), "x\n").unwrap();
+        let port = free_ports(1)[0];
+        let log = dir.0.join("solo.log");
+        let f = std::fs::File::create(&log).unwrap();
+        let mut p = Proc::spawn(
+            Command::new(BATON)
+                .args([
+                    "exec",
+                    "--name",
+                    "solo",
+                    "--group",
+                    "g",
+                    "--on-exit",
+                    "exit",
+                ])
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
+                .arg(dir.0.join("s"))
+                .args(["--", "sh", "-c", &format!("sleep 0.2; exit {code}")])
+                .stdout(f.try_clone().unwrap())
+                .stderr(f),
+        );
+        let st = p.wait_exit(Duration::from_secs(10));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(st.code(), Some(want), "{text}");
+        if code != 0 {
+            assert!(text.contains("exited with code 3"), "{text}");
+        }
+    }
 }
