@@ -225,8 +225,13 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
+                // Not an error: the lease went while this process started; `baton exec`
+                // learns it from the report (and from its own leadership watch).
                 report(&mut sock, "L\n");
-                anyhow::bail!("the lease was not confirmed: `{shown}` not started");
+                tracing::debug!(
+                    "{group}: watchdog: the lease was not confirmed: `{shown}` not started"
+                );
+                std::process::exit(125);
             }
             Err(e) => return Err(anyhow::Error::new(e).context("reading lease confirmations")),
         };
