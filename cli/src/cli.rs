@@ -30,15 +30,25 @@ pub enum Command {
     ///
     /// CMD starts when this node gains leadership (with BATON_GROUP, BATON_TERM and BATON_NODE
     /// in its environment) and is stopped when it loses it: SIGTERM to CMD's process group, then
-    /// SIGKILL after --grace-ms. CMD runs in its own process group and is SIGKILLed by the
-    /// kernel if `baton exec` dies, even by SIGKILL. When CMD exits on its own while this node
-    /// leads, it is restarted after --restart-delay-ms (--on-exit restart, the default) or this
-    /// node resigns the leadership and rejoins at the back of the line (--on-exit resign).
+    /// SIGKILL after --grace-ms while this node still holds its lease, at most --watchdog-ms
+    /// after the lease could have ended otherwise. A watchdog process (a child of `baton exec`,
+    /// the parent of CMD) enforces that last bound even when `baton exec` is frozen (SIGSTOP)
+    /// or starved: it SIGKILLs CMD's process group when `baton exec` stops confirming the lease
+    /// for --watchdog-ms, and at once when `baton exec` dies, even by SIGKILL.
+    ///
+    /// When CMD exits on its own while this node leads: --on-exit restart (the default) starts
+    /// it again after --restart-delay-ms; resign hands leadership to the next in line and joins
+    /// again at the back of the line; exit hands leadership off and exits (0 when CMD exited 0).
+    /// A CMD that cannot be started (missing, not executable) logs the OS error once and makes
+    /// the node resign; it joins again after a growing delay, or exits 1 with --on-exit exit.
     /// SIGTERM / Ctrl-C stops CMD first, then hands leadership off, then exits 0.
     Exec(ExecCmd),
     /// A local 3-node cluster on loopback: elect, kill the leader, restart it, hand off,
     /// route work — with timings. Leaves no process behind.
     Demo(DemoCmd),
+    /// Internal: the lease watchdog that `baton exec` starts for each run of CMD.
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog(WatchdogCmd),
 }
 
 /// Where a node's settings come from: a config file and flags (flags win).
@@ -179,6 +189,9 @@ pub enum OnExit {
     Restart,
     /// Resign: leave the group (handing leadership to the next in line) and join again.
     Resign,
+    /// Hand leadership off and exit: 0 when CMD exited with 0, else 1 (a supervisor such as
+    /// systemd can then decide).
+    Exit,
 }
 
 /// `baton exec`.
@@ -190,16 +203,43 @@ pub struct ExecCmd {
     /// The group whose leadership CMD follows.
     #[arg(long, short = 'g', value_name = "GROUP")]
     pub group: String,
-    /// After SIGTERM, how long CMD may take to exit before it is SIGKILLed.
+    /// After SIGTERM, how long CMD may take to exit before it is SIGKILLed — while this node
+    /// still holds its lease (a kind shutdown, a new term); after the lease, --watchdog-ms.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub grace_ms: u64,
-    /// What to do when CMD exits on its own while this node leads.
+    /// What to do when CMD exits on its own while this node leads (a CMD that cannot be
+    /// started always makes the node resign; with `exit` it also exits 1).
     #[arg(long, value_enum, default_value_t = OnExit::Restart)]
     pub on_exit: OnExit,
-    /// With --on-exit restart: the pause before CMD starts again.
+    /// The pause before CMD starts again (restart), or before the node joins again (resign,
+    /// and after a CMD that could not start: doubling each time it fails again, up to 30 s).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub restart_delay_ms: u64,
+    /// The watchdog SIGKILLs CMD's process group when `baton exec` has not confirmed the lease
+    /// for this long: CMD never outlives this node's lease by more than this (plus ~2 ms),
+    /// even when `baton exec` is frozen. Keep it below `heartbeat_ms`, the least time between
+    /// the end of a lease and any other node's election. A `baton exec` starved of the CPU for
+    /// longer loses CMD (it restarts while still leading).
+    #[arg(long, value_name = "MS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(4..=60_000))]
+    pub watchdog_ms: u64,
     /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `baton __watchdog` (internal; see `watchdog.rs`).
+#[derive(Debug, Args)]
+pub struct WatchdogCmd {
+    /// The group, for log lines.
+    #[arg(long)]
+    pub group: String,
+    /// After SIGTERM, how long CMD may take before its process group is SIGKILLed.
+    #[arg(long, value_name = "MS")]
+    pub grace_ms: u64,
+    /// How long a lease confirmation lasts.
+    #[arg(long, value_name = "MS")]
+    pub watchdog_ms: u64,
+    /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

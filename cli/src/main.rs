@@ -23,6 +23,7 @@ mod net;
 mod node;
 mod procs;
 mod settings;
+mod watchdog;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
     };
     // Nodes log what they do; one-shot commands stay quiet unless RUST_LOG asks.
     let default_level = match cli.command {
-        Command::Node(_) | Command::Exec(_) => "info",
+        Command::Node(_) | Command::Exec(_) | Command::Watchdog(_) => "info",
         Command::Status(_) | Command::Work(_) | Command::Demo(_) => "warn",
     };
     let filter =
@@ -56,6 +57,8 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
+        // Synchronous and single-threaded: it must keep working while `baton exec` cannot.
+        Command::Watchdog(cmd) => watchdog::run(cmd),
         // A node does little but idle networking: one thread. On 2 workers, an idle 9-node
         // cluster took ~15 % more CPU and ~0.4 MiB more RSS per node (docs/PERFORMANCE.md,
         // "Idle cost"). The durable state write still runs on tokio's blocking pool, off

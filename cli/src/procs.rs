@@ -14,6 +14,11 @@ use std::process::ExitStatus;
 /// long as the process (the binary runs a current-thread tokio runtime on the main thread for
 /// every command that spawns children).
 pub fn die_with_parent(cmd: &mut std::process::Command) {
+    die_with_parent_by(cmd, Signal::SIGKILL);
+}
+
+/// [`die_with_parent`] with another parent-death signal (one the child handles itself).
+pub fn die_with_parent_by(cmd: &mut std::process::Command, signal: Signal) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
@@ -22,7 +27,7 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
     // allocating.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            nix::sys::prctl::set_pdeathsig(signal)
                 .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
             // The parent may have died between fork and prctl: then nobody would kill us.
             if nix::unistd::getppid().as_raw() as u32 != parent {
@@ -31,6 +36,23 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
                 ));
             }
             Ok(())
+        });
+    }
+}
+
+/// Makes the child of `cmd` start with no signal blocked, whatever its parent blocks.
+pub fn unblock_signals(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the forked child before exec; sigprocmask is async-signal-safe and the
+    // nix wrapper neither allocates nor locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(|e| io::Error::from_raw_os_error(e as i32))
         });
     }
 }
