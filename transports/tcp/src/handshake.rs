@@ -92,6 +92,59 @@ pub const DOMAIN: &[u8] = b"baton-v1";
 /// Payload of the responder's final frame when it accepts: [`Verdict::Accept`], encoded.
 pub const ACCEPT: [u8; 1] = [0];
 
+/// The first four bytes of a listener's *busy* notice: a frame sent, unauthenticated, in place
+/// of the `HelloReply` to a connection the listener will not take (too many unauthenticated
+/// connections from its address, or in all), right before it closes the connection. It is
+/// followed by one [`BusyReason`] byte. Being unauthenticated, it only ever makes a dialer log
+/// the reason and retry later, never decide anything.
+pub const BUSY_MAGIC: [u8; 4] = *b"BUSY";
+
+/// Why a listener is busy (the byte after [`BUSY_MAGIC`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusyReason {
+    /// Too many unauthenticated connections from the dialer's address (`1`).
+    Source,
+    /// Too many unauthenticated connections in all (`2`).
+    Total,
+    /// Any other byte: a future reason.
+    Other(u8),
+}
+
+impl std::fmt::Display for BusyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusyReason::Source => {
+                f.write_str("rate limited: too many unauthenticated connections from this address")
+            }
+            BusyReason::Total => f.write_str("rate limited: too many unauthenticated connections"),
+            BusyReason::Other(n) => write!(f, "rate limited (reason {n})"),
+        }
+    }
+}
+
+/// The busy notice for `reason`: [`BUSY_MAGIC`] and the reason byte.
+pub fn busy_frame(reason: BusyReason) -> [u8; 5] {
+    let code = match reason {
+        BusyReason::Source => 1,
+        BusyReason::Total => 2,
+        BusyReason::Other(n) => n,
+    };
+    let [a, b, c, d] = BUSY_MAGIC;
+    [a, b, c, d, code]
+}
+
+/// The reason of a busy notice, if `frame` is one.
+pub fn parse_busy(frame: &[u8]) -> Option<BusyReason> {
+    match frame {
+        [a, b, c, d, code] if [*a, *b, *c, *d] == BUSY_MAGIC => Some(match code {
+            1 => BusyReason::Source,
+            2 => BusyReason::Total,
+            n => BusyReason::Other(*n),
+        }),
+        _ => None,
+    }
+}
+
 /// A handshake nonce: fresh random bytes per connection and side.
 pub type Nonce = [u8; NONCE_LEN];
 
@@ -296,6 +349,9 @@ pub enum HandshakeError {
     /// The authenticated initiator declined us ([`Decision::Abort`]); in our view.
     #[error("the peer declined the connection: {0}")]
     Aborted(Refusal),
+    /// The listener sent a busy notice ([`BUSY_MAGIC`], unauthenticated) instead of its reply.
+    #[error("refused by the peer: {0} (try again later)")]
+    Busy(BusyReason),
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(
@@ -712,6 +768,11 @@ impl Initiator {
     /// [`Initiator::take_abort`] before closing, so that the responder learns why.
     pub fn on_frame(&mut self, frame: &[u8]) -> Result<Step, HandshakeError> {
         let state = std::mem::replace(&mut self.state, InitiatorState::Over);
+        if !matches!(state, InitiatorState::Over)
+            && let Some(reason) = parse_busy(frame)
+        {
+            return Err(HandshakeError::Busy(reason));
+        }
         match state {
             InitiatorState::AwaitReply => {
                 check_prefix(frame)?;

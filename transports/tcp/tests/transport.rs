@@ -293,19 +293,21 @@ async fn garbage_and_oversized_frames_close_the_connection_only() {
     let (logs, _guard) = Logs::capture();
     let (b, b_addr) = start("b", 1).await;
 
+    // "GET " reads as a length header of 1.2 GB: refused before any payload is buffered.
     let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    let local = s.local_addr().unwrap().to_string();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     read_to_close(&mut s, SOON).await;
-
-    // A frame header announcing 1 MiB: refused before any payload is buffered.
-    let mut s = TcpStream::connect(&b_addr).await.unwrap();
-    let local = s.local_addr().unwrap().to_string();
-    s.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
-    read_to_close(&mut s, SOON).await;
     logs.wait_for(&["handshake refused", "frame size too big", &local])
         .await;
+
+    // A frame header announcing 1 MiB: the same. (Its log line is held back: one line per
+    // kind and source address per 10 s.)
+    let mut s = TcpStream::connect(&b_addr).await.unwrap();
+    s.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+    read_to_close(&mut s, SOON).await;
 
     // Random bytes.
     let mut s = TcpStream::connect(&b_addr).await.unwrap();
@@ -761,37 +763,75 @@ async fn connect_to_self_duplicates_and_closed_ports() {
     b.shutdown().await;
 }
 
+/// Pending handshakes are capped per source and in all; a newcomer displaces the oldest idle
+/// connection (so a genuine peer gets in while idle ones hold every slot), idle ones are closed
+/// at the deadline, and when every slot holds a connection that sent a valid `Hello` the
+/// newcomer is refused: both sides say "rate limited".
 #[tokio::test]
-async fn silent_clients_are_dropped_at_the_deadline_and_capped() {
+async fn silent_clients_are_displaced_dropped_at_the_deadline_and_capped() {
     let (logs, _guard) = Logs::capture();
     let mut cfg = config();
     cfg.handshake_timeout = Duration::from_millis(300);
     cfg.max_pending_handshakes = 2;
+    cfg.max_pending_per_source = 2;
+    cfg.max_pending_known_source = 2;
+    cfg.reserved_known_handshakes = 0;
     let (b, b_addr) = start_with(cfg, "b", 1).await;
 
     let mut silent1 = TcpStream::connect(&b_addr).await.unwrap();
     let mut silent2 = TcpStream::connect(&b_addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    // Beyond the cap: closed at once.
+    // Beyond the cap: the oldest idle one is displaced at once, and told why.
     let t0 = Instant::now();
     let mut third = TcpStream::connect(&b_addr).await.unwrap();
-    read_to_close(&mut third, SOON).await;
+    let told = read_to_close(&mut silent1, SOON).await;
     assert!(
         t0.elapsed() < Duration::from_millis(250),
         "{:?}",
         t0.elapsed()
     );
-    logs.wait_for(&["refusing connection", "already in their handshake"])
-        .await;
+    assert_eq!(told.get(4..8), Some(&b"BUSY"[..]), "{told:?}");
+    logs.wait_for(&[
+        "closing connection before its handshake completed",
+        "rate limited",
+    ])
+    .await;
+    // A genuine peer gets in although two idle connections hold every slot.
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
     // The silent ones are closed at the deadline.
-    read_to_close(&mut silent1, SOON).await;
     read_to_close(&mut silent2, SOON).await;
+    read_to_close(&mut third, SOON).await;
     assert!(t0.elapsed() >= Duration::from_millis(200));
     logs.wait_for(&["handshake refused", "no complete handshake within"])
         .await;
-    // Slots are free again.
-    let (a, _) = start("a", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+
+    // Two connections that sent a valid Hello keep their slots: a third is refused, and both
+    // sides name the reason.
+    let hello_cfg = baton_transport_tcp::handshake::HandshakeConfig {
+        cluster: CLUSTER.into(),
+        secret: SECRET.to_vec(),
+        node: baton_core::NodeId::new("lingerer"),
+        incarnation: 0,
+        addr: String::new(),
+        client: true,
+        fingerprint: Default::default(),
+    };
+    let mut lingering = Vec::new();
+    for n in 0..2u8 {
+        let (_, hello) = baton_transport_tcp::handshake::Initiator::new(hello_cfg.clone(), [n; 32]);
+        let mut s = TcpStream::connect(&b_addr).await.unwrap();
+        write_frame(&mut s, &hello).await.unwrap();
+        read_frame(&mut s).await.unwrap();
+        lingering.push(s);
+    }
+    let err = TcpClient::connect(&b_addr, &config(), "cli")
+        .await
+        .expect_err("a third handshake is refused");
+    assert!(err.to_string().contains("rate limited"), "{err}");
+    logs.wait_for(&["refusing connection", "rate limited", "from 127.0.0.1"])
+        .await;
+    drop(lingering);
     a.shutdown().await;
     b.shutdown().await;
 }
