@@ -819,6 +819,12 @@ async fn inbound(
             }
             return;
         }
+        Ok(Err(e)) if dying_listener(&e) => {
+            // Reset or closed mid-handshake: the dialer gave up (it shuts down, or its own
+            // deadline passed). Nothing was refused.
+            debug!(peer = %peer, "connection closed during the handshake: {e}");
+            return;
+        }
         Ok(Err(e)) => {
             if let Some(more) = inner.limited(kind_of(&e), peer.ip()) {
                 warn!(peer = %peer, "handshake refused: {e}{more}");
