@@ -702,6 +702,51 @@ fn verify_refusal_mac(
         .map_err(|_| HandshakeError::BadMac)
 }
 
+/// The keys that seal the frames of one connection after its handshake, one per direction
+/// ([`crate::wire::FrameSealer`], [`crate::wire::FrameOpener`]):
+///
+/// ```text
+/// key(initiator → responder) = HMAC(secret, transcript("key-initiator"))
+/// key(responder → initiator) = HMAC(secret, transcript("key-responder"))
+/// ```
+///
+/// with the transcript of the MACs above (so both nonces, fresh per connection): only the two
+/// ends of this very handshake know them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKeys {
+    /// Seals what this side sends.
+    pub send: [u8; 32],
+    /// Opens what this side receives.
+    pub recv: [u8; 32],
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys(<redacted>)")
+    }
+}
+
+fn session_keys(secret: &[u8], me: Role, initiator: &Hello, responder: &Hello) -> SessionKeys {
+    let key = |label: &[u8]| -> [u8; 32] {
+        keyed_transcript(secret, label, initiator, responder)
+            .finalize()
+            .into_bytes()
+            .into()
+    };
+    let i2r = key(b"key-initiator");
+    let r2i = key(b"key-responder");
+    match me {
+        Role::Initiator => SessionKeys {
+            send: i2r,
+            recv: r2i,
+        },
+        Role::Responder => SessionKeys {
+            send: r2i,
+            recv: i2r,
+        },
+    }
+}
+
 /// What to do after feeding a frame to a handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -745,6 +790,8 @@ pub struct Initiator {
     state: InitiatorState,
     /// The abort frame left by a fingerprint mismatch, for [`Initiator::take_abort`].
     abort: Option<Vec<u8>>,
+    /// Set once the responder's reply verified (boxed: the machine stays small).
+    keys: Option<Box<SessionKeys>>,
 }
 
 impl Initiator {
@@ -758,6 +805,7 @@ impl Initiator {
                 hello,
                 state: InitiatorState::AwaitReply,
                 abort: None,
+                keys: None,
             },
             frame,
         )
@@ -805,6 +853,12 @@ impl Initiator {
                 let mac =
                     transcript_mac(&self.cfg.secret, Role::Initiator, &self.hello, &reply.hello);
                 let peer = PeerInfo::of(&reply.hello);
+                self.keys = Some(Box::new(session_keys(
+                    &self.cfg.secret,
+                    Role::Initiator,
+                    &self.hello,
+                    &reply.hello,
+                )));
                 self.state = InitiatorState::AwaitVerdict {
                     peer: peer.clone(),
                     theirs: Box::new(reply.hello),
@@ -845,6 +899,12 @@ impl Initiator {
             InitiatorState::AwaitVerdict { theirs, .. } => self.abort_frame(&theirs, refusal),
             _ => Vec::new(),
         }
+    }
+
+    /// The keys of the connection's frames, once the responder authenticated (use them after
+    /// [`Step::Done`]).
+    pub fn session_keys(&self) -> Option<&SessionKeys> {
+        self.keys.as_deref()
     }
 
     /// The `Abort` frame left by a fingerprint mismatch ([`HandshakeError::Fingerprint`] from
@@ -900,6 +960,14 @@ impl Responder {
             claims_our_identity: false,
             authenticated: None,
         }
+    }
+
+    /// The keys of the connection's frames, once the initiator's `Auth` verified (use them
+    /// after [`Step::Done`]).
+    pub fn session_keys(&self) -> Option<SessionKeys> {
+        self.authenticated
+            .as_ref()
+            .map(|(theirs, ours)| session_keys(&self.cfg.secret, Role::Responder, theirs, ours))
     }
 
     /// Whether the peer's `Hello` named this very node and incarnation: most likely this node

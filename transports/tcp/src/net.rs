@@ -3,13 +3,14 @@
 
 use crate::Inner;
 use crate::admission::{Limit, Stage, Ticket};
+use crate::handshake::SessionKeys;
 use crate::handshake::{
     BusyReason, HandshakeError, Hello, HelloReply, Initiator, Nonce, PeerInfo, Responder, Step,
     busy_frame,
 };
 use crate::peers::{AfterFailure, Conn, Decline, Direction};
 use crate::queue::{Queue, lock};
-use crate::wire::{codec, decode_message, encode_message};
+use crate::wire::{FrameOpener, FrameSealer, codec, open_message, seal_message};
 use baton_core::{
     CloseKind, Envelope, Fingerprint, FingerprintMismatch, NodeId, Refusal, TransportEvent,
 };
@@ -114,13 +115,17 @@ impl Drop for Claim {
     }
 }
 
+/// A finished outbound handshake: the connection, the peer, the attempt id, the node's claim
+/// and the keys of the connection's frames.
+type Dialed = (Framing, PeerInfo, u64, Claim, SessionKeys);
+
 /// Connects to `addr` and runs the initiator handshake. `expected` is the node we mean to
 /// reach (a peer's dialer), `None` for a `connect(addr)`.
 async fn dial(
     inner: &Arc<Inner>,
     addr: &str,
     expected: Option<&NodeId>,
-) -> Result<(Framing, PeerInfo, u64, Claim), DialError> {
+) -> Result<Dialed, DialError> {
     let deadline = inner.cfg.handshake_timeout;
     match tokio::time::timeout(deadline, dial_inner(inner, addr, expected)).await {
         Ok(result) => result,
@@ -132,7 +137,7 @@ async fn dial_inner(
     inner: &Arc<Inner>,
     addr: &str,
     expected: Option<&NodeId>,
-) -> Result<(Framing, PeerInfo, u64, Claim), DialError> {
+) -> Result<Dialed, DialError> {
     let (hcfg, attempt) = {
         let mut st = lock(&inner.state);
         let Some(me) = st.me.clone() else {
@@ -211,7 +216,10 @@ async fn dial_inner(
         .map_err(DialError::Io)?;
     let accept = next_frame(&mut framed).await?;
     match hs.on_frame(&accept)? {
-        Step::Done { peer, .. } => Ok((framed, peer, attempt, claim)),
+        Step::Done { peer, .. } => match hs.session_keys() {
+            Some(keys) => Ok((framed, peer, attempt, claim, keys.clone())),
+            None => Err(DialError::Handshake(HandshakeError::Finished)),
+        },
         Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
     }
 }
@@ -223,6 +231,7 @@ fn install(
     framed: Framing,
     info: &PeerInfo,
     attempt: u64,
+    keys: &SessionKeys,
 ) -> Result<(), Refusal> {
     let token = inner.root.child_token();
     let (spawn_dialer, queue, id) = {
@@ -244,8 +253,12 @@ fn install(
     let node = info.node.clone();
     let peer_addr = info.addr.clone();
     let task_inner = inner.clone();
+    let sealer = FrameSealer::new(&keys.send);
     inner.tracker.spawn(async move {
-        run_outbound(task_inner, node, id, token, framed, queue, peer_addr).await;
+        run_outbound(
+            task_inner, node, id, token, framed, queue, peer_addr, sealer,
+        )
+        .await;
     });
     if spawn_dialer {
         spawn_dialer_task(inner, info.node.clone());
@@ -253,7 +266,9 @@ fn install(
     Ok(())
 }
 
-/// Writes the peer's queue to its outbound connection; notices the connection closing.
+/// Writes the peer's queue to its outbound connection, each message sealed; notices the
+/// connection closing.
+#[allow(clippy::too_many_arguments)]
 async fn run_outbound(
     inner: Arc<Inner>,
     node: NodeId,
@@ -262,6 +277,7 @@ async fn run_outbound(
     framed: Framing,
     queue: Arc<Queue>,
     peer_addr: String,
+    mut sealer: FrameSealer,
 ) {
     let (mut sink, mut stream) = framed.split();
     let (why, how) = loop {
@@ -277,7 +293,7 @@ async fn run_outbound(
                 Some(Err(e)) => (e.to_string(), CloseKind::Abrupt),
             },
             message = queue.pop() => {
-                let bytes = match encode_message(&message, inner.cfg.max_frame) {
+                let bytes = match seal_message(&mut sealer, &message, inner.cfg.max_frame) {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         warn!(peer = %peer_addr, node = %node, "dropping message: {e}");
@@ -402,8 +418,8 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                 let result = dial(&inner, &addr, Some(&node)).await;
                 let last_was_reset = result.as_ref().err().is_some_and(dying_listener);
                 let established = match result {
-                    Ok((framed, info, attempt, claim)) => {
-                        let result = install(&inner, framed, &info, attempt);
+                    Ok((framed, info, attempt, claim, keys)) => {
+                        let result = install(&inner, framed, &info, attempt, &keys);
                         drop(claim);
                         match result {
                             Ok(()) => true,
@@ -543,8 +559,8 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
     }
     let result = dial(&inner, &addr, None).await;
     let outcome = match result {
-        Ok((framed, info, attempt, claim)) => {
-            let r = install(&inner, framed, &info, attempt);
+        Ok((framed, info, attempt, claim, keys)) => {
+            let r = install(&inner, framed, &info, attempt, &keys);
             let failed = {
                 let mut st = lock(&inner.state);
                 st.pending_addrs.remove(&addr);
@@ -837,11 +853,16 @@ async fn inbound(
         }
     };
     drop(ticket);
+    let Some(keys) = hs.session_keys() else {
+        return;
+    };
     if !info.client {
         inner.admission.know(peer.ip());
     }
+    let mut opener = FrameOpener::new(&keys.recv);
     if info.client {
-        return serve_client(inner, framed, accept, peer, &info, token).await;
+        let sealer = FrameSealer::new(&keys.send);
+        return serve_client(inner, framed, accept, peer, &info, token, opener, sealer).await;
     }
 
     let registered = {
@@ -869,7 +890,18 @@ async fn inbound(
         spawn_dialer_task(inner, info.node.clone());
     }
     let (why, how) = match framed.send(Bytes::from(accept.unwrap_or_default())).await {
-        Ok(()) => read_messages(inner, &mut framed, peer, &info.node, &info, token).await,
+        Ok(()) => {
+            read_messages(
+                inner,
+                &mut framed,
+                peer,
+                &info.node,
+                &info,
+                token,
+                &mut opener,
+            )
+            .await
+        }
         Err(e) => (e.to_string(), CloseKind::Abrupt),
     };
     debug!(peer = %peer, node = %info.node, ?how, "inbound connection closed: {why}");
@@ -879,6 +911,7 @@ async fn inbound(
 /// A client (a CLI): its messages become `ClientMessage` events from a per-connection id, and
 /// what the node sends to that id goes back over the same connection. No peer state, no
 /// `Connected`/`Disconnected`/`Dead` for it.
+#[allow(clippy::too_many_arguments)]
 async fn serve_client(
     inner: &Arc<Inner>,
     framed: Framing,
@@ -886,6 +919,8 @@ async fn serve_client(
     peer: SocketAddr,
     info: &PeerInfo,
     token: &CancellationToken,
+    mut opener: FrameOpener,
+    mut sealer: FrameSealer,
 ) {
     let (client, queue) = {
         let mut st = lock(&inner.state);
@@ -903,7 +938,7 @@ async fn serve_client(
             let writer = async {
                 loop {
                     let message = queue.pop().await;
-                    match encode_message(&message, inner.cfg.max_frame) {
+                    match seal_message(&mut sealer, &message, inner.cfg.max_frame) {
                         Ok(bytes) => {
                             if let Err(e) = sink.send(Bytes::from(bytes)).await {
                                 return e.to_string();
@@ -914,7 +949,7 @@ async fn serve_client(
                 }
             };
             tokio::select! {
-                (why, _) = read_messages(inner, &mut stream, peer, &client, info, token) => why,
+                (why, _) = read_messages(inner, &mut stream, peer, &client, info, token, &mut opener) => why,
                 why = writer => why,
             }
         }
@@ -925,7 +960,9 @@ async fn serve_client(
 
 /// Delivers the connection's messages as events from `from`, at most `inbound_queue`
 /// undelivered at once (then it stops reading, and TCP pushes back on the sender). Returns why
-/// it stopped and whether the peer closed it in order (EOF) or abruptly.
+/// it stopped and whether the peer closed it in order (EOF) or abruptly. Every frame must open
+/// under `opener` (see [`crate::wire`]): an altered, injected, replayed or removed frame closes
+/// the connection.
 async fn read_messages<S>(
     inner: &Arc<Inner>,
     frames: &mut S,
@@ -933,6 +970,7 @@ async fn read_messages<S>(
     from: &NodeId,
     info: &PeerInfo,
     token: &CancellationToken,
+    opener: &mut FrameOpener,
 ) -> (String, CloseKind)
 where
     S: futures::Stream<Item = io::Result<bytes::BytesMut>> + Unpin,
@@ -952,10 +990,24 @@ where
                 return (e.to_string(), CloseKind::Abrupt);
             }
         };
-        let message = match decode_message(&frame) {
+        let message = match open_message(opener, &frame) {
             Ok(m) => m,
             Err(e) => {
-                warn!(peer = %peer, node = %from, "closing connection: {e}");
+                // Rate-limited per peer: an attacker on the path could make every reconnect
+                // fail this way.
+                let kind = match &e {
+                    crate::wire::WireError::Frame(crate::wire::FrameError::Replayed { .. }) => {
+                        "frame replayed"
+                    }
+                    crate::wire::WireError::Frame(crate::wire::FrameError::Missing { .. }) => {
+                        "frame missing"
+                    }
+                    crate::wire::WireError::Frame(_) => "frame forged",
+                    _ => "undecodable",
+                };
+                if let Some(more) = inner.limited(kind, from) {
+                    warn!(peer = %peer, node = %from, "closing connection: {e}{more}");
+                }
                 return (e.to_string(), CloseKind::Abrupt);
             }
         };

@@ -325,7 +325,12 @@ async fn garbage_and_oversized_frames_close_the_connection_only() {
 }
 
 /// Runs the initiator side of a handshake over a raw stream.
-async fn raw_handshake(s: &mut TcpStream, node: &str, incarnation: u64, addr: &str) {
+async fn raw_handshake(
+    s: &mut TcpStream,
+    node: &str,
+    incarnation: u64,
+    addr: &str,
+) -> baton_transport_tcp::handshake::SessionKeys {
     let cfg = HandshakeConfig {
         cluster: CLUSTER.into(),
         secret: SECRET.to_vec(),
@@ -344,6 +349,7 @@ async fn raw_handshake(s: &mut TcpStream, node: &str, incarnation: u64, addr: &s
     write_frame(s, &auth).await.unwrap();
     let accept = read_frame(s).await.unwrap();
     assert!(matches!(hs.on_frame(&accept), Ok(Step::Done { .. })));
+    hs.session_keys().expect("keys after the handshake").clone()
 }
 
 #[tokio::test]
@@ -354,10 +360,12 @@ async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead(
     // no orderly close by x came before the refused redial: that proves nothing.
     let x_addr = closed_port().await;
     let mut s = TcpStream::connect(&b_addr).await.unwrap();
-    raw_handshake(&mut s, "x", 5, &x_addr).await;
+    let keys = raw_handshake(&mut s, "x", 5, &x_addr).await;
     expect(&b, SOON, "Connected{x}", is_connected("x", 5)).await;
     let local = s.local_addr().unwrap().to_string();
-    write_frame(&mut s, &[0xff; 16]).await.unwrap();
+    // Garbage, sealed as it should be: it authenticates, then does not decode.
+    let garbage = baton_transport_tcp::wire::FrameSealer::new(&keys.send).seal(&[0xff; 16]);
+    write_frame(&mut s, &garbage).await.unwrap();
     read_to_close(&mut s, SOON).await;
     logs.wait_for(&["closing connection", "undecodable message", &local])
         .await;
@@ -1041,5 +1049,74 @@ async fn a_seed_given_by_name_is_matched_to_the_advertised_address() {
     assert!(!text.contains(" WARN "), "{text}");
     assert!(drain(&a, Duration::from_millis(100)).await.is_empty());
     a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Issue 10: every frame after the handshake is sealed. A frame altered in flight, one injected
+/// (unsealed, or sealed under another connection's key) and one replayed each close the
+/// connection, with a log line that says which; the peer is not proven dead by it.
+#[tokio::test]
+async fn altered_injected_and_replayed_frames_close_the_connection() {
+    use baton_transport_tcp::wire::{FrameSealer, encode_message};
+    let (logs, _guard) = Logs::capture();
+    let (b, b_addr) = start("b", 1).await;
+    let x_addr = closed_port().await;
+    let leave = encode_message(&Message::Leave, 1 << 16).unwrap();
+    let status = encode_message(&Message::StatusRequest, 1 << 16).unwrap();
+    let mut old_keys = None;
+    // One peer name per case: the log line is rate-limited per peer and kind.
+    for (case, node, expected) in [
+        ("altered", "x1", "modified or injected frame"),
+        ("injected unsealed", "x2", "modified or injected frame"),
+        (
+            "injected under another key",
+            "x3",
+            "modified or injected frame",
+        ),
+        ("replayed", "x4", "replayed frame"),
+    ] {
+        let mut s = TcpStream::connect(&b_addr).await.unwrap();
+        let keys = raw_handshake(&mut s, node, 5, &x_addr).await;
+        let _ = drain(&b, Duration::from_millis(50)).await;
+        let mut sealer = FrameSealer::new(&keys.send);
+        // One good frame first: the connection carries messages.
+        let good = sealer.seal(&status);
+        write_frame(&mut s, &good).await.unwrap();
+        expect(
+            &b,
+            SOON,
+            "the good frame",
+            |e| matches!(e, TransportEvent::Message(m) if m.message == Message::StatusRequest),
+        )
+        .await;
+        let bad = match case {
+            "altered" => {
+                let mut f = sealer.seal(&leave);
+                f[9] ^= 0x01;
+                f
+            }
+            "injected unsealed" => leave.clone(),
+            "injected under another key" => {
+                let other = old_keys.unwrap_or(keys.recv);
+                FrameSealer::new(&other).seal(&leave)
+            }
+            _ => good.clone(),
+        };
+        old_keys = Some(keys.send);
+        let local = s.local_addr().unwrap().to_string();
+        write_frame(&mut s, &bad).await.unwrap();
+        read_to_close(&mut s, SOON).await;
+        let line = logs
+            .wait_for(&["closing connection", expected, &local])
+            .await;
+        println!("{case}: {line}");
+        let seen = expect(&b, SOON, "Disconnected", is_disconnected(node)).await;
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e, TransportEvent::Message(m) if m.message == Message::Leave)),
+            "{case}: the forged Leave was delivered: {seen:?}"
+        );
+    }
     b.shutdown().await;
 }
