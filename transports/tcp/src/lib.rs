@@ -24,7 +24,8 @@
 //! Every frame is a 4-byte big-endian length and a payload of at most
 //! [`TcpConfig::max_frame`] bytes (64 KiB by default), via tokio-util's
 //! `LengthDelimitedCodec` (see [`wire`]). Payloads are postcard: first the handshake frames
-//! (see [`handshake`]), then one [`baton_core::Message`] per frame. An oversized or
+//! (see [`handshake`]), then one sealed [`baton_core::Message`] per frame (see *Authenticated
+//! frames*). An oversized or
 //! undecodable frame closes that connection with a `warn!` naming the peer address and the
 //! reason; the node keeps running. No byte sequence from the network can make it panic.
 //!
@@ -59,8 +60,23 @@
 //! reason rather than guessing from a closed connection. Clients' fingerprints are never
 //! compared.
 //!
-//! The handshake authenticates peers; it does not encrypt or sign the messages that follow. Run
-//! clusters on a trusted network, or under a tunnel (WireGuard, TLS) when the network is not.
+//! ## Authenticated frames
+//!
+//! Every frame after the handshake is sealed under a key of its direction derived from the
+//! handshake transcript (both nonces, so fresh per connection; see
+//! [`handshake::SessionKeys`]):
+//!
+//! ```text
+//! key(dialer → listener) = HMAC(secret, transcript("key-initiator"))
+//! key(listener → dialer) = HMAC(secret, transcript("key-responder"))
+//! payload = seq (u64 BE, from 0 per direction) | postcard Message | HMAC-SHA256(key, seq | message)[..16]
+//! ```
+//!
+//! The receiver checks the tag, then the sequence number against a 64-frame anti-replay window
+//! ([`wire`]): an altered or injected frame, a replayed one and one removed in flight each
+//! close the connection with a `warn!` that says which (rate-limited per peer and kind), and
+//! the sender redials. Frames are authenticated, not encrypted: run clusters under a tunnel
+//! (WireGuard, TLS) when their contents are confidential.
 //!
 //! ## Connections
 //!
