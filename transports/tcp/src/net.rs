@@ -560,15 +560,14 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
     let result = dial(&inner, &addr, None).await;
     let outcome = match result {
         Ok((framed, info, attempt, claim, keys)) => {
+            // Taken before `install`, which forgets the failures of an address that answers.
+            let failed = lock(&inner.state).connect_failures.remove(&addr);
             let r = install(&inner, framed, &info, attempt, &keys);
-            let failed = {
-                let mut st = lock(&inner.state);
-                st.pending_addrs.remove(&addr);
-                st.connect_failures.remove(&addr)
-            };
+            lock(&inner.state).pending_addrs.remove(&addr);
             drop(claim);
             if let Some(f) = failed
                 && r.is_ok()
+                && f.warned
             {
                 info!(peer = %addr, node = %info.node, "{addr} answers again ({}), after {} failed connects over {:.1?}", info.node, f.count, f.since.elapsed());
             }

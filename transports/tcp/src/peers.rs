@@ -139,6 +139,8 @@ pub(crate) struct ConnectFailures {
     pub(crate) since: Instant,
     pub(crate) backoff: Duration,
     pub(crate) next: Instant,
+    /// The first failure was logged at warn level (so its recovery is logged at info).
+    pub(crate) warned: bool,
 }
 
 /// Most addresses whose failures are remembered.
@@ -255,6 +257,8 @@ impl State {
     fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, Refusal> {
         self.judge(info)?;
         let outbound_queue = self.outbound_queue;
+        // Its address answers (in one direction or the other): connects to it may go at once.
+        self.connect_failures.remove(&info.addr);
         let Some(p) = self.peers.get_mut(&info.node) else {
             self.peers
                 .insert(info.node.clone(), Peer::new(info, outbound_queue));
@@ -269,7 +273,8 @@ impl State {
         let mut events = Vec::new();
         if info.incarnation > p.incarnation {
             if p.status == Status::Dead {
-                info!(node = %info.node, incarnation = info.incarnation, addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
+                // The engine logs the peer up (info); this is the transport's detail.
+                tracing::debug!(node = %info.node, incarnation = info.incarnation, addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
             }
             if p.status != Status::Dead {
                 events.push(TransportEvent::Dead {
@@ -517,6 +522,7 @@ impl State {
                 since: now,
                 backoff: Duration::ZERO,
                 next: now,
+                warned: false,
             });
         f.count += 1;
         f.backoff = if f.backoff.is_zero() {
@@ -530,6 +536,9 @@ impl State {
             .peers
             .values()
             .any(|p| p.status == Status::Dead && p.addr == addr);
+        if count == 1 && !dead {
+            f.warned = true;
+        }
         (count, dead)
     }
 
