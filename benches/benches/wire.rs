@@ -2,10 +2,14 @@
 //! heartbeat (here from a leader of a 3-node cluster: one member, one claim, two peers; and
 //! from a 33-node cluster: 32 peers) and a vote request (with one proof of death). The same
 //! encoding the TCP transport puts in its frames (`postcard::to_allocvec` /
-//! `postcard::take_from_bytes`, see `transports/tcp/src/wire.rs`).
+//! `postcard::take_from_bytes`, see `transports/tcp/src/wire.rs`). The `sealed` cases add what
+//! the transport does to every frame after the handshake since issue 10: `seal_message`
+//! (encode, then sequence number and HMAC-SHA256 tag) and `open_message` (tag and window
+//! check, then decode).
 
 use baton_core::message::{Claim, Heartbeat, MemberAnnounce, PeerAddr, VoteRequest};
 use baton_core::{Hardware, Labels, MemberId, Message, NodeId};
+use baton_transport_tcp::wire::{FrameOpener, FrameSealer, open_message, seal_message};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -89,6 +93,23 @@ fn wire(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("round-trip", name), message, |b, m| {
             b.iter(|| decode(&postcard::to_allocvec(black_box(m)).expect("encodes")))
         });
+        let key = [7u8; 32];
+        group.bench_with_input(BenchmarkId::new("sealed-encode", name), message, |b, m| {
+            let mut sealer = FrameSealer::new(&key);
+            b.iter(|| seal_message(&mut sealer, black_box(m), 1 << 16).expect("seals"))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("sealed-round-trip", name),
+            message,
+            |b, m| {
+                let mut sealer = FrameSealer::new(&key);
+                let mut opener = FrameOpener::new(&key);
+                b.iter(|| {
+                    let frame = seal_message(&mut sealer, black_box(m), 1 << 16).expect("seals");
+                    open_message(&mut opener, &frame).expect("opens")
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -19,6 +19,11 @@
 //! | `Hold` | not read (they wait in socket buffers; TCP pushes back on the sender), none delivered | open |
 //! | `BlackHole` | read and thrown away | open |
 //!
+//! Besides, [`FaultNet::tamper`] plays an on-path attacker on the next *message* frame (after
+//! the handshake) of a directed link: it alters it, injects a forged frame after it, or
+//! replays it ([`Tamper`]). baton seals every frame after the handshake, so each closes that
+//! connection.
+//!
 //! A fault changes every existing connection at once and applies to new ones. `reorder` gives
 //! every frame an extra random delay below it and lets frames overtake each other; without it
 //! frames keep their order even when the delay changes.
@@ -64,6 +69,17 @@ pub enum Mode {
     Hold,
     /// Read and discard; sockets stay open.
     BlackHole,
+}
+
+/// What an on-path attacker does to the next message frame of a link ([`FaultNet::tamper`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    /// Flip one bit in the middle of the frame.
+    Alter,
+    /// Forward the frame, then a forged one: the same bytes under the next sequence number.
+    Inject,
+    /// Forward the frame twice.
+    Replay,
 }
 
 /// The fault of one directed link.
@@ -120,6 +136,8 @@ pub struct LinkStats {
     pub dropped: u64,
     /// Frames scheduled to arrive before a frame read ahead of them (`reorder`).
     pub reordered: u64,
+    /// Frames tampered with ([`FaultNet::tamper`]).
+    pub tampered: u64,
 }
 
 /// The frames recorded on one connection: the first few each way.
@@ -143,6 +161,7 @@ struct NetInner {
     captures: Mutex<Vec<Arc<Mutex<Capture>>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     seeds: AtomicU64,
+    tampers: Mutex<BTreeMap<Link, std::collections::VecDeque<Tamper>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +226,7 @@ impl FaultNet {
                 captures: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
                 seeds: AtomicU64::new(0x0ba7_0f00),
+                tampers: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -253,6 +273,26 @@ impl FaultNet {
                 f.insert((from.to_string(), to.to_string()), fault);
             }
         });
+    }
+
+    /// Tampers with the next message frame (the first after the handshake of a connection, or
+    /// any later one) travelling `from → to`, once. Queued actions apply in order, one per
+    /// frame.
+    pub fn tamper(&self, from: &str, to: &str, action: Tamper) {
+        lock(&self.inner.tampers)
+            .entry((from.to_string(), to.to_string()))
+            .or_default()
+            .push_back(action);
+    }
+
+    fn take_tamper(&self, from: &str, to: &str) -> Option<Tamper> {
+        let mut t = lock(&self.inner.tampers);
+        let q = t.get_mut(&(from.to_string(), to.to_string()))?;
+        let action = q.pop_front();
+        if q.is_empty() {
+            t.remove(&(from.to_string(), to.to_string()));
+        }
+        action
     }
 
     /// Sets the same fault both ways between `a` and `b`.
@@ -387,6 +427,7 @@ impl FaultNet {
             capture: capture.clone(),
             up: true,
             rng: Rng::new(self.inner.seeds.fetch_add(1, Ordering::Relaxed)),
+            read: 0,
         };
         let down = Pump {
             net: self.clone(),
@@ -395,6 +436,7 @@ impl FaultNet {
             capture,
             up: false,
             rng: Rng::new(self.inner.seeds.fetch_add(1, Ordering::Relaxed)),
+            read: 0,
         };
         let sink_up = FramedWrite::new(sw, baton_transport_tcp::wire::codec(PROXY_MAX_FRAME));
         let sink_down = FramedWrite::new(cw, baton_transport_tcp::wire::codec(PROXY_MAX_FRAME));
@@ -415,6 +457,8 @@ struct Pump {
     capture: Arc<Mutex<Capture>>,
     up: bool,
     rng: Rng,
+    /// Frames read so far (the first two each way are the handshake's).
+    read: u64,
 }
 
 type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
@@ -500,10 +544,52 @@ impl Pump {
             }
         }
         self.net.bump(&self.from, &self.to, |s| s.frames += 1);
+        self.read += 1;
         if fault.mode == Mode::BlackHole {
             self.net.bump(&self.from, &self.to, |s| s.dropped += 1);
             return;
         }
+        let mut frames = vec![frame];
+        if self.read > 2
+            && let Some(action) = self.net.take_tamper(&self.from, &self.to)
+        {
+            self.net.bump(&self.from, &self.to, |s| s.tampered += 1);
+            let original = frames[0].to_vec();
+            match action {
+                Tamper::Alter => {
+                    let mut f = original;
+                    let mid = f.len() / 2;
+                    if let Some(b) = f.get_mut(mid) {
+                        *b ^= 0x01;
+                    }
+                    frames = vec![Bytes::from(f)];
+                }
+                Tamper::Inject => {
+                    let mut f = original;
+                    if f.len() >= 8 {
+                        let mut seq = [0u8; 8];
+                        seq.copy_from_slice(&f[..8]);
+                        let next = u64::from_be_bytes(seq).wrapping_add(1);
+                        f[..8].copy_from_slice(&next.to_be_bytes());
+                    }
+                    frames.push(Bytes::from(f));
+                }
+                Tamper::Replay => frames.push(Bytes::from(original)),
+            }
+        }
+        for frame in frames {
+            self.schedule(frame, fault, queue, seq, last_at);
+        }
+    }
+
+    fn schedule(
+        &mut self,
+        frame: Bytes,
+        fault: Fault,
+        queue: &mut BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
+        seq: &mut u64,
+        last_at: &mut Instant,
+    ) {
         let mut at = Instant::now() + fault.delay;
         if fault.reorder.is_zero() {
             // In order, even when the delay shrinks.

@@ -298,9 +298,10 @@ fn replayed_handshakes_are_refused_end_to_end() {
 
 /// Floods against the leader's own listener, from one address:
 ///
-/// 1. 500 connections at once that never speak: at most `max_pending_handshakes` (64) are
-///    kept, the rest are closed at once; the kept ones are closed at the handshake deadline
-///    (2 s). Meanwhile a genuine newcomer is turned away as well (the cap is per listener);
+/// 1. 500 connections at once that never speak: at most `max_pending_known_source` (16, the
+///    address is that of the peers) are kept, each newcomer displacing the oldest idle one, the
+///    rest are closed at once (told "rate limited"); the kept ones are closed at the handshake
+///    deadline (500 ms). Meanwhile a genuine client gets in (its `Hello` is not idle);
 ///    established connections carry on;
 /// 2. 500 connections each sending a garbage frame, and 100 announcing a 4 GiB frame: each is
 ///    closed at the first frame, nothing is allocated for the announced size;
@@ -330,33 +331,34 @@ fn floods_from_one_address_are_bounded_and_the_leader_stays() {
             }
         }
         let connected = first.elapsed();
-        // The node closes everything beyond its 64 pending-handshake slots at once, long
-        // before the handshake deadline (2 s) could.
+        // The node closes everything beyond the 16 pending slots of this address at once, long
+        // before the handshake deadline (500 ms) could.
         let capped_at = loop {
             let open = still_open(&mut idle);
-            if open <= 64 {
+            if open <= 16 {
                 break first.elapsed();
             }
             assert!(
-                first.elapsed() < Duration::from_millis(1900),
-                "{open} connections still open before the handshake deadline"
+                first.elapsed() < connected + Duration::from_millis(250),
+                "{open} connections still open {:?} after the last was opened",
+                first.elapsed() - connected
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let kept = still_open(&mut idle);
-        // While they hold every slot, a genuine newcomer is turned away too (a documented
-        // limit: the cap is per listener, not per address); established connections carry on.
+        // While they hold every slot of this address, a genuine client still gets in: it
+        // displaces an idle one. Established connections carry on.
         let newcomer = status_as_client(&target.to_string(), &good_client()).await;
-        println!("a genuine client during the idle flood: {newcomer:?}");
-        if first.elapsed() < Duration::from_millis(1500) {
-            assert!(newcomer.is_err(), "a 65th connection was admitted");
-        }
+        assert!(
+            newcomer.is_ok(),
+            "a genuine client was starved: {newcomer:?}"
+        );
         let all_closed_at = loop {
             if still_open(&mut idle) == 0 {
                 break first.elapsed();
             }
             assert!(
-                first.elapsed() < Duration::from_secs(6),
+                first.elapsed() < Duration::from_secs(3),
                 "idle connections left open"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -368,7 +370,7 @@ fn floods_from_one_address_are_bounded_and_the_leader_stays() {
             500 - refused - kept
         );
         assert!(
-            all_closed_at >= Duration::from_millis(1900),
+            all_closed_at >= Duration::from_millis(400),
             "{all_closed_at:?}"
         );
 
@@ -395,8 +397,18 @@ fn floods_from_one_address_are_bounded_and_the_leader_stays() {
                 if written.is_err() {
                     return true;
                 }
-                let closed = timeout(Duration::from_secs(5), read_frame(&mut s)).await;
-                matches!(closed, Ok(None))
+                // Closed, possibly after a busy notice (rate limited).
+                let closed = timeout(Duration::from_secs(5), async {
+                    loop {
+                        match read_frame(&mut s).await {
+                            None => return true,
+                            Some(f) if f.starts_with(b"BUSY") => continue,
+                            Some(_) => return false,
+                        }
+                    }
+                })
+                .await;
+                matches!(closed, Ok(true))
             }));
             if i % 50 == 49 {
                 // Stay under the pending-handshake cap so each frame is actually read.

@@ -24,7 +24,7 @@
 
 use crate::TcpConfig;
 use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
-use crate::wire::{WireError, codec, decode_message, encode_message};
+use crate::wire::{FrameOpener, FrameSealer, WireError, codec, open_message, seal_message};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
 use baton_core::{CallError, Fingerprint, Message, NodeId, Served};
@@ -80,6 +80,9 @@ pub struct TcpClient {
     framed: Framed<TcpStream, LengthDelimitedCodec>,
     node: PeerInfo,
     max_frame: usize,
+    /// Seal what the client sends and open what it receives.
+    sealer: FrameSealer,
+    opener: FrameOpener,
     /// Id of the next [`TcpClient::call`].
     next_id: u64,
 }
@@ -158,10 +161,15 @@ impl TcpClient {
             Step::Done { peer, .. } => peer,
             Step::Reply { .. } => return Err(handshake_err(HandshakeError::Finished.to_string())),
         };
+        let Some(keys) = hs.session_keys() else {
+            return Err(handshake_err(HandshakeError::Finished.to_string()));
+        };
         Ok(TcpClient {
             framed,
             node,
             max_frame: config.max_frame,
+            sealer: FrameSealer::new(&keys.send),
+            opener: FrameOpener::new(&keys.recv),
             next_id: 1,
         })
     }
@@ -173,7 +181,7 @@ impl TcpClient {
 
     /// Sends `message` to the node.
     pub async fn send(&mut self, message: &Message) -> Result<(), ClientError> {
-        let bytes = encode_message(message, self.max_frame)?;
+        let bytes = seal_message(&mut self.sealer, message, self.max_frame)?;
         self.framed.send(Bytes::from(bytes)).await?;
         Ok(())
     }
@@ -181,7 +189,7 @@ impl TcpClient {
     /// The next message from the node.
     pub async fn recv(&mut self) -> Result<Message, ClientError> {
         match self.framed.next().await {
-            Some(Ok(frame)) => Ok(decode_message(&frame)?),
+            Some(Ok(frame)) => Ok(open_message(&mut self.opener, &frame)?),
             Some(Err(e)) => Err(ClientError::Io(e)),
             None => Err(ClientError::Closed),
         }

@@ -92,6 +92,59 @@ pub const DOMAIN: &[u8] = b"baton-v1";
 /// Payload of the responder's final frame when it accepts: [`Verdict::Accept`], encoded.
 pub const ACCEPT: [u8; 1] = [0];
 
+/// The first four bytes of a listener's *busy* notice: a frame sent, unauthenticated, in place
+/// of the `HelloReply` to a connection the listener will not take (too many unauthenticated
+/// connections from its address, or in all), right before it closes the connection. It is
+/// followed by one [`BusyReason`] byte. Being unauthenticated, it only ever makes a dialer log
+/// the reason and retry later, never decide anything.
+pub const BUSY_MAGIC: [u8; 4] = *b"BUSY";
+
+/// Why a listener is busy (the byte after [`BUSY_MAGIC`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusyReason {
+    /// Too many unauthenticated connections from the dialer's address (`1`).
+    Source,
+    /// Too many unauthenticated connections in all (`2`).
+    Total,
+    /// Any other byte: a future reason.
+    Other(u8),
+}
+
+impl std::fmt::Display for BusyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusyReason::Source => {
+                f.write_str("rate limited: too many unauthenticated connections from this address")
+            }
+            BusyReason::Total => f.write_str("rate limited: too many unauthenticated connections"),
+            BusyReason::Other(n) => write!(f, "rate limited (reason {n})"),
+        }
+    }
+}
+
+/// The busy notice for `reason`: [`BUSY_MAGIC`] and the reason byte.
+pub fn busy_frame(reason: BusyReason) -> [u8; 5] {
+    let code = match reason {
+        BusyReason::Source => 1,
+        BusyReason::Total => 2,
+        BusyReason::Other(n) => n,
+    };
+    let [a, b, c, d] = BUSY_MAGIC;
+    [a, b, c, d, code]
+}
+
+/// The reason of a busy notice, if `frame` is one.
+pub fn parse_busy(frame: &[u8]) -> Option<BusyReason> {
+    match frame {
+        [a, b, c, d, code] if [*a, *b, *c, *d] == BUSY_MAGIC => Some(match code {
+            1 => BusyReason::Source,
+            2 => BusyReason::Total,
+            n => BusyReason::Other(*n),
+        }),
+        _ => None,
+    }
+}
+
 /// A handshake nonce: fresh random bytes per connection and side.
 pub type Nonce = [u8; NONCE_LEN];
 
@@ -296,6 +349,9 @@ pub enum HandshakeError {
     /// The authenticated initiator declined us ([`Decision::Abort`]); in our view.
     #[error("the peer declined the connection: {0}")]
     Aborted(Refusal),
+    /// The listener sent a busy notice ([`BUSY_MAGIC`], unauthenticated) instead of its reply.
+    #[error("refused by the peer: {0} (try again later)")]
+    Busy(BusyReason),
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(
@@ -646,6 +702,51 @@ fn verify_refusal_mac(
         .map_err(|_| HandshakeError::BadMac)
 }
 
+/// The keys that seal the frames of one connection after its handshake, one per direction
+/// ([`crate::wire::FrameSealer`], [`crate::wire::FrameOpener`]):
+///
+/// ```text
+/// key(initiator → responder) = HMAC(secret, transcript("key-initiator"))
+/// key(responder → initiator) = HMAC(secret, transcript("key-responder"))
+/// ```
+///
+/// with the transcript of the MACs above (so both nonces, fresh per connection): only the two
+/// ends of this very handshake know them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKeys {
+    /// Seals what this side sends.
+    pub send: [u8; 32],
+    /// Opens what this side receives.
+    pub recv: [u8; 32],
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys(<redacted>)")
+    }
+}
+
+fn session_keys(secret: &[u8], me: Role, initiator: &Hello, responder: &Hello) -> SessionKeys {
+    let key = |label: &[u8]| -> [u8; 32] {
+        keyed_transcript(secret, label, initiator, responder)
+            .finalize()
+            .into_bytes()
+            .into()
+    };
+    let i2r = key(b"key-initiator");
+    let r2i = key(b"key-responder");
+    match me {
+        Role::Initiator => SessionKeys {
+            send: i2r,
+            recv: r2i,
+        },
+        Role::Responder => SessionKeys {
+            send: r2i,
+            recv: i2r,
+        },
+    }
+}
+
 /// What to do after feeding a frame to a handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -689,6 +790,8 @@ pub struct Initiator {
     state: InitiatorState,
     /// The abort frame left by a fingerprint mismatch, for [`Initiator::take_abort`].
     abort: Option<Vec<u8>>,
+    /// Set once the responder's reply verified (boxed: the machine stays small).
+    keys: Option<Box<SessionKeys>>,
 }
 
 impl Initiator {
@@ -702,6 +805,7 @@ impl Initiator {
                 hello,
                 state: InitiatorState::AwaitReply,
                 abort: None,
+                keys: None,
             },
             frame,
         )
@@ -712,6 +816,11 @@ impl Initiator {
     /// [`Initiator::take_abort`] before closing, so that the responder learns why.
     pub fn on_frame(&mut self, frame: &[u8]) -> Result<Step, HandshakeError> {
         let state = std::mem::replace(&mut self.state, InitiatorState::Over);
+        if !matches!(state, InitiatorState::Over)
+            && let Some(reason) = parse_busy(frame)
+        {
+            return Err(HandshakeError::Busy(reason));
+        }
         match state {
             InitiatorState::AwaitReply => {
                 check_prefix(frame)?;
@@ -744,6 +853,12 @@ impl Initiator {
                 let mac =
                     transcript_mac(&self.cfg.secret, Role::Initiator, &self.hello, &reply.hello);
                 let peer = PeerInfo::of(&reply.hello);
+                self.keys = Some(Box::new(session_keys(
+                    &self.cfg.secret,
+                    Role::Initiator,
+                    &self.hello,
+                    &reply.hello,
+                )));
                 self.state = InitiatorState::AwaitVerdict {
                     peer: peer.clone(),
                     theirs: Box::new(reply.hello),
@@ -784,6 +899,12 @@ impl Initiator {
             InitiatorState::AwaitVerdict { theirs, .. } => self.abort_frame(&theirs, refusal),
             _ => Vec::new(),
         }
+    }
+
+    /// The keys of the connection's frames, once the responder authenticated (use them after
+    /// [`Step::Done`]).
+    pub fn session_keys(&self) -> Option<&SessionKeys> {
+        self.keys.as_deref()
     }
 
     /// The `Abort` frame left by a fingerprint mismatch ([`HandshakeError::Fingerprint`] from
@@ -839,6 +960,14 @@ impl Responder {
             claims_our_identity: false,
             authenticated: None,
         }
+    }
+
+    /// The keys of the connection's frames, once the initiator's `Auth` verified (use them
+    /// after [`Step::Done`]).
+    pub fn session_keys(&self) -> Option<SessionKeys> {
+        self.authenticated
+            .as_ref()
+            .map(|(theirs, ours)| session_keys(&self.cfg.secret, Role::Responder, theirs, ours))
     }
 
     /// Whether the peer's `Hello` named this very node and incarnation: most likely this node

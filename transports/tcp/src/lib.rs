@@ -24,7 +24,8 @@
 //! Every frame is a 4-byte big-endian length and a payload of at most
 //! [`TcpConfig::max_frame`] bytes (64 KiB by default), via tokio-util's
 //! `LengthDelimitedCodec` (see [`wire`]). Payloads are postcard: first the handshake frames
-//! (see [`handshake`]), then one [`baton_core::Message`] per frame. An oversized or
+//! (see [`handshake`]), then one sealed [`baton_core::Message`] per frame (see *Authenticated
+//! frames*). An oversized or
 //! undecodable frame closes that connection with a `warn!` naming the peer address and the
 //! reason; the node keeps running. No byte sequence from the network can make it panic.
 //!
@@ -59,8 +60,23 @@
 //! reason rather than guessing from a closed connection. Clients' fingerprints are never
 //! compared.
 //!
-//! The handshake authenticates peers; it does not encrypt or sign the messages that follow. Run
-//! clusters on a trusted network, or under a tunnel (WireGuard, TLS) when the network is not.
+//! ## Authenticated frames
+//!
+//! Every frame after the handshake is sealed under a key of its direction derived from the
+//! handshake transcript (both nonces, so fresh per connection; see
+//! [`handshake::SessionKeys`]):
+//!
+//! ```text
+//! key(dialer → listener) = HMAC(secret, transcript("key-initiator"))
+//! key(listener → dialer) = HMAC(secret, transcript("key-responder"))
+//! payload = seq (u64 BE, from 0 per direction) | postcard Message | HMAC-SHA256(key, seq | message)[..16]
+//! ```
+//!
+//! The receiver checks the tag, then the sequence number against a 64-frame anti-replay window
+//! ([`wire`]): an altered or injected frame, a replayed one and one removed in flight each
+//! close the connection with a `warn!` that says which (rate-limited per peer and kind), and
+//! the sender redials. Frames are authenticated, not encrypted: run clusters under a tunnel
+//! (WireGuard, TLS) when their contents are confidential.
 //!
 //! ## Connections
 //!
@@ -107,8 +123,9 @@
 //! | limit | default | on excess |
 //! | --- | --- | --- |
 //! | frame payload ([`TcpConfig::max_frame`]) | 64 KiB | connection closed, `warn!` |
-//! | handshake deadline ([`TcpConfig::handshake_timeout`]), also bounds connect | 2 s | connection closed, `warn!` |
-//! | connections still in their handshake ([`TcpConfig::max_pending_handshakes`]) | 64 | new ones closed at once, `warn!` |
+//! | handshake deadline ([`TcpConfig::handshake_timeout`]), also bounds connect | 500 ms | connection closed, `warn!` (rate-limited) |
+//! | connections still in their handshake ([`TcpConfig::max_pending_handshakes`]) | 64, + 16 for addresses of known peers ([`TcpConfig::reserved_known_handshakes`]) | the oldest idle one is displaced; when none is idle the newcomer is refused; both told "rate limited" (see *Admission*) |
+//! | … of them from one source IP ([`TcpConfig::max_pending_per_source`], [`TcpConfig::max_pending_known_source`]) | 8; 16 for the IP of a known peer | the same, within that address |
 //! | undelivered messages per inbound connection ([`TcpConfig::inbound_queue`]) | 256 | reading pauses: TCP pushes back on the sender |
 //! | queued outgoing messages per peer ([`TcpConfig::outbound_queue`]) | 1024 | message dropped, `warn!` (rate-limited) |
 //! | cluster name, node id, address in a `Hello` | 255 bytes | handshake refused |
@@ -116,17 +133,46 @@
 //! | inbound connections kept per peer | 4 | the oldest is closed |
 //! | reconnect backoff ([`TcpConfig::reconnect_min`] … [`TcpConfig::reconnect_max`]) | 50 ms … 1 s | the first redial after a close waits not at all; a peer silent for `failure_timeout + heartbeat` with its connection open gets a fresh one dialed beside it |
 //!
+//! ## Admission
+//!
+//! An accepted connection holds a *pending* slot until its handshake ends, bounded per source
+//! IP and in all (table above), with a reserve for the IPs of peers this node authenticated
+//! before. When a limit is reached the newcomer does not simply lose: the slot held longest
+//! by a connection that has **sent nothing yet** is taken from it (then the oldest whose
+//! `Hello` is incomplete), within the same address when that address is over its share, else
+//! from the address holding the most slots. A genuine peer or client sends its `Hello` the
+//! moment it connects, so the idle or trickling connections a flood is made of are the ones
+//! displaced, even when the flood comes from the peers' own address (one host, loopback). Only
+//! when every slot concerned holds a connection that already sent a valid `Hello` is the
+//! newcomer refused. An idle pending connection costs its socket and a task, no buffer, so
+//! memory returns to its baseline after a flood. A refused or displaced connection gets a
+//! 5-byte unauthenticated notice (`BUSY` + a reason, see [`handshake::BUSY_MAGIC`]) before
+//! it is closed, so the dialer (node or [`TcpClient`]) logs "rate limited" rather than a
+//! guess; it retries with its backoff.
+//!
+//! ## Logs
+//!
+//! Repeated warnings of one kind for one peer (address or node) are rate-limited: the first
+//! is logged, the next ones within 10 s are counted, and the first after that carries the
+//! count (`… 312 more in the last 10 s`). A `connect` to an address that keeps failing backs
+//! off (up to [`TcpConfig::reconnect_max`]; calls in between are skipped) and logs only its
+//! first failure (none when the address is that of a peer known dead), then one INFO line
+//! when the address answers again. A `connect` to a name (`localhost:7201`) that resolves to
+//! the advertised address of this node or of a live peer is recognised as such and not dialed.
+//!
 //! Control events (`Connected`, `Dead`, …) are never dropped; there are a few per handshake or
 //! close at most. Messages waiting in the event stream are bounded by the per-connection
 //! inbound queue.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admission;
 mod client;
 pub mod handshake;
 mod net;
 mod peers;
 mod queue;
+mod ratelimit;
 pub mod wire;
 
 use crate::handshake::{HandshakeConfig, MAX_FIELD_LEN};
@@ -158,14 +204,23 @@ pub struct TcpConfig {
     /// Largest frame payload, in bytes (default 64 KiB); larger frames close the connection and
     /// larger outgoing messages are dropped.
     pub max_frame: usize,
-    /// Deadline for connect + handshake (default 2 s).
+    /// Deadline for connect + handshake, both ways (default 500 ms: a handshake is four
+    /// one-way trips; an accepted connection that has not authenticated by then is closed).
     pub handshake_timeout: Duration,
     /// First retry delay after a failed reconnect (default 50 ms); doubled per failure.
     pub reconnect_min: Duration,
     /// Largest retry delay (default 1 s: a healed link is back within a second).
     pub reconnect_max: Duration,
-    /// Accepted connections allowed in their handshake at once (default 64).
+    /// Accepted connections allowed in their handshake at once (default 64); see the crate
+    /// docs' *Admission*.
     pub max_pending_handshakes: usize,
+    /// Of those, at most this many from one source IP (default 8).
+    pub max_pending_per_source: usize,
+    /// … or this many from the IP of a peer this node authenticated before (default 16: on one
+    /// host every node shares the address).
+    pub max_pending_known_source: usize,
+    /// Slots beyond `max_pending_handshakes` that only IPs of known peers may take (default 16).
+    pub reserved_known_handshakes: usize,
     /// Messages read from one connection but not yet taken by [`Transport::recv`] (default 256).
     pub inbound_queue: usize,
     /// Outgoing messages queued per peer (default 1024).
@@ -185,10 +240,13 @@ impl TcpConfig {
             cluster: cluster.into(),
             secret: secret.into(),
             max_frame: DEFAULT_MAX_FRAME,
-            handshake_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_millis(500),
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(1),
             max_pending_handshakes: 64,
+            max_pending_per_source: 8,
+            max_pending_known_source: 16,
+            reserved_known_handshakes: 16,
             inbound_queue: 256,
             outbound_queue: 1024,
             advertise: None,
@@ -206,6 +264,9 @@ impl std::fmt::Debug for TcpConfig {
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("max_pending_per_source", &self.max_pending_per_source)
+            .field("max_pending_known_source", &self.max_pending_known_source)
+            .field("reserved_known_handshakes", &self.reserved_known_handshakes)
             .field("inbound_queue", &self.inbound_queue)
             .field("outbound_queue", &self.outbound_queue)
             .field("advertise", &self.advertise)
@@ -231,6 +292,22 @@ pub(crate) struct Inner {
     /// Connections (and everything else).
     pub(crate) tracker: TaskTracker,
     local_addr: Mutex<Option<SocketAddr>>,
+    /// Pending-handshake slots of the listener.
+    pub(crate) admission: Arc<admission::Admission>,
+    /// Rate limit of repeated log lines, by kind and key (a peer address or node).
+    logs: Mutex<ratelimit::LogLimiter<(&'static str, String)>>,
+}
+
+impl Inner {
+    /// Whether to log an occurrence of `kind` for `key` now: `Some(suffix)` to append to the
+    /// line (a summary of the occurrences held back), `None` to stay silent.
+    pub(crate) fn limited(&self, kind: &'static str, key: impl ToString) -> Option<String> {
+        let verdict = lock(&self.logs).check(&(kind, key.to_string()), tokio::time::Instant::now());
+        match verdict {
+            ratelimit::Verdict::HoldBack => None,
+            v => Some(v.suffix()),
+        }
+    }
 }
 
 /// [`Transport`] over TCP. See the crate docs for the wire format, the handshake and the
@@ -254,6 +331,12 @@ impl TcpTransport {
         let (tx, rx) = mpsc::unbounded_channel();
         let outbound_queue = config.outbound_queue;
         let root = CancellationToken::new();
+        let admission = admission::Admission::new(admission::Limits {
+            total: config.max_pending_handshakes,
+            reserved_known: config.reserved_known_handshakes,
+            per_source: config.max_pending_per_source,
+            per_known_source: config.max_pending_known_source,
+        });
         TcpTransport {
             inner: Arc::new(Inner {
                 cfg: config,
@@ -266,6 +349,11 @@ impl TcpTransport {
                 dial_tracker: TaskTracker::new(),
                 tracker: TaskTracker::new(),
                 local_addr: Mutex::new(None),
+                admission,
+                logs: Mutex::new(ratelimit::LogLimiter::new(
+                    ratelimit::LOG_WINDOW,
+                    ratelimit::LOG_KEYS,
+                )),
             }),
         }
     }
@@ -383,7 +471,11 @@ impl Transport for TcpTransport {
                 });
                 return;
             };
-            if me.addr == addr || st.connected_to(addr) || !st.pending_addrs.insert(addr.into()) {
+            if me.addr == addr
+                || st.connected_to(addr)
+                || st.connect_backing_off(addr)
+                || !st.pending_addrs.insert(addr.into())
+            {
                 return;
             }
         }

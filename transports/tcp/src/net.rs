@@ -2,12 +2,15 @@
 //! per-peer dialer that reconnects (and so proves peers dead or alive).
 
 use crate::Inner;
+use crate::admission::{Limit, Stage, Ticket};
+use crate::handshake::SessionKeys;
 use crate::handshake::{
-    HandshakeError, Hello, HelloReply, Initiator, Nonce, PeerInfo, Responder, Step,
+    BusyReason, HandshakeError, Hello, HelloReply, Initiator, Nonce, PeerInfo, Responder, Step,
+    busy_frame,
 };
 use crate::peers::{AfterFailure, Conn, Decline, Direction};
 use crate::queue::{Queue, lock};
-use crate::wire::{codec, decode_message, encode_message};
+use crate::wire::{FrameOpener, FrameSealer, codec, open_message, seal_message};
 use baton_core::{
     CloseKind, Envelope, Fingerprint, FingerprintMismatch, NodeId, Refusal, TransportEvent,
 };
@@ -18,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
@@ -55,6 +58,35 @@ impl From<HandshakeError> for DialError {
     }
 }
 
+/// The kind of a dial or handshake failure, without its details: what a log line is
+/// rate-limited by.
+fn kind_of(e: &DialError) -> &'static str {
+    match e {
+        DialError::Refused => "refused",
+        DialError::Timeout(_) => "timeout",
+        DialError::Io(e) if e.kind() == io::ErrorKind::InvalidData => "invalid frame",
+        DialError::Io(_) => "io",
+        DialError::PeerClosed => "peer closed",
+        DialError::Handshake(h) => match h {
+            HandshakeError::BadMagic => "bad magic",
+            HandshakeError::Version { .. } => "version",
+            HandshakeError::Cluster { .. } => "cluster",
+            HandshakeError::BadMac => "bad mac",
+            HandshakeError::InvalidField { .. } => "invalid field",
+            HandshakeError::Malformed { .. } => "malformed",
+            HandshakeError::SelfConnection => "self",
+            HandshakeError::Finished => "finished",
+            HandshakeError::Fingerprint(_) => "fingerprint",
+            HandshakeError::Refused(_) => "refused by peer",
+            HandshakeError::Aborted(_) => "aborted",
+            HandshakeError::Busy(_) => "busy",
+        },
+        DialError::Declined(_) => "declined",
+        DialError::Random(_) => "random",
+        DialError::NotStarted => "not started",
+    }
+}
+
 fn nonce() -> Result<Nonce, String> {
     let mut n = [0u8; 32];
     getrandom::fill(&mut n).map_err(|e| e.to_string())?;
@@ -83,13 +115,17 @@ impl Drop for Claim {
     }
 }
 
+/// A finished outbound handshake: the connection, the peer, the attempt id, the node's claim
+/// and the keys of the connection's frames.
+type Dialed = (Framing, PeerInfo, u64, Claim, SessionKeys);
+
 /// Connects to `addr` and runs the initiator handshake. `expected` is the node we mean to
 /// reach (a peer's dialer), `None` for a `connect(addr)`.
 async fn dial(
     inner: &Arc<Inner>,
     addr: &str,
     expected: Option<&NodeId>,
-) -> Result<(Framing, PeerInfo, u64, Claim), DialError> {
+) -> Result<Dialed, DialError> {
     let deadline = inner.cfg.handshake_timeout;
     match tokio::time::timeout(deadline, dial_inner(inner, addr, expected)).await {
         Ok(result) => result,
@@ -101,7 +137,7 @@ async fn dial_inner(
     inner: &Arc<Inner>,
     addr: &str,
     expected: Option<&NodeId>,
-) -> Result<(Framing, PeerInfo, u64, Claim), DialError> {
+) -> Result<Dialed, DialError> {
     let (hcfg, attempt) = {
         let mut st = lock(&inner.state);
         let Some(me) = st.me.clone() else {
@@ -180,7 +216,10 @@ async fn dial_inner(
         .map_err(DialError::Io)?;
     let accept = next_frame(&mut framed).await?;
     match hs.on_frame(&accept)? {
-        Step::Done { peer, .. } => Ok((framed, peer, attempt, claim)),
+        Step::Done { peer, .. } => match hs.session_keys() {
+            Some(keys) => Ok((framed, peer, attempt, claim, keys.clone())),
+            None => Err(DialError::Handshake(HandshakeError::Finished)),
+        },
         Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
     }
 }
@@ -192,6 +231,7 @@ fn install(
     framed: Framing,
     info: &PeerInfo,
     attempt: u64,
+    keys: &SessionKeys,
 ) -> Result<(), Refusal> {
     let token = inner.root.child_token();
     let (spawn_dialer, queue, id) = {
@@ -207,11 +247,18 @@ fn install(
         let (spawn, queue) = st.install_outbound(attempt, info, conn)?;
         (spawn, queue, id)
     };
+    if let Ok(a) = info.addr.parse::<SocketAddr>() {
+        inner.admission.know(a.ip());
+    }
     let node = info.node.clone();
     let peer_addr = info.addr.clone();
     let task_inner = inner.clone();
+    let sealer = FrameSealer::new(&keys.send);
     inner.tracker.spawn(async move {
-        run_outbound(task_inner, node, id, token, framed, queue, peer_addr).await;
+        run_outbound(
+            task_inner, node, id, token, framed, queue, peer_addr, sealer,
+        )
+        .await;
     });
     if spawn_dialer {
         spawn_dialer_task(inner, info.node.clone());
@@ -219,7 +266,9 @@ fn install(
     Ok(())
 }
 
-/// Writes the peer's queue to its outbound connection; notices the connection closing.
+/// Writes the peer's queue to its outbound connection, each message sealed; notices the
+/// connection closing.
+#[allow(clippy::too_many_arguments)]
 async fn run_outbound(
     inner: Arc<Inner>,
     node: NodeId,
@@ -228,6 +277,7 @@ async fn run_outbound(
     framed: Framing,
     queue: Arc<Queue>,
     peer_addr: String,
+    mut sealer: FrameSealer,
 ) {
     let (mut sink, mut stream) = framed.split();
     let (why, how) = loop {
@@ -243,7 +293,7 @@ async fn run_outbound(
                 Some(Err(e)) => (e.to_string(), CloseKind::Abrupt),
             },
             message = queue.pop() => {
-                let bytes = match encode_message(&message, inner.cfg.max_frame) {
+                let bytes = match seal_message(&mut sealer, &message, inner.cfg.max_frame) {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         warn!(peer = %peer_addr, node = %node, "dropping message: {e}");
@@ -368,13 +418,15 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                 let result = dial(&inner, &addr, Some(&node)).await;
                 let last_was_reset = result.as_ref().err().is_some_and(dying_listener);
                 let established = match result {
-                    Ok((framed, info, attempt, claim)) => {
-                        let result = install(&inner, framed, &info, attempt);
+                    Ok((framed, info, attempt, claim, keys)) => {
+                        let result = install(&inner, framed, &info, attempt, &keys);
                         drop(claim);
                         match result {
                             Ok(()) => true,
                             Err(why) => {
-                                warn!(peer = %addr, node = %node, "dropping connection: {why}");
+                                if let Some(more) = inner.limited("dropping", &node) {
+                                    warn!(peer = %addr, node = %node, "dropping connection: {why}{more}");
+                                }
                                 false
                             }
                         }
@@ -392,11 +444,15 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                         false
                     }
                     Err(DialError::Declined(Decline::Refused(refusal))) => {
-                        warn!(peer = %addr, node = %node, "not connecting: {refusal}");
+                        if let Some(more) = inner.limited("not connecting", &node) {
+                            warn!(peer = %addr, node = %node, "not connecting: {refusal}{more}");
+                        }
                         false
                     }
                     Err(DialError::Handshake(HandshakeError::Refused(refusal))) => {
-                        warn!(peer = %addr, node = %node, "refused by the peer: {refusal}");
+                        if let Some(more) = inner.limited("refused by peer", &node) {
+                            warn!(peer = %addr, node = %node, "refused by the peer: {refusal}{more}");
+                        }
                         let st = lock(&inner.state);
                         st.emit(TransportEvent::Refused {
                             addr: addr.clone(),
@@ -417,7 +473,9 @@ async fn run_dialer(inner: Arc<Inner>, node: NodeId) {
                         false
                     }
                     Err(e) => {
-                        warn!(peer = %addr, node = %node, "reconnect failed: {e}");
+                        if let Some(more) = inner.limited(kind_of(&e), &node) {
+                            warn!(peer = %addr, node = %node, "reconnect failed: {e}{more}");
+                        }
                         false
                     }
                 };
@@ -462,14 +520,57 @@ fn report_mismatch(
     }
 }
 
+/// When `addr` is a name (not an `ip:port`), resolves it and names the node whose advertised
+/// address it leads to: this node or a live peer. A seed given as `localhost:7201` is then
+/// recognised as the peer advertising `127.0.0.1:7201` instead of being dialed again (which the
+/// peer would see as a connection closed before authenticating).
+async fn known_under_another_name(inner: &Inner, addr: &str) -> Option<String> {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return None;
+    }
+    let resolved: Vec<SocketAddr> =
+        tokio::time::timeout(inner.cfg.handshake_timeout, tokio::net::lookup_host(addr))
+            .await
+            .ok()?
+            .ok()?
+            .collect();
+    let local = *lock(&inner.local_addr);
+    let st = lock(&inner.state);
+    let hit = |a: &str| a.parse::<SocketAddr>().is_ok_and(|a| resolved.contains(&a));
+    if st.me.as_ref().is_some_and(|me| hit(&me.addr))
+        || local.is_some_and(|l| resolved.contains(&l))
+    {
+        return Some("this node".into());
+    }
+    st.peers
+        .iter()
+        .find(|(_, p)| p.status != crate::peers::Status::Dead && hit(&p.addr))
+        .map(|(n, p)| format!("{n} (advertising {})", p.addr))
+}
+
 /// `Transport::connect`: one attempt at `addr`; failure is reported as `ConnectFailed`.
+/// Repeated failures of one address back off and log quietly (debug) after the first; the
+/// address answering again is logged once (info).
 pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
+    if let Some(who) = known_under_another_name(&inner, &addr).await {
+        debug!(peer = %addr, "connect: {addr} resolves to {who}, connected already");
+        lock(&inner.state).pending_addrs.remove(&addr);
+        return;
+    }
     let result = dial(&inner, &addr, None).await;
     let outcome = match result {
-        Ok((framed, info, attempt, claim)) => {
-            let r = install(&inner, framed, &info, attempt);
+        Ok((framed, info, attempt, claim, keys)) => {
+            // Taken before `install`, which forgets the failures of an address that answers.
+            let failed = lock(&inner.state).connect_failures.remove(&addr);
+            let r = install(&inner, framed, &info, attempt, &keys);
             lock(&inner.state).pending_addrs.remove(&addr);
             drop(claim);
+            if let Some(f) = failed
+                && r.is_ok()
+                && f.warned
+            {
+                info!(peer = %addr, node = %info.node, "{addr} answers again ({}), after {} failed connects over {:.1?}", info.node, f.count, f.since.elapsed());
+            }
             r.map_err(|refusal| refusal.to_string())
         }
         Err(e) => {
@@ -481,7 +582,9 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
                 }
                 DialError::Declined(Decline::Redundant) => Ok(()),
                 DialError::Handshake(HandshakeError::Refused(refusal)) => {
-                    warn!(peer = %addr, "refused by the peer: {refusal}");
+                    if let Some(more) = inner.limited("refused by peer", &addr) {
+                        warn!(peer = %addr, "refused by the peer: {refusal}{more}");
+                    }
                     let st = lock(&inner.state);
                     if !st.closed {
                         st.emit(TransportEvent::Refused {
@@ -496,7 +599,16 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
         }
     };
     if let Err(reason) = outcome {
-        warn!(peer = %addr, "connect failed: {reason}");
+        let (count, dead) = lock(&inner.state).connect_failed(
+            &addr,
+            inner.cfg.reconnect_min,
+            inner.cfg.reconnect_max,
+        );
+        if count == 1 && !dead {
+            warn!(peer = %addr, "connect failed: {reason} (retrying quietly with backoff; logged again once it answers)");
+        } else {
+            debug!(peer = %addr, failures = count, "connect failed: {reason}");
+        }
         let st = lock(&inner.state);
         if !st.closed {
             st.emit(TransportEvent::ConnectFailed { addr, reason });
@@ -504,54 +616,104 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
     }
 }
 
-/// Accepts connections until `stop` is cancelled, capping those still in their handshake.
+/// The busy notice as it goes on the wire (length header included).
+fn busy_wire(limit: Limit) -> [u8; 9] {
+    let reason = match limit {
+        Limit::Source { .. } => BusyReason::Source,
+        Limit::Total { .. } => BusyReason::Total,
+    };
+    let frame = busy_frame(reason);
+    let mut wire = [0u8; 9];
+    wire[..4].copy_from_slice(&(frame.len() as u32).to_be_bytes());
+    wire[4..].copy_from_slice(&frame);
+    wire
+}
+
+/// The stage of a connection just accepted: `Reading` when bytes wait already (a genuine
+/// peer's `Hello` usually does), else `Idle`. One non-blocking peek.
+fn first_stage(stream: &TcpStream) -> Stage {
+    let mut byte = [0u8; 1];
+    let mut buf = tokio::io::ReadBuf::new(&mut byte);
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    match stream.poll_peek(&mut cx, &mut buf) {
+        std::task::Poll::Ready(Ok(n)) if n > 0 => Stage::Reading,
+        _ => Stage::Idle,
+    }
+}
+
+/// Tells a connection about to be closed that it is rate limited, without waiting (best
+/// effort). What it sent already is read first (and thrown away), so that closing it sends a
+/// FIN after the notice rather than a reset that could destroy it.
+fn tell_busy(stream: &TcpStream, limit: Limit) {
+    let mut sink = [0u8; 2048];
+    let _ = stream.try_read(&mut sink);
+    let _ = stream.try_write(&busy_wire(limit));
+}
+
+/// Accepts connections until `stop` is cancelled. Each takes a pending slot of the admission
+/// table (see [`crate::admission`]) until its handshake ends; one that gets none is told it is
+/// rate limited and closed at once.
 pub(crate) async fn run_acceptor(
     inner: Arc<Inner>,
     listener: TcpListener,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(inner.cfg.max_pending_handshakes.max(1)));
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
+            Ok((stream, peer)) => match inner.admission.admit(peer.ip(), first_stage(&stream)) {
+                Ok((ticket, displaced)) => {
                     let task_inner = inner.clone();
                     inner
                         .tracker
-                        .spawn(run_inbound(task_inner, stream, peer, slot));
+                        .spawn(run_inbound(task_inner, stream, peer, ticket));
+                    if displaced > 0 {
+                        // Under a flood: let the connections just admitted read their first
+                        // bytes (and so leave the idle stage) before more are accepted.
+                        tokio::task::yield_now().await;
+                    }
                 }
-                Err(_) => {
-                    warn!(
-                        peer = %peer,
-                        "refusing connection: {} connections are already in their handshake",
-                        inner.cfg.max_pending_handshakes
-                    );
+                Err(limit) => {
+                    tell_busy(&stream, limit);
+                    if let Some(more) = inner.limited("refused", peer.ip()) {
+                        warn!(peer = %peer, "refusing connection: {limit}{more}");
+                    }
                     drop(stream);
                 }
             },
             Err(e) => {
                 // Out of file descriptors and the like: do not spin.
-                warn!("accept failed: {e}");
+                if let Some(more) = inner.limited("accept", "") {
+                    warn!("accept failed: {e}{more}");
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
 }
 
-async fn run_inbound(
-    inner: Arc<Inner>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
-) {
+async fn run_inbound(inner: Arc<Inner>, stream: TcpStream, peer: SocketAddr, ticket: Ticket) {
     let token = inner.root.child_token();
     tokio::select! {
         _ = token.cancelled() => {}
-        _ = inbound(&inner, stream, peer, slot, &token) => {}
+        _ = inbound(&inner, stream, peer, ticket, &token) => {}
+    }
+}
+
+/// Logs, rate-limited per source address, why a pending connection lost its slot.
+fn log_displaced(inner: &Inner, peer: SocketAddr, why: Option<Limit>) {
+    if let Some(more) = inner.limited("displaced", peer.ip()) {
+        match why {
+            Some(limit) => {
+                warn!(peer = %peer, "closing connection before its handshake completed: {limit}; it had sent no complete hello{more}")
+            }
+            None => {
+                warn!(peer = %peer, "closing connection before its handshake completed: rate limited{more}")
+            }
+        }
     }
 }
 
@@ -560,10 +722,36 @@ async fn inbound(
     inner: &Arc<Inner>,
     stream: TcpStream,
     peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    ticket: Ticket,
     token: &CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let deadline = inner.cfg.handshake_timeout;
+    let deadline_at = Instant::now() + deadline;
+    let timed_out = |inner: &Inner| {
+        if let Some(more) = inner.limited("handshake timeout", peer.ip()) {
+            warn!(peer = %peer, "handshake refused: no complete handshake within {deadline:?}{more}");
+        }
+    };
+    // Wait for the first bytes before allocating any buffer: an idle connection (what a flood
+    // is made of) costs its socket and this task, nothing more.
+    tokio::select! {
+        readable = stream.readable() => if readable.is_err() {
+            return;
+        },
+        _ = ticket.evicted() => {
+            if let Some(why) = ticket.why() {
+                tell_busy(&stream, why);
+            }
+            log_displaced(inner, peer, ticket.why());
+            return;
+        }
+        _ = tokio::time::sleep_until(deadline_at) => {
+            timed_out(inner);
+            return;
+        }
+    }
+    ticket.reached(Stage::Reading);
     let Some(hcfg) = lock(&inner.state).me.clone() else {
         return;
     };
@@ -576,17 +764,16 @@ async fn inbound(
     };
     let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
     let mut hs = Responder::new(hcfg, nonce);
-    let deadline = inner.cfg.handshake_timeout;
-    let mut theirs: Option<Fingerprint> = None;
+    let mut theirs: Option<Hello> = None;
     let handshake = async {
         let hello = next_frame(&mut framed).await?;
-        theirs = postcard::from_bytes::<Hello>(&hello)
-            .ok()
-            .map(|h| h.fingerprint);
+        theirs = postcard::from_bytes::<Hello>(&hello).ok();
         let reply = match hs.on_frame(&hello)? {
             Step::Reply { frame, .. } => frame,
             Step::Done { .. } => return Err(DialError::Handshake(HandshakeError::Finished)),
         };
+        // A valid Hello: this one is no longer displaced by newcomers.
+        ticket.reached(Stage::Hello);
         framed
             .send(Bytes::from(reply))
             .await
@@ -597,19 +784,43 @@ async fn inbound(
             Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
         }
     };
-    let (accept, info) = match tokio::time::timeout(deadline, handshake).await {
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout_at(deadline_at, handshake) => Some(outcome),
+        _ = ticket.evicted() => None,
+    };
+    let Some(outcome) = outcome else {
+        if let Some(why) = ticket.why() {
+            tell_busy(framed.get_ref(), why);
+        }
+        log_displaced(inner, peer, ticket.why());
+        return;
+    };
+    let theirs_fp = theirs.as_ref().map(|h| h.fingerprint.clone());
+    let (accept, info) = match outcome {
         Ok(Ok(done)) => done,
         Ok(Err(DialError::PeerClosed)) if hs.claims_our_identity() => {
             debug!(peer = %peer, "closed: this node connected to itself");
             return;
         }
         Ok(Err(DialError::PeerClosed)) => {
-            warn!(peer = %peer, "handshake refused: peer closed the connection before authenticating (wrong cluster secret?)");
+            // A peer already connected to us (same node and incarnation) that closes after our
+            // reply most likely found its dial redundant (it reached us under another name of
+            // our address); anyone else most likely failed to verify our MAC.
+            let redundant = theirs.as_ref().is_some_and(|h| {
+                lock(&inner.state).peers.get(&h.node).is_some_and(|p| {
+                    p.incarnation == h.incarnation && p.status == crate::peers::Status::Up
+                })
+            });
+            if redundant {
+                debug!(peer = %peer, "peer closed the connection before authenticating: it is connected already (a redundant dial)");
+            } else if let Some(more) = inner.limited("closed before auth", peer.ip()) {
+                warn!(peer = %peer, "handshake refused: peer closed the connection before authenticating (wrong cluster secret?){more}");
+            }
             return;
         }
         Ok(Err(DialError::Handshake(HandshakeError::Fingerprint(m)))) => {
             // Compared once the peer's MAC verified: an authenticated peer.
-            report_mismatch(inner, &peer.to_string(), &m, theirs);
+            report_mismatch(inner, &peer.to_string(), &m, theirs_fp);
             return;
         }
         Ok(Err(DialError::Handshake(HandshakeError::Aborted(refusal)))) => {
@@ -623,18 +834,34 @@ async fn inbound(
             }
             return;
         }
+        Ok(Err(e)) if dying_listener(&e) => {
+            // Reset or closed mid-handshake: the dialer gave up (it shuts down, or its own
+            // deadline passed). Nothing was refused.
+            debug!(peer = %peer, "connection closed during the handshake: {e}");
+            return;
+        }
         Ok(Err(e)) => {
-            warn!(peer = %peer, "handshake refused: {e}");
+            if let Some(more) = inner.limited(kind_of(&e), peer.ip()) {
+                warn!(peer = %peer, "handshake refused: {e}{more}");
+            }
             return;
         }
         Err(_) => {
-            warn!(peer = %peer, "handshake refused: no complete handshake within {deadline:?}");
+            timed_out(inner);
             return;
         }
     };
-    drop(slot);
+    drop(ticket);
+    let Some(keys) = hs.session_keys() else {
+        return;
+    };
+    if !info.client {
+        inner.admission.know(peer.ip());
+    }
+    let mut opener = FrameOpener::new(&keys.recv);
     if info.client {
-        return serve_client(inner, framed, accept, peer, &info, token).await;
+        let sealer = FrameSealer::new(&keys.send);
+        return serve_client(inner, framed, accept, peer, &info, token, opener, sealer).await;
     }
 
     let registered = {
@@ -662,7 +889,18 @@ async fn inbound(
         spawn_dialer_task(inner, info.node.clone());
     }
     let (why, how) = match framed.send(Bytes::from(accept.unwrap_or_default())).await {
-        Ok(()) => read_messages(inner, &mut framed, peer, &info.node, &info, token).await,
+        Ok(()) => {
+            read_messages(
+                inner,
+                &mut framed,
+                peer,
+                &info.node,
+                &info,
+                token,
+                &mut opener,
+            )
+            .await
+        }
         Err(e) => (e.to_string(), CloseKind::Abrupt),
     };
     debug!(peer = %peer, node = %info.node, ?how, "inbound connection closed: {why}");
@@ -672,6 +910,7 @@ async fn inbound(
 /// A client (a CLI): its messages become `ClientMessage` events from a per-connection id, and
 /// what the node sends to that id goes back over the same connection. No peer state, no
 /// `Connected`/`Disconnected`/`Dead` for it.
+#[allow(clippy::too_many_arguments)]
 async fn serve_client(
     inner: &Arc<Inner>,
     framed: Framing,
@@ -679,6 +918,8 @@ async fn serve_client(
     peer: SocketAddr,
     info: &PeerInfo,
     token: &CancellationToken,
+    mut opener: FrameOpener,
+    mut sealer: FrameSealer,
 ) {
     let (client, queue) = {
         let mut st = lock(&inner.state);
@@ -696,7 +937,7 @@ async fn serve_client(
             let writer = async {
                 loop {
                     let message = queue.pop().await;
-                    match encode_message(&message, inner.cfg.max_frame) {
+                    match seal_message(&mut sealer, &message, inner.cfg.max_frame) {
                         Ok(bytes) => {
                             if let Err(e) = sink.send(Bytes::from(bytes)).await {
                                 return e.to_string();
@@ -707,7 +948,7 @@ async fn serve_client(
                 }
             };
             tokio::select! {
-                (why, _) = read_messages(inner, &mut stream, peer, &client, info, token) => why,
+                (why, _) = read_messages(inner, &mut stream, peer, &client, info, token, &mut opener) => why,
                 why = writer => why,
             }
         }
@@ -718,7 +959,9 @@ async fn serve_client(
 
 /// Delivers the connection's messages as events from `from`, at most `inbound_queue`
 /// undelivered at once (then it stops reading, and TCP pushes back on the sender). Returns why
-/// it stopped and whether the peer closed it in order (EOF) or abruptly.
+/// it stopped and whether the peer closed it in order (EOF) or abruptly. Every frame must open
+/// under `opener` (see [`crate::wire`]): an altered, injected, replayed or removed frame closes
+/// the connection.
 async fn read_messages<S>(
     inner: &Arc<Inner>,
     frames: &mut S,
@@ -726,6 +969,7 @@ async fn read_messages<S>(
     from: &NodeId,
     info: &PeerInfo,
     token: &CancellationToken,
+    opener: &mut FrameOpener,
 ) -> (String, CloseKind)
 where
     S: futures::Stream<Item = io::Result<bytes::BytesMut>> + Unpin,
@@ -745,10 +989,24 @@ where
                 return (e.to_string(), CloseKind::Abrupt);
             }
         };
-        let message = match decode_message(&frame) {
+        let message = match open_message(opener, &frame) {
             Ok(m) => m,
             Err(e) => {
-                warn!(peer = %peer, node = %from, "closing connection: {e}");
+                // Rate-limited per peer: an attacker on the path could make every reconnect
+                // fail this way.
+                let kind = match &e {
+                    crate::wire::WireError::Frame(crate::wire::FrameError::Replayed { .. }) => {
+                        "frame replayed"
+                    }
+                    crate::wire::WireError::Frame(crate::wire::FrameError::Missing { .. }) => {
+                        "frame missing"
+                    }
+                    crate::wire::WireError::Frame(_) => "frame forged",
+                    _ => "undecodable",
+                };
+                if let Some(more) = inner.limited(kind, from) {
+                    warn!(peer = %peer, node = %from, "closing connection: {e}{more}");
+                }
                 return (e.to_string(), CloseKind::Abrupt);
             }
         };

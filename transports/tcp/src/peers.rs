@@ -132,6 +132,20 @@ impl std::fmt::Display for Decline {
     }
 }
 
+/// Failed `connect`s of one address since it last answered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectFailures {
+    pub(crate) count: u64,
+    pub(crate) since: Instant,
+    pub(crate) backoff: Duration,
+    pub(crate) next: Instant,
+    /// The first failure was logged at warn level (so its recovery is logged at info).
+    pub(crate) warned: bool,
+}
+
+/// Most addresses whose failures are remembered.
+const MAX_CONNECT_FAILURES: usize = 1024;
+
 /// What a peer dialer does after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AfterFailure {
@@ -150,6 +164,9 @@ pub(crate) struct State {
     pub(crate) peers: HashMap<NodeId, Peer>,
     /// Addresses with a `connect` attempt in flight.
     pub(crate) pending_addrs: HashSet<String>,
+    /// Addresses whose `connect` failed since they last answered: how often, since when, and
+    /// when the next attempt may go (earlier ones are skipped quietly).
+    pub(crate) connect_failures: HashMap<String, ConnectFailures>,
     /// Connected clients (CLIs), by the id their messages carry: their queue of replies.
     pub(crate) clients: HashMap<NodeId, Arc<Queue>>,
     /// Outbound handshakes past the reply, per node: at most one at a time.
@@ -168,6 +185,7 @@ impl State {
             closed: false,
             peers: HashMap::new(),
             pending_addrs: HashSet::new(),
+            connect_failures: HashMap::new(),
             clients: HashMap::new(),
             claims: HashMap::new(),
             next_id: 1,
@@ -239,6 +257,8 @@ impl State {
     fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, Refusal> {
         self.judge(info)?;
         let outbound_queue = self.outbound_queue;
+        // Its address answers (in one direction or the other): connects to it may go at once.
+        self.connect_failures.remove(&info.addr);
         let Some(p) = self.peers.get_mut(&info.node) else {
             self.peers
                 .insert(info.node.clone(), Peer::new(info, outbound_queue));
@@ -252,6 +272,10 @@ impl State {
         p.last_received = Instant::now();
         let mut events = Vec::new();
         if info.incarnation > p.incarnation {
+            if p.status == Status::Dead {
+                // The engine logs the peer up (info); this is the transport's detail.
+                tracing::debug!(node = %info.node, incarnation = info.incarnation, addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
+            }
             if p.status != Status::Dead {
                 events.push(TransportEvent::Dead {
                     node: info.node.clone(),
@@ -474,6 +498,55 @@ impl State {
         let queue = Arc::new(Queue::new(self.outbound_queue));
         self.clients.insert(client.clone(), queue.clone());
         (client, queue)
+    }
+
+    /// Records a failed `connect` of `addr`; returns the failures so far (1 for the first) and
+    /// whether `addr` is that of a peer known dead (or departed).
+    pub(crate) fn connect_failed(
+        &mut self,
+        addr: &str,
+        min: Duration,
+        max: Duration,
+    ) -> (u64, bool) {
+        let now = Instant::now();
+        if self.connect_failures.len() >= MAX_CONNECT_FAILURES
+            && !self.connect_failures.contains_key(addr)
+        {
+            self.connect_failures.clear();
+        }
+        let f = self
+            .connect_failures
+            .entry(addr.to_string())
+            .or_insert(ConnectFailures {
+                count: 0,
+                since: now,
+                backoff: Duration::ZERO,
+                next: now,
+                warned: false,
+            });
+        f.count += 1;
+        f.backoff = if f.backoff.is_zero() {
+            min.max(Duration::from_millis(1))
+        } else {
+            (f.backoff * 2).min(max.max(min))
+        };
+        f.next = now + f.backoff;
+        let count = f.count;
+        let dead = self
+            .peers
+            .values()
+            .any(|p| p.status == Status::Dead && p.addr == addr);
+        if count == 1 && !dead {
+            f.warned = true;
+        }
+        (count, dead)
+    }
+
+    /// Whether a `connect` of `addr` must wait out its backoff (it is skipped).
+    pub(crate) fn connect_backing_off(&self, addr: &str) -> bool {
+        self.connect_failures
+            .get(addr)
+            .is_some_and(|f| Instant::now() < f.next)
     }
 
     /// Whether some live peer advertises `addr`.
