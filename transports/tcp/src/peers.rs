@@ -333,12 +333,21 @@ impl State {
     ) -> Result<bool, Refusal> {
         let spawn = self.admit(info, false)?;
         if let Some(p) = self.peers.get_mut(&info.node) {
+            let redialed = !p.inbound.is_empty();
             p.inbound.push(conn);
             if p.inbound.len() > MAX_INBOUND_PER_PEER {
                 let oldest = p.inbound.remove(0);
                 oldest.token.cancel();
             }
             if p.outbound.is_none() {
+                p.dial_now = true;
+                p.wake.notify_one();
+            } else if redialed && p.status == Status::Up {
+                // The peer dialed us afresh although its connection to us was open: it found
+                // us silent (or that connection broke). Our own connection to it may be stuck
+                // in TCP's retransmission backoff after loss or a black hole, which only we
+                // can see the cure for: dial a fresh one beside it, as the peer did.
+                p.probe = true;
                 p.dial_now = true;
                 p.wake.notify_one();
             }
