@@ -581,16 +581,6 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
         loadavg()
     );
     println!("\nfrom the signal until every survivor reports the same new leader:");
-    for &kind in &args.kinds {
-        let all: Vec<Duration> = results
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, m)| m.all_agree)
-            .collect();
-        if let Some(s) = Summary::of(&all) {
-            println!("  {:<16} {s}", kind.name());
-        }
-    }
     // A survivor that learns of the death by proof (an orderly close, then a refused redial)
     // agrees in milliseconds; one that has to wait out the failure timeout (500 ms) cannot
     // agree before it. Half the timeout tells the two apart.
@@ -601,7 +591,8 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
             .filter(|(k, _)| *k == kind)
             .map(|(_, m)| m.all_agree)
             .collect();
-        if !all.is_empty() {
+        if let Some(s) = Summary::of(&all) {
+            println!("  {:<16} {s}", kind.name());
             let quick = all.iter().filter(|d| **d < fast).count();
             println!(
                 "  {:<16} fast path (agreed < {fast:?}, i.e. by proof of death, not timeout): {quick} of {} rounds ({:.1} %)",

@@ -624,6 +624,15 @@ impl Engine {
         self.out.push(Action::Trace(msg));
     }
 
+    /// The groups whose role on this node satisfies `pick`.
+    fn groups_where(&self, pick: impl Fn(&Role) -> bool) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| pick(&g.role))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     fn spec(&self, group: &str) -> &GroupSpec {
         self.specs.get(group).unwrap_or(&self.default_spec)
     }
@@ -957,12 +966,7 @@ impl Engine {
         if reachable >= self.majority() {
             return;
         }
-        let leading: Vec<String> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| matches!(g.role, Role::Leader { .. }))
-            .map(|(n, _)| n.clone())
-            .collect();
+        let leading = self.groups_where(|r| matches!(r, Role::Leader { .. }));
         let total = voters.len();
         for name in leading {
             self.log(format!(
@@ -1056,12 +1060,8 @@ impl Engine {
             }
         }
         if self.standing_aside {
-            let leading: Vec<String> = self
-                .groups
-                .iter()
-                .filter(|(_, g)| matches!(g.role, Role::Leader { .. } | Role::Candidate { .. }))
-                .map(|(n, _)| n.clone())
-                .collect();
+            let leading =
+                self.groups_where(|r| matches!(r, Role::Leader { .. } | Role::Candidate { .. }));
             for name in leading {
                 if let Some(g) = self.groups.get_mut(&name)
                     && matches!(g.role, Role::Candidate { .. })
@@ -2124,12 +2124,7 @@ impl Engine {
     }
 
     fn on_shutdown(&mut self, now: Instant) {
-        let leading: Vec<String> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| matches!(g.role, Role::Leader { .. }))
-            .map(|(n, _)| n.clone())
-            .collect();
+        let leading = self.groups_where(|r| matches!(r, Role::Leader { .. }));
         for name in leading {
             self.resign(now, &name, false);
         }
