@@ -10,13 +10,17 @@
 //! [`Probe`](super::probe::Probe) drives one engine among fake peers instead.
 
 use crate::engine::{Action, Engine, EngineConfig, GroupSpec, Input, PersistedState, Quorum};
-use crate::message::{Message, VoteRequest, VoteResponse};
+use crate::message::Message;
 use crate::policy::{ByMemberId, LeaderPolicy};
-use crate::transport::{DeathProofMode, Envelope, Fingerprint, TransportEvent};
-use crate::types::{Labels, MemberId, NodeId, Term};
+use crate::transport::{DeathProofMode, TransportEvent};
+use crate::types::{MemberId, NodeId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub(crate) use super::fixtures::{
+    connected, envelope, join, mismatch, vote_request, vote_requests, vote_responses,
+};
 
 /// The group every test elects in.
 pub(crate) const G: &str = "g";
@@ -355,84 +359,5 @@ impl Cluster {
             Action::Send { to, message } => Some((to, message)),
             _ => None,
         })
-    }
-}
-
-pub(crate) fn envelope(from: &str, incarnation: u64, message: Message) -> Envelope {
-    Envelope {
-        from: NodeId::new(from),
-        incarnation,
-        message,
-    }
-}
-
-pub(crate) fn join(started_at_ms: u64) -> Input {
-    Input::Join {
-        group: G.into(),
-        labels: Labels::new(),
-        started_at_ms,
-    }
-}
-
-pub(crate) fn connected(j: usize, incarnation: u64) -> TransportEvent {
-    TransportEvent::Connected {
-        node: NodeId::new(name(j)),
-        incarnation,
-        addr: name(j),
-    }
-}
-
-/// A (pre-)vote request of `candidate`'s member 0 in [`G`].
-pub(crate) fn vote_request(candidate: &str, term: Term, pre: bool) -> VoteRequest {
-    VoteRequest {
-        group: G.into(),
-        term,
-        candidate: MemberId::new(candidate, 0),
-        handoff: None,
-        pre,
-        dead: vec![],
-    }
-}
-
-/// The vote answers among `actions`.
-pub(crate) fn vote_responses(actions: &[Action]) -> Vec<(NodeId, VoteResponse)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send {
-                to,
-                message: Message::VoteResponse(r),
-            } => Some((to.clone(), r.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The vote requests among `actions`.
-pub(crate) fn vote_requests(actions: &[Action]) -> Vec<(NodeId, VoteRequest)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send {
-                to,
-                message: Message::VoteRequest(r),
-            } => Some((to.clone(), r.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A peer at a made-up address runs another configuration: voters `theirs` instead of `ours`.
-pub(crate) fn mismatch(ours: &[&str], theirs: &[&str]) -> TransportEvent {
-    let fp = |v: &[&str]| Fingerprint {
-        voters: v.iter().map(|v| NodeId::new(*v)).collect(),
-        ..Fingerprint::default()
-    };
-    let theirs = fp(theirs);
-    let mismatch = fp(ours).mismatch(&theirs).expect("they differ");
-    TransportEvent::Mismatch {
-        addr: "10.0.0.9:7101".into(),
-        mismatch,
-        theirs,
     }
 }

@@ -3,6 +3,7 @@
 //! queries) with the harness in `harness.rs` (several engines) and `probe.rs` (one engine among
 //! fake peers).
 
+mod fixtures;
 mod harness;
 mod probe;
 
