@@ -164,6 +164,50 @@ fn a_late_resignation_of_an_older_term_does_not_unlock_a_vote_against_the_curren
 }
 
 #[test]
+fn a_step_down_ends_the_resigned_leadership_at_once() {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    let sd = StepDown {
+        group: G.into(),
+        term: 2,
+        from: MemberId::new("n0", 0),
+        successor: None,
+    };
+    p.from("n0", Message::StepDown(sd));
+    assert_eq!(
+        p.engine.leadership(G, p.now).leader,
+        None,
+        "no waiting for the claim to lapse"
+    );
+}
+
+#[test]
+fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
+    let mut p = Probe::voter();
+    p.handle(crate::engine::Input::Join {
+        group: G.into(),
+        labels: Default::default(),
+        started_at_ms: 1_000,
+    });
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    let sd = StepDown {
+        group: G.into(),
+        term: 2,
+        from: MemberId::new("n0", 0),
+        successor: Some(MemberId::new("n1", 0)),
+    };
+    let actions = p.from("n0", Message::StepDown(sd));
+    let reqs = super::harness::vote_requests(&actions);
+    assert!(!reqs.is_empty(), "{actions:?}");
+    for (_, r) in reqs {
+        assert!(!r.pre && r.term == 3, "{r:?}");
+        assert_eq!(r.handoff, handoff("n0", 2));
+    }
+}
+
+#[test]
 fn a_step_down_of_an_older_term_is_ignored() {
     let mut p = Probe::voter();
     p.advance(ms(600));
