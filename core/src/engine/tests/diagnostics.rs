@@ -1,10 +1,9 @@
 //! Read-only diagnostics: why a group has no leader (in `status`), voters nobody answers for
 //! (one `Action::Warn`), and the status surviving the wire.
 
-use super::harness::{Cluster, G, Setup, mismatch, name, others};
+use super::harness::{Cluster, G, Setup, mismatch, name, others, reset};
 use crate::engine::{Action, StatusSnapshot, VoterState};
 use crate::message::Message;
-use crate::transport::{CloseKind, TransportEvent};
 use crate::types::{MemberId, NodeId};
 use std::time::Duration;
 
@@ -17,13 +16,6 @@ fn warnings(c: &Cluster, i: usize, needle: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn reset(j: usize) -> TransportEvent {
-    TransportEvent::Disconnected {
-        node: NodeId::new(name(j)),
-        how: CloseKind::Abrupt,
-    }
 }
 
 #[test]

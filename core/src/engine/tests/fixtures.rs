@@ -3,7 +3,7 @@
 use super::harness::{G, name};
 use crate::engine::{Action, Input};
 use crate::message::{Message, VoteRequest, VoteResponse};
-use crate::transport::{Envelope, Fingerprint, TransportEvent};
+use crate::transport::{CloseKind, Envelope, Fingerprint, TransportEvent};
 use crate::types::{Labels, MemberId, NodeId, Term};
 
 /// A message from `from` (of `incarnation`).
@@ -83,5 +83,13 @@ pub(crate) fn mismatch(ours: &[&str], theirs: &[&str]) -> TransportEvent {
         addr: "10.0.0.9:7101".into(),
         mismatch,
         theirs,
+    }
+}
+
+/// The transport saw the connection to node `j` reset (no proof of anything).
+pub(crate) fn reset(j: usize) -> TransportEvent {
+    TransportEvent::Disconnected {
+        node: NodeId::new(name(j)),
+        how: CloseKind::Abrupt,
     }
 }

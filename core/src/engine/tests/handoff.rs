@@ -92,13 +92,26 @@ fn n0_resigned_to_n2(term: u64) -> Probe {
     p.advance(ms(600));
     p.claim("n0", Some(term));
     p.claim("n0", None);
-    let sd = StepDown {
+    let sd = step_down(term, "n0", Some("n2"));
+    p.from("n0", Message::StepDown(sd));
+    p
+}
+
+/// `from`'s member 0 resigns [`G`] at `term`, naming `successor`'s member 0.
+fn step_down(term: u64, from: &str, successor: Option<&str>) -> StepDown {
+    StepDown {
         group: G.into(),
         term,
-        from: MemberId::new("n0", 0),
-        successor: Some(MemberId::new("n2", 0)),
-    };
-    p.from("n0", Message::StepDown(sd));
+        from: MemberId::new(from, 0),
+        successor: successor.map(|s| MemberId::new(s, 0)),
+    }
+}
+
+/// The voter probe following `n0`'s claim of `term`.
+fn following_n0(term: u64) -> Probe {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(term));
     p
 }
 
@@ -125,9 +138,7 @@ fn a_voter_grants_the_named_successor_at_once() {
 
 #[test]
 fn a_handoff_matching_the_known_leader_unlocks_the_vote_before_the_step_down_arrives() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(2));
+    let mut p = following_n0(2);
     assert!(!p.grants("n2", 3, false), "n0 holds a lease");
     let req = crate::message::VoteRequest {
         handoff: handoff("n0", 2),
@@ -165,15 +176,8 @@ fn a_late_resignation_of_an_older_term_does_not_unlock_a_vote_against_the_curren
 
 #[test]
 fn a_step_down_ends_the_resigned_leadership_at_once() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(2));
-    let sd = StepDown {
-        group: G.into(),
-        term: 2,
-        from: MemberId::new("n0", 0),
-        successor: None,
-    };
+    let mut p = following_n0(2);
+    let sd = step_down(2, "n0", None);
     p.from("n0", Message::StepDown(sd));
     assert_eq!(
         p.engine.leadership(G, p.now).leader,
@@ -192,12 +196,7 @@ fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
     });
     p.advance(ms(600));
     p.claim("n0", Some(2));
-    let sd = StepDown {
-        group: G.into(),
-        term: 2,
-        from: MemberId::new("n0", 0),
-        successor: Some(MemberId::new("n1", 0)),
-    };
+    let sd = step_down(2, "n0", Some("n1"));
     let actions = p.from("n0", Message::StepDown(sd));
     let reqs = super::harness::vote_requests(&actions);
     assert!(!reqs.is_empty(), "{actions:?}");
@@ -209,15 +208,8 @@ fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
 
 #[test]
 fn a_step_down_of_an_older_term_is_ignored() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(4));
-    let sd = StepDown {
-        group: G.into(),
-        term: 3,
-        from: MemberId::new("n0", 0),
-        successor: None,
-    };
+    let mut p = following_n0(4);
+    let sd = step_down(3, "n0", None);
     p.from("n0", Message::StepDown(sd));
     assert_eq!(
         p.engine.leadership(G, p.now).leader,
@@ -227,15 +219,8 @@ fn a_step_down_of_an_older_term_is_ignored() {
 
 #[test]
 fn a_step_down_by_a_member_that_does_not_lead_is_ignored() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(4));
-    let sd = StepDown {
-        group: G.into(),
-        term: 4,
-        from: MemberId::new("n2", 0),
-        successor: None,
-    };
+    let mut p = following_n0(4);
+    let sd = step_down(4, "n2", None);
     p.from("n2", Message::StepDown(sd));
     assert_eq!(
         p.engine.leadership(G, p.now).leader,

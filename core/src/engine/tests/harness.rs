@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use super::fixtures::{
-    connected, envelope, join, mismatch, vote_request, vote_requests, vote_responses,
+    connected, envelope, join, mismatch, reset, vote_request, vote_requests, vote_responses,
 };
 
 /// The group every test elects in.

@@ -2,10 +2,9 @@
 //! within the lease, counted from the heartbeat's send time; it stops at the lease's end with
 //! no message needed; voters promise not to elect another before that lease can have ended.
 
-use super::harness::{G, LEASE, Setup, ms, others};
+use super::harness::{G, LEASE, Setup, ms, others, reset};
 use super::probe::Probe;
 use crate::message::Message;
-use crate::transport::{CloseKind, TransportEvent};
 use crate::types::NodeId;
 use std::time::Duration;
 
@@ -236,11 +235,4 @@ fn a_reset_link_counts_again_once_the_peer_is_heard_from() {
     c.run_for(ms(150));
     c.event(leader, reset(c2));
     assert_eq!(c.acting(), vec![leader]);
-}
-
-fn reset(j: usize) -> TransportEvent {
-    TransportEvent::Disconnected {
-        node: NodeId::new(super::harness::name(j)),
-        how: CloseKind::Abrupt,
-    }
 }

@@ -49,6 +49,25 @@ fn reply(from: usize, term: u64) -> Result<Served, CallError> {
     })
 }
 
+/// A request `id` for `group` from a peer or a client.
+fn request(id: u64, group: &str, any: bool) -> Request {
+    Request {
+        id,
+        group: group.into(),
+        any,
+        payload: vec![],
+    }
+}
+
+/// Asserts that `actions` answer request `id` of `to` with `result`.
+fn assert_answered(actions: &[Action], to: &str, id: u64, result: Result<Served, CallError>) {
+    let want = Action::Send {
+        to: NodeId::new(to),
+        message: Message::Response(Response { id, result }),
+    };
+    assert!(actions.contains(&want), "no {want:?} in {actions:?}");
+}
+
 #[test]
 fn a_call_at_the_leader_is_served_locally_under_its_term() {
     let mut c = Setup::new(3).build();
@@ -184,25 +203,15 @@ fn an_any_call_may_be_served_by_a_member_that_does_not_lead() {
 #[test]
 fn a_request_for_a_group_this_node_has_no_member_of_is_answered_no_handler() {
     let mut c = Setup::new(3).build();
-    let req = Request {
-        id: 3,
-        group: "other".into(),
-        any: true,
-        payload: vec![],
-    };
+    let req = request(3, "other", true);
     let actions = c.deliver("n1", 0, Message::Request(req));
-    let want = Message::Response(Response {
-        id: 3,
-        result: Err(CallError::NoHandler {
+    assert_answered(
+        &actions,
+        "n1",
+        3,
+        Err(CallError::NoHandler {
             group: "other".into(),
         }),
-    });
-    assert!(
-        actions.contains(&Action::Send {
-            to: NodeId::new("n1"),
-            message: want
-        }),
-        "{actions:?}"
     );
 }
 
@@ -211,23 +220,13 @@ fn a_request_that_reaches_a_node_that_does_not_lead_fails_with_leader_changed() 
     let mut c = Setup::new(3).build();
     let l = c.elect();
     let f = (l + 1) % 3;
-    let req = Request {
-        id: 3,
-        group: G.into(),
-        any: false,
-        payload: vec![],
-    };
+    let req = request(3, G, false);
     let actions = c.deliver("n9", f, Message::Request(req));
-    let want = Message::Response(Response {
-        id: 3,
-        result: Err(CallError::LeaderChanged { group: G.into() }),
-    });
-    assert!(
-        actions.contains(&Action::Send {
-            to: NodeId::new("n9"),
-            message: want
-        }),
-        "{actions:?}"
+    assert_answered(
+        &actions,
+        "n9",
+        3,
+        Err(CallError::LeaderChanged { group: G.into() }),
     );
 }
 
@@ -249,36 +248,16 @@ fn a_shutting_down_node_fails_its_calls_and_refuses_new_ones() {
         Some(Err(CallError::ShuttingDown)),
         "a new call"
     );
-    let req = Request {
-        id: 3,
-        group: G.into(),
-        any: true,
-        payload: vec![],
-    };
+    let req = request(3, G, true);
     let actions = c.deliver("n9", f, Message::Request(req));
-    let want = Message::Response(Response {
-        id: 3,
-        result: Err(CallError::ShuttingDown),
-    });
-    assert!(
-        actions.contains(&Action::Send {
-            to: NodeId::new("n9"),
-            message: want
-        }),
-        "{actions:?}"
-    );
+    assert_answered(&actions, "n9", 3, Err(CallError::ShuttingDown));
 }
 
 #[test]
 fn a_client_call_is_answered_with_the_clients_own_request_id() {
     let mut c = Setup::new(3).build();
     let l = c.elect();
-    let req = Request {
-        id: 5,
-        group: G.into(),
-        any: false,
-        payload: vec![],
-    };
+    let req = request(5, G, false);
     c.event(
         l,
         TransportEvent::ClientMessage(envelope("cli", 0, Message::ClientCall(req))),
@@ -291,29 +270,14 @@ fn a_client_call_is_answered_with_the_clients_own_request_id() {
             result: reply(l, term),
         },
     );
-    let want = Message::Response(Response {
-        id: 5,
-        result: reply(l, term),
-    });
-    assert!(
-        actions.contains(&Action::Send {
-            to: NodeId::new("cli"),
-            message: want
-        }),
-        "{actions:?}"
-    );
+    assert_answered(&actions, "cli", 5, reply(l, term));
 }
 
 #[test]
 fn a_client_call_sent_by_a_peer_is_ignored() {
     let mut c = Setup::new(3).build();
     let l = c.elect();
-    let req = Request {
-        id: 5,
-        group: G.into(),
-        any: false,
-        payload: vec![],
-    };
+    let req = request(5, G, false);
     c.deliver(&name((l + 1) % 3), l, Message::ClientCall(req));
     assert!(served(&c, l).is_empty());
 }
