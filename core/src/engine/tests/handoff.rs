@@ -2,7 +2,7 @@
 //! which takes over without waiting for the failure timeout; voters honour a resignation only
 //! for the leadership it ends; a preempting group hands off to a better-ranked newcomer.
 
-use super::harness::{FT, G, Setup, member, ms, name, vote_request};
+use super::harness::{FT, G, Setup, join, member, ms, name, vote_request, vote_requests};
 use super::probe::Probe;
 use crate::engine::{Action, Input};
 use crate::message::{Handoff, Message, StepDown};
@@ -189,16 +189,12 @@ fn a_step_down_ends_the_resigned_leadership_at_once() {
 #[test]
 fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
     let mut p = Probe::voter();
-    p.handle(crate::engine::Input::Join {
-        group: G.into(),
-        labels: Default::default(),
-        started_at_ms: 1_000,
-    });
+    p.handle(join(1_000));
     p.advance(ms(600));
     p.claim("n0", Some(2));
     let sd = step_down(2, "n0", Some("n1"));
     let actions = p.from("n0", Message::StepDown(sd));
-    let reqs = super::harness::vote_requests(&actions);
+    let reqs = vote_requests(&actions);
     assert!(!reqs.is_empty(), "{actions:?}");
     for (_, r) in reqs {
         assert!(!r.pre && r.term == 3, "{r:?}");

@@ -4,6 +4,7 @@
 
 use super::harness::{G, LEASE, Setup, ms, others, reset};
 use super::probe::Probe;
+use crate::engine::Action;
 use crate::message::Message;
 use crate::types::NodeId;
 use std::time::Duration;
@@ -214,7 +215,7 @@ fn a_leader_whose_links_to_a_majority_of_voters_are_reset_stops_acting_at_once()
     assert!(
         actions.iter().any(|a| matches!(
             a,
-            crate::engine::Action::Send {
+            Action::Send {
                 message: Message::StepDown(_),
                 ..
             }

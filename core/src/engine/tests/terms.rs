@@ -2,7 +2,7 @@
 //! term steps down, terms never wrap, and in availability mode a same-term conflict goes to the
 //! lower member id.
 
-use super::harness::{G, Setup, envelope, join, ms, name};
+use super::harness::{G, Setup, envelope, join, ms, name, vote_requests};
 use super::probe::Probe;
 use crate::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum, next_term};
 use crate::message::{Claim, Heartbeat, HeartbeatAck, Message};
@@ -45,7 +45,7 @@ fn a_leader_that_learns_of_a_higher_term_steps_down() {
     p.from("n2", Message::HeartbeatAck(ack));
     assert!(!p.engine.is_acting_leader(G, p.now));
     // Its next campaign goes above the term it learned of.
-    let reqs = super::harness::vote_requests(&p.advance(Duration::from_secs(1)));
+    let reqs = vote_requests(&p.advance(Duration::from_secs(1)));
     assert!(reqs.iter().all(|(_, r)| r.term > term + 5), "{reqs:?}");
 }
 

@@ -4,7 +4,7 @@
 
 use super::harness::{G, Setup, envelope, mismatch, ms, vote_request, vote_responses};
 use super::probe::Probe;
-use crate::engine::Input;
+use crate::engine::{Action, Input};
 use crate::message::{Message, VoteRequest};
 use crate::transport::{DeathProof, DeathProofMode, TransportEvent};
 use crate::types::{MemberId, NodeId, Term};
@@ -173,7 +173,7 @@ fn a_pre_vote_grant_changes_no_state() {
     assert!(
         !p.out[before..]
             .iter()
-            .any(|a| matches!(a, crate::engine::Action::Persist(_))),
+            .any(|a| matches!(a, Action::Persist(_))),
         "nothing to store: {:?}",
         &p.out[before..]
     );
