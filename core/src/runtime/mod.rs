@@ -13,12 +13,14 @@
 //! - `handler`: [`Handler`], [`Work`] and [`Service`], the application's side of a group;
 //! - `state_file`: term, vote and incarnation on disk ([`state_path`]);
 //! - `error`: [`NodeError`];
+//! - [`hardware`]: what this machine offers (CPUs, memory), detected;
 //! - `registry`: [`ClusterRegistry`], the cluster's own member table.
 
 mod builder;
 mod driver;
 mod error;
 mod handler;
+pub mod hardware;
 mod node;
 mod registry;
 mod state_file;
