@@ -1,4 +1,5 @@
-//! The tokio runtime: a [`Node`] drives one [`Engine`] over a [`Transport`].
+//! The tokio runtime: a [`Node`] drives one [`Engine`](crate::engine::Engine) over a
+//! [`Transport`](crate::Transport).
 //!
 //! The node owns a single task (the *driver*) that waits for whichever comes first — a
 //! transport event, an API command, or the engine's next deadline — feeds it to the engine and
