@@ -7,8 +7,7 @@
 
 use crate::clock;
 use crate::config::{NodeIdx, SimGroup};
-use crate::sim::Sim;
-use baton_core::engine::Engine;
+use crate::sim::{Sim, SimNode};
 use baton_core::{MemberId, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -43,8 +42,9 @@ pub type Agreed = (MemberId, Term);
 pub type Agreement = BTreeMap<String, Agreed>;
 
 /// The safety invariants as an observer. After every step [`Sim`] shows it every running
-/// node ([`Seen`]); it judges them against what it has seen before — the highest term each
-/// node showed per group, and who led each (group, term) — and reports the first violation:
+/// node, each by its own clock; it judges them against what it has seen before — the
+/// highest term each node showed per group, and who led each (group, term) — and reports the
+/// first violation:
 ///
 /// - **(a)** quorum mode: at most one member ever acts as leader per (group, term), and each
 ///   new leadership's term is above every earlier one (the fencing token only grows) — until a
@@ -64,18 +64,6 @@ pub(crate) struct Oracle {
     /// A node restarted without its persisted state: from then on terms may repeat (nobody
     /// may remember them), so invariant (a) is no longer checked.
     forgetful: bool,
-}
-
-/// One running node as the oracle is shown it after a step.
-pub(crate) struct Seen<'a> {
-    /// Its index.
-    pub(crate) idx: NodeIdx,
-    /// Its name.
-    pub(crate) id: &'a NodeId,
-    /// Its engine.
-    pub(crate) engine: &'a Engine,
-    /// Its own clock's reading at the current true instant.
-    pub(crate) now: Instant,
 }
 
 /// What the oracle found in one step.
@@ -109,10 +97,17 @@ impl Oracle {
         self.forgetful = true;
     }
 
-    /// Judges one step: every group, every running node.
-    pub(crate) fn observe(&mut self, groups: &[SimGroup], nodes: &[Seen<'_>]) -> Findings {
+    /// Judges one step: every group, every running node, each by its own clock's reading
+    /// at true time `now` (µs after `base`).
+    pub(crate) fn observe(
+        &mut self,
+        groups: &[SimGroup],
+        nodes: &[SimNode],
+        base: Instant,
+        now: u64,
+    ) -> Findings {
         let mut new_leaders = Vec::new();
-        let violation = self.judge(groups, nodes, &mut new_leaders).err();
+        let violation = self.judge(groups, nodes, base, now, &mut new_leaders).err();
         Findings {
             new_leaders,
             violation,
@@ -122,14 +117,19 @@ impl Oracle {
     fn judge(
         &mut self,
         groups: &[SimGroup],
-        nodes: &[Seen<'_>],
+        nodes: &[SimNode],
+        base: Instant,
+        true_now: u64,
         new_leaders: &mut Vec<(String, MemberId, Term)>,
     ) -> Result<(), String> {
         for g in groups {
             let group = g.name.clone();
             let mut acting: Vec<(&NodeId, MemberId, Term)> = Vec::new();
-            for n in nodes {
-                let (e, now) = (n.engine, n.now);
+            for (i, n) in nodes.iter().enumerate() {
+                let now = n.reads(base, true_now);
+                let Some(e) = &n.engine else {
+                    continue;
+                };
                 let term = e.term(&group);
                 let is_acting = e.is_acting_leader(&group, now);
                 let member = e.local_member(&group).cloned();
@@ -138,7 +138,7 @@ impl Oracle {
                 } else {
                     0
                 };
-                let terms = &mut self.terms[n.idx];
+                let terms = &mut self.terms[i];
                 let last = terms.get(&group).copied().unwrap_or(0);
                 if term < last {
                     return Err(format!(
@@ -156,7 +156,7 @@ impl Oracle {
                             n.id
                         ));
                     };
-                    acting.push((n.id, member, lterm));
+                    acting.push((&n.id, member, lterm));
                 }
             }
             if !self.quorum {

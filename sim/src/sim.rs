@@ -16,7 +16,7 @@ pub use crate::oracle::{Agreed, Agreement, Violation, fmt_time};
 
 use crate::clock::{self, Running};
 use crate::network::Queued;
-use crate::oracle::{Oracle, Seen};
+use crate::oracle::Oracle;
 use crate::rng::Rng;
 use baton_core::engine::{Action, Engine, GroupSpec, Input, PersistedState};
 use baton_core::{NodeId, TransportEvent};
@@ -68,7 +68,7 @@ pub(crate) struct SimNode {
 
 impl SimNode {
     /// What its clock reads at true time `now` (µs), as an instant after `base`.
-    fn reads(&self, base: Instant, now: u64) -> Instant {
+    pub(crate) fn reads(&self, base: Instant, now: u64) -> Instant {
         base + Duration::from_nanos(self.clock.read_ns(now) as u64)
     }
 }
@@ -465,21 +465,9 @@ impl Sim {
         if let Some(msg) = self.model_error.take() {
             return Err(self.violation(format!("network model error: {msg}")));
         }
-        let (base, now) = (self.base, self.now);
-        let seen: Vec<Seen<'_>> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(idx, n)| {
-                Some(Seen {
-                    idx,
-                    id: &n.id,
-                    engine: n.engine.as_ref()?,
-                    now: n.reads(base, now),
-                })
-            })
-            .collect();
-        let found = self.oracle.observe(&self.cfg.groups, &seen);
+        let found = self
+            .oracle
+            .observe(&self.cfg.groups, &self.nodes, self.base, self.now);
         for (group, member, term) in found.new_leaders {
             self.stats.leaderships += 1;
             self.trace(1, || {
