@@ -173,6 +173,9 @@ mod net;
 mod peers;
 mod queue;
 mod ratelimit;
+mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 
 use crate::handshake::{HandshakeConfig, MAX_FIELD_LEN};
@@ -231,6 +234,11 @@ pub struct TcpConfig {
     /// binds: NAT, a port forward, a container's published port, or a test proxy. Peers
     /// redial this address to prove the node alive or dead, so it must lead to this listener.
     pub advertise: Option<String>,
+    /// Mutual TLS for every connection, peer and client (feature `tls`; default `None`: plain
+    /// TCP). A node with TLS refuses plaintext dialers and cannot reach plaintext listeners,
+    /// and both sides log why. See [`tls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<tls::Tls>,
 }
 
 impl TcpConfig {
@@ -250,6 +258,20 @@ impl TcpConfig {
             inbound_queue: 256,
             outbound_queue: 1024,
             advertise: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Whether connections run over TLS.
+    pub(crate) fn uses_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_some()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            false
         }
     }
 }
@@ -270,6 +292,7 @@ impl std::fmt::Debug for TcpConfig {
             .field("inbound_queue", &self.inbound_queue)
             .field("outbound_queue", &self.outbound_queue)
             .field("advertise", &self.advertise)
+            .field("tls", &self.uses_tls())
             .finish()
     }
 }
@@ -422,7 +445,11 @@ impl Transport for TcpTransport {
             );
         }
         if self.inner.cfg.secret.is_empty() {
-            warn!("cluster secret is empty: anyone who knows the cluster name can join");
+            if self.inner.cfg.uses_tls() {
+                warn!("cluster secret is empty: anyone with a certificate from cluster.tls.ca who knows the cluster name can join");
+            } else {
+                warn!("cluster secret is empty: anyone who knows the cluster name can join");
+            }
         }
         let advertised = self
             .inner
