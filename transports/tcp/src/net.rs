@@ -783,9 +783,9 @@ async fn accepted_stream(inner: &Inner, tcp: TcpStream, peer: SocketAddr) -> Opt
         return match tls.accept(tcp).await {
             Ok(s) => Some(Stream::TlsServer(Box::new(s))),
             Err(e) => {
-                match tls_failure(&e) {
-                    Some(why) => {
-                        if let Some(more) = inner.limited("tls", peer.ip()) {
+                match crate::stream::tls_failure_kind(&e) {
+                    Some((kind, why)) => {
+                        if let Some(more) = inner.limited(kind, peer.ip()) {
                             warn!(peer = %peer, "handshake refused: {why}{more}");
                         }
                     }

@@ -177,6 +177,11 @@ impl AsyncWrite for Sniffed {
 /// The TLS failure behind an IO error, described for a log line, if there is one: a
 /// certificate the peer did not accept (an alert from it) or that we did not.
 pub(crate) fn tls_failure(e: &io::Error) -> Option<String> {
+    tls_failure_kind(e).map(|(_, why)| why)
+}
+
+/// [`tls_failure`] with the failure's kind, for rate-limiting its log line.
+pub(crate) fn tls_failure_kind(e: &io::Error) -> Option<(&'static str, String)> {
     #[cfg(feature = "tls")]
     {
         crate::tls::describe(e)

@@ -302,27 +302,36 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-/// Describes the TLS failure behind `e` for a log line, with a hint at its cause; `None` when
-/// `e` is no TLS failure.
-pub(crate) fn describe(e: &io::Error) -> Option<String> {
+/// Describes the TLS failure behind `e` for a log line, with a hint at its cause, and its
+/// kind (what its log line is rate-limited by); `None` when `e` is no TLS failure.
+pub(crate) fn describe(e: &io::Error) -> Option<(&'static str, String)> {
     let inner = e.get_ref()?.downcast_ref::<rustls::Error>()?;
     Some(match inner {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
-            "TLS: the peer's certificate is not signed by this node's cluster.tls.ca ({inner})"
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => (
+            "tls unknown issuer",
+            format!(
+                "TLS: the peer's certificate is not signed by this node's cluster.tls.ca ({inner})"
+            ),
         ),
-        rustls::Error::InvalidCertificate(_) => {
-            format!("TLS: the peer's certificate is not acceptable ({inner})")
-        }
-        rustls::Error::NoCertificatesPresented => {
-            "TLS: the peer presented no certificate (a client certificate is required)".into()
-        }
-        rustls::Error::AlertReceived(alert) => format!(
-            "TLS: the peer refused the handshake (alert {alert:?}): is this side's \
-             cluster.tls.cert signed by the CA the peer trusts?"
+        rustls::Error::InvalidCertificate(_) => (
+            "tls bad certificate",
+            format!("TLS: the peer's certificate is not acceptable ({inner})"),
         ),
-        rustls::Error::InvalidMessage(_) => format!(
-            "TLS: the peer does not speak TLS ({inner}): does it have [cluster.tls]?"
+        rustls::Error::NoCertificatesPresented => (
+            "tls no certificate",
+            "TLS: the peer presented no certificate (a client certificate is required)".into(),
         ),
-        _ => format!("TLS: {inner}"),
+        rustls::Error::AlertReceived(alert) => (
+            "tls alert",
+            format!(
+                "TLS: the peer refused the handshake (alert {alert:?}): is this side's \
+                 cluster.tls.cert signed by the CA the peer trusts?"
+            ),
+        ),
+        rustls::Error::InvalidMessage(_) => (
+            "tls not tls",
+            format!("TLS: the peer does not speak TLS ({inner}): does it have [cluster.tls]?"),
+        ),
+        _ => ("tls", format!("TLS: {inner}")),
     })
 }
