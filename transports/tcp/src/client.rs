@@ -23,9 +23,9 @@
 //! ```
 
 use crate::TcpConfig;
+use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
 use crate::net::{DialError, dialed_stream};
 use crate::stream::{Stream, tls_failure};
-use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
 use crate::wire::{FrameOpener, FrameSealer, WireError, codec, open_message, seal_message};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
@@ -131,9 +131,9 @@ impl TcpClient {
         let stream = dialed_stream(config, addr, stream)
             .await
             .map_err(|e| match e {
-                DialError::PeerClosed => handshake_err(
-                    "the node closed the connection during the TLS handshake".into(),
-                ),
+                DialError::PeerClosed => {
+                    handshake_err("the node closed the connection during the TLS handshake".into())
+                }
                 e => handshake_err(e.to_string()),
             })?;
         let mut framed = Framed::new(stream, codec(config.max_frame));

@@ -75,8 +75,19 @@
 //! The receiver checks the tag, then the sequence number against a 64-frame anti-replay window
 //! ([`wire`]): an altered or injected frame, a replayed one and one removed in flight each
 //! close the connection with a `warn!` that says which (rate-limited per peer and kind), and
-//! the sender redials. Frames are authenticated, not encrypted: run clusters under a tunnel
-//! (WireGuard, TLS) when their contents are confidential.
+//! the sender redials. Frames are authenticated, not encrypted, unless TLS is on (below).
+//!
+//! ## TLS (feature `tls`)
+//!
+//! With [`TcpConfig::tls`] set (`[cluster.tls]` in the CLI's config) every connection, peer
+//! and client, first runs a TLS 1.3 handshake with certificates on both sides, verified against
+//! the CA (see [`tls`] for what is and is not verified); the handshake above and the sealed
+//! frames then run inside the TLS stream, unchanged. The TLS handshake counts against the same
+//! [`TcpConfig::handshake_timeout`] and pending slot. A TCP FIN without TLS `close_notify` (a
+//! killed process) is the end of the stream, as over plain TCP, so [`baton_core::CloseKind`]
+//! and the proof of death are the same in both modes. A plaintext dialer at a TLS listener (or
+//! the reverse) is told so in a plain-text notice ([`handshake::TLS_MAGIC`]) and refused; both
+//! sides log the reason.
 //!
 //! ## Connections
 //!
@@ -446,7 +457,9 @@ impl Transport for TcpTransport {
         }
         if self.inner.cfg.secret.is_empty() {
             if self.inner.cfg.uses_tls() {
-                warn!("cluster secret is empty: anyone with a certificate from cluster.tls.ca who knows the cluster name can join");
+                warn!(
+                    "cluster secret is empty: anyone with a certificate from cluster.tls.ca who knows the cluster name can join"
+                );
             } else {
                 warn!("cluster secret is empty: anyone who knows the cluster name can join");
             }

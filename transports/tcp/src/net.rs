@@ -129,11 +129,9 @@ pub(crate) async fn dialed_stream(
                     crate::handshake::parse_busy(&notice).unwrap_or(BusyReason::Other(0)),
                 )))
             }
-            Err((_, Some(notice))) if crate::handshake::parse_tls_notice(&notice).is_some() => {
-                Err(DialError::Handshake(HandshakeError::TlsMode(
-                    TlsNotice::Unsupported,
-                )))
-            }
+            Err((_, Some(notice))) if crate::handshake::parse_tls_notice(&notice).is_some() => Err(
+                DialError::Handshake(HandshakeError::TlsMode(TlsNotice::Unsupported)),
+            ),
             Err((e, _)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 // Closed before the TLS handshake finished: a dying listener, as over TCP.
                 Err(DialError::PeerClosed)

@@ -189,10 +189,9 @@ impl Tls {
             .map_err(|e| key_error(c, k, e))?;
         // No resumption (see the module docs): tickets would only cost a write per connection.
         server.send_tls13_tickets = 0;
-        let server_verifier =
-            WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-                .build()
-                .map_err(|e| a.err(format!("cannot verify certificates with it: {e}")))?;
+        let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| a.err(format!("cannot verify certificates with it: {e}")))?;
         let mut client = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| a.err(format!("no TLS 1.3: {e}")))?

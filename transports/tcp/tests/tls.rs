@@ -144,9 +144,12 @@ async fn tls_nodes_connect_and_talk_and_a_client_asks_status() {
     a.send(&NodeId::new("b"), Message::StatusRequest)
         .await
         .unwrap();
-    expect(&b, SOON, "a's message", |e| {
-        matches!(e, TransportEvent::Message(env) if env.from == NodeId::new("a"))
-    })
+    expect(
+        &b,
+        SOON,
+        "a's message",
+        |e| matches!(e, TransportEvent::Message(env) if env.from == NodeId::new("a")),
+    )
     .await;
     // A client (what `baton status` runs) needs a certificate of the CA too.
     let cli_cfg = ca.identity("cli").config();
@@ -261,11 +264,17 @@ async fn a_certificate_of_another_ca_is_refused_and_both_sides_say_why() {
     let (m, _) = start_with(m_id.config(), "m", 1).await;
     m.connect(&a_addr).await;
     let text = logs
-        .wait_for(&["handshake refused", "not signed by this node's cluster.tls.ca"])
+        .wait_for(&[
+            "handshake refused",
+            "not signed by this node's cluster.tls.ca",
+        ])
         .await;
     assert!(text.contains("peer="), "{text}");
-    logs.wait_for(&["connect failed", "the peer refused the handshake (alert UnknownCA)"])
-        .await;
+    logs.wait_for(&[
+        "connect failed",
+        "the peer refused the handshake (alert UnknownCA)",
+    ])
+    .await;
     // n trusts only the other CA: n refuses a's certificate, a learns n refused it.
     let (n, _) = start_with(other.identity("n").config(), "n", 1).await;
     n.connect(&a_addr).await;
@@ -340,14 +349,49 @@ fn unusable_files_name_the_field_the_file_and_the_problem() {
     let missing = dir.join("missing.pem");
     Tls::from_files(&cert, &key, &ca).expect("the generated files are valid");
     let cases = [
-        (Tls::from_files(&missing, &key, &ca), "cluster.tls.cert", "missing.pem", "cannot read"),
-        (Tls::from_files(&cert, &missing, &ca), "cluster.tls.key", "missing.pem", "cannot read"),
-        (Tls::from_files(&cert, &key, &missing), "cluster.tls.ca", "missing.pem", "cannot read"),
-        (Tls::from_files(&junk, &key, &ca), "cluster.tls.cert", "junk.pem", "BEGIN CERTIFICATE"),
-        (Tls::from_files(&cert, &junk, &ca), "cluster.tls.key", "junk.pem", "BEGIN PRIVATE KEY"),
-        (Tls::from_files(&cert, &key, &junk), "cluster.tls.ca", "junk.pem", "BEGIN CERTIFICATE"),
+        (
+            Tls::from_files(&missing, &key, &ca),
+            "cluster.tls.cert",
+            "missing.pem",
+            "cannot read",
+        ),
+        (
+            Tls::from_files(&cert, &missing, &ca),
+            "cluster.tls.key",
+            "missing.pem",
+            "cannot read",
+        ),
+        (
+            Tls::from_files(&cert, &key, &missing),
+            "cluster.tls.ca",
+            "missing.pem",
+            "cannot read",
+        ),
+        (
+            Tls::from_files(&junk, &key, &ca),
+            "cluster.tls.cert",
+            "junk.pem",
+            "BEGIN CERTIFICATE",
+        ),
+        (
+            Tls::from_files(&cert, &junk, &ca),
+            "cluster.tls.key",
+            "junk.pem",
+            "BEGIN PRIVATE KEY",
+        ),
+        (
+            Tls::from_files(&cert, &key, &junk),
+            "cluster.tls.ca",
+            "junk.pem",
+            "BEGIN CERTIFICATE",
+        ),
         // A key and a certificate that do not belong together.
-        (Tls::from_files(&key, &cert, &ca), "cluster.tls.cert", "node-key.pem", "BEGIN CERTIFICATE"),
+        (
+            Tls::from_files(&key, &cert, &ca),
+            "cluster.tls.cert",
+            "node-key.pem",
+            "BEGIN CERTIFICATE",
+        ),
     ];
     for (result, field, file, what) in cases {
         let e = result.expect_err(field).to_string();
@@ -356,11 +400,112 @@ fn unusable_files_name_the_field_the_file_and_the_problem() {
             "{field} {file} {what}: {e}"
         );
     }
-    let other_key = write("other-key.pem", &KeyPair::generate().unwrap().serialize_pem());
-    let e = Tls::from_files(&cert, &other_key, &ca).unwrap_err().to_string();
+    let other_key = write(
+        "other-key.pem",
+        &KeyPair::generate().unwrap().serialize_pem(),
+    );
+    let e = Tls::from_files(&cert, &other_key, &ca)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("cluster.tls.key") && e.contains("does not belong"),
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Starts TLS node `name` on a free port in group "g"; returns it and its transport (to kill).
+async fn tls_node(
+    name: &str,
+    id: &Identity,
+    seeds: &[String],
+) -> (baton_core::Node, Arc<baton_transport_tcp::TcpTransport>) {
+    let mut cfg = baton_core::config::Config::new(name);
+    cfg.node.listen = "127.0.0.1:0".into();
+    cfg.cluster.name = CLUSTER.into();
+    cfg.cluster.seeds = seeds.to_vec();
+    cfg.cluster.voters = vec!["a".into(), "b".into(), "c".into()];
+    cfg.timing.heartbeat_ms = 50;
+    cfg.timing.failure_timeout_ms = 300;
+    let transport = Arc::new(baton_transport_tcp::TcpTransport::new(id.config()));
+    let node = baton_core::Node::builder(cfg)
+        .transport(transport.clone())
+        .start()
+        .await
+        .expect("node starts");
+    // Kept joined for the node's life (the service is dropped, the membership stays).
+    let _ = node.join("g", Default::default()).await.expect("join");
+    (node, transport)
+}
+
+/// The leader every node in `nodes` agrees on, within 10 s.
+async fn agreed_leader(nodes: &[&baton_core::Node], not: Option<&str>) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let views: Vec<Option<String>> = nodes
+            .iter()
+            .map(|n| {
+                n.leadership("g")
+                    .borrow()
+                    .leader
+                    .as_ref()
+                    .map(|m| m.node.to_string())
+            })
+            .collect();
+        if let Some(Some(first)) = views.first()
+            && views.iter().all(|v| v.as_ref() == Some(first))
+            && not != Some(first.as_str())
+        {
+            return first.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agreed leader within 10 s: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_elects_fails_over_and_keeps_a_foreign_node_out() {
+    let ca = Ca::new("cluster ca");
+    let (a, ta) = tls_node("a", &ca.identity("a"), &[]).await;
+    let seeds = vec![format!("a@{}", a.addr())];
+    let (b, tb) = tls_node("b", &ca.identity("b"), &seeds).await;
+    let (c, tc) = tls_node("c", &ca.identity("c"), &seeds).await;
+    let first = agreed_leader(&[&a, &b, &c], None).await;
+    // A node whose certificate comes from another CA (it even claims a voter's name) is kept
+    // out: the cluster keeps its one leader and never lists it.
+    let other = Ca::new("other ca");
+    let mut foreign = other.identity("c");
+    foreign.ca = ca.issuer.pem();
+    let (m, tm) = tls_node("m", &foreign, &seeds).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(agreed_leader(&[&a, &b, &c], None).await, first);
+    for n in [&a, &b, &c] {
+        let status = n.status().await.expect("status");
+        assert!(
+            status.members.iter().all(|mm| mm.name.as_str() != "m"),
+            "{status:?}"
+        );
+    }
+    m.abort();
+    tm.shutdown().await;
+    // Kill the leader: its node stops, its transport closes (peers' redials are refused).
+    let nodes = [(a, ta), (b, tb), (c, tc)];
+    let mut survivors = Vec::new();
+    for (n, t) in nodes {
+        if n.id().as_str() == first {
+            n.abort();
+            t.shutdown().await;
+        } else {
+            survivors.push((n, t));
+        }
+    }
+    let refs: Vec<&baton_core::Node> = survivors.iter().map(|(n, _)| n).collect();
+    let second = agreed_leader(&refs, Some(&first)).await;
+    assert_ne!(second, first);
+    for (n, _) in &survivors {
+        n.shutdown().await;
+    }
 }
