@@ -787,6 +787,15 @@ async fn accepted_stream(inner: &Inner, tcp: TcpStream, peer: SocketAddr) -> Opt
                             warn!(peer = %peer, "handshake refused: {why}{more}");
                         }
                     }
+                    // The dialer sent its ClientHello, then closed: most likely it refused
+                    // our certificate (rustls closes without an alert we could read then),
+                    // as over plain TCP a dialer closing before `Auth` most likely failed
+                    // our MAC.
+                    None if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        if let Some(more) = inner.limited("tls closed", peer.ip()) {
+                            warn!(peer = %peer, "handshake refused: the dialer closed the connection during the TLS handshake (did it refuse this node's certificate? is cluster.tls.cert signed by the CA it trusts?){more}");
+                        }
+                    }
                     None => debug!(peer = %peer, "connection closed during the TLS handshake: {e}"),
                 }
                 None

@@ -283,6 +283,8 @@ async fn a_certificate_of_another_ca_is_refused_and_both_sides_say_why() {
         "the peer's certificate is not signed by this node's cluster.tls.ca",
     ])
     .await;
+    logs.wait_for(&["handshake refused", "did it refuse this node's certificate?"])
+        .await;
     let at_a = drain(&a, Duration::from_millis(300)).await;
     assert!(
         !at_a
