@@ -8,8 +8,7 @@
 mod common;
 
 use baton_core::message::Message;
-use baton_core::{CloseKind, DeathProof, NodeId, Transport, TransportEvent};
-use baton_transport_tcp::handshake::{HandshakeConfig, Initiator, NONCE_LEN, Step};
+use baton_core::{CloseKind, NodeId, Transport, TransportEvent};
 use baton_transport_tcp::tls::Tls;
 use baton_transport_tcp::{TcpClient, TcpConfig};
 use common::*;
@@ -17,7 +16,6 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
@@ -95,46 +93,6 @@ impl Identity {
     }
 }
 
-async fn read_frame_any<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Vec<u8>> {
-    let len = s.read_u32().await?;
-    let mut buf = vec![0; len as usize];
-    s.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-async fn write_frame_any<S: AsyncWrite + Unpin>(s: &mut S, payload: &[u8]) {
-    s.write_u32(payload.len() as u32).await.unwrap();
-    s.write_all(payload).await.unwrap();
-    s.flush().await.unwrap();
-}
-
-/// baton's handshake as node `node`, by hand, over any stream (here: a TLS one).
-async fn raw_handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    node: &str,
-    incarnation: u64,
-    addr: &str,
-) {
-    let cfg = HandshakeConfig {
-        cluster: CLUSTER.into(),
-        secret: SECRET.to_vec(),
-        node: NodeId::new(node),
-        incarnation,
-        addr: addr.into(),
-        client: false,
-        fingerprint: Default::default(),
-    };
-    let (mut hs, hello) = Initiator::new(cfg, [9; NONCE_LEN]);
-    write_frame_any(s, &hello).await;
-    let reply = read_frame_any(s).await.unwrap();
-    let Ok(Step::Reply { frame: auth, .. }) = hs.on_frame(&reply) else {
-        panic!("bad reply")
-    };
-    write_frame_any(s, &auth).await;
-    let accept = read_frame_any(s).await.unwrap();
-    assert!(matches!(hs.on_frame(&accept), Ok(Step::Done { .. })));
-}
-
 #[tokio::test]
 async fn tls_nodes_connect_and_talk_and_a_client_asks_status() {
     let ca = Ca::new("cluster ca");
@@ -193,38 +151,7 @@ async fn a_tls_fin_without_close_notify_is_orderly_and_proves_death_but_a_reset_
         // Dropped without `shutdown()`: no close_notify, only the kernel's FIN (or RST), as
         // when the process is killed with `kill -9`.
         drop(s);
-        let seen = expect(&b, SOON, "Disconnected{x}", is_disconnected(&name)).await;
-        let how = if reset {
-            CloseKind::Abrupt
-        } else {
-            CloseKind::Orderly
-        };
-        assert!(
-            seen.iter()
-                .any(|e| matches!(e, TransportEvent::Disconnected { how: h, .. } if *h == how)),
-            "{seen:?}"
-        );
-        if reset {
-            let later = drain(&b, Duration::from_millis(500)).await;
-            assert!(
-                !later
-                    .iter()
-                    .any(|e| matches!(e, TransportEvent::Dead { .. })),
-                "a reset followed by refusals is no proof: {later:?}"
-            );
-        } else {
-            let seen = expect(&b, SOON, "Dead{x}", is_dead(&name, inc)).await;
-            assert!(
-                seen.iter().any(|e| matches!(
-                    e,
-                    TransportEvent::Dead {
-                        proof: DeathProof::RefusedAfterOrderlyClose,
-                        ..
-                    }
-                )),
-                "{seen:?}"
-            );
-        }
+        expect_close_then_proof(&b, &name, inc, reset).await;
     }
     b.shutdown().await;
 }
@@ -283,8 +210,11 @@ async fn a_certificate_of_another_ca_is_refused_and_both_sides_say_why() {
         "the peer's certificate is not signed by this node's cluster.tls.ca",
     ])
     .await;
-    logs.wait_for(&["handshake refused", "did it refuse this node's certificate?"])
-        .await;
+    logs.wait_for(&[
+        "handshake refused",
+        "did it refuse this node's certificate?",
+    ])
+    .await;
     let at_a = drain(&a, Duration::from_millis(300)).await;
     assert!(
         !at_a
