@@ -112,6 +112,15 @@ async fn next_frame(framed: &mut Framing) -> Result<bytes::BytesMut, DialError> 
     }
 }
 
+/// A failed TLS handshake, as a dial error: the TLS reason when there is one.
+#[cfg(feature = "tls")]
+fn tls_dial_error(e: io::Error) -> DialError {
+    match tls_failure(&e) {
+        Some(why) => DialError::Tls(why),
+        None => DialError::Io(e),
+    }
+}
+
 /// The dialer's stream over `tcp`: TLS when the config has it (the TLS handshake runs here,
 /// inside the dial deadline), else `tcp` itself.
 pub(crate) async fn dialed_stream(
@@ -124,22 +133,21 @@ pub(crate) async fn dialed_stream(
         return match tls.connect(addr, tcp).await {
             Ok(s) => Ok(Stream::TlsClient(Box::new(s))),
             // The listener answered in plain text: a notice (busy, or it has no TLS).
-            Err((_, Some(notice))) if crate::handshake::parse_busy(&notice).is_some() => {
-                Err(DialError::Handshake(HandshakeError::Busy(
-                    crate::handshake::parse_busy(&notice).unwrap_or(BusyReason::Other(0)),
-                )))
-            }
-            Err((_, Some(notice))) if crate::handshake::parse_tls_notice(&notice).is_some() => Err(
-                DialError::Handshake(HandshakeError::TlsMode(TlsNotice::Unsupported)),
+            Err((e, Some(notice))) => Err(
+                match (
+                    crate::handshake::parse_busy(&notice),
+                    crate::handshake::parse_tls_notice(&notice),
+                ) {
+                    (Some(reason), _) => DialError::Handshake(HandshakeError::Busy(reason)),
+                    (_, Some(notice)) => DialError::Handshake(HandshakeError::TlsMode(notice)),
+                    _ => tls_dial_error(e),
+                },
             ),
             Err((e, _)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 // Closed before the TLS handshake finished: a dying listener, as over TCP.
                 Err(DialError::PeerClosed)
             }
-            Err((e, _)) => Err(match tls_failure(&e) {
-                Some(why) => DialError::Tls(why),
-                None => DialError::Io(e),
-            }),
+            Err((e, None)) => Err(tls_dial_error(e)),
         };
     }
     let _ = (cfg, addr);
