@@ -5,14 +5,90 @@
 //! `postcard::take_from_bytes`, see `transports/tcp/src/wire.rs`). The `sealed` cases add what
 //! the transport does to every frame after the handshake since issue 10: `seal_message`
 //! (encode, then sequence number and HMAC-SHA256 tag) and `open_message` (tag and window
-//! check, then decode).
+//! check, then decode). The `tls` cases add what `[cluster.tls]` puts under each frame: the
+//! length-delimited frame written into a TLS 1.3 connection (rustls, `ring`, AES-128-GCM or
+//! ChaCha20 as negotiated), encrypted into a record, decrypted by the peer's connection and read
+//! back (in memory: no socket). `tls-sealed-round-trip` is what the transport does under TLS
+//! (it keeps the frame seal); `tls-round-trip` is what skipping the seal would cost.
 
 use baton_core::message::{Claim, Heartbeat, MemberAnnounce, PeerAddr, VoteRequest};
 use baton_core::{Hardware, Labels, MemberId, Message, NodeId};
 use baton_transport_tcp::wire::{FrameOpener, FrameSealer, open_message, seal_message};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls;
+
+/// A TLS 1.3 client and server connection with their handshake done, in memory.
+fn tls_pair() -> (rustls::Connection, rustls::Connection) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["node".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("der");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der.clone()).expect("root");
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key_der)
+        .expect("server config");
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut c = rustls::Connection::Client(
+        rustls::ClientConnection::new(Arc::new(client), "node".try_into().expect("name"))
+            .expect("client"),
+    );
+    let mut s = rustls::Connection::Server(
+        rustls::ServerConnection::new(Arc::new(server)).expect("server"),
+    );
+    let mut buf = Vec::new();
+    while c.is_handshaking() || s.is_handshaking() {
+        transfer(&mut c, &mut s, &mut buf);
+        transfer(&mut s, &mut c, &mut buf);
+    }
+    (c, s)
+}
+
+/// Moves what `from` has to send into `to`, through `buf`.
+fn transfer(from: &mut rustls::Connection, to: &mut rustls::Connection, buf: &mut Vec<u8>) {
+    buf.clear();
+    while from.wants_write() {
+        from.write_tls(buf).expect("write_tls");
+    }
+    let mut rd = &buf[..];
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).expect("read_tls");
+    }
+    to.process_new_packets().expect("process");
+}
+
+/// One frame (4-byte length and `payload`) through the TLS pair; returns what the peer read.
+fn through_tls<'a>(
+    c: &mut rustls::Connection,
+    s: &mut rustls::Connection,
+    payload: &[u8],
+    buf: &mut Vec<u8>,
+    out: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    let mut w = c.writer();
+    w.write_all(&(payload.len() as u32).to_be_bytes())
+        .expect("write");
+    w.write_all(payload).expect("write");
+    transfer(c, s, buf);
+    out.resize(payload.len() + 4, 0);
+    s.reader().read_exact(out).expect("read");
+    &out[4..]
+}
 
 fn heartbeat(peers: usize) -> Message {
     let mut labels = Labels::new();
@@ -107,6 +183,29 @@ fn wire(c: &mut Criterion) {
                 b.iter(|| {
                     let frame = seal_message(&mut sealer, black_box(m), 1 << 16).expect("seals");
                     open_message(&mut opener, &frame).expect("opens")
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("tls-round-trip", name), message, |b, m| {
+            let (mut c, mut s) = tls_pair();
+            let (mut buf, mut out) = (Vec::new(), Vec::new());
+            b.iter(|| {
+                let frame = postcard::to_allocvec(black_box(m)).expect("encodes");
+                decode(through_tls(&mut c, &mut s, &frame, &mut buf, &mut out))
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("tls-sealed-round-trip", name),
+            message,
+            |b, m| {
+                let (mut c, mut s) = tls_pair();
+                let (mut buf, mut out) = (Vec::new(), Vec::new());
+                let mut sealer = FrameSealer::new(&key);
+                let mut opener = FrameOpener::new(&key);
+                b.iter(|| {
+                    let frame = seal_message(&mut sealer, black_box(m), 1 << 16).expect("seals");
+                    let read = through_tls(&mut c, &mut s, &frame, &mut buf, &mut out);
+                    open_message(&mut opener, read).expect("opens")
                 })
             },
         );

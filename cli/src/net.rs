@@ -10,12 +10,35 @@ use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The TCP transport for a node of `config`, authenticating with `secret`.
-pub fn transport(config: &Config, secret: Vec<u8>) -> Arc<dyn Transport> {
-    Arc::new(TcpTransport::new(TcpConfig::new(
-        config.cluster.name.clone(),
-        secret,
-    )))
+/// The TCP transport for a node of `config`, authenticating with `secret` (and over mutual
+/// TLS with `[cluster.tls]`).
+pub fn transport(config: &Config, secret: Vec<u8>) -> Result<Arc<dyn Transport>> {
+    let mut cfg = TcpConfig::new(config.cluster.name.clone(), secret);
+    set_tls(&mut cfg, config)?;
+    Ok(Arc::new(TcpTransport::new(cfg)))
+}
+
+/// Reads `[cluster.tls]`'s files into `cfg`, if the section is there. A file that cannot be
+/// used is an error naming the field, the file and what was wrong.
+fn set_tls(cfg: &mut TcpConfig, config: &Config) -> Result<()> {
+    let Some(files) = &config.cluster.tls else {
+        return Ok(());
+    };
+    #[cfg(feature = "tls")]
+    {
+        let tls = baton_transport_tcp::tls::Tls::from_files(&files.cert, &files.key, &files.ca)
+            .map_err(|e| fail(Kind::Config, e.to_string()))?;
+        cfg.tls = Some(tls);
+        Ok(())
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (cfg, files);
+        Err(fail(
+            Kind::Config,
+            "cluster.tls: this baton was built without TLS (cargo feature `tls`)",
+        ))
+    }
 }
 
 /// An authenticated client connection to one node (never a member of the cluster).
@@ -29,6 +52,9 @@ impl Client {
     pub async fn connect(target: &Target, timeout: Duration) -> Result<Client> {
         let mut cfg = TcpConfig::new(target.cluster.clone(), target.secret.clone());
         cfg.handshake_timeout = timeout;
+        if let Some(config) = &target.config {
+            set_tls(&mut cfg, config)?;
+        }
         let name = format!("baton-cli-{}", std::process::id());
         let inner = TcpClient::connect(&target.addr, &cfg, &name)
             .await

@@ -23,7 +23,7 @@ pub struct Started {
 pub async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Result<Started> {
     let config = loaded.config.clone();
     let policies = baton_strategies::policies_for(&config).map_err(|e| loaded.err(e.into()))?;
-    let transport = net::transport(&config, secret);
+    let transport = net::transport(&config, secret)?;
     let name = config.node.name.clone();
     let cluster = config.cluster.name.clone();
     let node = Node::builder(config)

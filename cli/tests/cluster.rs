@@ -1119,3 +1119,87 @@ fn a_plugin_that_is_no_library_fails_with_the_loaders_message() {
         .unwrap_or_else(|| panic!("no loader message: {stderr}"));
     assert!(detail.trim().len() > 3, "{stderr}");
 }
+
+/// Writes a CA and a certificate per node of `c` (each `NAME.pem`, `NAME-key.pem`, `ca.pem`)
+/// and a `[cluster.tls]` section into each node's config.
+fn enable_tls(c: &Cluster, names: &[&str]) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(c.dir.0.join("ca.pem"), ca.pem()).unwrap();
+    for n in names {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![n.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(c.dir.0.join(format!("{n}.pem")), cert.pem()).unwrap();
+        std::fs::write(c.dir.0.join(format!("{n}-key.pem")), key.serialize_pem()).unwrap();
+        let mut text = std::fs::read_to_string(c.config(n)).unwrap();
+        // Relative paths: against the config file's directory.
+        text += &format!(
+            "\n[cluster.tls]\ncert = \"{n}.pem\"\nkey = \"{n}-key.pem\"\nca = \"ca.pem\"\n"
+        );
+        std::fs::write(c.config(n), text).unwrap();
+    }
+}
+
+#[test]
+fn a_tls_cluster_fails_over_on_kill_9_and_status_needs_a_certificate() {
+    let mut c = Cluster::new("tls", &ABC);
+    enable_tls(&c, &ABC);
+    for n in ABC {
+        // `start` waits for `baton status --config` to answer: status over TLS works.
+        c.start(n);
+    }
+    let (l, term) = agreed(&c, &ABC, Duration::from_secs(10));
+    // kill -9: the kernel closes the TLS connections with a FIN and no close_notify; that must
+    // still count as an orderly close (then the refused redial proves death): fast failover.
+    c.proc(&l).signal("KILL");
+    let survivors = others(&ABC, &l);
+    let (l2, term2, took) = new_leader(&c, &survivors, &l, term, Duration::from_secs(5));
+    assert!(term2 > term && l2 != l);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A client without [cluster.tls] is refused, and says why.
+    let plain = c.dir.0.join("plain.toml");
+    let text = std::fs::read_to_string(c.config(survivors[0])).unwrap();
+    let text = text.split("\n[cluster.tls]").next().unwrap().to_string();
+    std::fs::write(&plain, text).unwrap();
+    let out = Command::new(BATON)
+        .args(["status", "--timeout-ms", "2000", "--config"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("requires TLS"), "{err}");
+    let log = std::fs::read_to_string(c.log(survivors[0])).unwrap();
+    assert!(
+        log.contains("the dialer speaks plain text and this node requires TLS"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unusable_tls_file_names_the_field_and_the_file() {
+    let dir = Dir::new("tlsfile");
+    let f = dir.0.join("a.toml");
+    std::fs::write(dir.0.join("s"), "x\n").unwrap();
+    std::fs::write(
+        &f,
+        "[node]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n[cluster]\nsecret_file = \"s\"\n[cluster.tls]\ncert = \"nope.pem\"\nkey = \"k.pem\"\nca = \"ca.pem\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BATON)
+        .args(["node", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cluster.tls.cert") && err.contains("nope.pem") && err.contains("cannot read"),
+        "{err}"
+    );
+}

@@ -174,6 +174,26 @@ pub struct ClusterConfig {
     /// trust a refused connection). See [`DeathProofMode`].
     #[serde(default)]
     pub death_proof: DeathProofMode,
+    /// `[cluster.tls]`: mutual TLS for every connection (peers and clients), when set. See
+    /// [`TlsFiles`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[cluster.tls]`: the PEM files of mutual TLS. Relative paths resolve against the config
+/// file's directory. With it, every connection of the node — to peers and from clients such
+/// as `baton status`, which read the same section — runs TLS 1.3, each side presenting a
+/// certificate that must chain to `ca`; baton's own handshake (cluster secret, incarnation,
+/// fingerprint) still runs inside it. Every node of the cluster needs it, or none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// This node's certificate chain, its own certificate first.
+    pub cert: PathBuf,
+    /// This node's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The CA certificate(s) peers' (and clients') certificates must chain to.
+    pub ca: PathBuf,
 }
 
 fn default_cluster_name() -> String {
@@ -189,6 +209,7 @@ impl Default for ClusterConfig {
             secret_file: None,
             quorum: QuorumMode::Majority,
             death_proof: DeathProofMode::default(),
+            tls: None,
         }
     }
 }
@@ -443,6 +464,11 @@ impl Config {
         };
         if let Some(p) = self.cluster.secret_file.as_mut() {
             fix(p);
+        }
+        if let Some(tls) = self.cluster.tls.as_mut() {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+            fix(&mut tls.ca);
         }
         if let Some(p) = self.node.data_dir.as_mut() {
             fix(p);
@@ -747,6 +773,25 @@ mod tests {
             s.contains("orderly-close") && s.contains("timeout"),
             "names the choices: {s}"
         );
+    }
+
+    #[test]
+    fn the_tls_section_resolves_its_paths_and_names_unknown_keys() {
+        let text = "[node]\nname = \"a\"\n[cluster.tls]\ncert = \"node.pem\"\nkey = \"/k/node-key.pem\"\nca = \"ca.pem\"\n";
+        let cfg = Config::from_toml_str(text, Some(Path::new("/etc/baton/a.toml"))).unwrap();
+        let tls = cfg.cluster.tls.unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/baton/node.pem"));
+        assert_eq!(tls.key, Path::new("/k/node-key.pem"));
+        assert_eq!(tls.ca, Path::new("/etc/baton/ca.pem"));
+        assert_eq!(parse("[node]\nname = \"a\"\n").unwrap().cluster.tls, None);
+        let e = parse("[node]\nname = \"a\"\n[cluster.tls]\ncert = \"c\"\nkey = \"k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca"), "{e}");
+        let e = parse("[node]\nname = \"a\"\n[cluster.tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\ncrt = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crt"), "{e}");
     }
 
     #[test]

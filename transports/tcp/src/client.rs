@@ -24,6 +24,8 @@
 
 use crate::TcpConfig;
 use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
+use crate::net::{DialError, dialed_stream};
+use crate::stream::{Stream, tls_failure};
 use crate::wire::{FrameOpener, FrameSealer, WireError, codec, open_message, seal_message};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
@@ -77,7 +79,7 @@ pub enum ClientError {
 
 /// An authenticated connection to one node, as a client.
 pub struct TcpClient {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    framed: Framed<Stream, LengthDelimitedCodec>,
     node: PeerInfo,
     max_frame: usize,
     /// Seal what the client sends and open what it receives.
@@ -125,6 +127,15 @@ impl TcpClient {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
+        // Under TLS (the config's `tls`), the TLS handshake first; its failures name the cause.
+        let stream = dialed_stream(config, addr, stream)
+            .await
+            .map_err(|e| match e {
+                DialError::PeerClosed => {
+                    handshake_err("the node closed the connection during the TLS handshake".into())
+                }
+                e => handshake_err(e.to_string()),
+            })?;
         let mut framed = Framed::new(stream, codec(config.max_frame));
         let mut nonce = [0u8; crate::handshake::NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| handshake_err(format!("no randomness: {e}")))?;
@@ -145,7 +156,10 @@ impl TcpClient {
         let mut step = |frame: Option<io::Result<bytes::BytesMut>>| {
             match frame {
             Some(Ok(frame)) => hs.on_frame(&frame).map_err(|e| handshake_err(e.to_string())),
-            Some(Err(e)) => Err(ClientError::Io(e)),
+            Some(Err(e)) => Err(match tls_failure(&e) {
+                Some(why) => handshake_err(why),
+                None => ClientError::Io(e),
+            }),
             None => Err(handshake_err(
                 "the node closed the connection (refused: wrong cluster, protocol version or secret?)"
                     .into(),

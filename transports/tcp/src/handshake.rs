@@ -145,6 +145,54 @@ pub fn parse_busy(frame: &[u8]) -> Option<BusyReason> {
     }
 }
 
+/// The first four bytes of a *TLS mode* notice: a frame sent, unauthenticated and in plain
+/// text, by a listener that met a dialer of the other mode (a plaintext `Hello` at a node with
+/// `[cluster.tls]`, a TLS `ClientHello` at a node without), right before it closes the
+/// connection. It is followed by one [`TlsNotice`] byte. Like the busy notice it only ever
+/// makes the dialer log the true reason.
+pub const TLS_MAGIC: [u8; 4] = *b"TLS?";
+
+/// What a [`TLS_MAGIC`] notice says about the listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsNotice {
+    /// The listener requires TLS; the dialer spoke plain text (`1`).
+    Required,
+    /// The listener does not use TLS; the dialer sent a TLS `ClientHello` (`2`).
+    Unsupported,
+}
+
+impl std::fmt::Display for TlsNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsNotice::Required => f.write_str(
+                "the peer requires TLS ([cluster.tls] is set there) and this side has no [cluster.tls]",
+            ),
+            TlsNotice::Unsupported => f.write_str(
+                "the peer does not use TLS (no [cluster.tls] there) and this side has [cluster.tls]",
+            ),
+        }
+    }
+}
+
+/// The TLS mode notice: [`TLS_MAGIC`] and the notice byte.
+pub fn tls_notice_frame(notice: TlsNotice) -> [u8; 5] {
+    let code = match notice {
+        TlsNotice::Required => 1,
+        TlsNotice::Unsupported => 2,
+    };
+    let [a, b, c, d] = TLS_MAGIC;
+    [a, b, c, d, code]
+}
+
+/// The notice of a TLS mode frame, if `frame` is one.
+pub fn parse_tls_notice(frame: &[u8]) -> Option<TlsNotice> {
+    match frame {
+        [a, b, c, d, 1] if [*a, *b, *c, *d] == TLS_MAGIC => Some(TlsNotice::Required),
+        [a, b, c, d, 2] if [*a, *b, *c, *d] == TLS_MAGIC => Some(TlsNotice::Unsupported),
+        _ => None,
+    }
+}
+
 /// A handshake nonce: fresh random bytes per connection and side.
 pub type Nonce = [u8; NONCE_LEN];
 
@@ -352,6 +400,10 @@ pub enum HandshakeError {
     /// The listener sent a busy notice ([`BUSY_MAGIC`], unauthenticated) instead of its reply.
     #[error("refused by the peer: {0} (try again later)")]
     Busy(BusyReason),
+    /// The listener sent a TLS mode notice ([`TLS_MAGIC`], unauthenticated): the two sides
+    /// disagree on `[cluster.tls]`.
+    #[error("refused by the peer: {0}")]
+    TlsMode(TlsNotice),
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(
@@ -820,6 +872,11 @@ impl Initiator {
             && let Some(reason) = parse_busy(frame)
         {
             return Err(HandshakeError::Busy(reason));
+        }
+        if !matches!(state, InitiatorState::Over)
+            && let Some(notice) = parse_tls_notice(frame)
+        {
+            return Err(HandshakeError::TlsMode(notice));
         }
         match state {
             InitiatorState::AwaitReply => {

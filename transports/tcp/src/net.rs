@@ -6,10 +6,11 @@ use crate::admission::{Limit, Stage, Ticket};
 use crate::handshake::SessionKeys;
 use crate::handshake::{
     BusyReason, HandshakeError, Hello, HelloReply, Initiator, Nonce, PeerInfo, Responder, Step,
-    busy_frame,
+    TlsNotice, busy_frame, tls_notice_frame,
 };
 use crate::peers::{AfterFailure, Conn, Decline, Direction};
 use crate::queue::{Queue, lock};
+use crate::stream::{Stream, looks_like_tls, tls_failure};
 use crate::wire::{FrameOpener, FrameSealer, codec, open_message, seal_message};
 use baton_core::{
     CloseKind, Envelope, Fingerprint, FingerprintMismatch, NodeId, Refusal, TransportEvent,
@@ -27,7 +28,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-type Framing = Framed<TcpStream, LengthDelimitedCodec>;
+type Framing = Framed<Stream, LengthDelimitedCodec>;
 
 /// Why a dial (connect + initiator handshake) failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,10 @@ pub(crate) enum DialError {
     Random(String),
     #[error("transport is not started")]
     NotStarted,
+    /// The TLS handshake failed, or TLS failed under baton's handshake (a certificate the
+    /// peer refused): why, with a hint.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl From<HandshakeError> for DialError {
@@ -80,7 +85,9 @@ fn kind_of(e: &DialError) -> &'static str {
             HandshakeError::Refused(_) => "refused by peer",
             HandshakeError::Aborted(_) => "aborted",
             HandshakeError::Busy(_) => "busy",
+            HandshakeError::TlsMode(_) => "tls mode",
         },
+        DialError::Tls(_) => "tls",
         DialError::Declined(_) => "declined",
         DialError::Random(_) => "random",
         DialError::NotStarted => "not started",
@@ -97,9 +104,54 @@ fn nonce() -> Result<Nonce, String> {
 async fn next_frame(framed: &mut Framing) -> Result<bytes::BytesMut, DialError> {
     match framed.next().await {
         Some(Ok(frame)) => Ok(frame),
-        Some(Err(e)) => Err(DialError::Io(e)),
+        Some(Err(e)) => Err(match tls_failure(&e) {
+            Some(why) => DialError::Tls(why),
+            None => DialError::Io(e),
+        }),
         None => Err(DialError::PeerClosed),
     }
+}
+
+/// A failed TLS handshake, as a dial error: the TLS reason when there is one.
+#[cfg(feature = "tls")]
+fn tls_dial_error(e: io::Error) -> DialError {
+    match tls_failure(&e) {
+        Some(why) => DialError::Tls(why),
+        None => DialError::Io(e),
+    }
+}
+
+/// The dialer's stream over `tcp`: TLS when the config has it (the TLS handshake runs here,
+/// inside the dial deadline), else `tcp` itself.
+pub(crate) async fn dialed_stream(
+    cfg: &crate::TcpConfig,
+    addr: &str,
+    tcp: TcpStream,
+) -> Result<Stream, DialError> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &cfg.tls {
+        return match tls.connect(addr, tcp).await {
+            Ok(s) => Ok(Stream::TlsClient(Box::new(s))),
+            // The listener answered in plain text: a notice (busy, or it has no TLS).
+            Err((e, Some(notice))) => Err(
+                match (
+                    crate::handshake::parse_busy(&notice),
+                    crate::handshake::parse_tls_notice(&notice),
+                ) {
+                    (Some(reason), _) => DialError::Handshake(HandshakeError::Busy(reason)),
+                    (_, Some(notice)) => DialError::Handshake(HandshakeError::TlsMode(notice)),
+                    _ => tls_dial_error(e),
+                },
+            ),
+            Err((e, _)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                // Closed before the TLS handshake finished: a dying listener, as over TCP.
+                Err(DialError::PeerClosed)
+            }
+            Err((e, None)) => Err(tls_dial_error(e)),
+        };
+    }
+    let _ = (cfg, addr);
+    Ok(Stream::Plain(tcp))
 }
 
 /// Releases a node's outbound-handshake claim when the attempt ends, however it ends.
@@ -154,6 +206,7 @@ async fn dial_inner(
         }
     })?;
     let _ = stream.set_nodelay(true);
+    let stream = dialed_stream(&inner.cfg, addr, stream).await?;
     let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
     let (mut hs, hello) = Initiator::new(hcfg, nonce().map_err(DialError::Random)?);
     framed
@@ -703,6 +756,70 @@ async fn run_inbound(inner: Arc<Inner>, stream: TcpStream, peer: SocketAddr, tic
     }
 }
 
+/// Tells a connection about to be closed that it speaks the other TLS mode (a plaintext notice,
+/// see [`crate::handshake::TLS_MAGIC`]); what it sent is read first, so that the close is a
+/// FIN after the notice rather than a reset that could destroy it.
+fn tell_tls_mode(stream: &TcpStream, notice: TlsNotice) {
+    let mut sink = [0u8; 4096];
+    let _ = stream.try_read(&mut sink);
+    let frame = tls_notice_frame(notice);
+    let mut wire = [0u8; 9];
+    wire[..4].copy_from_slice(&(frame.len() as u32).to_be_bytes());
+    wire[4..].copy_from_slice(&frame);
+    let _ = stream.try_write(&wire);
+}
+
+/// The listener's stream over an accepted connection that has bytes to read: TLS when the
+/// config has it (the TLS handshake runs here), else the connection itself. A dialer of the
+/// other mode (a plaintext `Hello` here under TLS, a TLS `ClientHello` here without) is told
+/// so and refused, both sides logging why; `None` when the connection is to be closed.
+async fn accepted_stream(inner: &Inner, tcp: TcpStream, peer: SocketAddr) -> Option<Stream> {
+    let mut first = [0u8; 2];
+    let n = tcp.peek(&mut first).await.unwrap_or(0);
+    let tls_dialer = n > 0 && looks_like_tls(&first[..n]);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &inner.cfg.tls {
+        if n > 0 && !tls_dialer {
+            tell_tls_mode(&tcp, TlsNotice::Required);
+            if let Some(more) = inner.limited("plaintext", peer.ip()) {
+                warn!(peer = %peer, "handshake refused: the dialer speaks plain text and this node requires TLS (does it have [cluster.tls]?){more}");
+            }
+            return None;
+        }
+        return match tls.accept(tcp).await {
+            Ok(s) => Some(Stream::TlsServer(Box::new(s))),
+            Err(e) => {
+                match crate::stream::tls_failure_kind(&e) {
+                    Some((kind, why)) => {
+                        if let Some(more) = inner.limited(kind, peer.ip()) {
+                            warn!(peer = %peer, "handshake refused: {why}{more}");
+                        }
+                    }
+                    // The dialer sent its ClientHello, then closed: most likely it refused
+                    // our certificate (rustls closes without an alert we could read then),
+                    // as over plain TCP a dialer closing before `Auth` most likely failed
+                    // our MAC.
+                    None if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        if let Some(more) = inner.limited("tls closed", peer.ip()) {
+                            warn!(peer = %peer, "handshake refused: the dialer closed the connection during the TLS handshake (did it refuse this node's certificate? is cluster.tls.cert signed by the CA it trusts?){more}");
+                        }
+                    }
+                    None => debug!(peer = %peer, "connection closed during the TLS handshake: {e}"),
+                }
+                None
+            }
+        };
+    }
+    if tls_dialer {
+        tell_tls_mode(&tcp, TlsNotice::Unsupported);
+        if let Some(more) = inner.limited("tls dialer", peer.ip()) {
+            warn!(peer = %peer, "handshake refused: the dialer speaks TLS and this node has no [cluster.tls]{more}");
+        }
+        return None;
+    }
+    Some(Stream::Plain(tcp))
+}
+
 /// Logs, rate-limited per source address, why a pending connection lost its slot.
 fn log_displaced(inner: &Inner, peer: SocketAddr, why: Option<Limit>) {
     if let Some(more) = inner.limited("displaced", peer.ip()) {
@@ -762,6 +879,20 @@ async fn inbound(
             return;
         }
     };
+    let stream = tokio::select! {
+        stream = tokio::time::timeout_at(deadline_at, accepted_stream(inner, stream, peer)) => match stream {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return,
+            Err(_) => {
+                timed_out(inner);
+                return;
+            }
+        },
+        _ = ticket.evicted() => {
+            log_displaced(inner, peer, ticket.why());
+            return;
+        }
+    };
     let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
     let mut hs = Responder::new(hcfg, nonce);
     let mut theirs: Option<Hello> = None;
@@ -789,8 +920,12 @@ async fn inbound(
         _ = ticket.evicted() => None,
     };
     let Some(outcome) = outcome else {
-        if let Some(why) = ticket.why() {
-            tell_busy(framed.get_ref(), why);
+        if let Some(why) = ticket.why()
+            && let Some(tcp) = framed.get_ref().plain()
+        {
+            // (Under TLS the notice would have to go inside the TLS stream, and the dialer
+            // may not have finished its side: it sees the connection close.)
+            tell_busy(tcp, why);
         }
         log_displaced(inner, peer, ticket.why());
         return;

@@ -8,10 +8,10 @@ use baton_core::message::{
     VoteRequest, VoteResponse,
 };
 use baton_core::{
-    CallError, CloseKind, DeathProof, Envelope, Hardware, MemberId, Message, NodeId,
-    PROTOCOL_VERSION, Refusal, Served, Transport, TransportError, TransportEvent,
+    CallError, CloseKind, Envelope, Hardware, MemberId, Message, NodeId, PROTOCOL_VERSION, Refusal,
+    Served, Transport, TransportError, TransportEvent,
 };
-use baton_transport_tcp::handshake::{HandshakeConfig, Hello, Initiator, MAGIC, NONCE_LEN, Step};
+use baton_transport_tcp::handshake::{Hello, MAGIC, NONCE_LEN};
 use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
 use common::*;
 use std::time::{Duration, Instant};
@@ -325,34 +325,6 @@ async fn garbage_and_oversized_frames_close_the_connection_only() {
     b.shutdown().await;
 }
 
-/// Runs the initiator side of a handshake over a raw stream.
-async fn raw_handshake(
-    s: &mut TcpStream,
-    node: &str,
-    incarnation: u64,
-    addr: &str,
-) -> baton_transport_tcp::handshake::SessionKeys {
-    let cfg = HandshakeConfig {
-        cluster: CLUSTER.into(),
-        secret: SECRET.to_vec(),
-        node: NodeId::new(node),
-        incarnation,
-        addr: addr.into(),
-        client: false,
-        fingerprint: Default::default(),
-    };
-    let (mut hs, hello) = Initiator::new(cfg, [9; NONCE_LEN]);
-    write_frame(s, &hello).await.unwrap();
-    let reply = read_frame(s).await.unwrap();
-    let Ok(Step::Reply { frame: auth, .. }) = hs.on_frame(&reply) else {
-        panic!("bad reply")
-    };
-    write_frame(s, &auth).await.unwrap();
-    let accept = read_frame(s).await.unwrap();
-    assert!(matches!(hs.on_frame(&accept), Ok(Step::Done { .. })));
-    hs.session_keys().expect("keys after the handshake").clone()
-}
-
 #[tokio::test]
 async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead() {
     let (logs, _guard) = Logs::capture();
@@ -597,38 +569,7 @@ async fn an_orderly_close_then_a_refused_redial_proves_death_but_a_reset_does_no
             s.set_linger(Some(Duration::ZERO)).unwrap();
         }
         drop(s);
-        let seen = expect(&b, SOON, "Disconnected{x}", is_disconnected(&name)).await;
-        let how = if reset {
-            CloseKind::Abrupt
-        } else {
-            CloseKind::Orderly
-        };
-        assert!(
-            seen.iter()
-                .any(|e| matches!(e, TransportEvent::Disconnected { how: h, .. } if *h == how)),
-            "{seen:?}"
-        );
-        if reset {
-            let later = drain(&b, Duration::from_millis(500)).await;
-            assert!(
-                !later
-                    .iter()
-                    .any(|e| matches!(e, TransportEvent::Dead { .. })),
-                "a reset followed by refusals is no proof: {later:?}"
-            );
-        } else {
-            let seen = expect(&b, SOON, "Dead{x}", is_dead(&name, inc)).await;
-            assert!(
-                seen.iter().any(|e| matches!(
-                    e,
-                    TransportEvent::Dead {
-                        proof: DeathProof::RefusedAfterOrderlyClose,
-                        ..
-                    }
-                )),
-                "{seen:?}"
-            );
-        }
+        expect_close_then_proof(&b, &name, inc, reset).await;
     }
     b.shutdown().await;
 }

@@ -7,7 +7,7 @@ use baton_transport_tcp::{TcpConfig, TcpTransport};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -220,16 +220,87 @@ impl Drop for Proxy {
 }
 
 /// Reads one length-delimited frame's payload (4-byte big-endian length).
-pub async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+pub async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Vec<u8>> {
     let len = s.read_u32().await?;
     let mut buf = vec![0; len as usize];
     s.read_exact(&mut buf).await?;
     Ok(buf)
 }
 
-pub async fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<S: AsyncWrite + Unpin>(s: &mut S, payload: &[u8]) -> std::io::Result<()> {
     s.write_u32(payload.len() as u32).await?;
-    s.write_all(payload).await
+    s.write_all(payload).await?;
+    // A TLS stream holds what it encrypts until flushed.
+    s.flush().await
+}
+
+/// baton's handshake as node `node` (advertising `addr`), by hand, over any stream (TCP, or
+/// TLS in the TLS tests); returns the connection's frame keys.
+pub async fn raw_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    node: &str,
+    incarnation: u64,
+    addr: &str,
+) -> baton_transport_tcp::handshake::SessionKeys {
+    use baton_transport_tcp::handshake::{HandshakeConfig, Initiator, NONCE_LEN, Step};
+    let cfg = HandshakeConfig {
+        cluster: CLUSTER.into(),
+        secret: SECRET.to_vec(),
+        node: NodeId::new(node),
+        incarnation,
+        addr: addr.into(),
+        client: false,
+        fingerprint: Default::default(),
+    };
+    let (mut hs, hello) = Initiator::new(cfg, [9; NONCE_LEN]);
+    write_frame(s, &hello).await.unwrap();
+    let reply = read_frame(s).await.unwrap();
+    let Ok(Step::Reply { frame: auth, .. }) = hs.on_frame(&reply) else {
+        panic!("bad reply")
+    };
+    write_frame(s, &auth).await.unwrap();
+    let accept = read_frame(s).await.unwrap();
+    assert!(matches!(hs.on_frame(&accept), Ok(Step::Done { .. })));
+    hs.session_keys().expect("keys after the handshake").clone()
+}
+
+/// After peer `name` (incarnation `inc`, advertising a closed port) closed its connection to
+/// `t` with a FIN (`reset` false) or a reset: `t` reports it `Disconnected` with the matching
+/// [`baton_core::CloseKind`], then, only after the FIN, `Dead` by a refused redial.
+pub async fn expect_close_then_proof(t: &TcpTransport, name: &str, inc: u64, reset: bool) {
+    use baton_core::{CloseKind, DeathProof};
+    let seen = expect(t, SOON, "Disconnected{x}", is_disconnected(name)).await;
+    let how = if reset {
+        CloseKind::Abrupt
+    } else {
+        CloseKind::Orderly
+    };
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, TransportEvent::Disconnected { how: h, .. } if *h == how)),
+        "{seen:?}"
+    );
+    if reset {
+        let later = drain(t, Duration::from_millis(500)).await;
+        assert!(
+            !later
+                .iter()
+                .any(|e| matches!(e, TransportEvent::Dead { .. })),
+            "a reset followed by refusals is no proof: {later:?}"
+        );
+    } else {
+        let seen = expect(t, SOON, "Dead{x}", is_dead(name, inc)).await;
+        assert!(
+            seen.iter().any(|e| matches!(
+                e,
+                TransportEvent::Dead {
+                    proof: DeathProof::RefusedAfterOrderlyClose,
+                    ..
+                }
+            )),
+            "{seen:?}"
+        );
+    }
 }
 
 /// Reads until EOF (or error); returns what was read. Panics if the peer keeps the connection
