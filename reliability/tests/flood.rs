@@ -165,7 +165,7 @@ fn scenario(s: Scenario) {
         let mut c = TcpCluster::start(ClusterOptions::new(&names)).await;
         let before = c.agreed(LIMIT).await;
         let leader = before.leader.clone().expect("a leader").node.to_string();
-        let target = c.nodes[&leader].bound;
+        let target = c.bound(&leader);
         let other = names
             .iter()
             .find(|n| **n != leader)

@@ -198,7 +198,7 @@ async fn load(duration: Duration, rate: u64, period: Duration) -> Report {
             t.elapsed()
         ));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let node = c.start_node(&leader).await.node.clone();
+        let node = c.start_node(&leader).await;
         slots.lock().unwrap().live.insert(leader.clone(), node);
         kill = !kill;
         let next = started + period / 2 + period * events.len() as u32;
