@@ -124,39 +124,6 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-/// `n` distinct free loopback ports, preferably below the kernel's ephemeral range: a node
-/// restarted on its port must not find it taken by some outgoing connection meanwhile.
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold every listener until all ports are known, so the ports differ.
-    let mut held = Vec::new();
-    let lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    if lo >= 12_000 {
-        let mut rnd = [0u8; 2];
-        getrandom::fill(&mut rnd).map_err(|e| anyhow!("no OS randomness: {e}"))?;
-        let span = lo - 10_000;
-        let mut port = 10_000 + u16::from_le_bytes(rnd) % span;
-        for _ in 0..200 {
-            if held.len() == n {
-                break;
-            }
-            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                held.push(l);
-            }
-            port = 10_000 + (port - 10_000 + 7) % span;
-        }
-    }
-    while held.len() < n {
-        held.push(
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .context("cannot find free loopback ports")?,
-        );
-    }
-    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -179,7 +146,8 @@ impl Cluster {
             &dir.join("cluster.secret"),
             format!("{secret}\n").as_bytes(),
         )?;
-        let ports = free_ports(NAMES.len())?;
+        let ports = baton_transport_tcp::free_ports(NAMES.len())
+            .context("cannot find free loopback ports")?;
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut nodes = Vec::new();
         for (i, name) in NAMES.iter().enumerate() {

@@ -240,18 +240,6 @@ impl Drop for Procs {
     }
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold every listener until all ports are known, so that they differ.
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot find free loopback ports")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
 /// A secret good enough for a loopback benchmark: not guessable by other local users' tools
 /// that do not read the directory (which is private to this user).
 fn secret() -> String {
@@ -269,7 +257,8 @@ impl Procs {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let secret = secret();
         std::fs::write(dir.join("cluster.secret"), &secret)?;
-        let ports = free_ports(n)?;
+        let ports =
+            baton_transport_tcp::free_ports(n).context("cannot find free loopback ports")?;
         let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let voters: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
