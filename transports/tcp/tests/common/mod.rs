@@ -2,7 +2,7 @@
 //! proxy and raw frame IO.
 #![allow(dead_code)]
 
-use baton_core::{LocalNode, NodeId, Transport, TransportEvent};
+use baton_core::{LocalNode, NodeId, Transport};
 use baton_transport_tcp::{TcpConfig, TcpTransport};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -13,8 +13,6 @@ use tokio::task::JoinHandle;
 
 pub const CLUSTER: &str = "test-cluster";
 pub const SECRET: &[u8] = b"correct horse battery staple";
-/// Generous bound for anything that should take milliseconds.
-pub const SOON: Duration = Duration::from_secs(2);
 
 pub fn config() -> TcpConfig {
     TcpConfig::new(CLUSTER, SECRET.to_vec())
@@ -53,55 +51,8 @@ pub async fn start(name: &str, incarnation: u64) -> (TcpTransport, String) {
     start_with(config(), name, incarnation).await
 }
 
-/// Receives events until one matches `pred`; returns every event seen, the match last.
-/// Panics (listing what was seen) if none matches within `within`.
-pub async fn expect(
-    t: &TcpTransport,
-    within: Duration,
-    what: &str,
-    mut pred: impl FnMut(&TransportEvent) -> bool,
-) -> Vec<TransportEvent> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, t.recv()).await {
-            Ok(Some(e)) => {
-                let hit = pred(&e);
-                seen.push(e);
-                if hit {
-                    return seen;
-                }
-            }
-            Ok(None) => panic!("transport closed while waiting for {what}; saw {seen:#?}"),
-            Err(_) => panic!("no {what} within {within:?}; saw {seen:#?}"),
-        }
-    }
-}
-
-/// Receives events for `during`; returns them all.
-pub async fn drain(t: &TcpTransport, during: Duration) -> Vec<TransportEvent> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + during;
-    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, t.recv()).await {
-        seen.push(e);
-    }
-    seen
-}
-
-pub fn is_connected(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
-    let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Connected { node: n, incarnation, .. } if *n == node && *incarnation == inc)
-}
-
-pub fn is_dead(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
-    let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Dead { node: n, incarnation, .. } if *n == node && *incarnation == inc)
-}
-
-pub fn is_disconnected(node: &str) -> impl FnMut(&TransportEvent) -> bool {
-    let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Disconnected { node: n, .. } if *n == node)
-}
+#[allow(unused_imports)] // each test binary uses some of them
+pub use baton_testkit::conformance::{SOON, drain, expect, is_connected, is_dead, is_disconnected};
 
 /// Connects `a` to `b` and waits until each reports the other connected.
 pub async fn pair(
