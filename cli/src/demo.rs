@@ -148,14 +148,18 @@ impl Cluster {
         )?;
         let ports = baton_transport_tcp::free_ports(NAMES.len())
             .context("cannot find free loopback ports")?;
-        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        // Each node's address, and how the others name it as a seed.
+        let peers: Vec<(String, String)> = NAMES
+            .iter()
+            .zip(&ports)
+            .map(|(n, p)| (format!("127.0.0.1:{p}"), format!("\"{n}@127.0.0.1:{p}\"")))
+            .collect();
         let mut nodes = Vec::new();
-        for (i, name) in NAMES.iter().enumerate() {
-            let seeds: Vec<String> = NAMES
+        for (name, (addr, _)) in NAMES.iter().zip(&peers) {
+            let seeds: Vec<&str> = peers
                 .iter()
-                .zip(&addrs)
-                .filter(|(n, _)| *n != name)
-                .map(|(n, a)| format!("\"{n}@{a}\""))
+                .filter(|(a, _)| a != addr)
+                .map(|(_, seed)| seed.as_str())
                 .collect();
             let text = format!(
                 "# written by `baton demo`\n\
@@ -164,7 +168,6 @@ impl Cluster {
                  secret_file = \"cluster.secret\"\nquorum = \"majority\"\n\n\
                  [timing]\nheartbeat_ms = 100\nfailure_timeout_ms = {FAILURE_TIMEOUT_MS}\n\n\
                  [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
-                addr = addrs[i],
                 seeds = seeds.join(", "),
             );
             let config = dir.join(format!("{name}.toml"));
@@ -172,7 +175,7 @@ impl Cluster {
                 .with_context(|| format!("cannot write {}", config.display()))?;
             nodes.push(DemoNode {
                 name,
-                addr: addrs[i].clone(),
+                addr: addr.clone(),
                 config,
                 log: dir.join(format!("{name}.log")),
                 child: None,

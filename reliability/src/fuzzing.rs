@@ -524,11 +524,11 @@ hardware = { weight = 2.0, cpus = 4, memory_bytes = 1073741824 }
 data_dir = "state"
 
 [cluster]
-name = "demo"
-seeds = ["b@127.0.0.1:7102", "127.0.0.1:7103"]
-voters = ["a", "b", "c"]
-secret_file = "cluster.secret"
 quorum = "majority"
+secret_file = "cluster.secret"
+name = "demo"
+voters = ["a", "b", "c"]
+seeds = ["b@127.0.0.1:7102", "127.0.0.1:7103"]
 
 [timing]
 heartbeat_ms = 100

@@ -21,11 +21,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
+const LIMIT: Duration = Duration::from_secs(10);
+
 /// Each call's deadline.
 const DEADLINE: Duration = Duration::from_secs(1);
 /// A call not ended by `DEADLINE + SLACK` hangs.
 const SLACK: Duration = Duration::from_millis(500);
-const LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {

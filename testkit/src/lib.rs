@@ -6,12 +6,14 @@
 //! - [`cluster`]: N real [`Node`](baton_core::Node)s in one process over the in-memory or the
 //!   TCP transport, with agreement waits and crash/restart;
 //! - [`fixtures`]: election inputs and one of every peer message;
-//! - [`conformance`]: the transport conformance suite both transports run.
+//! - [`conformance`]: the transport conformance suite both transports run;
+//! - [`logs`]: log output captured in memory.
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod conformance;
 pub mod fixtures;
+pub mod logs;
 mod mutate;
 
 pub use baton_transport_tcp::free_ports;

@@ -174,9 +174,10 @@ impl fmt::Debug for MemoryNetwork {
                     .collect::<Vec<_>>(),
             )
             .field("partitioned", &st.partition.is_some())
-            .field("drop_rate", &st.drop_rate)
-            .field("duplicate_rate", &st.duplicate_rate)
-            .field("delay", &st.delay)
+            .field(
+                "drop, duplicate, delay",
+                &(st.drop_rate, st.duplicate_rate, st.delay),
+            )
             .field("stats", &st.stats)
             .finish_non_exhaustive()
     }

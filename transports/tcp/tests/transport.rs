@@ -1,4 +1,6 @@
 //! Loopback tests of the TCP transport: messaging, refusals, hostile bytes, proof of death.
+//! What every transport must do (messages, Connected, shutdown and restart proofs) is the test
+//! kit's conformance suite, run in `conformance.rs`; this file holds what is TCP's own.
 
 mod common;
 
@@ -6,7 +8,6 @@ use baton_core::{
     CloseKind, DeathProof, Envelope, Message, NodeId, PROTOCOL_VERSION, Refusal, Transport,
     TransportError, TransportEvent,
 };
-use baton_testkit::fixtures::every_message;
 use baton_transport_tcp::handshake::{HandshakeConfig, Hello, Initiator, MAGIC, NONCE_LEN, Step};
 use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
 use common::*;
@@ -24,50 +25,6 @@ async fn messages_from(t: &TcpTransport, n: usize) -> Vec<Envelope> {
         }
     }
     got
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchange_every_message_variant_with_handshake_identity() {
-    let (a, _a_addr) = start("a", 11).await;
-    let (b, b_addr) = start("b", 22).await;
-    a.connect(&b_addr).await;
-    let seen = expect(&a, SOON, "a: Connected{b}", is_connected("b", 22)).await;
-    assert!(
-        seen.iter().any(|e| matches!(e,
-            TransportEvent::Connected { addr, .. } if *addr == b_addr)),
-        "Connected carries the advertised address: {seen:?}"
-    );
-    expect(&b, SOON, "b: Connected{a}", is_connected("a", 11)).await;
-
-    let all = every_message();
-    for m in &all {
-        a.send(&NodeId::new("b"), m.clone()).await.unwrap();
-    }
-    let got = messages_from(&b, all.len()).await;
-    for (env, sent) in got.iter().zip(&all) {
-        // The sender is who the handshake authenticated, whatever the message says.
-        assert_eq!(env.from, NodeId::new("a"));
-        assert_eq!(env.incarnation, 11);
-        assert_eq!(&env.message, sent);
-    }
-
-    // And the other way, over b's own outbound connection to a.
-    for m in &all {
-        b.send(&NodeId::new("a"), m.clone()).await.unwrap();
-    }
-    let got = messages_from(&a, all.len()).await;
-    assert!(
-        got.iter()
-            .all(|e| e.from == NodeId::new("b") && e.incarnation == 22)
-    );
-    assert_eq!(got.into_iter().map(|e| e.message).collect::<Vec<_>>(), all);
-
-    assert!(matches!(
-        a.send(&NodeId::new("nobody"), Message::Leave).await,
-        Err(TransportError::Unreachable(_))
-    ));
-    a.shutdown().await;
-    b.shutdown().await;
 }
 
 #[tokio::test]
@@ -344,35 +301,6 @@ async fn replayed_handshake_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shut_down_peer_is_proven_dead_quickly() {
-    let (a, _) = start("a", 1).await;
-    let (b, b_addr) = start("b", 42).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 42).await;
-
-    let t0 = Instant::now();
-    b.shutdown().await;
-    let seen = expect(&a, SOON, "Dead{b,42}", is_dead("b", 42)).await;
-    let took = t0.elapsed();
-    assert!(took < SOON, "took {took:?}");
-    assert!(
-        matches!(seen[0], TransportEvent::Disconnected { .. }),
-        "{seen:?}"
-    );
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "{seen:?}"
-    );
-    assert!(b.recv().await.is_none(), "recv ends after shutdown");
-    assert!(matches!(
-        b.send(&NodeId::new("a"), Message::Leave).await,
-        Err(TransportError::Closed)
-    ));
-    a.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_process_is_proven_dead_quickly() {
     // b runs on its own runtime and thread; dropping that runtime drops every socket at once
     // without any orderly shutdown, like kill -9.
@@ -404,39 +332,6 @@ async fn killed_process_is_proven_dead_quickly() {
     assert!(seen.iter().any(is_disconnected("b")), "{seen:?}");
     b_thread.join().unwrap();
     a.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_peer_on_the_same_port_is_dead_old_then_connected_new() {
-    let (a, a_addr) = start("a", 1).await;
-    let (b, b_addr) = start("b", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-
-    b.shutdown().await;
-    let (b2, b2_addr) = start_on(config(), "b", 2, &b_addr).await;
-    assert_eq!(b2_addr, b_addr);
-    b2.connect(&a_addr).await;
-    expect(&b2, SOON, "b2: Connected{a}", is_connected("a", 1)).await;
-
-    let seen = expect(&a, SOON, "Connected{b,2}", is_connected("b", 2)).await;
-    let dead = seen
-        .iter()
-        .position(is_dead("b", 1))
-        .unwrap_or_else(|| panic!("Dead{{b,1}} before Connected{{b,2}}: {seen:?}"));
-    assert!(dead < seen.len() - 1);
-    assert!(!seen.iter().any(is_connected("b", 1)), "{seen:?}");
-    // And no second death of the old incarnation afterwards.
-    assert!(
-        !drain(&a, Duration::from_millis(100))
-            .await
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. }))
-    );
-    a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
-    let got = messages_from(&b2, 1).await;
-    assert_eq!((got[0].from.as_str(), got[0].incarnation), ("a", 1));
-    a.shutdown().await;
-    b2.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 
 use baton_core::{LocalNode, NodeId, Transport};
 use baton_transport_tcp::{TcpConfig, TcpTransport};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,60 +68,8 @@ pub async fn pair(
     expect(b, SOON, "b: Connected{a}", is_connected(a_name, a_inc)).await;
 }
 
-/// Log lines written while the guard lives (on this thread: use a current-thread runtime).
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until a log line contains every one of `needles`.
-    pub async fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = tokio::time::Instant::now() + SOON;
-        loop {
-            let text = self.text();
-            if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-                return line.to_string();
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("no log line containing {needles:?}; logs:\n{text}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = LogWriter;
-    fn make_writer(&'a self) -> LogWriter {
-        LogWriter(self.0.clone())
-    }
-}
+#[allow(unused_imports)] // not every test binary captures logs
+pub use baton_testkit::logs::Logs;
 
 /// A TCP proxy to `target` whose live connections can be cut (like a middlebox reset).
 pub struct Proxy {
