@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -81,13 +81,7 @@ fn three_nodes_elect_exactly_one_leader() {
         .collect();
     assert_eq!(leaders, vec!["a"]);
     // The text status reads as documented.
-    let out = Command::new(BATON)
-        .args(["status", "--config"])
-        .arg(c.config("b"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = status_text(&c.config("b"));
     assert!(text.contains("tracked: leader a (term"), "{text}");
 }
 
@@ -210,13 +204,11 @@ fn config_errors_name_the_file_and_the_field() {
         "[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = \"olderst-running\"\n",
     )
     .unwrap();
-    let out: Output = Command::new(BATON)
-        .args(["node", "--insecure-no-secret", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = fails_with_1(
+        Command::new(BATON)
+            .args(["node", "--insecure-no-secret", "--config"])
+            .arg(&f),
+    );
     assert!(
         err.contains("broken.toml") && err.contains("olderst-running"),
         "{err}"
@@ -227,27 +219,23 @@ fn config_errors_name_the_file_and_the_field() {
         "[node]\nname = \"a\"\n[cluster]\nsecret_file = \"nope.secret\"\n",
     )
     .unwrap();
-    let out = Command::new(BATON)
-        .args(["node", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = fails_with_1(Command::new(BATON).args(["node", "--config"]).arg(&f));
     assert!(err.contains("nope.secret"), "{err}");
 
     std::fs::write(&f, "[node]\nname = \"a\"\n").unwrap();
-    let out = Command::new(BATON)
-        .args(["node", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = fails_with_1(Command::new(BATON).args(["node", "--config"]).arg(&f));
     assert!(
         err.contains("secret_file") && err.contains("--insecure-no-secret"),
         "{err}"
     );
+}
+
+/// Runs `cmd`, asserts that it exits 1, and returns its stderr.
+fn fails_with_1(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
 }
 
 /// One line of the exec test's shared file.
@@ -313,19 +301,6 @@ fn check_no_overlap(text: &str) -> Vec<(String, u64, u32)> {
         }
     }
     starts
-}
-
-/// Whether a process is still running (a zombie counts as gone).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace()
-                .next()
-                .map(|st| st != "Z" && st != "X")
-        })
-        .unwrap_or(false)
 }
 
 #[test]
@@ -424,22 +399,9 @@ fn exec_runs_the_command_on_one_node_at_a_time_through_failovers() {
 fn exec_restarts_a_command_that_exits_while_leading() {
     let dir = Dir::new("restart");
     let file = dir.0.join("runs.txt");
-    std::fs::write(dir.0.join("s"), "x\n").unwrap();
-    let port = free_ports(1)[0];
     let mut p = Proc::spawn(
-        Command::new(BATON)
-            .args([
-                "exec",
-                "--name",
-                "solo",
-                "--group",
-                "g",
-                "--restart-delay-ms",
-                "100",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-            .arg(dir.0.join("s"))
-            .args(["--", "sh", "-c"])
+        solo_exec(&dir, &["--restart-delay-ms", "100"])
+            .args(["sh", "-c"])
             .arg(format!(
                 "echo \"run $BATON_TERM\" >> {}; exit 3",
                 file.display()
@@ -718,13 +680,7 @@ fn a_group_without_quorum_says_why_in_status_work_and_the_log() {
         states[..2].iter().all(|s| *s == "dead" || *s == "silent"),
         "{why}"
     );
-    let out = Command::new(BATON)
-        .args(["status", "--config"])
-        .arg(c.config("c"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = status_text(&c.config("c"));
     assert!(text.contains("tracked: no leader (term"), "{text}");
     assert!(
         text.contains("quorum: 1 of 3 voters reachable (c), 2 needed"),

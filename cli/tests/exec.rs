@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{BATON, Dir, Proc, free_ports, wait_until};
+use common::{BATON, Dir, Proc, free_ports, running, solo_exec, wait_until};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -195,19 +195,6 @@ fn wall_ns() -> u128 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-/// Whether a process is still running (a zombie counts as gone).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace()
-                .next()
-                .map(|st| st != "Z" && st != "X")
-        })
-        .unwrap_or(false)
 }
 
 /// Acceptance: `baton exec` SIGSTOPped for 3 s — the two commands never run at the same time.
@@ -475,18 +462,21 @@ fn watchdog_with_grace(
     (p, ours, pid)
 }
 
-/// The watchdog alone: fed, CMD runs; not fed, CMD's whole process group (a forked
-/// straggler too) is SIGKILLed 40 ms after the last confirmation; the socket closing kills
-/// at once; a confirmation that has already lapsed starts nothing.
-#[test]
-fn the_watchdog_kills_the_group_when_the_feeding_stops() {
-    let dir = Dir::new("watchdog");
+/// A watchdog (grace `grace_ms`, first confirmation far ahead) whose CMD runs `prelude`, then
+/// forks a straggler into its group and loops; returns the scratch dir, the watchdog, its
+/// socket, CMD's pid and the straggler's.
+fn watchdog_with_straggler(
+    tag: &str,
+    prelude: &str,
+    grace_ms: u64,
+) -> (Dir, Proc, UnixStream, u32, u32) {
+    let dir = Dir::new(tag);
     let straggler = dir.0.join("straggler.pid");
     let script = format!(
-        "sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
+        "{prelude}sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
         straggler.display()
     );
-    let (mut w, mut sock, pid) = watchdog(&script, far_future());
+    let (w, sock, pid) = watchdog_with_grace(&script, far_future(), grace_ms);
     let kid: u32 = wait_until(Duration::from_secs(5), "the straggler", || {
         std::fs::read_to_string(&straggler)
             .ok()?
@@ -494,6 +484,15 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
             .parse()
             .ok()
     });
+    (dir, w, sock, pid, kid)
+}
+
+/// The watchdog alone: fed, CMD runs; not fed, CMD's whole process group (a forked
+/// straggler too) is SIGKILLed 40 ms after the last confirmation; the socket closing kills
+/// at once; a confirmation that has already lapsed starts nothing.
+#[test]
+fn the_watchdog_kills_the_group_when_the_feeding_stops() {
+    let (dir, mut w, mut sock, pid, kid) = watchdog_with_straggler("watchdog", "", 2000);
     // Fed every 10 ms for 300 ms: alive throughout.
     for _ in 0..30 {
         sock.write_all(&mono_ns().to_le_bytes()).unwrap();
@@ -601,20 +600,7 @@ fn kill_9_of_baton_exec_takes_the_whole_group_down() {
 /// is SIGKILLed; the watchdog exits as CMD did.
 #[test]
 fn a_stop_under_the_lease_gives_the_whole_grace_then_kills_the_group() {
-    let dir = Dir::new("grace");
-    let straggler = dir.0.join("straggler.pid");
-    let script = format!(
-        "trap '' TERM; sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
-        straggler.display()
-    );
-    let (mut w, mut sock, pid) = watchdog_with_grace(&script, far_future(), 300);
-    let kid: u32 = wait_until(Duration::from_secs(5), "the straggler", || {
-        std::fs::read_to_string(&straggler)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
+    let (_dir, mut w, mut sock, pid, kid) = watchdog_with_straggler("grace", "trap '' TERM; ", 300);
     w.signal("TERM");
     let t0 = Instant::now();
     // Still leading: confirmed every 10 ms throughout.
@@ -643,24 +629,11 @@ fn a_stop_under_the_lease_gives_the_whole_grace_then_kills_the_group() {
 fn on_exit_exit_follows_the_command() {
     for (code, want) in [(0, 0), (3, 1)] {
         let dir = Dir::new(&format!("onexit{code}"));
-        std::fs::write(dir.0.join("s"), "x\n").unwrap();
-        let port = free_ports(1)[0];
         let log = dir.0.join("solo.log");
         let f = std::fs::File::create(&log).unwrap();
         let mut p = Proc::spawn(
-            Command::new(BATON)
-                .args([
-                    "exec",
-                    "--name",
-                    "solo",
-                    "--group",
-                    "g",
-                    "--on-exit",
-                    "exit",
-                ])
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-                .arg(dir.0.join("s"))
-                .args(["--", "sh", "-c", &format!("sleep 0.2; exit {code}")])
+            solo_exec(&dir, &["--on-exit", "exit"])
+                .args(["sh", "-c", &format!("sleep 0.2; exit {code}")])
                 .stdout(f.try_clone().unwrap())
                 .stderr(f),
         );

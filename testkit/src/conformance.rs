@@ -129,6 +129,16 @@ pub fn is_disconnected(node: &str) -> impl FnMut(&TransportEvent) -> bool {
     move |e| matches!(e, TransportEvent::Disconnected { node: n, .. } if *n == node)
 }
 
+/// Asserts that no event of `seen` is a `Dead` (dead only on proof); `what` says why none may
+/// be.
+pub fn assert_no_death(seen: &[TransportEvent], what: &str) {
+    let dead: Vec<&TransportEvent> = seen
+        .iter()
+        .filter(|e| matches!(e, TransportEvent::Dead { .. }))
+        .collect();
+    assert!(dead.is_empty(), "{what}: {dead:?} among {seen:?}");
+}
+
 /// The next `n` messages `t` receives (other events skipped).
 pub async fn messages<T: Transport + ?Sized>(t: &T, n: usize) -> Vec<Envelope> {
     let mut got = Vec::new();
@@ -241,12 +251,7 @@ pub async fn restart_is_dead_old_then_connected_new(s: &impl Subject) {
     assert!(dead < seen.len() - 1);
     assert!(!seen.iter().any(is_connected("b", 22)), "{seen:?}");
     let later = drain(&*a, Duration::from_millis(100)).await;
-    assert!(
-        !later
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. })),
-        "a second death: {later:?}"
-    );
+    assert_no_death(&later, "a second death");
     a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
     let got = messages(&*b2, 1).await;
     assert_eq!((got[0].from.as_str(), got[0].incarnation), ("a", 11));
@@ -262,12 +267,7 @@ pub async fn a_live_idle_peer_is_never_reported_dead(s: &impl Subject) {
         drain(&*b, Duration::from_millis(500))
     );
     for seen in [&on_a, &on_b] {
-        assert!(
-            !seen
-                .iter()
-                .any(|e| matches!(e, TransportEvent::Dead { .. })),
-            "{seen:?}"
-        );
+        assert_no_death(seen, "a live idle peer");
     }
     a.shutdown().await;
     b.shutdown().await;

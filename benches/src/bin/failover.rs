@@ -46,19 +46,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const GROUP: &str = "bench";
-const CLUSTER: &str = "bench";
-/// The longest any wait may take before the tool gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-/// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
-const FAILURE_TIMEOUT: Duration = Duration::from_millis(500);
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Kill,
     Stop,
     Term,
 }
+
+const GROUP: &str = "bench";
+const CLUSTER: &str = "bench";
+/// The longest any wait may take before the tool gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
+const FAILURE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Kind {
     fn parse(s: &str) -> Result<Kind> {

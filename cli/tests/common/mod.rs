@@ -222,6 +222,18 @@ pub fn status(config: &Path) -> Option<Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// `baton status` (text) of the node of `config`; asserts that it succeeds.
+pub fn status_text(config: &Path) -> String {
+    let out = Command::new(BATON)
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 /// (leader, term) of group "tracked" in a status.
 pub fn leader(s: &Value) -> (Option<String>, u64) {
     let g = s["groups"]
@@ -298,4 +310,31 @@ pub fn agreed(c: &Cluster, names: &[&str], timeout: Duration) -> (String, u64) {
         }
         sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether a process is still running (a zombie counts as gone).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// `baton exec` of a one-node cluster `solo` in `dir` (group `g`, a free port, secret file
+/// `s`) with `extra` flags, up to and including `--`: the caller appends the command.
+pub fn solo_exec(dir: &Dir, extra: &[&str]) -> Command {
+    std::fs::write(dir.0.join("s"), "x\n").unwrap();
+    let port = free_ports(1)[0];
+    let mut cmd = Command::new(BATON);
+    cmd.args(["exec", "--name", "solo", "--group", "g"])
+        .args(extra)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
+        .arg(dir.0.join("s"))
+        .arg("--");
+    cmd
 }

@@ -237,12 +237,7 @@ async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead(
         "{seen:?}"
     );
     let later = drain(&b, Duration::from_millis(300)).await;
-    assert!(
-        !later
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. })),
-        "{later:?}"
-    );
+    assert_no_death(&later, "garbage from an authenticated peer is no proof");
 
     // b keeps running.
     let (a, _) = start("a", 1).await;
@@ -403,12 +398,7 @@ async fn an_orderly_close_then_a_refused_redial_proves_death_but_a_reset_does_no
         );
         if reset {
             let later = drain(&b, Duration::from_millis(500)).await;
-            assert!(
-                !later
-                    .iter()
-                    .any(|e| matches!(e, TransportEvent::Dead { .. })),
-                "a reset followed by refusals is no proof: {later:?}"
-            );
+            assert_no_death(&later, "a reset followed by refusals is no proof");
         } else {
             let seen = expect(&b, SOON, "Dead{x}", is_dead(&name, inc)).await;
             assert!(
@@ -546,12 +536,7 @@ async fn connect_to_self_duplicates_and_closed_ports() {
         )
     })
     .await;
-    assert!(
-        !at_a
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. })),
-        "{at_a:?}"
-    );
+    assert_no_death(&at_a, "a duplicate name is no proof");
     twin.shutdown().await;
 
     let nobody = closed_port().await;
