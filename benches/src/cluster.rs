@@ -317,32 +317,28 @@ pub fn bench_failover(
             .unwrap_or_else(|e| panic!("a cluster of {n} does not start: {e}"));
         let cluster = tokio::sync::Mutex::new(cluster);
         let cl = &cluster;
-        group.bench_function(criterion::BenchmarkId::new("crash", n), |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut c = cl.lock().await;
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let f = crash_leader(&mut c).await.expect("crash failover");
-                    samples.record(&format!("crash/{n} all agree"), f.all_agree);
-                    samples.record(&format!("crash/{n} first acts"), f.first_acting);
-                    total += f.all_agree;
-                }
-                total
-            })
-        });
-        group.bench_function(criterion::BenchmarkId::new("graceful", n), |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut c = cl.lock().await;
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let f = handoff_leader(&mut c).await.expect("graceful handoff");
-                    samples.record(&format!("graceful/{n} successor acts"), f.first_acting);
-                    samples.record(&format!("graceful/{n} all agree"), f.all_agree);
-                    total += f.first_acting;
-                }
-                total
-            })
-        });
+        for kind in ["crash", "graceful"] {
+            group.bench_function(criterion::BenchmarkId::new(kind, n), |b| {
+                b.to_async(&rt).iter_custom(|iters| async move {
+                    let mut c = cl.lock().await;
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += if kind == "crash" {
+                            let f = crash_leader(&mut c).await.expect("crash failover");
+                            samples.record(&format!("crash/{n} all agree"), f.all_agree);
+                            samples.record(&format!("crash/{n} first acts"), f.first_acting);
+                            f.all_agree
+                        } else {
+                            let f = handoff_leader(&mut c).await.expect("graceful handoff");
+                            samples.record(&format!("graceful/{n} successor acts"), f.first_acting);
+                            samples.record(&format!("graceful/{n} all agree"), f.all_agree);
+                            f.first_acting
+                        };
+                    }
+                    total
+                })
+            });
+        }
         rt.block_on(cluster.into_inner().stop());
     }
     group.finish();
