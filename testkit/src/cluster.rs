@@ -311,7 +311,7 @@ impl Cluster {
             .filter(|(_, l)| l.is_me)
             .map(|(n, _)| n.as_str())
             .collect();
-        let leader_here = names.iter().any(|n| *n == leader.node.0);
+        let leader_here = names.contains(&leader.node.0);
         let expected: &[&str] = if leader_here {
             &[leader.node.as_str()]
         } else {

@@ -51,7 +51,9 @@ pub async fn start(name: &str, incarnation: u64) -> (TcpTransport, String) {
 }
 
 #[allow(unused_imports)] // each test binary uses some of them
-pub use baton_testkit::conformance::{SOON, drain, expect, is_connected, is_dead, is_disconnected};
+pub use baton_testkit::conformance::{
+    SOON, assert_no_death, drain, expect, is_connected, is_dead, is_disconnected,
+};
 
 /// Connects `a` to `b` and waits until each reports the other connected.
 pub async fn pair(
