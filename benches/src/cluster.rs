@@ -209,15 +209,20 @@ pub struct Failover {
     pub all_agree: Duration,
 }
 
-/// Kills the current leader (see [`Cluster::crash`]), measures until every survivor agrees on
-/// a new one, then restarts the killed node and waits until the cluster is steady again.
-pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
+/// The leader agreed at the last [`Cluster::steady`]: member, term and index.
+fn current_leader(c: &Cluster) -> Result<(MemberId, Term, usize), Error> {
     let (old, term) = c.leader.clone().ok_or("no leader")?;
     let li = c
         .index_of(&old.node)
         .ok_or("leader is not in the cluster")?;
-    let mut rxs = c.watches_except(li);
-    let mut acting = c.watches_except(li);
+    Ok((old, term, li))
+}
+
+/// Kills the current leader (see [`Cluster::crash`]), measures until every survivor agrees on
+/// a new one, then restarts the killed node and waits until the cluster is steady again.
+pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
+    let (old, term, li) = current_leader(c)?;
+    let (mut rxs, mut acting) = (c.watches_except(li), c.watches_except(li));
     let t0 = Instant::now();
     let closing = c.crash(li);
     let measured = measure(&mut rxs, &mut acting, &old, term, t0).await?;
@@ -233,12 +238,8 @@ pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
 /// and until every survivor agrees, then restarts it and waits until the cluster is steady
 /// again.
 pub async fn handoff_leader(c: &mut Cluster) -> Result<Failover, Error> {
-    let (old, term) = c.leader.clone().ok_or("no leader")?;
-    let li = c
-        .index_of(&old.node)
-        .ok_or("leader is not in the cluster")?;
-    let mut rxs = c.watches_except(li);
-    let mut acting = c.watches_except(li);
+    let (old, term, li) = current_leader(c)?;
+    let (mut rxs, mut acting) = (c.watches_except(li), c.watches_except(li));
     let leaving = c.take(li).ok_or("the leader is not running")?;
     // The shutdown runs in this task, next to the measurement (no extra task hop before the
     // node hears of it): `join!` polls the measurement first, then the shutdown, whose first
@@ -281,6 +282,16 @@ async fn measure(
         first_acting,
         all_agree,
     })
+}
+
+/// The `main` of a failover bench target `name`: [`bench_failover`] with criterion's command
+/// line, then criterion's summary and the percentiles of every iteration.
+pub fn failover_main(name: &str, sizes: &[usize], net: impl Fn() -> Net) {
+    let samples = crate::stats::Samples::new();
+    let mut c = criterion::Criterion::default().configure_from_args();
+    bench_failover(&mut c, name, sizes, net, &samples);
+    c.final_summary();
+    samples.print(name);
 }
 
 /// The failover benchmarks of one transport: for each size `n`, a cluster of `n` nodes, then

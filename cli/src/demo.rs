@@ -448,6 +448,28 @@ impl Cluster {
             .ok_or_else(|| anyhow!("no node running"))
     }
 
+    /// Sends `sig` to `leader` (of `term`), waits until the others agree on a new leader of a
+    /// higher term and prints who; returns their view, how long that took, when each node
+    /// first saw it, and when the signal was sent.
+    async fn replace_leader(
+        &mut self,
+        leader: &str,
+        term: u64,
+        sig: Signal,
+    ) -> Result<(View, Duration, BTreeMap<&'static str, Duration>, Instant)> {
+        let survivors = others(&NAMES, leader);
+        let t0 = Instant::now();
+        self.signal(leader, sig)?;
+        let (v, took, first) = self.new_leader(&survivors, leader, term, t0).await?;
+        println!(
+            "  {} agree: {} leads {GROUP} (term {})",
+            survivors.join(" and "),
+            leader_of(&v)?,
+            v.term
+        );
+        Ok((v, took, first, t0))
+    }
+
     /// Waits until `survivors` agree on a leader other than `old` with a term above `term`.
     async fn new_leader(
         &mut self,
@@ -538,16 +560,8 @@ async fn script(c: &mut Cluster) -> Result<()> {
 
     println!();
     println!("2. Kill the leader {leader} with SIGKILL (a crash: no goodbye, no handoff)");
-    let survivors = others(&NAMES, leader);
-    let t0 = Instant::now();
-    c.signal(leader, Signal::SIGKILL)?;
-    let (v2, took, first) = c.new_leader(&survivors, leader, view.term, t0).await?;
+    let (v2, took, first, _) = c.replace_leader(leader, view.term, Signal::SIGKILL).await?;
     let leader2 = leader_of(&v2)?;
-    println!(
-        "  {} agree: {leader2} leads {GROUP} (term {})",
-        survivors.join(" and "),
-        v2.term
-    );
     println!(
         "  failover: {} from the kill until every survivor reports it ({})",
         ms(took),
@@ -585,16 +599,7 @@ async fn script(c: &mut Cluster) -> Result<()> {
     println!();
     let leader3 = leader_of(&v3)?;
     println!("4. Kind shutdown of the leader {leader3} (SIGTERM: it hands off, then leaves)");
-    let survivors = others(&NAMES, leader3);
-    let t0 = Instant::now();
-    c.signal(leader3, Signal::SIGTERM)?;
-    let (v4, took, first) = c.new_leader(&survivors, leader3, v3.term, t0).await?;
-    let leader4 = leader_of(&v4)?;
-    println!(
-        "  {} agree: {leader4} leads {GROUP} (term {})",
-        survivors.join(" and "),
-        v4.term
-    );
+    let (_, took, first, t0) = c.replace_leader(leader3, v3.term, Signal::SIGTERM).await?;
     println!(
         "  handoff: {} from SIGTERM until every survivor reports it ({})",
         ms(took),

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{BATON, Dir, Proc, free_ports, running, solo_exec, wait_until};
+use common::{BATON, Dir, Proc, running, solo_exec, wait_until};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -376,17 +376,11 @@ fn a_missing_command_with_on_exit_exit_exits_non_zero_naming_the_os_error() {
 #[test]
 fn a_lone_node_with_a_missing_command_backs_off_and_logs_once() {
     let dir = Dir::new("backoff");
-    std::fs::write(dir.0.join("s"), "x\n").unwrap();
-    let port = free_ports(1)[0];
     let log = dir.0.join("solo.log");
     let f = std::fs::File::create(&log).unwrap();
     let mut p = Proc::spawn(
-        Command::new(BATON)
-            .args(["exec", "--name", "solo", "--group", "g"])
-            .args(["--restart-delay-ms", "200"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-            .arg(dir.0.join("s"))
-            .args(["--", "/nonexistent/baton-test-command"])
+        solo_exec(&dir, &["--restart-delay-ms", "200"])
+            .arg("/nonexistent/baton-test-command")
             .env("RUST_LOG", "info")
             .stdout(f.try_clone().unwrap())
             .stderr(f),
@@ -561,15 +555,10 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
 #[test]
 fn kill_9_of_baton_exec_takes_the_whole_group_down() {
     let dir = Dir::new("kill9");
-    std::fs::write(dir.0.join("s"), "x\n").unwrap();
-    let port = free_ports(1)[0];
     let pids = dir.0.join("pids");
     let mut p = Proc::spawn(
-        Command::new(BATON)
-            .args(["exec", "--name", "solo", "--group", "g"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-            .arg(dir.0.join("s"))
-            .args(["--", "sh", "-c"])
+        solo_exec(&dir, &[])
+            .args(["sh", "-c"])
             .arg(format!(
                 "sleep 30 & echo \"$$ $!\" > {}; while true; do sleep 0.01; done",
                 pids.display()
