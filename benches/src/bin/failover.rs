@@ -574,12 +574,16 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     // agrees in milliseconds; one that has to wait out the failure timeout (500 ms) cannot
     // agree before it. Half the timeout tells the two apart.
     let fast = Duration::from_millis(250);
-    for &kind in &args.kinds {
-        let all: Vec<Duration> = results
+    // One measure of every round of one kind.
+    let of_kind = |kind: Kind, measure: fn(&Measured) -> Duration| -> Vec<Duration> {
+        results
             .iter()
             .filter(|(k, _)| *k == kind)
-            .map(|(_, m)| m.all_agree)
-            .collect();
+            .map(|(_, m)| measure(m))
+            .collect()
+    };
+    for &kind in &args.kinds {
+        let all = of_kind(kind, |m| m.all_agree);
         if let Some(s) = Summary::of(&all) {
             println!("  {:<16} {s}", kind.name());
             let quick = all.iter().filter(|d| **d < fast).count();
@@ -593,11 +597,7 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     }
     println!("from the signal until the new leader reports that it acts as leader:");
     for &kind in &args.kinds {
-        let acts: Vec<Duration> = results
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, m)| m.leader_acts)
-            .collect();
+        let acts = of_kind(kind, |m| m.leader_acts);
         if let Some(s) = Summary::of(&acts) {
             println!("  {:<16} {s}", kind.name());
         }
