@@ -277,6 +277,15 @@ impl TcpCluster {
         cluster
     }
 
+    /// Starts nodes `names` (direct TCP, default options) and waits until they agree: the
+    /// cluster, the agreed leadership and its leader's name.
+    pub async fn start_agreed(names: &[&str], limit: Duration) -> (Self, Leadership, String) {
+        let c = Self::start(ClusterOptions::new(names)).await;
+        let agreed = c.agreed(limit).await;
+        let leader = agreed.leader.clone().expect("a leader").node.to_string();
+        (c, agreed, leader)
+    }
+
     /// Opens the proxy ports (when proxied); starts no node. Seeds are the proxy ports of
     /// every other node (proxied) or the addresses of the nodes running at a start.
     pub async fn new(opts: ClusterOptions) -> Self {

@@ -16,7 +16,7 @@
 //! test, from 127.0.0.1 — the very address the peers and the client use.
 
 use baton_core::Message;
-use baton_reliability::cluster::{CLUSTER, ClusterOptions, SECRET, TcpCluster};
+use baton_reliability::cluster::{CLUSTER, SECRET, TcpCluster};
 use baton_testkit::logs::Logs;
 use baton_transport_tcp::{TcpClient, TcpConfig};
 use std::net::{IpAddr, SocketAddr};
@@ -113,9 +113,7 @@ fn scenario(s: Scenario) {
     let logs = Logs::global();
     baton_reliability::run(async move {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names)).await;
-        let before = c.agreed(LIMIT).await;
-        let leader = before.leader.clone().expect("a leader").node.to_string();
+        let (mut c, before, leader) = TcpCluster::start_agreed(&names, LIMIT).await;
         let target = c.bound(&leader);
         let other = names
             .iter()
@@ -296,9 +294,7 @@ fn peer_down(down: Duration, kindly: bool) {
     let logs = Logs::global();
     baton_reliability::run(async move {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names)).await;
-        let before = c.agreed(LIMIT).await;
-        let leader = before.leader.clone().expect("a leader").node.to_string();
+        let (mut c, _, leader) = TcpCluster::start_agreed(&names, LIMIT).await;
         let gone = names
             .iter()
             .find(|n| **n != leader)
