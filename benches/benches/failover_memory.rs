@@ -17,22 +17,11 @@
 //! Besides criterion's report, every measured iteration is kept and min / p50 / p99 / max are
 //! printed at the end, for both "first survivor acts" and "all survivors agree".
 
-use baton_benches::cluster::{Net, bench_failover};
-use baton_benches::stats::Samples;
+use baton_benches::cluster::{Net, failover_main};
 use baton_transport_memory::MemoryNetwork;
-use criterion::Criterion;
-
-static SAMPLES: Samples = Samples::new();
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    bench_failover(
-        &mut c,
-        "failover_memory",
-        &[3, 9, 33],
-        || Net::Memory(MemoryNetwork::new()),
-        &SAMPLES,
-    );
-    c.final_summary();
-    SAMPLES.print("failover_memory");
+    failover_main("failover_memory", &[3, 9, 33], || {
+        Net::Memory(MemoryNetwork::new())
+    });
 }

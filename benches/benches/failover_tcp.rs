@@ -12,15 +12,8 @@
 //! and the cluster left to settle between iterations, untimed; default timings, real clock.
 //! Every iteration is kept and min / p50 / p99 / max printed at the end.
 
-use baton_benches::cluster::{Net, bench_failover};
-use baton_benches::stats::Samples;
-use criterion::Criterion;
-
-static SAMPLES: Samples = Samples::new();
+use baton_benches::cluster::failover_main;
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    bench_failover(&mut c, "failover_tcp", &[3, 9], || Net::Tcp, &SAMPLES);
-    c.final_summary();
-    SAMPLES.print("failover_tcp");
+    failover_main("failover_tcp", &[3, 9], baton_benches::cluster::tcp);
 }

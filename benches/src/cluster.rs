@@ -7,11 +7,11 @@
 //! unless a bench passes others.
 
 use crate::wait;
-use baton_core::config::{Config, TimingConfig};
-use baton_core::{Leadership, MemberId, Node, NodeId, Service, Term, Transport};
+use baton_core::config::{GroupConfig, QuorumMode, TimingConfig};
+use baton_core::{Leadership, MemberId, Node, NodeId, Term};
 use baton_strategies::OldestRunning;
-use baton_transport_memory::MemoryNetwork;
-use baton_transport_tcp::{TcpConfig, TcpTransport};
+use baton_testkit::cluster::{self as testkit, Policies};
+use baton_transport_tcp::TcpConfig;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -23,41 +23,16 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// The group every node joins.
 pub const GROUP: &str = "bench";
 
-/// Which transport the nodes talk over.
-#[derive(Clone)]
-pub enum Net {
-    /// One [`MemoryNetwork`]; node `i` listens at its name.
-    Memory(MemoryNetwork),
-    /// Loopback TCP, each node on `127.0.0.1:0` (a fresh port per incarnation).
-    Tcp,
+pub use baton_testkit::cluster::Net;
+
+/// Loopback TCP with the benches' cluster name and secret.
+pub fn tcp() -> Net {
+    Net::Tcp(TcpConfig::new("bench", b"bench secret".to_vec()))
 }
 
-enum Endpoint {
-    Memory,
-    Tcp(Arc<TcpTransport>),
-}
-
-/// One running node.
-pub struct Member {
-    /// Its name (`n00`, `n01`, …).
-    pub name: String,
-    /// The node.
-    pub node: Node,
-    /// Its instance in [`GROUP`].
-    pub service: Service,
-    /// Where it listens (its name on the in-memory network).
-    pub addr: String,
-    /// When it started: it abstains from voting for one failure timeout after this.
-    pub started: Instant,
-    endpoint: Endpoint,
-}
-
-/// A cluster of `n` nodes in this process.
+/// A cluster of `n` nodes in this process (the test kit's harness), addressed by index.
 pub struct Cluster {
-    net: Net,
-    names: Vec<String>,
-    members: Vec<Option<Member>>,
-    timing: TimingConfig,
+    inner: testkit::Cluster,
     /// The leader every live node agreed on at the last [`Cluster::steady`].
     pub leader: Option<(MemberId, Term)>,
 }
@@ -65,12 +40,19 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes, joins each to [`GROUP`] and waits until they are [`steady`](Self::steady).
     pub async fn start(net: Net, n: usize, timing: TimingConfig) -> Result<Cluster, Error> {
-        let names = (0..n).map(|i| format!("n{i:02}")).collect();
-        let mut c = Cluster {
+        let names: Vec<String> = (0..n).map(|i| format!("n{i:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut inner = testkit::Cluster::new(
             net,
-            names,
-            members: (0..n).map(|_| None).collect(),
-            timing,
+            &names,
+            QuorumMode::Majority,
+            vec![GroupConfig::new(GROUP)],
+        );
+        inner.timing = timing;
+        inner.policies = Policies::Fixed(Arc::new(OldestRunning));
+        inner.hardware = (2, 1 << 30);
+        let mut c = Cluster {
+            inner,
             leader: None,
         };
         for i in 0..n {
@@ -82,27 +64,22 @@ impl Cluster {
 
     /// The number of nodes (live or not).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.inner.names.len()
     }
 
     /// True for a cluster of no nodes.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.inner.names.is_empty()
     }
 
     /// The failure timeout the nodes run with.
     pub fn failure_timeout(&self) -> Duration {
-        Duration::from_millis(self.timing.failure_timeout_ms)
+        Duration::from_millis(self.inner.timing.failure_timeout_ms)
     }
 
     /// The index of node `id`.
     pub fn index_of(&self, id: &NodeId) -> Option<usize> {
-        self.names.iter().position(|n| n == id.as_str())
-    }
-
-    /// Node `i`, when it runs.
-    pub fn member(&self, i: usize) -> Option<&Member> {
-        self.members.get(i)?.as_ref()
+        self.inner.names.iter().position(|n| n == id.as_str())
     }
 
     /// The index of the leader agreed at the last [`steady`](Self::steady).
@@ -113,99 +90,34 @@ impl Cluster {
 
     /// Fresh leadership watches of every live node but `except`.
     pub fn watches_except(&self, except: usize) -> Vec<watch::Receiver<Leadership>> {
-        self.members
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != except)
-            .filter_map(|(_, m)| m.as_ref())
-            .map(|m| m.service.leadership())
+        let except = &self.inner.names[except];
+        self.inner
+            .watches(GROUP)
+            .into_iter()
+            .filter(|(n, _)| n != except)
+            .map(|(_, w)| w)
             .collect()
-    }
-
-    fn config(&self, i: usize) -> Config {
-        let name = &self.names[i];
-        let mut c = Config::new(name.clone());
-        c.cluster.name = "bench".into();
-        c.timing = self.timing.clone();
-        c.node.hardware.cpus = Some(2);
-        c.node.hardware.memory_bytes = Some(1 << 30);
-        c.cluster.voters = self.names.clone();
-        match self.net {
-            Net::Memory(_) => {
-                c.node.listen = name.clone();
-                c.cluster.seeds = self
-                    .names
-                    .iter()
-                    .filter(|n| *n != name)
-                    .map(|n| format!("{n}@{n}"))
-                    .collect();
-            }
-            Net::Tcp => {
-                c.node.listen = "127.0.0.1:0".into();
-                c.cluster.seeds = self
-                    .members
-                    .iter()
-                    .flatten()
-                    .filter(|m| m.name != *name)
-                    .map(|m| format!("{}@{}", m.name, m.addr))
-                    .collect();
-            }
-        }
-        c
     }
 
     /// Starts (or restarts, as a new incarnation) node `i` and joins it to [`GROUP`].
     pub async fn start_node(&mut self, i: usize) -> Result<(), Error> {
-        let config = self.config(i);
-        let (transport, endpoint): (Arc<dyn Transport>, Endpoint) = match &self.net {
-            Net::Memory(net) => (Arc::new(net.transport()), Endpoint::Memory),
-            Net::Tcp => {
-                let t = Arc::new(TcpTransport::new(TcpConfig::new(
-                    "bench",
-                    b"bench secret".to_vec(),
-                )));
-                (t.clone(), Endpoint::Tcp(t))
-            }
-        };
-        let started = Instant::now();
-        let node = Node::builder(config)
-            .transport(transport)
-            .policy(Arc::new(OldestRunning))
-            .start()
-            .await?;
-        let service = node.join(GROUP, Default::default()).await?;
-        self.members[i] = Some(Member {
-            name: self.names[i].clone(),
-            addr: node.addr().to_string(),
-            node,
-            service,
-            started,
-            endpoint,
-        });
+        let name = self.inner.names[i].clone();
+        self.inner.start(&name).await;
         Ok(())
     }
 
-    /// Kills node `i` as a crashed process would die: its driver stops at once, and its
-    /// connections close (the in-memory network crashes the endpoint; TCP closes the listener
-    /// and every socket, so peers' reconnects are refused). Returns what finishes the TCP
-    /// close, which the caller may await later.
+    /// Kills node `i` as a crashed process would die (see the test kit's `Cluster::kill`).
+    /// Returns what finishes the TCP close, which the caller may await later.
     pub fn crash(&mut self, i: usize) -> Option<JoinHandle<()>> {
-        let m = self.members[i].take()?;
-        m.node.abort();
-        match (&self.net, m.endpoint) {
-            (Net::Memory(net), _) => {
-                net.crash(m.name.as_str());
-                None
-            }
-            (_, Endpoint::Tcp(t)) => Some(tokio::spawn(async move { t.shutdown().await })),
-            (Net::Tcp, Endpoint::Memory) => None,
-        }
+        let name = self.inner.names[i].clone();
+        self.inner.kill(&name)
     }
 
     /// Takes node `i` out of the cluster for a kind shutdown: the caller runs
-    /// `member.node.shutdown()` while it measures what the others see.
-    pub fn take(&mut self, i: usize) -> Option<Member> {
-        self.members[i].take()
+    /// `node.shutdown()` while it measures what the others see.
+    pub fn take(&mut self, i: usize) -> Option<Node> {
+        let name = self.inner.names[i].clone();
+        self.inner.take(&name)
     }
 
     /// Waits until every live node agrees on one leader, every node knows every other live
@@ -214,10 +126,10 @@ impl Cluster {
     pub async fn steady(&mut self) -> Result<(MemberId, Term), Error> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut rxs: Vec<_> = self
-            .members
-            .iter()
-            .flatten()
-            .map(|m| m.service.leadership())
+            .inner
+            .watches(GROUP)
+            .into_iter()
+            .map(|(_, w)| w)
             .collect();
         let agreed = tokio::time::timeout(
             Duration::from_secs(30),
@@ -228,14 +140,14 @@ impl Cluster {
         .ok_or("a node stopped while waiting for agreement")?;
         // Everyone sees everyone.
         let expected: Vec<(String, u64)> = self
-            .members
+            .inner
+            .nodes
             .iter()
-            .flatten()
-            .map(|m| (m.name.clone(), m.node.incarnation()))
+            .map(|(n, node)| (n.clone(), node.incarnation()))
             .collect();
-        for m in self.members.iter().flatten() {
+        for (name, node) in &self.inner.nodes {
             loop {
-                let st = m.node.status().await?;
+                let st = node.status().await?;
                 let ok = expected.iter().all(|(name, inc)| {
                     st.members.iter().any(|s| {
                         s.name.as_str() == name
@@ -248,15 +160,15 @@ impl Cluster {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(format!("{} does not see every node after 30 s", m.name).into());
+                    return Err(format!("{name} does not see every node after 30 s").into());
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
         // Nobody abstains any more (a restarted node refuses votes for one failure timeout).
         let abstain = self.failure_timeout() + Duration::from_millis(20);
-        if let Some(latest) = self.members.iter().flatten().map(|m| m.started).max() {
-            let until = latest + abstain;
+        if let Some(latest) = self.inner.started.values().max() {
+            let until = *latest + abstain;
             let now = Instant::now();
             if until > now {
                 tokio::time::sleep(until - now).await;
@@ -275,9 +187,9 @@ impl Cluster {
 
     /// Shuts every node down.
     pub async fn stop(mut self) {
-        for m in self.members.iter_mut() {
-            if let Some(m) = m.take() {
-                m.node.shutdown().await;
+        for name in self.inner.live_names() {
+            if let Some(node) = self.inner.take(&name) {
+                node.shutdown().await;
             }
         }
     }
@@ -297,15 +209,20 @@ pub struct Failover {
     pub all_agree: Duration,
 }
 
-/// Kills the current leader (see [`Cluster::crash`]), measures until every survivor agrees on
-/// a new one, then restarts the killed node and waits until the cluster is steady again.
-pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
+/// The leader agreed at the last [`Cluster::steady`]: member, term and index.
+fn current_leader(c: &Cluster) -> Result<(MemberId, Term, usize), Error> {
     let (old, term) = c.leader.clone().ok_or("no leader")?;
     let li = c
         .index_of(&old.node)
         .ok_or("leader is not in the cluster")?;
-    let mut rxs = c.watches_except(li);
-    let mut acting = c.watches_except(li);
+    Ok((old, term, li))
+}
+
+/// Kills the current leader (see [`Cluster::crash`]), measures until every survivor agrees on
+/// a new one, then restarts the killed node and waits until the cluster is steady again.
+pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
+    let (old, term, li) = current_leader(c)?;
+    let (mut rxs, mut acting) = (c.watches_except(li), c.watches_except(li));
     let t0 = Instant::now();
     let closing = c.crash(li);
     let measured = measure(&mut rxs, &mut acting, &old, term, t0).await?;
@@ -321,12 +238,8 @@ pub async fn crash_leader(c: &mut Cluster) -> Result<Failover, Error> {
 /// and until every survivor agrees, then restarts it and waits until the cluster is steady
 /// again.
 pub async fn handoff_leader(c: &mut Cluster) -> Result<Failover, Error> {
-    let (old, term) = c.leader.clone().ok_or("no leader")?;
-    let li = c
-        .index_of(&old.node)
-        .ok_or("leader is not in the cluster")?;
-    let mut rxs = c.watches_except(li);
-    let mut acting = c.watches_except(li);
+    let (old, term, li) = current_leader(c)?;
+    let (mut rxs, mut acting) = (c.watches_except(li), c.watches_except(li));
     let leaving = c.take(li).ok_or("the leader is not running")?;
     // The shutdown runs in this task, next to the measurement (no extra task hop before the
     // node hears of it): `join!` polls the measurement first, then the shutdown, whose first
@@ -334,7 +247,7 @@ pub async fn handoff_leader(c: &mut Cluster) -> Result<Failover, Error> {
     let t0 = Instant::now();
     let (measured, ()) = tokio::join!(
         measure(&mut rxs, &mut acting, &old, term, t0),
-        leaving.node.shutdown()
+        leaving.shutdown()
     );
     let measured = measured?;
     drop(leaving);
@@ -371,6 +284,16 @@ async fn measure(
     })
 }
 
+/// The `main` of a failover bench target `name`: [`bench_failover`] with criterion's command
+/// line, then criterion's summary and the percentiles of every iteration.
+pub fn failover_main(name: &str, sizes: &[usize], net: impl Fn() -> Net) {
+    let samples = crate::stats::Samples::new();
+    let mut c = criterion::Criterion::default().configure_from_args();
+    bench_failover(&mut c, name, sizes, net, &samples);
+    c.final_summary();
+    samples.print(name);
+}
+
 /// The failover benchmarks of one transport: for each size `n`, a cluster of `n` nodes, then
 /// `crash/n` (kill the leader; until every survivor agrees on a new one) and `graceful/n`
 /// (shut the leader down kindly; until its successor acts). Every iteration is also recorded
@@ -405,32 +328,28 @@ pub fn bench_failover(
             .unwrap_or_else(|e| panic!("a cluster of {n} does not start: {e}"));
         let cluster = tokio::sync::Mutex::new(cluster);
         let cl = &cluster;
-        group.bench_function(criterion::BenchmarkId::new("crash", n), |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut c = cl.lock().await;
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let f = crash_leader(&mut c).await.expect("crash failover");
-                    samples.record(&format!("crash/{n} all agree"), f.all_agree);
-                    samples.record(&format!("crash/{n} first acts"), f.first_acting);
-                    total += f.all_agree;
-                }
-                total
-            })
-        });
-        group.bench_function(criterion::BenchmarkId::new("graceful", n), |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut c = cl.lock().await;
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let f = handoff_leader(&mut c).await.expect("graceful handoff");
-                    samples.record(&format!("graceful/{n} successor acts"), f.first_acting);
-                    samples.record(&format!("graceful/{n} all agree"), f.all_agree);
-                    total += f.first_acting;
-                }
-                total
-            })
-        });
+        for kind in ["crash", "graceful"] {
+            group.bench_function(criterion::BenchmarkId::new(kind, n), |b| {
+                b.to_async(&rt).iter_custom(|iters| async move {
+                    let mut c = cl.lock().await;
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += if kind == "crash" {
+                            let f = crash_leader(&mut c).await.expect("crash failover");
+                            samples.record(&format!("crash/{n} all agree"), f.all_agree);
+                            samples.record(&format!("crash/{n} first acts"), f.first_acting);
+                            f.all_agree
+                        } else {
+                            let f = handoff_leader(&mut c).await.expect("graceful handoff");
+                            samples.record(&format!("graceful/{n} successor acts"), f.first_acting);
+                            samples.record(&format!("graceful/{n} all agree"), f.all_agree);
+                            f.first_acting
+                        };
+                    }
+                    total
+                })
+            });
+        }
         rt.block_on(cluster.into_inner().stop());
     }
     group.finish();

@@ -4,20 +4,6 @@
 
 use baton_core::{Candidate, ElectionInput, Hardware, Labels, MemberId, NodeId};
 
-/// splitmix64.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// How many other groups have leaders in [`input`] (and are avoided by [`avoid_groups`]).
 pub const OTHER_GROUPS: usize = 100;
 
@@ -25,24 +11,24 @@ pub const OTHER_GROUPS: usize = 100;
 /// carries a `zone` (`eu-1`, `us-1`, `ap-1`) and a `load` label, two services, and hardware
 /// with few distinct values (so policies see ties a chain must break).
 pub fn input(n: usize) -> ElectionInput {
-    let mut rng = Rng(42);
+    let mut rng = baton_testkit::Rng::with_seed(42);
     let zones = ["eu-1", "us-1", "ap-1"];
     let mut candidates: Vec<Candidate> = (0..n)
         .map(|i| {
             let mut labels = Labels::new();
-            labels.insert("zone".into(), zones[(rng.next_u64() % 3) as usize].into());
+            labels.insert("zone".into(), zones[rng.usize(..3)].into());
             labels.insert(
                 "load".into(),
-                format!("{:.2}", (rng.next_u64() % 100) as f64 / 100.0),
+                format!("{:.2}", rng.u32(..100) as f64 / 100.0),
             );
             labels.insert("disk".into(), "ssd".into());
             Candidate {
                 member: MemberId::new(format!("node-{i:05}"), (i % 3) as u32),
-                started_at_ms: 1_700_000_000_000 + rng.next_u64() % 50,
+                started_at_ms: 1_700_000_000_000 + rng.u64(..50),
                 incarnation: 1_700_000_000_000_000 + i as u64,
                 hardware: Hardware {
-                    cpus: 1 << (rng.next_u64() % 4),
-                    memory_bytes: (1 + rng.next_u64() % 3) << 30,
+                    cpus: 1 << rng.u32(..4),
+                    memory_bytes: rng.u64(1..=3) << 30,
                     weight: None,
                 },
                 labels,

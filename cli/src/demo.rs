@@ -124,39 +124,6 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-/// `n` distinct free loopback ports, preferably below the kernel's ephemeral range: a node
-/// restarted on its port must not find it taken by some outgoing connection meanwhile.
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold every listener until all ports are known, so the ports differ.
-    let mut held = Vec::new();
-    let lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    if lo >= 12_000 {
-        let mut rnd = [0u8; 2];
-        getrandom::fill(&mut rnd).map_err(|e| anyhow!("no OS randomness: {e}"))?;
-        let span = lo - 10_000;
-        let mut port = 10_000 + u16::from_le_bytes(rnd) % span;
-        for _ in 0..200 {
-            if held.len() == n {
-                break;
-            }
-            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                held.push(l);
-            }
-            port = 10_000 + (port - 10_000 + 7) % span;
-        }
-    }
-    while held.len() < n {
-        held.push(
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .context("cannot find free loopback ports")?,
-        );
-    }
-    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -179,15 +146,20 @@ impl Cluster {
             &dir.join("cluster.secret"),
             format!("{secret}\n").as_bytes(),
         )?;
-        let ports = free_ports(NAMES.len())?;
-        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let ports = baton_transport_tcp::free_ports(NAMES.len())
+            .context("cannot find free loopback ports")?;
+        // Each node's address, and how the others name it as a seed.
+        let peers: Vec<(String, String)> = NAMES
+            .iter()
+            .zip(&ports)
+            .map(|(n, p)| (format!("127.0.0.1:{p}"), format!("\"{n}@127.0.0.1:{p}\"")))
+            .collect();
         let mut nodes = Vec::new();
-        for (i, name) in NAMES.iter().enumerate() {
-            let seeds: Vec<String> = NAMES
+        for (name, (addr, _)) in NAMES.iter().zip(&peers) {
+            let seeds: Vec<&str> = peers
                 .iter()
-                .zip(&addrs)
-                .filter(|(n, _)| *n != name)
-                .map(|(n, a)| format!("\"{n}@{a}\""))
+                .filter(|(a, _)| a != addr)
+                .map(|(_, seed)| seed.as_str())
                 .collect();
             let text = format!(
                 "# written by `baton demo`\n\
@@ -196,7 +168,6 @@ impl Cluster {
                  secret_file = \"cluster.secret\"\nquorum = \"majority\"\n\n\
                  [timing]\nheartbeat_ms = 100\nfailure_timeout_ms = {FAILURE_TIMEOUT_MS}\n\n\
                  [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
-                addr = addrs[i],
                 seeds = seeds.join(", "),
             );
             let config = dir.join(format!("{name}.toml"));
@@ -204,7 +175,7 @@ impl Cluster {
                 .with_context(|| format!("cannot write {}", config.display()))?;
             nodes.push(DemoNode {
                 name,
-                addr: addrs[i].clone(),
+                addr: addr.clone(),
                 config,
                 log: dir.join(format!("{name}.log")),
                 child: None,
@@ -477,6 +448,28 @@ impl Cluster {
             .ok_or_else(|| anyhow!("no node running"))
     }
 
+    /// Sends `sig` to `leader` (of `term`), waits until the others agree on a new leader of a
+    /// higher term and prints who; returns their view, how long that took, when each node
+    /// first saw it, and when the signal was sent.
+    async fn replace_leader(
+        &mut self,
+        leader: &str,
+        term: u64,
+        sig: Signal,
+    ) -> Result<(View, Duration, BTreeMap<&'static str, Duration>, Instant)> {
+        let survivors = others(&NAMES, leader);
+        let t0 = Instant::now();
+        self.signal(leader, sig)?;
+        let (v, took, first) = self.new_leader(&survivors, leader, term, t0).await?;
+        println!(
+            "  {} agree: {} leads {GROUP} (term {})",
+            survivors.join(" and "),
+            leader_of(&v)?,
+            v.term
+        );
+        Ok((v, took, first, t0))
+    }
+
     /// Waits until `survivors` agree on a leader other than `old` with a term above `term`.
     async fn new_leader(
         &mut self,
@@ -567,16 +560,8 @@ async fn script(c: &mut Cluster) -> Result<()> {
 
     println!();
     println!("2. Kill the leader {leader} with SIGKILL (a crash: no goodbye, no handoff)");
-    let survivors = others(&NAMES, leader);
-    let t0 = Instant::now();
-    c.signal(leader, Signal::SIGKILL)?;
-    let (v2, took, first) = c.new_leader(&survivors, leader, view.term, t0).await?;
+    let (v2, took, first, _) = c.replace_leader(leader, view.term, Signal::SIGKILL).await?;
     let leader2 = leader_of(&v2)?;
-    println!(
-        "  {} agree: {leader2} leads {GROUP} (term {})",
-        survivors.join(" and "),
-        v2.term
-    );
     println!(
         "  failover: {} from the kill until every survivor reports it ({})",
         ms(took),
@@ -614,16 +599,7 @@ async fn script(c: &mut Cluster) -> Result<()> {
     println!();
     let leader3 = leader_of(&v3)?;
     println!("4. Kind shutdown of the leader {leader3} (SIGTERM: it hands off, then leaves)");
-    let survivors = others(&NAMES, leader3);
-    let t0 = Instant::now();
-    c.signal(leader3, Signal::SIGTERM)?;
-    let (v4, took, first) = c.new_leader(&survivors, leader3, v3.term, t0).await?;
-    let leader4 = leader_of(&v4)?;
-    println!(
-        "  {} agree: {leader4} leads {GROUP} (term {})",
-        survivors.join(" and "),
-        v4.term
-    );
+    let (_, took, first, t0) = c.replace_leader(leader3, v3.term, Signal::SIGTERM).await?;
     println!(
         "  handoff: {} from SIGTERM until every survivor reports it ({})",
         ms(took),

@@ -54,7 +54,7 @@
 //!   is gone.
 
 use crate::cli::{ExecCmd, OnExit};
-use crate::node::{Signals, serve, start, stopped, warn_if_insecure};
+use crate::node::{Signals, serve, start_unless_signalled, stopped, warn_if_insecure};
 use crate::procs::{describe_exit, die_with_parent_by, signal_pid};
 use crate::settings::{load_node_config, load_secret, select_groups};
 use crate::watchdog::{encode, mono_ns};
@@ -439,12 +439,9 @@ pub async fn run(cmd: ExecCmd) -> Result<()> {
             cmd.watchdog_ms + 2 - heartbeat_ms
         );
     }
-    let started = tokio::select! {
-        s = start(&loaded, secret, &groups) => s?,
-        sig = signals.recv() => {
-            tracing::info!("{sig}: stopping before the node started");
-            return Ok(());
-        }
+    let Some(started) = start_unless_signalled(&loaded, secret, &groups, &mut signals).await?
+    else {
+        return Ok(());
     };
     let node = started.node;
     let mut svc: Option<Service> = started.services.into_iter().next();

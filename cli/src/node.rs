@@ -18,6 +18,22 @@ pub struct Started {
     pub services: Vec<Service>,
 }
 
+/// [`start`], unless a stop signal comes first: then `None` (and an INFO line saying so).
+pub async fn start_unless_signalled(
+    loaded: &Loaded,
+    secret: Vec<u8>,
+    groups: &[String],
+    signals: &mut Signals,
+) -> Result<Option<Started>> {
+    tokio::select! {
+        s = start(loaded, secret, groups) => s.map(Some),
+        sig = signals.recv() => {
+            tracing::info!("{sig}: stopping before the node started");
+            Ok(None)
+        }
+    }
+}
+
 /// Builds the policies, starts the node over TCP and joins `groups` (which must be in
 /// `loaded.config.groups`; see [`select_groups`]).
 pub async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Result<Started> {
@@ -150,12 +166,9 @@ pub async fn run(cmd: NodeCmd) -> Result<()> {
     let secret = load_secret(&loaded, cmd.opts.insecure_no_secret)?;
     warn_if_insecure(&loaded, &secret);
     let groups = select_groups(&mut loaded.config, &cmd.groups);
-    let started = tokio::select! {
-        s = start(&loaded, secret, &groups) => s?,
-        sig = signals.recv() => {
-            tracing::info!("{sig}: stopping before the node started");
-            return Ok(());
-        }
+    let Some(started) = start_unless_signalled(&loaded, secret, &groups, &mut signals).await?
+    else {
+        return Ok(());
     };
     let node = started.node;
     tokio::select! {

@@ -326,6 +326,13 @@ mod tests {
     use super::*;
     use baton_core::config::QuorumMode;
 
+    /// Writes `text` to file `name` in a fresh scratch directory `tag`; returns its path.
+    fn config_file(tag: &str, name: &str, text: &str) -> std::path::PathBuf {
+        let f = tmpdir(tag).join(name);
+        std::fs::write(&f, text).unwrap();
+        f
+    }
+
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("baton-cli-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -351,13 +358,11 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let d = tmpdir("flags");
-        let f = d.join("a.toml");
-        std::fs::write(
-            &f,
+        let f = config_file(
+            "flags",
+            "a.toml",
             "[node]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\nlabels = { zone = \"x\" }\n[cluster]\nname = \"demo\"\nseeds = [\"b@127.0.0.1:2\"]\nvoters = [\"a\", \"b\"]\nsecret_file = \"s\"\n",
-        )
-        .unwrap();
+        );
         let mut o = opts_with(&f);
         o.name = Some("z".into());
         o.listen = Some("127.0.0.1:9".into());
@@ -383,7 +388,7 @@ mod tests {
         );
         // Without the flag, the file's relative path resolves against the file's directory.
         let l = load_node_config(&opts_with(&f)).unwrap();
-        assert_eq!(l.config.cluster.secret_file, Some(d.join("s")));
+        assert_eq!(l.config.cluster.secret_file, Some(f.with_file_name("s")));
     }
 
     #[test]
@@ -423,13 +428,11 @@ mod tests {
 
     #[test]
     fn policy_errors_convert_with_the_file() {
-        let d = tmpdir("policy");
-        let f = d.join("p.toml");
-        std::fs::write(
-            &f,
+        let f = config_file(
+            "policy",
+            "p.toml",
             "[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = \"olderst-running\"\n",
-        )
-        .unwrap();
+        );
         let l = load_node_config(&opts_with(&f)).unwrap();
         let e = baton_strategies::policies_for(&l.config)
             .map_err(|e| l.err(e.into()))

@@ -3,304 +3,14 @@
 //! Every child is owned by a [`Proc`] guard that SIGKILLs and reaps it on drop, so a failing
 //! assertion leaves nothing running. Timings are asserted only as generous upper bounds.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-const BATON: &str = env!("CARGO_BIN_EXE_baton");
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc {
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        Proc {
-            child: Some(cmd.spawn().expect("spawn baton")),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill");
-        assert!(st.success(), "kill -{sig} {}", self.pid());
-    }
-
-    /// Waits for the process to exit; returns its exit code (None when killed by a signal).
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let child = self.child.as_mut().expect("running");
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return st.code();
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "process did not exit within {timeout:?}"
-            );
-            sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("baton-cli-it-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `n` distinct free loopback ports below the kernel's ephemeral range (so that a node
-/// restarted on its port cannot find it taken by an outgoing connection), else any.
-fn free_ports(n: usize) -> Vec<u16> {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let mut held = Vec::new();
-    if lo >= 12_000 {
-        let span = lo - 10_000;
-        let seed = (std::process::id() as u16).wrapping_mul(97);
-        for _ in 0..500 {
-            if held.len() == n {
-                break;
-            }
-            let port = 10_000 + seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
-            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                held.push(l);
-            }
-        }
-    }
-    while held.len() < n {
-        held.push(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-    }
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-/// Configs for nodes `names` (all voters unless `voters` says otherwise) in `dir`.
-struct Cluster {
-    dir: Dir,
-    addrs: BTreeMap<String, String>,
-    procs: BTreeMap<String, Proc>,
-}
-
-impl Cluster {
-    fn new(tag: &str, names: &[&str]) -> Cluster {
-        let dir = Dir::new(tag);
-        std::fs::write(dir.0.join("good.secret"), "correct horse battery staple\n").unwrap();
-        std::fs::write(dir.0.join("bad.secret"), "wrong secret\n").unwrap();
-        let ports = free_ports(names.len());
-        let addrs = names
-            .iter()
-            .zip(ports)
-            .map(|(n, p)| (n.to_string(), format!("127.0.0.1:{p}")))
-            .collect();
-        let c = Cluster {
-            dir,
-            addrs,
-            procs: BTreeMap::new(),
-        };
-        for n in names {
-            c.write_config(n, names, "good.secret");
-        }
-        c
-    }
-
-    fn config(&self, name: &str) -> PathBuf {
-        self.dir.0.join(format!("{name}.toml"))
-    }
-
-    fn write_config(&self, name: &str, voters: &[&str], secret: &str) {
-        let seeds: Vec<String> = self
-            .addrs
-            .iter()
-            .filter(|(n, _)| *n != name)
-            .map(|(n, a)| format!("\"{n}@{a}\""))
-            .collect();
-        let voters: Vec<String> = voters.iter().map(|v| format!("\"{v}\"")).collect();
-        let text = format!(
-            "[node]\nname = \"{name}\"\nlisten = \"{}\"\n\n[cluster]\nname = \"it\"\nseeds = [{}]\nvoters = [{}]\nsecret_file = \"{secret}\"\n\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n\n[[group]]\nname = \"tracked\"\n",
-            self.addrs[name],
-            seeds.join(", "),
-            voters.join(", ")
-        );
-        std::fs::write(self.config(name), text).unwrap();
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.dir.0.join(format!("{name}.log"))
-    }
-
-    fn command(&self, name: &str, args: &[&str]) -> Command {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log(name))
-            .unwrap();
-        let mut cmd = Command::new(BATON);
-        cmd.args(args)
-            .arg("--config")
-            .arg(self.config(name))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        cmd
-    }
-
-    fn start(&mut self, name: &str) {
-        let p = Proc::spawn(&mut self.command(name, &["node"]));
-        self.procs.insert(name.to_string(), p);
-        // Start in order, so oldest-running has a clear favourite.
-        wait_until(
-            Duration::from_secs(10),
-            &format!("{name} to answer"),
-            || status(&self.config(name)).map(|_| ()),
-        );
-    }
-
-    fn proc(&mut self, name: &str) -> &mut Proc {
-        self.procs.get_mut(name).expect("started")
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for n in self.addrs.keys() {
-            out += &format!(
-                "---- {n}.log\n{}\n",
-                std::fs::read_to_string(self.log(n)).unwrap_or_default()
-            );
-        }
-        out
-    }
-}
-
-/// `baton status --json` of the node of `config`.
-fn status(config: &Path) -> Option<Value> {
-    let out = Command::new(BATON)
-        .args(["status", "--json", "--timeout-ms", "1000", "--config"])
-        .arg(config)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-/// (leader, term) of group "tracked" in a status.
-fn leader(s: &Value) -> (Option<String>, u64) {
-    let g = s["groups"]
-        .as_array()
-        .and_then(|gs| gs.iter().find(|g| g["name"] == "tracked"));
-    match g {
-        Some(g) => (
-            g["leader"].as_str().map(String::from),
-            g["term"].as_u64().unwrap_or(0),
-        ),
-        None => (None, 0),
-    }
-}
-
-fn alive_members(s: &Value) -> Vec<String> {
-    s["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["alive"] == true)
-                .filter_map(|m| m["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn members(s: &Value) -> Vec<String> {
-    s["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| m["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until every node in `names` reports the same leader (alive, among `names`) and
-/// every node sees all of `names` alive; returns (leader, term).
-fn agreed(c: &Cluster, names: &[&str], timeout: Duration) -> (String, u64) {
-    let t0 = Instant::now();
-    loop {
-        let views: Vec<Option<Value>> = names.iter().map(|n| status(&c.config(n))).collect();
-        if views.iter().all(Option::is_some) {
-            let views: Vec<Value> = views.into_iter().flatten().collect();
-            let first = leader(&views[0]);
-            let all_same = views.iter().all(|v| leader(v) == first);
-            let all_alive = views.iter().all(|v| {
-                let alive = alive_members(v);
-                names.iter().all(|n| alive.iter().any(|a| a == n))
-            });
-            if let (true, true, (Some(l), term)) = (all_same, all_alive, first.clone())
-                && names.contains(&l.as_str())
-            {
-                return (l, term);
-            }
-        }
-        if t0.elapsed() > timeout {
-            panic!(
-                "nodes {names:?} did not agree on a leader within {timeout:?}\n{}",
-                c.logs()
-            );
-        }
-        sleep(Duration::from_millis(20));
-    }
-}
 
 /// Waits until every node in `names` reports a leader other than `old` with a term above
 /// `term`; returns (leader, term, elapsed).
@@ -371,13 +81,7 @@ fn three_nodes_elect_exactly_one_leader() {
         .collect();
     assert_eq!(leaders, vec!["a"]);
     // The text status reads as documented.
-    let out = Command::new(BATON)
-        .args(["status", "--config"])
-        .arg(c.config("b"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = status_text(&c.config("b"));
     assert!(text.contains("tracked: leader a (term"), "{text}");
 }
 
@@ -500,13 +204,11 @@ fn config_errors_name_the_file_and_the_field() {
         "[node]\nname = \"a\"\n[[group]]\nname = \"g\"\npolicy = \"olderst-running\"\n",
     )
     .unwrap();
-    let out: Output = Command::new(BATON)
-        .args(["node", "--insecure-no-secret", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = fails_with_1(
+        Command::new(BATON)
+            .args(["node", "--insecure-no-secret", "--config"])
+            .arg(&f),
+    );
     assert!(
         err.contains("broken.toml") && err.contains("olderst-running"),
         "{err}"
@@ -517,27 +219,23 @@ fn config_errors_name_the_file_and_the_field() {
         "[node]\nname = \"a\"\n[cluster]\nsecret_file = \"nope.secret\"\n",
     )
     .unwrap();
-    let out = Command::new(BATON)
-        .args(["node", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = fails_with_1(Command::new(BATON).args(["node", "--config"]).arg(&f));
     assert!(err.contains("nope.secret"), "{err}");
 
     std::fs::write(&f, "[node]\nname = \"a\"\n").unwrap();
-    let out = Command::new(BATON)
-        .args(["node", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = fails_with_1(Command::new(BATON).args(["node", "--config"]).arg(&f));
     assert!(
         err.contains("secret_file") && err.contains("--insecure-no-secret"),
         "{err}"
     );
+}
+
+/// Runs `cmd`, asserts that it exits 1, and returns its stderr.
+fn fails_with_1(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
 }
 
 /// One line of the exec test's shared file.
@@ -603,19 +301,6 @@ fn check_no_overlap(text: &str) -> Vec<(String, u64, u32)> {
         }
     }
     starts
-}
-
-/// Whether a process is still running (a zombie counts as gone).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace()
-                .next()
-                .map(|st| st != "Z" && st != "X")
-        })
-        .unwrap_or(false)
 }
 
 #[test]
@@ -714,22 +399,9 @@ fn exec_runs_the_command_on_one_node_at_a_time_through_failovers() {
 fn exec_restarts_a_command_that_exits_while_leading() {
     let dir = Dir::new("restart");
     let file = dir.0.join("runs.txt");
-    std::fs::write(dir.0.join("s"), "x\n").unwrap();
-    let port = free_ports(1)[0];
     let mut p = Proc::spawn(
-        Command::new(BATON)
-            .args([
-                "exec",
-                "--name",
-                "solo",
-                "--group",
-                "g",
-                "--restart-delay-ms",
-                "100",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-            .arg(dir.0.join("s"))
-            .args(["--", "sh", "-c"])
+        solo_exec(&dir, &["--restart-delay-ms", "100"])
+            .args(["sh", "-c"])
             .arg(format!(
                 "echo \"run $BATON_TERM\" >> {}; exit 3",
                 file.display()
@@ -1008,13 +680,7 @@ fn a_group_without_quorum_says_why_in_status_work_and_the_log() {
         states[..2].iter().all(|s| *s == "dead" || *s == "silent"),
         "{why}"
     );
-    let out = Command::new(BATON)
-        .args(["status", "--config"])
-        .arg(c.config("c"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = status_text(&c.config("c"));
     assert!(text.contains("tracked: no leader (term"), "{text}");
     assert!(
         text.contains("quorum: 1 of 3 voters reachable (c), 2 needed"),

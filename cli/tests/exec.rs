@@ -4,180 +4,41 @@
 //! `--on-exit exit`), and the watchdog (`baton __watchdog`) driven directly.
 //!
 //! Every child is owned by a guard that SIGKILLs and reaps it on drop; every wait is bounded.
-//! The harness is a small copy of `cluster.rs`'s (kept separate so the two files evolve
-//! independently). `BATON_TEST_KEEP=1` keeps the scratch directories (configs, logs, runs).
+//! The process harness is `tests/common`, shared with `cluster.rs`. `BATON_TEST_KEEP=1` keeps the scratch directories (configs, logs, runs).
 
-use serde_json::Value;
-use std::collections::BTreeMap;
+mod common;
+
+use common::{BATON, Dir, Proc, running, solo_exec, wait_until};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BATON: &str = env!("CARGO_BIN_EXE_baton");
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc {
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        Proc {
-            child: Some(cmd.spawn().expect("spawn baton")),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill");
-        assert!(st.success(), "kill -{sig} {}", self.pid());
-    }
-
-    /// The exit status once the process has exited (None while it runs).
-    fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
-        let st = self.child.as_mut()?.try_wait().expect("try_wait")?;
-        self.child = None;
-        Some(st)
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = self.try_exit() {
-                return st;
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "process did not exit within {timeout:?}"
-            );
-            sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("baton-exec-it-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if std::env::var_os("BATON_TEST_KEEP").is_some() {
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `n` distinct free loopback ports below the ephemeral range (see `cluster.rs`).
-fn free_ports(n: usize) -> Vec<u16> {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let mut held = Vec::new();
-    if lo >= 12_000 {
-        let span = lo - 10_000;
-        // A different stride from cluster.rs, so that two test binaries rarely collide.
-        let seed = (std::process::id() as u16)
-            .wrapping_mul(131)
-            .wrapping_add(7);
-        for _ in 0..500 {
-            if held.len() == n {
-                break;
-            }
-            let port = 10_000 + seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
-            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                held.push(l);
-            }
-        }
-    }
-    while held.len() < n {
-        held.push(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-    }
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-/// Three nodes a, b, c (all voters), heartbeat 50 ms, failure timeout 300 ms (lease 250 ms).
-struct Cluster {
-    dir: Dir,
-    names: Vec<String>,
-    procs: BTreeMap<String, Proc>,
-}
+/// Three nodes a, b, c (all voters), heartbeat 50 ms, failure timeout 300 ms (lease 250 ms):
+/// the shared process cluster, with the runs file every working node appends to.
+struct Cluster(common::Cluster);
 
 const ABC: [&str; 3] = ["a", "b", "c"];
 
+impl std::ops::Deref for Cluster {
+    type Target = common::Cluster;
+    fn deref(&self) -> &common::Cluster {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut common::Cluster {
+        &mut self.0
+    }
+}
+
 impl Cluster {
     fn new(tag: &str) -> Cluster {
-        let dir = Dir::new(tag);
-        std::fs::write(dir.0.join("good.secret"), "correct horse battery staple\n").unwrap();
-        let ports = free_ports(3);
-        let addrs: BTreeMap<&str, String> = ABC
-            .iter()
-            .zip(ports)
-            .map(|(n, p)| (*n, format!("127.0.0.1:{p}")))
-            .collect();
-        for n in ABC {
-            let seeds: Vec<String> = addrs
-                .iter()
-                .filter(|(m, _)| **m != n)
-                .map(|(m, a)| format!("\"{m}@{a}\""))
-                .collect();
-            let text = format!(
-                "[node]\nname = \"{n}\"\nlisten = \"{}\"\n\n[cluster]\nname = \"it\"\nseeds = [{}]\nvoters = [\"a\", \"b\", \"c\"]\nsecret_file = \"good.secret\"\n\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n\n[[group]]\nname = \"tracked\"\n",
-                addrs[n],
-                seeds.join(", ")
-            );
-            std::fs::write(dir.0.join(format!("{n}.toml")), text).unwrap();
-        }
-        Cluster {
-            dir,
-            names: ABC.iter().map(|n| n.to_string()).collect(),
-            procs: BTreeMap::new(),
-        }
-    }
-
-    fn config(&self, name: &str) -> PathBuf {
-        self.dir.0.join(format!("{name}.toml"))
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.dir.0.join(format!("{name}.log"))
-    }
-
-    fn read_log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.log(name)).unwrap_or_default()
+        Cluster(common::Cluster::new(tag, &ABC))
     }
 
     fn runs(&self) -> PathBuf {
@@ -187,38 +48,13 @@ impl Cluster {
     /// Starts `baton exec` on node `name` with `extra` flags and `command`, and waits until
     /// the node answers.
     fn exec(&mut self, name: &str, extra: &[&str], command: &[&str]) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log(name))
-            .unwrap();
-        let mut cmd = Command::new(BATON);
-        cmd.args(["exec", "--group", "tracked", "--config"])
-            .arg(self.config(name))
-            .args(extra)
-            .arg("--")
-            .args(command)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        self.procs.insert(name.to_string(), Proc::spawn(&mut cmd));
-        wait_until(
-            Duration::from_secs(10),
-            &format!("{name} to answer"),
-            || status(&self.config(name)).map(|_| ()),
-        );
-    }
-
-    fn proc(&mut self, name: &str) -> &mut Proc {
-        self.procs.get_mut(name).expect("started")
+        let mut cmd = self.command(name, &["exec", "--group", "tracked"]);
+        cmd.args(extra).arg("--").args(command);
+        self.spawn(name, cmd);
     }
 
     fn logs(&self) -> String {
-        let mut out = String::new();
-        for n in &self.names {
-            out += &format!("---- {n}.log\n{}\n", self.read_log(n));
-        }
+        let mut out = self.0.logs();
         out += &format!(
             "---- runs.txt\n{}\n",
             std::fs::read_to_string(self.runs()).unwrap_or_default()
@@ -238,80 +74,9 @@ impl Cluster {
     }
 }
 
-/// `baton status --json` of the node of `config`.
-fn status(config: &Path) -> Option<Value> {
-    let out = Command::new(BATON)
-        .args(["status", "--json", "--timeout-ms", "1000", "--config"])
-        .arg(config)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-/// (leader, term) of group "tracked".
-fn leader(s: &Value) -> (Option<String>, u64) {
-    let g = s["groups"]
-        .as_array()
-        .and_then(|gs| gs.iter().find(|g| g["name"] == "tracked"));
-    match g {
-        Some(g) => (
-            g["leader"].as_str().map(String::from),
-            g["term"].as_u64().unwrap_or(0),
-        ),
-        None => (None, 0),
-    }
-}
-
-fn alive_members(s: &Value) -> Vec<String> {
-    s["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["alive"] == true)
-                .filter_map(|m| m["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        sleep(Duration::from_millis(5));
-    }
-}
-
 /// Waits until every node reports the same leader and sees all three alive.
 fn agreed(c: &Cluster, timeout: Duration) -> (String, u64) {
-    let t0 = Instant::now();
-    loop {
-        let views: Vec<Option<Value>> = ABC.iter().map(|n| status(&c.config(n))).collect();
-        if views.iter().all(Option::is_some) {
-            let views: Vec<Value> = views.into_iter().flatten().collect();
-            let first = leader(&views[0]);
-            let same = views.iter().all(|v| leader(v) == first);
-            let alive = views.iter().all(|v| {
-                let a = alive_members(v);
-                ABC.iter().all(|n| a.iter().any(|m| m == n))
-            });
-            if let (true, true, (Some(l), t)) = (same, alive, first) {
-                return (l, t);
-            }
-        }
-        assert!(
-            t0.elapsed() < timeout,
-            "no agreement within {timeout:?}\n{}",
-            c.logs()
-        );
-        sleep(Duration::from_millis(20));
-    }
+    common::agreed(c, &ABC, timeout)
 }
 
 /// One line of the shared runs file.
@@ -430,19 +195,6 @@ fn wall_ns() -> u128 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-/// Whether a process is still running (a zombie counts as gone).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace()
-                .next()
-                .map(|st| st != "Z" && st != "X")
-        })
-        .unwrap_or(false)
 }
 
 /// Acceptance: `baton exec` SIGSTOPped for 3 s — the two commands never run at the same time.
@@ -594,7 +346,7 @@ fn a_missing_command_with_on_exit_exit_exits_non_zero_naming_the_os_error() {
     let t0 = Instant::now();
     c.exec("b", &[], &["sh", "-c", &script]);
     c.exec("c", &[], &["sh", "-c", &script]);
-    let code = c.proc("a").wait_exit(Duration::from_secs(10));
+    let code = c.proc("a").wait_status(Duration::from_secs(10));
     let exited = Instant::now();
     let run = wait_until(Duration::from_secs(5), "another node's command", || {
         check_no_overlap(&std::fs::read_to_string(c.runs()).unwrap())
@@ -624,17 +376,11 @@ fn a_missing_command_with_on_exit_exit_exits_non_zero_naming_the_os_error() {
 #[test]
 fn a_lone_node_with_a_missing_command_backs_off_and_logs_once() {
     let dir = Dir::new("backoff");
-    std::fs::write(dir.0.join("s"), "x\n").unwrap();
-    let port = free_ports(1)[0];
     let log = dir.0.join("solo.log");
     let f = std::fs::File::create(&log).unwrap();
     let mut p = Proc::spawn(
-        Command::new(BATON)
-            .args(["exec", "--name", "solo", "--group", "g"])
-            .args(["--restart-delay-ms", "200"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-            .arg(dir.0.join("s"))
-            .args(["--", "/nonexistent/baton-test-command"])
+        solo_exec(&dir, &["--restart-delay-ms", "200"])
+            .arg("/nonexistent/baton-test-command")
             .env("RUST_LOG", "info")
             .stdout(f.try_clone().unwrap())
             .stderr(f),
@@ -651,7 +397,7 @@ fn a_lone_node_with_a_missing_command_backs_off_and_logs_once() {
     assert!((2..=4).contains(&rejoins), "{rejoins} rejoins:\n{text}");
     assert!(p.try_exit().is_none(), "{text}");
     p.signal("TERM");
-    assert_eq!(p.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(p.wait_status(Duration::from_secs(10)).code(), Some(0));
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the watchdog's clock.
@@ -710,18 +456,21 @@ fn watchdog_with_grace(
     (p, ours, pid)
 }
 
-/// The watchdog alone: fed, CMD runs; not fed, CMD's whole process group (a forked
-/// straggler too) is SIGKILLed 40 ms after the last confirmation; the socket closing kills
-/// at once; a confirmation that has already lapsed starts nothing.
-#[test]
-fn the_watchdog_kills_the_group_when_the_feeding_stops() {
-    let dir = Dir::new("watchdog");
+/// A watchdog (grace `grace_ms`, first confirmation far ahead) whose CMD runs `prelude`, then
+/// forks a straggler into its group and loops; returns the scratch dir, the watchdog, its
+/// socket, CMD's pid and the straggler's.
+fn watchdog_with_straggler(
+    tag: &str,
+    prelude: &str,
+    grace_ms: u64,
+) -> (Dir, Proc, UnixStream, u32, u32) {
+    let dir = Dir::new(tag);
     let straggler = dir.0.join("straggler.pid");
     let script = format!(
-        "sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
+        "{prelude}sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
         straggler.display()
     );
-    let (mut w, mut sock, pid) = watchdog(&script, far_future());
+    let (w, sock, pid) = watchdog_with_grace(&script, far_future(), grace_ms);
     let kid: u32 = wait_until(Duration::from_secs(5), "the straggler", || {
         std::fs::read_to_string(&straggler)
             .ok()?
@@ -729,6 +478,15 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
             .parse()
             .ok()
     });
+    (dir, w, sock, pid, kid)
+}
+
+/// The watchdog alone: fed, CMD runs; not fed, CMD's whole process group (a forked
+/// straggler too) is SIGKILLed 40 ms after the last confirmation; the socket closing kills
+/// at once; a confirmation that has already lapsed starts nothing.
+#[test]
+fn the_watchdog_kills_the_group_when_the_feeding_stops() {
+    let (dir, mut w, mut sock, pid, kid) = watchdog_with_straggler("watchdog", "", 2000);
     // Fed every 10 ms for 300 ms: alive throughout.
     for _ in 0..30 {
         sock.write_all(&mono_ns().to_le_bytes()).unwrap();
@@ -746,7 +504,7 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
     println!("watchdog: the group was gone {after_ms:.1} ms after the last confirmation");
     assert!(after_ms >= 39.0, "killed early: {after_ms} ms");
     assert!(after_ms < 150.0, "killed late: {after_ms} ms");
-    let st = w.wait_exit(Duration::from_secs(5));
+    let st = w.wait_status(Duration::from_secs(5));
     assert_eq!(
         st.signal(),
         Some(9),
@@ -768,7 +526,7 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
         t.elapsed().as_secs_f64() * 1e3
     );
     assert!(t.elapsed() < Duration::from_millis(35), "{:?}", t.elapsed());
-    w.wait_exit(Duration::from_secs(5));
+    w.wait_status(Duration::from_secs(5));
 
     // Already lapsed, and no fresher one within twice the window: nothing starts.
     let (mut ours, theirs) = UnixStream::pair().unwrap();
@@ -783,7 +541,7 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stderr(Stdio::null()),
     );
-    let st = w.wait_exit(Duration::from_secs(5));
+    let st = w.wait_status(Duration::from_secs(5));
     assert!(!st.success());
     let mut said = String::new();
     ours.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -797,15 +555,10 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
 #[test]
 fn kill_9_of_baton_exec_takes_the_whole_group_down() {
     let dir = Dir::new("kill9");
-    std::fs::write(dir.0.join("s"), "x\n").unwrap();
-    let port = free_ports(1)[0];
     let pids = dir.0.join("pids");
     let mut p = Proc::spawn(
-        Command::new(BATON)
-            .args(["exec", "--name", "solo", "--group", "g"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-            .arg(dir.0.join("s"))
-            .args(["--", "sh", "-c"])
+        solo_exec(&dir, &[])
+            .args(["sh", "-c"])
             .arg(format!(
                 "sleep 30 & echo \"$$ $!\" > {}; while true; do sleep 0.01; done",
                 pids.display()
@@ -819,7 +572,7 @@ fn kill_9_of_baton_exec_takes_the_whole_group_down() {
         Some((f.next()??, f.next()??))
     });
     p.signal("KILL");
-    p.wait_exit(Duration::from_secs(5));
+    p.wait_status(Duration::from_secs(5));
     let t = Instant::now();
     wait_until(Duration::from_secs(2), "CMD and its child to die", || {
         (!running(cmd) && !running(kid)).then_some(())
@@ -836,20 +589,7 @@ fn kill_9_of_baton_exec_takes_the_whole_group_down() {
 /// is SIGKILLed; the watchdog exits as CMD did.
 #[test]
 fn a_stop_under_the_lease_gives_the_whole_grace_then_kills_the_group() {
-    let dir = Dir::new("grace");
-    let straggler = dir.0.join("straggler.pid");
-    let script = format!(
-        "trap '' TERM; sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
-        straggler.display()
-    );
-    let (mut w, mut sock, pid) = watchdog_with_grace(&script, far_future(), 300);
-    let kid: u32 = wait_until(Duration::from_secs(5), "the straggler", || {
-        std::fs::read_to_string(&straggler)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
+    let (_dir, mut w, mut sock, pid, kid) = watchdog_with_straggler("grace", "trap '' TERM; ", 300);
     w.signal("TERM");
     let t0 = Instant::now();
     // Still leading: confirmed every 10 ms throughout.
@@ -868,7 +608,7 @@ fn a_stop_under_the_lease_gives_the_whole_grace_then_kills_the_group() {
     );
     assert!(took >= Duration::from_millis(280), "{took:?}");
     assert!(took < Duration::from_millis(1000), "{took:?}");
-    let st = w.wait_exit(Duration::from_secs(5));
+    let st = w.wait_status(Duration::from_secs(5));
     assert_eq!(st.signal(), Some(9), "{st:?}");
 }
 
@@ -878,28 +618,15 @@ fn a_stop_under_the_lease_gives_the_whole_grace_then_kills_the_group() {
 fn on_exit_exit_follows_the_command() {
     for (code, want) in [(0, 0), (3, 1)] {
         let dir = Dir::new(&format!("onexit{code}"));
-        std::fs::write(dir.0.join("s"), "x\n").unwrap();
-        let port = free_ports(1)[0];
         let log = dir.0.join("solo.log");
         let f = std::fs::File::create(&log).unwrap();
         let mut p = Proc::spawn(
-            Command::new(BATON)
-                .args([
-                    "exec",
-                    "--name",
-                    "solo",
-                    "--group",
-                    "g",
-                    "--on-exit",
-                    "exit",
-                ])
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
-                .arg(dir.0.join("s"))
-                .args(["--", "sh", "-c", &format!("sleep 0.2; exit {code}")])
+            solo_exec(&dir, &["--on-exit", "exit"])
+                .args(["sh", "-c", &format!("sleep 0.2; exit {code}")])
                 .stdout(f.try_clone().unwrap())
                 .stderr(f),
         );
-        let st = p.wait_exit(Duration::from_secs(10));
+        let st = p.wait_status(Duration::from_secs(10));
         let text = std::fs::read_to_string(&log).unwrap();
         assert_eq!(st.code(), Some(want), "{text}");
         if code != 0 {

@@ -1551,6 +1551,28 @@ fn isolation_run(
 }
 
 /// Prints the runs' figures and returns the failures.
+/// Records run `r`; when it healed, waits for the nodes to agree and returns their leader
+/// (`None`: the cluster did not heal, stop making runs).
+fn healed_leader(c: &Cluster, r: RunReport, reports: &mut Vec<RunReport>) -> Option<String> {
+    let healed = r.heal_ms.is_some();
+    reports.push(r);
+    if !healed {
+        return None;
+    }
+    c.agreed(&c.names(), HEAL).ok().map(|(l, _, _)| l)
+}
+
+/// Fails the test with every failure and the nodes' logs, when there is any.
+fn assert_no_failures(c: &Cluster, failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n  {}\n{}",
+        failures.len(),
+        failures.join("\n  "),
+        c.logs()
+    );
+}
+
 fn summarize(c: &Cluster, reports: &[RunReport]) -> Vec<String> {
     let mut failures = Vec::new();
     let overlapping = reports.iter().filter(|r| !r.overlaps.is_empty()).count();
@@ -1900,14 +1922,9 @@ fn drop_icmp_reject_one_way_partition_and_loss() {
                 hold,
                 &mut seen,
             );
-            let healed = r.heal_ms.is_some();
-            reports.push(r);
-            if !healed {
-                break 'outer;
-            }
-            match c.agreed(&c.names(), HEAL) {
-                Ok((l, _, _)) => leader = l,
-                Err(_) => break 'outer,
+            match healed_leader(&c, r, &mut reports) {
+                Some(l) => leader = l,
+                None => break 'outer,
             }
         }
     }
@@ -1922,13 +1939,7 @@ fn drop_icmp_reject_one_way_partition_and_loss() {
             2 * faults.len()
         ));
     }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n  {}\n{}",
-        failures.len(),
-        failures.join("\n  "),
-        c.logs()
-    );
+    assert_no_failures(&c, &failures);
 }
 
 /// DROP for longer than TCP's retransmission backoff takes to reach seconds: a heal must not
@@ -1952,13 +1963,7 @@ fn a_long_drop_heals_within_2s_too() {
         &mut seen,
     );
     let failures = summarize(&c, &[r]);
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n  {}\n{}",
-        failures.len(),
-        failures.join("\n  "),
-        c.logs()
-    );
+    assert_no_failures(&c, &failures);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2034,24 +2039,13 @@ fn delay_and_loss_on_the_leaders_link() {
             Duration::from_secs(3),
             &mut seen,
         );
-        let healed = r.heal_ms.is_some();
-        reports.push(r);
-        if !healed {
-            break;
-        }
-        match c.agreed(&c.names(), HEAL) {
-            Ok((l, _, _)) => leader = l,
-            Err(_) => break,
+        match healed_leader(&c, r, &mut reports) {
+            Some(l) => leader = l,
+            None => break,
         }
     }
     let failures = summarize(&c, &reports);
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n  {}\n{}",
-        failures.len(),
-        failures.join("\n  "),
-        c.logs()
-    );
+    assert_no_failures(&c, &failures);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 use crate::types::{ElectionInput, MemberId};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Decides which candidate of a group leads, by ranking them best-first.
 ///
@@ -58,29 +59,23 @@ pub trait LeaderPolicy: Send + Sync {
     }
 }
 
-impl<P: LeaderPolicy + ?Sized> LeaderPolicy for std::sync::Arc<P> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
-        (**self).rank(input)
-    }
-    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
-        (**self).tiers(input)
-    }
+/// A shared or boxed policy is the policy it points to.
+macro_rules! forward_policy {
+    ($($pointer:ident),+) => {$(
+        impl<P: LeaderPolicy + ?Sized> LeaderPolicy for $pointer<P> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
+                (**self).rank(input)
+            }
+            fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
+                (**self).tiers(input)
+            }
+        }
+    )+};
 }
-
-impl<P: LeaderPolicy + ?Sized> LeaderPolicy for Box<P> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
-        (**self).rank(input)
-    }
-    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
-        (**self).tiers(input)
-    }
-}
+forward_policy!(Arc, Box);
 
 /// Flattens tiers into a ranking, ordering each tier by member id.
 pub fn ranking_from_tiers(tiers: Vec<Vec<MemberId>>) -> Vec<MemberId> {
@@ -137,25 +132,9 @@ impl LeaderPolicy for ByMemberId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Candidate;
 
     fn input(nodes: &[&str]) -> ElectionInput {
-        ElectionInput {
-            group: "g".into(),
-            candidates: nodes
-                .iter()
-                .map(|n| Candidate {
-                    member: MemberId::new(*n, 0),
-                    started_at_ms: 0,
-                    incarnation: 0,
-                    hardware: Default::default(),
-                    labels: Default::default(),
-                    services: vec![],
-                })
-                .collect(),
-            incumbent: None,
-            leaders: Default::default(),
-        }
+        ElectionInput::of_nodes("g", nodes)
     }
 
     #[test]

@@ -115,6 +115,19 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A candidate `member` with nothing else known: joined at 0 ms, incarnation 0, default
+    /// hardware, no labels, no services. A starting point for policy tests and examples.
+    pub fn bare(member: MemberId) -> Candidate {
+        Candidate {
+            member,
+            started_at_ms: 0,
+            incarnation: 0,
+            hardware: Hardware::default(),
+            labels: Labels::new(),
+            services: Vec::new(),
+        }
+    }
+
     /// The node the candidate runs on.
     pub fn node(&self) -> &NodeId {
         &self.member.node
@@ -132,6 +145,21 @@ pub struct ElectionInput {
     pub incumbent: Option<MemberId>,
     /// Leaders of the *other* groups this node knows of: group name → leading node.
     pub leaders: BTreeMap<String, NodeId>,
+}
+
+impl ElectionInput {
+    /// An input for `group` with one [`Candidate::bare`] member (seq 0) on each of `nodes`, in
+    /// the order given, no incumbent and no other leaders.
+    pub fn of_nodes(group: impl Into<String>, nodes: &[&str]) -> ElectionInput {
+        ElectionInput {
+            group: group.into(),
+            candidates: nodes
+                .iter()
+                .map(|n| Candidate::bare(MemberId::new(*n, 0)))
+                .collect(),
+            ..Default::default()
+        }
+    }
 }
 
 /// A group's leadership as one node sees it.

@@ -11,7 +11,7 @@ use support::{Cluster, LIMIT, OverlapMonitor, group};
 const G: &str = "tracked";
 
 async fn three(quorum: QuorumMode) -> Cluster {
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         quorum,
         vec![group(G, &["oldest-running"], false)],
@@ -63,7 +63,7 @@ async fn resetting_the_leaders_links_does_not_fail_over_in_quorum_mode() {
     let leader = before.leader.clone().unwrap().node.0;
     let monitor = OverlapMonitor::start(c.watches(G));
     for other in ["a", "b", "c"].into_iter().filter(|n| *n != leader) {
-        assert!(c.net.reset_link(leader.as_str(), other));
+        assert!(c.memory_net().reset_link(leader.as_str(), other));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = c.agreed(G, LIMIT).await;
@@ -115,7 +115,7 @@ async fn kind_shutdown_of_the_leader_hands_off_to_the_ranked_successor_without_o
 async fn restarted_node_rejoins_as_a_follower_under_oldest_running() {
     // preempt = true makes the check meaningful: were the restarted node ranked first, it
     // would take over.
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
         vec![group(G, &["oldest-running"], true)],
@@ -172,7 +172,7 @@ async fn service_leaving_while_its_node_lives_fails_over() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn one_node_alone_leads_itself() {
-    let mut c = Cluster::new(&["solo"], QuorumMode::Majority, vec![group(G, &[], false)]);
+    let mut c = Cluster::memory(&["solo"], QuorumMode::Majority, vec![group(G, &[], false)]);
     c.start("solo").await;
     let l = c.agreed(G, LIMIT).await;
     assert_eq!(l.leader.unwrap().node.as_str(), "solo");
@@ -198,7 +198,7 @@ fn anti_affinity_groups() -> Vec<baton_core::config::GroupConfig> {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn anti_affinity_puts_two_groups_on_different_nodes_when_it_can() {
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
         anti_affinity_groups(),
@@ -230,7 +230,7 @@ async fn anti_affinity_puts_two_groups_on_different_nodes_when_it_can() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn anti_affinity_puts_both_groups_on_the_only_node() {
-    let mut c = Cluster::new(&["solo"], QuorumMode::Majority, anti_affinity_groups());
+    let mut c = Cluster::memory(&["solo"], QuorumMode::Majority, anti_affinity_groups());
     c.start("solo").await;
     let ingest = c.agreed("ingest", LIMIT).await;
     let tracked = c.agreed(G, LIMIT).await;
@@ -240,7 +240,7 @@ async fn anti_affinity_puts_both_groups_on_the_only_node() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn hardware_weight_picks_the_heavy_node() {
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
         vec![group(G, &["hardware-weight", "oldest-running"], false)],
@@ -263,7 +263,7 @@ async fn heavier_joins_later(
     baton_core::Leadership,
     usize,
 ) {
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
         vec![group(G, &["hardware-weight", "oldest-running"], preempt)],
@@ -305,7 +305,7 @@ async fn quorum_partition_2_1_leaves_the_minority_leaderless_and_the_majority_wi
     let before = c.agreed(G, LIMIT).await;
     assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
     let monitor = OverlapMonitor::start(c.watches(G));
-    c.net.partition(&[&["a"], &["b", "c"]]);
+    c.memory_net().partition(&[&["a"], &["b", "c"]]);
     let majority = vec!["b".to_string(), "c".to_string()];
     let after = c.agreed_among(G, &majority, LIMIT).await;
     assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "b");
@@ -322,7 +322,7 @@ async fn quorum_partition_2_1_leaves_the_minority_leaderless_and_the_majority_wi
         monitor.history
     );
     // Heal: one leader, and the minority node follows it.
-    c.net.heal();
+    c.memory_net().heal();
     let healed = c.agreed(G, LIMIT).await;
     assert_eq!(healed.leader.unwrap().node.as_str(), "b");
     assert!(monitor.max() <= 1);
@@ -332,7 +332,7 @@ async fn quorum_partition_2_1_leaves_the_minority_leaderless_and_the_majority_wi
 async fn availability_mode_both_sides_lead_and_after_heal_exactly_one_remains() {
     let c = three(QuorumMode::None).await;
     let before = c.agreed(G, LIMIT).await;
-    c.net.partition(&[&["a"], &["b", "c"]]);
+    c.memory_net().partition(&[&["a"], &["b", "c"]]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut acting = c.acting(G);
     acting.sort();
@@ -341,7 +341,7 @@ async fn availability_mode_both_sides_lead_and_after_heal_exactly_one_remains() 
         vec!["a".to_string(), "b".to_string()],
         "each side leads"
     );
-    c.net.heal();
+    c.memory_net().heal();
     let after = c.agreed(G, LIMIT).await;
     assert_eq!(c.acting(G).len(), 1);
     assert!(after.term > before.term);

@@ -103,25 +103,6 @@ fn load_misbehaving(mode: &str) -> LoadedPolicy {
     .expect("load the misbehaving plugin")
 }
 
-/// splitmix64: a tiny seeded generator, so the inputs are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
 const ZONES: &[Option<&str>] = &[Some("eu-1"), Some("eu-2"), Some("us-1"), None];
 const LOADS: &[Option<&str>] = &[
     None,
@@ -141,36 +122,36 @@ const LOADS: &[Option<&str>] = &[
     Some(""),
 ];
 
-fn random_input(rng: &mut Rng) -> ElectionInput {
-    let wanted = rng.below(13) as usize;
+fn random_input(rng: &mut baton_testkit::Rng) -> ElectionInput {
+    let wanted = rng.u64(..13) as usize;
     let mut members = BTreeSet::new();
     while members.len() < wanted {
         members.insert(MemberId::new(
-            format!("n{}", rng.below(10)),
-            rng.below(3) as u32,
+            format!("n{}", rng.u64(..10)),
+            rng.u64(..3) as u32,
         ));
     }
     let candidates: Vec<Candidate> = members
         .into_iter()
         .map(|member| {
             let mut labels = baton_core::Labels::new();
-            if let Some(zone) = rng.pick(ZONES) {
+            if let Some(zone) = rng.choice(ZONES).copied().flatten() {
                 labels.insert("zone".into(), zone.to_string());
             }
-            if let Some(load) = rng.pick(LOADS) {
+            if let Some(load) = rng.choice(LOADS).copied().flatten() {
                 labels.insert("load".into(), load.to_string());
             }
-            if rng.below(2) == 0 {
+            if rng.u64(..2) == 0 {
                 labels.insert("disk".into(), "ssd".into());
             }
             Candidate {
                 member,
-                started_at_ms: 1_700_000_000_000 + rng.below(4) * 1000,
-                incarnation: rng.below(3),
+                started_at_ms: 1_700_000_000_000 + rng.u64(..4) * 1000,
+                incarnation: rng.u64(..3),
                 hardware: Hardware {
-                    cpus: 1 + rng.below(16) as u32,
-                    memory_bytes: rng.below(64) << 30,
-                    weight: (rng.below(2) == 0).then(|| rng.below(100) as f64 / 10.0),
+                    cpus: 1 + rng.u64(..16) as u32,
+                    memory_bytes: rng.u64(..64) << 30,
+                    weight: (rng.u64(..2) == 0).then(|| rng.u64(..100) as f64 / 10.0),
                 },
                 labels,
                 services: vec!["tracked".into()],
@@ -179,11 +160,11 @@ fn random_input(rng: &mut Rng) -> ElectionInput {
         .collect();
     let incumbent = match candidates.len() {
         0 => None,
-        n => (rng.below(2) == 0).then(|| candidates[rng.below(n as u64) as usize].member.clone()),
+        n => (rng.u64(..2) == 0).then(|| candidates[rng.u64(..n as u64) as usize].member.clone()),
     };
     let mut leaders = std::collections::BTreeMap::new();
-    if rng.below(2) == 0 {
-        leaders.insert("ingest".into(), NodeId::new(format!("n{}", rng.below(10))));
+    if rng.u64(..2) == 0 {
+        leaders.insert("ingest".into(), NodeId::new(format!("n{}", rng.u64(..10))));
     }
     ElectionInput {
         group: "tracked".into(),
@@ -194,21 +175,11 @@ fn random_input(rng: &mut Rng) -> ElectionInput {
 }
 
 fn sample_input(nodes: &[&str]) -> ElectionInput {
-    ElectionInput {
-        group: "g".into(),
-        candidates: nodes
-            .iter()
-            .map(|n| Candidate {
-                member: MemberId::new(*n, 0),
-                started_at_ms: 0,
-                incarnation: 1,
-                hardware: Hardware::default(),
-                labels: Default::default(),
-                services: vec![],
-            })
-            .collect(),
-        ..Default::default()
+    let mut input = ElectionInput::of_nodes("g", nodes);
+    for c in &mut input.candidates {
+        c.incarnation = 1;
     }
+    input
 }
 
 #[test]
@@ -220,7 +191,7 @@ fn plugin_ranks_like_the_statically_linked_policy() {
         let config = serde_json::json!({ "zone": zone });
         policies.push((loaded, ZonePreference::from_config(config).unwrap()));
     }
-    let mut rng = Rng(0xBA70_2024);
+    let mut rng = baton_testkit::Rng::with_seed(0xBA70_2024);
     for case in 0..1_000 {
         let input = random_input(&mut rng);
         for (loaded, linked) in &policies {
@@ -252,7 +223,7 @@ fn rank_is_safe_from_many_threads() {
         for t in 0..4u64 {
             let (loaded, linked) = (&loaded, &linked);
             s.spawn(move || {
-                let mut rng = Rng(t);
+                let mut rng = baton_testkit::Rng::with_seed(t);
                 for _ in 0..100 {
                     let input = random_input(&mut rng);
                     assert_eq!(loaded.rank(&input), linked.rank(&input));
@@ -496,7 +467,7 @@ async fn a_cluster_elects_the_leader_a_plugin_from_config_prefers() {
         }),
         PolicySpec::Named("oldest-running".into()),
     ]));
-    let mut c = support::Cluster::new(&["a", "b", "c"], QuorumMode::Majority, vec![g]);
+    let mut c = support::Cluster::memory(&["a", "b", "c"], QuorumMode::Majority, vec![g]);
     for (node, zone, load) in [("a", "eu-1", "1"), ("b", "us-1", "5"), ("c", "us-1", "2")] {
         let labels = [
             ("zone".to_string(), zone.to_string()),

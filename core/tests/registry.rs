@@ -95,7 +95,7 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
     let reg = SharedRegistry::new();
     // The store does not list a: although a is the oldest, it cannot be elected.
     reg.hide("a");
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
         vec![group(G, &["oldest-running"], false)],
@@ -104,7 +104,7 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
         let config = c.config(name);
         let policies = baton_strategies::policies_for(&config).unwrap();
         let node = Node::builder(config)
-            .transport(Arc::new(c.net.transport()))
+            .transport(Arc::new(c.memory_net().transport()))
             .registry(Arc::new(reg.clone()))
             .policies(policies)
             .start()
@@ -152,7 +152,7 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_cluster_registry_lists_live_members_and_refuses_foreign_ones() {
-    let mut c = Cluster::new(
+    let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
         vec![group(G, &[], false)],

@@ -1,13 +1,14 @@
-//! N baton [`Node`]s over real TCP in one process, optionally each behind a [`FaultNet`] proxy
-//! port, and a [`LeadershipLog`] of every leadership change they publish.
+//! N baton [`Node`]s over real TCP in one process (the test kit's [`Cluster`]), optionally each
+//! behind a [`FaultNet`] proxy port, and a [`LeadershipLog`] of every leadership change they
+//! publish.
 
 use crate::proxy::{FaultNet, ProxyPort};
-use baton_core::config::{Config, QuorumMode, TimingConfig};
-use baton_core::{Leadership, MemberId, Node, Service, Term, Transport, Work};
-use baton_transport_tcp::{TcpConfig, TcpTransport};
+use baton_core::config::{QuorumMode, TimingConfig};
+use baton_core::{Leadership, MemberId, Node, Term, Work};
+use baton_testkit::cluster::{Cluster, Net, Policies};
+use baton_transport_tcp::TcpConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -246,24 +247,11 @@ impl ClusterOptions {
     }
 }
 
-/// One running node of a [`TcpCluster`].
-pub struct TcpNode {
-    /// The node.
-    pub node: Node,
-    /// Its transport (kept to close its sockets on a kill).
-    pub transport: Arc<TcpTransport>,
-    /// Its member of [`GROUP`].
-    pub service: Service,
-    /// Where it really listens.
-    pub bound: SocketAddr,
-    /// What it advertises (its proxy port, when proxied).
-    pub advertised: String,
-}
-
 /// Counts of routed work each node's handler served: node → (term → count).
 pub type ServedLog = Arc<Mutex<BTreeMap<String, BTreeMap<Term, u64>>>>;
 
-/// Real nodes over TCP in this process.
+/// Real nodes over TCP in this process: the test kit's [`Cluster`] with every node in
+/// [`GROUP`], optionally behind proxy ports, and a log of what they published and served.
 pub struct TcpCluster {
     /// How it was built.
     pub opts: ClusterOptions,
@@ -271,28 +259,12 @@ pub struct TcpCluster {
     pub net: FaultNet,
     /// Proxy ports by node name (empty when not proxied).
     pub ports: BTreeMap<String, ProxyPort>,
-    /// Running nodes by name.
-    pub nodes: BTreeMap<String, TcpNode>,
+    /// The nodes.
+    pub inner: Cluster,
     /// Leadership changes of every node ever started.
     pub log: LeadershipLog,
     /// What each node's handler served.
     pub served: ServedLog,
-}
-
-static INCARNATION: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh incarnation: wall-clock microseconds, strictly increasing within the process.
-fn next_incarnation() -> u64 {
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(1);
-    let prev = INCARNATION.fetch_max(wall, Ordering::SeqCst);
-    if prev >= wall {
-        INCARNATION.fetch_add(1, Ordering::SeqCst) + 1
-    } else {
-        wall
-    }
 }
 
 impl TcpCluster {
@@ -305,73 +277,51 @@ impl TcpCluster {
         cluster
     }
 
-    /// Opens the proxy ports (when proxied); starts no node.
+    /// Starts nodes `names` (direct TCP, default options) and waits until they agree: the
+    /// cluster, the agreed leadership and its leader's name.
+    pub async fn start_agreed(names: &[&str], limit: Duration) -> (Self, Leadership, String) {
+        let c = Self::start(ClusterOptions::new(names)).await;
+        let agreed = c.agreed(limit).await;
+        let leader = agreed.leader.clone().expect("a leader").node.to_string();
+        (c, agreed, leader)
+    }
+
+    /// Opens the proxy ports (when proxied); starts no node. Seeds are the proxy ports of
+    /// every other node (proxied) or the addresses of the nodes running at a start.
     pub async fn new(opts: ClusterOptions) -> Self {
         let net = FaultNet::new();
         let mut ports = BTreeMap::new();
+        let names: Vec<&str> = opts.names.iter().map(String::as_str).collect();
+        let mut inner = Cluster::new(Net::Tcp(opts.tcp.clone()), &names, opts.quorum, vec![]);
+        inner.timing = opts.timing.clone();
+        inner.policies = Policies::Builtin;
+        inner.hardware = (2, 1 << 30);
         if opts.proxied {
             for n in &opts.names {
-                ports.insert(n.clone(), net.port(n).await.expect("proxy port"));
+                let port = net.port(n).await.expect("proxy port");
+                inner.reach.insert(n.clone(), port.addr().to_string());
+                ports.insert(n.clone(), port);
             }
         }
         TcpCluster {
             opts,
             net,
             ports,
-            nodes: BTreeMap::new(),
+            inner,
             log: LeadershipLog::new(),
             served: Arc::default(),
         }
     }
 
-    /// The config of node `name`: seeds are the proxy ports of every other node (proxied) or
-    /// the addresses of the nodes running now.
-    pub fn config(&self, name: &str) -> Config {
-        let mut c = Config::new(name);
-        c.node.listen = "127.0.0.1:0".into();
-        c.node.hardware.cpus = Some(2);
-        c.node.hardware.memory_bytes = Some(1 << 30);
-        c.cluster.name = self.opts.tcp.cluster.clone();
-        c.cluster.voters = self.opts.names.clone();
-        c.cluster.quorum = self.opts.quorum;
-        c.timing = self.opts.timing.clone();
-        c.cluster.seeds = if self.opts.proxied {
-            self.ports
-                .iter()
-                .filter(|(n, _)| *n != name)
-                .map(|(n, p)| format!("{n}@{}", p.addr()))
-                .collect()
-        } else {
-            self.nodes
-                .iter()
-                .filter(|(n, _)| *n != name)
-                .map(|(n, t)| format!("{n}@{}", t.advertised))
-                .collect()
-        };
-        c
-    }
-
     /// Starts (or restarts, with a new incarnation) node `name` and joins [`GROUP`]; its
     /// handler answers with its name and records what it served.
-    pub async fn start_node(&mut self, name: &str) -> &TcpNode {
-        let config = self.config(name);
-        let mut tcp = self.opts.tcp.clone();
-        if let Some(port) = self.ports.get(name) {
-            tcp.advertise = Some(port.addr().to_string());
-        }
-        let transport = Arc::new(TcpTransport::new(tcp));
-        let incarnation = next_incarnation();
-        let node = Node::builder(config)
-            .transport(transport.clone())
-            .incarnation(incarnation)
-            .start()
-            .await
-            .expect("node starts");
-        let bound = transport.local_addr().expect("bound");
-        if let Some(port) = self.ports.get(name) {
+    pub async fn start_node(&mut self, name: &str) -> Node {
+        let node = self.inner.start_joining(name, &[]).await;
+        if let (Some(port), Some(bound)) = (self.ports.get(name), self.inner.bound(name)) {
             port.set_target(bound);
         }
-        self.log.follow(name, incarnation, node.leadership(GROUP));
+        self.log
+            .follow(name, node.incarnation(), node.leadership(GROUP));
         let service = node.join(GROUP, Default::default()).await.expect("join");
         let served = self.served.clone();
         let me = name.to_string();
@@ -387,54 +337,55 @@ impl TcpCluster {
                 Ok(me.into_bytes())
             }
         });
-        let advertised = node.addr().to_string();
-        self.nodes.insert(
-            name.to_string(),
-            TcpNode {
-                node,
-                transport,
-                service,
-                bound,
-                advertised,
-            },
-        );
-        &self.nodes[name]
+        self.inner
+            .services
+            .insert((name.to_string(), GROUP.to_string()), service);
+        node
     }
 
     /// The running node `name`.
     pub fn node(&self, name: &str) -> &Node {
-        &self.nodes[name].node
+        self.inner.node(name)
+    }
+
+    /// Where node `name` really listens. Panics when it does not run.
+    pub fn bound(&self, name: &str) -> SocketAddr {
+        self.inner.bound(name).expect("the node runs and is bound")
+    }
+
+    /// What node `name` advertises (its proxy port, when proxied).
+    pub fn advertised(&self, name: &str) -> String {
+        self.node(name).addr().to_string()
     }
 
     /// Names of the running nodes.
     pub fn live(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
+        self.inner.live_names()
     }
 
     /// Kills `name` as if its process died: the driver stops mid-flight (no handoff, no
     /// goodbye) and its sockets close.
     pub async fn kill(&mut self, name: &str) {
-        if let Some(n) = self.nodes.remove(name) {
-            n.node.abort();
-            self.log.killed(name, n.node.incarnation());
-            n.transport.shutdown().await;
+        if let Some(n) = self.inner.nodes.get(name) {
+            self.log.killed(name, n.incarnation());
+        }
+        if let Some(closing) = self.inner.kill(name) {
+            let _ = closing.await;
         }
     }
 
     /// Shuts `name` down kindly: it hands off what it leads, says goodbye, closes.
     pub async fn shutdown_node(&mut self, name: &str) {
-        if let Some(n) = self.nodes.remove(name) {
-            n.node.shutdown().await;
+        if let Some(node) = self.inner.take(name) {
+            node.shutdown().await;
         }
     }
 
     /// Shuts every node down and stops the proxies.
     pub async fn shutdown(&mut self) {
-        let names = self.live();
-        for n in names {
-            if let Some(t) = self.nodes.remove(&n) {
-                t.node.abort();
-                t.transport.shutdown().await;
+        for n in self.live() {
+            if let Some(closing) = self.inner.kill(&n) {
+                let _ = closing.await;
             }
         }
         self.net.shutdown();
@@ -442,98 +393,47 @@ impl TcpCluster {
 
     /// Each running node's current view of [`GROUP`].
     pub fn views(&self) -> BTreeMap<String, Leadership> {
-        self.nodes
-            .iter()
-            .map(|(n, t)| (n.clone(), t.node.leadership(GROUP).borrow().clone()))
-            .collect()
+        self.inner.views(GROUP)
     }
 
     /// Nodes acting as leader now.
     pub fn acting_now(&self) -> Vec<String> {
-        self.views()
-            .into_iter()
-            .filter(|(_, l)| l.is_me)
-            .map(|(n, _)| n)
-            .collect()
+        self.inner.acting(GROUP)
     }
 
-    /// When all of `names` agree on one leader and term, and exactly that node (if among them)
-    /// acts: the agreed leadership.
+    /// When all of `names` agree on one leader and term, and exactly that node (if among
+    /// them) acts: the agreed leadership.
     pub fn agreement(&self, names: &[&str]) -> Option<Leadership> {
-        let views: Vec<(String, Leadership)> = names
-            .iter()
-            .map(|n| {
-                let l = self.nodes.get(*n)?.node.leadership(GROUP).borrow().clone();
-                Some((n.to_string(), l))
-            })
-            .collect::<Option<_>>()?;
-        let first = views.first()?.1.clone();
-        let leader = first.leader.clone()?;
-        if views
-            .iter()
-            .any(|(_, l)| l.leader.as_ref() != Some(&leader) || l.term != first.term)
-        {
-            return None;
-        }
-        let acting: Vec<&str> = views
-            .iter()
-            .filter(|(_, l)| l.is_me)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let leader_here = names.contains(&leader.node.as_str());
-        if leader_here && acting != [leader.node.as_str()] {
-            return None;
-        }
-        if !leader_here && !acting.is_empty() {
-            return None;
-        }
-        let mut out = first;
-        out.is_me = false;
-        Some(out)
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        self.inner.agreement(GROUP, &names)
     }
 
-    /// Waits until [`TcpCluster::agreement`] holds for `names`; panics with every view after
-    /// `limit`.
+    /// Waits until all of `names` agree on one leader and term, and exactly that node (if
+    /// among them) acts; panics with every view after `limit`.
     pub async fn agreed_among(&self, names: &[&str], limit: Duration) -> Leadership {
         self.agreed_on(names, limit, |_| true).await
     }
 
-    /// Waits until [`TcpCluster::agreement`] holds for `names` on a leadership that satisfies
-    /// `pred`; panics with every view after `limit`.
+    /// Like [`TcpCluster::agreed_among`], on a leadership that satisfies `pred`.
     pub async fn agreed_on(
         &self,
         names: &[&str],
         limit: Duration,
         pred: impl Fn(&Leadership) -> bool,
     ) -> Leadership {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.agreement(names).filter(|l| pred(l)) {
-                return l;
-            }
-            if start.elapsed() > limit {
-                panic!(
-                    "no agreement among {names:?} within {limit:?}: {:#?}",
-                    self.views()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        self.inner.agreed_on(GROUP, &names, limit, pred).await
     }
 
     /// Waits until every running node agrees on one leader.
     pub async fn agreed(&self, limit: Duration) -> Leadership {
         let names = self.live();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.agreed_among(&names, limit).await
+        self.inner.agreed_on(GROUP, &names, limit, |_| true).await
     }
 }
 
 impl Drop for TcpCluster {
     fn drop(&mut self) {
-        for t in self.nodes.values() {
-            t.node.abort();
-        }
         self.net.shutdown();
     }
 }

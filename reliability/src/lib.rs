@@ -14,7 +14,6 @@
 //!   publishes, to check that no two nodes ever act as leader at once.
 //! - [`fuzzing`]: the entry points the cargo-fuzz targets in `fuzz/` and the seeded corpus test
 //!   (`tests/fuzz_corpus.rs`) both drive: frame decoding, the handshake machines, config parsing.
-//! - [`rng`]: a tiny seeded PRNG and byte mutator.
 //!
 //! Tests run one at a time per test binary ([`run`]): they measure timings on a shared
 //! machine and must not starve each other.
@@ -30,7 +29,6 @@
 pub mod cluster;
 pub mod fuzzing;
 pub mod proxy;
-pub mod rng;
 
 use std::future::Future;
 use std::sync::Mutex;

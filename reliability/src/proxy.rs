@@ -33,7 +33,7 @@
 //! so peers of a killed proxied node fall back to the failure timeout. Kill tests that need the
 //! millisecond path connect nodes directly.
 
-use crate::rng::Rng;
+use baton_testkit::Rng;
 use baton_transport_tcp::handshake::Hello;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -426,7 +426,7 @@ impl FaultNet {
             to: to.clone(),
             capture: capture.clone(),
             up: true,
-            rng: Rng::new(self.inner.seeds.fetch_add(1, Ordering::Relaxed)),
+            rng: Rng::with_seed(self.inner.seeds.fetch_add(1, Ordering::Relaxed)),
             read: 0,
         };
         let down = Pump {
@@ -435,7 +435,7 @@ impl FaultNet {
             to: from.clone(),
             capture,
             up: false,
-            rng: Rng::new(self.inner.seeds.fetch_add(1, Ordering::Relaxed)),
+            rng: Rng::with_seed(self.inner.seeds.fetch_add(1, Ordering::Relaxed)),
             read: 0,
         };
         let sink_up = FramedWrite::new(sw, baton_transport_tcp::wire::codec(PROXY_MAX_FRAME));
@@ -596,7 +596,7 @@ impl Pump {
             at = at.max(*last_at);
         } else {
             let window = fault.reorder.as_micros().max(1) as usize;
-            at += Duration::from_micros(self.rng.below(window) as u64);
+            at += Duration::from_micros(self.rng.usize(..window) as u64);
             if at < *last_at {
                 self.net.bump(&self.from, &self.to, |s| s.reordered += 1);
             }

@@ -7,8 +7,8 @@ use baton_core::config::{Config, QuorumMode};
 use baton_core::engine::StatusSnapshot;
 use baton_core::{CallOptions, Message, Node, Service, Work};
 use baton_reliability::cluster::{CLUSTER, ClusterOptions, GROUP, SECRET, TcpCluster};
-use baton_reliability::rng::Rng;
 use baton_reliability::run;
+use baton_testkit::{Rng, random_bytes};
 use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
 use futures::FutureExt;
 use std::collections::BTreeSet;
@@ -111,7 +111,7 @@ fn peer_without_the_secret_cannot_join_vote_lead_be_listed_or_serve() {
         let voters = ["a", "b", "m"];
         let mut c = TcpCluster::new(ClusterOptions::new(&voters)).await;
         c.start_node("a").await;
-        let a_addr = c.nodes["a"].advertised.clone();
+        let a_addr = c.advertised("a");
         let m = outsider(
             "m",
             CLUSTER,
@@ -147,7 +147,7 @@ fn peer_without_the_secret_cannot_join_vote_lead_be_listed_or_serve() {
         assert!(leader == "a" || leader == "b", "{l:?}");
         for n in ["a", "b"] {
             let via_node = c.node(n).status().await.unwrap();
-            let via_client = status_as_client(&c.nodes[n].advertised, &good_client())
+            let via_client = status_as_client(&c.advertised(n), &good_client())
                 .await
                 .unwrap();
             for s in [&via_node, &via_client] {
@@ -210,9 +210,9 @@ fn different_cluster_name_is_refused() {
         let c = TcpCluster::start(ClusterOptions::new(&["a", "b"])).await;
         let before = c.agreed(LIMIT).await;
         let seeds = c
-            .nodes
+            .live()
             .iter()
-            .map(|(n, t)| format!("{n}@{}", t.advertised))
+            .map(|n| format!("{n}@{}", c.advertised(n)))
             .collect();
         let x = outsider(
             "x",
@@ -233,7 +233,7 @@ fn different_cluster_name_is_refused() {
             ["x".into()].into()
         );
         let other = TcpConfig::new("other-cluster", SECRET.to_vec());
-        let err = status_as_client(&c.nodes["a"].advertised, &other)
+        let err = status_as_client(&c.advertised("a"), &other)
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Handshake { .. }), "{err}");
@@ -278,7 +278,7 @@ fn replayed_handshakes_are_refused_end_to_end() {
                 .iter()
                 .find(|r| r.from == from && r.to == "a" && r.up.len() >= 2 && !r.down.is_empty())
                 .unwrap_or_else(|| panic!("no recorded handshake from {from}: {captured:#?}"));
-            let mut s = TcpStream::connect(c.nodes["a"].bound).await.unwrap();
+            let mut s = TcpStream::connect(c.bound("a")).await.unwrap();
             write_frame(&mut s, &rec.up[0]).await.unwrap();
             let reply = read_frame(&mut s).await.expect("a answers the hello");
             assert_ne!(reply, rec.down[0], "a answers with a fresh nonce");
@@ -317,7 +317,7 @@ fn floods_from_one_address_are_bounded_and_the_leader_stays() {
         let c = TcpCluster::start(ClusterOptions::new(&names)).await;
         let before = c.agreed(LIMIT).await;
         let leader = before.leader.clone().unwrap().node.to_string();
-        let target = c.nodes[&leader].bound;
+        let target = c.bound(&leader);
         let t0 = Instant::now();
 
         // 1. Idle connections: 500 opened back to back, none ever speaks.
@@ -375,11 +375,11 @@ fn floods_from_one_address_are_bounded_and_the_leader_stays() {
         );
 
         // 2. Garbage frames and hostile length headers.
-        let mut rng = Rng::new(7);
+        let mut rng = Rng::with_seed(7);
         let mut garbage = Vec::new();
         for i in 0..600 {
-            let n = 1 + rng.below(200);
-            let payload = rng.bytes(n);
+            let n = 1 + rng.usize(..200);
+            let payload = random_bytes(&mut rng, n);
             garbage.push(tokio::spawn(async move {
                 // Refused, reset or closed all count as closed; only a connection still open
                 // after 5 s does not.

@@ -16,12 +16,12 @@
 //! test, from 127.0.0.1 — the very address the peers and the client use.
 
 use baton_core::Message;
-use baton_reliability::cluster::{CLUSTER, ClusterOptions, SECRET, TcpCluster};
+use baton_reliability::cluster::{CLUSTER, SECRET, TcpCluster};
+use baton_testkit::logs::Logs;
 use baton_transport_tcp::{TcpClient, TcpConfig};
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
@@ -29,55 +29,6 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// Every log line of INFO and above, of the whole process (all nodes).
-#[derive(Clone, Default)]
-struct LogBytes(Arc<Mutex<Vec<u8>>>);
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBytes {
-    type Writer = LogWriter;
-    fn make_writer(&'a self) -> LogWriter {
-        LogWriter(self.0.clone())
-    }
-}
-
-impl LogBytes {
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-    fn since(&self, from: usize) -> String {
-        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(all.get(from..).unwrap_or_default()).into_owned()
-    }
-}
-
-fn logs() -> &'static LogBytes {
-    static LOGS: OnceLock<LogBytes> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = LogBytes::default();
-        let _ = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .try_init();
-        logs
-    })
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -159,13 +110,11 @@ struct Scenario {
 }
 
 fn scenario(s: Scenario) {
-    let logs = logs();
+    let logs = Logs::global();
     baton_reliability::run(async move {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names)).await;
-        let before = c.agreed(LIMIT).await;
-        let leader = before.leader.clone().expect("a leader").node.to_string();
-        let target = c.nodes[&leader].bound;
+        let (mut c, before, leader) = TcpCluster::start_agreed(&names, LIMIT).await;
+        let target = c.bound(&leader);
         let other = names
             .iter()
             .find(|n| **n != leader)
@@ -342,12 +291,10 @@ fn the_issue_10_flood_starves_no_one() {
 /// stay within 10 (stricter than 10 each: the transport's lines do not say which survivor
 /// wrote them).
 fn peer_down(down: Duration, kindly: bool) {
-    let logs = logs();
+    let logs = Logs::global();
     baton_reliability::run(async move {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names)).await;
-        let before = c.agreed(LIMIT).await;
-        let leader = before.leader.clone().expect("a leader").node.to_string();
+        let (mut c, _, leader) = TcpCluster::start_agreed(&names, LIMIT).await;
         let gone = names
             .iter()
             .find(|n| **n != leader)

@@ -5,60 +5,15 @@
 
 use baton_reliability::cluster::{ClusterOptions, TcpCluster};
 use baton_reliability::proxy::Tamper;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use baton_testkit::logs::Logs;
 use std::time::Duration;
 use tokio::time::Instant;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-struct Writer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Writer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Writer;
-    fn make_writer(&'a self) -> Writer {
-        Writer(self.0.clone())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let _ = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .try_init();
-        logs
-    })
-}
-
 #[test]
 fn altered_injected_and_replayed_frames_are_detected_and_the_leader_stays() {
-    let logs = logs();
+    let logs = Logs::global();
     baton_reliability::run(async move {
         let names = ["a", "b", "c"];
         let mut c = TcpCluster::start(ClusterOptions::new(&names).proxied()).await;

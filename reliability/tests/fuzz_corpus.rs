@@ -5,7 +5,7 @@
 //! "only the genuine peer authenticates", "a finished handshake takes no frame") must hold.
 
 use baton_reliability::fuzzing::{self, Start};
-use baton_reliability::rng::Rng;
+use baton_testkit::{Rng, mutate, random_bytes};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,11 +34,11 @@ fn frame_corpus() -> Vec<Vec<u8>> {
 /// With a length header (true, or random), or none: the stream path then sees whole frames,
 /// hostile lengths, or raw bytes.
 fn framed(rng: &mut Rng, payload: Vec<u8>) -> Vec<u8> {
-    match rng.below(4) {
+    match rng.usize(..4) {
         0 | 1 => {
             let mut out = (payload.len() as u32).to_be_bytes().to_vec();
             out.extend(payload);
-            if rng.one_in(3) {
+            if rng.usize(..3) == 0 {
                 // Two frames back to back.
                 let again = out.clone();
                 out.extend(again);
@@ -46,7 +46,7 @@ fn framed(rng: &mut Rng, payload: Vec<u8>) -> Vec<u8> {
             out
         }
         2 => {
-            let mut out = (rng.next_u64() as u32).to_be_bytes().to_vec();
+            let mut out = (rng.u64(..) as u32).to_be_bytes().to_vec();
             out.extend(payload);
             out
         }
@@ -57,16 +57,16 @@ fn framed(rng: &mut Rng, payload: Vec<u8>) -> Vec<u8> {
 #[test]
 fn random_and_mutated_frames_never_panic() {
     let started = Instant::now();
-    let mut rng = Rng::new(0x5eed_f4a3_0001);
+    let mut rng = Rng::with_seed(0x5eed_f4a3_0001);
     let corpus = frame_corpus();
     for i in 0..FRAMES {
         let payload = if i % 5 == 0 {
-            let n = rng.below(256);
-            rng.bytes(n)
+            let n = rng.usize(..256);
+            random_bytes(&mut rng, n)
         } else {
-            let base = rng.pick(&corpus).clone();
-            let donor = rng.pick(&corpus).clone();
-            rng.mutate(&base, &donor)
+            let base = rng.choice(&corpus).expect("a non-empty list").clone();
+            let donor = rng.choice(&corpus).expect("a non-empty list").clone();
+            mutate(&mut rng, &base, &donor)
         };
         let data = framed(&mut rng, payload);
         fuzzing::frame(&data);
@@ -90,31 +90,31 @@ fn random_and_mutated_handshakes_never_panic() {
         }
     };
     let starts = fuzzing::STARTS;
-    let mut rng = Rng::new(0x5eed_4a2d_0002);
+    let mut rng = Rng::with_seed(0x5eed_4a2d_0002);
     let mut genuine_runs = 0usize;
     for _ in 0..HANDSHAKES {
-        let start = *rng.pick(&starts);
+        let start = *rng.choice(&starts).expect("a non-empty list");
         let mut frames = Vec::new();
-        for k in 0..=rng.below(3) {
-            let f = match rng.below(6) {
+        for k in 0..=rng.usize(..3) {
+            let f = match rng.usize(..6) {
                 // The genuine next frame (then the rest of the sequence goes on).
                 0 if k == 0 => {
                     genuine_runs += 1;
                     expected(start)
                 }
-                0 | 1 => rng.pick(&corpus).clone(),
+                0 | 1 => rng.choice(&corpus).expect("a non-empty list").clone(),
                 2 => {
-                    let n = rng.below(160);
-                    rng.bytes(n)
+                    let n = rng.usize(..160);
+                    random_bytes(&mut rng, n)
                 }
                 _ => {
-                    let base = if rng.one_in(2) {
+                    let base = if rng.usize(..2) == 0 {
                         expected(start)
                     } else {
-                        rng.pick(&corpus).clone()
+                        rng.choice(&corpus).expect("a non-empty list").clone()
                     };
-                    let donor = rng.pick(&corpus).clone();
-                    rng.mutate(&base, &donor)
+                    let donor = rng.choice(&corpus).expect("a non-empty list").clone();
+                    mutate(&mut rng, &base, &donor)
                 }
             };
             frames.push(f);
@@ -195,14 +195,14 @@ const TABLES: &[&str] = &[
 
 fn random_config(rng: &mut Rng) -> String {
     let mut s = String::from("[node]\nname = \"a\"\n");
-    for _ in 0..rng.below(12) {
-        if rng.one_in(3) {
-            s.push_str(rng.pick::<&str>(TABLES));
+    for _ in 0..rng.usize(..12) {
+        if rng.usize(..3) == 0 {
+            s.push_str(rng.choice(TABLES).expect("a non-empty list"));
             s.push('\n');
         }
-        s.push_str(rng.pick::<&str>(KEYS));
+        s.push_str(rng.choice(KEYS).expect("a non-empty list"));
         s.push_str(" = ");
-        s.push_str(rng.pick::<&str>(VALUES));
+        s.push_str(rng.choice(VALUES).expect("a non-empty list"));
         s.push('\n');
     }
     s
@@ -212,35 +212,50 @@ fn random_config(rng: &mut Rng) -> String {
 fn random_and_mutated_configs_never_panic() {
     let started = Instant::now();
     let examples = fuzzing::config_examples();
-    let mut rng = Rng::new(0x5eed_c0f1_0003);
+    let mut rng = Rng::with_seed(0x5eed_c0f1_0003);
     let mut accepted = 0usize;
     for i in 0..CONFIGS {
         let text = match i % 3 {
             0 => random_config(&mut rng),
             1 => {
-                let base = rng.pick(&examples).as_bytes().to_vec();
-                let donor = rng.pick(&examples).as_bytes().to_vec();
-                String::from_utf8_lossy(&rng.mutate(&base, &donor)).into_owned()
+                let base = rng
+                    .choice(&examples)
+                    .expect("a non-empty list")
+                    .as_bytes()
+                    .to_vec();
+                let donor = rng
+                    .choice(&examples)
+                    .expect("a non-empty list")
+                    .as_bytes()
+                    .to_vec();
+                String::from_utf8_lossy(&mutate(&mut rng, &base, &donor)).into_owned()
             }
             _ => {
                 // Line-level: drop, duplicate or swap lines, or replace a value.
-                let mut lines: Vec<String> =
-                    rng.pick(&examples).lines().map(str::to_string).collect();
-                for _ in 0..=rng.below(3) {
+                let mut lines: Vec<String> = rng
+                    .choice(&examples)
+                    .expect("a non-empty list")
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                for _ in 0..=rng.usize(..3) {
                     let n = lines.len();
-                    match rng.below(4) {
+                    match rng.usize(..4) {
                         0 => {
-                            lines.remove(rng.below(n));
+                            lines.remove(rng.usize(..n));
                         }
                         1 => {
-                            let l = lines[rng.below(n)].clone();
-                            lines.insert(rng.below(n), l);
+                            let l = lines[rng.usize(..n)].clone();
+                            lines.insert(rng.usize(..n), l);
                         }
-                        2 => lines.swap(rng.below(n), rng.below(n)),
+                        2 => lines.swap(rng.usize(..n), rng.usize(..n)),
                         _ => {
-                            let j = rng.below(n);
+                            let j = rng.usize(..n);
                             if let Some((k, _)) = lines[j].split_once('=') {
-                                lines[j] = format!("{k}= {}", rng.pick(VALUES));
+                                lines[j] = format!(
+                                    "{k}= {}",
+                                    rng.choice(VALUES).expect("a non-empty list")
+                                );
                             }
                         }
                     }

@@ -21,11 +21,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
+const LIMIT: Duration = Duration::from_secs(10);
+
 /// Each call's deadline.
 const DEADLINE: Duration = Duration::from_secs(1);
 /// A call not ended by `DEADLINE + SLACK` hangs.
 const SLACK: Duration = Duration::from_millis(500);
-const LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -198,7 +199,7 @@ async fn load(duration: Duration, rate: u64, period: Duration) -> Report {
             t.elapsed()
         ));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let node = c.start_node(&leader).await.node.clone();
+        let node = c.start_node(&leader).await;
         slots.lock().unwrap().live.insert(leader.clone(), node);
         kill = !kill;
         let next = started + period / 2 + period * events.len() as u32;

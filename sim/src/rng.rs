@@ -1,59 +1,46 @@
-//! A tiny deterministic RNG (SplitMix64). The same seed gives the same sequence on every
+//! The simulator's seeded RNG: the workspace's one PRNG ([`fastrand`], wyrand) behind the
+//! small API the simulator was written against. The same seed gives the same sequence on every
 //! platform, which is all a reproducible fault schedule needs. Not for cryptography.
 
-/// SplitMix64: 64 bits of state, passes BigCrush, one multiply-xorshift chain per output.
+/// A seeded generator (wyrand, via [`fastrand::Rng`]).
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     /// A generator seeded with `seed` (every seed, 0 included, is fine).
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.u64(..)
     }
 
     /// Uniform in `[0, n)`; 0 when `n == 0`.
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
+        if n == 0 { 0 } else { self.0.u64(..n) }
     }
 
     /// Uniform in `[lo, hi]` (inclusive); `lo` when `hi <= lo`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            lo
-        } else {
-            lo + self.below(hi - lo + 1)
-        }
+        if hi <= lo { lo } else { self.0.u64(lo..=hi) }
     }
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.f64()
     }
 
     /// True with probability `p`. `p <= 0` never and `p >= 1` always, without consuming
     /// randomness.
     pub fn chance(&mut self, p: f64) -> bool {
-        if p.is_nan() || p <= 0.0 {
-            false
-        } else if p >= 1.0 {
-            true
-        } else {
-            self.unit() < p
-        }
+        p > 0.0 && (p >= 1.0 || self.unit() < p)
     }
 
     /// An independent generator derived from this one (for a separate stream of decisions).
     pub fn fork(&mut self) -> Rng {
-        Rng::new(self.next_u64())
+        Rng(self.0.fork())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::tiers::tiers_by_key;
 use baton_core::config::AntiAffinityConfig;
-use baton_core::{Candidate, ElectionInput, LeaderPolicy, MemberId, NodeId, ranking_from_tiers};
+use baton_core::{Candidate, ElectionInput, MemberId, NodeId};
 use std::collections::HashSet;
 
 /// Prefers candidates that are not "in the way": two tiers, best first.
@@ -65,16 +65,9 @@ impl AntiAffinity {
     }
 }
 
-impl LeaderPolicy for AntiAffinity {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
-        ranking_from_tiers(self.tiers(input))
-    }
-
-    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
+impl AntiAffinity {
+    /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
+    fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         let avoided_nodes = self.avoided_nodes(input);
         // `false` (not avoided) sorts before `true`.
         tiers_by_key(input, |c| {
@@ -83,10 +76,13 @@ impl LeaderPolicy for AntiAffinity {
     }
 }
 
+crate::tiers::tiered_policy!(AntiAffinity);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{assert_deterministic, cand, ids, input, tiers};
+    use baton_core::LeaderPolicy;
 
     fn avoid_groups(groups: &[&str]) -> AntiAffinity {
         AntiAffinity::new(AntiAffinityConfig {

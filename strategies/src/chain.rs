@@ -1,7 +1,7 @@
 //! `chain`: several policies, the first decides and the later ones break its ties.
 
 use crate::tiers::in_member_order;
-use baton_core::{ElectionInput, LeaderPolicy, MemberId, ranking_from_tiers};
+use baton_core::{ElectionInput, LeaderPolicy, MemberId};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
@@ -80,16 +80,9 @@ impl fmt::Debug for Chain {
     }
 }
 
-impl LeaderPolicy for Chain {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
-        ranking_from_tiers(self.tiers(input))
-    }
-
-    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
+impl Chain {
+    /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
+    fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         // Number the distinct candidates. When they come in member-id order (the engine's usual
         // input), that number is also their member-id rank, cheaper to compare than the id.
         let by_index = in_member_order(input);
@@ -151,6 +144,8 @@ impl LeaderPolicy for Chain {
     }
 }
 
+crate::tiers::tiered_policy!(Chain);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +153,7 @@ mod tests {
     use crate::{AntiAffinity, HardwareWeight, OldestRunning};
     use baton_core::config::AntiAffinityConfig;
     use baton_core::{Hardware, NodeId};
+    use baton_core::{LeaderPolicy, ranking_from_tiers};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A policy with fixed tiers (node names), counting how often it is asked.

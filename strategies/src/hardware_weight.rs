@@ -1,7 +1,7 @@
 //! `hardware-weight`: the best-equipped node leads.
 
 use crate::tiers::tiers_by_key;
-use baton_core::{ElectionInput, Hardware, LeaderPolicy, MemberId, ranking_from_tiers};
+use baton_core::{ElectionInput, Hardware, MemberId};
 use std::cmp::Ordering;
 
 /// Bytes in one GiB.
@@ -101,24 +101,20 @@ impl PartialEq for Heaviness {
 
 impl Eq for Heaviness {}
 
-impl LeaderPolicy for HardwareWeight {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
-        ranking_from_tiers(self.tiers(input))
-    }
-
-    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
+impl HardwareWeight {
+    /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
+    fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         tiers_by_key(input, |c| Heaviness::of(&c.hardware))
     }
 }
+
+crate::tiers::tiered_policy!(HardwareWeight);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{assert_deterministic, cand, ids, input, tiers};
+    use baton_core::LeaderPolicy;
 
     fn hw(node: &str, cpus: u32, mem_gib: u64, weight: Option<f64>) -> baton_core::Candidate {
         let mut c = cand(node);

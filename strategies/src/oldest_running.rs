@@ -1,7 +1,7 @@
 //! `oldest-running`: the instance that has run longest leads (the seed demo's rule).
 
 use crate::tiers::tiers_by_key;
-use baton_core::{ElectionInput, LeaderPolicy, MemberId, ranking_from_tiers};
+use baton_core::{ElectionInput, MemberId};
 
 /// Ranks the earliest `started_at_ms` first. Candidates started in the same millisecond tie,
 /// and the member id decides between them.
@@ -19,24 +19,20 @@ impl OldestRunning {
     pub const NAME: &'static str = "oldest-running";
 }
 
-impl LeaderPolicy for OldestRunning {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
-        ranking_from_tiers(self.tiers(input))
-    }
-
-    fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
+impl OldestRunning {
+    /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
+    fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         tiers_by_key(input, |c| c.started_at_ms)
     }
 }
+
+crate::tiers::tiered_policy!(OldestRunning);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{assert_deterministic, cand, ids, input, tiers};
+    use baton_core::LeaderPolicy;
 
     fn started(node: &str, at: u64) -> baton_core::Candidate {
         let mut c = cand(node);

@@ -40,3 +40,23 @@ pub(crate) fn tiers_by_key<K: Ord>(
 pub(crate) fn in_member_order(input: &ElectionInput) -> bool {
     input.candidates.is_sorted_by(|a, b| a.member < b.member)
 }
+
+/// Implements [`LeaderPolicy`](baton_core::LeaderPolicy) for a built-in policy that ranks in
+/// tiers: `name` is its `NAME`, `tiers` its inherent `tiers_of`, and `rank` the tiers flattened
+/// (each tier in member-id order).
+macro_rules! tiered_policy {
+    ($ty:ty) => {
+        impl baton_core::LeaderPolicy for $ty {
+            fn name(&self) -> &str {
+                Self::NAME
+            }
+            fn rank(&self, input: &baton_core::ElectionInput) -> Vec<baton_core::MemberId> {
+                baton_core::ranking_from_tiers(self.tiers_of(input))
+            }
+            fn tiers(&self, input: &baton_core::ElectionInput) -> Vec<Vec<baton_core::MemberId>> {
+                self.tiers_of(input)
+            }
+        }
+    };
+}
+pub(crate) use tiered_policy;

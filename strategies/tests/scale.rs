@@ -11,35 +11,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
 fn big_input(n: usize) -> ElectionInput {
-    let mut rng = Rng(42);
+    let mut rng = fastrand::Rng::with_seed(42);
     let candidates = (0..n)
         .map(|i| Candidate {
             member: MemberId::new(format!("node-{i:05}"), (i % 3) as u32),
-            started_at_ms: 1_000 + rng.next() % 50,
+            started_at_ms: 1_000 + rng.u64(..50),
             incarnation: 1,
             hardware: Hardware {
-                cpus: (rng.next() % 4) as u32,
-                memory_bytes: (rng.next() % 3) << 30,
+                cpus: rng.u32(..4),
+                memory_bytes: rng.u64(..3) << 30,
                 weight: None,
             },
             labels: Default::default(),
@@ -120,6 +101,6 @@ fn ten_thousand_candidates_three_policy_chain() {
 
     // Same ranking from a shuffled input.
     let mut shuffled = input.clone();
-    Rng(7).shuffle(&mut shuffled.candidates);
+    fastrand::Rng::with_seed(7).shuffle(&mut shuffled.candidates);
     assert_eq!(chain.rank(&shuffled), ranking);
 }

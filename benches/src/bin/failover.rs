@@ -46,19 +46,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const GROUP: &str = "bench";
-const CLUSTER: &str = "bench";
-/// The longest any wait may take before the tool gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-/// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
-const FAILURE_TIMEOUT: Duration = Duration::from_millis(500);
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Kill,
     Stop,
     Term,
 }
+
+const GROUP: &str = "bench";
+const CLUSTER: &str = "bench";
+/// The longest any wait may take before the tool gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
+const FAILURE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Kind {
     fn parse(s: &str) -> Result<Kind> {
@@ -240,18 +240,6 @@ impl Drop for Procs {
     }
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold every listener until all ports are known, so that they differ.
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot find free loopback ports")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
 /// A secret good enough for a loopback benchmark: not guessable by other local users' tools
 /// that do not read the directory (which is private to this user).
 fn secret() -> String {
@@ -269,7 +257,8 @@ impl Procs {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let secret = secret();
         std::fs::write(dir.join("cluster.secret"), &secret)?;
-        let ports = free_ports(n)?;
+        let ports =
+            baton_transport_tcp::free_ports(n).context("cannot find free loopback ports")?;
         let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let voters: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
@@ -585,12 +574,16 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     // agrees in milliseconds; one that has to wait out the failure timeout (500 ms) cannot
     // agree before it. Half the timeout tells the two apart.
     let fast = Duration::from_millis(250);
-    for &kind in &args.kinds {
-        let all: Vec<Duration> = results
+    // One measure of every round of one kind.
+    let of_kind = |kind: Kind, measure: fn(&Measured) -> Duration| -> Vec<Duration> {
+        results
             .iter()
             .filter(|(k, _)| *k == kind)
-            .map(|(_, m)| m.all_agree)
-            .collect();
+            .map(|(_, m)| measure(m))
+            .collect()
+    };
+    for &kind in &args.kinds {
+        let all = of_kind(kind, |m| m.all_agree);
         if let Some(s) = Summary::of(&all) {
             println!("  {:<16} {s}", kind.name());
             let quick = all.iter().filter(|d| **d < fast).count();
@@ -604,11 +597,7 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     }
     println!("from the signal until the new leader reports that it acts as leader:");
     for &kind in &args.kinds {
-        let acts: Vec<Duration> = results
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, m)| m.leader_acts)
-            .collect();
+        let acts = of_kind(kind, |m| m.leader_acts);
         if let Some(s) = Summary::of(&acts) {
             println!("  {:<16} {s}", kind.name());
         }

@@ -145,6 +145,21 @@ unsafe impl Sync for PolicyTable {}
 // SAFETY: as above — nothing in the table is tied to the thread that built it.
 unsafe impl Send for PolicyTable {}
 
+impl PolicyTable {
+    /// A table of `header` and nothing else: no name, no functions. A host must refuse it at
+    /// the header or at the first missing entry; the plugin-host tests export such tables.
+    pub const fn header_only(header: PluginHeader) -> PolicyTable {
+        PolicyTable {
+            header,
+            name: std::ptr::null(),
+            create: None,
+            rank: None,
+            free: None,
+            destroy: None,
+        }
+    }
+}
+
 /// Bytes handed across the boundary: a `Vec<u8>` taken apart by the side that allocated it.
 ///
 /// The receiver reads `len` bytes at `ptr` and hands the buffer back to the allocator's owner

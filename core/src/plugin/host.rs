@@ -607,24 +607,9 @@ impl fmt::Debug for LoadedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Candidate;
 
     fn input(nodes: &[&str]) -> ElectionInput {
-        ElectionInput {
-            group: "g".into(),
-            candidates: nodes
-                .iter()
-                .map(|n| Candidate {
-                    member: MemberId::new(*n, 0),
-                    started_at_ms: 0,
-                    incarnation: 0,
-                    hardware: Default::default(),
-                    labels: Default::default(),
-                    services: vec![],
-                })
-                .collect(),
-            ..Default::default()
-        }
+        ElectionInput::of_nodes("g", nodes)
     }
 
     #[test]

@@ -80,7 +80,6 @@
 #![warn(missing_docs)]
 
 mod network;
-mod rng;
 mod transport;
 
 pub use network::{DEFAULT_SEED, IntoNodeId, MemoryNetwork, NetworkStats};

@@ -1,7 +1,6 @@
 //! [`MemoryNetwork`]: the hub every [`MemoryTransport`] endpoint is attached to, and the fault
 //! controls.
 
-use crate::rng::SplitMix64;
 use crate::transport::MemoryTransport;
 use baton_core::{
     CloseKind, DeathProof, Envelope, Message, NodeId, TransportError, TransportEvent,
@@ -135,7 +134,7 @@ struct State {
     /// Per-link delays, keyed by the two names in sorted order.
     link_delays: HashMap<(NodeId, NodeId), Duration>,
     queues: HashMap<LinkKey, LinkQueue>,
-    rng: SplitMix64,
+    rng: fastrand::Rng,
     stats: NetworkStats,
 }
 
@@ -175,9 +174,10 @@ impl fmt::Debug for MemoryNetwork {
                     .collect::<Vec<_>>(),
             )
             .field("partitioned", &st.partition.is_some())
-            .field("drop_rate", &st.drop_rate)
-            .field("duplicate_rate", &st.duplicate_rate)
-            .field("delay", &st.delay)
+            .field(
+                "drop, duplicate, delay",
+                &(st.drop_rate, st.duplicate_rate, st.delay),
+            )
             .field("stats", &st.stats)
             .finish_non_exhaustive()
     }
@@ -204,7 +204,7 @@ impl MemoryNetwork {
                     delay: Duration::ZERO,
                     link_delays: HashMap::new(),
                     queues: HashMap::new(),
-                    rng: SplitMix64::new(seed),
+                    rng: fastrand::Rng::with_seed(seed),
                     stats: NetworkStats::default(),
                 }),
             }),
@@ -747,12 +747,12 @@ impl State {
         }
         self.link(ep, dst);
         let drop_rate = self.drop_rate;
-        if self.rng.chance(drop_rate) {
+        if chance(&mut self.rng, drop_rate) {
             self.stats.dropped += 1;
             return Ok(());
         }
         let duplicate_rate = self.duplicate_rate;
-        let copies = if self.rng.chance(duplicate_rate) {
+        let copies = if chance(&mut self.rng, duplicate_rate) {
             self.stats.duplicated += 1;
             2
         } else {
@@ -948,5 +948,28 @@ impl State {
                 }
             }
         }
+    }
+}
+
+/// True with probability `p`. `p <= 0` (or NaN) is never and `p >= 1` always, and neither
+/// draws from `rng`: turning a fault off does not shift the rest of the seeded sequence.
+fn chance(rng: &mut fastrand::Rng, p: f64) -> bool {
+    p > 0.0 && (p >= 1.0 || rng.f64() < p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chance;
+
+    #[test]
+    fn chance_bounds_draw_nothing() {
+        let mut r = fastrand::Rng::with_seed(1);
+        let mut twin = r.clone();
+        for p in [0.0, -3.0, f64::NAN, 1.0, 7.0] {
+            assert_eq!(chance(&mut r, p), p >= 1.0, "{p}");
+        }
+        assert_eq!(r.u64(..), twin.u64(..), "a certain outcome drew randomness");
+        let hits = (0..10_000).filter(|_| chance(&mut r, 0.5)).count();
+        assert!((4_000..6_000).contains(&hits), "{hits}");
     }
 }

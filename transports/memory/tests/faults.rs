@@ -3,7 +3,7 @@
 mod common;
 
 use baton_core::{Message, Transport, TransportError, TransportEvent};
-use baton_transport_memory::{MemoryNetwork, NetworkStats};
+use baton_transport_memory::{MemoryNetwork, MemoryTransport, NetworkStats};
 use common::*;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -72,10 +72,7 @@ async fn crash_loses_the_crashed_nodes_messages_in_flight() {
 #[tokio::test]
 async fn connecting_to_a_crashed_nodes_address_is_refused_with_proof() {
     let net = MemoryNetwork::new();
-    let (a, _b) = linked_pair(&net).await;
-    net.crash("b");
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
+    let a = a_after_b_crashed(&net).await;
     // The caller knew a process at that address: the refusal proves it gone (again).
     a.connect("b").await;
     assert_eq!(next(&a).await, dead("b", 1));
@@ -128,15 +125,21 @@ async fn reset_link_across_a_partition_gets_no_reconnect() {
     assert_eq!(next(&b).await, connected("a", 1));
 }
 
+/// a, linked to b, once b crashed and a saw the proof (`Disconnected`, then `Dead{b,1}`).
+async fn a_after_b_crashed(net: &MemoryNetwork) -> MemoryTransport {
+    let (a, _b) = linked_pair(net).await;
+    net.crash("b");
+    assert_eq!(next(&a).await, disconnected("b"));
+    assert_eq!(next(&a).await, dead("b", 1));
+    a
+}
+
 // ----- restart -------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn restarted_node_connecting_is_seen_with_its_new_incarnation() {
     let net = MemoryNetwork::new();
-    let (a, _b) = linked_pair(&net).await;
-    net.crash("b");
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
+    let a = a_after_b_crashed(&net).await;
 
     let b2 = start(&net, "b", 2).await;
     b2.connect("a").await;
@@ -153,10 +156,7 @@ async fn restarted_node_connecting_is_seen_with_its_new_incarnation() {
 #[tokio::test]
 async fn old_peer_connecting_to_a_restarted_node_sees_dead_then_connected() {
     let net = MemoryNetwork::new();
-    let (a, _b) = linked_pair(&net).await;
-    net.crash("b");
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
+    let a = a_after_b_crashed(&net).await;
 
     let b2 = start(&net, "b", 2).await;
     a.connect("b").await;

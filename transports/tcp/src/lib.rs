@@ -182,6 +182,7 @@ mod client;
 pub mod handshake;
 mod net;
 mod peers;
+mod ports;
 mod queue;
 mod ratelimit;
 mod stream;
@@ -204,6 +205,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 pub use crate::client::{ClientError, TcpClient};
+pub use crate::ports::free_ports;
 pub use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Settings of a [`TcpTransport`]. [`TcpConfig::new`] gives the defaults of the crate docs'

@@ -2,33 +2,16 @@
 //! the message decoder and both sides of the handshake. Nothing may panic, and no mutated frame
 //! may complete a handshake. (cargo-fuzz targets the same functions; this keeps CI honest.)
 
+use baton_core::NodeId;
 use baton_core::Refusal;
-use baton_core::message::{Request, VoteRequest};
-use baton_core::{MemberId, Message, NodeId};
+use baton_testkit::fixtures::every_message;
+use baton_testkit::{Rng, mutate, random_bytes};
 use baton_transport_tcp::handshake::{
     ACCEPT, HandshakeConfig, HandshakeError, Initiator, NONCE_LEN, Responder, Step, decode_hello,
 };
 use baton_transport_tcp::wire::{DEFAULT_MAX_FRAME, codec, decode_message, encode_message};
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
-
-/// xorshift64*: tiny, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn cfg(node: &str) -> HandshakeConfig {
     HandshakeConfig {
@@ -40,44 +23,6 @@ fn cfg(node: &str) -> HandshakeConfig {
         client: false,
         fingerprint: Default::default(),
     }
-}
-
-fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
-    let mut v = base.to_vec();
-    for _ in 0..=rng.below(4) {
-        match rng.below(7) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 => v.truncate(rng.below(v.len() + 1)),
-            3 => {
-                let i = rng.below(v.len() + 1);
-                let n = rng.below(16) + 1;
-                let extra = rng.bytes(n);
-                v.splice(i..i, extra);
-            }
-            4 if !v.is_empty() => {
-                // Large varints: length fields claiming huge sizes.
-                let i = rng.below(v.len());
-                v[i] = 0xff;
-            }
-            5 if v.len() > 1 => {
-                let i = rng.below(v.len());
-                let j = rng.below(v.len());
-                v.swap(i, j);
-            }
-            _ => {
-                let n = rng.below(8);
-                v.extend(rng.bytes(n));
-            }
-        }
-    }
-    v
 }
 
 /// Valid frames of every kind, to mutate from.
@@ -97,24 +42,7 @@ fn corpus() -> Vec<Vec<u8>> {
     };
     let abort = init.clone().abort(Refusal::ShuttingDown);
     let mut frames = vec![hello, reply, auth, ACCEPT.to_vec(), refuse, abort];
-    let messages = [
-        Message::Leave,
-        Message::Request(Request {
-            id: 1,
-            group: "g".into(),
-            any: true,
-            payload: vec![1, 2, 3],
-        }),
-        Message::VoteRequest(VoteRequest {
-            group: "g".into(),
-            term: 2,
-            candidate: MemberId::new("a", 1),
-            handoff: None,
-            pre: true,
-            dead: vec![(NodeId::new("c"), 1, baton_core::DeathProof::Left)],
-        }),
-    ];
-    for m in &messages {
+    for m in &every_message() {
         frames.push(encode_message(m, DEFAULT_MAX_FRAME).unwrap());
     }
     frames
@@ -184,26 +112,26 @@ impl Machines {
 
 #[test]
 fn random_and_mutated_bytes_never_panic() {
-    let mut rng = Rng(0x5eed_ba70_0000_0001);
+    let mut rng = Rng::with_seed(0x5eed_ba70_0000_0001);
     let machines = Machines::new();
     let valid = &machines.valid;
     let started = std::time::Instant::now();
     let mut frames_decoded = 0usize;
     for round in 0..20_000 {
         let payload = if round % 4 == 0 {
-            let n = rng.below(300);
-            rng.bytes(n)
+            let n = rng.usize(..300);
+            random_bytes(&mut rng, n)
         } else {
-            let base = &valid[rng.below(valid.len())];
-            mutate(&mut rng, base)
+            let base = &valid[rng.usize(..valid.len())];
+            mutate(&mut rng, base, &[])
         };
         machines.exercise(&payload);
 
         // Through the frame decoder: with a true, a random or a hostile length header, fed in
         // random chunks.
-        let mut stream = match rng.below(3) {
+        let mut stream = match rng.usize(..3) {
             0 => (payload.len() as u32).to_be_bytes().to_vec(),
-            1 => (rng.next() as u32).to_be_bytes().to_vec(),
+            1 => rng.u32(..).to_be_bytes().to_vec(),
             _ => Vec::new(),
         };
         stream.extend_from_slice(&payload);
@@ -211,7 +139,7 @@ fn random_and_mutated_bytes_never_panic() {
         let mut buf = BytesMut::new();
         let mut rest = stream.as_slice();
         'feed: while !rest.is_empty() {
-            let take = (rng.below(64) + 1).min(rest.len());
+            let take = (rng.usize(..64) + 1).min(rest.len());
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             loop {

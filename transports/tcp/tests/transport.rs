@@ -1,15 +1,12 @@
 //! Loopback tests of the TCP transport: messaging, refusals, hostile bytes, proof of death.
+//! What every transport must do (messages, Connected, shutdown and restart proofs) is the test
+//! kit's conformance suite, run in `conformance.rs`; this file holds what is TCP's own.
 
 mod common;
 
-use baton_core::engine::{NodeStatus, StatusSnapshot};
-use baton_core::message::{
-    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
-    VoteRequest, VoteResponse,
-};
 use baton_core::{
-    CallError, CloseKind, Envelope, Hardware, MemberId, Message, NodeId, PROTOCOL_VERSION, Refusal,
-    Served, Transport, TransportError, TransportEvent,
+    CloseKind, Envelope, Message, NodeId, PROTOCOL_VERSION, Refusal, Transport, TransportError,
+    TransportEvent,
 };
 use baton_transport_tcp::handshake::{Hello, MAGIC, NONCE_LEN};
 use baton_transport_tcp::{ClientError, TcpClient, TcpConfig, TcpTransport};
@@ -17,104 +14,6 @@ use common::*;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-
-fn every_message() -> Vec<Message> {
-    let m = MemberId::new("a", 1);
-    vec![
-        Message::Heartbeat(Heartbeat {
-            seq: 1,
-            addr: "somewhere-else:1".into(),
-            hardware: Hardware {
-                cpus: 4,
-                memory_bytes: 1 << 30,
-                weight: Some(2.5),
-            },
-            labels: [("zone".to_string(), "eu-1".to_string())].into(),
-            members: vec![MemberAnnounce {
-                id: m.clone(),
-                group: "g".into(),
-                started_at_ms: 123,
-                labels: Default::default(),
-            }],
-            claims: vec![Claim {
-                group: "g".into(),
-                term: 3,
-                member: m.clone(),
-            }],
-            peers: vec![PeerAddr {
-                node: NodeId::new("mallory"),
-                addr: "1.2.3.4:5".into(),
-            }],
-        }),
-        Message::HeartbeatAck(HeartbeatAck {
-            seq: 1,
-            rejected: vec![("g".into(), 9)],
-        }),
-        Message::VoteRequest(VoteRequest {
-            group: "g".into(),
-            term: 4,
-            candidate: m.clone(),
-            handoff: Some(Handoff {
-                from: MemberId::new("b", 2),
-                term: 3,
-            }),
-            pre: false,
-            dead: vec![(NodeId::new("c"), 4, baton_core::DeathProof::Left)],
-        }),
-        Message::VoteResponse(VoteResponse {
-            group: "g".into(),
-            term: 4,
-            pre: true,
-            granted: true,
-            known_term: 4,
-        }),
-        Message::StepDown(StepDown {
-            group: "g".into(),
-            term: 4,
-            from: m.clone(),
-            successor: None,
-        }),
-        Message::Request(Request {
-            id: 7,
-            group: "g".into(),
-            any: false,
-            payload: vec![0, 1, 2, 255],
-        }),
-        Message::Response(Response {
-            id: 7,
-            result: Ok(Served {
-                member: m.clone(),
-                term: 4,
-                leader: true,
-                payload: b"done".to_vec(),
-            }),
-        }),
-        Message::Response(Response {
-            id: 8,
-            result: Err(CallError::NoLeader { group: "g".into() }),
-        }),
-        Message::Leave,
-        Message::StatusRequest,
-        Message::StatusResponse(StatusSnapshot {
-            node: NodeId::new("a"),
-            members: vec![NodeStatus {
-                name: NodeId::new("b"),
-                addr: Some("127.0.0.1:2".into()),
-                incarnation: 3,
-                alive: true,
-                groups: vec!["g".into()],
-            }],
-            groups: vec![],
-            no_leader: vec![],
-        }),
-        Message::ClientCall(Request {
-            id: 9,
-            group: "g".into(),
-            any: true,
-            payload: vec![42],
-        }),
-    ]
-}
 
 async fn messages_from(t: &TcpTransport, n: usize) -> Vec<Envelope> {
     let mut got = Vec::new();
@@ -126,50 +25,6 @@ async fn messages_from(t: &TcpTransport, n: usize) -> Vec<Envelope> {
         }
     }
     got
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchange_every_message_variant_with_handshake_identity() {
-    let (a, _a_addr) = start("a", 11).await;
-    let (b, b_addr) = start("b", 22).await;
-    a.connect(&b_addr).await;
-    let seen = expect(&a, SOON, "a: Connected{b}", is_connected("b", 22)).await;
-    assert!(
-        seen.iter().any(|e| matches!(e,
-            TransportEvent::Connected { addr, .. } if *addr == b_addr)),
-        "Connected carries the advertised address: {seen:?}"
-    );
-    expect(&b, SOON, "b: Connected{a}", is_connected("a", 11)).await;
-
-    let all = every_message();
-    for m in &all {
-        a.send(&NodeId::new("b"), m.clone()).await.unwrap();
-    }
-    let got = messages_from(&b, all.len()).await;
-    for (env, sent) in got.iter().zip(&all) {
-        // The sender is who the handshake authenticated, whatever the message says.
-        assert_eq!(env.from, NodeId::new("a"));
-        assert_eq!(env.incarnation, 11);
-        assert_eq!(&env.message, sent);
-    }
-
-    // And the other way, over b's own outbound connection to a.
-    for m in &all {
-        b.send(&NodeId::new("a"), m.clone()).await.unwrap();
-    }
-    let got = messages_from(&a, all.len()).await;
-    assert!(
-        got.iter()
-            .all(|e| e.from == NodeId::new("b") && e.incarnation == 22)
-    );
-    assert_eq!(got.into_iter().map(|e| e.message).collect::<Vec<_>>(), all);
-
-    assert!(matches!(
-        a.send(&NodeId::new("nobody"), Message::Leave).await,
-        Err(TransportError::Unreachable(_))
-    ));
-    a.shutdown().await;
-    b.shutdown().await;
 }
 
 #[tokio::test]
@@ -354,12 +209,7 @@ async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead(
         "{seen:?}"
     );
     let later = drain(&b, Duration::from_millis(300)).await;
-    assert!(
-        !later
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. })),
-        "{later:?}"
-    );
+    assert_no_death(&later, "garbage from an authenticated peer is no proof");
 
     // b keeps running.
     let (a, _) = start("a", 1).await;
@@ -418,35 +268,6 @@ async fn replayed_handshake_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shut_down_peer_is_proven_dead_quickly() {
-    let (a, _) = start("a", 1).await;
-    let (b, b_addr) = start("b", 42).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 42).await;
-
-    let t0 = Instant::now();
-    b.shutdown().await;
-    let seen = expect(&a, SOON, "Dead{b,42}", is_dead("b", 42)).await;
-    let took = t0.elapsed();
-    assert!(took < SOON, "took {took:?}");
-    assert!(
-        matches!(seen[0], TransportEvent::Disconnected { .. }),
-        "{seen:?}"
-    );
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "{seen:?}"
-    );
-    assert!(b.recv().await.is_none(), "recv ends after shutdown");
-    assert!(matches!(
-        b.send(&NodeId::new("a"), Message::Leave).await,
-        Err(TransportError::Closed)
-    ));
-    a.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_process_is_proven_dead_quickly() {
     // b runs on its own runtime and thread; dropping that runtime drops every socket at once
     // without any orderly shutdown, like kill -9.
@@ -478,39 +299,6 @@ async fn killed_process_is_proven_dead_quickly() {
     assert!(seen.iter().any(is_disconnected("b")), "{seen:?}");
     b_thread.join().unwrap();
     a.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_peer_on_the_same_port_is_dead_old_then_connected_new() {
-    let (a, a_addr) = start("a", 1).await;
-    let (b, b_addr) = start("b", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-
-    b.shutdown().await;
-    let (b2, b2_addr) = start_on(config(), "b", 2, &b_addr).await;
-    assert_eq!(b2_addr, b_addr);
-    b2.connect(&a_addr).await;
-    expect(&b2, SOON, "b2: Connected{a}", is_connected("a", 1)).await;
-
-    let seen = expect(&a, SOON, "Connected{b,2}", is_connected("b", 2)).await;
-    let dead = seen
-        .iter()
-        .position(is_dead("b", 1))
-        .unwrap_or_else(|| panic!("Dead{{b,1}} before Connected{{b,2}}: {seen:?}"));
-    assert!(dead < seen.len() - 1);
-    assert!(!seen.iter().any(is_connected("b", 1)), "{seen:?}");
-    // And no second death of the old incarnation afterwards.
-    assert!(
-        !drain(&a, Duration::from_millis(100))
-            .await
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. }))
-    );
-    a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
-    let got = messages_from(&b2, 1).await;
-    assert_eq!((got[0].from.as_str(), got[0].incarnation), ("a", 1));
-    a.shutdown().await;
-    b2.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -694,12 +482,7 @@ async fn connect_to_self_duplicates_and_closed_ports() {
         )
     })
     .await;
-    assert!(
-        !at_a
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Dead { .. })),
-        "{at_a:?}"
-    );
+    assert_no_death(&at_a, "a duplicate name is no proof");
     twin.shutdown().await;
 
     let nobody = closed_port().await;

@@ -6,17 +6,10 @@ use baton_core::plugin::abi::{ABI_VERSION, PluginHeader, PolicyTable};
 /// The ABI version this "plugin" claims.
 pub const CLAIMED_ABI_VERSION: u32 = ABI_VERSION + 41;
 
-static TABLE: PolicyTable = PolicyTable {
-    header: PluginHeader {
-        abi_version: CLAIMED_ABI_VERSION,
-        ..PluginHeader::CURRENT
-    },
-    name: std::ptr::null(),
-    create: None,
-    rank: None,
-    free: None,
-    destroy: None,
-};
+static TABLE: PolicyTable = PolicyTable::header_only(PluginHeader {
+    abi_version: CLAIMED_ABI_VERSION,
+    ..PluginHeader::CURRENT
+});
 
 /// The entry point, returning a table of another ABI version.
 #[unsafe(no_mangle)]

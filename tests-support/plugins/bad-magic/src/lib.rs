@@ -3,17 +3,10 @@
 
 use baton_core::plugin::abi::{PluginHeader, PolicyTable};
 
-static TABLE: PolicyTable = PolicyTable {
-    header: PluginHeader {
-        magic: *b"NOTBATON",
-        ..PluginHeader::CURRENT
-    },
-    name: std::ptr::null(),
-    create: None,
-    rank: None,
-    free: None,
-    destroy: None,
-};
+static TABLE: PolicyTable = PolicyTable::header_only(PluginHeader {
+    magic: *b"NOTBATON",
+    ..PluginHeader::CURRENT
+});
 
 /// The entry point, returning a table the host must refuse.
 #[unsafe(no_mangle)]

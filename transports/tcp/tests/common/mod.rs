@@ -2,9 +2,8 @@
 //! proxy and raw frame IO.
 #![allow(dead_code)]
 
-use baton_core::{LocalNode, NodeId, Transport, TransportEvent};
+use baton_core::{LocalNode, NodeId, Transport};
 use baton_transport_tcp::{TcpConfig, TcpTransport};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -13,8 +12,6 @@ use tokio::task::JoinHandle;
 
 pub const CLUSTER: &str = "test-cluster";
 pub const SECRET: &[u8] = b"correct horse battery staple";
-/// Generous bound for anything that should take milliseconds.
-pub const SOON: Duration = Duration::from_secs(2);
 
 pub fn config() -> TcpConfig {
     TcpConfig::new(CLUSTER, SECRET.to_vec())
@@ -53,55 +50,10 @@ pub async fn start(name: &str, incarnation: u64) -> (TcpTransport, String) {
     start_with(config(), name, incarnation).await
 }
 
-/// Receives events until one matches `pred`; returns every event seen, the match last.
-/// Panics (listing what was seen) if none matches within `within`.
-pub async fn expect(
-    t: &TcpTransport,
-    within: Duration,
-    what: &str,
-    mut pred: impl FnMut(&TransportEvent) -> bool,
-) -> Vec<TransportEvent> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, t.recv()).await {
-            Ok(Some(e)) => {
-                let hit = pred(&e);
-                seen.push(e);
-                if hit {
-                    return seen;
-                }
-            }
-            Ok(None) => panic!("transport closed while waiting for {what}; saw {seen:#?}"),
-            Err(_) => panic!("no {what} within {within:?}; saw {seen:#?}"),
-        }
-    }
-}
-
-/// Receives events for `during`; returns them all.
-pub async fn drain(t: &TcpTransport, during: Duration) -> Vec<TransportEvent> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + during;
-    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, t.recv()).await {
-        seen.push(e);
-    }
-    seen
-}
-
-pub fn is_connected(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
-    let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Connected { node: n, incarnation, .. } if *n == node && *incarnation == inc)
-}
-
-pub fn is_dead(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
-    let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Dead { node: n, incarnation, .. } if *n == node && *incarnation == inc)
-}
-
-pub fn is_disconnected(node: &str) -> impl FnMut(&TransportEvent) -> bool {
-    let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Disconnected { node: n, .. } if *n == node)
-}
+#[allow(unused_imports)] // each test binary uses some of them
+pub use baton_testkit::conformance::{
+    SOON, assert_no_death, drain, expect, is_connected, is_dead, is_disconnected,
+};
 
 /// Connects `a` to `b` and waits until each reports the other connected.
 pub async fn pair(
@@ -118,60 +70,8 @@ pub async fn pair(
     expect(b, SOON, "b: Connected{a}", is_connected(a_name, a_inc)).await;
 }
 
-/// Log lines written while the guard lives (on this thread: use a current-thread runtime).
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until a log line contains every one of `needles`.
-    pub async fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = tokio::time::Instant::now() + SOON;
-        loop {
-            let text = self.text();
-            if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-                return line.to_string();
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("no log line containing {needles:?}; logs:\n{text}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = LogWriter;
-    fn make_writer(&'a self) -> LogWriter {
-        LogWriter(self.0.clone())
-    }
-}
+#[allow(unused_imports)] // not every test binary captures logs
+pub use baton_testkit::logs::Logs;
 
 /// A TCP proxy to `target` whose live connections can be cut (like a middlebox reset).
 pub struct Proxy {
@@ -268,7 +168,7 @@ pub async fn raw_handshake<S: AsyncRead + AsyncWrite + Unpin>(
 /// `t` with a FIN (`reset` false) or a reset: `t` reports it `Disconnected` with the matching
 /// [`baton_core::CloseKind`], then, only after the FIN, `Dead` by a refused redial.
 pub async fn expect_close_then_proof(t: &TcpTransport, name: &str, inc: u64, reset: bool) {
-    use baton_core::{CloseKind, DeathProof};
+    use baton_core::{CloseKind, DeathProof, TransportEvent};
     let seen = expect(t, SOON, "Disconnected{x}", is_disconnected(name)).await;
     let how = if reset {
         CloseKind::Abrupt

@@ -1,0 +1,340 @@
+//! What the multi-process tests share: child-process guards, scratch directories, free ports,
+//! a cluster of `baton` processes on loopback (configs, logs, start, status) and the waits on
+//! `baton status --json`.
+//!
+//! Every child is owned by a [`Proc`] guard that SIGKILLs and reaps it on drop, so a failing
+//! assertion leaves nothing running. `BATON_TEST_KEEP=1` keeps the scratch directories.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    pub child: Option<Child>,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        Proc {
+            child: Some(cmd.spawn().expect("spawn baton")),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{sig} {}", self.pid());
+    }
+
+    /// The exit status once the process has exited (None while it runs).
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        self.child = None;
+        Some(st)
+    }
+
+    /// Waits for the process to exit; returns its exit status.
+    pub fn wait_status(&mut self, timeout: Duration) -> ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.try_exit() {
+                return st;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "process did not exit within {timeout:?}"
+            );
+            sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the process to exit; returns its exit code (None when killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        self.wait_status(timeout).code()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("baton-cli-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if std::env::var_os("BATON_TEST_KEEP").is_some() {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` distinct free loopback ports below the ephemeral range (see `baton_transport_tcp`).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    baton_transport_tcp::free_ports(n).expect("free loopback ports")
+}
+
+/// Configs for nodes `names` (all voters unless `voters` says otherwise) in `dir`.
+pub struct Cluster {
+    pub dir: Dir,
+    pub addrs: BTreeMap<String, String>,
+    pub procs: BTreeMap<String, Proc>,
+}
+
+impl Cluster {
+    pub fn new(tag: &str, names: &[&str]) -> Cluster {
+        let dir = Dir::new(tag);
+        std::fs::write(dir.0.join("good.secret"), "correct horse battery staple\n").unwrap();
+        std::fs::write(dir.0.join("bad.secret"), "wrong secret\n").unwrap();
+        let ports = free_ports(names.len());
+        let addrs = names
+            .iter()
+            .zip(ports)
+            .map(|(n, p)| (n.to_string(), format!("127.0.0.1:{p}")))
+            .collect();
+        let c = Cluster {
+            dir,
+            addrs,
+            procs: BTreeMap::new(),
+        };
+        for n in names {
+            c.write_config(n, names, "good.secret");
+        }
+        c
+    }
+
+    pub fn config(&self, name: &str) -> PathBuf {
+        self.dir.0.join(format!("{name}.toml"))
+    }
+
+    pub fn write_config(&self, name: &str, voters: &[&str], secret: &str) {
+        let seeds: Vec<String> = self
+            .addrs
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .map(|(n, a)| format!("\"{n}@{a}\""))
+            .collect();
+        let voters: Vec<String> = voters.iter().map(|v| format!("\"{v}\"")).collect();
+        let text = format!(
+            "[node]\nname = \"{name}\"\nlisten = \"{}\"\n\n[cluster]\nname = \"it\"\nseeds = [{}]\nvoters = [{}]\nsecret_file = \"{secret}\"\n\n[timing]\nheartbeat_ms = 50\nfailure_timeout_ms = 300\n\n[[group]]\nname = \"tracked\"\n",
+            self.addrs[name],
+            seeds.join(", "),
+            voters.join(", ")
+        );
+        std::fs::write(self.config(name), text).unwrap();
+    }
+
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.0.join(format!("{name}.log"))
+    }
+
+    pub fn command(&self, name: &str, args: &[&str]) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(name))
+            .unwrap();
+        let mut cmd = Command::new(BATON);
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.config(name))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        cmd
+    }
+
+    /// Starts `baton node` on `name`, and waits until it answers.
+    pub fn start(&mut self, name: &str) {
+        self.spawn(name, self.command(name, &["node"]));
+    }
+
+    /// Runs `cmd` as node `name` and waits until the node answers. Start nodes in order, so
+    /// oldest-running has a clear favourite.
+    pub fn spawn(&mut self, name: &str, mut cmd: Command) {
+        let p = Proc::spawn(&mut cmd);
+        self.procs.insert(name.to_string(), p);
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{name} to answer"),
+            || status(&self.config(name)).map(|_| ()),
+        );
+    }
+
+    /// What node `name` logged so far.
+    pub fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log(name)).unwrap_or_default()
+    }
+
+    pub fn proc(&mut self, name: &str) -> &mut Proc {
+        self.procs.get_mut(name).expect("started")
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in self.addrs.keys() {
+            out += &format!("---- {n}.log\n{}\n", self.read_log(n));
+        }
+        out
+    }
+}
+
+/// `baton status --json` of the node of `config`.
+pub fn status(config: &Path) -> Option<Value> {
+    let out = Command::new(BATON)
+        .args(["status", "--json", "--timeout-ms", "1000", "--config"])
+        .arg(config)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `baton status` (text) of the node of `config`; asserts that it succeeds.
+pub fn status_text(config: &Path) -> String {
+    let out = Command::new(BATON)
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// (leader, term) of group "tracked" in a status.
+pub fn leader(s: &Value) -> (Option<String>, u64) {
+    let g = s["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["name"] == "tracked"));
+    match g {
+        Some(g) => (
+            g["leader"].as_str().map(String::from),
+            g["term"].as_u64().unwrap_or(0),
+        ),
+        None => (None, 0),
+    }
+}
+
+pub fn alive_members(s: &Value) -> Vec<String> {
+    s["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m["alive"] == true)
+                .filter_map(|m| m["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn members(s: &Value) -> Vec<String> {
+    s["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every node in `names` reports the same leader (alive, among `names`) and
+/// every node sees all of `names` alive; returns (leader, term).
+pub fn agreed(c: &Cluster, names: &[&str], timeout: Duration) -> (String, u64) {
+    let t0 = Instant::now();
+    loop {
+        let views: Vec<Option<Value>> = names.iter().map(|n| status(&c.config(n))).collect();
+        if views.iter().all(Option::is_some) {
+            let views: Vec<Value> = views.into_iter().flatten().collect();
+            let first = leader(&views[0]);
+            let all_same = views.iter().all(|v| leader(v) == first);
+            let all_alive = views.iter().all(|v| {
+                let alive = alive_members(v);
+                names.iter().all(|n| alive.iter().any(|a| a == n))
+            });
+            if let (true, true, (Some(l), term)) = (all_same, all_alive, first.clone())
+                && names.contains(&l.as_str())
+            {
+                return (l, term);
+            }
+        }
+        if t0.elapsed() > timeout {
+            panic!(
+                "nodes {names:?} did not agree on a leader within {timeout:?}\n{}",
+                c.logs()
+            );
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process is still running (a zombie counts as gone).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// `baton exec` of a one-node cluster `solo` in `dir` (group `g`, a free port, secret file
+/// `s`) with `extra` flags, up to and including `--`: the caller appends the command.
+pub fn solo_exec(dir: &Dir, extra: &[&str]) -> Command {
+    std::fs::write(dir.0.join("s"), "x\n").unwrap();
+    let port = free_ports(1)[0];
+    let mut cmd = Command::new(BATON);
+    cmd.args(["exec", "--name", "solo", "--group", "g"])
+        .args(extra)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--secret-file"])
+        .arg(dir.0.join("s"))
+        .arg("--");
+    cmd
+}

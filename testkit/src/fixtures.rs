@@ -1,0 +1,116 @@
+//! Fixtures shared by tests: one valid example of every peer message.
+
+use baton_core::engine::{NodeStatus, StatusSnapshot};
+use baton_core::message::{
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
+    VoteRequest, VoteResponse,
+};
+use baton_core::{CallError, Hardware, Leadership, MemberId, Message, NodeId, Served};
+
+/// One valid example of every message variant (to send through a transport, to mutate from).
+pub fn every_message() -> Vec<Message> {
+    let m = MemberId::new("a", 1);
+    vec![
+        Message::Heartbeat(Heartbeat {
+            seq: 1,
+            addr: "127.0.0.1:7101".into(),
+            hardware: Hardware {
+                cpus: 4,
+                memory_bytes: 1 << 30,
+                weight: Some(2.5),
+            },
+            labels: [("zone".to_string(), "eu-1".to_string())].into(),
+            members: vec![MemberAnnounce {
+                id: m.clone(),
+                group: "g".into(),
+                started_at_ms: 123,
+                labels: Default::default(),
+            }],
+            claims: vec![Claim {
+                group: "g".into(),
+                term: 3,
+                member: m.clone(),
+            }],
+            peers: vec![PeerAddr {
+                node: NodeId::new("b"),
+                addr: "127.0.0.1:7102".into(),
+            }],
+        }),
+        Message::HeartbeatAck(HeartbeatAck {
+            seq: 1,
+            rejected: vec![("g".into(), 9)],
+        }),
+        Message::VoteRequest(VoteRequest {
+            group: "g".into(),
+            term: 4,
+            candidate: m.clone(),
+            handoff: Some(Handoff {
+                from: MemberId::new("b", 2),
+                term: 3,
+            }),
+            pre: false,
+            dead: vec![(
+                NodeId::new("c"),
+                4,
+                baton_core::DeathProof::RefusedAfterOrderlyClose,
+            )],
+        }),
+        Message::VoteResponse(VoteResponse {
+            group: "g".into(),
+            term: 4,
+            pre: true,
+            granted: true,
+            known_term: 4,
+        }),
+        Message::StepDown(StepDown {
+            group: "g".into(),
+            term: 4,
+            from: m.clone(),
+            successor: Some(MemberId::new("b", 1)),
+        }),
+        Message::Request(Request {
+            id: 7,
+            group: "g".into(),
+            any: false,
+            payload: vec![0, 1, 2, 255],
+        }),
+        Message::Response(Response {
+            id: 7,
+            result: Ok(Served {
+                member: m.clone(),
+                term: 4,
+                leader: true,
+                payload: b"done".to_vec(),
+            }),
+        }),
+        Message::Response(Response {
+            id: 8,
+            result: Err(CallError::LeaderChanged { group: "g".into() }),
+        }),
+        Message::Leave,
+        Message::StatusRequest,
+        Message::StatusResponse(StatusSnapshot {
+            node: NodeId::new("a"),
+            members: vec![NodeStatus {
+                name: NodeId::new("b"),
+                addr: Some("127.0.0.1:2".into()),
+                incarnation: 3,
+                alive: true,
+                groups: vec!["g".into()],
+            }],
+            groups: vec![Leadership {
+                group: "g".into(),
+                leader: Some(m),
+                term: 4,
+                is_me: false,
+            }],
+            no_leader: vec![],
+        }),
+        Message::ClientCall(Request {
+            id: 9,
+            group: "g".into(),
+            any: true,
+            payload: vec![42],
+        }),
+    ]
+}
