@@ -1,8 +1,8 @@
 //! # baton-benches
 //!
 //! baton's benchmarks, and the helpers they share. The crate has no public API for users; it
-//! measures the numbers `../shared/DESIGN.md` ("Performance") sets targets for, and
-//! `docs/PERFORMANCE.md` explains how to run each one and what they showed.
+//! measures the numbers `docs/ARCHITECTURE.md` ("What the project is measured against") sets
+//! targets for, and `docs/PERFORMANCE.md` explains how to run each one and what they showed.
 //!
 //! | target | what |
 //! | --- | --- |

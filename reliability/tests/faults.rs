@@ -158,7 +158,7 @@ fn half_open_connection_is_detected_by_heartbeat_timeout() {
         let hb = Duration::from_millis(100);
         for d in &detected {
             // Silence since the last heartbeat that got through: at least ft - hb after the
-            // hold began; at most ft + 2 hb (DESIGN.md's bound), plus slack for a busy machine.
+            // hold began; at most ft + 2 hb (the bound in docs/ARCHITECTURE.md), plus slack for a busy machine.
             assert!(
                 *d >= ft - hb,
                 "declared down too early ({d:?}): not by timeout"
