@@ -2,7 +2,9 @@
 
 use crate::clock::{self, Clock, Running};
 use crate::rng::Rng;
-use baton_core::engine::{Action, Engine, EngineConfig, GroupSpec, Input, PersistedState, Quorum};
+use baton_core::engine::{
+    Action, Engine, EngineConfig, GroupSpec, Input, Level, PersistedState, Quorum,
+};
 use baton_core::message::Message;
 use baton_core::{
     ByMemberId, CloseKind, DeathProof, DeathProofMode, ElectionInput, Envelope, Hardware,
@@ -971,10 +973,10 @@ impl Sim {
                 Action::Send { to, message } => self.send(i, &to, message),
                 Action::Connect { addr } => self.connect(i, &addr),
                 Action::Persist(p) => self.nodes[i].store = Some(p),
-                Action::Log(line) | Action::Warn(line) => {
-                    self.trace(1, || format!("{}: {line}", self.nodes[i].id))
+                Action::Event(event) => {
+                    let level = if event.level() == Level::Debug { 2 } else { 1 };
+                    self.trace(level, || format!("{}: {event}", self.nodes[i].id))
                 }
-                Action::Trace(line) => self.trace(2, || format!("{}: {line}", self.nodes[i].id)),
                 Action::Leadership(l) => self.trace(1, || {
                     format!(
                         "{}: leadership {} leader={} term={} is_me={}",

@@ -144,7 +144,7 @@ impl Net {
     fn logged(&self, i: usize, needle: &str) -> bool {
         self.log[i]
             .iter()
-            .any(|a| matches!(a, Action::Log(l) | Action::Trace(l) if l.contains(needle)))
+            .any(|a| matches!(a, Action::Event(e) if e.to_string().contains(needle)))
     }
 
     fn isolate(&mut self, i: usize) {
@@ -470,7 +470,7 @@ fn a_term_that_cannot_grow_stops_campaigns_with_a_log_line_instead_of_wrapping()
     let mut persisted = PersistedState::default();
     persisted.groups.insert(
         G.into(),
-        state::PersistedGroup {
+        PersistedGroup {
             term: Term::MAX - 1,
             vote: None,
         },
@@ -497,7 +497,7 @@ fn a_term_that_cannot_grow_stops_campaigns_with_a_log_line_instead_of_wrapping()
     assert_eq!(e.term(G), Term::MAX - 1);
     let lines = actions
         .iter()
-        .filter(|a| matches!(a, Action::Log(l) if l.contains("cannot grow")))
+        .filter(|a| matches!(a, Action::Event(Event::TermExhausted { .. })))
         .count();
     assert_eq!(lines, 1, "logged once: {actions:?}");
 }
@@ -594,7 +594,9 @@ fn log_lines(net: &Net, i: usize, needle: &str) -> Vec<String> {
     net.log[i]
         .iter()
         .filter_map(|a| match a {
-            Action::Log(l) | Action::Warn(l) if l.contains(needle) => Some(l.clone()),
+            Action::Event(e) if e.level() >= Level::Info && e.to_string().contains(needle) => {
+                Some(e.to_string())
+            }
             _ => None,
         })
         .collect()
@@ -736,9 +738,9 @@ fn voters_never_seen_are_warned_about_once_after_twice_the_failure_timeout() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     let l = &lines[0];
     assert!(
-        net.log[0]
-            .iter()
-            .any(|a| matches!(a, Action::Warn(w) if w == l)),
+        net.log[0].iter().any(
+            |a| matches!(a, Action::Event(e) if e.level() == Level::Warn && e.to_string() == *l)
+        ),
         "a warning, not an info line: {l}"
     );
     assert!(
