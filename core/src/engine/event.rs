@@ -7,6 +7,7 @@
 use super::api::Level;
 use super::group::Round;
 use super::handoff::StepDownReason;
+use super::identity::other_settings;
 use super::vote::Denial;
 use crate::message::NoLeader;
 use crate::transport::{DeathProof, Fingerprint, FingerprintMismatch, Refusal};
@@ -319,20 +320,12 @@ impl fmt::Display for Event {
                 f,
                 "the node at {addr} runs other safety settings ({mismatch}); it is refused"
             ),
-            Event::StandingAside { theirs } => {
-                let voters: Vec<&str> = theirs.voters.iter().map(NodeId::as_str).collect();
-                write!(
-                    f,
-                    "standing aside (no leading, no voting): nodes with other safety settings \
-                     (voters [{}], quorum {}, heartbeat {} ms, failure timeout {} ms) could \
-                     elect a leader of their own; give every node the same [cluster] and \
-                     [timing] settings",
-                    voters.join(", "),
-                    theirs.quorum,
-                    theirs.heartbeat_ms,
-                    theirs.failure_timeout_ms
-                )
-            }
+            Event::StandingAside { theirs } => write!(
+                f,
+                "standing aside (no leading, no voting): {}; give every node the same [cluster] \
+                 and [timing] settings",
+                other_settings(theirs)
+            ),
             Event::TakingPartAgain => {
                 f.write_str("no conflicting configuration can elect any more: taking part again")
             }

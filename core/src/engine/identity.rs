@@ -4,6 +4,19 @@
 
 use super::*;
 
+/// Describes a conflicting configuration, for the log and for `status`.
+pub(crate) fn other_settings(fp: &Fingerprint) -> String {
+    let voters: Vec<&str> = fp.voters.iter().map(NodeId::as_str).collect();
+    format!(
+        "nodes with other safety settings (voters [{}], quorum {}, heartbeat {} ms, failure \
+         timeout {} ms) could elect a leader of their own",
+        voters.join(", "),
+        fp.quorum,
+        fp.heartbeat_ms,
+        fp.failure_timeout_ms
+    )
+}
+
 impl Engine {
     /// A peer refused this node and said why. A duplicate name starts the takeover grace (the
     /// node halts if the refusals last, see `check_duplicate`); a stale incarnation that the

@@ -143,14 +143,45 @@ impl Engine {
         if self.standing_aside {
             return Err(Denial::StandingAside);
         }
-        let backoff = self.cfg.backoff;
-        let abstain_until = self.abstain_until;
         let ranking = self.ranking(&req.group);
-        let acting = self
+        let this_node_acts = self
             .groups
             .get(&req.group)
-            .and_then(|g| self.acting(g, now));
-        let g = self.group_mut(&req.group, now);
+            .and_then(|g| self.acting(g, now))
+            .is_some();
+        let (abstain_until, backoff) = (self.abstain_until, self.cfg.backoff);
+        let ballot = Ballot {
+            now,
+            abstain_until,
+            backoff,
+            ranking,
+            this_node_acts,
+            group: self.group_mut(&req.group, now),
+        };
+        ballot.judge(req)
+    }
+}
+
+/// A short-lived view of just what the voter side needs to judge one request (rules 2–5 of
+/// [`Engine::grantable`]): the group's state, this voter's ranking of the live candidates and
+/// its timings. Judging may only note since when the group is leaderless.
+pub(crate) struct Ballot<'a> {
+    pub now: Instant,
+    /// This voter abstains until then (a restart); time before it does not count as waited.
+    pub abstain_until: Instant,
+    pub backoff: Duration,
+    /// This voter's ranking of the group's live candidates, best first.
+    pub ranking: Vec<MemberId>,
+    /// Whether this node leads the group and may act.
+    pub this_node_acts: bool,
+    pub group: &'a mut Group,
+}
+
+impl Ballot<'_> {
+    /// Rules 2–5 of [`Engine::grantable`], in order.
+    pub fn judge(self, req: &VoteRequest) -> Result<(), Denial> {
+        let now = self.now;
+        let g = self.group;
         // Only a term above every known leadership — or exactly the term this voter already
         // voted in for this same candidate (a repeated request: the same answer again).
         let repeat = g.vote.as_ref() == Some(&(req.term, req.candidate.clone()));
@@ -165,17 +196,17 @@ impl Engine {
         let handoff_ok = req.handoff.as_ref().is_some_and(|h| {
             h.from != req.candidate
                 && (g
-                    .leader
-                    .as_ref()
-                    .is_some_and(|l| l.member == h.from && l.term == h.term)
-                    // A remembered resignation counts only while no newer leadership is known:
-                    // a late StepDown of an older term of the *same* member must not unlock a
-                    // vote against its current leadership, whose lease rests on this node's
-                    // acks (found by baton-sim).
-                    || (g.resigned.as_ref() == Some(h) && h.term >= g.term)
-                    || (g.leader.is_none() && h.term <= g.term))
+                        .leader
+                        .as_ref()
+                        .is_some_and(|l| l.member == h.from && l.term == h.term)
+                        // A remembered resignation counts only while no newer leadership is known:
+                        // a late StepDown of an older term of the *same* member must not unlock a
+                        // vote against its current leadership, whose lease rests on this node's
+                        // acks (found by baton-sim).
+                        || (g.resigned.as_ref() == Some(h) && h.term >= g.term)
+                        || (g.leader.is_none() && h.term <= g.term))
         });
-        if acting.is_some() && !handoff_ok {
+        if self.this_node_acts && !handoff_ok {
             return Err(Denial::ThisNodeLeads);
         }
         if let Some(l) = &g.leader
@@ -193,16 +224,16 @@ impl Engine {
         if handoff_ok {
             return Ok(());
         }
-        let Some(pos) = ranking.iter().position(|m| *m == req.candidate) else {
+        let Some(pos) = self.ranking.iter().position(|m| *m == req.candidate) else {
             return Err(Denial::NotInView);
         };
         let since = *g.leaderless_since.get_or_insert(now);
         // Time spent abstaining does not count: the ranking's order must hold after a restart.
-        let waited = now.saturating_duration_since(since.max(abstain_until));
-        let allowed = if backoff.is_zero() {
+        let waited = now.saturating_duration_since(since.max(self.abstain_until));
+        let allowed = if self.backoff.is_zero() {
             usize::MAX
         } else {
-            (waited.as_micros() / backoff.as_micros()) as usize
+            (waited.as_micros() / self.backoff.as_micros()) as usize
         };
         if pos <= allowed {
             Ok(())
@@ -211,3 +242,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "vote_tests.rs"]
+mod tests;

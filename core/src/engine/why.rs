@@ -3,6 +3,7 @@
 //! that no node answers for (an [`Event::UnseenVoters`]). The types they fill in are wire types,
 //! in [`crate::message::client`].
 
+use super::identity::other_settings;
 use super::peers::{Liveness, Peer};
 use super::timers::Timer;
 use super::{Engine, Event, Quorum};
@@ -82,16 +83,7 @@ impl Engine {
         let abstaining_ms = (self.is_voter(me) && now < self.abstain_until)
             .then(|| (self.abstain_until - now).as_millis() as u64);
         let standing_aside = if self.standing_aside {
-            self.conflicting_config().map(|fp| {
-                let voters: Vec<&str> = fp.voters.iter().map(NodeId::as_str).collect();
-                format!(
-                    "nodes with other safety settings (voters [{}], quorum {}, heartbeat {} ms, failure timeout {} ms) could elect a leader of their own",
-                    voters.join(", "),
-                    fp.quorum,
-                    fp.heartbeat_ms,
-                    fp.failure_timeout_ms
-                )
-            })
+            self.conflicting_config().map(other_settings)
         } else {
             None
         };
