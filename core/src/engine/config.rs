@@ -1,7 +1,6 @@
-//! What the engine is configured with: the node, the quorum mode, the timings and the groups' policies
-//! — and [`defaults`], the one place the protocol's default timings are written
-//! (the TOML config, the runtime builder, the transport fingerprint and the CLI take them from
-//! here).
+//! What the engine is configured with: the node, the quorum mode, the timings and the groups'
+//! policies — and [`defaults`], the one place the protocol's default timings are written (the
+//! TOML config, the transport fingerprint and the CLI take them from here).
 
 use crate::policy::LeaderPolicy;
 use crate::transport::DeathProofMode;

@@ -28,7 +28,6 @@
 //!   which campaigns at once; voters grant at once because the leader resigned.
 //! - **Availability mode** (`quorum = "none"`): no votes, no leases; every side of a partition
 //!   elects a leader, and when they meet the higher (term, rank) wins.
-
 //!
 //! # Where each rule lives
 //!
