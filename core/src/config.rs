@@ -122,9 +122,15 @@ pub struct HardwareConfig {
 }
 
 impl HardwareConfig {
-    /// The hardware to announce: configured values over detected ones.
+    /// The hardware to announce: configured values over detected ones
+    /// ([`runtime::hardware::detect`](crate::runtime::hardware::detect)).
+    #[cfg(feature = "runtime")]
     pub fn resolve(&self) -> Hardware {
-        let detected = Hardware::detect();
+        self.over(crate::runtime::hardware::detect())
+    }
+
+    /// Configured values over `detected` ones.
+    pub fn over(&self, detected: Hardware) -> Hardware {
         Hardware {
             cpus: self.cpus.unwrap_or(detected.cpus),
             memory_bytes: self.memory_bytes.unwrap_or(detected.memory_bytes),

@@ -67,6 +67,9 @@ impl fmt::Display for MemberId {
 }
 
 /// What a node offers: detected (or configured) CPUs and memory and an optional explicit weight.
+///
+/// A plain value: detection (which reads the operating system) is the runtime's,
+/// `baton_core::runtime::hardware::detect`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hardware {
     /// Logical CPUs.
@@ -75,27 +78,6 @@ pub struct Hardware {
     pub memory_bytes: u64,
     /// A configured weight; when set, `hardware-weight` uses it instead of cpus and memory.
     pub weight: Option<f64>,
-}
-
-impl Hardware {
-    /// Detects CPUs (and, on Linux, memory) of this machine.
-    pub fn detect() -> Self {
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1);
-        Hardware {
-            cpus,
-            memory_bytes: detect_memory_bytes().unwrap_or(0),
-            weight: None,
-        }
-    }
-}
-
-fn detect_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// A member of a group as the cluster records it: identity, age and the metadata of its node.

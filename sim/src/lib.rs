@@ -66,13 +66,14 @@
 //!
 //! ## Invariants
 //!
-//! Checked after every step, on every live node, for every group:
+//! Checked after every step (safety, (a)–(c), by the simulation's oracle), on every live
+//! node, for every group:
 //!
 //! - **(a)** quorum mode: at most one member ever acts as leader per (group, term), and each
 //!   new leadership's term is above every earlier one — the fencing token only grows. Not
 //!   checked once a node has restarted *without* persistence: if no one remembers a term,
-//!   nothing can stop it being reused (DESIGN.md: term and vote survive restart only with a
-//!   `data_dir`).
+//!   nothing can stop it being reused (term and vote survive a restart only with a
+//!   `data_dir`, docs/RELIABILITY.md).
 //! - **(b)** quorum mode: no two nodes act as leader (`is_acting_leader`, each judged by its
 //!   own clock) at the same **true** instant. (Between steps the set of acting nodes can only
 //!   shrink, as leases run out, so checking after every step is exhaustive.) Guaranteed only
@@ -186,6 +187,11 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+mod config;
+mod faults;
+mod network;
+mod oracle;
+mod policies;
 pub mod rng;
 pub mod scenario;
 pub mod sim;

@@ -11,8 +11,8 @@ use std::time::Duration;
 /// Where a call being served came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallRef {
-    /// A call routed on this node — an [`Input::Call`] or a client's call — under an id the
-    /// engine chose: opaque, hand it back in [`Input::Reply`].
+    /// A call made on this node ([`Input::Call`] with this id), or a client's call routed here
+    /// (under an id of the engine's, apart from the runtime's).
     Local(u64),
     /// A request from a peer.
     Remote {

@@ -1,9 +1,11 @@
 //! Routed calls: the calls table, where a call goes (the leader, or with `any` a live member),
 //! serving it here, and answering whoever made it.
 //!
-//! Every call waiting or in flight has one entry in [`Calls`], under an id the table hands out.
-//! That id names the call on the wire (`Request::id`) and in [`CallRef::Local`]; where the call
-//! came from — this node's [`Input::Call`] or a client's `ClientCall` — is its [`CallOrigin`].
+//! Every call waiting or in flight has one entry in [`Calls`], under the id that names it on the
+//! wire (`Request::id`) and in [`CallRef::Local`]; where the call came from — this node's
+//! [`Input::Call`] or a client's `ClientCall` — is its [`CallOrigin`]. A local call keeps the
+//! caller's id; a client's call gets one from [`Calls::insert`], in a range of its own (the
+//! wire has a single id, so the two kinds must not meet there).
 
 use super::*;
 
@@ -54,19 +56,31 @@ pub(crate) struct PendingCall {
     pub deadline: Instant,
 }
 
+/// Client calls' ids have this bit set; the runtime numbers its calls from 0 and never reaches
+/// it, so a client's call never takes a local call's id.
+const CLIENT_IDS: u64 = 1 << 63;
+
 /// The calls table.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Calls {
     pending: BTreeMap<u64, PendingCall>,
-    last_id: u64,
+    /// Client calls numbered so far.
+    clients: u64,
 }
 
 impl Calls {
-    /// Adds `call` under a fresh id and returns the id.
+    /// Adds `call` and returns its id: the caller's for a local call, the next client id for a
+    /// client's call.
     pub fn insert(&mut self, call: PendingCall) -> u64 {
-        self.last_id = self.last_id.wrapping_add(1);
-        self.pending.insert(self.last_id, call);
-        self.last_id
+        let id = match call.origin {
+            CallOrigin::Local(id) => id,
+            CallOrigin::Client { .. } => {
+                self.clients = self.clients.wrapping_add(1);
+                CLIENT_IDS | self.clients
+            }
+        };
+        self.pending.insert(id, call);
+        id
     }
 
     pub fn get(&self, id: u64) -> Option<&PendingCall> {

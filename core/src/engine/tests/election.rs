@@ -1,0 +1,289 @@
+//! The candidate side: who campaigns first, pre-vote then vote, majority arithmetic (even
+//! sizes too), lost and timed-out campaigns and their jittered retries.
+
+use super::harness::{G, Setup, join, ms, name, vote_requests};
+use super::probe::Probe;
+use crate::engine::{Action, EngineConfig, Quorum};
+use crate::message::{Message, VoteRequest, VoteResponse};
+use crate::types::{NodeId, Term};
+use std::time::{Duration, Instant};
+
+/// Advances `p` in 1 ms steps until it asks for votes (at most `limit`): when, and what.
+fn next_round(p: &mut Probe, limit: Duration) -> Option<(Instant, Vec<VoteRequest>)> {
+    let end = p.now + limit;
+    while p.now < end {
+        let reqs: Vec<VoteRequest> = vote_requests(&p.advance(ms(1)))
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        if !reqs.is_empty() {
+            return Some((p.now, reqs));
+        }
+    }
+    None
+}
+
+/// `n0` answers `req` (and so does `n2`).
+fn answer(p: &mut Probe, req: &VoteRequest, granted: bool, known_term: Term) -> Vec<Action> {
+    let mut out = Vec::new();
+    for v in ["n0", "n2"] {
+        let resp = VoteResponse {
+            group: G.into(),
+            term: req.term,
+            pre: req.pre,
+            granted,
+            known_term,
+        };
+        out.extend(p.from(v, Message::VoteResponse(resp)));
+    }
+    out
+}
+
+/// `n1` (rank 1 behind fake `n0`) joined, among fake voters `n0` and `n2`.
+fn candidate(seed: u64) -> Probe {
+    let quorum = Quorum::Majority(["n0", "n1", "n2"].into_iter().map(NodeId::new).collect());
+    let mut cfg = EngineConfig::new("n1", 1, quorum);
+    cfg.rng_seed = seed;
+    let mut p = Probe::with(cfg, None, &["n0", "n2"]);
+    p.handle(join(1_000));
+    p
+}
+
+#[test]
+fn the_favourite_of_the_ranking_is_elected_and_nobody_else_acts_meanwhile() {
+    let mut c = Setup::new(3).build();
+    assert_eq!(c.elect(), 0, "n0 has the lowest member id");
+    assert!(
+        c.history.iter().all(|(_, a)| a.is_empty() || *a == vec![0]),
+        "{:?}",
+        c.history
+    );
+}
+
+#[test]
+fn a_candidate_asks_for_pre_votes_before_it_asks_for_votes_in_the_same_term() {
+    let mut c = Setup::new(3).build();
+    let leader = c.elect();
+    let reqs: Vec<&VoteRequest> = c
+        .sent(leader)
+        .filter_map(|(_, m)| match m {
+            Message::VoteRequest(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let first_real = reqs.iter().position(|r| !r.pre).expect("a real round");
+    assert!(
+        first_real > 0 && reqs[..first_real].iter().all(|r| r.pre),
+        "{reqs:?}"
+    );
+    assert_eq!(
+        reqs[0].term, reqs[first_real].term,
+        "the pre-vote asks about the term it then asks for"
+    );
+    assert_eq!(c.engines[leader].term(G), reqs[first_real].term);
+}
+
+#[test]
+fn an_isolated_node_does_not_depose_a_healthy_leader_when_it_returns() {
+    let mut c = Setup::new(3).build();
+    let leader = c.elect();
+    let term = c.engines[leader].term(G);
+    c.isolate(2);
+    c.run_for(Duration::from_secs(2));
+    c.cut.clear();
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(c.acting(), vec![leader]);
+    assert_eq!(
+        c.engines[leader].term(G),
+        term,
+        "its pre-votes raised no term"
+    );
+    assert_eq!(c.leader_seen_by(2), Some(name(leader)));
+}
+
+#[test]
+fn a_majority_of_four_voters_is_three() {
+    let mut c = Setup::new(4).build();
+    c.crash(2);
+    c.crash(3);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(
+        c.most_acting_at_once(),
+        0,
+        "two of four voters elect nobody"
+    );
+    c.restart(2, None);
+    c.elect();
+}
+
+#[test]
+fn a_majority_of_five_voters_is_three() {
+    let mut c = Setup::new(5).build();
+    c.crash(2);
+    c.crash(3);
+    c.crash(4);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(
+        c.most_acting_at_once(),
+        0,
+        "two of five voters elect nobody"
+    );
+    c.restart(4, None);
+    assert_eq!(c.elect(), 0);
+}
+
+#[test]
+fn a_two_voter_cluster_needs_both_voters() {
+    let mut c = Setup::new(2).build();
+    c.crash(1);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.most_acting_at_once(), 0);
+}
+
+#[test]
+fn a_single_voter_is_its_own_majority_and_keeps_its_lease() {
+    let mut c = Setup::new(1).build();
+    assert_eq!(c.elect(), 0);
+    let (from, term) = (c.history.len(), c.engines[0].term(G));
+    c.run_for(Duration::from_secs(5));
+    assert!(
+        c.history[from..].iter().all(|(_, a)| *a == vec![0]),
+        "it renews its own lease: {:?}",
+        c.history
+    );
+    assert_eq!(c.engines[0].term(G), term, "no re-election");
+}
+
+#[test]
+fn a_member_on_a_node_that_is_not_a_voter_can_lead() {
+    let mut c = Setup::new(4).voters(&["n1", "n2", "n3"]).build();
+    assert_eq!(c.elect(), 0, "n0 is the favourite though it has no vote");
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.acting(), vec![0], "the voters' acks keep its lease");
+}
+
+#[test]
+fn a_candidate_that_a_majority_denies_gives_up_at_once_and_retries_after_its_backoff() {
+    let mut p = candidate(1);
+    let (t1, reqs) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+    answer(&mut p, &reqs[0], false, 0);
+    let (t2, _) = next_round(&mut p, Duration::from_secs(1)).expect("it retries");
+    // Rank 1 retries after 1 × backoff (50 ms) + a fifth + jitter (< half a backoff), not
+    // after the election timeout (250 ms) a silent round costs.
+    let d = t2 - t1;
+    assert!(d >= ms(55) && d < ms(200), "retried after {d:?}");
+}
+
+#[test]
+fn retries_are_jittered_so_that_tied_candidates_do_not_collide_forever() {
+    let mut delays = std::collections::BTreeSet::new();
+    for seed in 1..=6 {
+        let mut p = candidate(seed);
+        let (t1, reqs) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+        answer(&mut p, &reqs[0], false, 0);
+        let (t2, _) = next_round(&mut p, Duration::from_secs(1)).expect("it retries");
+        delays.insert(t2 - t1);
+    }
+    assert!(
+        delays.len() > 1,
+        "the same delay for every seed: {delays:?}"
+    );
+}
+
+#[test]
+fn a_candidate_whose_requests_go_unanswered_gives_up_at_the_election_timeout() {
+    let mut p = candidate(1);
+    let (t1, _) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+    let (t2, reqs) = next_round(&mut p, Duration::from_secs(2)).expect("it retries");
+    let d = t2 - t1;
+    assert!(d >= ms(250) && d < ms(600), "retried after {d:?}");
+    assert!(reqs.iter().all(|r| r.pre), "a new pre-vote round");
+}
+
+#[test]
+fn vote_responses_for_another_term_or_round_are_ignored() {
+    let mut p = candidate(1);
+    let (_, reqs) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+    let pre = &reqs[0];
+    assert!(pre.pre);
+    let other_term = VoteRequest {
+        term: pre.term + 5,
+        ..pre.clone()
+    };
+    assert!(vote_requests(&answer(&mut p, &other_term, true, 0)).is_empty());
+    let real_round = VoteRequest {
+        pre: false,
+        ..pre.clone()
+    };
+    assert!(vote_requests(&answer(&mut p, &real_round, true, 0)).is_empty());
+    let next = vote_requests(&answer(&mut p, pre, true, 0));
+    assert!(
+        !next.is_empty() && next.iter().all(|(_, r)| !r.pre),
+        "the pre-vote won: {next:?}"
+    );
+}
+
+#[test]
+fn votes_from_non_voters_do_not_count() {
+    let quorum = Quorum::Majority(["n0", "n1", "n2"].into_iter().map(NodeId::new).collect());
+    let mut p = Probe::with(
+        EngineConfig::new("n1", 1, quorum),
+        None,
+        &["n0", "n2", "n3"],
+    );
+    p.handle(join(1_000));
+    let (_, reqs) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+    let grant = |from: &str, p: &mut Probe| {
+        let resp = VoteResponse {
+            group: G.into(),
+            term: reqs[0].term,
+            pre: true,
+            granted: true,
+            known_term: 0,
+        };
+        vote_requests(&p.from(from, Message::VoteResponse(resp)))
+    };
+    assert!(grant("n3", &mut p).is_empty(), "n3 has no vote");
+    assert!(
+        grant("n0", &mut p).is_empty(),
+        "one vote of three (its own is still abstaining)"
+    );
+    assert!(!grant("n2", &mut p).is_empty(), "two of three");
+}
+
+#[test]
+fn a_candidate_catches_up_with_the_highest_term_a_voter_reports() {
+    let mut p = candidate(1);
+    let (_, reqs) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+    assert_eq!(reqs[0].term, 1);
+    answer(&mut p, &reqs[0], false, 41);
+    let (_, reqs) = next_round(&mut p, Duration::from_secs(1)).expect("it retries");
+    assert_eq!(reqs[0].term, 42);
+}
+
+#[test]
+fn in_availability_mode_each_side_of_a_partition_leads_and_one_leader_remains_when_they_meet() {
+    let mut c = Setup::new(2).availability().build();
+    assert_eq!(c.elect(), 0);
+    c.isolate(0);
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(c.acting(), vec![0, 1], "no quorum: both sides lead");
+    let split = c.engines[1].term(G);
+    assert!(
+        split > c.engines[0].term(G),
+        "the new side went above the old term"
+    );
+    c.cut.clear();
+    c.run_for(Duration::from_secs(1));
+    let [one] = c.acting()[..] else {
+        panic!("acting after the heal: {:?}", c.acting());
+    };
+    for i in 0..2 {
+        assert_eq!(
+            c.leader_seen_by(i),
+            Some(name(one)),
+            "n{i} follows the survivor"
+        );
+        assert!(c.engines[i].term(G) >= split, "and no term went back");
+    }
+}

@@ -1,0 +1,95 @@
+//! Hand-made inputs and messages for the rule tests, and readers of what engines answer.
+
+use super::harness::{G, name};
+use crate::engine::{Action, Input};
+use crate::message::{Message, VoteRequest, VoteResponse};
+use crate::transport::{CloseKind, Envelope, Fingerprint, TransportEvent};
+use crate::types::{Labels, MemberId, NodeId, Term};
+
+/// A message from `from` (of `incarnation`).
+pub(crate) fn envelope(from: &str, incarnation: u64, message: Message) -> Envelope {
+    Envelope {
+        from: NodeId::new(from),
+        incarnation,
+        message,
+    }
+}
+
+pub(crate) fn join(started_at_ms: u64) -> Input {
+    Input::Join {
+        group: G.into(),
+        labels: Labels::new(),
+        started_at_ms,
+    }
+}
+
+pub(crate) fn connected(j: usize, incarnation: u64) -> TransportEvent {
+    TransportEvent::Connected {
+        node: NodeId::new(name(j)),
+        incarnation,
+        addr: name(j),
+    }
+}
+
+/// A (pre-)vote request of `candidate`'s member 0 in [`G`].
+pub(crate) fn vote_request(candidate: &str, term: Term, pre: bool) -> VoteRequest {
+    VoteRequest {
+        group: G.into(),
+        term,
+        candidate: MemberId::new(candidate, 0),
+        handoff: None,
+        pre,
+        dead: vec![],
+    }
+}
+
+/// The vote answers among `actions`.
+pub(crate) fn vote_responses(actions: &[Action]) -> Vec<(NodeId, VoteResponse)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                message: Message::VoteResponse(r),
+            } => Some((to.clone(), r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The vote requests among `actions`.
+pub(crate) fn vote_requests(actions: &[Action]) -> Vec<(NodeId, VoteRequest)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                message: Message::VoteRequest(r),
+            } => Some((to.clone(), r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A peer at a made-up address runs another configuration: voters `theirs` instead of `ours`.
+pub(crate) fn mismatch(ours: &[&str], theirs: &[&str]) -> TransportEvent {
+    let fp = |v: &[&str]| Fingerprint {
+        voters: v.iter().map(|v| NodeId::new(*v)).collect(),
+        ..Fingerprint::default()
+    };
+    let theirs = fp(theirs);
+    let mismatch = fp(ours).mismatch(&theirs).expect("they differ");
+    TransportEvent::Mismatch {
+        addr: "10.0.0.9:7101".into(),
+        mismatch,
+        theirs,
+    }
+}
+
+/// The transport saw the connection to node `j` reset (no proof of anything).
+pub(crate) fn reset(j: usize) -> TransportEvent {
+    TransportEvent::Disconnected {
+        node: NodeId::new(name(j)),
+        how: CloseKind::Abrupt,
+    }
+}

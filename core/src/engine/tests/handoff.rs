@@ -1,0 +1,246 @@
+//! Handoff: a leader that shuts down or leaves stops acting, then names the next in its ranking,
+//! which takes over without waiting for the failure timeout; voters honour a resignation only
+//! for the leadership it ends; a preempting group hands off to a better-ranked newcomer.
+
+use super::harness::{FT, G, Setup, join, member, ms, name, vote_request, vote_requests};
+use super::probe::Probe;
+use crate::engine::{Action, Input};
+use crate::message::{Handoff, Message, StepDown};
+use crate::types::MemberId;
+use std::time::Duration;
+
+/// The `StepDown`s among `actions`.
+fn step_downs(actions: &[Action]) -> Vec<StepDown> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                message: Message::StepDown(sd),
+                ..
+            } => Some(sd.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Elects n0 of three, lets `quit` end its leadership, and checks that n1 leads well within the
+/// failure timeout without two acting leaders at any point.
+fn hands_off_to_n1(quit: Input) -> super::harness::Cluster {
+    let mut c = Setup::new(3).build();
+    assert_eq!(c.elect(), 0);
+    c.run_for(ms(300));
+    let t = c.now;
+    let actions = c.input(0, quit);
+    let sds = step_downs(&actions);
+    assert!(!sds.is_empty(), "{actions:?}");
+    assert!(
+        sds.iter().all(|sd| sd.successor == Some(member(1))),
+        "{sds:?}"
+    );
+    let took_over = c.run_until_true(FT, |c| c.acting() == vec![1]);
+    assert!(took_over, "acting {:?}", c.acting());
+    assert!(c.now - t < FT / 2, "took {:?}", c.now - t);
+    assert!(c.most_acting_at_once() <= 1, "{:?}", c.history);
+    c
+}
+
+#[test]
+fn a_kind_shutdown_hands_off_to_the_next_in_the_ranking_without_waiting_for_the_timeout() {
+    hands_off_to_n1(Input::Shutdown);
+}
+
+#[test]
+fn a_leaving_leader_hands_off_and_stays_in_the_cluster() {
+    let mut c = hands_off_to_n1(Input::Leave { group: G.into() });
+    assert_eq!(c.engines[0].local_member(G), None);
+    c.run_for(Duration::from_secs(1));
+    assert!(c.alive_in(1, 0) && c.alive_in(2, 0), "only its member left");
+    assert_eq!(
+        c.acting(),
+        vec![1],
+        "and it does not come back as a candidate"
+    );
+}
+
+#[test]
+fn a_leader_stops_acting_before_it_announces_its_resignation() {
+    let mut c = Setup::new(3).build();
+    c.elect();
+    let actions = c.input(0, Input::Shutdown);
+    let stopped = actions
+        .iter()
+        .position(|a| matches!(a, Action::Leadership(l) if !l.is_me));
+    let told = actions.iter().position(|a| {
+        matches!(
+            a,
+            Action::Send {
+                message: Message::StepDown(_),
+                ..
+            }
+        )
+    });
+    assert!(
+        matches!((stopped, told), (Some(s), Some(t)) if s < t),
+        "{actions:?}"
+    );
+    assert!(!c.engines[0].is_acting_leader(G, c.now));
+}
+
+/// The voter probe following n0's claim of `term`, which n0 then resigns naming n2.
+fn n0_resigned_to_n2(term: u64) -> Probe {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(term));
+    p.claim("n0", None);
+    let sd = step_down(term, "n0", Some("n2"));
+    p.from("n0", Message::StepDown(sd));
+    p
+}
+
+/// `from`'s member 0 resigns [`G`] at `term`, naming `successor`'s member 0.
+fn step_down(term: u64, from: &str, successor: Option<&str>) -> StepDown {
+    StepDown {
+        group: G.into(),
+        term,
+        from: MemberId::new(from, 0),
+        successor: successor.map(|s| MemberId::new(s, 0)),
+    }
+}
+
+/// The voter probe following `n0`'s claim of `term`.
+fn following_n0(term: u64) -> Probe {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(term));
+    p
+}
+
+fn handoff(from: &str, term: u64) -> Option<Handoff> {
+    Some(Handoff {
+        from: MemberId::new(from, 0),
+        term,
+    })
+}
+
+#[test]
+fn a_voter_grants_the_named_successor_at_once() {
+    let mut p = n0_resigned_to_n2(2);
+    assert!(
+        !p.grants("n2", 3, false),
+        "without the handoff n2 (rank 1) waits its backoff"
+    );
+    let req = crate::message::VoteRequest {
+        handoff: handoff("n0", 2),
+        ..vote_request("n2", 3, false)
+    };
+    assert!(p.ask("n2", req).granted);
+}
+
+#[test]
+fn a_handoff_matching_the_known_leader_unlocks_the_vote_before_the_step_down_arrives() {
+    let mut p = following_n0(2);
+    assert!(!p.grants("n2", 3, false), "n0 holds a lease");
+    let req = crate::message::VoteRequest {
+        handoff: handoff("n0", 2),
+        ..vote_request("n2", 3, false)
+    };
+    assert!(p.ask("n2", req).granted, "n0 resigned in n2's favour");
+}
+
+#[test]
+fn a_candidate_cannot_present_its_own_resignation_as_a_handoff() {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n2", Some(2));
+    let req = crate::message::VoteRequest {
+        handoff: handoff("n2", 2),
+        ..vote_request("n2", 3, false)
+    };
+    assert!(
+        !p.ask("n2", req).granted,
+        "n2 ranks behind n0: no shortcut through itself"
+    );
+}
+
+#[test]
+fn a_late_resignation_of_an_older_term_does_not_unlock_a_vote_against_the_current_leader() {
+    let mut p = n0_resigned_to_n2(2);
+    // n0 leads again, in term 4; n2 presents the old resignation of term 2.
+    p.claim("n0", Some(4));
+    let req = crate::message::VoteRequest {
+        handoff: handoff("n0", 2),
+        ..vote_request("n2", 5, false)
+    };
+    assert!(!p.ask("n2", req).granted);
+}
+
+#[test]
+fn a_step_down_ends_the_resigned_leadership_at_once() {
+    let mut p = following_n0(2);
+    let sd = step_down(2, "n0", None);
+    p.from("n0", Message::StepDown(sd));
+    assert_eq!(
+        p.engine.leadership(G, p.now).leader,
+        None,
+        "no waiting for the claim to lapse"
+    );
+}
+
+#[test]
+fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
+    let mut p = Probe::voter();
+    p.handle(join(1_000));
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    let sd = step_down(2, "n0", Some("n1"));
+    let actions = p.from("n0", Message::StepDown(sd));
+    let reqs = vote_requests(&actions);
+    assert!(!reqs.is_empty(), "{actions:?}");
+    for (_, r) in reqs {
+        assert!(!r.pre && r.term == 3, "{r:?}");
+        assert_eq!(r.handoff, handoff("n0", 2));
+    }
+}
+
+#[test]
+fn a_step_down_of_an_older_term_is_ignored() {
+    let mut p = following_n0(4);
+    let sd = step_down(3, "n0", None);
+    p.from("n0", Message::StepDown(sd));
+    assert_eq!(
+        p.engine.leadership(G, p.now).leader,
+        Some(MemberId::new("n0", 0))
+    );
+}
+
+#[test]
+fn a_step_down_by_a_member_that_does_not_lead_is_ignored() {
+    let mut p = following_n0(4);
+    let sd = step_down(4, "n2", None);
+    p.from("n2", Message::StepDown(sd));
+    assert_eq!(
+        p.engine.leadership(G, p.now).leader,
+        Some(MemberId::new("n0", 0))
+    );
+    assert!(!p.grants("n2", 5, false), "n0's lease still holds");
+}
+
+#[test]
+fn a_preempting_group_hands_off_to_a_better_ranked_member_that_joins() {
+    let mut c = Setup::new(3).joined(&[1, 2]).preempt().build();
+    assert_eq!(c.elect(), 1);
+    c.join(0);
+    let moved = c.run_until_true(Duration::from_secs(3), |c| c.acting() == vec![0]);
+    assert!(moved, "acting {:?}", c.acting());
+    assert!(c.most_acting_at_once() <= 1, "{:?}", c.history);
+}
+
+#[test]
+fn without_preempt_a_leader_keeps_leading_when_a_better_ranked_member_joins() {
+    let mut c = Setup::new(3).joined(&[1, 2]).build();
+    assert_eq!(c.elect(), 1);
+    c.join(0);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.acting(), vec![1]);
+    assert_eq!(c.leader_seen_by(0), Some(name(1)));
+}

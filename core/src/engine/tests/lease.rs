@@ -1,0 +1,239 @@
+//! Leases: a leader acts only while a majority of voters acknowledged one of its heartbeats
+//! within the lease, counted from the heartbeat's send time; it stops at the lease's end with
+//! no message needed; voters promise not to elect another before that lease can have ended.
+
+use super::harness::{G, LEASE, Setup, ms, others, reset};
+use super::probe::Probe;
+use crate::engine::Action;
+use crate::message::Message;
+use crate::types::NodeId;
+use std::time::Duration;
+
+/// The probe's latest heartbeat to `peer` that carried a claim: its sequence number.
+fn last_claiming_heartbeat(p: &Probe, peer: &str) -> u64 {
+    let hbs = p.heartbeats_to(peer);
+    let claiming = hbs.iter().rev().find(|(_, claims)| !claims.is_empty());
+    claiming
+        .map(|(seq, _)| *seq)
+        .expect("a heartbeat with a claim")
+}
+
+/// Runs the probe (a leader) for `d`, with `ackers` acking every claiming heartbeat at once.
+fn lead_with_acks(p: &mut Probe, ackers: &[&str], d: Duration) {
+    let end = p.now + d;
+    while p.now < end {
+        p.advance(ms(10));
+        for a in ackers {
+            let seq = last_claiming_heartbeat(p, a);
+            p.ack(a, seq);
+        }
+    }
+}
+
+#[test]
+fn a_leader_stops_acting_at_its_lease_end_without_any_input() {
+    let mut p = Probe::voter();
+    p.elect_me();
+    let t = p.now;
+    assert!(
+        p.engine.is_acting_leader(G, t + ms(300)),
+        "the round's lease runs"
+    );
+    assert!(
+        !p.engine.is_acting_leader(G, t + LEASE + ms(1)),
+        "no ack, no renewal: it ends by itself"
+    );
+    let l = p.engine.leadership(G, t + LEASE + ms(1));
+    assert!(!l.is_me);
+}
+
+#[test]
+fn a_leader_renews_its_lease_with_acks_from_a_majority_of_voters() {
+    let mut p = Probe::voter();
+    p.elect_me();
+    lead_with_acks(&mut p, &["n0"], Duration::from_secs(2));
+    assert!(
+        p.engine.is_acting_leader(G, p.now),
+        "its own vote and n0's ack are two of three"
+    );
+}
+
+#[test]
+fn acks_one_short_of_a_majority_do_not_renew_a_lease() {
+    let voters = ["n0", "n1", "n2", "n3", "n4"];
+    let mut p = Probe::new("n1", &voters, &["n0", "n2", "n3", "n4"]);
+    p.elect_me();
+    lead_with_acks(&mut p, &["n0"], Duration::from_secs(1));
+    assert!(!p.engine.is_acting_leader(G, p.now), "two of five");
+    let mut p = Probe::new("n1", &voters, &["n0", "n2", "n3", "n4"]);
+    p.elect_me();
+    lead_with_acks(&mut p, &["n0", "n2"], Duration::from_secs(1));
+    assert!(p.engine.is_acting_leader(G, p.now), "three of five");
+}
+
+#[test]
+fn an_ack_from_a_non_voter_does_not_renew_a_lease() {
+    let mut p = Probe::new("n1", &["n0", "n1", "n2"], &["n0", "n2", "n3"]);
+    p.elect_me();
+    lead_with_acks(&mut p, &["n3"], Duration::from_secs(1));
+    assert!(!p.engine.is_acting_leader(G, p.now));
+}
+
+#[test]
+fn non_voters_do_not_ack_claims() {
+    let mut c = Setup::new(4).voters(&["n0", "n1", "n2"]).build();
+    c.elect();
+    c.run_for(Duration::from_secs(1));
+    assert!(
+        !c.sent(3)
+            .any(|(_, m)| matches!(m, Message::HeartbeatAck(_)))
+    );
+    assert!(
+        c.sent(1)
+            .any(|(_, m)| matches!(m, Message::HeartbeatAck(_))),
+        "voters do"
+    );
+}
+
+#[test]
+fn the_lease_runs_from_the_heartbeats_send_time_not_from_the_acks_arrival() {
+    let mut p = Probe::voter();
+    p.elect_me();
+    // Elected now: the claim went out at once. Its ack arrives 300 ms late.
+    let sent_at = p.now;
+    let seq = last_claiming_heartbeat(&p, "n0");
+    p.advance(ms(300));
+    p.ack("n0", seq);
+    assert!(p.engine.is_acting_leader(G, sent_at + LEASE - ms(10)));
+    assert!(
+        !p.engine.is_acting_leader(G, sent_at + LEASE + ms(10)),
+        "not ack time + lease"
+    );
+}
+
+#[test]
+fn a_leader_whose_acks_are_lost_stops_acting_within_one_lease() {
+    let mut c = Setup::new(3).build();
+    let leader = c.elect();
+    let t = c.now;
+    c.drop_when(|_, _, m| matches!(m, Message::HeartbeatAck(_)));
+    c.run_for(ms(100));
+    assert!(
+        c.acting().contains(&leader),
+        "still within the round's lease"
+    );
+    c.run_until(t + LEASE + ms(10));
+    assert!(!c.acting().contains(&leader));
+    assert!(c.most_acting_at_once() <= 1);
+}
+
+#[test]
+fn no_new_leader_acts_before_a_partitioned_leaders_lease_has_ended() {
+    let mut c = Setup::new(3).build();
+    let old = c.elect();
+    c.isolate(old);
+    let elected = c.run_until_true(Duration::from_secs(3), |c| {
+        c.acting().iter().any(|i| *i != old)
+    });
+    assert!(elected, "the majority side elects a new leader");
+    assert!(
+        c.most_acting_at_once() <= 1,
+        "two acting leaders: {:?}",
+        c.history
+    );
+    // The old leader, cut off, stopped by its own clock before anyone else started.
+    let old_stopped = c
+        .history
+        .iter()
+        .position(|(_, a)| !a.contains(&old))
+        .expect("it stopped");
+    let new_started = c
+        .history
+        .iter()
+        .position(|(_, a)| a.iter().any(|i| *i != old))
+        .expect("started");
+    assert!(old_stopped < new_started, "{:?}", c.history);
+}
+
+#[test]
+fn a_stale_periodic_heartbeat_does_not_drop_a_live_leaders_claim() {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    let seq = p.beat("n0");
+    // A reordered, older heartbeat of n0 that did not claim yet.
+    let hb = crate::message::Heartbeat {
+        seq: seq - 2,
+        addr: "n0".into(),
+        hardware: Default::default(),
+        labels: Default::default(),
+        members: vec![],
+        claims: vec![],
+        peers: vec![],
+    };
+    p.from("n0", Message::Heartbeat(hb));
+    let l = p.engine.leadership(G, p.now);
+    assert_eq!(l.leader.map(|m| m.node), Some(NodeId::new("n0")));
+    assert!(
+        !p.grants("n2", 3, false),
+        "the promise behind n0's lease still holds"
+    );
+}
+
+#[test]
+fn a_periodic_heartbeat_without_the_claim_ends_the_leadership() {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    assert!(p.engine.leadership(G, p.now).leader.is_some());
+    p.claim("n0", None);
+    assert_eq!(
+        p.engine.leadership(G, p.now).leader,
+        None,
+        "n0 no longer claims it"
+    );
+}
+
+#[test]
+fn a_leader_whose_links_to_a_majority_of_voters_are_reset_stops_acting_at_once() {
+    let mut c = Setup::new(3).build();
+    let leader = c.elect();
+    let [b, c2] = others(3, leader)[..] else {
+        unreachable!()
+    };
+    c.event(leader, reset(b));
+    assert_eq!(
+        c.acting(),
+        vec![leader],
+        "one reset voter of two leaves a majority"
+    );
+    let actions = c.event(leader, reset(c2));
+    assert!(
+        c.acting().is_empty(),
+        "no lease wait: it stopped at the second reset"
+    );
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                message: Message::StepDown(_),
+                ..
+            }
+        )),
+        "and resigned: {actions:?}"
+    );
+}
+
+#[test]
+fn a_reset_link_counts_again_once_the_peer_is_heard_from() {
+    let mut c = Setup::new(3).build();
+    let leader = c.elect();
+    let [b, c2] = others(3, leader)[..] else {
+        unreachable!()
+    };
+    c.event(leader, reset(b));
+    // b's next heartbeat clears the reset: a later reset of c alone leaves a majority.
+    c.run_for(ms(150));
+    c.event(leader, reset(c2));
+    assert_eq!(c.acting(), vec![leader]);
+}

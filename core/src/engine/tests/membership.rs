@@ -1,0 +1,289 @@
+//! Peers and members: death only on proof or silence, a wrong death healed by a fresh
+//! connection, incarnations, duplicate names, joins and leaves.
+
+use super::harness::{FT, G, Setup, connected, envelope, member, ms, name, others};
+use super::probe::Probe;
+use crate::engine::{Action, Input};
+use crate::message::{Heartbeat, Message, PeerAddr};
+use crate::transport::{CloseKind, DeathProof, DeathProofMode, Refusal, TransportEvent};
+use crate::types::{MemberId, NodeId};
+use std::time::Duration;
+
+fn dead(j: usize, proof: DeathProof) -> TransportEvent {
+    TransportEvent::Dead {
+        node: NodeId::new(name(j)),
+        incarnation: 1,
+        proof,
+    }
+}
+
+fn duplicate(addr: &str) -> Refusal {
+    Refusal::DuplicateName {
+        node: NodeId::new("n0"),
+        addr: addr.into(),
+        incarnation: 9,
+    }
+}
+
+fn refused(refusal: Refusal) -> TransportEvent {
+    TransportEvent::Refused {
+        addr: "n1".into(),
+        refusal,
+    }
+}
+
+fn halted(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Halt(_)))
+}
+
+#[test]
+fn a_silent_peer_is_down_after_the_failure_timeout_and_not_before() {
+    let mut c = Setup::new(3).build();
+    c.run_for(ms(100));
+    c.crash(2);
+    c.run_for(FT - ms(100));
+    assert!(c.alive_in(0, 2), "silent for less than the failure timeout");
+    c.run_for(ms(200));
+    assert!(!c.alive_in(0, 2));
+}
+
+#[test]
+fn a_reset_alone_is_no_proof_of_death() {
+    let mut c = Setup::new(3).build();
+    c.event(
+        0,
+        TransportEvent::Disconnected {
+            node: NodeId::new("n1"),
+            how: CloseKind::Abrupt,
+        },
+    );
+    assert!(c.alive_in(0, 1));
+}
+
+#[test]
+fn a_refused_reconnect_in_timeout_mode_is_no_proof_of_death() {
+    let mut c = Setup::new(3).mode(DeathProofMode::Timeout).build();
+    let leader = c.elect();
+    let b = others(3, leader)[0];
+    c.event(b, dead(leader, DeathProof::RefusedAfterOrderlyClose));
+    assert!(c.alive_in(b, leader), "the leader stays alive in b's view");
+    assert_eq!(c.leader_seen_by(b), Some(name(leader)));
+}
+
+#[test]
+fn a_goodbye_makes_peers_forget_the_node_at_once() {
+    let mut c = Setup::new(3).build();
+    c.run_for(ms(100));
+    c.input(2, Input::Shutdown);
+    assert!(
+        !c.alive_in(0, 2) && !c.alive_in(1, 2),
+        "no failure timeout to wait for"
+    );
+}
+
+#[test]
+fn a_trusted_proof_of_the_leaders_death_elects_a_successor_without_waiting_for_the_timeout() {
+    let mut c = Setup::new(3).build();
+    let leader = c.elect();
+    let t0 = c.now;
+    c.isolate(leader);
+    for j in others(3, leader) {
+        c.event(j, dead(leader, DeathProof::RefusedAfterOrderlyClose));
+    }
+    // The proof lets the survivors forget the dead leader (and their promises to it) at once:
+    // a successor leads long before the failure timeout (500 ms) a silent leader costs.
+    let found = c.run_until_true(Duration::from_secs(1), |c| {
+        c.acting().iter().any(|n| *n != leader)
+    });
+    assert!(found, "a successor leads");
+    assert!(c.now - t0 < ms(250), "took {:?}", c.now - t0);
+}
+
+#[test]
+fn a_dead_peer_that_reconnects_is_taken_back_and_follows_the_higher_term() {
+    let mut c = Setup::new(3).build();
+    let old = c.elect();
+    let old_term = c.engines[old].term(G);
+    // A middlebox forges the proof (the assumption broken): the others elect a new leader.
+    c.isolate(old);
+    for j in others(3, old) {
+        c.event(j, dead(old, DeathProof::RefusedAfterOrderlyClose));
+    }
+    c.run_for(ms(1500));
+    let acting = c.acting();
+    assert_eq!(acting.len(), 1, "{acting:?}");
+    let new = acting[0];
+    assert_ne!(new, old);
+    assert!(c.engines[new].term(G) > old_term);
+    // The firewall goes: fresh connections both ways.
+    c.cut.clear();
+    for j in others(3, old) {
+        c.event(j, connected(old, 1));
+        c.event(old, connected(j, 1));
+    }
+    c.run_for(ms(500));
+    for i in 0..3 {
+        for j in others(3, i) {
+            assert!(c.alive_in(i, j), "n{i} sees n{j} alive after the heal");
+        }
+        assert_eq!(c.leader_seen_by(i), Some(name(new)));
+    }
+    assert_eq!(c.acting(), vec![new]);
+}
+
+#[test]
+fn messages_from_an_older_incarnation_are_ignored() {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    // n0 restarted: incarnation 2 connects; then a late claim of incarnation 1 arrives.
+    p.handle(Input::Transport(TransportEvent::Connected {
+        node: NodeId::new("n0"),
+        incarnation: 2,
+        addr: "n0".into(),
+    }));
+    let hb = Heartbeat {
+        seq: 99,
+        addr: "n0".into(),
+        hardware: Default::default(),
+        labels: Default::default(),
+        members: vec![],
+        claims: vec![crate::message::Claim {
+            group: G.into(),
+            term: 3,
+            member: MemberId::new("n0", 0),
+        }],
+        peers: vec![],
+    };
+    p.handle(Input::Transport(TransportEvent::Message(envelope(
+        "n0",
+        1,
+        Message::Heartbeat(hb),
+    ))));
+    assert_eq!(p.engine.leadership(G, p.now).leader, None);
+    assert_eq!(p.engine.term(G), 0);
+}
+
+#[test]
+fn a_newer_incarnation_ends_the_old_ones_leadership() {
+    let mut p = Probe::voter();
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    assert!(p.engine.leadership(G, p.now).leader.is_some());
+    p.handle(Input::Transport(TransportEvent::Connected {
+        node: NodeId::new("n0"),
+        incarnation: 2,
+        addr: "n0".into(),
+    }));
+    assert_eq!(
+        p.engine.leadership(G, p.now).leader,
+        None,
+        "the process that led is gone"
+    );
+    assert!(p.grants("n2", 3, false), "and the promise to it with it");
+}
+
+#[test]
+fn a_joined_member_is_announced_to_peers_and_a_left_one_withdrawn() {
+    let members_at = |c: &super::harness::Cluster, i: usize| {
+        c.log[i].iter().rev().find_map(|a| match a {
+            Action::Members { group, members } if group == G => {
+                Some(members.iter().map(|m| m.id.clone()).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+    };
+    let mut c = Setup::new(3).joined(&[0, 1]).build();
+    c.run_for(ms(200));
+    assert_eq!(members_at(&c, 0), Some(vec![member(0), member(1)]));
+    c.join(2);
+    assert_eq!(
+        members_at(&c, 0),
+        Some(vec![member(0), member(1), member(2)]),
+        "announced at once"
+    );
+    c.input(2, Input::Leave { group: G.into() });
+    assert_eq!(members_at(&c, 0), Some(vec![member(0), member(1)]));
+    assert!(c.alive_in(0, 2), "the node itself stays");
+}
+
+#[test]
+fn peers_learned_from_a_heartbeat_are_dialed() {
+    let mut p = Probe::voter();
+    let hb = Heartbeat {
+        seq: 50,
+        addr: "n0".into(),
+        hardware: Default::default(),
+        labels: Default::default(),
+        members: vec![],
+        claims: vec![],
+        peers: vec![PeerAddr {
+            node: NodeId::new("n7"),
+            addr: "10.0.0.7:7101".into(),
+        }],
+    };
+    let actions = p.from("n0", Message::Heartbeat(hb));
+    assert!(
+        actions.contains(&Action::Connect {
+            addr: "10.0.0.7:7101".into()
+        }),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_node_that_peers_accept_keeps_its_name_when_a_duplicate_is_refused() {
+    let mut c = Setup::new(3).build();
+    c.run_for(ms(100));
+    c.event(0, refused(duplicate("10.0.0.2:7101")));
+    c.run_for(Duration::from_secs(2));
+    assert!(!halted(&c.log[0]));
+    c.elect();
+}
+
+#[test]
+fn duplicate_name_refusals_that_last_halt_a_node_no_peer_accepts() {
+    let mut c = Setup::new(1).build();
+    let refusal = duplicate("10.0.0.1:7101");
+    c.event(0, refused(refusal.clone()));
+    c.run_for(ms(300));
+    assert!(
+        !c.log[0].contains(&Action::Halt(refusal.clone())),
+        "not yet"
+    );
+    c.run_for(ms(400));
+    assert!(c.log[0].contains(&Action::Halt(refusal)));
+}
+
+#[test]
+fn a_duplicate_name_refusal_followed_by_a_connection_does_not_halt() {
+    // A restart can beat the old process's close to a peer: refused once, admitted soon after.
+    let mut c = Setup::new(3).build();
+    c.event(0, refused(duplicate("n0")));
+    c.run_for(ms(100));
+    c.event(0, connected(1, 1));
+    c.run_for(Duration::from_secs(2));
+    assert!(!halted(&c.log[0]));
+}
+
+#[test]
+fn a_stale_incarnation_refusal_moves_the_node_above_the_known_incarnation() {
+    let mut c = Setup::new(3).build();
+    let stale = Refusal::StaleIncarnation {
+        node: NodeId::new("n0"),
+        incarnation: 1,
+        known: 41,
+    };
+    c.event(0, refused(stale));
+    assert!(
+        c.log[0].contains(&Action::Reincarnate { incarnation: 42 }),
+        "{:?}",
+        c.log[0]
+    );
+    assert_eq!(c.engines[0].config().incarnation, 42);
+    assert!(
+        c.log[0]
+            .iter()
+            .any(|a| matches!(a, Action::Persist(p) if p.incarnation == 42)),
+        "the new incarnation is stored"
+    );
+}

@@ -1,0 +1,236 @@
+//! [`NodeBuilder`]: validates the config, picks each group's policy, loads the state file,
+//! chooses the incarnation, starts the transport and spawns the driver.
+
+use super::driver::{Command, Driver, now, wall_clock_us};
+use super::node::{Node, RunState, Shared, lock};
+use super::state_file::{load_state, state_path, store_state};
+use super::{ClusterRegistry, NodeError};
+use crate::config::{Config, ConfigError, PolicySpec, QuorumMode};
+use crate::engine::{Engine, EngineConfig, GroupSpec, PersistedState, Quorum};
+use crate::policy::{ByMemberId, LeaderPolicy};
+use crate::registry::Registry;
+use crate::transport::{LocalNode, Transport};
+use crate::types::NodeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+impl Node {
+    /// Starts building a node from a config.
+    pub fn builder(config: Config) -> NodeBuilder {
+        NodeBuilder {
+            config,
+            transport: None,
+            registry: None,
+            policy: None,
+            group_policies: BTreeMap::new(),
+            incarnation: None,
+        }
+    }
+}
+
+/// Builds a [`Node`].
+pub struct NodeBuilder {
+    config: Config,
+    transport: Option<Arc<dyn Transport>>,
+    registry: Option<Arc<dyn Registry>>,
+    policy: Option<Arc<dyn LeaderPolicy>>,
+    group_policies: BTreeMap<String, Arc<dyn LeaderPolicy>>,
+    incarnation: Option<u64>,
+}
+
+impl NodeBuilder {
+    /// The transport (required).
+    pub fn transport(mut self, t: Arc<dyn Transport>) -> Self {
+        self.transport = Some(t);
+        self
+    }
+    /// An external registry instead of the cluster's own replicated table.
+    pub fn registry(mut self, r: Arc<dyn Registry>) -> Self {
+        self.registry = Some(r);
+        self
+    }
+    /// The policy of groups that have no policy of their own (default: member-id order).
+    pub fn policy(mut self, p: Arc<dyn LeaderPolicy>) -> Self {
+        self.policy = Some(p);
+        self
+    }
+    /// The policy of one group.
+    pub fn group_policy(mut self, group: impl Into<String>, p: Arc<dyn LeaderPolicy>) -> Self {
+        self.group_policies.insert(group.into(), p);
+        self
+    }
+    /// Policies of several groups (e.g. `baton_strategies::policies_for(&config)?`).
+    pub fn policies(mut self, map: BTreeMap<String, Arc<dyn LeaderPolicy>>) -> Self {
+        self.group_policies.extend(map);
+        self
+    }
+    /// Overrides the incarnation (default: wall-clock microseconds at start, so a restarted
+    /// process always has a greater one).
+    pub fn incarnation(mut self, inc: u64) -> Self {
+        self.incarnation = Some(inc);
+        self
+    }
+
+    /// Validates the config, starts the transport and the driver.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        let NodeBuilder {
+            config,
+            transport,
+            registry,
+            policy,
+            group_policies,
+            incarnation,
+        } = self;
+        config.validate()?;
+        let transport = transport.ok_or_else(|| {
+            ConfigError::field("transport", "no transport given to Node::builder")
+        })?;
+        let mut specs = BTreeMap::new();
+        for g in &config.groups {
+            let policy = match (group_policies.get(&g.name), &g.policy) {
+                (Some(p), _) => p.clone(),
+                (None, None) => policy.clone().unwrap_or_else(|| Arc::new(ByMemberId)),
+                (None, Some(spec)) => {
+                    return Err(ConfigError::field(
+                        format!("group {:?}.policy", g.name),
+                        format!(
+                            "names {} but no policy object was given for it; build them with baton_strategies::policies_for(&config) and pass them to NodeBuilder::policies",
+                            describe(spec)
+                        ),
+                    )
+                    .into());
+                }
+            };
+            specs.insert(
+                g.name.clone(),
+                GroupSpec {
+                    policy,
+                    preempt: g.preempt,
+                },
+            );
+        }
+        for (name, p) in &group_policies {
+            specs.entry(name.clone()).or_insert_with(|| GroupSpec {
+                policy: p.clone(),
+                preempt: false,
+            });
+        }
+        let state_file = config.node.data_dir.as_deref().map(state_path);
+        let mut persisted = match &state_file {
+            Some(path) => load_state(path)?,
+            None => None,
+        };
+        // Above every incarnation an earlier process of this node used, also when the wall
+        // clock was set back since: peers refuse an incarnation below one they know.
+        let last = persisted.as_ref().map_or(0, |p| p.incarnation);
+        let incarnation =
+            incarnation.unwrap_or_else(|| wall_clock_us().max(last.saturating_add(1)));
+        if let (Some(path), Some(state)) = (&state_file, &mut persisted) {
+            if state.incarnation != incarnation {
+                state.incarnation = incarnation;
+                store_state(path, state)?;
+            }
+        } else if let Some(path) = &state_file {
+            let state = PersistedState {
+                incarnation,
+                ..PersistedState::default()
+            };
+            store_state(path, &state)?;
+        }
+        let me = LocalNode {
+            id: NodeId::new(config.node.name.clone()),
+            incarnation,
+            listen: config.node.listen.clone(),
+            fingerprint: config.fingerprint(),
+            death_proof: config.cluster.death_proof,
+        };
+        let addr = transport.start(&me).await?;
+        let quorum = match config.cluster.quorum {
+            QuorumMode::Majority => Quorum::Majority(config.voter_ids()),
+            QuorumMode::None => Quorum::None,
+        };
+        let mut ecfg = EngineConfig::new(config.node.name.clone(), incarnation, quorum)
+            .with_timing(config.heartbeat(), config.failure_timeout());
+        ecfg.addr = addr.clone();
+        ecfg.hardware = config.node.hardware.resolve();
+        ecfg.labels = config.node.labels.clone();
+        ecfg.backoff = Duration::from_millis(config.timing.election_backoff_ms);
+        ecfg.call_timeout = Duration::from_millis(config.timing.call_timeout_ms);
+        ecfg.seeds = config.seeds().into_iter().map(|s| s.addr).collect();
+        ecfg.external_registry = registry.is_some();
+        ecfg.rng_seed = incarnation ^ fnv(config.node.name.as_bytes());
+        ecfg.death_proof = config.cluster.death_proof;
+        let default_policy = policy.unwrap_or_else(|| Arc::new(ByMemberId));
+        let engine = Engine::new(ecfg, default_policy, specs, persisted, now());
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cluster_registry = ClusterRegistry::new(me.id.clone(), tx.clone());
+        let shared = Arc::new(Shared {
+            id: me.id.clone(),
+            addr,
+            incarnation: AtomicU64::new(incarnation),
+            run: watch::channel(RunState::Running).0,
+            call_timeout: Duration::from_millis(config.timing.call_timeout_ms),
+            commands: tx,
+            watches: Mutex::new(BTreeMap::new()),
+            handlers: Mutex::new(BTreeMap::new()),
+            cluster_registry,
+            driver: Mutex::new(None),
+        });
+        if let Some(reg) = &registry {
+            spawn_registry_watch(reg.clone(), shared.commands.clone()).await?;
+        }
+        let driver = Driver {
+            engine,
+            transport,
+            registry,
+            shared: shared.clone(),
+            commands: rx,
+            calls: HashMap::new(),
+            next_call: AtomicU64::new(1),
+            state_file,
+            shutdown_waiters: Vec::new(),
+            halt: None,
+        };
+        let handle = tokio::spawn(driver.run());
+        *lock(&shared.driver) = Some(handle);
+        Ok(Node { shared })
+    }
+}
+
+fn describe(spec: &PolicySpec) -> String {
+    match spec {
+        PolicySpec::Named(n) => format!("policy {n:?}"),
+        PolicySpec::Chain(_) => "a policy chain".into(),
+        PolicySpec::Plugin(p) => format!("plugin {}", p.plugin.display()),
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+async fn spawn_registry_watch(
+    reg: Arc<dyn Registry>,
+    commands: mpsc::UnboundedSender<Command>,
+) -> Result<(), NodeError> {
+    let mut watch = reg.subscribe().await?;
+    tokio::spawn(async move {
+        while let Some(group) = watch.changed().await {
+            match reg.members(&group).await {
+                Ok(members) => {
+                    if commands.send(Command::External { group, members }).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => tracing::warn!(%group, error = %e, "registry lookup failed"),
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! The driver: the one task per node that owns the [`Engine`]. It waits for whichever comes
+//! first — a command from the API, a transport event, or the engine's next deadline — feeds
+//! it to the engine and performs the actions it returns (sends, dials, leadership watches,
+//! the state file, handler calls, log records).
+
+use super::node::{RunState, Shared, lock};
+use super::state_file::store_state;
+use super::{NodeError, Work};
+use crate::engine::{Action, CallRef, Engine, Input, StatusSnapshot};
+use crate::message::{CallError, Served};
+use crate::registry::Registry;
+use crate::transport::{Refusal, Transport};
+use crate::types::{Labels, MemberId, MemberRecord};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the API (node, services, the cluster registry) asks of the driver.
+pub(super) enum Command {
+    Join {
+        group: String,
+        labels: Labels,
+        reply: oneshot::Sender<Result<MemberId, NodeError>>,
+    },
+    Leave {
+        group: String,
+        reply: oneshot::Sender<()>,
+    },
+    Call {
+        group: String,
+        any: bool,
+        payload: Vec<u8>,
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<Result<Served, CallError>>,
+    },
+    Reply {
+        call: CallRef,
+        result: Result<Served, CallError>,
+    },
+    External {
+        group: String,
+        members: Vec<MemberRecord>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusSnapshot>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(super) fn wall_clock_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+pub(super) fn wall_clock_ms() -> u64 {
+    wall_clock_us() / 1000
+}
+
+pub(super) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+pub(super) struct Driver {
+    pub(super) engine: Engine,
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) registry: Option<Arc<dyn Registry>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) commands: mpsc::UnboundedReceiver<Command>,
+    pub(super) calls: HashMap<u64, oneshot::Sender<Result<Served, CallError>>>,
+    pub(super) next_call: AtomicU64,
+    pub(super) state_file: Option<PathBuf>,
+    pub(super) shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// Set by [`Action::Halt`]: the driver stops after the current actions.
+    pub(super) halt: Option<Refusal>,
+}
+
+impl Driver {
+    pub(super) async fn run(mut self) {
+        // Meet the cluster.
+        let first = self.engine.handle(now(), Input::Tick);
+        self.perform(first).await;
+        loop {
+            let deadline = self
+                .engine
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let input = tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => match self.command(cmd).await {
+                        Some(input) => input,
+                        None => continue,
+                    },
+                    None => Input::Shutdown,
+                },
+                ev = self.transport.recv() => match ev {
+                    Some(ev) => Input::Transport(ev),
+                    None => {
+                        tracing::warn!(node = %self.shared.id, "transport closed; node stops");
+                        break;
+                    }
+                },
+                _ = sleep => Input::Tick,
+            };
+            let shutting_down = matches!(input, Input::Shutdown);
+            let actions = self.engine.handle(now(), input);
+            self.perform(actions).await;
+            if shutting_down || self.halt.is_some() {
+                break;
+            }
+        }
+        self.finish().await;
+    }
+
+    async fn finish(&mut self) {
+        self.transport.shutdown().await;
+        for (_, tx) in self.calls.drain() {
+            let _ = tx.send(Err(CallError::ShuttingDown));
+        }
+        self.shared.cluster_registry.close();
+        // Answer whoever waits: anything still queued finds the node gone.
+        self.commands.close();
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Join { reply, .. } => {
+                    let _ = reply.send(Err(NodeError::ShutDown));
+                }
+                Command::Call { reply, .. } => {
+                    let _ = reply.send(Err(CallError::ShuttingDown));
+                }
+                Command::Leave { reply, .. } | Command::Shutdown { reply } => {
+                    let _ = reply.send(());
+                }
+                Command::Status { reply } => {
+                    let _ = reply.send(self.engine.status(now()));
+                }
+                Command::Reply { .. } | Command::External { .. } => {}
+            }
+        }
+        for (_, w) in lock(&self.shared.watches).iter() {
+            w.send_modify(|l| l.is_me = false);
+        }
+        for w in self.shutdown_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        let end = match self.halt.take() {
+            Some(r) => RunState::Halted(r),
+            None => RunState::Stopped,
+        };
+        self.shared.run.send_replace(end);
+    }
+
+    /// Turns a command into an engine input (or answers it directly).
+    async fn command(&mut self, cmd: Command) -> Option<Input> {
+        match cmd {
+            Command::Join {
+                group,
+                labels,
+                reply,
+            } => {
+                if self.engine.local_member(&group).is_some() {
+                    let _ = reply.send(Err(NodeError::AlreadyJoined(group)));
+                    return None;
+                }
+                self.shared.watch(&group);
+                let started_at_ms = wall_clock_ms();
+                let actions = self.engine.handle(
+                    now(),
+                    Input::Join {
+                        group: group.clone(),
+                        labels: labels.clone(),
+                        started_at_ms,
+                    },
+                );
+                self.perform(actions).await;
+                let Some(member) = self.engine.local_member(&group).cloned() else {
+                    let _ = reply.send(Err(NodeError::ShutDown));
+                    return None;
+                };
+                if let Some(reg) = &self.registry {
+                    let cfg = self.engine.config();
+                    let mut all = cfg.labels.clone();
+                    all.extend(labels);
+                    let record = MemberRecord {
+                        id: member.clone(),
+                        group: group.clone(),
+                        started_at_ms,
+                        incarnation: cfg.incarnation,
+                        hardware: cfg.hardware.clone(),
+                        labels: all,
+                    };
+                    if let Err(e) = reg.register(record).await {
+                        let _ = reply.send(Err(e.into()));
+                        return Some(Input::Leave { group });
+                    }
+                }
+                let _ = reply.send(Ok(member));
+                None
+            }
+            Command::Leave { group, reply } => {
+                let member = self.engine.local_member(&group).cloned();
+                let actions = self.engine.handle(
+                    now(),
+                    Input::Leave {
+                        group: group.clone(),
+                    },
+                );
+                self.perform(actions).await;
+                if let (Some(reg), Some(m)) = (&self.registry, member)
+                    && let Err(e) = reg.deregister(&group, &m).await
+                {
+                    tracing::warn!(%group, error = %e, "registry deregister failed");
+                }
+                lock(&self.shared.handlers).remove(&group);
+                let _ = reply.send(());
+                None
+            }
+            Command::Call {
+                group,
+                any,
+                payload,
+                timeout,
+                reply,
+            } => {
+                let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+                self.calls.insert(id, reply);
+                Some(Input::Call {
+                    id,
+                    group,
+                    any,
+                    payload,
+                    timeout,
+                })
+            }
+            Command::Reply { call, result } => Some(Input::Reply { call, result }),
+            Command::External { group, members } => Some(Input::ExternalMembers { group, members }),
+            Command::Status { reply } => {
+                let _ = reply.send(self.engine.status(now()));
+                None
+            }
+            Command::Shutdown { reply } => {
+                self.shutdown_waiters.push(reply);
+                Some(Input::Shutdown)
+            }
+        }
+    }
+
+    async fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send { to, message } => {
+                    if let Err(e) = self.transport.send(&to, message).await {
+                        tracing::trace!(node = %self.shared.id, peer = %to, error = %e, "send failed");
+                    }
+                }
+                Action::Connect { addr } => {
+                    let t = self.transport.clone();
+                    tokio::spawn(async move { t.connect(&addr).await });
+                }
+                Action::Leadership(l) => {
+                    tracing::debug!(node = %self.shared.id, group = %l.group, leader = ?l.leader.as_ref().map(|m| m.to_string()), term = l.term, is_me = l.is_me, "leadership");
+                    self.shared.watch(&l.group).send_replace(l);
+                }
+                Action::Members { group, members } => {
+                    self.shared.cluster_registry.update(group, members);
+                }
+                Action::Persist(state) => {
+                    let Some(path) = self.state_file.clone() else {
+                        continue;
+                    };
+                    // The write (with its fsyncs) runs on the blocking pool and the driver
+                    // waits for it — nothing after it may happen first — but other tasks go on:
+                    // messages queued just before (a candidate's vote requests) leave now
+                    // instead of after the disk.
+                    let stored = tokio::task::spawn_blocking(move || store_state(&path, &state))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(NodeError::StateFile {
+                                path: PathBuf::new(),
+                                message: format!("the writer task failed: {e}"),
+                            })
+                        });
+                    if let Err(e) = stored {
+                        // Without durable state this node must not keep voting: stop it.
+                        tracing::error!(node = %self.shared.id, error = %e, "cannot persist election state; shutting down");
+                        let actions = self.engine.handle(now(), Input::Shutdown);
+                        Box::pin(self.perform(actions)).await;
+                        self.commands.close();
+                        return;
+                    }
+                }
+                Action::Serve {
+                    call,
+                    group,
+                    member,
+                    term,
+                    leader,
+                    payload,
+                } => {
+                    let handler = lock(&self.shared.handlers).get(&group).cloned();
+                    let commands = self.shared.commands.clone();
+                    match handler {
+                        None => {
+                            let _ = commands.send(Command::Reply {
+                                call,
+                                result: Err(CallError::NoHandler { group }),
+                            });
+                        }
+                        Some(h) => {
+                            tokio::spawn(async move {
+                                let work = Work {
+                                    group,
+                                    term,
+                                    leader,
+                                    payload,
+                                };
+                                let result = match h.handle(work).await {
+                                    Ok(payload) => Ok(Served {
+                                        member,
+                                        term,
+                                        leader,
+                                        payload,
+                                    }),
+                                    Err(e) => Err(CallError::Handler(e)),
+                                };
+                                let _ = commands.send(Command::Reply { call, result });
+                            });
+                        }
+                    }
+                }
+                Action::CallDone { id, result } => {
+                    if let Some(tx) = self.calls.remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Action::Reincarnate { incarnation } => {
+                    if self.transport.reincarnate(incarnation).await {
+                        self.shared
+                            .incarnation
+                            .store(incarnation, Ordering::Relaxed);
+                    } else {
+                        tracing::warn!(node = %self.shared.id, incarnation, "the transport cannot move to a new incarnation; restart this node to rejoin");
+                    }
+                }
+                Action::Halt(refusal) => {
+                    tracing::error!(node = %self.shared.id, "halting: {refusal}");
+                    self.halt = Some(refusal);
+                }
+                Action::Event(event) => log_event(&self.shared.id, &event),
+            }
+        }
+    }
+}
+
+/// Turns an engine [`Event`](crate::engine::Event) into a tracing record at the level the event
+/// says, with its group and peer as fields (when it has them) and its `Display` as the message.
+fn log_event(node: &crate::types::NodeId, event: &crate::engine::Event) {
+    use crate::engine::Level;
+    let group = event.group();
+    let peer = event.peer().map(|p| p.as_str());
+    match event.level() {
+        Level::Debug => tracing::debug!(node = %node, group, peer, "{event}"),
+        Level::Info => tracing::info!(node = %node, group, peer, "{event}"),
+        Level::Warn => tracing::warn!(node = %node, group, peer, "{event}"),
+    }
+}

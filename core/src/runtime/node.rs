@@ -1,0 +1,269 @@
+//! [`Node`], the handle an application holds: join groups, watch leaderships, route calls,
+//! ask for status, shut down. Every method sends a command to the driver (or reads what the
+//! driver publishes in [`Shared`]); none touches the engine itself.
+
+use super::driver::Command;
+use super::{ClusterRegistry, Handler, NodeError, Service};
+use crate::config::Config;
+use crate::engine::StatusSnapshot;
+use crate::message::{CallError, Served};
+use crate::policy::LeaderPolicy;
+use crate::registry::Registry;
+use crate::transport::{Refusal, Transport};
+use crate::types::{Labels, Leadership, NodeId};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Whether the driver still runs, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RunState {
+    Running,
+    Stopped,
+    Halted(Refusal),
+}
+
+/// Options of a routed call.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// Deadline (default: `timing.call_timeout_ms`).
+    pub timeout: Option<Duration>,
+    /// Serve at any member, not only the leader (the seed demo's `simple_work`).
+    pub any: bool,
+    /// On `NoLeader` / `LeaderChanged`, try again until the deadline.
+    pub retry: bool,
+}
+
+pub(super) struct Shared {
+    pub(super) id: NodeId,
+    pub(super) addr: String,
+    /// Changes only when a peer refused the node as stale and it moved above (`Reincarnate`).
+    pub(super) incarnation: AtomicU64,
+    pub(super) run: watch::Sender<RunState>,
+    pub(super) call_timeout: Duration,
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) watches: Mutex<BTreeMap<String, watch::Sender<Leadership>>>,
+    pub(super) handlers: Mutex<BTreeMap<String, Arc<dyn Handler>>>,
+    pub(super) cluster_registry: ClusterRegistry,
+    pub(super) driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Locks a mutex, recovering from poisoning: the data behind these locks (watch senders,
+/// handler tables) stays consistent even if a holder panicked.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(super) fn watch(&self, group: &str) -> watch::Sender<Leadership> {
+        lock(&self.watches)
+            .entry(group.to_string())
+            .or_insert_with(|| watch::channel(Leadership::none(group)).0)
+            .clone()
+    }
+}
+
+/// A running baton node: one process's membership in a cluster.
+///
+/// Cheap to clone; every clone is the same node.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use baton_core::{config::Config, Node, Transport};
+/// use std::sync::Arc;
+///
+/// # struct Alone;
+/// # #[async_trait::async_trait]
+/// # impl Transport for Alone {
+/// #     async fn start(&self, me: &baton_core::LocalNode) -> Result<String, baton_core::TransportError> { Ok(me.listen.clone()) }
+/// #     async fn connect(&self, _: &str) {}
+/// #     async fn send(&self, to: &baton_core::NodeId, _: baton_core::Message) -> Result<(), baton_core::TransportError> { Err(baton_core::TransportError::Unreachable(to.clone())) }
+/// #     async fn recv(&self) -> Option<baton_core::TransportEvent> { std::future::pending().await }
+/// #     async fn shutdown(&self) {}
+/// # }
+/// let mut config = Config::new("solo");
+/// config.timing.failure_timeout_ms = 200;          // a lone node waits this long once
+/// let node = Node::builder(config).transport(Arc::new(Alone)).start().await.unwrap();
+/// let svc = node.join("tracked", Default::default()).await.unwrap();
+/// let mut rx = svc.leadership();
+/// let l = rx.wait_for(|l| l.is_me()).await.unwrap().clone();
+/// assert_eq!(l.term, 1);
+/// node.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Node {
+    /// Starts a node with one default policy (shorthand for the builder).
+    pub async fn start(
+        config: Config,
+        transport: Arc<dyn Transport>,
+        registry: Option<Arc<dyn Registry>>,
+        policy: Arc<dyn LeaderPolicy>,
+    ) -> Result<Node, NodeError> {
+        let mut b = Node::builder(config).transport(transport).policy(policy);
+        if let Some(r) = registry {
+            b = b.registry(r);
+        }
+        b.start().await
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.shared.id
+    }
+
+    /// The address the transport listens on.
+    pub fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// This process's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.shared.incarnation.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the node has stopped: `Ok` after a shutdown (or when the transport closed),
+    /// [`NodeError::Halted`] when it stopped itself because it must not run (another live
+    /// process holds its name). A binary selects on this to exit with the reason.
+    pub async fn stopped(&self) -> Result<(), NodeError> {
+        let mut rx = self.shared.run.subscribe();
+        let state = rx
+            .wait_for(|s| *s != RunState::Running)
+            .await
+            .map(|s| s.clone())
+            .unwrap_or(RunState::Stopped);
+        match state {
+            RunState::Halted(r) => Err(NodeError::Halted(r)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The cluster's replicated member table (the default registry), as this node sees it.
+    pub fn registry(&self) -> ClusterRegistry {
+        self.shared.cluster_registry.clone()
+    }
+
+    /// Joins `group` with one instance of this node.
+    pub async fn join(&self, group: &str, labels: Labels) -> Result<Service, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Join {
+                group: group.to_string(),
+                labels,
+                reply,
+            })
+            .map_err(|_| NodeError::ShutDown)?;
+        let member = rx.await.map_err(|_| NodeError::ShutDown)??;
+        Ok(Service {
+            node: self.clone(),
+            group: group.to_string(),
+            member,
+            rx: self.shared.watch(group).subscribe(),
+        })
+    }
+
+    /// Watches the leadership of any group, joined or not.
+    pub fn leadership(&self, group: &str) -> watch::Receiver<Leadership> {
+        self.shared.watch(group).subscribe()
+    }
+
+    /// Routes `payload` to the leader of `group` and waits for its answer.
+    pub async fn call_leader(&self, group: &str, payload: Vec<u8>) -> Result<Served, CallError> {
+        self.call(group, payload, CallOptions::default()).await
+    }
+
+    /// Routes `payload` to any member of `group` (the seed demo's naive `simple_work`).
+    pub async fn call_any(&self, group: &str, payload: Vec<u8>) -> Result<Served, CallError> {
+        self.call(
+            group,
+            payload,
+            CallOptions {
+                any: true,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Routes a call with options.
+    pub async fn call(
+        &self,
+        group: &str,
+        payload: Vec<u8>,
+        opts: CallOptions,
+    ) -> Result<Served, CallError> {
+        let timeout = opts.timeout.unwrap_or(self.shared.call_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(CallError::Timeout);
+            }
+            let (reply, rx) = oneshot::channel();
+            self.shared
+                .commands
+                .send(Command::Call {
+                    group: group.to_string(),
+                    any: opts.any,
+                    payload: payload.clone(),
+                    timeout: Some(remaining),
+                    reply,
+                })
+                .map_err(|_| CallError::ShuttingDown)?;
+            let result = rx.await.unwrap_or(Err(CallError::ShuttingDown));
+            match result {
+                Err(CallError::LeaderChanged { .. } | CallError::NoLeader { .. })
+                    if opts.retry && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// What this node knows of the cluster.
+    pub async fn status(&self) -> Result<StatusSnapshot, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Status { reply })
+            .map_err(|_| NodeError::ShutDown)?;
+        rx.await.map_err(|_| NodeError::ShutDown)
+    }
+
+    /// Kind shutdown: hands off every group this node leads, tells its peers it is leaving,
+    /// closes the transport. Idempotent.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .shared
+            .commands
+            .send(Command::Shutdown { reply })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        let handle = lock(&self.shared.driver).take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+
+    /// Stops the node abruptly, as if its process died: no handoff, no goodbye. For tests
+    /// and benches; the transport is left as it is (crash it through its own controls).
+    pub fn abort(&self) {
+        if let Some(h) = lock(&self.shared.driver).take() {
+            h.abort();
+        }
+    }
+}
