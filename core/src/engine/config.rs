@@ -29,7 +29,7 @@ pub mod defaults {
     }
 }
 
-/// Whether a leader needs a majority. The arithmetic over it is in [`super::quorum`].
+/// Whether a leader needs a majority. (Its arithmetic: [`Quorum::needed`], [`Quorum::is_voter`].)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Quorum {
     /// Votes and leases from a majority of these voters.
@@ -69,7 +69,7 @@ pub struct EngineConfig {
     /// Seed addresses.
     pub seeds: Vec<String>,
     /// Take candidates from an external [`Registry`](crate::Registry) (fed with
-    /// [`Input::ExternalMembers`]) instead of the heartbeat-gossiped table.
+    /// [`Input::ExternalMembers`](super::Input::ExternalMembers)) instead of the heartbeat-gossiped table.
     pub external_registry: bool,
     /// Seed for jitter and `any` routing (the simulator sets it; the runtime derives it).
     pub rng_seed: u64,

@@ -39,7 +39,7 @@
 //! | `config`     | [`EngineConfig`], [`Quorum`], [`GroupSpec`], the [`defaults`]            |
 //! | `api`        | [`Input`], [`Action`], [`CallRef`]; `event`: the typed [`Event`]s        |
 //! | `peers`      | the liveness table (alive, silent, dead; links reset)                    |
-//! | `group`      | a group's state: [`Role`](group::Role), [`Round`], terms                 |
+//! | `group`      | a group's state: its role, the [`Round`] of a campaign, terms           |
 //! | `quorum`     | majority arithmetic: won, lost or pending                                |
 //! | `ranking`    | live candidates and the policy's ranking                                 |
 //! | `membership` | joins, leaves, shutdown, peers up and down, what is published            |

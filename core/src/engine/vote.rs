@@ -4,7 +4,7 @@
 use super::*;
 use std::fmt;
 
-/// Why a voter denied a (pre-)vote: one variant per rule of [`Engine::grantable`], in the order
+/// Why a voter denied a (pre-)vote: one variant per rule the voter side checks, in the order
 /// they are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Denial {

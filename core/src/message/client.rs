@@ -75,7 +75,8 @@ pub struct VoterView {
     pub this_node: bool,
 }
 
-/// Why a group has no leader, as one node sees it ([`Engine::why_no_leader`]).
+/// Why a group has no leader, as one node sees it
+/// ([`Engine::why_no_leader`](crate::engine::Engine::why_no_leader)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoLeader {
     /// The group.
