@@ -26,7 +26,8 @@ pub enum CallRef {
 /// What the engine is told.
 #[derive(Clone, Debug)]
 pub enum Input {
-    /// Time passed (the engine asked for it through [`Engine::next_deadline`](super::Engine::next_deadline)).
+    /// Time passed (the engine asked for it through
+    /// [`Engine::next_deadline`](super::Engine::next_deadline)).
     Tick,
     /// Something from the transport.
     Transport(TransportEvent),

@@ -69,7 +69,8 @@ pub struct EngineConfig {
     /// Seed addresses.
     pub seeds: Vec<String>,
     /// Take candidates from an external [`Registry`](crate::Registry) (fed with
-    /// [`Input::ExternalMembers`](super::Input::ExternalMembers)) instead of the heartbeat-gossiped table.
+    /// [`Input::ExternalMembers`](super::Input::ExternalMembers)) instead of the
+    /// heartbeat-gossiped table.
     pub external_registry: bool,
     /// Seed for jitter and `any` routing (the simulator sets it; the runtime derives it).
     pub rng_seed: u64,
