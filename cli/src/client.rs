@@ -174,7 +174,8 @@ pub fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
 }
 
 /// `[timing] call_timeout_ms` of a node whose config we do not have (the default).
-const DEFAULT_CALL_TIMEOUT_MS: u64 = 5000;
+const DEFAULT_CALL_TIMEOUT_MS: u64 =
+    baton_core::engine::defaults::ms(baton_core::engine::defaults::CALL_TIMEOUT);
 
 /// `baton work`.
 pub async fn work(cmd: WorkCmd) -> Result<()> {

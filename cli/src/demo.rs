@@ -30,8 +30,11 @@ const CLUSTER: &str = "demo";
 const NAMES: [&str; 3] = ["a", "b", "c"];
 /// The longest any step may take before the demo gives up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+/// `timing.heartbeat_ms` of the demo's nodes (the default).
+const HEARTBEAT_MS: u64 = baton_core::engine::defaults::ms(baton_core::engine::defaults::HEARTBEAT);
 /// `timing.failure_timeout_ms` of the demo's nodes (the default).
-const FAILURE_TIMEOUT_MS: u64 = 500;
+const FAILURE_TIMEOUT_MS: u64 =
+    baton_core::engine::defaults::ms(baton_core::engine::defaults::FAILURE_TIMEOUT);
 
 /// `baton demo`.
 pub async fn run(cmd: DemoCmd) -> Result<()> {
@@ -166,7 +169,7 @@ impl Cluster {
                  [node]\nname = \"{name}\"\nlisten = \"{addr}\"\ndata_dir = \"{name}-data\"\n\n\
                  [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [\"a\", \"b\", \"c\"]\n\
                  secret_file = \"cluster.secret\"\nquorum = \"majority\"\n\n\
-                 [timing]\nheartbeat_ms = 100\nfailure_timeout_ms = {FAILURE_TIMEOUT_MS}\n\n\
+                 [timing]\nheartbeat_ms = {HEARTBEAT_MS}\nfailure_timeout_ms = {FAILURE_TIMEOUT_MS}\n\n\
                  [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
                 seeds = seeds.join(", "),
             );

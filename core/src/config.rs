@@ -16,6 +16,7 @@
 //! assert_eq!(cfg.groups[0].name, "tracked");
 //! ```
 
+use crate::engine::defaults;
 use crate::transport::{DeathProofMode, Fingerprint};
 use crate::types::{Hardware, Labels, NodeId};
 use serde::{Deserialize, Serialize};
@@ -257,17 +258,18 @@ pub struct TimingConfig {
     pub call_timeout_ms: u64,
 }
 
+// The defaults live in one place, `engine::defaults`.
 fn default_heartbeat() -> u64 {
-    100
+    defaults::ms(defaults::HEARTBEAT)
 }
 fn default_failure_timeout() -> u64 {
-    500
+    defaults::ms(defaults::FAILURE_TIMEOUT)
 }
 fn default_backoff() -> u64 {
-    50
+    defaults::ms(defaults::BACKOFF)
 }
 fn default_call_timeout() -> u64 {
-    5000
+    defaults::ms(defaults::CALL_TIMEOUT)
 }
 
 impl Default for TimingConfig {

@@ -1,5 +1,6 @@
 //! The [`Transport`] trait: how messages and peer events move between nodes.
 
+use crate::engine::defaults;
 use crate::message::Message;
 use crate::types::NodeId;
 use async_trait::async_trait;
@@ -133,8 +134,8 @@ impl Default for Fingerprint {
         Fingerprint {
             voters: vec![],
             quorum: "majority".into(),
-            heartbeat_ms: 100,
-            failure_timeout_ms: 500,
+            heartbeat_ms: defaults::ms(defaults::HEARTBEAT),
+            failure_timeout_ms: defaults::ms(defaults::FAILURE_TIMEOUT),
             protocol_version: crate::PROTOCOL_VERSION,
         }
     }

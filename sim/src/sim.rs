@@ -18,7 +18,7 @@ use crate::clock::{self, Running};
 use crate::network::Queued;
 use crate::oracle::Oracle;
 use crate::rng::Rng;
-use baton_core::engine::{Action, Engine, GroupSpec, Input, PersistedState};
+use baton_core::engine::{Action, Engine, GroupSpec, Input, Level, PersistedState};
 use baton_core::{NodeId, TransportEvent};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
@@ -435,10 +435,10 @@ impl Sim {
                 Action::Send { to, message } => self.send(i, &to, message),
                 Action::Connect { addr } => self.connect(i, &addr),
                 Action::Persist(p) => self.nodes[i].store = Some(p),
-                Action::Log(line) | Action::Warn(line) => {
-                    self.trace(1, || format!("{}: {line}", self.nodes[i].id))
+                Action::Event(event) => {
+                    let level = if event.level() == Level::Debug { 2 } else { 1 };
+                    self.trace(level, || format!("{}: {event}", self.nodes[i].id))
                 }
-                Action::Trace(line) => self.trace(2, || format!("{}: {line}", self.nodes[i].id)),
                 Action::Leadership(l) => self.trace(1, || {
                     format!(
                         "{}: leadership {} leader={} term={} is_me={}",

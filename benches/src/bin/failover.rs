@@ -58,7 +58,7 @@ const CLUSTER: &str = "bench";
 /// The longest any wait may take before the tool gives up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
-const FAILURE_TIMEOUT: Duration = Duration::from_millis(500);
+const FAILURE_TIMEOUT: Duration = baton_core::engine::defaults::FAILURE_TIMEOUT;
 
 impl Kind {
     fn parse(s: &str) -> Result<Kind> {

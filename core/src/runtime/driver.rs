@@ -359,10 +359,21 @@ impl Driver {
                     tracing::error!(node = %self.shared.id, "halting: {refusal}");
                     self.halt = Some(refusal);
                 }
-                Action::Log(line) => tracing::info!(node = %self.shared.id, "{line}"),
-                Action::Warn(line) => tracing::warn!(node = %self.shared.id, "{line}"),
-                Action::Trace(line) => tracing::debug!(node = %self.shared.id, "{line}"),
+                Action::Event(event) => log_event(&self.shared.id, &event),
             }
         }
+    }
+}
+
+/// Turns an engine [`Event`](crate::engine::Event) into a tracing record at the level the event
+/// says, with its group and peer as fields (when it has them) and its `Display` as the message.
+fn log_event(node: &crate::types::NodeId, event: &crate::engine::Event) {
+    use crate::engine::Level;
+    let group = event.group();
+    let peer = event.peer().map(|p| p.as_str());
+    match event.level() {
+        Level::Debug => tracing::debug!(node = %node, group, peer, "{event}"),
+        Level::Info => tracing::info!(node = %node, group, peer, "{event}"),
+        Level::Warn => tracing::warn!(node = %node, group, peer, "{event}"),
     }
 }

@@ -1,8 +1,8 @@
 //! Read-only diagnostics: why a group has no leader (in `status`), voters nobody answers for
-//! (one `Action::Warn`), and the status surviving the wire.
+//! (one warning [`Event::UnseenVoters`]), and the status surviving the wire.
 
 use super::harness::{Cluster, G, Setup, mismatch, name, others, reset};
-use crate::engine::{Action, StatusSnapshot, VoterState};
+use crate::engine::{Action, Event, StatusSnapshot, VoterState};
 use crate::message::Message;
 use crate::types::{MemberId, NodeId};
 use std::time::Duration;
@@ -12,7 +12,9 @@ fn warnings(c: &Cluster, i: usize, needle: &str) -> Vec<String> {
     c.log[i]
         .iter()
         .filter_map(|a| match a {
-            Action::Warn(l) if l.contains(needle) => Some(l.clone()),
+            Action::Event(e @ Event::UnseenVoters { .. }) if e.to_string().contains(needle) => {
+                Some(e.to_string())
+            }
             _ => None,
         })
         .collect()

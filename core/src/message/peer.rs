@@ -1,43 +1,9 @@
-//! The protocol's messages. Transports carry them; the TCP transport encodes them with postcard.
-//!
-//! postcard is not self-describing: add enum variants and struct fields **only at the end**, and
-//! bump [`PROTOCOL_VERSION`] whenever a message changes shape.
+//! Messages between peers of one cluster: liveness, membership, leadership claims, votes and
+//! handoffs. Only nodes that passed the transport's handshake send these.
 
-use crate::engine::StatusSnapshot;
 use crate::transport::DeathProof;
 use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
-
-/// Version of the message set below; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u16 = 2;
-
-/// Every message one node sends another.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Message {
-    /// Periodic liveness + membership + leadership claims.
-    Heartbeat(Heartbeat),
-    /// A voter's acknowledgement of a heartbeat that carried leadership claims (renews leases).
-    HeartbeatAck(HeartbeatAck),
-    /// A candidate asks for a vote.
-    VoteRequest(VoteRequest),
-    /// A voter's answer.
-    VoteResponse(VoteResponse),
-    /// A leader resigns a group, naming its successor.
-    StepDown(StepDown),
-    /// Work routed to a group's leader.
-    Request(Request),
-    /// The answer to a [`Request`].
-    Response(Response),
-    /// The node leaves the cluster on purpose (kind shutdown): forget it now.
-    Leave,
-    /// From a client (`baton status`): what does this node know?
-    StatusRequest,
-    /// The answer to [`Message::StatusRequest`].
-    StatusResponse(StatusSnapshot),
-    /// From a client (`baton work`): route this to the group's leader (or, with `any`, to any
-    /// member) and answer with a [`Response`] carrying the request's id.
-    ClientCall(Request),
-}
 
 /// Sent to every peer each `heartbeat_ms`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,71 +122,4 @@ pub struct StepDown {
     pub from: MemberId,
     /// The next in the leader's ranking, if any.
     pub successor: Option<MemberId>,
-}
-
-/// Work routed to a group's leader (or, with `any`, to any member).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    /// Caller-chosen id, echoed in the [`Response`].
-    pub id: u64,
-    /// The group.
-    pub group: String,
-    /// Serve even when not the leader (the seed demo's `simple_work`).
-    pub any: bool,
-    /// Application bytes.
-    pub payload: Vec<u8>,
-}
-
-/// The answer to a [`Request`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Response {
-    /// The request's id.
-    pub id: u64,
-    /// What happened.
-    pub result: Result<Served, CallError>,
-}
-
-/// A request served: by whom, under which term, and the handler's reply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Served {
-    /// The member that served it.
-    pub member: MemberId,
-    /// The term it led under when it accepted the request (0 for an `any` call by a non-leader).
-    pub term: Term,
-    /// Whether the server was the leader when it accepted the request.
-    pub leader: bool,
-    /// The handler's reply.
-    pub payload: Vec<u8>,
-}
-
-/// Why a routed call failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum CallError {
-    /// No leader of the group is known.
-    #[error("group {group:?} has no leader")]
-    NoLeader {
-        /// The group.
-        group: String,
-    },
-    /// The call reached a node that no longer leads, or the leader went away mid-call.
-    #[error("leadership of group {group:?} changed during the call")]
-    LeaderChanged {
-        /// The group.
-        group: String,
-    },
-    /// No answer before the deadline.
-    #[error("call timed out")]
-    Timeout,
-    /// The leader has no handler registered for the group.
-    #[error("the leader of group {group:?} serves no handler")]
-    NoHandler {
-        /// The group.
-        group: String,
-    },
-    /// The handler returned an error.
-    #[error("handler failed: {0}")]
-    Handler(String),
-    /// This node is shutting down.
-    #[error("node is shutting down")]
-    ShuttingDown,
 }

@@ -1,0 +1,151 @@
+//! The engine's interface: what it is told ([`Input`]) and what it asks its driver to do
+//! ([`Action`]), with the typed [`Event`]s it reports.
+
+use super::event::Event;
+use super::persist::PersistedState;
+use crate::message::{CallError, Message, Served};
+use crate::transport::{Refusal, TransportEvent};
+use crate::types::{Labels, Leadership, MemberId, MemberRecord, NodeId, Term};
+use std::time::Duration;
+
+/// Where a call being served came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallRef {
+    /// A call made on this node ([`Input::Call`] with this id), or a client's call routed here
+    /// (under an id of the engine's, apart from the runtime's).
+    Local(u64),
+    /// A request from a peer.
+    Remote {
+        /// The caller.
+        from: NodeId,
+        /// Its request id.
+        id: u64,
+    },
+}
+
+/// What the engine is told.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed (the engine asked for it through
+    /// [`Engine::next_deadline`](super::Engine::next_deadline)).
+    Tick,
+    /// Something from the transport.
+    Transport(TransportEvent),
+    /// Join `group` with one instance of this node.
+    Join {
+        /// The group.
+        group: String,
+        /// Labels of this instance (merged over the node's).
+        labels: Labels,
+        /// Wall-clock time of the join, ms since the Unix epoch.
+        started_at_ms: u64,
+    },
+    /// This node's instance leaves `group` (handing off if it leads).
+    Leave {
+        /// The group.
+        group: String,
+    },
+    /// The members of `group` according to an external registry.
+    ExternalMembers {
+        /// The group.
+        group: String,
+        /// Its members.
+        members: Vec<MemberRecord>,
+    },
+    /// Route `payload` to the leader of `group` (or, with `any`, to any member).
+    Call {
+        /// Caller-chosen id, unique on this node; answered by [`Action::CallDone`].
+        id: u64,
+        /// The group.
+        group: String,
+        /// Serve at any member, not only the leader.
+        any: bool,
+        /// Application bytes.
+        payload: Vec<u8>,
+        /// Deadline (default: now + call timeout).
+        timeout: Option<Duration>,
+    },
+    /// The handler answered a call announced by [`Action::Serve`].
+    Reply {
+        /// The call.
+        call: CallRef,
+        /// The handler's answer.
+        result: Result<Served, CallError>,
+    },
+    /// Kind shutdown: hand off every group this node leads, then say goodbye.
+    Shutdown,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send a message.
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// Connect to an address.
+    Connect {
+        /// The address.
+        addr: String,
+    },
+    /// A group's leadership as this node sees it changed.
+    Leadership(Leadership),
+    /// The live members of a group changed (feeds the cluster registry).
+    Members {
+        /// The group.
+        group: String,
+        /// Its live members.
+        members: Vec<MemberRecord>,
+    },
+    /// Durably store this before performing any later action.
+    Persist(PersistedState),
+    /// Run the group's handler on `payload` and answer with [`Input::Reply`].
+    Serve {
+        /// Where the answer goes.
+        call: CallRef,
+        /// The group.
+        group: String,
+        /// The serving member (this node's).
+        member: MemberId,
+        /// The term this node leads under (the fencing token), 0 if not leading.
+        term: Term,
+        /// Whether this node leads the group.
+        leader: bool,
+        /// Application bytes.
+        payload: Vec<u8>,
+    },
+    /// A call made with [`Input::Call`] ended.
+    CallDone {
+        /// The call's id.
+        id: u64,
+        /// How.
+        result: Result<Served, CallError>,
+    },
+    /// Move this process to a new, higher incarnation (a peer refused the current one as
+    /// stale after a wall-clock step back): the driver tells the transport
+    /// ([`crate::Transport::reincarnate`]).
+    Reincarnate {
+        /// The new incarnation.
+        incarnation: u64,
+    },
+    /// Stop this node: it must not run (another live process holds its name). The driver
+    /// shuts down and reports the reason.
+    Halt(Refusal),
+    /// Something worth telling the operator — a peer up or down, an election, a vote denied and
+    /// why — as a typed [`Event`]: its [`Event::level`] says how loud, its `Display` the line.
+    Event(Event),
+}
+
+/// How loud an [`Event`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// A detail for debugging (votes asked, granted, denied and why).
+    Debug,
+    /// Worth a log line (peers up and down, elections, step-downs).
+    Info,
+    /// Something the operator should fix.
+    Warn,
+}

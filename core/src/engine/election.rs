@@ -1,0 +1,356 @@
+//! The candidate side of an election: when a member campaigns (one step function per role),
+//! the pre-vote and vote rounds, counting the answers, and winning or losing.
+//!
+//! In quorum mode a campaign first asks for pre-votes in `term + 1` (no voter changes state),
+//! and only with a majority of them asks for the votes; a majority of votes makes it leader,
+//! with a lease counted from when the round's requests went out. With `quorum = "none"` a
+//! member declares itself leader. A successor named in a handoff skips the pre-vote.
+
+use super::quorum::{Tally, tally};
+use super::*;
+
+impl Engine {
+    /// Steps one group by the role this node plays in it.
+    pub(super) fn step_group(&mut self, now: Instant, name: &str) {
+        let Some(g) = self.groups.get(name) else {
+            return;
+        };
+        match g.role {
+            Role::Leader { lease_until, .. } => {
+                let check_at = g.preempt_check_at;
+                self.step_leader(now, name, lease_until, check_at);
+            }
+            Role::Candidate { deadline, .. } => self.want(Timer::ElectionDeadline, deadline),
+            Role::Follower => self.step_follower(now, name),
+        }
+    }
+
+    /// A leader wakes when its lease would end (quorum mode), and with `preempt` re-ranks every
+    /// heartbeat once it has served a failure timeout (see `maybe_preempt`).
+    fn step_leader(&mut self, now: Instant, name: &str, lease_until: Instant, check_at: Instant) {
+        if self.quorum_mode() {
+            self.want(Timer::Lease, lease_until);
+        }
+        if self.spec(name).preempt && now >= check_at {
+            self.maybe_preempt(now, name);
+        }
+    }
+
+    /// A follower waits while it sees a leader (until that leader's claim lapses). Without one,
+    /// a member of the group that neither shuts down nor stands aside campaigns: at once when
+    /// the last leader named it successor; otherwise when its rank `r` has waited
+    /// `r × backoff` since the group became leaderless (and no earlier than a failed
+    /// campaign's retry time).
+    fn step_follower(&mut self, now: Instant, name: &str) {
+        let Some(g) = self.groups.get(name) else {
+            return;
+        };
+        if let Some(l) = &g.leader {
+            let until = l.until;
+            self.want(Timer::LeaderView, until);
+            return;
+        }
+        if self.shutting_down || self.standing_aside || !self.local.contains_key(name) {
+            return;
+        }
+        if let Some(h) = g.handoff_to_me.clone() {
+            if let Some(g) = self.groups.get_mut(name) {
+                g.handoff_to_me = None;
+            }
+            self.campaign(now, name, Some(h));
+            return;
+        }
+        let since = g.leaderless_since.unwrap_or(now);
+        let retry_at = g.next_campaign_at;
+        let ranking = self.ranking(name);
+        let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
+            return;
+        };
+        let pos = ranking
+            .iter()
+            .position(|m| *m == me)
+            .unwrap_or(ranking.len());
+        let ready = since + self.cfg.backoff * pos as u32;
+        let ready = retry_at.map_or(ready, |r| r.max(ready));
+        if let Some(g) = self.groups.get_mut(name)
+            && g.leaderless_since.is_none()
+        {
+            g.leaderless_since = Some(since);
+        }
+        if now >= ready {
+            self.campaign(now, name, None);
+        } else {
+            self.want(Timer::Campaign, ready);
+        }
+    }
+
+    /// The term a new campaign (or declaration) in `name` goes for: above every term known.
+    /// `None`, logged once, when that term cannot grow any more.
+    pub(super) fn campaign_term(&mut self, now: Instant, name: &str) -> Option<Term> {
+        let quorum = self.quorum_mode();
+        let g = self.group_mut(name, now);
+        let highest = g.term.max(g.max_seen).max(if quorum {
+            g.vote.as_ref().map_or(0, |v| v.0)
+        } else {
+            0
+        });
+        let next = next_term(highest);
+        if next.is_none() && self.term_exhausted.insert(name.to_string()) {
+            self.emit(Event::TermExhausted {
+                group: name.to_string(),
+                term: highest,
+            });
+        }
+        next
+    }
+
+    /// Starts a campaign: a declaration without a quorum, the vote round at once with a
+    /// handoff, otherwise a pre-vote round in a term above every term known.
+    pub(super) fn campaign(&mut self, now: Instant, name: &str, handoff: Option<Handoff>) {
+        if !self.quorum_mode() {
+            // Availability mode: declare.
+            let Some(term) = self.campaign_term(now, name) else {
+                return;
+            };
+            let g = self.group_mut(name, now);
+            g.max_seen = term;
+            g.role = Role::Leader {
+                term,
+                lease_until: now,
+            };
+            self.become_leader(now, name);
+            return;
+        }
+        if handoff.is_some() {
+            self.start_vote_round(now, name, handoff);
+            return;
+        }
+        let deadline = now + self.election_timeout();
+        let Some(term) = self.campaign_term(now, name) else {
+            return;
+        };
+        let g = self.group_mut(name, now);
+        g.role = Role::Candidate {
+            term,
+            round: Round::Pre,
+            grants: BTreeSet::new(),
+            denials: BTreeSet::new(),
+            started: now,
+            deadline,
+        };
+        self.solicit(now, name, term, Round::Pre, None);
+    }
+
+    /// Starts the vote round: in the pre-vote's term after a won pre-vote, or — for a successor
+    /// named in a handoff, which skips the pre-vote — in a new term above every term known.
+    pub(super) fn start_vote_round(&mut self, now: Instant, name: &str, handoff: Option<Handoff>) {
+        let deadline = now + self.election_timeout();
+        let pre_term = match self.group_mut(name, now).role {
+            Role::Candidate {
+                term,
+                round: Round::Pre,
+                ..
+            } if handoff.is_none() => Some(term),
+            _ => None,
+        };
+        let Some(term) = pre_term.or_else(|| self.campaign_term(now, name)) else {
+            self.group_mut(name, now).role = Role::Follower;
+            return;
+        };
+        let g = self.group_mut(name, now);
+        g.max_seen = g.max_seen.max(term);
+        g.role = Role::Candidate {
+            term,
+            round: Round::Real,
+            grants: BTreeSet::new(),
+            denials: BTreeSet::new(),
+            started: now,
+            deadline,
+        };
+        self.solicit(now, name, term, Round::Real, handoff);
+    }
+
+    /// Asks every voter not proven dead (and answers for itself, if a voter) in a round. A
+    /// round that cannot reach a majority of live voters is abandoned at once.
+    pub(super) fn solicit(
+        &mut self,
+        now: Instant,
+        name: &str,
+        term: Term,
+        round: Round,
+        handoff: Option<Handoff>,
+    ) {
+        let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
+            self.group_mut(name, now).role = Role::Follower;
+            return;
+        };
+        let dead = self.peers.proofs();
+        let req = VoteRequest {
+            group: name.to_string(),
+            term,
+            candidate: me.clone(),
+            handoff: handoff.clone(),
+            pre: round.is_pre(),
+            dead,
+        };
+        let voters: Vec<NodeId> = match &self.cfg.quorum {
+            Quorum::Majority(v) => v.iter().cloned().collect(),
+            Quorum::None => vec![],
+        };
+        let self_id = self.cfg.node.clone();
+        for v in &voters {
+            if *v == self_id {
+                continue;
+            }
+            if self.peers.get(v).is_some_and(|p| !p.is_dead()) {
+                self.send(v, Message::VoteRequest(req.clone()));
+            }
+        }
+        self.emit(Event::Soliciting {
+            group: name.to_string(),
+            round,
+            term,
+        });
+        if voters.contains(&self_id) {
+            let granted = self.grantable(now, &req).is_ok();
+            if granted && round == Round::Real {
+                let g = self.group_mut(name, now);
+                g.vote = Some((term, me));
+                self.persist();
+            }
+            let response = VoteResponse {
+                group: name.to_string(),
+                term,
+                pre: round.is_pre(),
+                granted,
+                known_term: 0,
+            };
+            self.on_vote_response(now, &self_id.clone(), response);
+        } else {
+            // Nothing to count yet; check whether the round is already lost.
+            let majority = self.majority();
+            let alive = voters.iter().filter(|v| self.node_alive(v)).count();
+            if tally(0, alive, majority) == Tally::Lost {
+                self.abandon_campaign(now, name);
+            }
+        }
+    }
+
+    /// A voter's answer to this node's current round (others are stale and ignored): counted
+    /// once per voter. A won pre-vote starts the vote; a won vote makes this node leader; a
+    /// round that can no longer win (too few live voters left undecided) is abandoned.
+    pub(super) fn on_vote_response(&mut self, now: Instant, from: &NodeId, resp: VoteResponse) {
+        if !self.is_voter(from) {
+            return;
+        }
+        let majority = self.majority();
+        let voters: BTreeSet<NodeId> = match &self.cfg.quorum {
+            Quorum::Majority(v) => v.clone(),
+            Quorum::None => return,
+        };
+        let alive: BTreeSet<NodeId> = voters
+            .iter()
+            .filter(|v| self.node_alive(v))
+            .cloned()
+            .collect();
+        let g = self.group_mut(&resp.group, now);
+        g.max_seen = g.max_seen.max(resp.known_term);
+        let Role::Candidate {
+            term,
+            round,
+            ref mut grants,
+            ref mut denials,
+            ..
+        } = g.role
+        else {
+            return;
+        };
+        if resp.term != term || Round::of(resp.pre) != round {
+            return;
+        }
+        if resp.granted {
+            grants.insert(from.clone());
+        } else {
+            denials.insert(from.clone());
+        }
+        let undecided = alive
+            .iter()
+            .filter(|v| !grants.contains(*v) && !denials.contains(*v))
+            .count();
+        match (tally(grants.len(), undecided, majority), round) {
+            (Tally::Won, Round::Pre) => self.start_vote_round(now, &resp.group, None),
+            (Tally::Won, Round::Real) => self.become_leader(now, &resp.group),
+            (Tally::Lost, _) => self.abandon_campaign(now, &resp.group),
+            (Tally::Pending, _) => {}
+        }
+    }
+
+    /// Gives up the current round. The retry keeps the ranking's order: rank `r` retries after
+    /// `r × backoff` plus a fifth of a backoff and jitter of up to half a backoff (so ties do
+    /// not collide).
+    pub(super) fn abandon_campaign(&mut self, now: Instant, name: &str) {
+        let pos = {
+            let ranking = self.ranking(name);
+            let me = self.local.get(name).map(|m| m.id.clone());
+            me.and_then(|me| ranking.iter().position(|m| *m == me))
+                .unwrap_or(0)
+        };
+        let jitter = self.jitter((self.cfg.backoff / 2).max(Duration::from_millis(1)));
+        let delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
+        let g = self.group_mut(name, now);
+        if matches!(g.role, Role::Candidate { .. }) {
+            g.role = Role::Follower;
+            g.next_campaign_at = Some(now + delay);
+            self.emit(Event::CampaignLost {
+                group: name.to_string(),
+                retry_in: delay,
+            });
+        }
+    }
+
+    /// This node leads `name`: its lease counts from when the won round's requests went out
+    /// (a declaration in availability mode counts from now). Made durable, published to the
+    /// application first, then heartbeated to everyone at once.
+    pub(super) fn become_leader(&mut self, now: Instant, name: &str) {
+        let lease = self.cfg.lease;
+        let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
+            return;
+        };
+        let ft = self.cfg.failure_timeout;
+        let g = self.group_mut(name, now);
+        let (term, base) = match g.role {
+            Role::Candidate { term, started, .. } => (term, started),
+            Role::Leader { term, .. } => (term, now),
+            Role::Follower => return,
+        };
+        g.role = Role::Leader {
+            term,
+            lease_until: base + lease,
+        };
+        g.term = term;
+        g.max_seen = g.max_seen.max(term);
+        g.leader = Some(LeaderView {
+            member: me,
+            term,
+            until: now,
+        });
+        g.leaderless_since = None;
+        g.next_campaign_at = None;
+        g.promised = None;
+        g.resigned = None;
+        // A new leader serves at least one failure timeout before it may preempt itself:
+        // when the favourite cannot win (it is cut off from the voters), handoffs to it would
+        // otherwise churn terms every few milliseconds.
+        g.preempt_check_at = now + ft;
+        self.persist_later();
+        self.emit(Event::Leading {
+            group: name.to_string(),
+            term,
+        });
+        // The application learns first (its watch), then everyone else, at once rather than at
+        // the next period.
+        self.publish(now);
+        self.next_heartbeat = now;
+        self.send_heartbeats(now);
+    }
+}

@@ -1,0 +1,285 @@
+//! Who is in the cluster: this node's joins and leaves, its shutdown, peers coming up and going
+//! down (as the peer table reports), external registries, and what is published to the driver.
+
+use super::*;
+
+impl Engine {
+    /// A fresh authenticated connection. Somebody took this node in, so whatever refused it as
+    /// a duplicate name was a race; the peer is greeted at once (it learns this node's members
+    /// without waiting a heartbeat period).
+    pub(super) fn on_connected(
+        &mut self,
+        now: Instant,
+        node: NodeId,
+        incarnation: u64,
+        addr: String,
+    ) {
+        if node == self.cfg.node {
+            return;
+        }
+        self.refused_as_duplicate = None;
+        if !self.contact(now, &node, incarnation, Contact::Connected) {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&node) {
+            peer.addr = Some(addr);
+        }
+        let hb = self.heartbeat_message(None);
+        self.send(&node, hb);
+    }
+
+    /// A connection closed: an abrupt close marks the link reset (no proof of death), and a
+    /// leader checks it still reaches a majority of voters.
+    pub(super) fn on_disconnected(&mut self, now: Instant, node: &NodeId, how: CloseKind) {
+        self.peers.disconnected(node, how);
+        if how == CloseKind::Abrupt {
+            self.check_reachable_voters(now);
+        }
+    }
+
+    /// The transport's proof that a peer's incarnation is gone. A proof this node's
+    /// `death_proof` mode does not trust is a refused connection, nothing more.
+    pub(super) fn on_dead(
+        &mut self,
+        now: Instant,
+        node: &NodeId,
+        incarnation: u64,
+        proof: DeathProof,
+    ) {
+        if self.peers.trusts(proof) {
+            let change = self.peers.dead(now, node, incarnation, proof);
+            self.apply_peer_changes(now, change.into_iter().collect());
+        } else {
+            self.peers.disconnected(node, CloseKind::Abrupt);
+            self.check_reachable_voters(now);
+        }
+    }
+
+    /// A peer's goodbye (`Leave`): proof of its death, always trusted.
+    pub(super) fn on_left(&mut self, now: Instant, from: &NodeId, incarnation: u64) {
+        let change = self.peers.dead(now, from, incarnation, DeathProof::Left);
+        self.apply_peer_changes(now, change.into_iter().collect());
+    }
+
+    /// Whether a peer's message is taken: not when it carries a term no leadership can have
+    /// (taking it would stop every election of its group for good), nor when it comes from an
+    /// older or a dead incarnation. Records the contact otherwise.
+    pub(super) fn admits(
+        &mut self,
+        now: Instant,
+        from: &NodeId,
+        incarnation: u64,
+        message: &Message,
+    ) -> bool {
+        if let Some(term) = insane_term(message) {
+            self.emit(Event::InsaneTerm {
+                from: from.clone(),
+                term,
+            });
+            return false;
+        }
+        self.contact(now, from, incarnation, Contact::Message)
+    }
+
+    /// An external registry's members of `group` replace what it said before.
+    pub(super) fn on_external_members(
+        &mut self,
+        now: Instant,
+        group: String,
+        members: Vec<MemberRecord>,
+    ) {
+        self.external.insert(group.clone(), members);
+        self.members_dirty = true;
+        self.group_mut(&group, now);
+    }
+
+    /// Records contact with `node` in the peer table and acts on what changed; false when the
+    /// contact is stale (an older or a dead incarnation's): ignore it.
+    pub(super) fn contact(
+        &mut self,
+        now: Instant,
+        node: &NodeId,
+        incarnation: u64,
+        contact: Contact,
+    ) -> bool {
+        match self.peers.contact(now, node, incarnation, contact) {
+            Observed::Stale => false,
+            Observed::Current(changes) => {
+                self.apply_peer_changes(now, changes);
+                true
+            }
+        }
+    }
+
+    /// Acts on what the peer table reports: logs it, and for a peer that went down forgets
+    /// its leaderships and fails the calls waiting on it.
+    pub(super) fn apply_peer_changes(&mut self, now: Instant, changes: Vec<Change>) {
+        for change in changes {
+            self.members_dirty = true;
+            match change {
+                Change::Up {
+                    node,
+                    incarnation,
+                    back,
+                } => self.emit(match back {
+                    Back::New => Event::PeerUp { node, incarnation },
+                    Back::AfterSilence => Event::PeerBack { node, incarnation },
+                    Back::AfterDeath { proof, ago } => Event::PeerTakenBack {
+                        node,
+                        incarnation,
+                        proof,
+                        ago,
+                    },
+                }),
+                Change::Down {
+                    node,
+                    incarnation,
+                    down,
+                } => {
+                    self.emit(match down {
+                        Down::Silent => Event::PeerSilent {
+                            node: node.clone(),
+                            after: self.cfg.failure_timeout,
+                        },
+                        Down::Dead(proof) => Event::PeerGone {
+                            node: node.clone(),
+                            incarnation,
+                            proof,
+                        },
+                    });
+                    self.forget_node_leadership(now, &node);
+                    // Calls waiting on that node will never be answered.
+                    self.fail_calls_to(&node);
+                }
+            }
+        }
+    }
+
+    /// A node went down: the leaderships it held end here (unless this node leads: a claim
+    /// of its own is not a peer's to end), and so do the promises this voter made it.
+    pub(super) fn forget_node_leadership(&mut self, now: Instant, node: &NodeId) {
+        for g in self.groups.values_mut() {
+            if g.leader.as_ref().is_some_and(|l| l.member.node == *node)
+                && !matches!(g.role, Role::Leader { .. })
+            {
+                g.leader = None;
+                g.leaderless_since = Some(now);
+            }
+            if g.promised.as_ref().is_some_and(|(m, _)| m.node == *node) {
+                g.promised = None;
+            }
+        }
+    }
+
+    /// This node joins `group` with a new member (ids count up per node). Ignored when already
+    /// a member or shutting down. Announced at once.
+    pub(super) fn on_join(
+        &mut self,
+        now: Instant,
+        group: String,
+        labels: Labels,
+        started_at_ms: u64,
+    ) {
+        if self.local.contains_key(&group) || self.shutting_down {
+            return;
+        }
+        let id = MemberId {
+            node: self.cfg.node.clone(),
+            seq: self.next_seq,
+        };
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.members_dirty = true;
+        self.local.insert(
+            group.clone(),
+            MemberAnnounce {
+                id,
+                group: group.clone(),
+                started_at_ms,
+                labels,
+            },
+        );
+        let g = self.group_mut(&group, now);
+        if g.leader.is_none() && g.leaderless_since.is_none() {
+            g.leaderless_since = Some(now);
+        }
+        // Announce at once.
+        self.next_heartbeat = now;
+    }
+
+    /// This node's member leaves `group`: a leader hands off first (stops acting, then names
+    /// its successor); the member's absence is announced at once.
+    pub(super) fn on_leave(&mut self, now: Instant, group: &str) {
+        if self
+            .groups
+            .get(group)
+            .is_some_and(|g| matches!(g.role, Role::Leader { .. }))
+        {
+            self.resign(now, group, Resign::HandOff);
+        }
+        if let Some(g) = self.groups.get_mut(group) {
+            g.role = Role::Follower;
+            g.handoff_to_me = None;
+        }
+        self.local.remove(group);
+        self.members_dirty = true;
+        self.next_heartbeat = now;
+    }
+
+    /// Kind shutdown: hand off every group led, stop every role, fail the calls in flight and
+    /// say goodbye (`Leave`), so peers forget this node at once instead of after a timeout.
+    pub(super) fn on_shutdown(&mut self, now: Instant) {
+        let leading = self.groups_where(|r| matches!(r, Role::Leader { .. }));
+        for name in leading {
+            self.resign(now, &name, Resign::HandOff);
+        }
+        self.shutting_down = true;
+        self.members_dirty = true;
+        for g in self.groups.values_mut() {
+            g.role = Role::Follower;
+        }
+        self.fail_calls(|_| true, |_| CallError::ShuttingDown);
+        self.broadcast(Message::Leave);
+    }
+
+    /// Emits leadership and membership changes — each only when it differs from what was
+    /// published last — and routes calls waiting for a leader.
+    pub(super) fn publish(&mut self, now: Instant) {
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in &names {
+            let Some(g) = self.groups.get(name) else {
+                continue;
+            };
+            let l = self.leadership_of(name, g, now);
+            if self.published.get(name) != Some(&l) {
+                self.published.insert(name.clone(), l.clone());
+                self.out.push(Action::Leadership(l));
+            }
+            if !self.members_dirty {
+                continue;
+            }
+            let members: Vec<MemberRecord> = self
+                .candidates(name)
+                .into_iter()
+                .map(|c| MemberRecord {
+                    id: c.member,
+                    group: name.clone(),
+                    started_at_ms: c.started_at_ms,
+                    incarnation: c.incarnation,
+                    hardware: c.hardware,
+                    labels: c.labels,
+                })
+                .collect();
+            if self.published_members.get(name) != Some(&members) {
+                self.published_members.insert(name.clone(), members.clone());
+                self.out.push(Action::Members {
+                    group: name.clone(),
+                    members,
+                });
+            }
+        }
+        self.members_dirty = false;
+        for id in self.calls.ids_where(|c| c.target.is_none()) {
+            self.route(now, id);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Routed calls: the calls table, where a call goes (the leader, or with `any` a live member),
+//! serving it here, and answering whoever made it.
+//!
+//! Every call waiting or in flight has one entry in [`Calls`], under the id that names it on the
+//! wire (`Request::id`) and in [`CallRef::Local`]; where the call came from — this node's
+//! [`Input::Call`] or a client's `ClientCall` — is its [`CallOrigin`]. A local call keeps the
+//! caller's id; a client's call gets one from [`Calls::insert`], in a range of its own (the
+//! wire has a single id, so the two kinds must not meet there).
+
+use super::*;
+
+/// Who made a call, and so who gets its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CallOrigin {
+    /// This node's [`Input::Call`] with this id: answered by [`Action::CallDone`].
+    Local(u64),
+    /// A client's `ClientCall`: answered by a [`Response`] carrying the client's request id.
+    Client {
+        /// The client.
+        from: NodeId,
+        /// Its request id.
+        id: u64,
+    },
+}
+
+/// Who may serve a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Only the group's acting leader (under its term, the fencing token).
+    Leader,
+    /// Any live member (the wire's and the API's `any`).
+    AnyMember,
+}
+
+impl Reach {
+    /// The reach the wire's and the API's `any` flag names.
+    pub fn of(any: bool) -> Reach {
+        if any { Reach::AnyMember } else { Reach::Leader }
+    }
+
+    /// The `any` flag for the wire.
+    pub fn is_any(self) -> bool {
+        self == Reach::AnyMember
+    }
+}
+
+/// A call waiting for a target, or sent to one.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingCall {
+    pub origin: CallOrigin,
+    pub group: String,
+    pub reach: Reach,
+    pub payload: Vec<u8>,
+    /// Where it was sent; `None` while waiting for a leader.
+    pub target: Option<MemberId>,
+    pub deadline: Instant,
+}
+
+/// Client calls' ids have this bit set; the runtime numbers its calls from 0 and never reaches
+/// it, so a client's call never takes a local call's id.
+const CLIENT_IDS: u64 = 1 << 63;
+
+/// The calls table.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Calls {
+    pending: BTreeMap<u64, PendingCall>,
+    /// Client calls numbered so far.
+    clients: u64,
+}
+
+impl Calls {
+    /// Adds `call` and returns its id: the caller's for a local call, the next client id for a
+    /// client's call.
+    pub fn insert(&mut self, call: PendingCall) -> u64 {
+        let id = match call.origin {
+            CallOrigin::Local(id) => id,
+            CallOrigin::Client { .. } => {
+                self.clients = self.clients.wrapping_add(1);
+                CLIENT_IDS | self.clients
+            }
+        };
+        self.pending.insert(id, call);
+        id
+    }
+
+    pub fn get(&self, id: u64) -> Option<&PendingCall> {
+        self.pending.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut PendingCall> {
+        self.pending.get_mut(&id)
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<PendingCall> {
+        self.pending.remove(&id)
+    }
+
+    /// The ids of the calls `pick` selects, in id order.
+    pub fn ids_where(&self, pick: impl Fn(&PendingCall) -> bool) -> Vec<u64> {
+        self.pending
+            .iter()
+            .filter(|(_, c)| pick(c))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Every call's deadline.
+    pub fn deadlines(&self) -> Vec<Instant> {
+        self.pending.values().map(|c| c.deadline).collect()
+    }
+}
+
+impl Engine {
+    /// Ends every call `pick` selects with the error `why` gives it.
+    pub(super) fn fail_calls(
+        &mut self,
+        pick: impl Fn(&PendingCall) -> bool,
+        why: impl Fn(&PendingCall) -> CallError,
+    ) {
+        for id in self.calls.ids_where(pick) {
+            if let Some(c) = self.calls.remove(id) {
+                let err = why(&c);
+                self.finish_call(c, Err(err));
+            }
+        }
+    }
+
+    /// A node went down: the calls sent to it will never be answered, and its leadership is
+    /// over — they fail with `LeaderChanged`.
+    pub(super) fn fail_calls_to(&mut self, node: &NodeId) {
+        self.fail_calls(
+            |c| c.target.as_ref().is_some_and(|t| t.node == *node),
+            |c| CallError::LeaderChanged {
+                group: c.group.clone(),
+            },
+        );
+    }
+
+    /// A call made on this node. Refused at once while shutting down; otherwise routed now, or
+    /// as soon as a target is known, until its deadline (default: the call timeout).
+    pub(super) fn on_call(
+        &mut self,
+        now: Instant,
+        id: u64,
+        group: String,
+        reach: Reach,
+        payload: Vec<u8>,
+        timeout: Option<Duration>,
+    ) {
+        if self.shutting_down {
+            self.out.push(Action::CallDone {
+                id,
+                result: Err(CallError::ShuttingDown),
+            });
+            return;
+        }
+        let deadline = now + timeout.unwrap_or(self.cfg.call_timeout);
+        let call = self.calls.insert(PendingCall {
+            origin: CallOrigin::Local(id),
+            group,
+            reach,
+            payload,
+            target: None,
+            deadline,
+        });
+        self.route(now, call);
+    }
+
+    /// Sends a waiting call to its target, if one is known now: the group's leader, or with
+    /// `any` a live member picked at random (seeded). Served here when the target is local.
+    pub(super) fn route(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        if call.target.is_some() {
+            return;
+        }
+        let group = call.group.clone();
+        let target: Option<MemberId> = if call.reach == Reach::AnyMember {
+            let cands = self.candidates(&group);
+            if cands.is_empty() {
+                None
+            } else {
+                let i = (self.rand() % cands.len() as u64) as usize;
+                cands.get(i).map(|c| c.member.clone())
+            }
+        } else {
+            self.groups
+                .get(&group)
+                .and_then(|g| g.leader.as_ref())
+                .map(|l| l.member.clone())
+        };
+        let Some(target) = target else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.target = Some(target.clone());
+        let reach = call.reach;
+        if target.node == self.cfg.node {
+            let payload = std::mem::take(&mut call.payload);
+            self.serve_local(now, CallRef::Local(id), &group, reach, payload);
+        } else {
+            let payload = call.payload.clone();
+            self.send(
+                &target.node,
+                Message::Request(Request {
+                    id,
+                    group,
+                    any: reach.is_any(),
+                    payload,
+                }),
+            );
+        }
+    }
+
+    /// Serves a call here: only this node's member can, and only while it acts as leader —
+    /// under its term, the fencing token — or, for an `any` call, as a plain member (term 0).
+    /// A call for the leader that reaches a node no longer acting fails with `LeaderChanged`.
+    pub(super) fn serve_local(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        group: &str,
+        reach: Reach,
+        payload: Vec<u8>,
+    ) {
+        let Some(member) = self.local.get(group).map(|m| m.id.clone()) else {
+            self.answer(
+                call,
+                Err(CallError::NoHandler {
+                    group: group.to_string(),
+                }),
+            );
+            return;
+        };
+        let acting = self.groups.get(group).and_then(|g| self.acting(g, now));
+        let (term, leader) = match (acting, reach) {
+            (Some(term), _) => (term, true),
+            (None, Reach::AnyMember) => (0, false),
+            (None, Reach::Leader) => {
+                self.answer(
+                    call,
+                    Err(CallError::LeaderChanged {
+                        group: group.to_string(),
+                    }),
+                );
+                return;
+            }
+        };
+        self.out.push(Action::Serve {
+            call,
+            group: group.to_string(),
+            member,
+            term,
+            leader,
+            payload,
+        });
+    }
+
+    /// Answers a call served here: a call of this node's table ends, a peer's gets a response.
+    pub(super) fn answer(&mut self, call: CallRef, result: Result<Served, CallError>) {
+        match call {
+            CallRef::Local(id) => {
+                if let Some(c) = self.calls.remove(id) {
+                    self.finish_call(c, result);
+                }
+            }
+            CallRef::Remote { from, id } => {
+                self.send(&from, Message::Response(Response { id, result }));
+            }
+        }
+    }
+
+    /// A peer routed a call here: serve it, unless shutting down.
+    pub(super) fn on_request(&mut self, now: Instant, from: &NodeId, req: Request) {
+        if self.shutting_down {
+            self.send(
+                from,
+                Message::Response(Response {
+                    id: req.id,
+                    result: Err(CallError::ShuttingDown),
+                }),
+            );
+            return;
+        }
+        let call = CallRef::Remote {
+            from: from.clone(),
+            id: req.id,
+        };
+        self.serve_local(now, call, &req.group, Reach::of(req.any), req.payload);
+    }
+
+    /// The handler answered a call announced by [`Action::Serve`].
+    pub(super) fn on_reply(&mut self, call: CallRef, result: Result<Served, CallError>) {
+        self.answer(call, result);
+    }
+
+    /// A peer answered a call this node routed to it.
+    pub(super) fn on_response(&mut self, resp: Response) {
+        if let Some(c) = self.calls.remove(resp.id) {
+            self.finish_call(c, resp.result);
+        }
+    }
+
+    /// Ends a call: a local caller gets [`Action::CallDone`], a client gets a [`Response`].
+    pub(super) fn finish_call(&mut self, call: PendingCall, result: Result<Served, CallError>) {
+        match call.origin {
+            CallOrigin::Client { from, id } => {
+                self.send(&from, Message::Response(Response { id, result }))
+            }
+            CallOrigin::Local(id) => self.out.push(Action::CallDone { id, result }),
+        }
+    }
+
+    /// A message from an authenticated client (not a peer): answer it, keep no peer state.
+    pub(super) fn on_client(&mut self, now: Instant, env: Envelope) {
+        match env.message {
+            Message::StatusRequest => {
+                let status = self.status(now);
+                self.send(&env.from, Message::StatusResponse(status));
+            }
+            Message::ClientCall(req) => {
+                if self.shutting_down {
+                    let err = Response {
+                        id: req.id,
+                        result: Err(CallError::ShuttingDown),
+                    };
+                    self.send(&env.from, Message::Response(err));
+                    return;
+                }
+                let call = self.calls.insert(PendingCall {
+                    origin: CallOrigin::Client {
+                        from: env.from,
+                        id: req.id,
+                    },
+                    group: req.group,
+                    reach: Reach::of(req.any),
+                    payload: req.payload,
+                    target: None,
+                    deadline: now + self.cfg.call_timeout,
+                });
+                self.route(now, call);
+            }
+            _ => {}
+        }
+    }
+}

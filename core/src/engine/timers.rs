@@ -1,0 +1,209 @@
+//! Time in the engine: one table of the timer kinds ([`Timer`]), each with its period, and the
+//! two passes every input runs — `expire` fires what is due (before the input), `step` acts and
+//! schedules the next wake-up (after it). The engine reads no clock: the driver feeds `now`,
+//! and [`Engine::next_deadline`] is the earliest timer wanted.
+
+use super::*;
+
+/// Every kind of timer the engine sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The next periodic heartbeat. Period: `heartbeat`.
+    Heartbeat,
+    /// An alive peer falls silent. Period: `failure_timeout` after it was last heard.
+    PeerSilence,
+    /// Duplicate-name refusals have lasted: keep the name or halt. Period: `failure_timeout +
+    /// heartbeat` (a restart can beat the old process's close to a peer by a moment).
+    TakeoverGrace,
+    /// A leader's lease ends (quorum mode). Period: `lease` from a majority-acked heartbeat.
+    Lease,
+    /// A (pre-)vote round ends unwon. Period: `max(failure_timeout / 2, heartbeat)`.
+    ElectionDeadline,
+    /// A remote leader's claim lapses unless renewed. Period: `failure_timeout`.
+    LeaderView,
+    /// A follower's turn to campaign. Period: `backoff` per rank.
+    Campaign,
+    /// A leader with `preempt` re-ranks. Period: `heartbeat`.
+    Preempt,
+    /// A routed call's deadline. Period: `call_timeout` unless the call says otherwise.
+    CallDeadline,
+    /// Diagnostics: why a group has no leader, voters never seen. Period: `failure_timeout`.
+    Diagnose,
+    /// No timer of its own: the least time between two dials of one address.
+    /// Period: `max(failure_timeout, 200 ms)`.
+    Redial,
+}
+
+impl Engine {
+    /// The period of `timer` under this node's configuration (see [`Timer`]).
+    pub(super) fn timer_period(&self, timer: Timer) -> Duration {
+        let c = &self.cfg;
+        match timer {
+            Timer::Heartbeat | Timer::Preempt => c.heartbeat,
+            Timer::PeerSilence | Timer::LeaderView | Timer::Diagnose => c.failure_timeout,
+            Timer::TakeoverGrace => c.failure_timeout + c.heartbeat,
+            Timer::Lease => c.lease,
+            Timer::ElectionDeadline => (c.failure_timeout / 2).max(c.heartbeat),
+            Timer::Campaign => c.backoff,
+            Timer::CallDeadline => c.call_timeout,
+            Timer::Redial => c.failure_timeout.max(Duration::from_millis(200)),
+        }
+    }
+
+    /// Wants a [`Input::Tick`] at `at` for `timer`; the earliest wanted wins.
+    pub(super) fn want(&mut self, timer: Timer, at: Instant) {
+        match self.wake {
+            Some((w, _)) if w <= at => {}
+            _ => self.wake = Some((at, timer)),
+        }
+    }
+
+    /// The timer of the next wake-up, if any (for tests and debugging).
+    #[cfg(test)]
+    pub(super) fn next_timer(&self) -> Option<Timer> {
+        self.wake.map(|(_, t)| t)
+    }
+
+    /// How long a vote round may take before it is abandoned.
+    pub(super) fn election_timeout(&self) -> Duration {
+        self.timer_period(Timer::ElectionDeadline)
+    }
+
+    /// After each input: stands aside if need be, heartbeats when due, checks a duplicate
+    /// name, steps every group by its role, publishes what changed and diagnoses — and sets
+    /// the next wake-up from every timer that is running.
+    pub(super) fn step(&mut self, now: Instant) {
+        self.wake = None;
+        if !self.conflicts.is_empty() {
+            self.check_conflicts(now);
+        }
+        if now >= self.next_heartbeat {
+            self.send_heartbeats(now);
+        }
+        self.want(Timer::Heartbeat, self.next_heartbeat);
+        if let Some(t) = self.peers.next_silence(self.cfg.failure_timeout) {
+            self.want(Timer::PeerSilence, t);
+        }
+        self.check_duplicate(now);
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in &names {
+            self.step_group(now, name);
+        }
+        for d in self.calls.deadlines() {
+            self.want(Timer::CallDeadline, d);
+        }
+        self.publish(now);
+        self.diagnose(now);
+    }
+
+    /// Before each input, fires what is due: peers silent for `failure_timeout` go down,
+    /// remote leaders' claims lapse, a leader whose lease ended steps down (naming no
+    /// successor: its lease is gone), unwon rounds past their deadline are abandoned, and calls
+    /// past theirs fail (`NoLeader` while waiting for one, `Timeout` once sent).
+    pub(super) fn expire(&mut self, now: Instant) {
+        let changes = self.peers.expire(now, self.cfg.failure_timeout);
+        self.apply_peer_changes(now, changes);
+        let quorum = self.quorum_mode();
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in names {
+            let Some(g) = self.groups.get_mut(&name) else {
+                continue;
+            };
+            if let Some(l) = &g.leader
+                && !matches!(g.role, Role::Leader { .. })
+                && now >= l.until
+            {
+                g.leader = None;
+                g.leaderless_since = Some(now);
+            }
+            if let Role::Leader { lease_until, term } = g.role
+                && quorum
+                && now >= lease_until
+            {
+                self.emit(Event::SteppingDown {
+                    group: name.clone(),
+                    reason: StepDownReason::LeaseExpired { term },
+                });
+                self.resign(now, &name, Resign::LeaseLost);
+                continue;
+            }
+            if let Role::Candidate { deadline, .. } = g.role
+                && now >= deadline
+            {
+                self.abandon_campaign(now, &name);
+            }
+        }
+        self.fail_calls(
+            |c| now >= c.deadline,
+            |c| match c.target {
+                None => CallError::NoLeader {
+                    group: c.group.clone(),
+                },
+                Some(_) => CallError::Timeout,
+            },
+        );
+    }
+
+    /// The next pseudo-random number (for jitter and `any` routing), from the seeded state.
+    pub(super) fn rand(&mut self) -> u64 {
+        // xorshift64*: small, deterministic, good enough for jitter.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A pseudo-random duration below `max`.
+    pub(super) fn jitter(&mut self, max: Duration) -> Duration {
+        let max_us = max.as_micros().max(1) as u64;
+        Duration::from_micros(self.rand() % max_us)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(cfg: EngineConfig, now: Instant) -> Engine {
+        Engine::new(cfg, Arc::new(ByMemberId), BTreeMap::new(), None, now)
+    }
+
+    #[test]
+    fn the_timer_table_derives_every_period_from_the_config() {
+        let ms = Duration::from_millis;
+        let e = engine(EngineConfig::new("a", 1, Quorum::None), Instant::now());
+        let table = [
+            (Timer::Heartbeat, ms(100)),
+            (Timer::PeerSilence, ms(500)),
+            (Timer::TakeoverGrace, ms(600)),
+            (Timer::Lease, ms(400)),
+            (Timer::ElectionDeadline, ms(250)),
+            (Timer::Campaign, ms(50)),
+            (Timer::CallDeadline, ms(5_000)),
+            (Timer::Redial, ms(500)),
+        ];
+        for (timer, period) in table {
+            assert_eq!(e.timer_period(timer), period, "{timer:?}");
+        }
+        // Short timings: a round lasts at least a heartbeat, redials wait at least 200 ms.
+        let cfg = EngineConfig::new("a", 1, Quorum::None).with_timing(ms(20), ms(30));
+        let e = engine(cfg, Instant::now());
+        assert_eq!(e.timer_period(Timer::ElectionDeadline), ms(20));
+        assert_eq!(e.timer_period(Timer::Redial), ms(200));
+    }
+
+    #[test]
+    fn the_earliest_wanted_timer_is_the_next_deadline() {
+        let now = Instant::now();
+        let mut e = engine(EngineConfig::new("a", 1, Quorum::None), now);
+        e.wake = None;
+        e.want(Timer::Campaign, now + Duration::from_millis(10));
+        e.want(Timer::Lease, now + Duration::from_millis(20));
+        assert_eq!(e.next_timer(), Some(Timer::Campaign));
+        e.want(Timer::Heartbeat, now + Duration::from_millis(5));
+        assert_eq!(e.next_timer(), Some(Timer::Heartbeat));
+        assert_eq!(e.next_deadline(), Some(now + Duration::from_millis(5)));
+    }
+}

@@ -1,0 +1,187 @@
+//! What clients (`baton status`, `baton work`) and nodes tell each other: the status snapshot a
+//! node answers with, and why a group has no leader. These are wire types (postcard is
+//! positional: add fields only at the end); the engine builds them, they know nothing of it.
+
+use crate::types::{Leadership, MemberId, NodeId, Term};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A snapshot of what the engine knows, for `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    /// This node.
+    pub node: NodeId,
+    /// Every node known, this one included.
+    pub members: Vec<NodeStatus>,
+    /// Every group known.
+    pub groups: Vec<Leadership>,
+    /// Why each group without a leader has none (last on the wire: postcard is positional).
+    #[serde(default)]
+    pub no_leader: Vec<NoLeader>,
+}
+
+/// One node in a [`StatusSnapshot`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Its name.
+    pub name: NodeId,
+    /// Its address, when known.
+    pub addr: Option<String>,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Whether it is alive in this node's view.
+    pub alive: bool,
+    /// The groups it has members in.
+    pub groups: Vec<String>,
+}
+
+/// A voter's state in this node's view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoterState {
+    /// Heard from within the failure timeout (this node itself, unless shutting down).
+    Alive,
+    /// Alive, but its connection was reset (or redials refused without proof) since it was
+    /// last heard from: perhaps cut off by a firewall. Not counted as reachable.
+    Reset,
+    /// Silent for a failure timeout.
+    Silent,
+    /// Proven gone (refused reconnect, a newer incarnation, its goodbye).
+    Dead,
+    /// Never seen: no node of this name has connected or been reached.
+    Unknown,
+}
+
+impl fmt::Display for VoterState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VoterState::Alive => "alive",
+            VoterState::Reset => "reset",
+            VoterState::Silent => "silent",
+            VoterState::Dead => "dead",
+            VoterState::Unknown => "unknown",
+        })
+    }
+}
+
+/// One voter in a [`NoLeader`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterView {
+    /// Its name.
+    pub name: NodeId,
+    /// Its state.
+    pub state: VoterState,
+    /// Whether it is the node that answers.
+    pub this_node: bool,
+}
+
+/// Why a group has no leader, as one node sees it
+/// ([`Engine::why_no_leader`](crate::engine::Engine::why_no_leader)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoLeader {
+    /// The group.
+    pub group: String,
+    /// The highest leadership term known.
+    pub term: Term,
+    /// Every voter and its state (empty with `quorum = "none"`).
+    pub voters: Vec<VoterView>,
+    /// The voters counted as reachable (alive, no reset link).
+    pub reachable: Vec<NodeId>,
+    /// How many voters a leader needs (0 with `quorum = "none"`).
+    pub needed: usize,
+    /// Live members of the group (candidates).
+    pub candidates: usize,
+    /// The best-ranked live member: the one an election waits for.
+    pub favourite: Option<MemberId>,
+    /// Whether the favourite is this node's member.
+    pub favourite_is_local: bool,
+    /// This node restarted and abstains from voting for this many more milliseconds (promises
+    /// made before the restart are not on disk).
+    pub abstaining_ms: Option<u64>,
+    /// This node stands aside (neither leads nor votes): nodes with other safety settings
+    /// could elect a leader of their own. Describes them.
+    pub standing_aside: Option<String>,
+    /// This node is shutting down.
+    pub shutting_down: bool,
+}
+
+impl NoLeader {
+    /// Whether `other` gives the same reason, remaining times aside (the log repeats a reason
+    /// only when it changes).
+    pub fn same_reason(&self, other: &NoLeader) -> bool {
+        let strip = |w: &NoLeader| NoLeader {
+            abstaining_ms: w.abstaining_ms.map(|_| 0),
+            ..w.clone()
+        };
+        strip(self) == strip(other)
+    }
+
+    /// Whether enough voters are reachable for an election.
+    pub fn has_quorum(&self) -> bool {
+        self.reachable.len() >= self.needed
+    }
+}
+
+impl NoLeader {
+    /// The reasons, one clause each (`quorum: 1 of 3 voters reachable (b), 2 needed`); the
+    /// [`Display`](fmt::Display) form joins them after `group G: no leader (term T)`.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.shutting_down {
+            out.push("this node is shutting down".to_string());
+        }
+        if let Some(what) = &self.standing_aside {
+            out.push(format!("standing aside (no leading, no voting): {what}"));
+        }
+        if !self.voters.is_empty() {
+            let voters: Vec<String> = self
+                .voters
+                .iter()
+                .map(|v| {
+                    let me = if v.this_node { " (this node)" } else { "" };
+                    format!("{}{me} {}", v.name, v.state)
+                })
+                .collect();
+            out.push(format!("voters: {}", voters.join(", ")));
+            let reachable: Vec<&str> = self.reachable.iter().map(NodeId::as_str).collect();
+            out.push(format!(
+                "quorum: {} of {} voters reachable ({}), {} needed",
+                self.reachable.len(),
+                self.voters.len(),
+                if reachable.is_empty() {
+                    "none".to_string()
+                } else {
+                    reachable.join(", ")
+                },
+                self.needed
+            ));
+        }
+        let of = match self.candidates {
+            1 => "1 candidate".to_string(),
+            n => format!("{n} candidates"),
+        };
+        out.push(match &self.favourite {
+            None => "no live member of the group".to_string(),
+            Some(m) if self.favourite_is_local => {
+                format!("favourite: {m} (this node's member; {of})")
+            }
+            Some(m) => format!("waiting for the favourite {m} ({of})"),
+        });
+        if let Some(ms) = self.abstaining_ms {
+            out.push(format!(
+                "this node restarted and abstains from voting for {ms} ms more"
+            ));
+        }
+        out
+    }
+}
+
+impl fmt::Display for NoLeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "group {}: no leader (term {})", self.group, self.term)?;
+        for r in self.reasons() {
+            write!(f, "; {r}")?;
+        }
+        Ok(())
+    }
+}

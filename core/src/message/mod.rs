@@ -1,0 +1,67 @@
+//! The protocol's messages. Transports carry them; the TCP transport encodes them with postcard.
+//!
+//! postcard is not self-describing: add enum variants and struct fields **only at the end**, and
+//! bump [`PROTOCOL_VERSION`] whenever a message changes shape.
+//!
+//! One wire enum, [`Message`], frames everything; its payloads live by who sends them:
+//!
+//! - [`peer`]: between nodes of one cluster (heartbeats, votes, handoffs);
+//! - [`client`]: what a client asks a node and is told (status, why no leader);
+//! - [`call`]: routed work, which peers route and clients send alike.
+//!
+//! This module depends on no engine type: the engine imports from here, never the reverse.
+
+pub mod call;
+pub mod client;
+pub mod peer;
+
+pub use call::{CallError, Request, Response, Served};
+pub use client::{NoLeader, NodeStatus, StatusSnapshot, VoterState, VoterView};
+pub use peer::{
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, StepDown, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+/// Version of the message set below; peers with another version are refused at the handshake.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// Every message one node sends another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Periodic liveness + membership + leadership claims.
+    Heartbeat(Heartbeat),
+    /// A voter's acknowledgement of a heartbeat that carried leadership claims (renews leases).
+    HeartbeatAck(HeartbeatAck),
+    /// A candidate asks for a vote.
+    VoteRequest(VoteRequest),
+    /// A voter's answer.
+    VoteResponse(VoteResponse),
+    /// A leader resigns a group, naming its successor.
+    StepDown(StepDown),
+    /// Work routed to a group's leader.
+    Request(Request),
+    /// The answer to a [`Request`].
+    Response(Response),
+    /// The node leaves the cluster on purpose (kind shutdown): forget it now.
+    Leave,
+    // ---- client messages (from `baton status` / `baton work`, never between peers) ----
+    /// From a client (`baton status`): what does this node know?
+    StatusRequest,
+    /// The answer to [`Message::StatusRequest`].
+    StatusResponse(StatusSnapshot),
+    /// From a client (`baton work`): route this to the group's leader (or, with `any`, to any
+    /// member) and answer with a [`Response`] carrying the request's id.
+    ClientCall(Request),
+}
+
+impl Message {
+    /// Whether this is a client message ([`Message::StatusRequest`], [`Message::StatusResponse`],
+    /// [`Message::ClientCall`]): those count only from clients, never from peers.
+    pub fn is_client(&self) -> bool {
+        matches!(
+            self,
+            Message::StatusRequest | Message::StatusResponse(_) | Message::ClientCall(_)
+        )
+    }
+}
