@@ -128,7 +128,8 @@ pub struct Engine {
     persist_pending: bool,
     /// Something the member table depends on changed since the last `publish`.
     members_dirty: bool,
-    rng: u64,
+    /// Seeded from `EngineConfig::rng_seed`: jitter and `any` routing, reproducible in the sim.
+    rng: fastrand::Rng,
     /// The earliest timer wanted, and its kind.
     wake: Option<(Instant, Timer)>,
     out: Vec<Action>,
@@ -159,7 +160,6 @@ impl Engine {
         persisted: Option<PersistedState>,
         now: Instant,
     ) -> Self {
-        let rng = cfg.rng_seed ^ 0x9E37_79B9_7F4A_7C15;
         let mut engine = Engine {
             abstain_until: now + cfg.failure_timeout,
             default_spec: GroupSpec {
@@ -180,7 +180,7 @@ impl Engine {
             shutting_down: false,
             persist_pending: false,
             members_dirty: true,
-            rng: if rng == 0 { 1 } else { rng },
+            rng: fastrand::Rng::with_seed(cfg.rng_seed),
             wake: None,
             out: Vec::new(),
             published: BTreeMap::new(),

@@ -181,7 +181,7 @@ impl Engine {
             if cands.is_empty() {
                 None
             } else {
-                let i = (self.rand() % cands.len() as u64) as usize;
+                let i = self.rng.usize(0..cands.len());
                 cands.get(i).map(|c| c.member.clone())
             }
         } else {

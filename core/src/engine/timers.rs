@@ -144,21 +144,10 @@ impl Engine {
         );
     }
 
-    /// The next pseudo-random number (for jitter and `any` routing), from the seeded state.
-    pub(super) fn rand(&mut self) -> u64 {
-        // xorshift64*: small, deterministic, good enough for jitter.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A pseudo-random duration below `max`.
+    /// A pseudo-random duration below `max` (the seeded engine RNG: reproducible in the sim).
     pub(super) fn jitter(&mut self, max: Duration) -> Duration {
         let max_us = max.as_micros().max(1) as u64;
-        Duration::from_micros(self.rand() % max_us)
+        Duration::from_micros(self.rng.u64(0..max_us))
     }
 }
 
