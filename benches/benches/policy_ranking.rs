@@ -5,6 +5,10 @@
 //! The plugin call includes what every plugin call costs: the input serialized to JSON, the
 //! FFI call (the plugin parses the JSON, ranks, serializes its answer) and the host parsing and
 //! checking the answer.
+#![allow(
+    clippy::print_stderr,
+    reason = "a benchmark: it reports sizes beside criterion's timings"
+)]
 
 use baton_benches::inputs;
 use baton_core::config::AntiAffinityConfig;

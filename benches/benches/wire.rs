@@ -10,6 +10,10 @@
 //! ChaCha20 as negotiated), encrypted into a record, decrypted by the peer's connection and read
 //! back (in memory: no socket). `tls-sealed-round-trip` is what the transport does under TLS
 //! (it keeps the frame seal); `tls-round-trip` is what skipping the seal would cost.
+#![allow(
+    clippy::print_stderr,
+    reason = "a benchmark: it reports sizes beside criterion's timings"
+)]
 
 use baton_core::message::{Claim, Heartbeat, MemberAnnounce, PeerAddr, VoteRequest};
 use baton_core::{Hardware, Labels, MemberId, Message, NodeId};

@@ -9,6 +9,10 @@
 //!
 //! The timeline comes from the nodes' own `tracing` events (the runtime logs every leadership
 //! change at debug level and every engine log line at info), captured with their timestamps.
+#![allow(
+    clippy::print_stdout,
+    reason = "an example program: what it prints is what it shows"
+)]
 
 use baton_benches::cluster::{self, Cluster, Net};
 use baton_benches::stats::fmt_duration;

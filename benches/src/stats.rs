@@ -36,6 +36,10 @@ impl Samples {
     }
 
     /// Prints one line per name to stderr (criterion owns stdout).
+    #[allow(
+        clippy::print_stderr,
+        reason = "the report of a benchmark, which has no other output"
+    )]
     pub fn print(&self, title: &str) {
         let sums = self.summaries();
         if sums.is_empty() {

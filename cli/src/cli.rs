@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// more.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -18,7 +18,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a node over TCP: join every configured group (or those given with --group), serve
     /// routed work, log leadership changes. SIGTERM / Ctrl-C hands leadership off and exits 0.
     Node(NodeCmd),
@@ -53,7 +53,7 @@ pub enum Command {
 
 /// Where a node's settings come from: a config file and flags (flags win).
 #[derive(Debug, Clone, Default, Args)]
-pub struct NodeOpts {
+pub(crate) struct NodeOpts {
     /// The config file (TOML). Without it: a single node named after the host, listening on
     /// 127.0.0.1:7100, group "tracked".
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -98,7 +98,7 @@ pub struct NodeOpts {
 
 /// `[cluster] quorum` as a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum QuorumArg {
+pub(crate) enum QuorumArg {
     /// A leader needs a majority of the voters: never two leaders at once.
     Majority,
     /// Availability mode: each side of a partition elects its own leader.
@@ -114,7 +114,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 
 /// `baton node`.
 #[derive(Debug, Args)]
-pub struct NodeCmd {
+pub(crate) struct NodeCmd {
     /// Settings.
     #[command(flatten)]
     pub opts: NodeOpts,
@@ -126,7 +126,7 @@ pub struct NodeCmd {
 
 /// How a client finds and authenticates to a node.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ClientOpts {
+pub(crate) struct ClientOpts {
     /// A node's config file: connect to its `listen` address with its cluster name and secret.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -150,7 +150,7 @@ pub struct ClientOpts {
 
 /// `baton status`.
 #[derive(Debug, Args)]
-pub struct StatusCmd {
+pub(crate) struct StatusCmd {
     /// The node to ask.
     #[command(flatten)]
     pub client: ClientOpts,
@@ -161,7 +161,7 @@ pub struct StatusCmd {
 
 /// `baton work`.
 #[derive(Debug, Args)]
-pub struct WorkCmd {
+pub(crate) struct WorkCmd {
     /// The node to route through.
     #[command(flatten)]
     pub client: ClientOpts,
@@ -184,7 +184,7 @@ pub struct WorkCmd {
 
 /// What `baton exec` does when CMD exits on its own while this node leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnExit {
+pub(crate) enum OnExit {
     /// Start CMD again after --restart-delay-ms (still leading, same term).
     Restart,
     /// Resign: leave the group (handing leadership to the next in line) and join again.
@@ -196,7 +196,7 @@ pub enum OnExit {
 
 /// `baton exec`.
 #[derive(Debug, Args)]
-pub struct ExecCmd {
+pub(crate) struct ExecCmd {
     /// Settings.
     #[command(flatten)]
     pub opts: NodeOpts,
@@ -229,7 +229,7 @@ pub struct ExecCmd {
 
 /// `baton __watchdog` (internal; see `watchdog.rs`).
 #[derive(Debug, Args)]
-pub struct WatchdogCmd {
+pub(crate) struct WatchdogCmd {
     /// The group, for log lines.
     #[arg(long)]
     pub group: String,
@@ -246,7 +246,7 @@ pub struct WatchdogCmd {
 
 /// `baton demo`.
 #[derive(Debug, Args)]
-pub struct DemoCmd {
+pub(crate) struct DemoCmd {
     /// Keep the demo's directory (configs, secret, node logs) instead of removing it.
     #[arg(long)]
     pub keep: bool,

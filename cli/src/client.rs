@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// `baton status`.
-pub async fn status(cmd: StatusCmd) -> Result<()> {
+pub(crate) async fn status(cmd: StatusCmd) -> Result<()> {
     let target = client_target(&cmd.client)?;
     let timeout = Duration::from_millis(cmd.client.timeout_ms);
     let mut client = Client::connect(&target, timeout).await?;
@@ -39,7 +39,7 @@ async fn ask_status(client: &mut Client, addr: &str, timeout: Duration) -> Resul
 
 /// Fails at once when no live node the asked node knows has a member in `group` (there is
 /// nobody to wait for, leader or not).
-pub fn check_has_members(snap: &StatusSnapshot, group: &str) -> Result<()> {
+pub(crate) fn check_has_members(snap: &StatusSnapshot, group: &str) -> Result<()> {
     if snap
         .members
         .iter()
@@ -72,7 +72,7 @@ pub fn check_has_members(snap: &StatusSnapshot, group: &str) -> Result<()> {
 /// The status as one JSON object:
 /// `{"node", "members": [{"name", "addr", "incarnation", "alive", "groups"}],
 ///   "groups": [{"name", "leader", "leader_member", "term", "local_is_leader"}]}`.
-pub fn status_json(s: &StatusSnapshot) -> Value {
+pub(crate) fn status_json(s: &StatusSnapshot) -> Value {
     json!({
         "node": s.node.as_str(),
         "members": s.members.iter().map(|m| json!({
@@ -96,7 +96,7 @@ pub fn status_json(s: &StatusSnapshot) -> Value {
 /// Why a group has no leader, as JSON: `{"reason", "voters": [{"name", "state", "this_node"}],
 /// "reachable", "needed", "candidates", "favourite", "favourite_is_local", "abstaining_ms",
 /// "standing_aside", "shutting_down"}`.
-pub fn no_leader_json(w: &NoLeader) -> Value {
+pub(crate) fn no_leader_json(w: &NoLeader) -> Value {
     json!({
         "reason": w.reasons().join("; "),
         "voters": w.voters.iter().map(|v| json!({
@@ -116,7 +116,7 @@ pub fn no_leader_json(w: &NoLeader) -> Value {
 }
 
 /// The status as a small table.
-pub fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
+pub(crate) fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "node {} (cluster {cluster}) sees:", s.node);
     let _ = writeln!(out, "members:");
@@ -178,7 +178,7 @@ const DEFAULT_CALL_TIMEOUT_MS: u64 =
     baton_core::engine::defaults::ms(baton_core::engine::defaults::CALL_TIMEOUT);
 
 /// `baton work`.
-pub async fn work(cmd: WorkCmd) -> Result<()> {
+pub(crate) async fn work(cmd: WorkCmd) -> Result<()> {
     let target = client_target(&cmd.client)?;
     let group = cmd.group.clone().unwrap_or_else(|| match &target.config {
         Some(c) if c.groups.len() == 1 => c.groups[0].name.clone(),
@@ -235,7 +235,7 @@ pub async fn work(cmd: WorkCmd) -> Result<()> {
 }
 
 /// `served by b (leader, term 3): b did job under term 3  [1.234 ms]`.
-pub fn served_text(s: &Served, elapsed: Duration) -> String {
+pub(crate) fn served_text(s: &Served, elapsed: Duration) -> String {
     let role = if s.leader {
         format!("leader, term {}", s.term)
     } else {
@@ -250,7 +250,7 @@ pub fn served_text(s: &Served, elapsed: Duration) -> String {
 }
 
 /// One call's answer as JSON.
-pub fn served_json(group: &str, s: &Served, elapsed: Duration) -> Value {
+pub(crate) fn served_json(group: &str, s: &Served, elapsed: Duration) -> Value {
     json!({
         "group": group,
         "node": s.member.node.as_str(),

@@ -37,7 +37,7 @@ const FAILURE_TIMEOUT_MS: u64 =
     baton_core::engine::defaults::ms(baton_core::engine::defaults::FAILURE_TIMEOUT);
 
 /// `baton demo`.
-pub async fn run(cmd: DemoCmd) -> Result<()> {
+pub(crate) async fn run(cmd: DemoCmd) -> Result<()> {
     let mut signals = Signals::new()?;
     let mut cluster = Cluster::create()?;
     println!(

@@ -13,7 +13,7 @@ use std::fmt;
 
 /// The kind of a failure: its `"kind"` in JSON and its exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Bad flags or arguments.
     Usage,
     /// A config or secret file that cannot be used.
@@ -36,7 +36,7 @@ pub enum Kind {
 
 impl Kind {
     /// The `"kind"` field of a JSON error.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Usage => "usage",
             Kind::Config => "config",
@@ -51,7 +51,7 @@ impl Kind {
     }
 
     /// The process's exit code (see the module docs).
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Kind::Usage => 2,
             Kind::Timeout | Kind::NoLeader | Kind::NoMember => 3,
@@ -62,7 +62,7 @@ impl Kind {
 
 /// An error whose kind is known where it happens.
 #[derive(Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     /// Its kind.
     pub kind: Kind,
     /// The whole message (one line, hint included).
@@ -78,7 +78,7 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 /// An error of `kind`.
-pub fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(CliError {
         kind,
         message: message.into(),
@@ -86,7 +86,7 @@ pub fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
 }
 
 /// The kind of `e`: the first [`CliError`] in its chain, a config error, else a runtime error.
-pub fn kind_of(e: &anyhow::Error) -> Kind {
+pub(crate) fn kind_of(e: &anyhow::Error) -> Kind {
     for cause in e.chain() {
         if let Some(c) = cause.downcast_ref::<CliError>() {
             return c.kind;
@@ -104,7 +104,7 @@ pub fn kind_of(e: &anyhow::Error) -> Kind {
 /// `e` and its causes, `: `-separated, leaving out a cause whose text the message already
 /// holds (errors that print their source, then return it as `source()` too, would otherwise
 /// say it twice).
-pub fn render(e: &anyhow::Error) -> String {
+pub(crate) fn render(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -120,7 +120,7 @@ pub fn render(e: &anyhow::Error) -> String {
 }
 
 /// The JSON form of an error: `{"error": "…", "kind": "…"}`.
-pub fn json(message: &str, kind: Kind) -> Value {
+pub(crate) fn json(message: &str, kind: Kind) -> Value {
     json!({ "error": message, "kind": kind.as_str() })
 }
 

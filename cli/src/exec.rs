@@ -424,7 +424,7 @@ fn next_backoff(current: Duration) -> Duration {
 }
 
 /// `baton exec`.
-pub async fn run(cmd: ExecCmd) -> Result<()> {
+pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
     let mut signals = Signals::new()?;
     let mut loaded = load_node_config(&cmd.opts)?;
     let secret = load_secret(&loaded, cmd.opts.insecure_no_secret)?;

@@ -13,6 +13,11 @@
 //!   graceful handoff and work routing, with timings.
 //!
 //! See `cli/README.md` for the flags and the exact semantics of `exec`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is its interface"
+)]
 
 mod cli;
 mod client;

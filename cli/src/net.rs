@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The TCP transport for a node of `config`, authenticating with `secret` (and over mutual
 /// TLS with `[cluster.tls]`).
-pub fn transport(config: &Config, secret: Vec<u8>) -> Result<Arc<dyn Transport>> {
+pub(crate) fn transport(config: &Config, secret: Vec<u8>) -> Result<Arc<dyn Transport>> {
     let mut cfg = TcpConfig::new(config.cluster.name.clone(), secret);
     set_tls(&mut cfg, config)?;
     Ok(Arc::new(TcpTransport::new(cfg)))
@@ -42,14 +42,14 @@ fn set_tls(cfg: &mut TcpConfig, config: &Config) -> Result<()> {
 }
 
 /// An authenticated client connection to one node (never a member of the cluster).
-pub struct Client {
+pub(crate) struct Client {
     inner: TcpClient,
     addr: String,
 }
 
 impl Client {
     /// Connects and authenticates as a client within `timeout`.
-    pub async fn connect(target: &Target, timeout: Duration) -> Result<Client> {
+    pub(crate) async fn connect(target: &Target, timeout: Duration) -> Result<Client> {
         let mut cfg = TcpConfig::new(target.cluster.clone(), target.secret.clone());
         cfg.handshake_timeout = timeout;
         if let Some(config) = &target.config {
@@ -66,7 +66,7 @@ impl Client {
     }
 
     /// What the node knows.
-    pub async fn status(&mut self) -> Result<StatusSnapshot> {
+    pub(crate) async fn status(&mut self) -> Result<StatusSnapshot> {
         self.inner
             .status()
             .await
@@ -74,7 +74,7 @@ impl Client {
     }
 
     /// Routes work through the node: who served it under which term, or why not.
-    pub async fn call(
+    pub(crate) async fn call(
         &mut self,
         group: &str,
         any: bool,

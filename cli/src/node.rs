@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// A started node and its services, one per joined group.
-pub struct Started {
+pub(crate) struct Started {
     /// The node.
     pub node: Node,
     /// Its services, in the order of the groups asked for.
@@ -19,7 +19,7 @@ pub struct Started {
 }
 
 /// [`start`], unless a stop signal comes first: then `None` (and an INFO line saying so).
-pub async fn start_unless_signalled(
+pub(crate) async fn start_unless_signalled(
     loaded: &Loaded,
     secret: Vec<u8>,
     groups: &[String],
@@ -36,7 +36,7 @@ pub async fn start_unless_signalled(
 
 /// Builds the policies, starts the node over TCP and joins `groups` (which must be in
 /// `loaded.config.groups`; see [`select_groups`]).
-pub async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Result<Started> {
+pub(crate) async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Result<Started> {
     let config = loaded.config.clone();
     let policies = baton_strategies::policies_for(&config).map_err(|e| loaded.err(e.into()))?;
     let transport = net::transport(&config, secret)?;
@@ -85,7 +85,7 @@ pub async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Resul
 
 /// Installs the default handler: the original demo's `TrackedService`, which answers
 /// `"<node> did <payload> under term <term>"` and logs it.
-pub fn serve(svc: &Service, name: &str) {
+pub(crate) fn serve(svc: &Service, name: &str) {
     let me = name.to_string();
     svc.serve(move |work: Work| {
         let me = me.clone();
@@ -98,7 +98,7 @@ pub fn serve(svc: &Service, name: &str) {
 }
 
 /// The default handler's answer.
-pub fn work_reply(me: &str, work: &Work) -> String {
+pub(crate) fn work_reply(me: &str, work: &Work) -> String {
     let payload = String::from_utf8_lossy(&work.payload);
     if work.leader {
         format!("{me} did {payload} under term {}", work.term)
@@ -111,7 +111,7 @@ pub fn work_reply(me: &str, work: &Work) -> String {
 }
 
 /// `tracked: leader is b (term 3)`, `tracked: I lead (term 3)`, `tracked: no leader (term 3)`.
-pub fn describe_leadership(l: &Leadership, me: &str) -> String {
+pub(crate) fn describe_leadership(l: &Leadership, me: &str) -> String {
     match &l.leader {
         _ if l.is_me() => format!("{}: I lead (term {})", l.group, l.term),
         Some(m) if m.node.as_str() == me => {
@@ -127,14 +127,14 @@ pub fn describe_leadership(l: &Leadership, me: &str) -> String {
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the start so that neither kills the process
 /// before it can shut down kindly.
-pub struct Signals {
+pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     /// Starts listening (needs a tokio runtime).
-    pub fn new() -> Result<Signals> {
+    pub(crate) fn new() -> Result<Signals> {
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
@@ -142,7 +142,7 @@ impl Signals {
     }
 
     /// The next SIGTERM or SIGINT; returns the signal's name.
-    pub async fn recv(&mut self) -> &'static str {
+    pub(crate) async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
@@ -152,7 +152,7 @@ impl Signals {
 
 /// Waits until the node stops on its own; the error says why (for example another live process
 /// holds this node's name), naming this node and its address.
-pub async fn stopped(node: &Node) -> anyhow::Error {
+pub(crate) async fn stopped(node: &Node) -> anyhow::Error {
     match node.stopped().await {
         Err(e) => anyhow::anyhow!("node {} at {}: {e}", node.id(), node.addr()),
         Ok(()) => anyhow::anyhow!("node {} stopped on its own (see the log above)", node.id()),
@@ -160,7 +160,7 @@ pub async fn stopped(node: &Node) -> anyhow::Error {
 }
 
 /// `baton node`.
-pub async fn run(cmd: NodeCmd) -> Result<()> {
+pub(crate) async fn run(cmd: NodeCmd) -> Result<()> {
     let mut signals = Signals::new()?;
     let mut loaded = load_node_config(&cmd.opts)?;
     let secret = load_secret(&loaded, cmd.opts.insecure_no_secret)?;
@@ -183,7 +183,7 @@ pub async fn run(cmd: NodeCmd) -> Result<()> {
 }
 
 /// Warns loudly about a node running without a secret.
-pub fn warn_if_insecure(loaded: &Loaded, secret: &[u8]) {
+pub(crate) fn warn_if_insecure(loaded: &Loaded, secret: &[u8]) {
     if secret.is_empty() {
         tracing::warn!(
             "running WITHOUT a cluster secret (--insecure-no-secret): anyone who reaches {} can join, vote and lead",

@@ -13,12 +13,12 @@ use std::process::ExitStatus;
 /// The parent-death signal follows the *thread* that forked: spawn from a thread that lives as
 /// long as the process (the binary runs a current-thread tokio runtime on the main thread for
 /// every command that spawns children).
-pub fn die_with_parent(cmd: &mut std::process::Command) {
+pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
     die_with_parent_by(cmd, Signal::SIGKILL);
 }
 
 /// [`die_with_parent`] with another parent-death signal (one the child handles itself).
-pub fn die_with_parent_by(cmd: &mut std::process::Command, signal: Signal) {
+pub(crate) fn die_with_parent_by(cmd: &mut std::process::Command, signal: Signal) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
@@ -41,7 +41,7 @@ pub fn die_with_parent_by(cmd: &mut std::process::Command, signal: Signal) {
 }
 
 /// Makes the child of `cmd` start with no signal blocked, whatever its parent blocks.
-pub fn unblock_signals(cmd: &mut std::process::Command) {
+pub(crate) fn unblock_signals(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: runs in the forked child before exec; sigprocmask is async-signal-safe and the
     // nix wrapper neither allocates nor locks.
@@ -59,7 +59,7 @@ pub fn unblock_signals(cmd: &mut std::process::Command) {
 
 /// Sends `signal` to the process group `pgid` (a child started with `process_group(0)` leads
 /// the group named by its pid). A group that no longer exists is not an error.
-pub fn signal_group(pgid: u32, signal: Signal) {
+pub(crate) fn signal_group(pgid: u32, signal: Signal) {
     if let Ok(raw) = i32::try_from(pgid) {
         match killpg(Pid::from_raw(raw), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
@@ -69,13 +69,13 @@ pub fn signal_group(pgid: u32, signal: Signal) {
 }
 
 /// Sends `signal` to one process.
-pub fn signal_pid(pid: u32, signal: Signal) -> io::Result<()> {
+pub(crate) fn signal_pid(pid: u32, signal: Signal) -> io::Result<()> {
     let raw = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
     kill(Pid::from_raw(raw), signal).map_err(|e| io::Error::from_raw_os_error(e as i32))
 }
 
 /// `exited with code 3` / `killed by SIGTERM`.
-pub fn describe_exit(status: ExitStatus) -> String {
+pub(crate) fn describe_exit(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         format!("exited with code {code}")
     } else if let Some(sig) = status.signal() {

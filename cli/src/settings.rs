@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 /// The group a node joins when neither the config nor `--group` names one: the original
 /// demo's `TrackedService` pool.
-pub const DEFAULT_GROUP: &str = "tracked";
+pub(crate) const DEFAULT_GROUP: &str = "tracked";
 
 /// A validated config and where it came from.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The config, flags applied.
     pub config: Config,
     /// The file it was read from, if any.
@@ -26,13 +26,13 @@ pub struct Loaded {
 
 impl Loaded {
     /// Attaches this config's file to an error.
-    pub fn err(&self, e: ConfigError) -> ConfigError {
+    pub(crate) fn err(&self, e: ConfigError) -> ConfigError {
         e.in_file(self.file.as_deref())
     }
 }
 
 /// Reads the config file (if any) and applies the flags.
-pub fn load_node_config(opts: &NodeOpts) -> Result<Loaded, ConfigError> {
+pub(crate) fn load_node_config(opts: &NodeOpts) -> Result<Loaded, ConfigError> {
     let file = opts.config.clone();
     let (mut table, original) = match &file {
         Some(path) => {
@@ -177,7 +177,7 @@ fn default_node_name() -> String {
 /// without its trailing newline, is the secret, and must not be empty. Without a secret file
 /// the node refuses to start, unless `insecure` (`--insecure-no-secret`) is given: then the
 /// secret is empty and publicly known.
-pub fn load_secret(loaded: &Loaded, insecure: bool) -> Result<Vec<u8>, ConfigError> {
+pub(crate) fn load_secret(loaded: &Loaded, insecure: bool) -> Result<Vec<u8>, ConfigError> {
     match &loaded.config.cluster.secret_file {
         Some(path) => read_secret(path).map_err(|e| loaded.err(e)),
         None if insecure => Ok(Vec::new()),
@@ -189,7 +189,7 @@ pub fn load_secret(loaded: &Loaded, insecure: bool) -> Result<Vec<u8>, ConfigErr
 }
 
 /// Reads a secret file: its bytes without trailing `\r` / `\n`; empty is an error.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
+pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
     let field = || "cluster.secret_file".to_string();
     let mut bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: None,
@@ -212,7 +212,7 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// Restricts the config's groups to `only` (adding any that are not configured, with the
 /// default policy); with `only` empty, every configured group, or [`DEFAULT_GROUP`] when there
 /// is none. Returns the groups to join.
-pub fn select_groups(config: &mut Config, only: &[String]) -> Vec<String> {
+pub(crate) fn select_groups(config: &mut Config, only: &[String]) -> Vec<String> {
     let wanted: Vec<String> = if only.is_empty() {
         if config.groups.is_empty() {
             vec![DEFAULT_GROUP.to_string()]
@@ -238,7 +238,7 @@ pub fn select_groups(config: &mut Config, only: &[String]) -> Vec<String> {
 
 /// Where and how a client connects.
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// The node's address.
     pub addr: String,
     /// The cluster name.
@@ -260,7 +260,7 @@ impl std::fmt::Debug for Target {
 }
 
 /// Resolves a client's target from `--config` and the overriding flags.
-pub fn client_target(opts: &ClientOpts) -> Result<Target> {
+pub(crate) fn client_target(opts: &ClientOpts) -> Result<Target> {
     let loaded = match &opts.config {
         Some(path) => Some(load_node_config(&NodeOpts {
             config: Some(path.clone()),
@@ -307,7 +307,7 @@ pub fn client_target(opts: &ClientOpts) -> Result<Target> {
 
 /// A listen address turned into one a client can dial: an unspecified IP (`0.0.0.0`, `::`)
 /// becomes loopback.
-pub fn connectable(listen: &str) -> String {
+pub(crate) fn connectable(listen: &str) -> String {
     match listen.parse::<SocketAddr>() {
         Ok(mut sa) if sa.ip().is_unspecified() => {
             let ip = match sa.ip() {

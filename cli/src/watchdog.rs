@@ -48,6 +48,10 @@
 //! exists its pid — the group's id — cannot be given to any other process or group, so every
 //! `killpg` reaches CMD's own group or nobody. CMD is reaped only after the last signal.
 //! `baton exec` itself only ever signals the watchdog, its own unreaped child.
+#![allow(
+    clippy::exit,
+    reason = "the watchdog process ends with the exit code of CMD, or its own when CMD could not run"
+)]
 
 use crate::cli::WatchdogCmd;
 use crate::procs::{die_with_parent, signal_group, unblock_signals};
@@ -66,20 +70,20 @@ use std::time::Duration;
 
 /// The kernel's monotonic clock in nanoseconds (the clock of `std::time::Instant` on Linux),
 /// comparable between processes.
-pub fn mono_ns() -> u64 {
+pub(crate) fn mono_ns() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .expect("CLOCK_MONOTONIC is always available");
     (t.tv_sec() as u64) * 1_000_000_000 + t.tv_nsec() as u64
 }
 
 /// One lease confirmation on the wire.
-pub fn encode(confirmed_at_ns: u64) -> [u8; 8] {
+pub(crate) fn encode(confirmed_at_ns: u64) -> [u8; 8] {
     confirmed_at_ns.to_le_bytes()
 }
 
 /// The deadline logic: CMD may run until `window` after the latest lease confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
+pub(crate) struct Lease {
     window_ns: u64,
     /// Monotonic time at which CMD must be dead; 0 before any confirmation.
     deadline_ns: u64,
@@ -87,7 +91,7 @@ pub struct Lease {
 
 impl Lease {
     /// No confirmation yet: expired.
-    pub fn new(window: Duration) -> Lease {
+    pub(crate) fn new(window: Duration) -> Lease {
         Lease {
             window_ns: window.as_nanos() as u64,
             deadline_ns: 0,
@@ -97,31 +101,31 @@ impl Lease {
     /// A confirmation taken at `confirmed_ns`, received at `received_ns`. A confirmation cannot
     /// be younger than its receipt (one clock), so a future time is clamped; an old one (it sat
     /// in the socket) only counts from when it was taken; the deadline never moves back.
-    pub fn confirm(&mut self, confirmed_ns: u64, received_ns: u64) {
+    pub(crate) fn confirm(&mut self, confirmed_ns: u64, received_ns: u64) {
         let at = confirmed_ns.min(received_ns);
         self.deadline_ns = self.deadline_ns.max(at.saturating_add(self.window_ns));
     }
 
     /// Whether CMD must die now.
-    pub fn expired(&self, now_ns: u64) -> bool {
+    pub(crate) fn expired(&self, now_ns: u64) -> bool {
         now_ns >= self.deadline_ns
     }
 
     /// The deadline (monotonic ns).
-    pub fn deadline_ns(&self) -> u64 {
+    pub(crate) fn deadline_ns(&self) -> u64 {
         self.deadline_ns
     }
 }
 
 /// Splits a byte stream into confirmations, keeping a partial one for the next read.
 #[derive(Debug, Default)]
-pub struct Feeds {
+pub(crate) struct Feeds {
     partial: Vec<u8>,
 }
 
 impl Feeds {
     /// Appends `bytes` and returns the complete confirmations they finish.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<u64> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<u64> {
         self.partial.extend_from_slice(bytes);
         let whole = self.partial.len() / 8 * 8;
         let out = self.partial[..whole]
@@ -135,7 +139,7 @@ impl Feeds {
 
 /// Whether process group `pgid` still has a live (not zombie) member. Orphaned zombies count
 /// as gone: where PID 1 does not reap (some containers) they would otherwise linger forever.
-pub fn group_alive(pgid: u32) -> bool {
+pub(crate) fn group_alive(pgid: u32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         // No /proc: ask the kernel (zombies then count as alive).
         return match i32::try_from(pgid) {
@@ -158,7 +162,7 @@ pub fn group_alive(pgid: u32) -> bool {
 
 /// `(state, pgrp)` from `/proc/PID/stat` (`pid (comm) state ppid pgrp …`; comm may hold
 /// spaces and parentheses, so fields are counted from the last `)`).
-pub fn parse_stat(stat: &str) -> Option<(char, u32)> {
+pub(crate) fn parse_stat(stat: &str) -> Option<(char, u32)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
@@ -175,7 +179,7 @@ fn report(sock: &mut UnixStream, line: &str) {
 }
 
 /// `baton __watchdog`: never returns.
-pub fn run(cmd: WatchdogCmd) -> ! {
+pub(crate) fn run(cmd: WatchdogCmd) -> ! {
     match watch(cmd) {
         Ok(status) => exit_like(status),
         Err(e) => {

@@ -2,6 +2,10 @@
 //!
 //! Every child is owned by a [`Proc`] guard that SIGKILLs and reaps it on drop, so a failing
 //! assertion leaves nothing running. Timings are asserted only as generous upper bounds.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 mod common;
 

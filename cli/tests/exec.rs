@@ -5,6 +5,10 @@
 //!
 //! Every child is owned by a guard that SIGKILLs and reaps it on drop; every wait is bounded.
 //! The process harness is `tests/common`, shared with `cluster.rs`. `BATON_TEST_KEEP=1` keeps the scratch directories (configs, logs, runs).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 mod common;
 

@@ -17,6 +17,11 @@
 //! faketime): `.ci/run` runs them with
 //! `cargo test -p baton-cli --test netns -- --ignored --test-threads=1 --nocapture`.
 //! Where any of that is missing they fail, naming what is missing. See docs/RELIABILITY.md.
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    reason = "test code: a panic is the failure report, printing is its log (clippy exempts only #[test] fns)"
+)]
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -764,7 +769,7 @@ mod nfq {
     }
 
     /// The delayer's thread: binds, tells `ready`, then holds packets until `stop`.
-    pub fn run(
+    pub(crate) fn run(
         ns_path: &str,
         queue: u16,
         delay: Duration,

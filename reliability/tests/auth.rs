@@ -2,6 +2,10 @@
 //!
 //! The transport-level versions of some of these (wrong secret, wrong cluster, replay, garbage,
 //! pending-handshake cap) are in `transports/tcp/tests/transport.rs`; these run whole nodes.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::config::{Config, QuorumMode};
 use baton_core::engine::StatusSnapshot;

@@ -1,5 +1,10 @@
 //! Faults over real TCP: nodes behind the fault-injecting proxy, default timings
 //! (heartbeat 100 ms, failure timeout 500 ms, lease 400 ms).
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "test code: a panic is the failure report, printing is its log (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::engine::StatusSnapshot;
 use baton_reliability::cluster::{ClusterOptions, TcpCluster};

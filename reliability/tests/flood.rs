@@ -14,6 +14,10 @@
 //! `#[ignore]`d: `cargo test -p baton-reliability --test flood -- --ignored`. A 4 s variant
 //! runs in the normal suite, flooding from 127.0.0.2 (a stranger's address) and, in a second
 //! test, from 127.0.0.1 — the very address the peers and the client use.
+#![allow(
+    clippy::print_stdout,
+    reason = "test code: printing is its log (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::Message;
 use baton_reliability::cluster::{CLUSTER, SECRET, TcpCluster};

@@ -10,6 +10,11 @@
 //! `load_without_loss_short` (3 s, two leader changes) runs in CI;
 //! `load_without_loss_30s` is the full run: `cargo test -p baton-reliability --test load --
 //! --ignored --nocapture` (its counts are in docs/RELIABILITY.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "test code: a panic is the failure report, printing is its log (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::{CallError, CallOptions, MemberId, Node, Term};
 use baton_reliability::cluster::{ClusterOptions, GROUP, TcpCluster};

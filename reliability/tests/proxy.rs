@@ -1,4 +1,8 @@
 //! The fault proxy itself, on raw frames: each mode does what `proxy`'s docs say.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::{NodeId, PROTOCOL_VERSION};
 use baton_reliability::proxy::{Fault, FaultNet, Mode, ProxyPort};

@@ -399,6 +399,10 @@ impl Sim {
         Ok(())
     }
 
+    #[allow(
+        clippy::print_stderr,
+        reason = "`SimConfig::trace`: a debugging aid asked for by the one running the simulation"
+    )]
     pub(crate) fn trace(&self, level: u8, line: impl FnOnce() -> String) {
         if self.cfg.trace >= level {
             eprintln!("[{}] {}", fmt_time(self.now()), line());

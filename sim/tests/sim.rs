@@ -17,6 +17,11 @@
 //! - `replay`: `BATON_SIM_SEED=1234 BATON_SIM_MODE=quorum cargo test -p baton-sim --test sim
 //!   replay -- --nocapture` (add `BATON_SIM_TRACE=1` for a trace; a failure prints the exact
 //!   command, with `BATON_SIM_NODES` / `BATON_SIM_DRIFT` when they matter).
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "test code: a panic is the failure report, printing is its log (clippy exempts only #[test] fns)"
+)]
 
 use baton_sim::{
     BatchReport, Clock, Mode, NetConfig, Params, Scenario, Sim, SimConfig, SimGroup, SimQuorum,

@@ -189,7 +189,9 @@ pub async fn messages_arrive_from_the_authenticated_sender_in_order(s: &impl Sub
     for (from, to, inc) in [(&a, &b, 11), (&b, &a, 22)] {
         let peer = if inc == 11 { "b" } else { "a" };
         for m in &all {
-            from.send(&NodeId::new(peer), m.clone()).await.unwrap();
+            from.send(&NodeId::new(peer), m.clone())
+                .await
+                .expect("send to a linked peer");
         }
         let got = messages(&**to, all.len()).await;
         let sender = if inc == 11 { "a" } else { "b" };
@@ -252,7 +254,9 @@ pub async fn restart_is_dead_old_then_connected_new(s: &impl Subject) {
     assert!(!seen.iter().any(is_connected("b", 22)), "{seen:?}");
     let later = drain(&*a, Duration::from_millis(100)).await;
     assert_no_death(&later, "a second death");
-    a.send(&NodeId::new("b"), Message::Leave).await.unwrap();
+    a.send(&NodeId::new("b"), Message::Leave)
+        .await
+        .expect("send to the reconnected peer");
     let got = messages(&*b2, 1).await;
     assert_eq!((got[0].from.as_str(), got[0].incarnation), ("a", 11));
     a.shutdown().await;

@@ -34,6 +34,12 @@
 //! `cargo build --release -p baton-cli` (a no-op when up to date) unless `--baton PATH` names
 //! one. Children are killed (SIGKILL) and reaped on every exit path of this tool, Ctrl-C
 //! included; its working directory (configs, secret, node logs) is removed unless `--keep`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    reason = "a benchmark program: it prints its report and ends with its status"
+)]
 
 use anyhow::{Context, Result, anyhow, bail};
 use baton_benches::stats::Summary;

@@ -4,7 +4,11 @@
 //!
 //! Every child is owned by a [`Proc`] guard that SIGKILLs and reaps it on drop, so a failing
 //! assertion leaves nothing running. `BATON_TEST_KEEP=1` keeps the scratch directories.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a module shared by several test binaries: each uses part of it, none exports it"
+)]
 
 use serde_json::Value;
 use std::collections::BTreeMap;

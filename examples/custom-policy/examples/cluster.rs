@@ -6,6 +6,10 @@
 //! cargo build -p custom-policy --release
 //! cargo run -p custom-policy --example cluster -- --plugin target/release/libcustom_policy.so
 //! ```
+#![allow(
+    clippy::print_stdout,
+    reason = "an example program: what it prints is what it shows"
+)]
 
 use baton_core::config::{Config, GroupConfig, PluginSpec, PolicySpec};
 use baton_core::{LeaderPolicy, Node};
@@ -72,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_default(),
         l.term
     );
-    assert_eq!(l.leader.unwrap().node.as_str(), "c");
+    assert_eq!(l.leader.expect("a leader was elected").node.as_str(), "c");
     for n in &running {
         n.shutdown().await;
     }

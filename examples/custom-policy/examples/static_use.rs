@@ -4,6 +4,10 @@
 //! ```text
 //! cargo run -p custom-policy --example static_use
 //! ```
+#![allow(
+    clippy::print_stdout,
+    reason = "an example program: what it prints is what it shows"
+)]
 
 use baton_core::{Candidate, ElectionInput, Hardware, LeaderPolicy, MemberId};
 use custom_policy::ZonePreference;
@@ -49,7 +53,11 @@ fn main() {
         policy.zone()
     );
     for (rank, id) in policy.rank(&input).iter().enumerate() {
-        let c = input.candidates.iter().find(|c| &c.member == id).unwrap();
+        let c = input
+            .candidates
+            .iter()
+            .find(|c| &c.member == id)
+            .expect("a policy ranks only the candidates it is given");
         println!(
             "  {rank}. {id:<4} zone={:<5} load={:<5} started_at_ms={}",
             c.labels["zone"],

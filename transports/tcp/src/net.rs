@@ -321,7 +321,10 @@ fn install(
 
 /// Writes the peer's queue to its outbound connection, each message sealed; notices the
 /// connection closing.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a task body: it owns each piece it needs"
+)]
 async fn run_outbound(
     inner: Arc<Inner>,
     node: NodeId,
@@ -1045,7 +1048,10 @@ async fn inbound(
 /// A client (a CLI): its messages become `ClientMessage` events from a per-connection id, and
 /// what the node sends to that id goes back over the same connection. No peer state, no
 /// `Connected`/`Disconnected`/`Dead` for it.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one connection's pieces, each used on its own; a struct would only bundle them"
+)]
 async fn serve_client(
     inner: &Arc<Inner>,
     framed: Framing,

@@ -1,6 +1,10 @@
 //! Seeded randomized test: ~20 000 random and mutated byte strings go through the frame decoder,
 //! the message decoder and both sides of the handshake. Nothing may panic, and no mutated frame
 //! may complete a handshake. (cargo-fuzz targets the same functions; this keeps CI honest.)
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::NodeId;
 use baton_core::Refusal;

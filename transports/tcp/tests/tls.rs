@@ -4,6 +4,10 @@
 //! certificate of another CA, a plaintext dialer at a TLS node and the reverse, an unusable
 //! file — is refused or reported with the true reason.
 #![cfg(feature = "tls")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 mod common;
 
@@ -145,7 +149,10 @@ async fn a_tls_fin_without_close_notify_is_orderly_and_proves_death_but_a_reset_
         expect(&b, SOON, "Connected{x}", is_connected(&name, inc)).await;
         if reset {
             // What a firewall's `REJECT --reject-with tcp-reset` does to a live peer.
-            #[allow(deprecated)]
+            #[allow(
+                deprecated,
+                reason = "tokio deprecates SO_LINGER for its blocking close; here only the reset it causes matters"
+            )]
             s.get_ref().0.set_linger(Some(Duration::ZERO)).unwrap();
         }
         // Dropped without `shutdown()`: no close_notify, only the kernel's FIN (or RST), as

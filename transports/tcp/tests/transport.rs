@@ -353,7 +353,10 @@ async fn an_orderly_close_then_a_refused_redial_proves_death_but_a_reset_does_no
         expect(&b, SOON, "Connected{x}", is_connected(&name, inc)).await;
         if reset {
             // What a firewall's `REJECT --reject-with tcp-reset` does to a live peer.
-            #[allow(deprecated)]
+            #[allow(
+                deprecated,
+                reason = "tokio deprecates SO_LINGER for its blocking close; here only the reset it causes matters"
+            )]
             s.set_linger(Some(Duration::ZERO)).unwrap();
         }
         drop(s);

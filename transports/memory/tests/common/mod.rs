@@ -1,5 +1,9 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a module shared by several test binaries: each uses part of it, none exports it"
+)]
 
 use baton_core::{CloseKind, DeathProof, LocalNode, Message, NodeId, Transport, TransportEvent};
 use baton_transport_memory::{MemoryNetwork, MemoryTransport};

@@ -1,6 +1,14 @@
 //! Helpers for the loopback tests: start nodes, wait for events, capture logs, a killable TCP
 //! proxy and raw frame IO.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a module shared by several test binaries: each uses part of it, none exports it"
+)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::{LocalNode, NodeId, Transport};
 use baton_transport_tcp::{TcpConfig, TcpTransport};
@@ -50,7 +58,7 @@ pub async fn start(name: &str, incarnation: u64) -> (TcpTransport, String) {
     start_with(config(), name, incarnation).await
 }
 
-#[allow(unused_imports)] // each test binary uses some of them
+#[allow(unused_imports, reason = "each test binary uses some of them")]
 pub use baton_testkit::conformance::{
     SOON, assert_no_death, drain, expect, is_connected, is_dead, is_disconnected,
 };
@@ -70,7 +78,7 @@ pub async fn pair(
     expect(b, SOON, "b: Connected{a}", is_connected(a_name, a_inc)).await;
 }
 
-#[allow(unused_imports)] // not every test binary captures logs
+#[allow(unused_imports, reason = "not every test binary captures logs")]
 pub use baton_testkit::logs::Logs;
 
 /// A TCP proxy to `target` whose live connections can be cut (like a middlebox reset).
