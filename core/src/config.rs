@@ -1,4 +1,4 @@
-//! Configuration: the TOML file of DESIGN.md, parsed with `deny_unknown_fields` and validated so
+//! Configuration: baton's TOML file (the README shows a full one), parsed with `deny_unknown_fields` and validated so
 //! that every error names the file, the field and what was wrong.
 //!
 //! ```
