@@ -1,5 +1,6 @@
-//! Configuration: the TOML file of DESIGN.md, parsed with `deny_unknown_fields` and validated so
-//! that every error names the file, the field and what was wrong.
+//! Configuration: baton's TOML file (the README shows a full one), parsed with
+//! `deny_unknown_fields` and validated so that every error names the file, the field and what
+//! was wrong.
 //!
 //! ```
 //! let cfg = baton_core::config::Config::from_toml_str(r#"
