@@ -1,5 +1,9 @@
 //! Term and vote survive a restart through `data_dir`; a damaged state file stops the node with
 //! an error naming it, never a silent reset.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::config::Config;
 use baton_core::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum};

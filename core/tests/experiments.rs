@@ -1,5 +1,9 @@
 //! The original demo's experiments, on the in-memory transport: one test each, named for what
 //! it checks. Time is tokio's paused clock, so timeouts cost nothing; bounds are generous.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 mod support;
 

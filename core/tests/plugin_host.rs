@@ -18,8 +18,16 @@
 //! `zone.rs`, compiled into this test with `#[path]` (baton-core cannot depend on the example
 //! crate: dependencies point inward).
 #![cfg(feature = "plugin-host")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example crate's module, seen from inside a test: only part of it is used here"
+)]
 #[path = "../../examples/custom-policy/src/zone.rs"]
 mod zone;
 

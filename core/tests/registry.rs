@@ -1,5 +1,9 @@
 //! A different [`Registry`] plugged into a [`Node`]: candidates come from it, not from the
 //! heartbeat-gossiped table.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 mod support;
 

@@ -95,7 +95,7 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub fn new(now: Instant) -> Self {
+    pub(super) fn new(now: Instant) -> Self {
         Group {
             term: 0,
             max_seen: 0,

@@ -86,20 +86,20 @@ impl Peer {
         }
     }
 
-    pub fn is_alive(&self) -> bool {
+    pub(super) fn is_alive(&self) -> bool {
         self.liveness == Liveness::Alive
     }
 
-    pub fn is_dead(&self) -> bool {
+    pub(super) fn is_dead(&self) -> bool {
         matches!(self.liveness, Liveness::Dead { .. })
     }
 
     /// Alive and no reset since it was last heard from.
-    pub fn is_reachable(&self) -> bool {
+    pub(super) fn is_reachable(&self) -> bool {
         self.is_alive() && self.link == Link::Up
     }
 
-    pub fn services(&self) -> Vec<String> {
+    pub(super) fn services(&self) -> Vec<String> {
         let mut s: Vec<String> = self.members.iter().map(|m| m.group.clone()).collect();
         s.sort();
         s.dedup();
@@ -175,44 +175,44 @@ pub(crate) struct PeerTable {
 }
 
 impl PeerTable {
-    pub fn new(mode: DeathProofMode) -> Self {
+    pub(super) fn new(mode: DeathProofMode) -> Self {
         PeerTable {
             peers: BTreeMap::new(),
             mode,
         }
     }
 
-    pub fn get(&self, node: &NodeId) -> Option<&Peer> {
+    pub(super) fn get(&self, node: &NodeId) -> Option<&Peer> {
         self.peers.get(node)
     }
 
-    pub fn get_mut(&mut self, node: &NodeId) -> Option<&mut Peer> {
+    pub(super) fn get_mut(&mut self, node: &NodeId) -> Option<&mut Peer> {
         self.peers.get_mut(node)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
         self.peers.iter()
     }
 
     /// Peers alive in this node's view.
-    pub fn alive(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
+    pub(super) fn alive(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
         self.peers.iter().filter(|(_, p)| p.is_alive())
     }
 
     /// Peers not proven dead (the ones worth sending to).
-    pub fn not_dead(&self) -> impl Iterator<Item = &NodeId> {
+    pub(super) fn not_dead(&self) -> impl Iterator<Item = &NodeId> {
         self.peers
             .iter()
             .filter(|(_, p)| !p.is_dead())
             .map(|(id, _)| id)
     }
 
-    pub fn is_alive(&self, node: &NodeId) -> bool {
+    pub(super) fn is_alive(&self, node: &NodeId) -> bool {
         self.peers.get(node).is_some_and(Peer::is_alive)
     }
 
     /// The proofs of death this node holds, to attach to a vote request.
-    pub fn proofs(&self) -> Vec<(NodeId, u64, DeathProof)> {
+    pub(super) fn proofs(&self) -> Vec<(NodeId, u64, DeathProof)> {
         self.peers
             .iter()
             .filter_map(|(id, p)| match p.liveness {
@@ -223,7 +223,7 @@ impl PeerTable {
     }
 
     /// `node` (of `incarnation`) was heard from, by a message or a fresh connection.
-    pub fn contact(
+    pub(super) fn contact(
         &mut self,
         now: Instant,
         node: &NodeId,
@@ -290,13 +290,13 @@ impl PeerTable {
     }
 
     /// Whether this node's `death_proof` mode trusts `proof`.
-    pub fn trusts(&self, proof: DeathProof) -> bool {
+    pub(super) fn trusts(&self, proof: DeathProof) -> bool {
         proof_counts(self.mode, proof)
     }
 
     /// `incarnation` of `node` is proven gone. The caller checks [`PeerTable::trusts`] first.
     /// Reports a change when the peer was alive until now.
-    pub fn dead(
+    pub(super) fn dead(
         &mut self,
         now: Instant,
         node: &NodeId,
@@ -319,7 +319,7 @@ impl PeerTable {
 
     /// A connection to `node` closed. An abrupt close marks its link reset; neither kind
     /// changes its liveness (the transport's redial proves it dead or alive).
-    pub fn disconnected(&mut self, node: &NodeId, how: CloseKind) {
+    pub(super) fn disconnected(&mut self, node: &NodeId, how: CloseKind) {
         if let Some(p) = self.peers.get_mut(node)
             && how == CloseKind::Abrupt
             && !p.is_dead()
@@ -329,7 +329,7 @@ impl PeerTable {
     }
 
     /// Peers silent for `timeout` become [`Liveness::Silent`].
-    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Change> {
+    pub(super) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Change> {
         let mut changes = Vec::new();
         for (id, p) in self.peers.iter_mut() {
             if p.is_alive() && now >= p.last_heard + timeout {
@@ -345,7 +345,7 @@ impl PeerTable {
     }
 
     /// When the next peer falls silent, if one is alive.
-    pub fn next_silence(&self, timeout: Duration) -> Option<Instant> {
+    pub(super) fn next_silence(&self, timeout: Duration) -> Option<Instant> {
         self.peers
             .values()
             .filter(|p| p.is_alive())

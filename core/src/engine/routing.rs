@@ -34,12 +34,12 @@ pub(crate) enum Reach {
 
 impl Reach {
     /// The reach the wire's and the API's `any` flag names.
-    pub fn of(any: bool) -> Reach {
+    pub(super) fn of(any: bool) -> Reach {
         if any { Reach::AnyMember } else { Reach::Leader }
     }
 
     /// The `any` flag for the wire.
-    pub fn is_any(self) -> bool {
+    pub(super) fn is_any(self) -> bool {
         self == Reach::AnyMember
     }
 }
@@ -71,7 +71,7 @@ pub(crate) struct Calls {
 impl Calls {
     /// Adds `call` and returns its id: the caller's for a local call, the next client id for a
     /// client's call.
-    pub fn insert(&mut self, call: PendingCall) -> u64 {
+    pub(super) fn insert(&mut self, call: PendingCall) -> u64 {
         let id = match call.origin {
             CallOrigin::Local(id) => id,
             CallOrigin::Client { .. } => {
@@ -83,20 +83,20 @@ impl Calls {
         id
     }
 
-    pub fn get(&self, id: u64) -> Option<&PendingCall> {
+    pub(super) fn get(&self, id: u64) -> Option<&PendingCall> {
         self.pending.get(&id)
     }
 
-    pub fn get_mut(&mut self, id: u64) -> Option<&mut PendingCall> {
+    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut PendingCall> {
         self.pending.get_mut(&id)
     }
 
-    pub fn remove(&mut self, id: u64) -> Option<PendingCall> {
+    pub(super) fn remove(&mut self, id: u64) -> Option<PendingCall> {
         self.pending.remove(&id)
     }
 
     /// The ids of the calls `pick` selects, in id order.
-    pub fn ids_where(&self, pick: impl Fn(&PendingCall) -> bool) -> Vec<u64> {
+    pub(super) fn ids_where(&self, pick: impl Fn(&PendingCall) -> bool) -> Vec<u64> {
         self.pending
             .iter()
             .filter(|(_, c)| pick(c))
@@ -105,7 +105,7 @@ impl Calls {
     }
 
     /// Every call's deadline.
-    pub fn deadlines(&self) -> Vec<Instant> {
+    pub(super) fn deadlines(&self) -> Vec<Instant> {
         self.pending.values().map(|c| c.deadline).collect()
     }
 }

@@ -179,7 +179,7 @@ pub(crate) struct Ballot<'a> {
 
 impl Ballot<'_> {
     /// Rules 2–5 of [`Engine::grantable`], in order.
-    pub fn judge(self, req: &VoteRequest) -> Result<(), Denial> {
+    pub(super) fn judge(self, req: &VoteRequest) -> Result<(), Denial> {
         let now = self.now;
         let g = self.group;
         // Only a term above every known leadership — or exactly the term this voter already

@@ -1,6 +1,14 @@
 //! The test kit's cluster harness ([`Cluster::memory`]: N baton nodes on one in-memory
 //! network), and a monitor that watches that no two nodes ever act as leader at once.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a module shared by several test binaries: each uses part of it, none exports it"
+)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
 
 use baton_core::config::GroupConfig;
 use baton_core::{Leadership, MemberId};
