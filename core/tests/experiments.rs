@@ -6,7 +6,7 @@ mod support;
 use baton_core::config::{AntiAffinityConfig, QuorumMode};
 use baton_core::{CallError, Work};
 use std::time::Duration;
-use support::{Cluster, LIMIT, OverlapMonitor, group};
+use support::{Cluster, LIMIT, OverlapMonitor, group, leave};
 
 const G: &str = "tracked";
 
@@ -152,12 +152,7 @@ async fn service_leaving_while_its_node_lives_fails_over() {
     let mut c = three(QuorumMode::Majority).await;
     let before = c.agreed(G, LIMIT).await;
     assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
-    let svc = c
-        .services
-        .remove(&("a".to_string(), G.to_string()))
-        .unwrap();
-    svc.leave().await;
-    let after = c.agreed(G, LIMIT).await;
+    let after = leave(&mut c, "a", G).await;
     assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "b");
     assert!(after.term > before.term);
     // The node itself is still in the cluster.
@@ -238,16 +233,22 @@ async fn anti_affinity_puts_both_groups_on_the_only_node() {
     assert_eq!(tracked.leader.unwrap().node.as_str(), "solo");
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn hardware_weight_picks_the_heavy_node() {
+/// Nodes a, b and c (none started) with hardware weights `weights`, electing by weight.
+fn weighted(preempt: bool, weights: [(&str, f64); 3]) -> Cluster {
     let mut c = Cluster::memory(
         &["a", "b", "c"],
         QuorumMode::Majority,
-        vec![group(G, &["hardware-weight", "oldest-running"], false)],
+        vec![group(G, &["hardware-weight", "oldest-running"], preempt)],
     );
-    c.weights.insert("b".into(), 8.0);
-    c.weights.insert("a".into(), 1.0);
-    c.weights.insert("c".into(), 2.0);
+    for (node, w) in weights {
+        c.weights.insert(node.into(), w);
+    }
+    c
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn hardware_weight_picks_the_heavy_node() {
+    let mut c = weighted(false, [("a", 1.0), ("b", 8.0), ("c", 2.0)]);
     for n in ["a", "b", "c"] {
         c.start(n).await;
     }
@@ -263,14 +264,7 @@ async fn heavier_joins_later(
     baton_core::Leadership,
     usize,
 ) {
-    let mut c = Cluster::memory(
-        &["a", "b", "c"],
-        QuorumMode::Majority,
-        vec![group(G, &["hardware-weight", "oldest-running"], preempt)],
-    );
-    c.weights.insert("a".into(), 2.0);
-    c.weights.insert("b".into(), 1.0);
-    c.weights.insert("c".into(), 9.0);
+    let mut c = weighted(preempt, [("a", 2.0), ("b", 1.0), ("c", 9.0)]);
     c.start("a").await;
     c.start("b").await;
     let before = c.agreed(G, LIMIT).await;

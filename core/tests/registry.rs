@@ -9,7 +9,7 @@ use baton_core::{MemberId, MemberRecord, Node, Registry, RegistryError, Registry
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Cluster, LIMIT, group};
+use support::{Cluster, LIMIT, group, leave};
 use tokio::sync::broadcast;
 
 const G: &str = "tracked";
@@ -128,12 +128,7 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
     );
 
     // The leader leaves: it deregisters and the next registry member takes over.
-    let b = c
-        .services
-        .remove(&("b".to_string(), G.to_string()))
-        .unwrap();
-    b.leave().await;
-    let l2 = c.agreed(G, LIMIT).await;
+    let l2 = leave(&mut c, "b", G).await;
     assert_eq!(l2.leader.as_ref().unwrap().node.as_str(), "c");
     assert!(
         reg.table.lock().unwrap()[G]

@@ -97,3 +97,14 @@ pub fn member(node: &str, l: &Leadership) -> bool {
 }
 
 pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// `node`'s service in `group` leaves (the node keeps running); the leadership the others then
+/// agree on.
+pub async fn leave(c: &mut Cluster, node: &str, group: &str) -> Leadership {
+    let svc = c
+        .services
+        .remove(&(node.to_string(), group.to_string()))
+        .unwrap_or_else(|| panic!("{node} has no service in {group}"));
+    svc.leave().await;
+    c.agreed(group, LIMIT).await
+}
