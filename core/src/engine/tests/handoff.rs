@@ -186,20 +186,27 @@ fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
     }
 }
 
+/// A probe following n0's claim of term 4 gets `sd` from its sender; checks n0 still leads.
+fn still_following_n0_after(sd: StepDown) -> Probe {
+    let mut p = Probe::following("n0", 4);
+    let from = sd.from.node.as_str().to_owned();
+    p.from(&from, Message::StepDown(sd));
+    assert_eq!(
+        p.leader(),
+        Some(MemberId::new("n0", 0)),
+        "ignored: n0 leads"
+    );
+    p
+}
+
 #[test]
 fn a_step_down_of_an_older_term_is_ignored() {
-    let mut p = Probe::following("n0", 4);
-    let sd = step_down(3, "n0", None);
-    p.from("n0", Message::StepDown(sd));
-    assert_eq!(p.leader(), Some(MemberId::new("n0", 0)));
+    still_following_n0_after(step_down(3, "n0", None));
 }
 
 #[test]
 fn a_step_down_by_a_member_that_does_not_lead_is_ignored() {
-    let mut p = Probe::following("n0", 4);
-    let sd = step_down(4, "n2", None);
-    p.from("n2", Message::StepDown(sd));
-    assert_eq!(p.leader(), Some(MemberId::new("n0", 0)));
+    let mut p = still_following_n0_after(step_down(4, "n2", None));
     assert!(!p.grants("n2", 5, false), "n0's lease still holds");
 }
 
