@@ -817,14 +817,18 @@ mod tests {
         assert!(e.to_string().contains("clustre"), "{e}");
     }
 
+    /// Parses `toml`, which must fail on `cluster.voters`: the error's text.
+    fn voters_error(toml: &str) -> String {
+        let e = parse(toml).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("cluster.voters"));
+        e.to_string()
+    }
+
     #[test]
     fn voters_naming_no_known_node_name_the_field() {
-        let e = parse(
+        let s = voters_error(
             "[node]\nname = \"a\"\n[cluster]\nseeds = [\"127.0.0.1:1\"]\nvoters = [\"x\", \"y\"]\n",
-        )
-        .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("cluster.voters"));
-        let s = e.to_string();
+        );
         assert!(s.contains("cluster.voters") && s.contains("\"x\""), "{s}");
     }
 
@@ -839,12 +843,9 @@ mod tests {
 
     #[test]
     fn with_every_seed_named_a_voter_no_seed_names_is_an_error() {
-        let e = parse(
+        let s = voters_error(
             "[node]\nname = \"n1\"\n[cluster]\nseeds = [\"n2@127.0.0.1:2\", \"n3@127.0.0.1:3\"]\nvoters = [\"n1\", \"n2\", \"nx\"]\n",
-        )
-        .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("cluster.voters"));
-        let s = e.to_string();
+        );
         assert!(s.contains("\"nx\" is neither this node"), "{s}");
         assert!(s.contains("/etc/baton/node.toml"), "{s}");
         // A bare seed may lead to the node: accepted (the engine warns if it never shows up).

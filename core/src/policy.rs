@@ -130,10 +130,11 @@ impl LeaderPolicy for ByMemberId {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn input(nodes: &[&str]) -> ElectionInput {
+    /// An election in group `g` among member 0 of each of `nodes`.
+    pub(crate) fn input(nodes: &[&str]) -> ElectionInput {
         ElectionInput::of_nodes("g", nodes)
     }
 

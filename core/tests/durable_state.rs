@@ -9,7 +9,8 @@ use baton_core::config::Config;
 use baton_core::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum};
 use baton_core::message::{VoteRequest, VoteResponse};
 use baton_core::{
-    ByMemberId, Envelope, MemberId, Message, Node, NodeError, NodeId, TransportEvent,
+    ByMemberId, Envelope, Leadership, MemberId, Message, Node, NodeError, NodeId, Service,
+    TransportEvent,
 };
 use baton_transport_memory::MemoryNetwork;
 use std::collections::BTreeMap;
@@ -145,6 +146,19 @@ async fn start_with_state(dir: &std::path::Path) -> Result<Node, NodeError> {
         .await
 }
 
+/// Starts the solo node on `dir` and joins `g`: the node, its service and the leadership it wins.
+async fn lead_with_state(dir: &std::path::Path) -> (Node, Service, Leadership) {
+    let node = start_with_state(dir).await.unwrap();
+    let svc = node.join("g", Default::default()).await.unwrap();
+    let l = svc
+        .leadership()
+        .wait_for(|l| l.is_me())
+        .await
+        .unwrap()
+        .clone();
+    (node, svc, l)
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("baton-durable-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -155,14 +169,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn leading_writes_the_state_file_atomically_and_a_restart_keeps_the_term() {
     let dir = temp_dir("atomic");
-    let node = start_with_state(&dir).await.unwrap();
-    let svc = node.join("g", Default::default()).await.unwrap();
-    let l = svc
-        .leadership()
-        .wait_for(|l| l.is_me())
-        .await
-        .unwrap()
-        .clone();
+    let (node, _svc, l) = lead_with_state(&dir).await;
     node.shutdown().await;
     let text = std::fs::read_to_string(dir.join("state.json")).unwrap();
     let state: PersistedState = serde_json::from_str(&text).unwrap();
@@ -178,14 +185,7 @@ async fn leading_writes_the_state_file_atomically_and_a_restart_keeps_the_term()
     );
 
     // Restart: the next leadership has a greater term than any before it.
-    let node = start_with_state(&dir).await.unwrap();
-    let svc = node.join("g", Default::default()).await.unwrap();
-    let l2 = svc
-        .leadership()
-        .wait_for(|l| l.is_me())
-        .await
-        .unwrap()
-        .clone();
+    let (node, _svc, l2) = lead_with_state(&dir).await;
     assert!(l2.term > l.term, "{} > {}", l2.term, l.term);
     node.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

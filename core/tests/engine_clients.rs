@@ -39,17 +39,21 @@ fn client(message: Message) -> Input {
     }))
 }
 
+/// The messages among `actions` sent to the client `cli-1`.
+fn to_client(actions: &[Action]) -> impl Iterator<Item = &Message> {
+    actions.iter().filter_map(|a| match a {
+        Action::Send { to, message } if to.as_str() == "cli-1" => Some(message),
+        _ => None,
+    })
+}
+
 #[test]
 fn status_request_is_answered_and_the_client_is_not_a_peer() {
     let (mut e, now) = solo_leader();
     let actions = e.handle(now, client(Message::StatusRequest));
-    let status = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Send {
-                to,
-                message: Message::StatusResponse(s),
-            } if to.as_str() == "cli-1" => Some(s.clone()),
+    let status = to_client(&actions)
+        .find_map(|m| match m {
+            Message::StatusResponse(s) => Some(s.clone()),
             _ => None,
         })
         .expect("a status response to the client");
@@ -99,13 +103,9 @@ fn client_call_is_served_by_the_leader_and_answered_with_the_clients_id() {
             result: Ok(served.clone()),
         },
     );
-    let resp = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Send {
-                to,
-                message: Message::Response(r),
-            } if to.as_str() == "cli-1" => Some(r.clone()),
+    let resp = to_client(&actions)
+        .find_map(|m| match m {
+            Message::Response(r) => Some(r.clone()),
             _ => None,
         })
         .expect("the response goes to the client");

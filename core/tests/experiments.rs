@@ -10,7 +10,7 @@ mod support;
 use baton_core::config::{AntiAffinityConfig, QuorumMode};
 use baton_core::{CallError, Work};
 use std::time::Duration;
-use support::{Cluster, LIMIT, OverlapMonitor, group};
+use support::{Cluster, LIMIT, OverlapMonitor, group, join, leader_of, leave};
 
 const G: &str = "tracked";
 
@@ -31,7 +31,7 @@ async fn three_nodes_elect_exactly_one_leader_and_all_agree() {
     let c = three(QuorumMode::Majority).await;
     let l = c.agreed(G, LIMIT).await;
     // oldest-running: a joined first.
-    assert_eq!(l.leader.as_ref().unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&l), "a");
     assert!(l.term >= 1);
     assert_eq!(c.acting(G), vec!["a".to_string()]);
     // And it stays that way.
@@ -57,7 +57,7 @@ async fn killing_the_leader_elects_a_new_leader_with_higher_term() {
         "crash failover took {took:?}"
     );
     // oldest-running: b is next.
-    assert_eq!(after.leader.unwrap().node.as_str(), "b");
+    assert_eq!(leader_of(&after), "b");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -93,18 +93,14 @@ async fn killing_a_follower_keeps_the_leader() {
 async fn kind_shutdown_of_the_leader_hands_off_to_the_ranked_successor_without_overlap() {
     let mut c = three(QuorumMode::Majority).await;
     let before = c.agreed(G, LIMIT).await;
-    assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&before), "a");
     let monitor = OverlapMonitor::start(c.watches(G));
     let t0 = tokio::time::Instant::now();
     let a = c.nodes.remove("a").unwrap();
     a.shutdown().await;
     let after = c.agreed(G, LIMIT).await;
     let took = t0.elapsed();
-    assert_eq!(
-        after.leader.as_ref().unwrap().node.as_str(),
-        "b",
-        "the ranked successor"
-    );
+    assert_eq!(leader_of(&after), "b", "the ranked successor");
     assert!(after.term > before.term);
     assert!(
         monitor.max() <= 1,
@@ -128,10 +124,10 @@ async fn restarted_node_rejoins_as_a_follower_under_oldest_running() {
         c.start(n).await;
     }
     let first = c.agreed(G, LIMIT).await;
-    assert_eq!(first.leader.as_ref().unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&first), "a");
     c.kill("a");
     let second = c.agreed(G, LIMIT).await;
-    assert_eq!(second.leader.as_ref().unwrap().node.as_str(), "b");
+    assert_eq!(leader_of(&second), "b");
     c.start("a").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let third = c.agreed(G, LIMIT).await;
@@ -155,14 +151,9 @@ async fn restarted_node_rejoins_as_a_follower_under_oldest_running() {
 async fn service_leaving_while_its_node_lives_fails_over() {
     let mut c = three(QuorumMode::Majority).await;
     let before = c.agreed(G, LIMIT).await;
-    assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
-    let svc = c
-        .services
-        .remove(&("a".to_string(), G.to_string()))
-        .unwrap();
-    svc.leave().await;
-    let after = c.agreed(G, LIMIT).await;
-    assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "b");
+    assert_eq!(leader_of(&before), "a");
+    let after = leave(&mut c, "a", G).await;
+    assert_eq!(leader_of(&after), "b");
     assert!(after.term > before.term);
     // The node itself is still in the cluster.
     let status = c.node("b").status().await.unwrap();
@@ -179,7 +170,7 @@ async fn one_node_alone_leads_itself() {
     let mut c = Cluster::memory(&["solo"], QuorumMode::Majority, vec![group(G, &[], false)]);
     c.start("solo").await;
     let l = c.agreed(G, LIMIT).await;
-    assert_eq!(l.leader.unwrap().node.as_str(), "solo");
+    assert_eq!(leader_of(&l), "solo");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         c.acting(G),
@@ -212,24 +203,15 @@ async fn anti_affinity_puts_two_groups_on_different_nodes_when_it_can() {
         c.start_joining(n, &["ingest".to_string()]).await;
     }
     let ingest = c.agreed("ingest", LIMIT).await;
-    assert_eq!(ingest.leader.as_ref().unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&ingest), "a");
     for n in ["a", "b", "c"] {
-        let svc = c.node(n).join(G, Default::default()).await.unwrap();
-        c.services.insert((n.to_string(), G.to_string()), svc);
+        join(&mut c, n, G).await;
         std::thread::sleep(Duration::from_millis(3));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let tracked = c.agreed(G, LIMIT).await;
-    assert_ne!(
-        tracked.leader.as_ref().unwrap().node.as_str(),
-        "a",
-        "avoids the ingest leader"
-    );
-    assert_eq!(
-        tracked.leader.unwrap().node.as_str(),
-        "b",
-        "then oldest-running"
-    );
+    assert_ne!(leader_of(&tracked), "a", "avoids the ingest leader");
+    assert_eq!(leader_of(&tracked), "b", "then oldest-running");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -238,25 +220,31 @@ async fn anti_affinity_puts_both_groups_on_the_only_node() {
     c.start("solo").await;
     let ingest = c.agreed("ingest", LIMIT).await;
     let tracked = c.agreed(G, LIMIT).await;
-    assert_eq!(ingest.leader.unwrap().node.as_str(), "solo");
-    assert_eq!(tracked.leader.unwrap().node.as_str(), "solo");
+    assert_eq!(leader_of(&ingest), "solo");
+    assert_eq!(leader_of(&tracked), "solo");
+}
+
+/// Nodes a, b and c (none started) with hardware weights `weights`, electing by weight.
+fn weighted(preempt: bool, weights: [(&str, f64); 3]) -> Cluster {
+    let mut c = Cluster::memory(
+        &["a", "b", "c"],
+        QuorumMode::Majority,
+        vec![group(G, &["hardware-weight", "oldest-running"], preempt)],
+    );
+    for (node, w) in weights {
+        c.weights.insert(node.into(), w);
+    }
+    c
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn hardware_weight_picks_the_heavy_node() {
-    let mut c = Cluster::memory(
-        &["a", "b", "c"],
-        QuorumMode::Majority,
-        vec![group(G, &["hardware-weight", "oldest-running"], false)],
-    );
-    c.weights.insert("b".into(), 8.0);
-    c.weights.insert("a".into(), 1.0);
-    c.weights.insert("c".into(), 2.0);
+    let mut c = weighted(false, [("a", 1.0), ("b", 8.0), ("c", 2.0)]);
     for n in ["a", "b", "c"] {
         c.start(n).await;
     }
     let l = c.agreed(G, LIMIT).await;
-    assert_eq!(l.leader.unwrap().node.as_str(), "b");
+    assert_eq!(leader_of(&l), "b");
 }
 
 async fn heavier_joins_later(
@@ -267,18 +255,11 @@ async fn heavier_joins_later(
     baton_core::Leadership,
     usize,
 ) {
-    let mut c = Cluster::memory(
-        &["a", "b", "c"],
-        QuorumMode::Majority,
-        vec![group(G, &["hardware-weight", "oldest-running"], preempt)],
-    );
-    c.weights.insert("a".into(), 2.0);
-    c.weights.insert("b".into(), 1.0);
-    c.weights.insert("c".into(), 9.0);
+    let mut c = weighted(preempt, [("a", 2.0), ("b", 1.0), ("c", 9.0)]);
     c.start("a").await;
     c.start("b").await;
     let before = c.agreed(G, LIMIT).await;
-    assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&before), "a");
     let mut watches = c.watches(G);
     c.start("c").await;
     watches.push(("c".into(), c.node("c").leadership(G)));
@@ -292,7 +273,7 @@ async fn heavier_joins_later(
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn with_preempt_a_heavier_node_joining_later_takes_over_by_handoff() {
     let (_c, before, after, max) = heavier_joins_later(true).await;
-    assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "c");
+    assert_eq!(leader_of(&after), "c");
     assert!(after.term > before.term);
     assert!(max <= 1, "handoff never overlaps");
 }
@@ -307,12 +288,12 @@ async fn without_preempt_a_heavier_node_joining_later_does_not_take_over() {
 async fn quorum_partition_2_1_leaves_the_minority_leaderless_and_the_majority_with_one() {
     let c = three(QuorumMode::Majority).await;
     let before = c.agreed(G, LIMIT).await;
-    assert_eq!(before.leader.as_ref().unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&before), "a");
     let monitor = OverlapMonitor::start(c.watches(G));
     c.memory_net().partition(&[&["a"], &["b", "c"]]);
     let majority = vec!["b".to_string(), "c".to_string()];
     let after = c.agreed_among(G, &majority, LIMIT).await;
-    assert_eq!(after.leader.as_ref().unwrap().node.as_str(), "b");
+    assert_eq!(leader_of(&after), "b");
     assert!(after.term > before.term);
     // The old leader stepped down on its own and nobody leads on its side.
     let a_view = c.node("a").leadership(G).borrow().clone();
@@ -328,7 +309,7 @@ async fn quorum_partition_2_1_leaves_the_minority_leaderless_and_the_majority_wi
     // Heal: one leader, and the minority node follows it.
     c.memory_net().heal();
     let healed = c.agreed(G, LIMIT).await;
-    assert_eq!(healed.leader.unwrap().node.as_str(), "b");
+    assert_eq!(leader_of(&healed), "b");
     assert!(monitor.max() <= 1);
 }
 

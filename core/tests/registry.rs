@@ -13,7 +13,7 @@ use baton_core::{MemberId, MemberRecord, Node, Registry, RegistryError, Registry
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Cluster, LIMIT, group};
+use support::{Cluster, LIMIT, group, join, leader_of, leave};
 use tokio::sync::broadcast;
 
 const G: &str = "tracked";
@@ -115,16 +115,11 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
             .await
             .unwrap();
         std::thread::sleep(Duration::from_millis(3));
-        let svc = node.join(G, Default::default()).await.unwrap();
-        c.services.insert((name.to_string(), G.to_string()), svc);
         c.nodes.insert(name.to_string(), node);
+        join(&mut c, name, G).await;
     }
     let l = c.agreed(G, LIMIT).await;
-    assert_eq!(
-        l.leader.as_ref().unwrap().node.as_str(),
-        "b",
-        "a is not in the registry's view"
-    );
+    assert_eq!(leader_of(&l), "b", "a is not in the registry's view");
     assert_eq!(
         reg.table.lock().unwrap()[G].len(),
         3,
@@ -132,13 +127,8 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
     );
 
     // The leader leaves: it deregisters and the next registry member takes over.
-    let b = c
-        .services
-        .remove(&("b".to_string(), G.to_string()))
-        .unwrap();
-    b.leave().await;
-    let l2 = c.agreed(G, LIMIT).await;
-    assert_eq!(l2.leader.as_ref().unwrap().node.as_str(), "c");
+    let l2 = leave(&mut c, "b", G).await;
+    assert_eq!(leader_of(&l2), "c");
     assert!(
         reg.table.lock().unwrap()[G]
             .iter()
@@ -150,7 +140,7 @@ async fn a_node_with_another_registry_elects_from_that_registrys_members() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     c.kill("c");
     let l3 = c.agreed(G, LIMIT).await;
-    assert_eq!(l3.leader.unwrap().node.as_str(), "a");
+    assert_eq!(leader_of(&l3), "a");
     assert!(l3.term > l2.term);
 }
 

@@ -12,6 +12,13 @@ fn table() -> (PeerTable, Instant) {
     (PeerTable::new(DeathProofMode::OrderlyClose), Instant::now())
 }
 
+/// A table that has had one message from b's incarnation `inc`.
+fn knowing_b(inc: u64) -> (PeerTable, Instant) {
+    let (mut t, now) = table();
+    t.contact(now, &n("b"), inc, Contact::Message);
+    (t, now)
+}
+
 fn up(node: &str, inc: u64, back: Back) -> Change {
     Change::Up {
         node: n(node),
@@ -45,8 +52,7 @@ fn a_first_message_makes_a_new_peer_alive() {
 
 #[test]
 fn an_older_incarnation_is_stale() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 5, Contact::Message);
+    let (mut t, now) = knowing_b(5);
     assert_eq!(
         t.contact(now, &n("b"), 4, Contact::Connected),
         Observed::Stale
@@ -56,8 +62,7 @@ fn an_older_incarnation_is_stale() {
 
 #[test]
 fn a_newer_incarnation_supersedes_the_old_one() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     assert_eq!(
         t.contact(now, &n("b"), 2, Contact::Connected),
         Observed::Current(vec![
@@ -70,8 +75,7 @@ fn a_newer_incarnation_supersedes_the_old_one() {
 
 #[test]
 fn a_trusted_proof_kills_at_once_and_is_attached_to_votes() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     let proof = DeathProof::RefusedAfterOrderlyClose;
     assert_eq!(
         t.dead(now, &n("b"), 1, proof),
@@ -84,8 +88,7 @@ fn a_trusted_proof_kills_at_once_and_is_attached_to_votes() {
 
 #[test]
 fn a_proof_of_another_incarnation_changes_nothing() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 2, Contact::Message);
+    let (mut t, now) = knowing_b(2);
     assert_eq!(t.dead(now, &n("b"), 1, DeathProof::Left), None);
     assert!(t.is_alive(&n("b")));
 }
@@ -102,8 +105,7 @@ fn timeout_mode_distrusts_a_refused_reconnect_but_not_a_goodbye_or_a_new_incarna
 
 #[test]
 fn a_reset_marks_the_link_but_keeps_the_peer_alive_until_heard_again() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     t.disconnected(&n("b"), CloseKind::Abrupt);
     let b = t.get(&n("b")).expect("known");
     assert!(b.is_alive() && !b.is_reachable());
@@ -113,16 +115,14 @@ fn a_reset_marks_the_link_but_keeps_the_peer_alive_until_heard_again() {
 
 #[test]
 fn an_orderly_close_alone_is_no_proof() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, _) = knowing_b(1);
     t.disconnected(&n("b"), CloseKind::Orderly);
     assert!(t.get(&n("b")).is_some_and(Peer::is_reachable));
 }
 
 #[test]
 fn silence_for_the_failure_timeout_makes_a_peer_silent_and_a_message_brings_it_back() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     assert_eq!(t.next_silence(FT), Some(now + FT));
     assert!(t.expire(now + FT / 2, FT).is_empty());
     assert_eq!(t.expire(now + FT, FT), vec![down("b", 1, Down::Silent)]);
@@ -136,8 +136,7 @@ fn silence_for_the_failure_timeout_makes_a_peer_silent_and_a_message_brings_it_b
 
 #[test]
 fn a_dead_incarnations_late_messages_are_ignored() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     t.dead(now, &n("b"), 1, DeathProof::Left);
     assert_eq!(
         t.contact(now, &n("b"), 1, Contact::Message),
@@ -148,8 +147,7 @@ fn a_dead_incarnations_late_messages_are_ignored() {
 
 #[test]
 fn a_connection_alone_does_not_make_a_silent_peer_alive() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     t.expire(now + FT, FT);
     assert_eq!(
         t.contact(now + FT, &n("b"), 1, Contact::Connected),
@@ -160,8 +158,7 @@ fn a_connection_alone_does_not_make_a_silent_peer_alive() {
 
 #[test]
 fn a_fresh_connection_of_a_dead_incarnation_lifts_the_verdict_and_its_next_message_revives_it() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     let proof = DeathProof::RefusedAfterOrderlyClose;
     t.dead(now, &n("b"), 1, proof);
     let later = now + Duration::from_secs(3);
@@ -187,8 +184,7 @@ fn a_fresh_connection_of_a_dead_incarnation_lifts_the_verdict_and_its_next_messa
 
 #[test]
 fn not_dead_lists_silent_peers_too() {
-    let (mut t, now) = table();
-    t.contact(now, &n("b"), 1, Contact::Message);
+    let (mut t, now) = knowing_b(1);
     t.contact(now, &n("c"), 1, Contact::Message);
     t.contact(now, &n("d"), 1, Contact::Message);
     t.dead(now, &n("c"), 1, DeathProof::Left);

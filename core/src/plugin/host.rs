@@ -607,10 +607,7 @@ impl fmt::Debug for LoadedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn input(nodes: &[&str]) -> ElectionInput {
-        ElectionInput::of_nodes("g", nodes)
-    }
+    use crate::policy::tests::input;
 
     #[test]
     fn permutation_check_names_the_culprit() {

@@ -104,4 +104,27 @@ pub fn member(node: &str, l: &Leadership) -> bool {
         .is_some_and(|m: &MemberId| m.node.as_str() == node)
 }
 
+/// The name of the node whose member leads in `l`; panics if none does.
+pub fn leader_of(l: &Leadership) -> &str {
+    l.leader.as_ref().expect("a leader").node.as_str()
+}
+
 pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// `node`'s service in `group` leaves (the node keeps running); the leadership the others then
+/// agree on.
+pub async fn leave(c: &mut Cluster, node: &str, group: &str) -> Leadership {
+    let svc = c
+        .services
+        .remove(&(node.to_string(), group.to_string()))
+        .unwrap_or_else(|| panic!("{node} has no service in {group}"));
+    svc.leave().await;
+    c.agreed(group, LIMIT).await
+}
+
+/// `node`'s service joins `group` and is kept in `c.services`.
+pub async fn join(c: &mut Cluster, node: &str, group: &str) {
+    let svc = c.node(node).join(group, Default::default()).await.unwrap();
+    c.services
+        .insert((node.to_string(), group.to_string()), svc);
+}

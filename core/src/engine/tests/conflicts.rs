@@ -8,8 +8,7 @@ const OURS: [&str; 3] = ["n0", "n1", "n2"];
 
 #[test]
 fn a_conflicting_configuration_that_could_elect_makes_a_node_stand_aside() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     // Nodes unknown here (n3, n4) are a majority of the other configuration's voters.
     c.event(leader, mismatch(&OURS, &["n2", "n3", "n4"]));
     assert!(!c.acting().contains(&leader), "the leader stepped down");
@@ -31,8 +30,7 @@ fn a_conflicting_configuration_that_could_elect_makes_a_node_stand_aside() {
 
 #[test]
 fn a_single_misconfigured_node_among_correct_voters_stops_nobody_else() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     // Its voters are n0, n1 (both known to run this node's settings) and a name nobody has:
     // that configuration can never gather a majority of its own.
     c.event(leader, mismatch(&OURS, &["n0", "n1", "nx"]));

@@ -1,7 +1,7 @@
 //! Read-only diagnostics: why a group has no leader (in `status`), voters nobody answers for
 //! (one warning [`Event::UnseenVoters`]), and the status surviving the wire.
 
-use super::harness::{Cluster, G, Setup, mismatch, name, others, reset};
+use super::harness::{Cluster, G, Setup, mismatch, name, reset, the_other_two};
 use crate::engine::{Action, Event, StatusSnapshot, VoterState};
 use crate::message::Message;
 use crate::types::{MemberId, NodeId};
@@ -22,15 +22,12 @@ fn warnings(c: &Cluster, i: usize, needle: &str) -> Vec<String> {
 
 #[test]
 fn why_no_leader_names_voter_states_the_quorum_and_the_favourite() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     assert_eq!(c.engines[leader].why_no_leader(G, c.now), None);
     assert!(c.engines[leader].status(c.now).no_leader.is_empty());
     assert_eq!(c.engines[0].why_no_leader("nosuch", c.now), None);
     // The two others go silent for the survivor: 1 of 3 voters reachable, 2 needed.
-    let [b, c2] = others(3, leader)[..] else {
-        unreachable!()
-    };
+    let [b, c2] = the_other_two(leader);
     c.isolate(b);
     c.isolate(c2);
     c.run_for(Duration::from_secs(2));
@@ -71,11 +68,8 @@ fn why_no_leader_names_voter_states_the_quorum_and_the_favourite() {
 
 #[test]
 fn a_reset_voter_is_not_counted_as_reachable() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
-    let [b, c2] = others(3, leader)[..] else {
-        unreachable!()
-    };
+    let (mut c, leader) = Setup::new(3).elected();
+    let [b, c2] = the_other_two(leader);
     c.isolate(leader);
     c.event(b, reset(leader));
     // b still sees the leader's claim until it lapses: no reason yet.
@@ -116,8 +110,7 @@ fn a_restarted_node_reports_its_abstention_with_the_time_left() {
 
 #[test]
 fn standing_aside_is_a_reason() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     c.event(leader, mismatch(&["n0", "n1", "n2"], &["n2", "n3", "n4"]));
     // The others still follow the old leader's claim until it lapses; the leader itself has
     // no leader at once.

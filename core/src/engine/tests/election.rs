@@ -1,7 +1,7 @@
 //! The candidate side: who campaigns first, pre-vote then vote, majority arithmetic (even
 //! sizes too), lost and timed-out campaigns and their jittered retries.
 
-use super::harness::{G, Setup, join, ms, name, vote_requests};
+use super::harness::{Cluster, G, Setup, join, ms, name, vote_requests};
 use super::probe::Probe;
 use crate::engine::{Action, EngineConfig, Quorum};
 use crate::message::{Message, VoteRequest, VoteResponse};
@@ -62,8 +62,7 @@ fn the_favourite_of_the_ranking_is_elected_and_nobody_else_acts_meanwhile() {
 
 #[test]
 fn a_candidate_asks_for_pre_votes_before_it_asks_for_votes_in_the_same_term() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (c, leader) = Setup::new(3).elected();
     let reqs: Vec<&VoteRequest> = c
         .sent(leader)
         .filter_map(|(_, m)| match m {
@@ -85,8 +84,7 @@ fn a_candidate_asks_for_pre_votes_before_it_asks_for_votes_in_the_same_term() {
 
 #[test]
 fn an_isolated_node_does_not_depose_a_healthy_leader_when_it_returns() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     let term = c.engines[leader].term(G);
     c.isolate(2);
     c.run_for(Duration::from_secs(2));
@@ -101,43 +99,39 @@ fn an_isolated_node_does_not_depose_a_healthy_leader_when_it_returns() {
     assert_eq!(c.leader_seen_by(2), Some(name(leader)));
 }
 
-#[test]
-fn a_majority_of_four_voters_is_three() {
-    let mut c = Setup::new(4).build();
-    c.crash(2);
-    c.crash(3);
+/// A cluster of `n` voters with `crashed` down: checks that the others elect nobody in 3 s.
+fn leaderless_with_crashed(n: usize, crashed: &[usize]) -> Cluster {
+    let mut c = Setup::new(n).build();
+    for &i in crashed {
+        c.crash(i);
+    }
     c.run_for(Duration::from_secs(3));
     assert_eq!(
         c.most_acting_at_once(),
         0,
-        "two of four voters elect nobody"
+        "{} of {n} voters elect nobody",
+        n - crashed.len()
     );
+    c
+}
+
+#[test]
+fn a_majority_of_four_voters_is_three() {
+    let mut c = leaderless_with_crashed(4, &[2, 3]);
     c.restart(2, None);
     c.elect();
 }
 
 #[test]
 fn a_majority_of_five_voters_is_three() {
-    let mut c = Setup::new(5).build();
-    c.crash(2);
-    c.crash(3);
-    c.crash(4);
-    c.run_for(Duration::from_secs(3));
-    assert_eq!(
-        c.most_acting_at_once(),
-        0,
-        "two of five voters elect nobody"
-    );
+    let mut c = leaderless_with_crashed(5, &[2, 3, 4]);
     c.restart(4, None);
     assert_eq!(c.elect(), 0);
 }
 
 #[test]
 fn a_two_voter_cluster_needs_both_voters() {
-    let mut c = Setup::new(2).build();
-    c.crash(1);
-    c.run_for(Duration::from_secs(3));
-    assert_eq!(c.most_acting_at_once(), 0);
+    leaderless_with_crashed(2, &[1]);
 }
 
 #[test]

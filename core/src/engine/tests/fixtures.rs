@@ -43,32 +43,34 @@ pub(crate) fn vote_request(candidate: &str, term: Term, pre: bool) -> VoteReques
     }
 }
 
-/// The vote answers among `actions`.
-pub(crate) fn vote_responses(actions: &[Action]) -> Vec<(NodeId, VoteResponse)> {
+/// The messages among `actions` that `pick` keeps, with whom each goes to.
+fn sent<T>(actions: &[Action], pick: impl Fn(&Message) -> Option<&T>) -> Vec<(NodeId, T)>
+where
+    T: Clone,
+{
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send {
-                to,
-                message: Message::VoteResponse(r),
-            } => Some((to.clone(), r.clone())),
+            Action::Send { to, message } => pick(message).map(|m| (to.clone(), m.clone())),
             _ => None,
         })
         .collect()
 }
 
+/// The vote answers among `actions`.
+pub(crate) fn vote_responses(actions: &[Action]) -> Vec<(NodeId, VoteResponse)> {
+    sent(actions, |m| match m {
+        Message::VoteResponse(r) => Some(r),
+        _ => None,
+    })
+}
+
 /// The vote requests among `actions`.
 pub(crate) fn vote_requests(actions: &[Action]) -> Vec<(NodeId, VoteRequest)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send {
-                to,
-                message: Message::VoteRequest(r),
-            } => Some((to.clone(), r.clone())),
-            _ => None,
-        })
-        .collect()
+    sent(actions, |m| match m {
+        Message::VoteRequest(r) => Some(r),
+        _ => None,
+    })
 }
 
 /// A peer at a made-up address runs another configuration: voters `theirs` instead of `ours`.

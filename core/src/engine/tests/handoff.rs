@@ -88,9 +88,7 @@ fn a_leader_stops_acting_before_it_announces_its_resignation() {
 
 /// The voter probe following n0's claim of `term`, which n0 then resigns naming n2.
 fn n0_resigned_to_n2(term: u64) -> Probe {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(term));
+    let mut p = Probe::following("n0", term);
     p.claim("n0", None);
     let sd = step_down(term, "n0", Some("n2"));
     p.from("n0", Message::StepDown(sd));
@@ -105,14 +103,6 @@ fn step_down(term: u64, from: &str, successor: Option<&str>) -> StepDown {
         from: MemberId::new(from, 0),
         successor: successor.map(|s| MemberId::new(s, 0)),
     }
-}
-
-/// The voter probe following `n0`'s claim of `term`.
-fn following_n0(term: u64) -> Probe {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(term));
-    p
 }
 
 fn handoff(from: &str, term: u64) -> Option<Handoff> {
@@ -138,7 +128,7 @@ fn a_voter_grants_the_named_successor_at_once() {
 
 #[test]
 fn a_handoff_matching_the_known_leader_unlocks_the_vote_before_the_step_down_arrives() {
-    let mut p = following_n0(2);
+    let mut p = Probe::following("n0", 2);
     assert!(!p.grants("n2", 3, false), "n0 holds a lease");
     let req = crate::message::VoteRequest {
         handoff: handoff("n0", 2),
@@ -149,9 +139,7 @@ fn a_handoff_matching_the_known_leader_unlocks_the_vote_before_the_step_down_arr
 
 #[test]
 fn a_candidate_cannot_present_its_own_resignation_as_a_handoff() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n2", Some(2));
+    let mut p = Probe::following("n2", 2);
     let req = crate::message::VoteRequest {
         handoff: handoff("n2", 2),
         ..vote_request("n2", 3, false)
@@ -176,14 +164,10 @@ fn a_late_resignation_of_an_older_term_does_not_unlock_a_vote_against_the_curren
 
 #[test]
 fn a_step_down_ends_the_resigned_leadership_at_once() {
-    let mut p = following_n0(2);
+    let mut p = Probe::following("n0", 2);
     let sd = step_down(2, "n0", None);
     p.from("n0", Message::StepDown(sd));
-    assert_eq!(
-        p.engine.leadership(G, p.now).leader,
-        None,
-        "no waiting for the claim to lapse"
-    );
+    assert_eq!(p.leader(), None, "no waiting for the claim to lapse");
 }
 
 #[test]
@@ -202,26 +186,27 @@ fn the_named_successor_campaigns_at_once_with_the_handoff_and_no_pre_vote() {
     }
 }
 
+/// A probe following n0's claim of term 4 gets `sd` from its sender; checks n0 still leads.
+fn still_following_n0_after(sd: StepDown) -> Probe {
+    let mut p = Probe::following("n0", 4);
+    let from = sd.from.node.as_str().to_owned();
+    p.from(&from, Message::StepDown(sd));
+    assert_eq!(
+        p.leader(),
+        Some(MemberId::new("n0", 0)),
+        "ignored: n0 leads"
+    );
+    p
+}
+
 #[test]
 fn a_step_down_of_an_older_term_is_ignored() {
-    let mut p = following_n0(4);
-    let sd = step_down(3, "n0", None);
-    p.from("n0", Message::StepDown(sd));
-    assert_eq!(
-        p.engine.leadership(G, p.now).leader,
-        Some(MemberId::new("n0", 0))
-    );
+    still_following_n0_after(step_down(3, "n0", None));
 }
 
 #[test]
 fn a_step_down_by_a_member_that_does_not_lead_is_ignored() {
-    let mut p = following_n0(4);
-    let sd = step_down(4, "n2", None);
-    p.from("n2", Message::StepDown(sd));
-    assert_eq!(
-        p.engine.leadership(G, p.now).leader,
-        Some(MemberId::new("n0", 0))
-    );
+    let mut p = still_following_n0_after(step_down(4, "n2", None));
     assert!(!p.grants("n2", 5, false), "n0's lease still holds");
 }
 

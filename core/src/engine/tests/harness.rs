@@ -48,6 +48,11 @@ pub(crate) fn others(n: usize, i: usize) -> Vec<usize> {
     (0..n).filter(|j| *j != i).collect()
 }
 
+/// The two nodes of a three-node cluster other than `i`.
+pub(crate) fn the_other_two(i: usize) -> [usize; 2] {
+    [(i + 1) % 3, (i + 2) % 3]
+}
+
 /// How to build a [`Cluster`]; every field has the protocol's default.
 pub(crate) struct Setup {
     n: usize,
@@ -154,6 +159,13 @@ impl Setup {
             }
         }
         c
+    }
+
+    /// Builds the cluster and runs it until it elects a leader: the cluster and that leader.
+    pub(crate) fn elected(self) -> (Cluster, usize) {
+        let mut c = self.build();
+        let leader = c.elect();
+        (c, leader)
     }
 }
 

@@ -2,7 +2,7 @@
 //! within the lease, counted from the heartbeat's send time; it stops at the lease's end with
 //! no message needed; voters promise not to elect another before that lease can have ended.
 
-use super::harness::{G, LEASE, Setup, ms, others, reset};
+use super::harness::{G, LEASE, Setup, ms, reset, the_other_two};
 use super::probe::Probe;
 use crate::engine::Action;
 use crate::message::Message;
@@ -113,8 +113,7 @@ fn the_lease_runs_from_the_heartbeats_send_time_not_from_the_acks_arrival() {
 
 #[test]
 fn a_leader_whose_acks_are_lost_stops_acting_within_one_lease() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     let t = c.now;
     c.drop_when(|_, _, m| matches!(m, Message::HeartbeatAck(_)));
     c.run_for(ms(100));
@@ -129,8 +128,7 @@ fn a_leader_whose_acks_are_lost_stops_acting_within_one_lease() {
 
 #[test]
 fn no_new_leader_acts_before_a_partitioned_leaders_lease_has_ended() {
-    let mut c = Setup::new(3).build();
-    let old = c.elect();
+    let (mut c, old) = Setup::new(3).elected();
     c.isolate(old);
     let elected = c.run_until_true(Duration::from_secs(3), |c| {
         c.acting().iter().any(|i| *i != old)
@@ -157,9 +155,7 @@ fn no_new_leader_acts_before_a_partitioned_leaders_lease_has_ended() {
 
 #[test]
 fn a_stale_periodic_heartbeat_does_not_drop_a_live_leaders_claim() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(2));
+    let mut p = Probe::following("n0", 2);
     let seq = p.beat("n0");
     // A reordered, older heartbeat of n0 that did not claim yet.
     let hb = crate::message::Heartbeat {
@@ -182,25 +178,16 @@ fn a_stale_periodic_heartbeat_does_not_drop_a_live_leaders_claim() {
 
 #[test]
 fn a_periodic_heartbeat_without_the_claim_ends_the_leadership() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(2));
-    assert!(p.engine.leadership(G, p.now).leader.is_some());
+    let mut p = Probe::following("n0", 2);
+    assert!(p.leader().is_some());
     p.claim("n0", None);
-    assert_eq!(
-        p.engine.leadership(G, p.now).leader,
-        None,
-        "n0 no longer claims it"
-    );
+    assert_eq!(p.leader(), None, "n0 no longer claims it");
 }
 
 #[test]
 fn a_leader_whose_links_to_a_majority_of_voters_are_reset_stops_acting_at_once() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
-    let [b, c2] = others(3, leader)[..] else {
-        unreachable!()
-    };
+    let (mut c, leader) = Setup::new(3).elected();
+    let [b, c2] = the_other_two(leader);
     c.event(leader, reset(b));
     assert_eq!(
         c.acting(),
@@ -226,11 +213,8 @@ fn a_leader_whose_links_to_a_majority_of_voters_are_reset_stops_acting_at_once()
 
 #[test]
 fn a_reset_link_counts_again_once_the_peer_is_heard_from() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
-    let [b, c2] = others(3, leader)[..] else {
-        unreachable!()
-    };
+    let (mut c, leader) = Setup::new(3).elected();
+    let [b, c2] = the_other_two(leader);
     c.event(leader, reset(b));
     // b's next heartbeat clears the reset: a later reset of c alone leaves a majority.
     c.run_for(ms(150));

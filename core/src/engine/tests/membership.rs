@@ -62,8 +62,7 @@ fn a_reset_alone_is_no_proof_of_death() {
 
 #[test]
 fn a_refused_reconnect_in_timeout_mode_is_no_proof_of_death() {
-    let mut c = Setup::new(3).mode(DeathProofMode::Timeout).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).mode(DeathProofMode::Timeout).elected();
     let b = others(3, leader)[0];
     c.event(b, dead(leader, DeathProof::RefusedAfterOrderlyClose));
     assert!(c.alive_in(b, leader), "the leader stays alive in b's view");
@@ -83,8 +82,7 @@ fn a_goodbye_makes_peers_forget_the_node_at_once() {
 
 #[test]
 fn a_trusted_proof_of_the_leaders_death_elects_a_successor_without_waiting_for_the_timeout() {
-    let mut c = Setup::new(3).build();
-    let leader = c.elect();
+    let (mut c, leader) = Setup::new(3).elected();
     let t0 = c.now;
     c.isolate(leader);
     for j in others(3, leader) {
@@ -101,8 +99,7 @@ fn a_trusted_proof_of_the_leaders_death_elects_a_successor_without_waiting_for_t
 
 #[test]
 fn a_dead_peer_that_reconnects_is_taken_back_and_follows_the_higher_term() {
-    let mut c = Setup::new(3).build();
-    let old = c.elect();
+    let (mut c, old) = Setup::new(3).elected();
     let old_term = c.engines[old].term(G);
     // A middlebox forges the proof (the assumption broken): the others elect a new leader.
     c.isolate(old);
@@ -159,26 +156,20 @@ fn messages_from_an_older_incarnation_are_ignored() {
         1,
         Message::Heartbeat(hb),
     ))));
-    assert_eq!(p.engine.leadership(G, p.now).leader, None);
+    assert_eq!(p.leader(), None);
     assert_eq!(p.engine.term(G), 0);
 }
 
 #[test]
 fn a_newer_incarnation_ends_the_old_ones_leadership() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(2));
-    assert!(p.engine.leadership(G, p.now).leader.is_some());
+    let mut p = Probe::following("n0", 2);
+    assert!(p.leader().is_some());
     p.handle(Input::Transport(TransportEvent::Connected {
         node: NodeId::new("n0"),
         incarnation: 2,
         addr: "n0".into(),
     }));
-    assert_eq!(
-        p.engine.leadership(G, p.now).leader,
-        None,
-        "the process that led is gone"
-    );
+    assert_eq!(p.leader(), None, "the process that led is gone");
     assert!(p.grants("n2", 3, false), "and the promise to it with it");
 }
 

@@ -83,6 +83,19 @@ impl Probe {
         actions
     }
 
+    /// A settled voter probe (past its abstention) following `peer`'s claim of `term`.
+    pub(crate) fn following(peer: &str, term: Term) -> Probe {
+        let mut p = Probe::voter();
+        p.advance(ms(600));
+        p.claim(peer, Some(term));
+        p
+    }
+
+    /// The member the engine believes leads [`G`] now.
+    pub(crate) fn leader(&self) -> Option<MemberId> {
+        self.engine.leadership(G, self.now).leader
+    }
+
     /// `from` sends the engine `message`.
     pub(crate) fn from(&mut self, from: &str, message: Message) -> Vec<Action> {
         self.handle(Input::Transport(TransportEvent::Message(envelope(

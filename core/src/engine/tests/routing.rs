@@ -68,10 +68,15 @@ fn assert_answered(actions: &[Action], to: &str, id: u64, result: Result<Served,
     assert!(actions.contains(&want), "no {want:?} in {actions:?}");
 }
 
+/// A three-node cluster that elected `l`, and `f`, a node that follows it.
+fn with_a_follower() -> (Cluster, usize, usize) {
+    let (c, l) = Setup::new(3).elected();
+    (c, l, (l + 1) % 3)
+}
+
 #[test]
 fn a_call_at_the_leader_is_served_locally_under_its_term() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
+    let (mut c, l) = Setup::new(3).elected();
     let term = c.engines[l].term(G);
     c.input(l, call(7, G, false, None));
     assert_eq!(served(&c, l), vec![(CallRef::Local(7), term, true)]);
@@ -87,9 +92,7 @@ fn a_call_at_the_leader_is_served_locally_under_its_term() {
 
 #[test]
 fn a_call_at_a_follower_is_routed_to_the_leader_and_answered() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
-    let f = (l + 1) % 3;
+    let (mut c, l, f) = with_a_follower();
     let term = c.engines[l].term(G);
     c.input(f, call(7, G, false, None));
     let remote = CallRef::Remote {
@@ -154,9 +157,7 @@ fn a_call_for_an_unknown_group_fails_with_no_leader() {
 
 #[test]
 fn a_call_whose_leader_dies_mid_call_fails_with_leader_changed() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
-    let f = (l + 1) % 3;
+    let (mut c, l, f) = with_a_follower();
     c.input(f, call(7, G, false, None));
     assert_eq!(done(&c, f, 7), None, "the leader has not answered");
     c.crash(l);
@@ -174,9 +175,7 @@ fn a_call_whose_leader_dies_mid_call_fails_with_leader_changed() {
 
 #[test]
 fn a_call_the_leader_never_answers_times_out() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
-    let f = (l + 1) % 3;
+    let (mut c, _, f) = with_a_follower();
     c.input(f, call(7, G, false, Some(ms(200))));
     c.run_for(ms(300));
     assert_eq!(done(&c, f, 7), Some(Err(CallError::Timeout)));
@@ -184,8 +183,7 @@ fn a_call_the_leader_never_answers_times_out() {
 
 #[test]
 fn an_any_call_may_be_served_by_a_member_that_does_not_lead() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
+    let (mut c, l) = Setup::new(3).elected();
     for id in 0..30 {
         c.input(1, call(id, G, true, None));
     }
@@ -217,9 +215,7 @@ fn a_request_for_a_group_this_node_has_no_member_of_is_answered_no_handler() {
 
 #[test]
 fn a_request_that_reaches_a_node_that_does_not_lead_fails_with_leader_changed() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
-    let f = (l + 1) % 3;
+    let (mut c, _, f) = with_a_follower();
     let req = request(3, G, false);
     let actions = c.deliver("n9", f, Message::Request(req));
     assert_answered(
@@ -232,9 +228,7 @@ fn a_request_that_reaches_a_node_that_does_not_lead_fails_with_leader_changed() 
 
 #[test]
 fn a_shutting_down_node_fails_its_calls_and_refuses_new_ones() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
-    let f = (l + 1) % 3;
+    let (mut c, _, f) = with_a_follower();
     c.input(f, call(7, G, false, None));
     c.input(f, Input::Shutdown);
     assert_eq!(
@@ -255,8 +249,7 @@ fn a_shutting_down_node_fails_its_calls_and_refuses_new_ones() {
 
 #[test]
 fn a_client_call_is_answered_with_the_clients_own_request_id() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
+    let (mut c, l) = Setup::new(3).elected();
     let req = request(5, G, false);
     c.event(
         l,
@@ -275,8 +268,7 @@ fn a_client_call_is_answered_with_the_clients_own_request_id() {
 
 #[test]
 fn a_client_call_sent_by_a_peer_is_ignored() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
+    let (mut c, l) = Setup::new(3).elected();
     let req = request(5, G, false);
     c.deliver(&name((l + 1) % 3), l, Message::ClientCall(req));
     assert!(served(&c, l).is_empty());
@@ -284,8 +276,7 @@ fn a_client_call_sent_by_a_peer_is_ignored() {
 
 #[test]
 fn a_status_request_from_a_client_is_answered_with_the_status() {
-    let mut c = Setup::new(3).build();
-    let l = c.elect();
+    let (mut c, l) = Setup::new(3).elected();
     let actions = c.event(
         l,
         TransportEvent::ClientMessage(envelope("cli", 0, Message::StatusRequest)),

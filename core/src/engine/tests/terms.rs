@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_claim_below_the_known_term_is_refused_with_the_known_term() {
-    let mut p = Probe::voter();
-    p.advance(ms(600));
-    p.claim("n0", Some(5));
+    let mut p = Probe::following("n0", 5);
     p.claim("n2", Some(3));
     let refusal = p.out.iter().rev().find_map(|a| match a {
         Action::Send {
