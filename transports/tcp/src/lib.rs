@@ -177,6 +177,20 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// `impl Debug` for a type that holds key material or sockets: its name and only the fields
+/// listed, as `#[derive(Debug)]` would print them. A macro: a function cannot write an impl.
+macro_rules! debug_showing {
+    ($ty:ident { $($field:ident),+ }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish()
+            }
+        }
+    };
+}
+
 mod admission;
 mod client;
 pub mod handshake;
