@@ -96,9 +96,11 @@ impl Identity {
 #[tokio::test]
 async fn tls_nodes_connect_and_talk_and_a_client_asks_status() {
     let ca = Ca::new("cluster ca");
-    let (a, _) = start_with(ca.identity("a").config(), "a", 1).await;
-    let (b, b_addr) = start_with(ca.identity("b").config(), "b", 2).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 2).await;
+    let ((a, _), (b, b_addr)) = start_paired(
+        (ca.identity("a").config(), "a", 1),
+        (ca.identity("b").config(), "b", 2),
+    )
+    .await;
     a.send(&NodeId::new("b"), Message::StatusRequest)
         .await
         .unwrap();
@@ -125,8 +127,7 @@ async fn tls_nodes_connect_and_talk_and_a_client_asks_status() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("requires TLS"), "{e}");
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 #[tokio::test]
@@ -159,9 +160,11 @@ async fn a_tls_fin_without_close_notify_is_orderly_and_proves_death_but_a_reset_
 #[tokio::test]
 async fn a_tls_node_shut_down_is_proven_dead_by_its_tls_peer() {
     let ca = Ca::new("cluster ca");
-    let (a, _) = start_with(ca.identity("a").config(), "a", 1).await;
-    let (b, b_addr) = start_with(ca.identity("b").config(), "b", 2).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 2).await;
+    let ((a, _), (b, _)) = start_paired(
+        (ca.identity("a").config(), "a", 1),
+        (ca.identity("b").config(), "b", 2),
+    )
+    .await;
     // Dropped, not shut down: its tasks end and the kernel closes its sockets (FIN, no
     // close_notify), then its port refuses: the proof of death, as over plain TCP.
     drop(b);
@@ -216,12 +219,7 @@ async fn a_certificate_of_another_ca_is_refused_and_both_sides_say_why() {
     ])
     .await;
     let at_a = drain(&a, Duration::from_millis(300)).await;
-    assert!(
-        !at_a
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "{at_a:?}"
-    );
+    assert_not_connected(&at_a, "no Connected");
     for t in [a, m, n] {
         t.shutdown().await;
     }
@@ -253,15 +251,9 @@ async fn plaintext_and_tls_nodes_refuse_each_other_and_say_why() {
     .await;
     for tr in [&t, &p] {
         let seen = drain(tr, Duration::from_millis(300)).await;
-        assert!(
-            !seen
-                .iter()
-                .any(|e| matches!(e, TransportEvent::Connected { .. })),
-            "{seen:?}"
-        );
+        assert_not_connected(&seen, "no Connected");
     }
-    t.shutdown().await;
-    p.shutdown().await;
+    shutdown_all([t, p]).await;
 }
 
 #[test]
