@@ -164,9 +164,7 @@ async fn garbage_and_oversized_frames_close_the_connection_only() {
     read_to_close(&mut s, SOON).await;
 
     // The listener still accepts good peers.
-    let (a, _) = start("a", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-    shutdown_all([a, b]).await;
+    a_good_peer_still_gets_in(b, &b_addr).await;
 }
 
 #[tokio::test]
@@ -201,9 +199,7 @@ async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead(
     assert_no_death(&later, "garbage from an authenticated peer is no proof");
 
     // b keeps running.
-    let (a, _) = start("a", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-    shutdown_all([a, b]).await;
+    a_good_peer_still_gets_in(b, &b_addr).await;
 }
 
 #[tokio::test]

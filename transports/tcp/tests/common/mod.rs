@@ -65,6 +65,14 @@ pub fn assert_not_connected(seen: &[baton_core::TransportEvent], what: &str) {
     assert!(connected.is_empty(), "{what}: {connected:?} among {seen:?}");
 }
 
+/// `b` (node "b", incarnation 1, at `b_addr`) still lets a genuine peer in; then both shut
+/// down.
+pub async fn a_good_peer_still_gets_in(b: TcpTransport, b_addr: &str) {
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, b_addr, "b", 1).await;
+    shutdown_all([a, b]).await;
+}
+
 /// Shuts every transport down, in order.
 pub async fn shutdown_all<const N: usize>(ts: [TcpTransport; N]) {
     for t in ts {
