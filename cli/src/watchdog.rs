@@ -302,21 +302,26 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
                 stop_at = Some(now + grace);
             }
         }
-        if !killed && lease.expired(now) {
+        // SIGKILL once: when the lease expires (baton exec is told first), or the grace after
+        // SIGTERM runs out.
+        let kill_why = if killed {
+            None
+        } else if lease.expired(now) {
             report(&mut sock, "K\n");
-            tracing::warn!(
-                "{group}: watchdog: baton exec has not confirmed the lease for {} ms: SIGKILL to `{shown}` (process group {pid})",
+            Some(format!(
+                "watchdog: baton exec has not confirmed the lease for {} ms: SIGKILL to `{shown}` (process group {pid})",
                 cmd.watchdog_ms
-            );
-            signal_group(pid, Signal::SIGKILL);
-            killed = true;
-            continue;
-        }
-        if !killed && stop_at.is_some_and(|t| now >= t) {
-            tracing::warn!(
-                "{group}: `{shown}` (process group {pid}) still runs {} ms after SIGTERM: SIGKILL",
+            ))
+        } else if stop_at.is_some_and(|t| now >= t) {
+            Some(format!(
+                "`{shown}` (process group {pid}) still runs {} ms after SIGTERM: SIGKILL",
                 cmd.grace_ms
-            );
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = kill_why {
+            tracing::warn!("{group}: {why}");
             signal_group(pid, Signal::SIGKILL);
             killed = true;
             continue;

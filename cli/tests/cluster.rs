@@ -68,6 +68,16 @@ fn started_abc(tag: &str) -> (Cluster, String, u64) {
     (c, l, t)
 }
 
+/// [`started_abc`], then `signal` to the leader: the leader, its term, and the new leader
+/// among the survivors (within 3 s) with its term and how long that took.
+fn signal_the_leader(tag: &str, signal: &str) -> (Cluster, String, u64, (String, u64, Duration)) {
+    let (mut c, l, term) = started_abc(tag);
+    let survivors = others(&ABC, &l);
+    c.proc(&l).signal(signal);
+    let next = new_leader(&c, &survivors, &l, term, Duration::from_secs(3));
+    (c, l, term, next)
+}
+
 #[test]
 fn three_nodes_elect_exactly_one_leader() {
     let (c, l, term) = started_abc("elect");
@@ -91,10 +101,7 @@ fn three_nodes_elect_exactly_one_leader() {
 
 #[test]
 fn kill_9_of_the_leader_fails_over_within_3s_and_the_node_rejoins_as_follower() {
-    let (mut c, l, term) = started_abc("kill9");
-    let survivors = others(&ABC, &l);
-    c.proc(&l).signal("KILL");
-    let (l2, term2, took) = new_leader(&c, &survivors, &l, term, Duration::from_secs(3));
+    let (mut c, l, term, (l2, term2, took)) = signal_the_leader("kill9", "KILL");
     assert!(took < Duration::from_secs(3));
     assert!(term2 > term);
     assert_eq!(c.proc(&l).wait_exit(Duration::from_secs(5)), None);
@@ -107,17 +114,14 @@ fn kill_9_of_the_leader_fails_over_within_3s_and_the_node_rejoins_as_follower() 
 
 #[test]
 fn sigterm_of_the_leader_hands_off_to_the_successor() {
-    let (mut c, l, term) = started_abc("sigterm");
-    let survivors = others(&ABC, &l);
-    c.proc(&l).signal("TERM");
-    let (l2, term2, _) = new_leader(&c, &survivors, &l, term, Duration::from_secs(3));
+    let (mut c, l, term, (l2, term2, _)) = signal_the_leader("sigterm", "TERM");
     // The successor under oldest-running is the next oldest: b.
     assert_eq!(l2, "b", "{}", c.logs());
     assert!(term2 > term);
     assert_eq!(c.proc(&l).wait_exit(Duration::from_secs(10)), Some(0));
 
     // Work routed through any node reaches the new leader and names its term.
-    for n in &survivors {
+    for n in &others(&ABC, &l) {
         let out = Command::new(BATON)
             .args(["work", "--json", "--group", "tracked", "--config"])
             .arg(c.config(n))
@@ -403,16 +407,8 @@ fn exec_runs_the_command_on_one_node_at_a_time_through_failovers() {
 fn exec_restarts_a_command_that_exits_while_leading() {
     let dir = Dir::new("restart");
     let file = dir.0.join("runs.txt");
-    let mut p = Proc::spawn(
-        solo_exec(&dir, &["--restart-delay-ms", "100"])
-            .args(["sh", "-c"])
-            .arg(format!(
-                "echo \"run $BATON_TERM\" >> {}; exit 3",
-                file.display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let script = format!("echo \"run $BATON_TERM\" >> {}; exit 3", file.display());
+    let mut p = spawn_solo_sh(&dir, &["--restart-delay-ms", "100"], &script);
     wait_until(Duration::from_secs(10), "three runs", || {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         (text.lines().count() >= 3).then_some(())
@@ -493,6 +489,23 @@ fn demo_runs_to_completion_and_leaves_no_process() {
 // ---------------------------------------------------------------- errors and diagnostics
 
 /// Runs `cmd` to completion (killed after `limit`); returns (exit code, stdout, stderr, time).
+/// `baton work FLAGS --config (node's config) JOB`, as [`run_bounded`].
+fn work_on(
+    c: &Cluster,
+    node: &str,
+    flags: &[&str],
+    job: &str,
+    limit: Duration,
+) -> (Option<i32>, String, String, Duration) {
+    let mut cmd = Command::new(BATON);
+    cmd.arg("work")
+        .args(flags)
+        .arg("--config")
+        .arg(c.config(node))
+        .arg(job);
+    run_bounded(&mut cmd, limit)
+}
+
 fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String, Duration) {
     let t0 = Instant::now();
     let mut p = Proc::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()));
@@ -691,25 +704,13 @@ fn a_group_without_quorum_says_why_in_status_work_and_the_log() {
         "{text}"
     );
     // `work` waits for the node's call timeout, then exits 3 and says why.
-    let (code, stdout, _, _) = run_bounded(
-        Command::new(BATON)
-            .args(["work", "--json", "--config"])
-            .arg(c.config("c"))
-            .arg("job"),
-        Duration::from_secs(15),
-    );
+    let (code, stdout, _, _) = work_on(&c, "c", &["--json"], "job", Duration::from_secs(15));
     assert_eq!(code, Some(3), "{stdout}");
     let v: Value = serde_json::from_str(stdout.trim()).expect("a JSON error on stdout");
     assert_eq!(v["kind"], "no-leader", "{v}");
     assert!(v["error"].as_str().unwrap().contains("2 needed"), "{v}");
     // --any needs no leader: c serves it itself.
-    let (code, stdout, stderr, _) = run_bounded(
-        Command::new(BATON)
-            .args(["work", "--any", "--config"])
-            .arg(c.config("c"))
-            .arg("naive"),
-        Duration::from_secs(10),
-    );
+    let (code, stdout, stderr, _) = work_on(&c, "c", &["--any"], "naive", Duration::from_secs(10));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stdout.contains("c did naive under term 0 (not the leader)"),

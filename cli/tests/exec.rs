@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{BATON, Dir, Proc, running, solo_exec, wait_until};
+use common::{BATON, Dir, Proc, running, solo_exec, spawn_solo_sh, wait_until};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -560,16 +560,11 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
 fn kill_9_of_baton_exec_takes_the_whole_group_down() {
     let dir = Dir::new("kill9");
     let pids = dir.0.join("pids");
-    let mut p = Proc::spawn(
-        solo_exec(&dir, &[])
-            .args(["sh", "-c"])
-            .arg(format!(
-                "sleep 30 & echo \"$$ $!\" > {}; while true; do sleep 0.01; done",
-                pids.display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+    let script = format!(
+        "sleep 30 & echo \"$$ $!\" > {}; while true; do sleep 0.01; done",
+        pids.display()
     );
+    let mut p = spawn_solo_sh(&dir, &[], &script);
     let (cmd, kid): (u32, u32) = wait_until(Duration::from_secs(10), "CMD", || {
         let t = std::fs::read_to_string(&pids).ok()?;
         let mut f = t.split_whitespace().map(|x| x.parse().ok());

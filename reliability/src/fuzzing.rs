@@ -402,26 +402,34 @@ fn check_error(start: Start, step_no: usize, frame: &[u8], e: &HandshakeError) {
         return;
     }
     match e {
-        HandshakeError::Refused(r) => {
-            let after_reply = match start {
-                Start::InitiatorAfterReply => step_no == 0,
-                Start::Initiator => step_no == 1,
-                _ => false,
+        HandshakeError::Refused(r) | HandshakeError::Aborted(r) => {
+            // A refusal only right after the genuine reply; an abort only right after the
+            // genuine Hello (the responder's nonce is fixed, so the genuine abort is the only
+            // one). The step at which each is due, per start.
+            let (what, noun, genuine_frame, due) = match e {
+                HandshakeError::Refused(_) => (
+                    "refused",
+                    "refusal",
+                    &g.refuse,
+                    match start {
+                        Start::InitiatorAfterReply => Some(0),
+                        Start::Initiator => Some(1),
+                        _ => None,
+                    },
+                ),
+                _ => (
+                    "aborted",
+                    "abort",
+                    &g.abort,
+                    match start {
+                        Start::ResponderAfterHello => Some(0),
+                        Start::Responder => Some(1),
+                        _ => None,
+                    },
+                ),
             };
-            assert!(after_reply, "{start:?} step {step_no}: refused");
-            assert_eq!(frame, g.refuse.as_slice(), "a forged refusal verified");
-            assert_eq!(*r, duplicate());
-        }
-        HandshakeError::Aborted(r) => {
-            // After the genuine Hello (the responder's nonce is fixed, so the genuine abort is
-            // the only one).
-            let after_hello = match start {
-                Start::ResponderAfterHello => step_no == 0,
-                Start::Responder => step_no == 1,
-                _ => false,
-            };
-            assert!(after_hello, "{start:?} step {step_no}: aborted");
-            assert_eq!(frame, g.abort.as_slice(), "a forged abort verified");
+            assert!(due == Some(step_no), "{start:?} step {step_no}: {what}");
+            assert_eq!(frame, genuine_frame.as_slice(), "a forged {noun} verified");
             assert_eq!(*r, duplicate());
         }
         HandshakeError::Fingerprint(m) => {

@@ -461,16 +461,27 @@ struct Pump {
     read: u64,
 }
 
+/// The frames of one direction waiting for their delivery time.
+struct InFlight {
+    /// (at, sequence, payload), soonest first; the sequence keeps equal times in order.
+    queue: BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
+    /// The sequence number of the last frame queued.
+    seq: u64,
+    /// The latest delivery time queued so far (frames stay in order unless reordering).
+    last_at: Instant,
+}
+
 type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
 type Writer = FramedWrite<tokio::net::tcp::OwnedWriteHalf, tokio_util::codec::LengthDelimitedCodec>;
 
 impl Pump {
     async fn run(mut self, mut src: Reader, mut dst: Writer, first: Option<Bytes>) {
         let mut faults = self.net.inner.faults.subscribe();
-        // Frames waiting for their delivery time: (at, sequence, payload).
-        let mut queue: BinaryHeap<Reverse<(Instant, u64, Bytes)>> = BinaryHeap::new();
-        let mut seq = 0u64;
-        let mut last_at = Instant::now();
+        let mut flight = InFlight {
+            queue: BinaryHeap::new(),
+            seq: 0,
+            last_at: Instant::now(),
+        };
         let mut pending = first;
         let mut eof = false;
         loop {
@@ -489,17 +500,17 @@ impl Pump {
                 return;
             }
             if let Some(frame) = pending.take() {
-                self.accept(frame, fault, &mut queue, &mut seq, &mut last_at);
+                self.accept(frame, fault, &mut flight);
                 continue;
             }
             let held = fault.mode == Mode::Hold;
             let now = Instant::now();
             if !held {
-                while let Some(Reverse((at, _, _))) = queue.peek() {
+                while let Some(Reverse((at, _, _))) = flight.queue.peek() {
                     if *at > now {
                         break;
                     }
-                    let Some(Reverse((_, _, frame))) = queue.pop() else {
+                    let Some(Reverse((_, _, frame))) = flight.queue.pop() else {
                         break;
                     };
                     if dst.send(frame).await.is_err() {
@@ -508,13 +519,13 @@ impl Pump {
                     self.net.bump(&self.from, &self.to, |s| s.delivered += 1);
                 }
             }
-            if eof && queue.is_empty() {
+            if eof && flight.queue.is_empty() {
                 return;
             }
             let next_at = if held {
                 None
             } else {
-                queue.peek().map(|Reverse((at, _, _))| *at)
+                flight.queue.peek().map(|Reverse((at, _, _))| *at)
             };
             tokio::select! {
                 changed = faults.changed() => if changed.is_err() { return },
@@ -528,14 +539,7 @@ impl Pump {
         }
     }
 
-    fn accept(
-        &mut self,
-        frame: Bytes,
-        fault: Fault,
-        queue: &mut BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
-        seq: &mut u64,
-        last_at: &mut Instant,
-    ) {
+    fn accept(&mut self, frame: Bytes, fault: Fault, flight: &mut InFlight) {
         {
             let mut c = lock(&self.capture);
             let list = if self.up { &mut c.up } else { &mut c.down };
@@ -578,32 +582,25 @@ impl Pump {
             }
         }
         for frame in frames {
-            self.schedule(frame, fault, queue, seq, last_at);
+            self.schedule(frame, fault, flight);
         }
     }
 
-    fn schedule(
-        &mut self,
-        frame: Bytes,
-        fault: Fault,
-        queue: &mut BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
-        seq: &mut u64,
-        last_at: &mut Instant,
-    ) {
+    fn schedule(&mut self, frame: Bytes, fault: Fault, flight: &mut InFlight) {
         let mut at = Instant::now() + fault.delay;
         if fault.reorder.is_zero() {
             // In order, even when the delay shrinks.
-            at = at.max(*last_at);
+            at = at.max(flight.last_at);
         } else {
             let window = fault.reorder.as_micros().max(1) as usize;
             at += Duration::from_micros(self.rng.usize(..window) as u64);
-            if at < *last_at {
+            if at < flight.last_at {
                 self.net.bump(&self.from, &self.to, |s| s.reordered += 1);
             }
         }
-        *last_at = at.max(*last_at);
-        *seq += 1;
-        queue.push(Reverse((at, *seq, frame)));
+        flight.last_at = at.max(flight.last_at);
+        flight.seq += 1;
+        flight.queue.push(Reverse((at, flight.seq, frame)));
     }
 }
 

@@ -49,12 +49,45 @@ async fn read_frame(s: &mut TcpStream, within: Duration) -> Result<Option<Vec<u8
 }
 
 /// A "node" n behind a port, and a connection to it from "x": (client, server side).
-async fn connected(net: &FaultNet) -> (ProxyPort, TcpListener, TcpStream, TcpStream) {
+/// Writes `frame` on `from`; the same frame arrives at `to` (within [`LONG`]).
+async fn pass(from: &mut TcpStream, to: &mut TcpStream, frame: &[u8]) {
+    write_frame(from, frame).await;
+    assert_eq!(
+        read_frame(to, LONG).await,
+        Ok(Some(frame.to_vec())),
+        "{}",
+        String::from_utf8_lossy(frame)
+    );
+}
+
+/// Under `mode` from "x" to "n", `frame` written on `client` does not reach `server` within
+/// [`SHORT`] and the socket stays open; then the network heals.
+async fn withheld(
+    net: &FaultNet,
+    mode: Mode,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    frame: &[u8],
+) {
+    net.set("x", "n", Fault::mode(mode));
+    write_frame(client, frame).await;
+    assert_eq!(
+        read_frame(server, SHORT).await,
+        Err(()),
+        "{mode:?}: open, nothing read"
+    );
+    net.heal();
+}
+
+/// A fresh fault network, node "n" behind its port, and a connection from "x" to it (client
+/// and server ends).
+async fn connected() -> (FaultNet, ProxyPort, TcpListener, TcpStream, TcpStream) {
+    let net = FaultNet::new();
     let node = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = net.port("n").await.unwrap();
     port.set_target(node.local_addr().unwrap());
     let (client, server) = connect(&port, &node).await;
-    (port, node, client, server)
+    (net, port, node, client, server)
 }
 
 async fn connect(port: &ProxyPort, node: &TcpListener) -> (TcpStream, TcpStream) {
@@ -74,22 +107,13 @@ const LONG: Duration = Duration::from_secs(2);
 #[test]
 fn pass_delay_and_reorder() {
     run(async {
-        let net = FaultNet::new();
-        let (_port, _node, mut client, mut server) = connected(&net).await;
+        let (net, _port, _node, mut client, mut server) = connected().await;
         // Both directions pass.
-        write_frame(&mut server, b"down").await;
-        assert_eq!(
-            read_frame(&mut client, LONG).await,
-            Ok(Some(b"down".to_vec()))
-        );
+        pass(&mut server, &mut client, b"down").await;
 
         net.set("x", "n", Fault::delay(Duration::from_millis(150)));
         let t = Instant::now();
-        write_frame(&mut client, b"slow").await;
-        assert_eq!(
-            read_frame(&mut server, LONG).await,
-            Ok(Some(b"slow".to_vec()))
-        );
+        pass(&mut client, &mut server, b"slow").await;
         assert!(
             t.elapsed() >= Duration::from_millis(150),
             "{:?}",
@@ -97,11 +121,7 @@ fn pass_delay_and_reorder() {
         );
         // The other direction is not delayed.
         let t = Instant::now();
-        write_frame(&mut server, b"fast").await;
-        assert_eq!(
-            read_frame(&mut client, LONG).await,
-            Ok(Some(b"fast".to_vec()))
-        );
+        pass(&mut server, &mut client, b"fast").await;
         assert!(
             t.elapsed() < Duration::from_millis(100),
             "{:?}",
@@ -136,31 +156,16 @@ fn pass_delay_and_reorder() {
 #[test]
 fn hold_and_black_hole_keep_the_socket_open() {
     run(async {
-        let net = FaultNet::new();
-        let (_port, _node, mut client, mut server) = connected(&net).await;
+        let (net, _port, _node, mut client, mut server) = connected().await;
 
-        net.set("x", "n", Fault::mode(Mode::Hold));
-        write_frame(&mut client, b"held").await;
-        assert_eq!(read_frame(&mut server, SHORT).await, Err(()), "held, open");
-        net.heal();
+        withheld(&net, Mode::Hold, &mut client, &mut server, b"held").await;
         assert_eq!(
             read_frame(&mut server, LONG).await,
             Ok(Some(b"held".to_vec()))
         );
 
-        net.set("x", "n", Fault::mode(Mode::BlackHole));
-        write_frame(&mut client, b"lost").await;
-        assert_eq!(
-            read_frame(&mut server, SHORT).await,
-            Err(()),
-            "dropped, open"
-        );
-        net.heal();
-        write_frame(&mut client, b"after").await;
-        assert_eq!(
-            read_frame(&mut server, LONG).await,
-            Ok(Some(b"after".to_vec()))
-        );
+        withheld(&net, Mode::BlackHole, &mut client, &mut server, b"lost").await;
+        pass(&mut client, &mut server, b"after").await;
         let s = net.stats("x", "n");
         assert_eq!((s.dropped, s.cut, s.open, s.connections), (1, 0, 1, 1));
         net.shutdown();
@@ -170,8 +175,7 @@ fn hold_and_black_hole_keep_the_socket_open() {
 #[test]
 fn cut_closes_both_ends_and_refuses_new_connections_until_healed() {
     run(async {
-        let net = FaultNet::new();
-        let (port, node, mut client, mut server) = connected(&net).await;
+        let (net, port, node, mut client, mut server) = connected().await;
         net.set("n", "x", Fault::mode(Mode::Cut));
         assert_eq!(
             read_frame(&mut server, LONG).await,
@@ -197,11 +201,7 @@ fn cut_closes_both_ends_and_refuses_new_connections_until_healed() {
 
         net.heal();
         let (mut client, mut server) = connect(&port, &node).await;
-        write_frame(&mut client, b"back").await;
-        assert_eq!(
-            read_frame(&mut server, LONG).await,
-            Ok(Some(b"back".to_vec()))
-        );
+        pass(&mut client, &mut server, b"back").await;
         net.shutdown();
     });
 }

@@ -77,24 +77,16 @@ fn policies_for_builds_every_group_from_parsed_toml() {
     assert_eq!(name("tracked"), "chain");
     assert_eq!(name("nested"), "chain");
 
-    assert_eq!(
-        policies["plain"].rank(&input("plain")),
-        ids(&["c", "b", "d", "a"])
-    );
-    assert_eq!(
-        policies["heavy"].rank(&input("heavy")),
-        ids(&["a", "b", "c", "d"])
-    );
-    assert_eq!(
-        policies["nested"].rank(&input("nested")),
-        ids(&["b", "a", "c", "d"])
-    );
-    // The group's anti-affinity settings reach the policy: a leads "ingest" and b has an hdd,
-    // so c and d come first (hardware ties them, c is older); then a and b, b is older.
-    assert_eq!(
-        policies["tracked"].rank(&input("tracked")),
-        ids(&["c", "d", "b", "a"])
-    );
+    for (group, want) in [
+        ("plain", ["c", "b", "d", "a"]),
+        ("heavy", ["a", "b", "c", "d"]),
+        ("nested", ["b", "a", "c", "d"]),
+        // The group's anti-affinity settings reach the policy: a leads "ingest" and b has an
+        // hdd, so c and d come first (hardware ties them, c is older); then a and b, b is older.
+        ("tracked", ["c", "d", "b", "a"]),
+    ] {
+        assert_eq!(policies[group].rank(&input(group)), ids(&want), "{group}");
+    }
 }
 
 #[test]

@@ -13,13 +13,25 @@ impl Logs {
     /// a current-thread runtime).
     pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish();
+        let subscriber = logs.subscriber(tracing::Level::DEBUG).finish();
         let guard = tracing::subscriber::set_default(subscriber);
         (logs, guard)
+    }
+
+    /// A subscriber that writes plain lines of `level` and above into these logs.
+    fn subscriber(
+        &self,
+        level: tracing::Level,
+    ) -> tracing_subscriber::fmt::SubscriberBuilder<
+        tracing_subscriber::fmt::format::DefaultFields,
+        tracing_subscriber::fmt::format::Format,
+        tracing::level_filters::LevelFilter,
+        Logs,
+    > {
+        tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_ansi(false)
+            .with_max_level(level)
     }
 
     /// Every line of INFO and above of the whole process (all nodes): the global subscriber,
@@ -28,11 +40,7 @@ impl Logs {
         static LOGS: OnceLock<Logs> = OnceLock::new();
         LOGS.get_or_init(|| {
             let logs = Logs::default();
-            let _ = tracing_subscriber::fmt()
-                .with_writer(logs.clone())
-                .with_ansi(false)
-                .with_max_level(tracing::Level::INFO)
-                .try_init();
+            let _ = logs.subscriber(tracing::Level::INFO).try_init();
             logs
         })
     }

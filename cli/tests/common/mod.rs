@@ -331,6 +331,16 @@ pub fn running(pid: u32) -> bool {
 
 /// `baton exec` of a one-node cluster `solo` in `dir` (group `g`, a free port, secret file
 /// `s`) with `extra` flags, up to and including `--`: the caller appends the command.
+/// Spawns [`solo_exec`] running the shell script `script` (`sh -c`), its output discarded.
+pub fn spawn_solo_sh(dir: &Dir, extra: &[&str], script: &str) -> Proc {
+    Proc::spawn(
+        solo_exec(dir, extra)
+            .args(["sh", "-c", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
 pub fn solo_exec(dir: &Dir, extra: &[&str]) -> Command {
     std::fs::write(dir.0.join("s"), "x\n").unwrap();
     let port = free_ports(1)[0];

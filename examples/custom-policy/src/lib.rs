@@ -57,32 +57,40 @@ mod tests {
         ranking.iter().map(|m| m.node.as_str()).collect()
     }
 
+    /// How the policy for zone eu-1 ranks `candidates`: their node names, first first.
+    fn eu1_ranking(candidates: Vec<Candidate>) -> Vec<String> {
+        let ranking = ZonePreference::new("eu-1").rank(&input(candidates));
+        nodes(&ranking).into_iter().map(String::from).collect()
+    }
+
     #[test]
     fn zone_beats_load_beats_age_beats_member_id() {
-        let p = ZonePreference::new("eu-1");
-        let inp = input(vec![
-            candidate("a", Some("us-1"), Some("0"), 1),
-            candidate("b", Some("eu-1"), Some("5"), 1),
-            candidate("c", Some("eu-1"), Some("2"), 9),
-            candidate("d", Some("eu-1"), Some("2"), 3),
-            candidate("e", Some("eu-1"), Some("2"), 3),
-            candidate("f", None, None, 0),
-        ]);
-        assert_eq!(nodes(&p.rank(&inp)), ["d", "e", "c", "b", "a", "f"]);
+        assert_eq!(
+            eu1_ranking(vec![
+                candidate("a", Some("us-1"), Some("0"), 1),
+                candidate("b", Some("eu-1"), Some("5"), 1),
+                candidate("c", Some("eu-1"), Some("2"), 9),
+                candidate("d", Some("eu-1"), Some("2"), 3),
+                candidate("e", Some("eu-1"), Some("2"), 3),
+                candidate("f", None, None, 0),
+            ]),
+            ["d", "e", "c", "b", "a", "f"]
+        );
     }
 
     #[test]
     fn missing_or_unparsable_load_is_worst() {
-        let p = ZonePreference::new("eu-1");
-        let inp = input(vec![
-            candidate("a", Some("eu-1"), None, 0),
-            candidate("b", Some("eu-1"), Some("lots"), 0),
-            candidate("c", Some("eu-1"), Some("NaN"), 0),
-            candidate("d", Some("eu-1"), Some("1e9"), 5),
-            candidate("e", Some("eu-1"), Some(" 0.5 "), 5),
-            candidate("f", Some("eu-1"), Some("-0"), 5),
-        ]);
-        assert_eq!(nodes(&p.rank(&inp)), ["f", "e", "d", "a", "b", "c"]);
+        assert_eq!(
+            eu1_ranking(vec![
+                candidate("a", Some("eu-1"), None, 0),
+                candidate("b", Some("eu-1"), Some("lots"), 0),
+                candidate("c", Some("eu-1"), Some("NaN"), 0),
+                candidate("d", Some("eu-1"), Some("1e9"), 5),
+                candidate("e", Some("eu-1"), Some(" 0.5 "), 5),
+                candidate("f", Some("eu-1"), Some("-0"), 5),
+            ]),
+            ["f", "e", "d", "a", "b", "c"]
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 #[tokio::test]
 async fn connect_reports_connected_on_both_sides_once() {
-    let net = MemoryNetwork::new();
-    let a = start(&net, "a", 1).await;
+    let (net, a) = network_with_a().await;
     let b = start(&net, "b", 7).await;
 
     a.connect("b").await;
@@ -45,8 +44,7 @@ async fn send_delivers_the_envelope_with_sender_and_incarnation() {
 
 #[tokio::test]
 async fn send_opens_the_link_implicitly() {
-    let net = MemoryNetwork::new();
-    let a = start(&net, "a", 1).await;
+    let (net, a) = network_with_a().await;
     let b = start(&net, "b", 2).await;
 
     a.send(&id("b"), numbered(1)).await.unwrap();
@@ -62,8 +60,7 @@ async fn send_opens_the_link_implicitly() {
 
 #[tokio::test]
 async fn send_to_a_node_without_endpoint_is_unreachable() {
-    let net = MemoryNetwork::new();
-    let a = start(&net, "a", 1).await;
+    let (net, a) = network_with_a().await;
     let err = a.send(&id("nobody"), Message::Leave).await.unwrap_err();
     assert!(matches!(err, TransportError::Unreachable(n) if n == id("nobody")));
     // An endpoint that was made but never started is no node either.
@@ -85,8 +82,7 @@ async fn send_and_connect_before_start_do_nothing_harmful() {
 
 #[tokio::test]
 async fn connect_to_an_empty_address_fails() {
-    let net = MemoryNetwork::new();
-    let a = start(&net, "a", 1).await;
+    let (_net, a) = network_with_a().await;
     a.connect("nowhere").await;
     match next(&a).await {
         TransportEvent::ConnectFailed { addr, reason } => {
@@ -99,16 +95,14 @@ async fn connect_to_an_empty_address_fails() {
 
 #[tokio::test]
 async fn connect_to_own_address_is_ignored() {
-    let net = MemoryNetwork::new();
-    let a = start(&net, "a", 1).await;
+    let (_net, a) = network_with_a().await;
     a.connect("a").await;
     assert_quiet(&a).await;
 }
 
 #[tokio::test]
 async fn send_to_self_is_delivered_without_link_events() {
-    let net = MemoryNetwork::new();
-    let a = start(&net, "a", 1).await;
+    let (_net, a) = network_with_a().await;
     a.send(&id("a"), numbered(5)).await.unwrap();
     assert_eq!(number_from(&next(&a).await, "a"), 5);
     assert_quiet(&a).await;
@@ -120,60 +114,24 @@ async fn start_twice_on_the_same_address_is_refused() {
     let first = start(&net, "a", 1).await;
 
     let second = net.transport();
-    let err = second
-        .start(&LocalNode {
-            id: id("other"),
-            incarnation: 1,
-            listen: "a".into(),
-            fingerprint: Default::default(),
-            death_proof: Default::default(),
-        })
-        .await
-        .unwrap_err();
+    let err = second.start(&local("other", 1, "a")).await.unwrap_err();
     assert!(
         matches!(err, TransportError::Start { ref addr, .. } if addr == "a"),
         "{err}"
     );
 
     // A second live endpoint for the same node, elsewhere, is refused too.
-    let err = second
-        .start(&LocalNode {
-            id: id("a"),
-            incarnation: 2,
-            listen: "a-2".into(),
-            fingerprint: Default::default(),
-            death_proof: Default::default(),
-        })
-        .await
-        .unwrap_err();
+    let err = second.start(&local("a", 2, "a-2")).await.unwrap_err();
     assert!(matches!(err, TransportError::Start { .. }), "{err}");
 
     // Starting the same endpoint twice is refused.
-    let err = first
-        .start(&LocalNode {
-            id: id("a"),
-            incarnation: 1,
-            listen: "a-again".into(),
-            fingerprint: Default::default(),
-            death_proof: Default::default(),
-        })
-        .await
-        .unwrap_err();
+    let err = first.start(&local("a", 1, "a-again")).await.unwrap_err();
     assert!(matches!(err, TransportError::Start { .. }), "{err}");
     assert_eq!(net.live_nodes(), vec![id("a")]);
 
     // Once the holder is gone the refused endpoint can still start there.
     first.shutdown().await;
-    let addr = second
-        .start(&LocalNode {
-            id: id("a"),
-            incarnation: 2,
-            listen: "a".into(),
-            fingerprint: Default::default(),
-            death_proof: Default::default(),
-        })
-        .await
-        .unwrap();
+    let addr = second.start(&local("a", 2, "a")).await.unwrap();
     assert_eq!(addr, "a");
     assert_eq!(net.incarnation("a"), Some(2));
 }
@@ -241,15 +199,7 @@ async fn works_as_a_trait_object() {
     let a: Arc<dyn Transport> = Arc::new(net.transport());
     let b: Arc<dyn Transport> = Arc::new(net.transport());
     for (t, name) in [(&a, "a"), (&b, "b")] {
-        t.start(&LocalNode {
-            id: id(name),
-            incarnation: 1,
-            listen: name.into(),
-            fingerprint: Default::default(),
-            death_proof: Default::default(),
-        })
-        .await
-        .unwrap();
+        t.start(&local(name, 1, name)).await.unwrap();
     }
     a.send(&id("b"), Message::Leave).await.unwrap();
     assert_eq!(b.recv().await, Some(connected("a", 1)));

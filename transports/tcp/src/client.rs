@@ -89,13 +89,7 @@ pub struct TcpClient {
     next_id: u64,
 }
 
-impl std::fmt::Debug for TcpClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpClient")
-            .field("node", &self.node)
-            .finish()
-    }
-}
+debug_showing!(TcpClient { node });
 
 impl TcpClient {
     /// Connects to the node at `addr` and authenticates with `config`'s cluster and secret

@@ -281,19 +281,9 @@ pub struct HandshakeConfig {
     pub fingerprint: Fingerprint,
 }
 
-impl std::fmt::Debug for HandshakeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandshakeConfig")
-            .field("cluster", &self.cluster)
-            .field("secret", &"<redacted>")
-            .field("node", &self.node)
-            .field("incarnation", &self.incarnation)
-            .field("addr", &self.addr)
-            .field("client", &self.client)
-            .field("fingerprint", &self.fingerprint)
-            .finish()
-    }
-}
+debug_showing!(HandshakeConfig {
+    cluster, secret = "<redacted>", node, incarnation, addr, client, fingerprint,
+});
 
 impl HandshakeConfig {
     fn hello(&self, nonce: Nonce) -> Hello {
@@ -1197,6 +1187,43 @@ mod tests {
         (init, resp, auth)
     }
 
+    /// What a fresh responder under `b` (nonce 0) answers to `hello`.
+    fn answer(b: &HandshakeConfig, hello: &Hello) -> Result<Step, HandshakeError> {
+        Responder::new(b.clone(), [0; NONCE_LEN]).on_frame(&hello.encode())
+    }
+
+    /// `result` is the refusal of the field `field`.
+    #[track_caller]
+    fn assert_invalid_field<T: std::fmt::Debug>(result: Result<T, HandshakeError>, field: &str) {
+        assert!(
+            matches!(&result, Err(HandshakeError::InvalidField { field: f, .. }) if *f == field),
+            "{result:?}"
+        );
+    }
+
+    /// Each of `frames`, fed to its own copy of `machine`, is an error (malformed or a bad
+    /// MAC), after which that copy is finished: `next`, the frame it waited for, is refused.
+    #[track_caller]
+    fn assert_each_rejected<M: Clone>(
+        machine: &M,
+        on_frame: fn(&mut M, &[u8]) -> Result<Step, HandshakeError>,
+        frames: &[Vec<u8>],
+        next: &[u8],
+    ) {
+        for f in frames {
+            let mut m = machine.clone();
+            let result = on_frame(&mut m, f);
+            assert!(
+                matches!(
+                    result,
+                    Err(HandshakeError::Malformed { .. } | HandshakeError::BadMac)
+                ),
+                "{f:?}: {result:?}"
+            );
+            assert_eq!(on_frame(&mut m, next), Err(HandshakeError::Finished));
+        }
+    }
+
     /// Runs a handshake between nodes whose fingerprints may differ; returns the initiator's
     /// error and what the responder made of the abort frame it was left (if any).
     fn mismatched(
@@ -1270,18 +1297,11 @@ mod tests {
         let b = cfg("b", b"s");
         let mut hello = cfg("a", b"s").hello([0; NONCE_LEN]);
         hello.magic = *b"HTTP";
-        assert_eq!(
-            Responder::new(b.clone(), [0; NONCE_LEN])
-                .on_frame(&hello.encode())
-                .unwrap_err(),
-            HandshakeError::BadMagic
-        );
+        assert_eq!(answer(&b, &hello).unwrap_err(), HandshakeError::BadMagic);
         let mut hello = cfg("a", b"s").hello([0; NONCE_LEN]);
         hello.version = PROTOCOL_VERSION + 1;
         assert_eq!(
-            Responder::new(b, [0; NONCE_LEN])
-                .on_frame(&hello.encode())
-                .unwrap_err(),
+            answer(&b, &hello).unwrap_err(),
             HandshakeError::Version {
                 ours: PROTOCOL_VERSION,
                 theirs: PROTOCOL_VERSION + 1
@@ -1681,18 +1701,7 @@ mod tests {
             }
             .encode(),
         );
-        for f in frames {
-            let mut r = resp.clone();
-            let result = r.on_frame(&f);
-            assert!(
-                matches!(
-                    result,
-                    Err(HandshakeError::Malformed { .. } | HandshakeError::BadMac)
-                ),
-                "{f:?}: {result:?}"
-            );
-            assert_eq!(r.on_frame(&auth), Err(HandshakeError::Finished));
-        }
+        assert_each_rejected(&resp, Responder::on_frame, &frames, &auth);
     }
 
     #[test]
@@ -1742,18 +1751,7 @@ mod tests {
             }
             .encode(),
         );
-        for f in frames {
-            let mut i = init.clone();
-            let result = i.on_frame(&f);
-            assert!(
-                matches!(
-                    result,
-                    Err(HandshakeError::Malformed { .. } | HandshakeError::BadMac)
-                ),
-                "{f:?}: {result:?}"
-            );
-            assert_eq!(i.on_frame(&ACCEPT), Err(HandshakeError::Finished));
-        }
+        assert_each_rejected(&init, Initiator::on_frame, &frames, &ACCEPT);
         // The genuine one still works.
         let mut i = init.clone();
         assert_eq!(i.on_frame(&refuse), Err(HandshakeError::Refused(refusal())));
@@ -1764,22 +1762,10 @@ mod tests {
         let b = cfg("b", b"s");
         let mut hello = cfg("a", b"s").hello([0; NONCE_LEN]);
         hello.node = NodeId::new("x".repeat(MAX_FIELD_LEN + 1));
-        let err = Responder::new(b.clone(), [0; NONCE_LEN])
-            .on_frame(&hello.encode())
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            HandshakeError::InvalidField { field: "node", .. }
-        ));
+        assert_invalid_field(answer(&b, &hello), "node");
         let mut hello = cfg("a", b"s").hello([0; NONCE_LEN]);
         hello.addr.clear();
-        let err = Responder::new(b, [0; NONCE_LEN])
-            .on_frame(&hello.encode())
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            HandshakeError::InvalidField { field: "addr", .. }
-        ));
+        assert_invalid_field(answer(&b, &hello), "addr");
     }
 
     #[test]
@@ -1809,21 +1795,12 @@ mod tests {
                 let mut hello = cfg("a", b"s").hello([0; NONCE_LEN]);
                 hello.client = client;
                 hello.fingerprint = fp.clone();
-                let err = Responder::new(b.clone(), [0; NONCE_LEN])
-                    .on_frame(&hello.encode())
-                    .unwrap_err();
-                assert!(
-                    matches!(err, HandshakeError::InvalidField { field: f, .. } if f == field),
-                    "{err:?}"
-                );
+                assert_invalid_field(answer(&b, &hello), field);
             }
             // ... and from a responder.
             let mut rb = b.clone();
             rb.fingerprint = fp;
-            assert!(matches!(
-                run(cfg("a", b"s"), rb),
-                Err(HandshakeError::InvalidField { field: f, .. }) if f == field
-            ));
+            assert_invalid_field(run(cfg("a", b"s"), rb), field);
         }
         assert!(check_fingerprint(&fingerprint()).is_ok());
         assert!(check_fingerprint(&Fingerprint::default()).is_ok());
@@ -1836,22 +1813,11 @@ mod tests {
         assert!(b_sees.client);
         assert_eq!(b_sees.addr, "");
         // A responder pretending to be a client is refused.
-        let err = run(cfg("a", b"s"), client).unwrap_err();
-        assert!(matches!(
-            err,
-            HandshakeError::InvalidField {
-                field: "client",
-                ..
-            }
-        ));
+        assert_invalid_field(run(cfg("a", b"s"), client), "client");
         // A node must advertise an address.
         let mut node = cfg("a", b"s");
         node.addr.clear();
-        let err = run(node, cfg("b", b"s")).unwrap_err();
-        assert!(matches!(
-            err,
-            HandshakeError::InvalidField { field: "addr", .. }
-        ));
+        assert_invalid_field(run(node, cfg("b", b"s")), "addr");
     }
 
     #[test]

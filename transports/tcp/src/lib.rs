@@ -177,6 +177,29 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// `impl Debug` for a type that holds key material or sockets: its name and only the fields
+/// listed, in order, as `#[derive(Debug)]` would print them. `field = value` prints `value`
+/// instead of the field (`"<redacted>"`, or what `$this`, the value shown, computes). A macro: a
+/// function cannot write an impl.
+macro_rules! debug_showing {
+    ($ty:ident $(as $this:ident)? { $($field:ident $(= $value:expr)?),+ $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                $(let $this = self;)?
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &debug_showing!(@value self $field $($value)?)))+
+                    .finish()
+            }
+        }
+    };
+    (@value $self:ident $field:ident) => {
+        $self.$field
+    };
+    (@value $self:ident $field:ident $value:expr) => {
+        $value
+    };
+}
+
 mod admission;
 mod client;
 pub mod handshake;
@@ -289,26 +312,11 @@ impl TcpConfig {
     }
 }
 
-impl std::fmt::Debug for TcpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpConfig")
-            .field("cluster", &self.cluster)
-            .field("secret", &"<redacted>")
-            .field("max_frame", &self.max_frame)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("reconnect_min", &self.reconnect_min)
-            .field("reconnect_max", &self.reconnect_max)
-            .field("max_pending_handshakes", &self.max_pending_handshakes)
-            .field("max_pending_per_source", &self.max_pending_per_source)
-            .field("max_pending_known_source", &self.max_pending_known_source)
-            .field("reserved_known_handshakes", &self.reserved_known_handshakes)
-            .field("inbound_queue", &self.inbound_queue)
-            .field("outbound_queue", &self.outbound_queue)
-            .field("advertise", &self.advertise)
-            .field("tls", &self.uses_tls())
-            .finish()
-    }
-}
+debug_showing!(TcpConfig as this {
+    cluster, secret = "<redacted>", max_frame, handshake_timeout, reconnect_min, reconnect_max,
+    max_pending_handshakes, max_pending_per_source, max_pending_known_source,
+    reserved_known_handshakes, inbound_queue, outbound_queue, advertise, tls = this.uses_tls(),
+});
 
 /// Shared by the transport handle and its tasks.
 pub(crate) struct Inner {
@@ -602,5 +610,37 @@ impl Transport for TcpTransport {
         self.inner.root.cancel();
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `debug_showing!`: the configurations print every field but the secret, in order.
+    #[test]
+    fn debug_of_the_configurations_hides_the_secret() {
+        let cfg = TcpConfig::new("c", b"hunter2-secret".to_vec());
+        let text = format!("{cfg:?}");
+        assert!(
+            text.starts_with(r#"TcpConfig { cluster: "c", secret: "<redacted>", max_frame: "#),
+            "{text}"
+        );
+        assert!(text.ends_with("advertise: None, tls: false }"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let hs = format!(
+            "{:?}",
+            HandshakeConfig {
+                cluster: "c".into(),
+                secret: b"hunter2-secret".to_vec(),
+                node: NodeId::new("n"),
+                incarnation: 1,
+                addr: "a:1".into(),
+                client: false,
+                fingerprint: Default::default(),
+            }
+        );
+        assert!(hs.starts_with(r#"HandshakeConfig { cluster: "c", secret: "<redacted>", node: "#));
+        assert!(!hs.contains("hunter2"), "{hs}");
     }
 }

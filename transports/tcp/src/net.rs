@@ -112,6 +112,18 @@ async fn next_frame(framed: &mut Framing) -> Result<bytes::BytesMut, DialError> 
     }
 }
 
+/// Sends one handshake frame and reads the peer's answer to it.
+async fn send_then_next(
+    framed: &mut Framing,
+    frame: Vec<u8>,
+) -> Result<bytes::BytesMut, DialError> {
+    framed
+        .send(Bytes::from(frame))
+        .await
+        .map_err(DialError::Io)?;
+    next_frame(framed).await
+}
+
 /// A failed TLS handshake, as a dial error: the TLS reason when there is one.
 #[cfg(feature = "tls")]
 fn tls_dial_error(e: io::Error) -> DialError {
@@ -209,11 +221,7 @@ async fn dial_inner(
     let stream = dialed_stream(&inner.cfg, addr, stream).await?;
     let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
     let (mut hs, hello) = Initiator::new(hcfg, nonce().map_err(DialError::Random)?);
-    framed
-        .send(Bytes::from(hello))
-        .await
-        .map_err(DialError::Io)?;
-    let reply = next_frame(&mut framed).await?;
+    let reply = send_then_next(&mut framed, hello).await?;
     let step = match hs.on_frame(&reply) {
         Ok(step) => step,
         Err(e) => {
@@ -263,11 +271,7 @@ async fn dial_inner(
         node: info.node.clone(),
         attempt,
     };
-    framed
-        .send(Bytes::from(auth))
-        .await
-        .map_err(DialError::Io)?;
-    let accept = next_frame(&mut framed).await?;
+    let accept = send_then_next(&mut framed, auth).await?;
     match hs.on_frame(&accept)? {
         Step::Done { peer, .. } => match hs.session_keys() {
             Some(keys) => Ok((framed, peer, attempt, claim, keys.clone())),
@@ -566,14 +570,11 @@ fn report_mismatch(
     let Some(theirs) = theirs else {
         return;
     };
-    let st = lock(&inner.state);
-    if !st.closed {
-        st.emit(TransportEvent::Mismatch {
-            addr: addr.to_string(),
-            mismatch: mismatch.clone(),
-            theirs,
-        });
-    }
+    lock(&inner.state).emit_unless_closed(TransportEvent::Mismatch {
+        addr: addr.to_string(),
+        mismatch: mismatch.clone(),
+        theirs,
+    });
 }
 
 /// When `addr` is a name (not an `ip:port`), resolves it and names the node whose advertised
@@ -641,13 +642,10 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
                     if let Some(more) = inner.limited("refused by peer", &addr) {
                         warn!(peer = %addr, "refused by the peer: {refusal}{more}");
                     }
-                    let st = lock(&inner.state);
-                    if !st.closed {
-                        st.emit(TransportEvent::Refused {
-                            addr: addr.clone(),
-                            refusal,
-                        });
-                    }
+                    lock(&inner.state).emit_unless_closed(TransportEvent::Refused {
+                        addr: addr.clone(),
+                        refusal,
+                    });
                     return;
                 }
                 e => Err(e.to_string()),
@@ -665,10 +663,7 @@ pub(crate) async fn run_connect(inner: Arc<Inner>, addr: String) {
         } else {
             debug!(peer = %addr, failures = count, "connect failed: {reason}");
         }
-        let st = lock(&inner.state);
-        if !st.closed {
-            st.emit(TransportEvent::ConnectFailed { addr, reason });
-        }
+        lock(&inner.state).emit_unless_closed(TransportEvent::ConnectFailed { addr, reason });
     }
 }
 
@@ -908,11 +903,7 @@ async fn inbound(
         };
         // A valid Hello: this one is no longer displaced by newcomers.
         ticket.reached(Stage::Hello);
-        framed
-            .send(Bytes::from(reply))
-            .await
-            .map_err(DialError::Io)?;
-        let auth = next_frame(&mut framed).await?;
+        let auth = send_then_next(&mut framed, reply).await?;
         match hs.on_frame(&auth)? {
             Step::Done { frame, peer } => Ok((frame, peer)),
             Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
@@ -963,13 +954,10 @@ async fn inbound(
         }
         Ok(Err(DialError::Handshake(HandshakeError::Aborted(refusal)))) => {
             warn!(peer = %peer, "handshake ended: the dialing peer declined the connection: {refusal}");
-            let st = lock(&inner.state);
-            if !st.closed {
-                st.emit(TransportEvent::Refused {
-                    addr: peer.to_string(),
-                    refusal,
-                });
-            }
+            lock(&inner.state).emit_unless_closed(TransportEvent::Refused {
+                addr: peer.to_string(),
+                refusal,
+            });
             return;
         }
         Ok(Err(e)) if dying_listener(&e) => {

@@ -205,6 +205,14 @@ impl State {
         let _ = self.events.send((event, None));
     }
 
+    /// [`State::emit`] unless the transport is shut down: nobody hears of a dial or an accept
+    /// that was still under way when it closed.
+    pub(crate) fn emit_unless_closed(&self, event: TransportEvent) {
+        if !self.closed {
+            self.emit(event);
+        }
+    }
+
     pub(crate) fn emit_message(&self, event: TransportEvent, slot: OwnedSemaphorePermit) {
         let _ = self.events.send((event, Some(slot)));
     }

@@ -38,9 +38,25 @@ impl Stream {
     }
 }
 
+/// What every variant of [`Stream`] is underneath: a byte stream tokio can poll.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+impl Stream {
+    /// The variant's stream, whichever it is: the one place that lists the variants for IO.
+    fn io(&mut self) -> &mut dyn Io {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => s.as_mut(),
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => s.as_mut(),
+        }
+    }
+}
+
 /// A TLS read that met the TCP end of the stream without `close_notify`: an end of stream,
 /// as over plain TCP (see the module docs).
-#[cfg(feature = "tls")]
 fn fin_is_eof(read: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
     match read {
         Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
@@ -54,51 +70,41 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            #[cfg(feature = "tls")]
-            Stream::TlsClient(s) => fin_is_eof(Pin::new(s.as_mut()).poll_read(cx, buf)),
-            #[cfg(feature = "tls")]
-            Stream::TlsServer(s) => fin_is_eof(Pin::new(s.as_mut()).poll_read(cx, buf)),
-        }
+        let this = self.get_mut();
+        let tls = !matches!(this, Stream::Plain(_));
+        let read = Pin::new(this.io()).poll_read(cx, buf);
+        if tls { fin_is_eof(read) } else { read }
     }
 }
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            #[cfg(feature = "tls")]
-            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            #[cfg(feature = "tls")]
-            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
+/// Implements `AsyncWrite` for `$ty` by handing every call to the writer that `$inner`
+/// borrows from `$this` (a `&mut` of the value). A macro: a function cannot write an impl.
+macro_rules! forward_write {
+    ($ty:ty, |$this:ident| $inner:expr) => {
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                let $this = self.get_mut();
+                Pin::new($inner).poll_write(cx, buf)
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            #[cfg(feature = "tls")]
-            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            #[cfg(feature = "tls")]
-            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                Pin::new($inner).poll_flush(cx)
+            }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            #[cfg(feature = "tls")]
-            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            #[cfg(feature = "tls")]
-            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let $this = self.get_mut();
+                Pin::new($inner).poll_shutdown(cx)
+            }
         }
-    }
+    };
 }
+
+forward_write!(Stream, |this| this.io());
 
 /// Whether the first bytes a listener sees are a TLS `ClientHello` (a handshake record,
 /// major version 3). A baton `Hello` starts with its 4-byte length, whose first byte is 0 for
@@ -158,21 +164,7 @@ impl AsyncRead for Sniffed {
 }
 
 #[cfg(feature = "tls")]
-impl AsyncWrite for Sniffed {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
-}
+forward_write!(Sniffed, |this| &mut this.tcp);
 
 /// The TLS failure behind an IO error, described for a log line, if there is one: a
 /// certificate the peer did not accept (an alert from it) or that we did not.

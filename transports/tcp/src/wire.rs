@@ -86,13 +86,7 @@ pub struct FrameSealer {
     next: u64,
 }
 
-impl std::fmt::Debug for FrameSealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameSealer")
-            .field("next", &self.next)
-            .finish()
-    }
-}
+debug_showing!(FrameSealer { next });
 
 impl FrameSealer {
     /// A sealer under `key` (the sender's [`crate::handshake::SessionKeys::send`]).
@@ -128,13 +122,7 @@ pub struct FrameOpener {
     seen: u64,
 }
 
-impl std::fmt::Debug for FrameOpener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameOpener")
-            .field("top", &self.top)
-            .finish()
-    }
-}
+debug_showing!(FrameOpener { top });
 
 impl FrameOpener {
     /// An opener under `key` (the receiver's [`crate::handshake::SessionKeys::recv`]).

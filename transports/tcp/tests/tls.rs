@@ -13,8 +13,8 @@ mod common;
 
 use baton_core::message::Message;
 use baton_core::{CloseKind, NodeId, Transport, TransportEvent};
-use baton_transport_tcp::tls::Tls;
-use baton_transport_tcp::{TcpClient, TcpConfig};
+use baton_transport_tcp::tls::{Tls, TlsError};
+use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
@@ -97,12 +97,34 @@ impl Identity {
     }
 }
 
+/// A cluster CA, and nodes a (incarnation 1) and b (2) under it, connected; b's address.
+async fn tls_pair() -> (Ca, (TcpTransport, TcpTransport, String)) {
+    let ca = Ca::new("cluster ca");
+    let ((a, _), (b, b_addr)) = start_paired(
+        (ca.identity("a").config(), "a", 1),
+        (ca.identity("b").config(), "b", 2),
+    )
+    .await;
+    (ca, (a, b, b_addr))
+}
+
+/// `dialer` dials `addr` and is refused over TLS in use on one side only: the listener's log
+/// says `listener_says`, the dialer's `connect failed` and `dialer_says`.
+async fn refused_for_tls(
+    logs: &Logs,
+    dialer: &TcpTransport,
+    addr: &str,
+    listener_says: &str,
+    dialer_says: &str,
+) {
+    dialer.connect(addr).await;
+    logs.wait_for(&[listener_says]).await;
+    logs.wait_for(&["connect failed", dialer_says]).await;
+}
+
 #[tokio::test]
 async fn tls_nodes_connect_and_talk_and_a_client_asks_status() {
-    let ca = Ca::new("cluster ca");
-    let (a, _) = start_with(ca.identity("a").config(), "a", 1).await;
-    let (b, b_addr) = start_with(ca.identity("b").config(), "b", 2).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 2).await;
+    let (ca, (a, b, b_addr)) = tls_pair().await;
     a.send(&NodeId::new("b"), Message::StatusRequest)
         .await
         .unwrap();
@@ -129,8 +151,7 @@ async fn tls_nodes_connect_and_talk_and_a_client_asks_status() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("requires TLS"), "{e}");
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 #[tokio::test]
@@ -165,10 +186,7 @@ async fn a_tls_fin_without_close_notify_is_orderly_and_proves_death_but_a_reset_
 
 #[tokio::test]
 async fn a_tls_node_shut_down_is_proven_dead_by_its_tls_peer() {
-    let ca = Ca::new("cluster ca");
-    let (a, _) = start_with(ca.identity("a").config(), "a", 1).await;
-    let (b, b_addr) = start_with(ca.identity("b").config(), "b", 2).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 2).await;
+    let (_, (a, b, _)) = tls_pair().await;
     // Dropped, not shut down: its tasks end and the kernel closes its sockets (FIN, no
     // close_notify), then its port refuses: the proof of death, as over plain TCP.
     drop(b);
@@ -223,12 +241,7 @@ async fn a_certificate_of_another_ca_is_refused_and_both_sides_say_why() {
     ])
     .await;
     let at_a = drain(&a, Duration::from_millis(300)).await;
-    assert!(
-        !at_a
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "{at_a:?}"
-    );
+    assert_not_connected(&at_a, "no Connected");
     for t in [a, m, n] {
         t.shutdown().await;
     }
@@ -241,34 +254,28 @@ async fn plaintext_and_tls_nodes_refuse_each_other_and_say_why() {
     let (t, t_addr) = start_with(ca.identity("t").config(), "t", 1).await;
     let (p, p_addr) = start("p", 1).await;
     // A plaintext node dials the TLS node.
-    p.connect(&t_addr).await;
-    logs.wait_for(&["the dialer speaks plain text and this node requires TLS"])
-        .await;
-    logs.wait_for(&[
-        "connect failed",
+    refused_for_tls(
+        &logs,
+        &p,
+        &t_addr,
+        "the dialer speaks plain text and this node requires TLS",
         "the peer requires TLS ([cluster.tls] is set there) and this side has no [cluster.tls]",
-    ])
+    )
     .await;
     // The TLS node dials the plaintext one.
-    t.connect(&p_addr).await;
-    logs.wait_for(&["the dialer speaks TLS and this node has no [cluster.tls]"])
-        .await;
-    logs.wait_for(&[
-        "connect failed",
+    refused_for_tls(
+        &logs,
+        &t,
+        &p_addr,
+        "the dialer speaks TLS and this node has no [cluster.tls]",
         "the peer does not use TLS (no [cluster.tls] there) and this side has [cluster.tls]",
-    ])
+    )
     .await;
     for tr in [&t, &p] {
         let seen = drain(tr, Duration::from_millis(300)).await;
-        assert!(
-            !seen
-                .iter()
-                .any(|e| matches!(e, TransportEvent::Connected { .. })),
-            "{seen:?}"
-        );
+        assert_not_connected(&seen, "no Connected");
     }
-    t.shutdown().await;
-    p.shutdown().await;
+    shutdown_all([t, p]).await;
 }
 
 #[test]
@@ -287,58 +294,38 @@ fn unusable_files_name_the_field_the_file_and_the_problem() {
     let junk = write("junk.pem", "not a pem file\n");
     let missing = dir.join("missing.pem");
     Tls::from_files(&cert, &key, &ca).expect("the generated files are valid");
-    let cases = [
-        (
-            Tls::from_files(&missing, &key, &ca),
-            "cluster.tls.cert",
-            "missing.pem",
-            "cannot read",
-        ),
-        (
-            Tls::from_files(&cert, &missing, &ca),
-            "cluster.tls.key",
-            "missing.pem",
-            "cannot read",
-        ),
-        (
-            Tls::from_files(&cert, &key, &missing),
-            "cluster.tls.ca",
-            "missing.pem",
-            "cannot read",
-        ),
-        (
-            Tls::from_files(&junk, &key, &ca),
-            "cluster.tls.cert",
-            "junk.pem",
-            "BEGIN CERTIFICATE",
-        ),
-        (
-            Tls::from_files(&cert, &junk, &ca),
-            "cluster.tls.key",
-            "junk.pem",
-            "BEGIN PRIVATE KEY",
-        ),
-        (
-            Tls::from_files(&cert, &key, &junk),
-            "cluster.tls.ca",
-            "junk.pem",
-            "BEGIN CERTIFICATE",
-        ),
-        // A key and a certificate that do not belong together.
-        (
-            Tls::from_files(&key, &cert, &ca),
-            "cluster.tls.cert",
-            "node-key.pem",
-            "BEGIN CERTIFICATE",
-        ),
-    ];
-    for (result, field, file, what) in cases {
-        let e = result.expect_err(field).to_string();
+    let check = |result: Result<Tls, TlsError>, field: &str, file: &str, what: &str| {
+        let field = format!("cluster.tls.{field}");
+        let e = result.expect_err(&field).to_string();
         assert!(
-            e.contains(field) && e.contains(file) && e.contains(what),
+            e.contains(&field) && e.contains(file) && e.contains(what),
             "{field} {file} {what}: {e}"
         );
+    };
+    // Each of the three files missing, then each one junk.
+    let junk_says = [
+        "BEGIN CERTIFICATE",
+        "BEGIN PRIVATE KEY",
+        "BEGIN CERTIFICATE",
+    ];
+    for (bad, file, says) in [
+        (&missing, "missing.pem", ["cannot read"; 3]),
+        (&junk, "junk.pem", junk_says),
+    ] {
+        for (i, field) in ["cert", "key", "ca"].into_iter().enumerate() {
+            let mut files = [&cert, &key, &ca];
+            files[i] = bad;
+            check(
+                Tls::from_files(files[0], files[1], files[2]),
+                field,
+                file,
+                says[i],
+            );
+        }
     }
+    // A key and a certificate that do not belong together.
+    let swapped = Tls::from_files(&key, &cert, &ca);
+    check(swapped, "cert", "node-key.pem", "BEGIN CERTIFICATE");
     let other_key = write(
         "other-key.pem",
         &KeyPair::generate().unwrap().serialize_pem(),

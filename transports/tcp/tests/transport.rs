@@ -37,12 +37,7 @@ async fn wrong_secret_is_refused_and_good_peers_keep_working() {
         matches!(e, TransportEvent::ConnectFailed { .. })
     })
     .await;
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "{seen:?}"
-    );
+    assert_not_connected(&seen, "no Connected");
     let line = logs
         .wait_for(&[
             "handshake refused",
@@ -92,16 +87,11 @@ async fn wrong_cluster_is_refused() {
         |e| matches!(e, TransportEvent::ConnectFailed { reason, .. } if reason.contains("refused")),
     )
     .await;
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. }))
-    );
+    assert_not_connected(&seen, "no Connected");
     logs.wait_for(&["handshake refused", "wrong cluster", "\"other-cluster\""])
         .await;
     assert!(drain(&b, Duration::from_millis(50)).await.is_empty());
-    b.shutdown().await;
-    other.shutdown().await;
+    shutdown_all([b, other]).await;
 }
 
 fn raw_hello(magic: [u8; 4], version: u16) -> Vec<u8> {
@@ -174,10 +164,7 @@ async fn garbage_and_oversized_frames_close_the_connection_only() {
     read_to_close(&mut s, SOON).await;
 
     // The listener still accepts good peers.
-    let (a, _) = start("a", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-    a.shutdown().await;
-    b.shutdown().await;
+    a_good_peer_still_gets_in(b, &b_addr).await;
 }
 
 #[tokio::test]
@@ -212,10 +199,7 @@ async fn authenticated_peer_sending_garbage_is_disconnected_but_not_proven_dead(
     assert_no_death(&later, "garbage from an authenticated peer is no proof");
 
     // b keeps running.
-    let (a, _) = start("a", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-    a.shutdown().await;
-    b.shutdown().await;
+    a_good_peer_still_gets_in(b, &b_addr).await;
 }
 
 #[tokio::test]
@@ -253,18 +237,12 @@ async fn replayed_handshake_is_refused() {
     assert!(rest.is_empty(), "no Accept for a replayed Auth");
     logs.wait_for(&["handshake refused", "authentication failed", &local])
         .await;
-    assert!(
-        !drain(&b, Duration::from_millis(100))
-            .await
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "the replay must not connect"
-    );
+    let later = drain(&b, Duration::from_millis(100)).await;
+    assert_not_connected(&later, "the replay must not connect");
 
     // The genuine node still gets in.
     pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,9 +281,7 @@ async fn killed_process_is_proven_dead_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newer_incarnation_handshake_proves_the_old_one_dead() {
-    let (a, a_addr) = start("a", 1).await;
-    let (b1, b1_addr) = start("b", 1).await;
-    pair(&a, "a", 1, &b1, &b1_addr, "b", 1).await;
+    let ((a, a_addr), (b1, b1_addr)) = start_paired((config(), "a", 1), (config(), "b", 1)).await;
 
     // A newer process of b (elsewhere: a copy-pasted config) reaches a while the old one is
     // connected: a duplicate name. It is refused and told who holds the name; b1 keeps it.
@@ -316,12 +292,7 @@ async fn newer_incarnation_handshake_proves_the_old_one_dead() {
             if node.as_str() == "b" && *addr == b1_addr)
     })
     .await;
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e, TransportEvent::Connected { .. })),
-        "{seen:?}"
-    );
+    assert_not_connected(&seen, "no Connected");
     let at_a = drain(&a, Duration::from_millis(300)).await;
     assert!(
         !at_a.iter().any(|e| matches!(
@@ -367,9 +338,7 @@ async fn an_orderly_close_then_a_refused_redial_proves_death_but_a_reset_does_no
 
 #[tokio::test]
 async fn a_stale_incarnation_is_told_the_known_one_and_may_move_above_it() {
-    let (a, a_addr) = start("a", 1).await;
-    let (b5, b5_addr) = start("b", 5).await;
-    pair(&a, "a", 1, &b5, &b5_addr, "b", 5).await;
+    let ((a, a_addr), (b5, _)) = start_paired((config(), "a", 1), (config(), "b", 5)).await;
     b5.shutdown().await;
     expect(&a, SOON, "Dead{b,5}", is_dead("b", 5)).await;
     // Restarted with the wall clock behind: a lower incarnation than a knows.
@@ -392,8 +361,7 @@ async fn a_stale_incarnation_is_told_the_known_one_and_may_move_above_it() {
     assert!(b3.reincarnate(6).await);
     b3.connect(&a_addr).await;
     expect(&a, SOON, "Connected{b,6}", is_connected("b", 6)).await;
-    a.shutdown().await;
-    b3.shutdown().await;
+    shutdown_all([a, b3]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,8 +415,7 @@ async fn reset_connection_reconnects_to_the_same_incarnation_without_death() {
     assert_eq!(messages_from(&b, 1).await[0].from, NodeId::new("a"));
     b.send(&NodeId::new("a"), Message::Leave).await.unwrap();
     assert_eq!(messages_from(&a, 1).await[0].from, NodeId::new("b"));
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 #[tokio::test]
@@ -495,8 +462,7 @@ async fn connect_to_self_duplicates_and_closed_ports() {
     })
     .await;
     assert_eq!(seen.len(), 1, "{seen:?}");
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 /// Pending handshakes are capped per source and in all; a newcomer displaces the oldest idle
@@ -568,8 +534,7 @@ async fn silent_clients_are_displaced_dropped_at_the_deadline_and_capped() {
     logs.wait_for(&["refusing connection", "rate limited", "from 127.0.0.1"])
         .await;
     drop(lingering);
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 #[tokio::test]
@@ -588,9 +553,7 @@ async fn start_reports_the_address_and_the_os_error() {
 
 #[tokio::test]
 async fn recv_ends_after_shutdown_and_the_peer_sees_death() {
-    let (a, _) = start("a", 1).await;
-    let (b, b_addr) = start("b", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    let ((a, _), (b, b_addr)) = start_paired((config(), "a", 1), (config(), "b", 1)).await;
     a.shutdown().await;
     assert!(a.recv().await.is_none());
     assert!(a.recv().await.is_none());
@@ -681,8 +644,7 @@ async fn advertised_address_is_announced_and_redialed() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("advertised address"), "{err}");
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 /// Issue 10: a peer down for a while costs a handful of lines, however often the engine asks
@@ -692,9 +654,7 @@ async fn advertised_address_is_announced_and_redialed() {
 #[tokio::test]
 async fn a_peer_down_costs_a_handful_of_lines() {
     let (logs, _guard) = Logs::capture();
-    let (a, _a_addr) = start("a", 1).await;
-    let (b, b_addr) = start("b", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    let ((a, _a_addr), (b, b_addr)) = start_paired((config(), "a", 1), (config(), "b", 1)).await;
     let from = logs.text().len();
     b.shutdown().await;
     expect(&a, SOON, "Dead{b}", is_dead("b", 1)).await;
@@ -759,9 +719,7 @@ async fn a_peer_down_costs_a_handful_of_lines() {
     assert_eq!(about_nobody.len(), 2, "{lines:#?}");
     assert!(about_nobody[0].contains("connect failed"), "{lines:#?}");
     assert!(about_nobody[1].contains(" INFO ") && about_nobody[1].contains("answers again"));
-    a.shutdown().await;
-    b2.shutdown().await;
-    c.shutdown().await;
+    shutdown_all([a, b2, c]).await;
 }
 
 /// Issue 10: a seed given by DNS name (`localhost:port`) is matched to the peer advertising
@@ -770,9 +728,7 @@ async fn a_peer_down_costs_a_handful_of_lines() {
 #[tokio::test]
 async fn a_seed_given_by_name_is_matched_to_the_advertised_address() {
     let (logs, _guard) = Logs::capture();
-    let (a, _) = start("a", 1).await;
-    let (b, b_addr) = start("b", 1).await;
-    pair(&a, "a", 1, &b, &b_addr, "b", 1).await;
+    let ((a, _), (b, b_addr)) = start_paired((config(), "a", 1), (config(), "b", 1)).await;
     let port = b_addr.rsplit(':').next().unwrap();
     let by_name = format!("localhost:{port}");
     for _ in 0..5 {
@@ -787,8 +743,7 @@ async fn a_seed_given_by_name_is_matched_to_the_advertised_address() {
     );
     assert!(!text.contains(" WARN "), "{text}");
     assert!(drain(&a, Duration::from_millis(100)).await.is_empty());
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([a, b]).await;
 }
 
 /// Issue 10: every frame after the handshake is sealed. A frame altered in flight, one injected

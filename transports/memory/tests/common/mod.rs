@@ -18,17 +18,29 @@ pub fn id(name: &str) -> NodeId {
     NodeId::new(name)
 }
 
+/// A fresh network with node a (incarnation 1) started on it.
+pub async fn network_with_a() -> (MemoryNetwork, MemoryTransport) {
+    let net = MemoryNetwork::new();
+    let a = start(&net, "a", 1).await;
+    (net, a)
+}
+
+/// Node `name`'s identity, listening at `listen`.
+pub fn local(name: &str, incarnation: u64, listen: &str) -> LocalNode {
+    LocalNode {
+        id: id(name),
+        incarnation,
+        listen: listen.to_string(),
+        fingerprint: Default::default(),
+        death_proof: Default::default(),
+    }
+}
+
 /// A started endpoint named `name`, listening at `name`.
 pub async fn start(net: &MemoryNetwork, name: &str, incarnation: u64) -> MemoryTransport {
     let t = net.transport();
     let addr = t
-        .start(&LocalNode {
-            id: id(name),
-            incarnation,
-            listen: name.to_string(),
-            fingerprint: Default::default(),
-            death_proof: Default::default(),
-        })
+        .start(&local(name, incarnation, name))
         .await
         .expect("start");
     assert_eq!(addr, name);

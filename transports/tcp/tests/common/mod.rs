@@ -63,6 +63,43 @@ pub use baton_testkit::conformance::{
     SOON, assert_no_death, drain, expect, is_connected, is_dead, is_disconnected,
 };
 
+/// No event in `seen` is a `Connected`.
+#[track_caller]
+pub fn assert_not_connected(seen: &[baton_core::TransportEvent], what: &str) {
+    let connected: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, baton_core::TransportEvent::Connected { .. }))
+        .collect();
+    assert!(connected.is_empty(), "{what}: {connected:?} among {seen:?}");
+}
+
+/// `b` (node "b", incarnation 1, at `b_addr`) still lets a genuine peer in; then both shut
+/// down.
+pub async fn a_good_peer_still_gets_in(b: TcpTransport, b_addr: &str) {
+    let (a, _) = start("a", 1).await;
+    pair(&a, "a", 1, &b, b_addr, "b", 1).await;
+    shutdown_all([a, b]).await;
+}
+
+/// Shuts every transport down, in order.
+pub async fn shutdown_all<const N: usize>(ts: [TcpTransport; N]) {
+    for t in ts {
+        t.shutdown().await;
+    }
+}
+
+/// Starts `a` and `b` (each: configuration, name, incarnation), connects `a` to `b` and waits
+/// until each reports the other connected. Returns each with its address.
+pub async fn start_paired(
+    a: (TcpConfig, &str, u64),
+    b: (TcpConfig, &str, u64),
+) -> ((TcpTransport, String), (TcpTransport, String)) {
+    let (ta, a_addr) = start_with(a.0, a.1, a.2).await;
+    let (tb, b_addr) = start_with(b.0, b.1, b.2).await;
+    pair(&ta, a.1, a.2, &tb, &b_addr, b.1, b.2).await;
+    ((ta, a_addr), (tb, b_addr))
+}
+
 /// Connects `a` to `b` and waits until each reports the other connected.
 pub async fn pair(
     a: &TcpTransport,
@@ -190,12 +227,7 @@ pub async fn expect_close_then_proof(t: &TcpTransport, name: &str, inc: u64, res
     );
     if reset {
         let later = drain(t, Duration::from_millis(500)).await;
-        assert!(
-            !later
-                .iter()
-                .any(|e| matches!(e, TransportEvent::Dead { .. })),
-            "a reset followed by refusals is no proof: {later:?}"
-        );
+        assert_no_death(&later, "a reset followed by refusals is no proof");
     } else {
         let seen = expect(t, SOON, "Dead{x}", is_dead(name, inc)).await;
         assert!(
