@@ -3,11 +3,8 @@
 #![allow(
     dead_code,
     unreachable_pub,
-    reason = "a module shared by several test binaries: each uses part of it, none exports it"
-)]
-#![allow(
     clippy::unwrap_used,
-    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+    reason = "shared by the core test binaries (each uses part, none exports it); a panic is the failure report"
 )]
 
 use baton_core::config::GroupConfig;
