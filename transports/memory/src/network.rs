@@ -3,7 +3,7 @@
 
 use crate::transport::MemoryTransport;
 use baton_core::{
-    CloseKind, DeathProof, Envelope, Message, NodeId, TransportError, TransportEvent,
+    CloseKind, DeathProof, Envelope, Incarnation, Message, NodeId, TransportError, TransportEvent,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -84,14 +84,14 @@ pub struct NetworkStats {
 #[derive(Clone, Debug)]
 struct Link {
     endpoint: EndpointId,
-    incarnation: u64,
+    incarnation: Incarnation,
     addr: String,
 }
 
 /// A started endpoint.
 struct Endpoint {
     node: NodeId,
-    incarnation: u64,
+    incarnation: Incarnation,
     addr: String,
     tx: UnboundedSender<TransportEvent>,
     closed: Arc<AtomicBool>,
@@ -101,7 +101,7 @@ struct Endpoint {
     links: BTreeMap<NodeId, Link>,
     /// The last process this endpoint had a link with at each address (node, incarnation,
     /// endpoint): what a refused or differently-answered `connect` proves dead.
-    known_addrs: HashMap<String, (NodeId, u64, EndpointId)>,
+    known_addrs: HashMap<String, (NodeId, Incarnation, EndpointId)>,
 }
 
 /// A delayed event on a directed link, due at `due`.
@@ -369,7 +369,7 @@ impl MemoryNetwork {
     }
 
     /// The incarnation of `node`'s live endpoint, if it has one.
-    pub fn incarnation(&self, node: impl IntoNodeId) -> Option<u64> {
+    pub fn incarnation(&self, node: impl IntoNodeId) -> Option<Incarnation> {
         let node = node.into_node_id();
         let st = self.lock();
         let ep = st.by_node.get(&node)?;
@@ -412,7 +412,7 @@ impl MemoryNetwork {
         &self,
         ep: EndpointId,
         node: NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         addr: String,
         tx: UnboundedSender<TransportEvent>,
         closed: Arc<AtomicBool>,
@@ -434,7 +434,7 @@ impl MemoryNetwork {
                 tx,
             ));
         }
-        tracing::debug!(%node, incarnation, %addr, "memory network: endpoint started");
+        tracing::debug!(%node, incarnation = incarnation.get(), %addr, "memory network: endpoint started");
         st.by_addr.insert(addr.clone(), ep);
         st.by_node.insert(node.clone(), ep);
         st.endpoints.insert(
@@ -645,7 +645,7 @@ impl State {
         }
         // Processes this endpoint knew at `addr` that no longer listen there: still-open
         // (stale) links, and the last process it had a link with at that address.
-        let mut stale: Vec<(NodeId, u64)> = me
+        let mut stale: Vec<(NodeId, Incarnation)> = me
             .links
             .iter()
             .filter(|(_, l)| l.addr == addr && Some(l.endpoint) != target)
@@ -689,7 +689,7 @@ impl State {
 
     /// Removes `ep`'s link to that process of `node` (if any) and tells it the proof (`Disconnected` first when
     /// `closed`, i.e. it learns of the close at the same time).
-    fn prove_dead(&mut self, ep: EndpointId, node: NodeId, incarnation: u64, closed: bool) {
+    fn prove_dead(&mut self, ep: EndpointId, node: NodeId, incarnation: Incarnation, closed: bool) {
         if let Some(e) = self.endpoints.get_mut(&ep)
             && e.links
                 .get(&node)
@@ -913,7 +913,7 @@ impl State {
                 }
             }
         }
-        tracing::debug!(node = %gone.node, incarnation = gone.incarnation, graceful, "memory network: endpoint removed");
+        tracing::debug!(node = %gone.node, incarnation = gone.incarnation.get(), graceful, "memory network: endpoint removed");
         // `gone.tx` drops here: the endpoint's pending `recv()` returns `None`.
         true
     }

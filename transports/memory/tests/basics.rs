@@ -33,7 +33,7 @@ async fn send_delivers_the_envelope_with_sender_and_incarnation() {
     match next(&b).await {
         TransportEvent::Message(env) => {
             assert_eq!(env.from, id("a"));
-            assert_eq!(env.incarnation, 1);
+            assert_eq!(env.incarnation, baton_core::Incarnation(1));
             assert_eq!(env.message, Message::Leave);
         }
         other => panic!("unexpected {other:?}"),
@@ -123,7 +123,7 @@ async fn start_twice_on_the_same_address_is_refused() {
     let err = second
         .start(&LocalNode {
             id: id("other"),
-            incarnation: 1,
+            incarnation: baton_core::Incarnation(1),
             listen: "a".into(),
             fingerprint: Default::default(),
             death_proof: Default::default(),
@@ -139,7 +139,7 @@ async fn start_twice_on_the_same_address_is_refused() {
     let err = second
         .start(&LocalNode {
             id: id("a"),
-            incarnation: 2,
+            incarnation: baton_core::Incarnation(2),
             listen: "a-2".into(),
             fingerprint: Default::default(),
             death_proof: Default::default(),
@@ -152,7 +152,7 @@ async fn start_twice_on_the_same_address_is_refused() {
     let err = first
         .start(&LocalNode {
             id: id("a"),
-            incarnation: 1,
+            incarnation: baton_core::Incarnation(1),
             listen: "a-again".into(),
             fingerprint: Default::default(),
             death_proof: Default::default(),
@@ -167,7 +167,7 @@ async fn start_twice_on_the_same_address_is_refused() {
     let addr = second
         .start(&LocalNode {
             id: id("a"),
-            incarnation: 2,
+            incarnation: baton_core::Incarnation(2),
             listen: "a".into(),
             fingerprint: Default::default(),
             death_proof: Default::default(),
@@ -175,7 +175,7 @@ async fn start_twice_on_the_same_address_is_refused() {
         .await
         .unwrap();
     assert_eq!(addr, "a");
-    assert_eq!(net.incarnation("a"), Some(2));
+    assert_eq!(net.incarnation("a"), Some(baton_core::Incarnation(2)));
 }
 
 #[tokio::test]
@@ -243,7 +243,7 @@ async fn works_as_a_trait_object() {
     for (t, name) in [(&a, "a"), (&b, "b")] {
         t.start(&LocalNode {
             id: id(name),
-            incarnation: 1,
+            incarnation: baton_core::Incarnation(1),
             listen: name.into(),
             fingerprint: Default::default(),
             death_proof: Default::default(),

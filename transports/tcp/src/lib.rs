@@ -194,7 +194,9 @@ use crate::handshake::{HandshakeConfig, MAX_FIELD_LEN};
 use crate::peers::{Item, State, Status};
 use crate::queue::{Pushed, lock};
 use async_trait::async_trait;
-use baton_core::{LocalNode, Message, NodeId, Transport, TransportError, TransportEvent};
+use baton_core::{
+    Incarnation, LocalNode, Message, NodeId, Transport, TransportError, TransportEvent,
+};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -496,7 +498,7 @@ impl Transport for TcpTransport {
             self.inner.listener.clone(),
         ));
         *lock(&self.inner.acceptor) = Some(handle);
-        debug!(node = %me.id, incarnation = me.incarnation, addr = %advertised, "tcp transport listening");
+        debug!(node = %me.id, incarnation = me.incarnation.get(), addr = %advertised, "tcp transport listening");
         Ok(advertised)
     }
 
@@ -572,11 +574,11 @@ impl Transport for TcpTransport {
         }
     }
 
-    async fn reincarnate(&self, incarnation: u64) -> bool {
+    async fn reincarnate(&self, incarnation: Incarnation) -> bool {
         let moved = lock(&self.inner.state).reincarnate(incarnation);
         if moved {
             info!(
-                incarnation,
+                incarnation = incarnation.get(),
                 "moved to a new incarnation; reconnecting to every peer"
             );
         }

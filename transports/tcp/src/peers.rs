@@ -4,7 +4,9 @@
 
 use crate::handshake::{HandshakeConfig, PeerInfo};
 use crate::queue::Queue;
-use baton_core::{CloseKind, DeathProof, DeathProofMode, NodeId, Refusal, TransportEvent};
+use baton_core::{
+    CloseKind, DeathProof, DeathProofMode, Incarnation, NodeId, Refusal, TransportEvent,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +48,7 @@ pub(crate) enum Status {
 }
 
 pub(crate) struct Peer {
-    pub(crate) incarnation: u64,
+    pub(crate) incarnation: Incarnation,
     /// Advertised listen address (from the handshake).
     pub(crate) addr: String,
     pub(crate) status: Status,
@@ -274,7 +276,7 @@ impl State {
         if info.incarnation > p.incarnation {
             if p.status == Status::Dead {
                 // The engine logs the peer up (info); this is the transport's detail.
-                tracing::debug!(node = %info.node, incarnation = info.incarnation, addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
+                tracing::debug!(node = %info.node, incarnation = info.incarnation.get(), addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
             }
             if p.status != Status::Dead {
                 events.push(TransportEvent::Dead {
@@ -305,7 +307,7 @@ impl State {
             p.dial_now = true;
         } else if p.status != Status::Up {
             if p.status == Status::Dead {
-                info!(node = %info.node, incarnation = info.incarnation, "peer {} was declared dead but answers again: taken back", info.node);
+                info!(node = %info.node, incarnation = info.incarnation.get(), "peer {} was declared dead but answers again: taken back", info.node);
             }
             p.status = Status::Up;
             p.closed_in_order = false;
@@ -567,7 +569,7 @@ impl State {
 
     /// This node moves to `incarnation`: every connection (bound to the old one by its
     /// handshake) closes, and every live peer is redialed at once with the new one.
-    pub(crate) fn reincarnate(&mut self, incarnation: u64) -> bool {
+    pub(crate) fn reincarnate(&mut self, incarnation: Incarnation) -> bool {
         let Some(me) = self.me.as_mut() else {
             return false;
         };

@@ -20,7 +20,7 @@ pub async fn start(net: &MemoryNetwork, name: &str, incarnation: u64) -> MemoryT
     let addr = t
         .start(&LocalNode {
             id: id(name),
-            incarnation,
+            incarnation: baton_core::Incarnation(incarnation),
             listen: name.to_string(),
             fingerprint: Default::default(),
             death_proof: Default::default(),
@@ -50,7 +50,7 @@ pub async fn assert_quiet(t: &MemoryTransport) {
 pub fn connected(name: &str, incarnation: u64) -> TransportEvent {
     TransportEvent::Connected {
         node: id(name),
-        incarnation,
+        incarnation: baton_core::Incarnation(incarnation),
         addr: name.to_string(),
     }
 }
@@ -75,7 +75,7 @@ pub fn reset(name: &str) -> TransportEvent {
 pub fn dead(name: &str, incarnation: u64) -> TransportEvent {
     TransportEvent::Dead {
         node: id(name),
-        incarnation,
+        incarnation: baton_core::Incarnation(incarnation),
         proof: DeathProof::RefusedAfterOrderlyClose,
     }
 }
