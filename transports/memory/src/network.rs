@@ -13,6 +13,15 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
+/// How an endpoint leaves the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// A kind shutdown: messages already sent are still delivered, then peers see the close.
+    Shutdown,
+    /// A crash: its in-flight messages are lost.
+    Crash,
+}
+
 /// Seed used by [`MemoryNetwork::new`].
 pub const DEFAULT_SEED: u64 = 0x6261_746F_6E21; // "baton!"
 
@@ -237,7 +246,7 @@ impl MemoryNetwork {
         match st.by_node.get(&node).copied() {
             Some(ep) => {
                 tracing::debug!(%node, "memory network: crash");
-                st.remove_endpoint(ep, false)
+                st.remove_endpoint(ep, Exit::Crash)
             }
             None => false,
         }
@@ -452,9 +461,9 @@ impl MemoryNetwork {
         Ok(())
     }
 
-    /// Removes the endpoint (kind shutdown when `graceful`); false when it was not live.
-    pub(crate) fn unregister(&self, ep: EndpointId, graceful: bool) -> bool {
-        self.lock().remove_endpoint(ep, graceful)
+    /// Removes the endpoint as `exit` says; false when it was not live.
+    pub(crate) fn unregister(&self, ep: EndpointId, exit: Exit) -> bool {
+        self.lock().remove_endpoint(ep, exit)
     }
 
     pub(crate) fn connect_from(&self, ep: EndpointId, addr: &str) {
@@ -848,11 +857,12 @@ impl State {
         }
     }
 
-    /// Removes a live endpoint: a crash (`graceful == false`) or a kind shutdown. Peers with a
+    /// Removes a live endpoint: a crash ([`Exit::Crash`]) or a kind shutdown. Peers with a
     /// link, and not partitioned from it, see `Disconnected` then `Dead`. On a kind shutdown
     /// those events follow any delayed messages the endpoint had already sent (TCP's FIN
     /// follows the data); on a crash its in-flight messages are lost.
-    fn remove_endpoint(&mut self, ep: EndpointId, graceful: bool) -> bool {
+    fn remove_endpoint(&mut self, ep: EndpointId, exit: Exit) -> bool {
+        let graceful = exit == Exit::Shutdown;
         let Some(gone) = self.endpoints.remove(&ep) else {
             return false;
         };

@@ -15,6 +15,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+/// Who opened the connection a handshake came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialer {
+    /// The peer dialed us (an inbound connection).
+    Peer,
+    /// We dialed the peer (an outbound connection, our own redial).
+    Us,
+}
+
 /// Most inbound connections kept per peer; the oldest superseded one is closed beyond this.
 pub(crate) const MAX_INBOUND_PER_PEER: usize = 4;
 
@@ -252,11 +261,11 @@ impl State {
     /// and `Connected` for a peer new to us or a new incarnation.
     ///
     /// A peer under probe (after `Disconnected`, or dead) with the *same* incarnation is
-    /// reported `Connected` again only on our own redial (`redial`): a handshake the peer
+    /// reported `Connected` again only on our own redial ([`Dialer::Us`]): a handshake the peer
     /// started may have been sent just before it died or shut down, and its close may be read
     /// before its `Auth` (they travel on different connections), which would report it back up
     /// for an instant. Returns whether a dialer must be spawned for it.
-    fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, Refusal> {
+    fn admit(&mut self, info: &PeerInfo, dialer: Dialer) -> Result<bool, Refusal> {
         self.judge(info)?;
         let outbound_queue = self.outbound_queue;
         // Its address answers (in one direction or the other): connects to it may go at once.
@@ -297,7 +306,7 @@ impl State {
                 incarnation: info.incarnation,
                 addr: info.addr.clone(),
             });
-        } else if p.status != Status::Up && !redial {
+        } else if p.status != Status::Up && dialer == Dialer::Peer {
             // Alive a moment ago (or not dead after all): redial now rather than wait out a
             // backoff; our own redial reports it.
             if p.status == Status::Dead {
@@ -333,7 +342,7 @@ impl State {
         info: &PeerInfo,
         conn: Conn,
     ) -> Result<bool, Refusal> {
-        let spawn = self.admit(info, false)?;
+        let spawn = self.admit(info, Dialer::Peer)?;
         if let Some(p) = self.peers.get_mut(&info.node) {
             let redialed = !p.inbound.is_empty();
             p.inbound.push(conn);
@@ -402,7 +411,7 @@ impl State {
         conn: Conn,
     ) -> Result<(bool, Arc<Queue>), Refusal> {
         self.release_claim(&info.node, attempt);
-        let spawn = self.admit(info, true)?;
+        let spawn = self.admit(info, Dialer::Us)?;
         let Some(p) = self.peers.get_mut(&info.node) else {
             // `admit` just inserted or kept it, under this same lock.
             return Err(Refusal::ShuttingDown);
