@@ -29,7 +29,7 @@ fn name(i: usize) -> String {
 fn heartbeat(i: usize, n: usize, seq: u64) -> Input {
     Input::Transport(TransportEvent::Message(Envelope {
         from: NodeId::new(name(i)),
-        incarnation: 1,
+        incarnation: baton_core::Incarnation(1),
         message: Message::Heartbeat(Heartbeat {
             seq,
             addr: name(i),
@@ -79,7 +79,7 @@ fn engine(n: usize, start: Instant, now: Instant) -> Engine {
             start,
             Input::Transport(TransportEvent::Connected {
                 node: NodeId::new(name(i)),
-                incarnation: 1,
+                incarnation: baton_core::Incarnation(1),
                 addr: name(i),
             }),
         );
@@ -114,7 +114,7 @@ fn bench(c: &mut Criterion) {
         let mut e = engine(n, start, now);
         let request = Input::Transport(TransportEvent::Message(Envelope {
             from: NodeId::new(name(1)),
-            incarnation: 1,
+            incarnation: baton_core::Incarnation(1),
             message: Message::VoteRequest(VoteRequest {
                 group: GROUP.into(),
                 term: 1,

@@ -135,7 +135,7 @@ fn vote_request() -> Message {
         pre: true,
         dead: vec![(
             NodeId::new("a"),
-            1_760_000_000_000_000,
+            baton_core::Incarnation(1_760_000_000_000_000),
             baton_core::DeathProof::RefusedAfterOrderlyClose,
         )],
     })

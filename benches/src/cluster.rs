@@ -8,7 +8,7 @@
 
 use crate::wait;
 use baton_core::config::{GroupConfig, QuorumMode, TimingConfig};
-use baton_core::{Leadership, MemberId, Node, NodeId, Term};
+use baton_core::{Incarnation, Leadership, MemberId, Node, NodeId, Term};
 use baton_strategies::OldestRunning;
 use baton_testkit::cluster::{self as testkit, Policies};
 use baton_transport_tcp::TcpConfig;
@@ -139,7 +139,7 @@ impl Cluster {
         .map_err(|_| "no agreement on a leader within 30 s")?
         .ok_or("a node stopped while waiting for agreement")?;
         // Everyone sees everyone.
-        let expected: Vec<(String, u64)> = self
+        let expected: Vec<(String, Incarnation)> = self
             .inner
             .nodes
             .iter()

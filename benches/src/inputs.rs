@@ -2,7 +2,7 @@
 //! and loads, and 100 other groups whose leaders anti-affinity avoids. Seeded, so every run
 //! ranks the same input.
 
-use baton_core::{Candidate, ElectionInput, Hardware, Labels, MemberId, NodeId};
+use baton_core::{Candidate, ElectionInput, Hardware, Incarnation, Labels, MemberId, NodeId};
 
 /// How many other groups have leaders in [`input`] (and are avoided by [`avoid_groups`]).
 pub const OTHER_GROUPS: usize = 100;
@@ -25,7 +25,7 @@ pub fn input(n: usize) -> ElectionInput {
             Candidate {
                 member: MemberId::new(format!("node-{i:05}"), (i % 3) as u32),
                 started_at_ms: 1_700_000_000_000 + rng.u64(..50),
-                incarnation: 1_700_000_000_000_000 + i as u64,
+                incarnation: Incarnation(1_700_000_000_000_000 + i as u64),
                 hardware: Hardware {
                     cpus: 1 << rng.u32(..4),
                     memory_bytes: rng.u64(1..=3) << 30,

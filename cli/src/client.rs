@@ -275,14 +275,14 @@ mod tests {
                 NodeStatus {
                     name: NodeId::new("a"),
                     addr: Some("127.0.0.1:7101".into()),
-                    incarnation: 5,
+                    incarnation: baton_core::Incarnation(5),
                     alive: true,
                     groups: vec!["tracked".into()],
                 },
                 NodeStatus {
                     name: NodeId::new("b"),
                     addr: None,
-                    incarnation: 6,
+                    incarnation: baton_core::Incarnation(6),
                     alive: false,
                     groups: vec![],
                 },

@@ -97,7 +97,7 @@ struct View {
     leader: Option<String>,
     term: u64,
     alive: Vec<String>,
-    incarnations: BTreeMap<String, u64>,
+    incarnations: BTreeMap<String, baton_core::Incarnation>,
 }
 
 impl View {

@@ -36,7 +36,8 @@ pub use transport::{
     Refusal, Transport, TransportError, TransportEvent, proof_counts,
 };
 pub use types::{
-    Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
+    Candidate, ElectionInput, Hardware, Incarnation, Labels, Leadership, MemberId, MemberRecord,
+    NodeId, Term,
 };
 
 #[cfg(feature = "runtime")]

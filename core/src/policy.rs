@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// missing candidates appended in member-id order), so a buggy policy cannot stall an election.
 ///
 /// ```
-/// use baton_core::{Candidate, ElectionInput, LeaderPolicy, MemberId};
+/// use baton_core::{Candidate, ElectionInput, Incarnation, LeaderPolicy, MemberId};
 ///
 /// /// Prefers the candidate with the most CPUs.
 /// struct MostCpus;
@@ -35,7 +35,7 @@ use std::sync::Arc;
 ///     input.candidates.push(Candidate {
 ///         member: MemberId::new(node, 0),
 ///         started_at_ms: 0,
-///         incarnation: 1,
+///         incarnation: Incarnation(1),
 ///         hardware: baton_core::Hardware { cpus, memory_bytes: 0, weight: None },
 ///         labels: Default::default(),
 ///         services: vec![],

@@ -2,7 +2,7 @@
 
 use crate::engine::defaults;
 use crate::message::Message;
-use crate::types::NodeId;
+use crate::types::{Incarnation, NodeId};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -13,7 +13,7 @@ pub struct LocalNode {
     /// The node's name.
     pub id: NodeId,
     /// This process's incarnation: greater than any earlier process of the same node.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Where to listen (a socket address for TCP, a name for the in-memory transport).
     pub listen: String,
     /// What the cluster's safety depends on; a transport refuses peers whose fingerprint
@@ -25,10 +25,14 @@ pub struct LocalNode {
 
 impl LocalNode {
     /// A local node with the default fingerprint and death-proof mode (tests, single nodes).
-    pub fn new(id: impl Into<String>, incarnation: u64, listen: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        incarnation: impl Into<Incarnation>,
+        listen: impl Into<String>,
+    ) -> Self {
         LocalNode {
             id: NodeId::new(id),
-            incarnation,
+            incarnation: incarnation.into(),
             listen: listen.into(),
             fingerprint: Fingerprint::default(),
             death_proof: DeathProofMode::default(),
@@ -210,7 +214,7 @@ pub enum Refusal {
         /// The address of the process already connected.
         addr: String,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
     },
     /// This incarnation is older than one the peer knows (a wall-clock step back); that one is
     /// not connected, so this process may move above it.
@@ -218,9 +222,9 @@ pub enum Refusal {
         /// The name.
         node: NodeId,
         /// The refused incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// The newest incarnation the peer knows.
-        known: u64,
+        known: Incarnation,
     },
     /// The safety fingerprints differ.
     Fingerprint(FingerprintMismatch),
@@ -261,7 +265,7 @@ pub struct Envelope {
     /// Sender node.
     pub from: NodeId,
     /// Sender's incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// The message.
     pub message: Message,
 }
@@ -277,7 +281,7 @@ pub enum TransportEvent {
         /// The peer.
         node: NodeId,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// Its advertised address.
         addr: String,
     },
@@ -298,7 +302,7 @@ pub enum TransportEvent {
         /// The peer.
         node: NodeId,
         /// The incarnation proven dead.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// What proved it.
         proof: DeathProof,
     },
@@ -388,7 +392,7 @@ pub trait Transport: Send + Sync {
     async fn shutdown(&self);
     /// Moves this node to a new, higher incarnation (after a peer refused it as stale): new
     /// connections carry it, existing ones are closed. Returns false when the transport cannot.
-    async fn reincarnate(&self, _incarnation: u64) -> bool {
+    async fn reincarnate(&self, _incarnation: Incarnation) -> bool {
         false
     }
 }

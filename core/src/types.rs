@@ -38,6 +38,57 @@ impl From<&str> for NodeId {
     }
 }
 
+/// The incarnation of a node process: a number every new process of the same node takes above
+/// any earlier one (the wall clock in µs by default), so that peers can tell a restarted
+/// process from a late message of its predecessor.
+///
+/// On the wire and on disk it is the bare `u64` (serde transparent).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Incarnation(pub u64);
+
+impl Incarnation {
+    /// Builds an incarnation from its number.
+    pub const fn new(n: u64) -> Self {
+        Incarnation(n)
+    }
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+    /// The next incarnation above this one, saturating at `u64::MAX`.
+    pub const fn saturating_next(self) -> Self {
+        Incarnation(self.0.saturating_add(1))
+    }
+    /// The next incarnation above this one; `None` at `u64::MAX`.
+    pub const fn checked_next(self) -> Option<Self> {
+        match self.0.checked_add(1) {
+            Some(n) => Some(Incarnation(n)),
+            None => None,
+        }
+    }
+}
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<u64> for Incarnation {
+    fn from(n: u64) -> Self {
+        Incarnation(n)
+    }
+}
+
+impl From<Incarnation> for u64 {
+    fn from(i: Incarnation) -> Self {
+        i.0
+    }
+}
+
 /// One service instance in one group: the node it runs on and a per-node sequence number, so
 /// that an instance which leaves and joins again is a different member.
 ///
@@ -90,7 +141,7 @@ pub struct MemberRecord {
     /// Wall-clock time the instance joined, in ms since the Unix epoch.
     pub started_at_ms: u64,
     /// Incarnation of the node process that runs it.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Hardware of its node.
     pub hardware: Hardware,
     /// Labels of its node merged with the labels given at join (join labels win).
@@ -105,7 +156,7 @@ pub struct Candidate {
     /// Wall-clock time the instance joined, ms since the Unix epoch.
     pub started_at_ms: u64,
     /// Incarnation of its node process.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Hardware of its node.
     pub hardware: Hardware,
     /// Labels of the member (node labels merged with join labels).
@@ -121,7 +172,7 @@ impl Candidate {
         Candidate {
             member,
             started_at_ms: 0,
-            incarnation: 0,
+            incarnation: Incarnation(0),
             hardware: Hardware::default(),
             labels: Labels::new(),
             services: Vec::new(),

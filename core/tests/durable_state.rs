@@ -9,8 +9,8 @@ use baton_core::config::Config;
 use baton_core::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum};
 use baton_core::message::{VoteRequest, VoteResponse};
 use baton_core::{
-    ByMemberId, Envelope, Leadership, MemberId, Message, Node, NodeError, NodeId, Service,
-    TransportEvent,
+    ByMemberId, Envelope, Incarnation, Leadership, MemberId, Message, Node, NodeError, NodeId,
+    Service, TransportEvent,
 };
 use baton_transport_memory::MemoryNetwork;
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ fn voter(persisted: Option<PersistedState>, t0: Instant) -> Engine {
 fn from(node: &str, inc: u64, message: Message) -> Input {
     Input::Transport(TransportEvent::Message(Envelope {
         from: NodeId::new(node),
-        incarnation: inc,
+        incarnation: Incarnation(inc),
         message,
     }))
 }
@@ -227,12 +227,12 @@ async fn the_incarnation_is_above_the_stored_one_even_with_the_clock_behind() {
     )
     .unwrap();
     let node = start_with_state(&dir).await.unwrap();
-    assert_eq!(node.incarnation(), ahead + 1);
+    assert_eq!(node.incarnation(), Incarnation(ahead + 1));
     let stored: PersistedState =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(
         stored.incarnation,
-        ahead + 1,
+        Incarnation(ahead + 1),
         "stored before the transport starts"
     );
     node.shutdown().await;

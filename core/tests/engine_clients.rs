@@ -34,7 +34,7 @@ fn solo_leader() -> (Engine, Instant) {
 fn client(message: Message) -> Input {
     Input::Transport(TransportEvent::ClientMessage(Envelope {
         from: NodeId::new("cli-1"),
-        incarnation: 9,
+        incarnation: baton_core::Incarnation(9),
         message,
     }))
 }
@@ -121,7 +121,7 @@ fn a_peer_cannot_pose_as_a_client() {
         now,
         Input::Transport(TransportEvent::Message(Envelope {
             from: NodeId::new("b"),
-            incarnation: 3,
+            incarnation: baton_core::Incarnation(3),
             message: Message::StatusRequest,
         })),
     );

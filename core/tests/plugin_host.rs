@@ -155,7 +155,7 @@ fn random_input(rng: &mut baton_testkit::Rng) -> ElectionInput {
             Candidate {
                 member,
                 started_at_ms: 1_700_000_000_000 + rng.u64(..4) * 1000,
-                incarnation: rng.u64(..3),
+                incarnation: baton_core::Incarnation(rng.u64(..3)),
                 hardware: Hardware {
                     cpus: 1 + rng.u64(..16) as u32,
                     memory_bytes: rng.u64(..64) << 30,
@@ -185,7 +185,7 @@ fn random_input(rng: &mut baton_testkit::Rng) -> ElectionInput {
 fn sample_input(nodes: &[&str]) -> ElectionInput {
     let mut input = ElectionInput::of_nodes("g", nodes);
     for c in &mut input.candidates {
-        c.incarnation = 1;
+        c.incarnation = baton_core::Incarnation(1);
     }
     input
 }

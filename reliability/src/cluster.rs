@@ -321,7 +321,7 @@ impl TcpCluster {
             port.set_target(bound);
         }
         self.log
-            .follow(name, node.incarnation(), node.leadership(GROUP));
+            .follow(name, node.incarnation().get(), node.leadership(GROUP));
         let service = node.join(GROUP, Default::default()).await.expect("join");
         let served = self.served.clone();
         let me = name.to_string();
@@ -367,7 +367,7 @@ impl TcpCluster {
     /// goodbye) and its sockets close.
     pub async fn kill(&mut self, name: &str) {
         if let Some(n) = self.inner.nodes.get(name) {
-            self.log.killed(name, n.incarnation());
+            self.log.killed(name, n.incarnation().get());
         }
         if let Some(closing) = self.inner.kill(name) {
             let _ = closing.await;

@@ -16,7 +16,7 @@
 //! Each returns normally or panics (which the fuzzer reports as a crash).
 
 use baton_core::config::Config;
-use baton_core::{Fingerprint, Message, NodeId, Refusal};
+use baton_core::{Fingerprint, Incarnation, Message, NodeId, Refusal};
 use baton_transport_tcp::handshake::{
     ACCEPT, Decision, HandshakeConfig, HandshakeError, Hello, HelloReply, Initiator, NONCE_LEN,
     PeerInfo, Responder, Role, Step, decode_hello, transcript_mac,
@@ -186,7 +186,7 @@ pub fn duplicate() -> Refusal {
     Refusal::DuplicateName {
         node: NodeId::new("b"),
         addr: "127.0.0.1:7001".into(),
-        incarnation: 41,
+        incarnation: Incarnation(41),
     }
 }
 
@@ -266,7 +266,7 @@ fn hs_config(node: &str, client: bool) -> HandshakeConfig {
         cluster: "fuzz".into(),
         secret: b"fuzz secret".to_vec(),
         node: NodeId::new(node),
-        incarnation: 42,
+        incarnation: Incarnation(42),
         addr: if client {
             String::new()
         } else {

@@ -19,7 +19,7 @@ fn hello(node: &str) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         cluster: "c".into(),
         node: NodeId::new(node),
-        incarnation: 1,
+        incarnation: baton_core::Incarnation(1),
         addr: "127.0.0.1:1".into(),
         nonce: [0; NONCE_LEN],
         client: false,

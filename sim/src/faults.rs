@@ -167,7 +167,7 @@ impl Sim {
     }
 
     pub(crate) fn boot(&mut self, i: NodeIdx, persisted: Option<PersistedState>) {
-        self.nodes[i].incarnation += 1;
+        self.nodes[i].incarnation = self.nodes[i].incarnation.saturating_next();
         let inc = self.nodes[i].incarnation;
         let quorum = match &self.cfg.quorum {
             SimQuorum::Majority(v) => {

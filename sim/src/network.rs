@@ -8,7 +8,9 @@ use crate::config::NodeIdx;
 use crate::sim::Sim;
 use baton_core::engine::Input;
 use baton_core::message::Message;
-use baton_core::{CloseKind, DeathProof, DeathProofMode, Envelope, NodeId, TransportEvent};
+use baton_core::{
+    CloseKind, DeathProof, DeathProofMode, Envelope, Incarnation, NodeId, TransportEvent,
+};
 use std::cmp::Ordering;
 use std::time::Duration;
 
@@ -43,8 +45,8 @@ pub(crate) struct Queued {
     pub(crate) seq: u64,
     pub(crate) to: NodeIdx,
     /// The receiver's incarnation when this was sent; a restarted receiver does not get it.
-    pub(crate) to_inc: u64,
-    pub(crate) from: Option<(NodeIdx, u64)>,
+    pub(crate) to_inc: Incarnation,
+    pub(crate) from: Option<(NodeIdx, Incarnation)>,
     /// The link (by its other end) whose connection this belongs to, and that connection's
     /// generation (`Sim::conn_gen`) when it was queued: what belongs to a connection that
     /// was reset, or replaced by a fresh handshake, is never delivered.
@@ -82,7 +84,7 @@ impl Sim {
         &mut self,
         at: u64,
         to: NodeIdx,
-        from: Option<(NodeIdx, u64)>,
+        from: Option<(NodeIdx, Incarnation)>,
         ev: NetEvent,
     ) {
         let conn = from.map(|(f, _)| (f, self.gen_of(f, to)));
@@ -100,7 +102,7 @@ impl Sim {
         &mut self,
         at: u64,
         to: NodeIdx,
-        from: Option<(NodeIdx, u64)>,
+        from: Option<(NodeIdx, Incarnation)>,
         conn: Option<(NodeIdx, u64)>,
         ev: NetEvent,
     ) {

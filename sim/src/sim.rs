@@ -19,7 +19,7 @@ use crate::network::Queued;
 use crate::oracle::Oracle;
 use crate::rng::Rng;
 use baton_core::engine::{Action, Engine, GroupSpec, Input, Level, PersistedState};
-use baton_core::{NodeId, TransportEvent};
+use baton_core::{Incarnation, NodeId, TransportEvent};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,7 @@ pub struct SimStats {
 /// One simulated machine: its process (the engine, while it runs), its disk and its clock.
 pub(crate) struct SimNode {
     pub(crate) id: NodeId,
-    pub(crate) incarnation: u64,
+    pub(crate) incarnation: Incarnation,
     pub(crate) engine: Option<Engine>,
     /// The node's "disk": the last `Action::Persist`.
     pub(crate) store: Option<PersistedState>,
@@ -141,7 +141,7 @@ impl Sim {
         let nodes = (0..cfg.nodes)
             .map(|i| SimNode {
                 id: NodeId::new(format!("n{i}")),
-                incarnation: 0,
+                incarnation: Incarnation(0),
                 engine: None,
                 store: None,
                 wake: None,
@@ -255,7 +255,7 @@ impl Sim {
     }
 
     /// Node `i`'s current incarnation.
-    pub fn incarnation(&self, i: NodeIdx) -> u64 {
+    pub fn incarnation(&self, i: NodeIdx) -> Incarnation {
         self.nodes[i].incarnation
     }
 

@@ -572,7 +572,7 @@ fn drifting_clocks_elect_fail_over_and_hand_off() {
 
 // ------------------------------------------------------------------ resets and death proofs
 
-use baton_core::{CloseKind, DeathProofMode, TransportEvent};
+use baton_core::{CloseKind, DeathProofMode, Incarnation, TransportEvent};
 use baton_sim::{ResetWay, liveness_bound};
 
 /// What a node's process ending looks like: its links close in order, and (orderly-close mode)
@@ -691,7 +691,8 @@ fn a_middlebox_reset_is_abrupt_never_proves_death_and_ends_with_a_fresh_handshak
         let connected_before = sim.transport_events().len();
         sim.end_resets();
         sim.run_for(Duration::from_millis(50)).unwrap();
-        let mut handshakes: Vec<(usize, String, u64)> = sim.transport_events()[connected_before..]
+        let mut handshakes: Vec<(usize, String, Incarnation)> = sim.transport_events()
+            [connected_before..]
             .iter()
             .filter_map(|(_, to, e)| match e {
                 TransportEvent::Connected {

@@ -36,7 +36,7 @@ use std::sync::Arc;
 ///     input.candidates.push(Candidate {
 ///         member: MemberId::new(node, 0),
 ///         started_at_ms,
-///         incarnation: 1,
+///         incarnation: baton_core::Incarnation(1),
 ///         hardware: Hardware { cpus, memory_bytes: 0, weight: None },
 ///         labels: Default::default(),
 ///         services: vec![],

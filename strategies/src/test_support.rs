@@ -7,7 +7,7 @@ pub(crate) fn cand(node: &str) -> Candidate {
     Candidate {
         member: MemberId::new(node, 0),
         started_at_ms: 1_000,
-        incarnation: 1,
+        incarnation: baton_core::Incarnation(1),
         hardware: Hardware::default(),
         labels: Default::default(),
         services: vec![],

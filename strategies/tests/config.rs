@@ -33,7 +33,7 @@ fn candidate(node: &str, cpus: u32, started_at_ms: u64, disk: &str) -> Candidate
     Candidate {
         member: MemberId::new(node, 0),
         started_at_ms,
-        incarnation: 1,
+        incarnation: baton_core::Incarnation(1),
         hardware: Hardware {
             cpus,
             memory_bytes: 0,

@@ -17,7 +17,7 @@ fn big_input(n: usize) -> ElectionInput {
         .map(|i| Candidate {
             member: MemberId::new(format!("node-{i:05}"), (i % 3) as u32),
             started_at_ms: 1_000 + rng.u64(..50),
-            incarnation: 1,
+            incarnation: baton_core::Incarnation(1),
             hardware: Hardware {
                 cpus: rng.u32(..4),
                 memory_bytes: rng.u64(..3) << 30,

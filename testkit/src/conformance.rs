@@ -18,7 +18,9 @@
 //! Bounds are generous ([`SOON`]): the suite checks behaviour, not speed.
 
 use crate::fixtures::every_message;
-use baton_core::{Envelope, LocalNode, Message, NodeId, Transport, TransportError, TransportEvent};
+use baton_core::{
+    Envelope, Incarnation, LocalNode, Message, NodeId, Transport, TransportError, TransportEvent,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,13 +116,13 @@ pub async fn drain<T: Transport + ?Sized>(t: &T, during: Duration) -> Vec<Transp
 /// `Connected` of `node` with incarnation `inc`.
 pub fn is_connected(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
     let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Connected { node: n, incarnation, .. } if *n == node && *incarnation == inc)
+    move |e| matches!(e, TransportEvent::Connected { node: n, incarnation, .. } if *n == node && incarnation.get() == inc)
 }
 
 /// `Dead` of `node` with incarnation `inc`.
 pub fn is_dead(node: &str, inc: u64) -> impl FnMut(&TransportEvent) -> bool {
     let node = NodeId::new(node);
-    move |e| matches!(e, TransportEvent::Dead { node: n, incarnation, .. } if *n == node && *incarnation == inc)
+    move |e| matches!(e, TransportEvent::Dead { node: n, incarnation, .. } if *n == node && incarnation.get() == inc)
 }
 
 /// `Disconnected` of `node`.
@@ -197,7 +199,7 @@ pub async fn messages_arrive_from_the_authenticated_sender_in_order(s: &impl Sub
         let sender = if inc == 11 { "a" } else { "b" };
         for (env, sent) in got.iter().zip(&all) {
             assert_eq!(env.from, NodeId::new(sender));
-            assert_eq!(env.incarnation, inc);
+            assert_eq!(env.incarnation.get(), inc);
             assert_eq!(&env.message, sent);
         }
     }
@@ -258,7 +260,10 @@ pub async fn restart_is_dead_old_then_connected_new(s: &impl Subject) {
         .await
         .expect("send to the reconnected peer");
     let got = messages(&*b2, 1).await;
-    assert_eq!((got[0].from.as_str(), got[0].incarnation), ("a", 11));
+    assert_eq!(
+        (got[0].from.as_str(), got[0].incarnation),
+        ("a", Incarnation(11))
+    );
     a.shutdown().await;
     b2.shutdown().await;
 }

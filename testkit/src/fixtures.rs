@@ -5,7 +5,7 @@ use baton_core::message::{
     Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
     VoteRequest, VoteResponse,
 };
-use baton_core::{CallError, Hardware, Leadership, MemberId, Message, NodeId, Served};
+use baton_core::{CallError, Hardware, Incarnation, Leadership, MemberId, Message, NodeId, Served};
 
 /// One valid example of every message variant (to send through a transport, to mutate from).
 pub fn every_message() -> Vec<Message> {
@@ -51,7 +51,7 @@ pub fn every_message() -> Vec<Message> {
             pre: false,
             dead: vec![(
                 NodeId::new("c"),
-                4,
+                Incarnation(4),
                 baton_core::DeathProof::RefusedAfterOrderlyClose,
             )],
         }),
@@ -94,7 +94,7 @@ pub fn every_message() -> Vec<Message> {
             members: vec![NodeStatus {
                 name: NodeId::new("b"),
                 addr: Some("127.0.0.1:2".into()),
-                incarnation: 3,
+                incarnation: Incarnation(3),
                 alive: true,
                 groups: vec!["g".into()],
             }],

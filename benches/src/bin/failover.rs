@@ -505,7 +505,7 @@ fn group_view(s: &StatusSnapshot) -> (Option<String>, u64, bool) {
 fn steady_view(st: &[StatusSnapshot]) -> Option<(String, u64)> {
     let (leader, term, _) = group_view(st.first()?);
     let leader = leader?;
-    let own: BTreeMap<String, u64> = st
+    let own: BTreeMap<String, baton_core::Incarnation> = st
         .iter()
         .filter_map(|s| {
             let me = s.members.iter().find(|m| m.name == s.node)?;
@@ -794,7 +794,7 @@ mod tests {
                 .map(|(n, inc)| NodeStatus {
                     name: NodeId::new(*n),
                     addr: None,
-                    incarnation: *inc,
+                    incarnation: baton_core::Incarnation(*inc),
                     alive: true,
                     groups: vec![GROUP.into()],
                 })

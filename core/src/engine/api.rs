@@ -5,7 +5,7 @@ use super::event::Event;
 use super::persist::PersistedState;
 use crate::message::{CallError, Message, Served};
 use crate::transport::{Refusal, TransportEvent};
-use crate::types::{Labels, Leadership, MemberId, MemberRecord, NodeId, Term};
+use crate::types::{Incarnation, Labels, Leadership, MemberId, MemberRecord, NodeId, Term};
 use std::time::Duration;
 
 /// Where a call being served came from.
@@ -129,7 +129,7 @@ pub enum Action {
     /// ([`crate::Transport::reincarnate`]).
     Reincarnate {
         /// The new incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
     },
     /// Stop this node: it must not run (another live process holds its name). The driver
     /// shuts down and reports the reason.

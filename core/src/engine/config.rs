@@ -4,7 +4,7 @@
 
 use crate::policy::LeaderPolicy;
 use crate::transport::DeathProofMode;
-use crate::types::{Hardware, Labels, NodeId};
+use crate::types::{Hardware, Incarnation, Labels, NodeId};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub struct EngineConfig {
     /// This node.
     pub node: NodeId,
     /// This process's incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// The address peers reach this node at.
     pub addr: String,
     /// This node's hardware.
@@ -82,7 +82,12 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// A config with the protocol defaults ([`defaults`]: 100 ms heartbeat, 500 ms failure
     /// timeout, a lease of their difference).
-    pub fn new(node: impl Into<String>, incarnation: u64, quorum: Quorum) -> Self {
+    pub fn new(
+        node: impl Into<String>,
+        incarnation: impl Into<Incarnation>,
+        quorum: Quorum,
+    ) -> Self {
+        let incarnation = incarnation.into();
         let node = NodeId::new(node);
         let config = EngineConfig {
             addr: node.0.clone(),
@@ -98,7 +103,7 @@ impl EngineConfig {
             call_timeout: defaults::CALL_TIMEOUT,
             seeds: vec![],
             external_registry: false,
-            rng_seed: incarnation,
+            rng_seed: incarnation.get(),
             death_proof: DeathProofMode::default(),
         };
         config.with_timing(defaults::HEARTBEAT, defaults::FAILURE_TIMEOUT)

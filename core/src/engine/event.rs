@@ -11,7 +11,7 @@ use super::identity::other_settings;
 use super::vote::Denial;
 use crate::message::NoLeader;
 use crate::transport::{DeathProof, Fingerprint, FingerprintMismatch, Refusal};
-use crate::types::{MemberId, NodeId, Term};
+use crate::types::{Incarnation, MemberId, NodeId, Term};
 use std::fmt;
 use std::time::Duration;
 
@@ -23,21 +23,21 @@ pub enum Event {
         /// The peer.
         node: NodeId,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
     },
     /// A silent peer was heard from again.
     PeerBack {
         /// The peer.
         node: NodeId,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
     },
     /// A peer declared dead connected afresh and spoke: the proof was wrong.
     PeerTakenBack {
         /// The peer.
         node: NodeId,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// The proof that turned out wrong.
         proof: DeathProof,
         /// How long ago it was declared dead.
@@ -55,7 +55,7 @@ pub enum Event {
         /// The peer.
         node: NodeId,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// The proof.
         proof: DeathProof,
     },
@@ -66,7 +66,7 @@ pub enum Event {
         /// The dead peer.
         node: NodeId,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// The proof.
         proof: DeathProof,
     },
@@ -91,9 +91,9 @@ pub enum Event {
         /// Why.
         refusal: Refusal,
         /// The incarnation left.
-        from: u64,
+        from: Incarnation,
         /// The new one.
-        to: u64,
+        to: Incarnation,
     },
     /// A peer refused this incarnation as stale, and none is higher.
     NoHigherIncarnation {

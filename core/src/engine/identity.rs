@@ -38,7 +38,7 @@ impl Engine {
             Refusal::StaleIncarnation { known, .. } if *known >= self.cfg.incarnation => {
                 // Move above the incarnation the cluster knows (as SWIM refutes a suspicion);
                 // the peer refuses this name outright while that incarnation is connected.
-                let Some(new) = known.checked_add(1) else {
+                let Some(new) = known.checked_next() else {
                     self.emit(Event::NoHigherIncarnation { addr, refusal });
                     return;
                 };

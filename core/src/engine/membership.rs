@@ -11,7 +11,7 @@ impl Engine {
         &mut self,
         now: Instant,
         node: NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         addr: String,
     ) {
         if node == self.cfg.node {
@@ -43,7 +43,7 @@ impl Engine {
         &mut self,
         now: Instant,
         node: &NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         proof: DeathProof,
     ) {
         if self.peers.trusts(proof) {
@@ -56,7 +56,7 @@ impl Engine {
     }
 
     /// A peer's goodbye (`Leave`): proof of its death, always trusted.
-    pub(super) fn on_left(&mut self, now: Instant, from: &NodeId, incarnation: u64) {
+    pub(super) fn on_left(&mut self, now: Instant, from: &NodeId, incarnation: Incarnation) {
         let change = self.peers.dead(now, from, incarnation, DeathProof::Left);
         self.apply_peer_changes(now, change.into_iter().collect());
     }
@@ -68,7 +68,7 @@ impl Engine {
         &mut self,
         now: Instant,
         from: &NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         message: &Message,
     ) -> bool {
         if let Some(term) = insane_term(message) {
@@ -99,7 +99,7 @@ impl Engine {
         &mut self,
         now: Instant,
         node: &NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         contact: Contact,
     ) -> bool {
         match self.peers.contact(now, node, incarnation, contact) {

@@ -84,7 +84,8 @@ use crate::transport::{
     CloseKind, DeathProof, Envelope, Fingerprint, FingerprintMismatch, Refusal, TransportEvent,
 };
 use crate::types::{
-    Candidate, ElectionInput, Hardware, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
+    Candidate, ElectionInput, Hardware, Incarnation, Labels, Leadership, MemberId, MemberRecord,
+    NodeId, Term,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

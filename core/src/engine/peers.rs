@@ -23,7 +23,7 @@
 
 use crate::message::MemberAnnounce;
 use crate::transport::{CloseKind, DeathProof, DeathProofMode, proof_counts};
-use crate::types::{Hardware, Labels, NodeId};
+use crate::types::{Hardware, Incarnation, Labels, NodeId};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ pub(crate) enum Link {
 /// A peer as this node knows it.
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     pub addr: Option<String>,
     pub last_heard: Instant,
     pub liveness: Liveness,
@@ -71,7 +71,7 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    fn new(incarnation: u64, now: Instant) -> Self {
+    fn new(incarnation: Incarnation, now: Instant) -> Self {
         Peer {
             incarnation,
             addr: None,
@@ -138,13 +138,13 @@ pub(crate) enum Change {
     /// The incarnation is alive (again).
     Up {
         node: NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         back: Back,
     },
     /// The incarnation is down.
     Down {
         node: NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         down: Down,
     },
 }
@@ -212,7 +212,7 @@ impl PeerTable {
     }
 
     /// The proofs of death this node holds, to attach to a vote request.
-    pub(super) fn proofs(&self) -> Vec<(NodeId, u64, DeathProof)> {
+    pub(super) fn proofs(&self) -> Vec<(NodeId, Incarnation, DeathProof)> {
         self.peers
             .iter()
             .filter_map(|(id, p)| match p.liveness {
@@ -227,7 +227,7 @@ impl PeerTable {
         &mut self,
         now: Instant,
         node: &NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         contact: Contact,
     ) -> Observed {
         let mut changes = Vec::new();
@@ -300,7 +300,7 @@ impl PeerTable {
         &mut self,
         now: Instant,
         node: &NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         proof: DeathProof,
     ) -> Option<Change> {
         let p = self.peers.get_mut(node)?;

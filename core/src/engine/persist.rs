@@ -13,7 +13,7 @@ pub struct PersistedState {
     /// The incarnation of the process that wrote it: the next process starts above it, even
     /// when the wall clock was set back in between (0 in files written before it existed).
     #[serde(default)]
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
 }
 
 /// One group's durable election state.

@@ -67,7 +67,7 @@ impl Engine {
     pub(super) fn candidate_from(
         &self,
         m: &MemberAnnounce,
-        incarnation: u64,
+        incarnation: Incarnation,
         hardware: &Hardware,
         node_labels: &Labels,
         services: Vec<String>,

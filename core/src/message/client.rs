@@ -2,7 +2,7 @@
 //! node answers with, and why a group has no leader. These are wire types (postcard is
 //! positional: add fields only at the end); the engine builds them, they know nothing of it.
 
-use crate::types::{Leadership, MemberId, NodeId, Term};
+use crate::types::{Incarnation, Leadership, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -28,7 +28,7 @@ pub struct NodeStatus {
     /// Its address, when known.
     pub addr: Option<String>,
     /// Its incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Whether it is alive in this node's view.
     pub alive: bool,
     /// The groups it has members in.

@@ -2,7 +2,7 @@
 //! handoffs. Only nodes that passed the transport's handshake send these.
 
 use crate::transport::DeathProof;
-use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
+use crate::types::{Hardware, Incarnation, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
 /// Sent to every peer each `heartbeat_ms`.
@@ -93,7 +93,7 @@ pub struct VoteRequest {
     pub pre: bool,
     /// Incarnations the candidate has proof are dead, with the kind of proof: voters apply a
     /// proof their own `death_proof` mode trusts at once instead of racing their own detection.
-    pub dead: Vec<(NodeId, u64, DeathProof)>,
+    pub dead: Vec<(NodeId, Incarnation, DeathProof)>,
 }
 
 /// A voter's answer to a [`VoteRequest`].

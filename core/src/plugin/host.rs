@@ -386,6 +386,15 @@ unsafe impl Send for LoadedPolicy {}
 // error bookkeeping is an atomic and a mutex.
 unsafe impl Sync for LoadedPolicy {}
 
+/// Which question `LoadedPolicy::call` puts to the plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    /// One total order of the candidates.
+    Ranking,
+    /// Tiers of equally good candidates.
+    Tiers,
+}
+
 /// What one call to the plugin's `rank` answered.
 enum Answer {
     Ranking(Vec<MemberId>),
@@ -414,7 +423,7 @@ impl LoadedPolicy {
     /// Ranks `input` with the plugin, checking that the answer is a permutation of the
     /// candidates. No fallback, no logging, no counting.
     pub fn try_rank(&self, input: &ElectionInput) -> Result<Vec<MemberId>, PluginError> {
-        match self.call(input, false)? {
+        match self.call(input, Ask::Ranking)? {
             Answer::Ranking(ranking) => {
                 check_permutation(input, ranking.iter()).map_err(|r| self.bad_ranking(r))?;
                 Ok(ranking)
@@ -426,7 +435,7 @@ impl LoadedPolicy {
     /// [`LeaderPolicy::tiers`] of the plugin, checked like [`try_rank`](Self::try_rank) (empty
     /// tiers are dropped). No fallback, no logging, no counting.
     pub fn try_tiers(&self, input: &ElectionInput) -> Result<Vec<Vec<MemberId>>, PluginError> {
-        match self.call(input, true)? {
+        match self.call(input, Ask::Tiers)? {
             Answer::Tiers(mut tiers) => {
                 tiers.retain(|tier| !tier.is_empty());
                 check_permutation(input, tiers.iter().flatten())
@@ -437,10 +446,10 @@ impl LoadedPolicy {
         }
     }
 
-    fn call(&self, input: &ElectionInput, tiers: bool) -> Result<Answer, PluginError> {
+    fn call(&self, input: &ElectionInput, ask: Ask) -> Result<Answer, PluginError> {
         let request = serde_json::to_vec(&RankRequest {
             schema: SCHEMA_VERSION,
-            tiers,
+            tiers: ask == Ask::Tiers,
             input: Cow::Borrowed(input),
         })
         .map_err(|e| self.rank_failed(format!("cannot encode the input: {e}")))?;

@@ -10,7 +10,7 @@ use crate::engine::{Engine, EngineConfig, GroupSpec, PersistedState, Quorum};
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::registry::Registry;
 use crate::transport::{LocalNode, Transport};
-use crate::types::NodeId;
+use crate::types::{Incarnation, NodeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -38,7 +38,7 @@ pub struct NodeBuilder {
     registry: Option<Arc<dyn Registry>>,
     policy: Option<Arc<dyn LeaderPolicy>>,
     group_policies: BTreeMap<String, Arc<dyn LeaderPolicy>>,
-    incarnation: Option<u64>,
+    incarnation: Option<Incarnation>,
 }
 
 impl NodeBuilder {
@@ -69,8 +69,8 @@ impl NodeBuilder {
     }
     /// Overrides the incarnation (default: wall-clock microseconds at start, so a restarted
     /// process always has a greater one).
-    pub fn incarnation(mut self, inc: u64) -> Self {
-        self.incarnation = Some(inc);
+    pub fn incarnation(mut self, inc: impl Into<Incarnation>) -> Self {
+        self.incarnation = Some(inc.into());
         self
     }
 
@@ -125,9 +125,9 @@ impl NodeBuilder {
         };
         // Above every incarnation an earlier process of this node used, also when the wall
         // clock was set back since: peers refuse an incarnation below one they know.
-        let last = persisted.as_ref().map_or(0, |p| p.incarnation);
+        let last = persisted.as_ref().map_or(Incarnation(0), |p| p.incarnation);
         let incarnation =
-            incarnation.unwrap_or_else(|| wall_clock_us().max(last.saturating_add(1)));
+            incarnation.unwrap_or_else(|| Incarnation(wall_clock_us()).max(last.saturating_next()));
         if let (Some(path), Some(state)) = (&state_file, &mut persisted) {
             if state.incarnation != incarnation {
                 state.incarnation = incarnation;
@@ -161,7 +161,7 @@ impl NodeBuilder {
         ecfg.call_timeout = Duration::from_millis(config.timing.call_timeout_ms);
         ecfg.seeds = config.seeds().into_iter().map(|s| s.addr).collect();
         ecfg.external_registry = registry.is_some();
-        ecfg.rng_seed = incarnation ^ fnv(config.node.name.as_bytes());
+        ecfg.rng_seed = incarnation.get() ^ fnv(config.node.name.as_bytes());
         ecfg.death_proof = config.cluster.death_proof;
         let default_policy = policy.unwrap_or_else(|| Arc::new(ByMemberId));
         let engine = Engine::new(ecfg, default_policy, specs, persisted, now());
@@ -171,7 +171,7 @@ impl NodeBuilder {
         let shared = Arc::new(Shared {
             id: me.id.clone(),
             addr,
-            incarnation: AtomicU64::new(incarnation),
+            incarnation: AtomicU64::new(incarnation.get()),
             run: watch::channel(RunState::Running).0,
             call_timeout: Duration::from_millis(config.timing.call_timeout_ms),
             commands: tx,

@@ -350,9 +350,9 @@ impl Driver {
                     if self.transport.reincarnate(incarnation).await {
                         self.shared
                             .incarnation
-                            .store(incarnation, Ordering::Relaxed);
+                            .store(incarnation.get(), Ordering::Relaxed);
                     } else {
-                        tracing::warn!(node = %self.shared.id, incarnation, "the transport cannot move to a new incarnation; restart this node to rejoin");
+                        tracing::warn!(node = %self.shared.id, %incarnation, "the transport cannot move to a new incarnation; restart this node to rejoin");
                     }
                 }
                 Action::Halt(refusal) => {

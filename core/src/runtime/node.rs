@@ -10,7 +10,7 @@ use crate::message::{CallError, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
-use crate::types::{Labels, Leadership, NodeId};
+use crate::types::{Incarnation, Labels, Leadership, NodeId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -126,8 +126,8 @@ impl Node {
     }
 
     /// This process's incarnation.
-    pub fn incarnation(&self) -> u64 {
-        self.shared.incarnation.load(Ordering::Relaxed)
+    pub fn incarnation(&self) -> Incarnation {
+        Incarnation(self.shared.incarnation.load(Ordering::Relaxed))
     }
 
     /// Waits until the node has stopped: `Ok` after a shutdown (or when the transport closed),

@@ -21,7 +21,7 @@ fn member(node: &str, zone: &str, load: Option<&str>, started_at_ms: u64) -> Can
     Candidate {
         member: MemberId::new(node, 0),
         started_at_ms,
-        incarnation: 1,
+        incarnation: baton_core::Incarnation(1),
         hardware: Hardware {
             cpus: 4,
             memory_bytes: 8 << 30,

@@ -38,7 +38,7 @@ mod tests {
         Candidate {
             member: MemberId::new(node, 0),
             started_at_ms: started,
-            incarnation: 1,
+            incarnation: baton_core::Incarnation(1),
             hardware: Default::default(),
             labels,
             services: vec![],

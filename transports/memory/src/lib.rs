@@ -73,7 +73,7 @@
 //! let a_id = NodeId::new("a");
 //! assert_eq!(b.recv().await, Some(TransportEvent::Disconnected { node: a_id.clone(), how: CloseKind::Orderly }));
 //! let proof = DeathProof::RefusedAfterOrderlyClose;
-//! assert_eq!(b.recv().await, Some(TransportEvent::Dead { node: a_id, incarnation: 1, proof }));
+//! assert_eq!(b.recv().await, Some(TransportEvent::Dead { node: a_id, incarnation: baton_core::Incarnation(1), proof }));
 //! assert_eq!(a.recv().await, None);
 //! # }
 //! ```

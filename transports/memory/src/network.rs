@@ -3,7 +3,7 @@
 
 use crate::transport::MemoryTransport;
 use baton_core::{
-    CloseKind, DeathProof, Envelope, Message, NodeId, TransportError, TransportEvent,
+    CloseKind, DeathProof, Envelope, Incarnation, Message, NodeId, TransportError, TransportEvent,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -12,6 +12,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
+
+/// How an endpoint leaves the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// A kind shutdown: messages already sent are still delivered, then peers see the close.
+    Shutdown,
+    /// A crash: its in-flight messages are lost.
+    Crash,
+}
 
 /// Seed used by [`MemoryNetwork::new`].
 pub const DEFAULT_SEED: u64 = 0x6261_746F_6E21; // "baton!"
@@ -84,14 +93,14 @@ pub struct NetworkStats {
 #[derive(Clone, Debug)]
 struct Link {
     endpoint: EndpointId,
-    incarnation: u64,
+    incarnation: Incarnation,
     addr: String,
 }
 
 /// A started endpoint.
 struct Endpoint {
     node: NodeId,
-    incarnation: u64,
+    incarnation: Incarnation,
     addr: String,
     tx: UnboundedSender<TransportEvent>,
     closed: Arc<AtomicBool>,
@@ -101,7 +110,7 @@ struct Endpoint {
     links: BTreeMap<NodeId, Link>,
     /// The last process this endpoint had a link with at each address (node, incarnation,
     /// endpoint): what a refused or differently-answered `connect` proves dead.
-    known_addrs: HashMap<String, (NodeId, u64, EndpointId)>,
+    known_addrs: HashMap<String, (NodeId, Incarnation, EndpointId)>,
 }
 
 /// A delayed event on a directed link, due at `due`.
@@ -237,7 +246,7 @@ impl MemoryNetwork {
         match st.by_node.get(&node).copied() {
             Some(ep) => {
                 tracing::debug!(%node, "memory network: crash");
-                st.remove_endpoint(ep, false)
+                st.remove_endpoint(ep, Exit::Crash)
             }
             None => false,
         }
@@ -369,7 +378,7 @@ impl MemoryNetwork {
     }
 
     /// The incarnation of `node`'s live endpoint, if it has one.
-    pub fn incarnation(&self, node: impl IntoNodeId) -> Option<u64> {
+    pub fn incarnation(&self, node: impl IntoNodeId) -> Option<Incarnation> {
         let node = node.into_node_id();
         let st = self.lock();
         let ep = st.by_node.get(&node)?;
@@ -412,7 +421,7 @@ impl MemoryNetwork {
         &self,
         ep: EndpointId,
         node: NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         addr: String,
         tx: UnboundedSender<TransportEvent>,
         closed: Arc<AtomicBool>,
@@ -434,7 +443,7 @@ impl MemoryNetwork {
                 tx,
             ));
         }
-        tracing::debug!(%node, incarnation, %addr, "memory network: endpoint started");
+        tracing::debug!(%node, incarnation = incarnation.get(), %addr, "memory network: endpoint started");
         st.by_addr.insert(addr.clone(), ep);
         st.by_node.insert(node.clone(), ep);
         st.endpoints.insert(
@@ -452,9 +461,9 @@ impl MemoryNetwork {
         Ok(())
     }
 
-    /// Removes the endpoint (kind shutdown when `graceful`); false when it was not live.
-    pub(crate) fn unregister(&self, ep: EndpointId, graceful: bool) -> bool {
-        self.lock().remove_endpoint(ep, graceful)
+    /// Removes the endpoint as `exit` says; false when it was not live.
+    pub(crate) fn unregister(&self, ep: EndpointId, exit: Exit) -> bool {
+        self.lock().remove_endpoint(ep, exit)
     }
 
     pub(crate) fn connect_from(&self, ep: EndpointId, addr: &str) {
@@ -645,7 +654,7 @@ impl State {
         }
         // Processes this endpoint knew at `addr` that no longer listen there: still-open
         // (stale) links, and the last process it had a link with at that address.
-        let mut stale: Vec<(NodeId, u64)> = me
+        let mut stale: Vec<(NodeId, Incarnation)> = me
             .links
             .iter()
             .filter(|(_, l)| l.addr == addr && Some(l.endpoint) != target)
@@ -689,7 +698,7 @@ impl State {
 
     /// Removes `ep`'s link to that process of `node` (if any) and tells it the proof (`Disconnected` first when
     /// `closed`, i.e. it learns of the close at the same time).
-    fn prove_dead(&mut self, ep: EndpointId, node: NodeId, incarnation: u64, closed: bool) {
+    fn prove_dead(&mut self, ep: EndpointId, node: NodeId, incarnation: Incarnation, closed: bool) {
         if let Some(e) = self.endpoints.get_mut(&ep)
             && e.links
                 .get(&node)
@@ -848,11 +857,12 @@ impl State {
         }
     }
 
-    /// Removes a live endpoint: a crash (`graceful == false`) or a kind shutdown. Peers with a
+    /// Removes a live endpoint: a crash ([`Exit::Crash`]) or a kind shutdown. Peers with a
     /// link, and not partitioned from it, see `Disconnected` then `Dead`. On a kind shutdown
     /// those events follow any delayed messages the endpoint had already sent (TCP's FIN
     /// follows the data); on a crash its in-flight messages are lost.
-    fn remove_endpoint(&mut self, ep: EndpointId, graceful: bool) -> bool {
+    fn remove_endpoint(&mut self, ep: EndpointId, exit: Exit) -> bool {
+        let graceful = exit == Exit::Shutdown;
         let Some(gone) = self.endpoints.remove(&ep) else {
             return false;
         };
@@ -913,7 +923,7 @@ impl State {
                 }
             }
         }
-        tracing::debug!(node = %gone.node, incarnation = gone.incarnation, graceful, "memory network: endpoint removed");
+        tracing::debug!(node = %gone.node, incarnation = gone.incarnation.get(), graceful, "memory network: endpoint removed");
         // `gone.tx` drops here: the endpoint's pending `recv()` returns `None`.
         true
     }

@@ -1,7 +1,7 @@
 //! [`MemoryTransport`]: one endpoint on a [`MemoryNetwork`], implementing
 //! [`baton_core::Transport`].
 
-use crate::network::{EndpointId, MemoryNetwork};
+use crate::network::{EndpointId, Exit, MemoryNetwork};
 use async_trait::async_trait;
 use baton_core::{LocalNode, Message, NodeId, Transport, TransportError, TransportEvent};
 use std::fmt;
@@ -142,7 +142,7 @@ impl Transport for MemoryTransport {
     /// are still delivered; then each peer with a link sees `Disconnected` and `Dead`.
     async fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
-        self.net.unregister(self.id, true);
+        self.net.unregister(self.id, Exit::Shutdown);
         drop(self.take_pending_tx());
     }
 }
@@ -151,7 +151,7 @@ impl Drop for MemoryTransport {
     fn drop(&mut self) {
         if !self.is_closed() {
             self.closed.store(true, Ordering::Release);
-            self.net.unregister(self.id, true);
+            self.net.unregister(self.id, Exit::Shutdown);
         }
     }
 }

@@ -32,7 +32,7 @@ async fn send_delivers_the_envelope_with_sender_and_incarnation() {
     match next(&b).await {
         TransportEvent::Message(env) => {
             assert_eq!(env.from, id("a"));
-            assert_eq!(env.incarnation, 1);
+            assert_eq!(env.incarnation, baton_core::Incarnation(1));
             assert_eq!(env.message, Message::Leave);
         }
         other => panic!("unexpected {other:?}"),
@@ -133,7 +133,7 @@ async fn start_twice_on_the_same_address_is_refused() {
     first.shutdown().await;
     let addr = second.start(&local("a", 2, "a")).await.unwrap();
     assert_eq!(addr, "a");
-    assert_eq!(net.incarnation("a"), Some(2));
+    assert_eq!(net.incarnation("a"), Some(baton_core::Incarnation(2)));
 }
 
 #[tokio::test]

@@ -148,7 +148,7 @@ async fn restarted_node_connecting_is_seen_with_its_new_incarnation() {
 
     b2.send(&id("a"), numbered(9)).await.unwrap();
     match next(&a).await {
-        TransportEvent::Message(env) => assert_eq!(env.incarnation, 2),
+        TransportEvent::Message(env) => assert_eq!(env.incarnation, baton_core::Incarnation(2)),
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -29,7 +29,7 @@ use crate::stream::{Stream, tls_failure};
 use crate::wire::{FrameOpener, FrameSealer, WireError, codec, open_message, seal_message};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
-use baton_core::{CallError, Fingerprint, Message, NodeId, Served};
+use baton_core::{CallError, Fingerprint, Incarnation, Message, NodeId, Served};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::io;
@@ -138,7 +138,7 @@ impl TcpClient {
                 cluster: config.cluster.clone(),
                 secret: config.secret.clone(),
                 node: NodeId::new(name),
-                incarnation: 0,
+                incarnation: Incarnation(0),
                 addr: String::new(),
                 client: true,
                 // Never compared: a client does not take part in elections.

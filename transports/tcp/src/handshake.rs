@@ -67,7 +67,9 @@
 //! from a stranger. Decoding requires the whole payload to be consumed, and every string and
 //! list a peer sends is bounded.
 
-use baton_core::{Fingerprint, FingerprintMismatch, NodeId, PROTOCOL_VERSION, Refusal};
+use baton_core::{
+    Fingerprint, FingerprintMismatch, Incarnation, NodeId, PROTOCOL_VERSION, Refusal,
+};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -208,7 +210,7 @@ pub struct Hello {
     /// The sender's node id.
     pub node: NodeId,
     /// The sender's incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// The address the sender listens on (where to reconnect to it).
     pub addr: String,
     /// The sender's fresh nonce.
@@ -271,7 +273,7 @@ pub struct HandshakeConfig {
     /// This node.
     pub node: NodeId,
     /// This process's incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// This node's advertised listen address (empty for a client).
     pub addr: String,
     /// This side is a client, not a node (only ever an initiator).
@@ -307,7 +309,7 @@ pub struct PeerInfo {
     /// Its node id.
     pub node: NodeId,
     /// Its incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Its advertised listen address (empty for a client).
     pub addr: String,
     /// It is a client, not a node.
@@ -668,7 +670,7 @@ fn keyed_transcript(
     mac.update(&initiator.version.to_be_bytes());
     for hello in [initiator, responder] {
         put(&mut mac, hello.node.as_str().as_bytes());
-        mac.update(&hello.incarnation.to_be_bytes());
+        mac.update(&hello.incarnation.get().to_be_bytes());
         put(&mut mac, hello.addr.as_bytes());
         put(&mut mac, &hello.nonce);
         mac.update(&[u8::from(hello.client)]);
@@ -1123,7 +1125,7 @@ mod tests {
             cluster: "demo".into(),
             secret: secret.to_vec(),
             node: NodeId::new(node),
-            incarnation: 7,
+            incarnation: Incarnation(7),
             addr: format!("{node}.local:1"),
             client: false,
             fingerprint: fingerprint(),
@@ -1250,7 +1252,7 @@ mod tests {
         Refusal::DuplicateName {
             node: NodeId::new("a"),
             addr: "10.0.0.1:7101".into(),
-            incarnation: 5,
+            incarnation: Incarnation(5),
         }
     }
 
@@ -1259,7 +1261,7 @@ mod tests {
         let (a_sees, b_sees) = run(cfg("a", b"s"), cfg("b", b"s")).unwrap();
         assert_eq!(a_sees.node, NodeId::new("b"));
         assert_eq!(b_sees.node, NodeId::new("a"));
-        assert_eq!(b_sees.incarnation, 7);
+        assert_eq!(b_sees.incarnation, Incarnation(7));
         assert_eq!(b_sees.addr, "a.local:1");
     }
 
@@ -1615,8 +1617,8 @@ mod tests {
         assert_eq!(peer.node, NodeId::new("a"));
         let stale = Refusal::StaleIncarnation {
             node: NodeId::new("a"),
-            incarnation: 7,
-            known: 9,
+            incarnation: Incarnation(7),
+            known: Incarnation(9),
         };
         let refuse = resp.refuse(stale.clone());
         let err = init.on_frame(&refuse).unwrap_err();
@@ -1742,7 +1744,7 @@ mod tests {
         let huge = Refusal::DuplicateName {
             node: NodeId::new("a"),
             addr: "x".repeat(MAX_FIELD_LEN + 1),
-            incarnation: 1,
+            incarnation: Incarnation(1),
         };
         frames.push(
             Verdict::Refuse {

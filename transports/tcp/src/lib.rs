@@ -217,7 +217,9 @@ use crate::handshake::{HandshakeConfig, MAX_FIELD_LEN};
 use crate::peers::{Item, State, Status};
 use crate::queue::{Pushed, lock};
 use async_trait::async_trait;
-use baton_core::{LocalNode, Message, NodeId, Transport, TransportError, TransportEvent};
+use baton_core::{
+    Incarnation, LocalNode, Message, NodeId, Transport, TransportError, TransportEvent,
+};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -504,7 +506,7 @@ impl Transport for TcpTransport {
             self.inner.listener.clone(),
         ));
         *lock(&self.inner.acceptor) = Some(handle);
-        debug!(node = %me.id, incarnation = me.incarnation, addr = %advertised, "tcp transport listening");
+        debug!(node = %me.id, incarnation = me.incarnation.get(), addr = %advertised, "tcp transport listening");
         Ok(advertised)
     }
 
@@ -580,11 +582,11 @@ impl Transport for TcpTransport {
         }
     }
 
-    async fn reincarnate(&self, incarnation: u64) -> bool {
+    async fn reincarnate(&self, incarnation: Incarnation) -> bool {
         let moved = lock(&self.inner.state).reincarnate(incarnation);
         if moved {
             info!(
-                incarnation,
+                incarnation = incarnation.get(),
                 "moved to a new incarnation; reconnecting to every peer"
             );
         }
@@ -634,7 +636,7 @@ mod tests {
                 cluster: "c".into(),
                 secret: b"hunter2-secret".to_vec(),
                 node: NodeId::new("n"),
-                incarnation: 1,
+                incarnation: baton_core::Incarnation(1),
                 addr: "a:1".into(),
                 client: false,
                 fingerprint: Default::default(),

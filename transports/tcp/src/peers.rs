@@ -4,7 +4,9 @@
 
 use crate::handshake::{HandshakeConfig, PeerInfo};
 use crate::queue::Queue;
-use baton_core::{CloseKind, DeathProof, DeathProofMode, NodeId, Refusal, TransportEvent};
+use baton_core::{
+    CloseKind, DeathProof, DeathProofMode, Incarnation, NodeId, Refusal, TransportEvent,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,15 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+/// Who opened the connection a handshake came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialer {
+    /// The peer dialed us (an inbound connection).
+    Peer,
+    /// We dialed the peer (an outbound connection, our own redial).
+    Us,
+}
 
 /// Most inbound connections kept per peer; the oldest superseded one is closed beyond this.
 pub(crate) const MAX_INBOUND_PER_PEER: usize = 4;
@@ -46,7 +57,7 @@ pub(crate) enum Status {
 }
 
 pub(crate) struct Peer {
-    pub(crate) incarnation: u64,
+    pub(crate) incarnation: Incarnation,
     /// Advertised listen address (from the handshake).
     pub(crate) addr: String,
     pub(crate) status: Status,
@@ -258,11 +269,11 @@ impl State {
     /// and `Connected` for a peer new to us or a new incarnation.
     ///
     /// A peer under probe (after `Disconnected`, or dead) with the *same* incarnation is
-    /// reported `Connected` again only on our own redial (`redial`): a handshake the peer
+    /// reported `Connected` again only on our own redial ([`Dialer::Us`]): a handshake the peer
     /// started may have been sent just before it died or shut down, and its close may be read
     /// before its `Auth` (they travel on different connections), which would report it back up
     /// for an instant. Returns whether a dialer must be spawned for it.
-    fn admit(&mut self, info: &PeerInfo, redial: bool) -> Result<bool, Refusal> {
+    fn admit(&mut self, info: &PeerInfo, dialer: Dialer) -> Result<bool, Refusal> {
         self.judge(info)?;
         let outbound_queue = self.outbound_queue;
         // Its address answers (in one direction or the other): connects to it may go at once.
@@ -282,7 +293,7 @@ impl State {
         if info.incarnation > p.incarnation {
             if p.status == Status::Dead {
                 // The engine logs the peer up (info); this is the transport's detail.
-                tracing::debug!(node = %info.node, incarnation = info.incarnation, addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
+                tracing::debug!(node = %info.node, incarnation = info.incarnation.get(), addr = %info.addr, "peer {} is back (incarnation {})", info.node, info.incarnation);
             }
             if p.status != Status::Dead {
                 events.push(TransportEvent::Dead {
@@ -303,7 +314,7 @@ impl State {
                 incarnation: info.incarnation,
                 addr: info.addr.clone(),
             });
-        } else if p.status != Status::Up && !redial {
+        } else if p.status != Status::Up && dialer == Dialer::Peer {
             // Alive a moment ago (or not dead after all): redial now rather than wait out a
             // backoff; our own redial reports it.
             if p.status == Status::Dead {
@@ -313,7 +324,7 @@ impl State {
             p.dial_now = true;
         } else if p.status != Status::Up {
             if p.status == Status::Dead {
-                info!(node = %info.node, incarnation = info.incarnation, "peer {} was declared dead but answers again: taken back", info.node);
+                info!(node = %info.node, incarnation = info.incarnation.get(), "peer {} was declared dead but answers again: taken back", info.node);
             }
             p.status = Status::Up;
             p.closed_in_order = false;
@@ -339,7 +350,7 @@ impl State {
         info: &PeerInfo,
         conn: Conn,
     ) -> Result<bool, Refusal> {
-        let spawn = self.admit(info, false)?;
+        let spawn = self.admit(info, Dialer::Peer)?;
         if let Some(p) = self.peers.get_mut(&info.node) {
             let redialed = !p.inbound.is_empty();
             p.inbound.push(conn);
@@ -408,7 +419,7 @@ impl State {
         conn: Conn,
     ) -> Result<(bool, Arc<Queue>), Refusal> {
         self.release_claim(&info.node, attempt);
-        let spawn = self.admit(info, true)?;
+        let spawn = self.admit(info, Dialer::Us)?;
         let Some(p) = self.peers.get_mut(&info.node) else {
             // `admit` just inserted or kept it, under this same lock.
             return Err(Refusal::ShuttingDown);
@@ -575,7 +586,7 @@ impl State {
 
     /// This node moves to `incarnation`: every connection (bound to the old one by its
     /// handshake) closes, and every live peer is redialed at once with the new one.
-    pub(crate) fn reincarnate(&mut self, incarnation: u64) -> bool {
+    pub(crate) fn reincarnate(&mut self, incarnation: Incarnation) -> bool {
         let Some(me) = self.me.as_mut() else {
             return false;
         };

@@ -174,7 +174,7 @@ async fn a_client_with_the_wrong_secret_learns_nothing() {
         version: baton_core::PROTOCOL_VERSION,
         cluster: CLUSTER.into(),
         node: baton_core::NodeId::new("intruder"),
-        incarnation: 0,
+        incarnation: baton_core::Incarnation(0),
         addr: String::new(),
         nonce: [7; NONCE_LEN],
         client: true,

@@ -22,7 +22,7 @@ fn cfg(node: &str) -> HandshakeConfig {
         cluster: "fuzz".into(),
         secret: b"s3cret".to_vec(),
         node: NodeId::new(node),
-        incarnation: 3,
+        incarnation: baton_core::Incarnation(3),
         addr: "127.0.0.1:9".into(),
         client: false,
         fingerprint: Default::default(),

@@ -100,7 +100,7 @@ fn raw_hello(magic: [u8; 4], version: u16) -> Vec<u8> {
         version,
         cluster: CLUSTER.into(),
         node: NodeId::new("raw"),
-        incarnation: 1,
+        incarnation: baton_core::Incarnation(1),
         addr: "127.0.0.1:1".into(),
         nonce: [7; NONCE_LEN],
         client: false,
@@ -288,7 +288,7 @@ async fn newer_incarnation_handshake_proves_the_old_one_dead() {
     let (b2, _) = start("b", 2).await;
     b2.connect(&a_addr).await;
     let seen = expect(&b2, SOON, "Refused{DuplicateName}", |e| {
-        matches!(e, TransportEvent::Refused { refusal: Refusal::DuplicateName { node, addr, incarnation: 1 }, .. }
+        matches!(e, TransportEvent::Refused { refusal: Refusal::DuplicateName { node, addr, incarnation: baton_core::Incarnation(1) }, .. }
             if node.as_str() == "b" && *addr == b1_addr)
     })
     .await;
@@ -349,8 +349,8 @@ async fn a_stale_incarnation_is_told_the_known_one_and_may_move_above_it() {
             e,
             TransportEvent::Refused {
                 refusal: Refusal::StaleIncarnation {
-                    known: 5,
-                    incarnation: 3,
+                    known: baton_core::Incarnation(5),
+                    incarnation: baton_core::Incarnation(3),
                     ..
                 },
                 ..
@@ -358,7 +358,7 @@ async fn a_stale_incarnation_is_told_the_known_one_and_may_move_above_it() {
         )
     })
     .await;
-    assert!(b3.reincarnate(6).await);
+    assert!(b3.reincarnate(baton_core::Incarnation(6)).await);
     b3.connect(&a_addr).await;
     expect(&a, SOON, "Connected{b,6}", is_connected("b", 6)).await;
     shutdown_all([a, b3]).await;
@@ -405,7 +405,10 @@ async fn reset_connection_reconnects_to_the_same_incarnation_without_death() {
             seen_b.as_slice(),
             [] | [
                 TransportEvent::Disconnected { .. },
-                TransportEvent::Connected { incarnation: 1, .. }
+                TransportEvent::Connected {
+                    incarnation: baton_core::Incarnation(1),
+                    ..
+                }
             ]
         ),
         "{seen_b:?}"
@@ -438,7 +441,7 @@ async fn connect_to_self_duplicates_and_closed_ports() {
     let (twin, _) = start("a", 2).await;
     twin.connect(&a_addr).await;
     expect(&twin, SOON, "Refused{DuplicateName}", |e| {
-        matches!(e, TransportEvent::Refused { refusal: Refusal::DuplicateName { addr, incarnation: 1, .. }, .. } if *addr == a_addr)
+        matches!(e, TransportEvent::Refused { refusal: Refusal::DuplicateName { addr, incarnation: baton_core::Incarnation(1), .. }, .. } if *addr == a_addr)
     })
     .await;
     // The original learns of the duplicate too (its engine keeps the name: peers accept it).
@@ -446,7 +449,10 @@ async fn connect_to_self_duplicates_and_closed_ports() {
         matches!(
             e,
             TransportEvent::Refused {
-                refusal: Refusal::DuplicateName { incarnation: 2, .. },
+                refusal: Refusal::DuplicateName {
+                    incarnation: baton_core::Incarnation(2),
+                    ..
+                },
                 ..
             }
         )
@@ -514,7 +520,7 @@ async fn silent_clients_are_displaced_dropped_at_the_deadline_and_capped() {
         cluster: CLUSTER.into(),
         secret: SECRET.to_vec(),
         node: baton_core::NodeId::new("lingerer"),
-        incarnation: 0,
+        incarnation: baton_core::Incarnation(0),
         addr: String::new(),
         client: true,
         fingerprint: Default::default(),
@@ -569,7 +575,7 @@ async fn clients_are_answered_over_their_connection_and_never_become_peers() {
         .await
         .unwrap();
     assert_eq!(client.node().node, NodeId::new("b"));
-    assert_eq!(client.node().incarnation, 5);
+    assert_eq!(client.node().incarnation, baton_core::Incarnation(5));
     client.send(&Message::StatusRequest).await.unwrap();
     let env = match tokio::time::timeout(SOON, b.recv()).await {
         Ok(Some(TransportEvent::ClientMessage(env))) => env,

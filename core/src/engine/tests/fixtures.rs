@@ -4,13 +4,17 @@ use super::harness::{G, name};
 use crate::engine::{Action, Input};
 use crate::message::{Message, VoteRequest, VoteResponse};
 use crate::transport::{CloseKind, Envelope, Fingerprint, TransportEvent};
-use crate::types::{Labels, MemberId, NodeId, Term};
+use crate::types::{Incarnation, Labels, MemberId, NodeId, Term};
 
 /// A message from `from` (of `incarnation`).
-pub(crate) fn envelope(from: &str, incarnation: u64, message: Message) -> Envelope {
+pub(crate) fn envelope(
+    from: &str,
+    incarnation: impl Into<Incarnation>,
+    message: Message,
+) -> Envelope {
     Envelope {
         from: NodeId::new(from),
-        incarnation,
+        incarnation: incarnation.into(),
         message,
     }
 }
@@ -23,10 +27,10 @@ pub(crate) fn join(started_at_ms: u64) -> Input {
     }
 }
 
-pub(crate) fn connected(j: usize, incarnation: u64) -> TransportEvent {
+pub(crate) fn connected(j: usize, incarnation: impl Into<Incarnation>) -> TransportEvent {
     TransportEvent::Connected {
         node: NodeId::new(name(j)),
-        incarnation,
+        incarnation: incarnation.into(),
         addr: name(j),
     }
 }

@@ -13,7 +13,7 @@ use crate::engine::{Action, Engine, EngineConfig, GroupSpec, Input, PersistedSta
 use crate::message::Message;
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::transport::{DeathProofMode, TransportEvent};
-use crate::types::{MemberId, NodeId};
+use crate::types::{Incarnation, MemberId, NodeId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,7 +102,7 @@ impl Setup {
         self
     }
     /// The config node `i` starts with.
-    pub(crate) fn config(&self, i: usize, incarnation: u64) -> EngineConfig {
+    pub(crate) fn config(&self, i: usize, incarnation: impl Into<Incarnation>) -> EngineConfig {
         let quorum = if self.availability {
             Quorum::None
         } else {
@@ -120,7 +120,7 @@ impl Setup {
     pub(crate) fn engine(
         &self,
         i: usize,
-        inc: u64,
+        inc: Incarnation,
         persisted: Option<PersistedState>,
         now: Instant,
     ) -> Engine {
@@ -139,7 +139,9 @@ impl Setup {
     }
     pub(crate) fn build(self) -> Cluster {
         let now = Instant::now();
-        let engines = (0..self.n).map(|i| self.engine(i, 1, None, now)).collect();
+        let engines = (0..self.n)
+            .map(|i| self.engine(i, Incarnation(1), None, now))
+            .collect();
         let n = self.n;
         let mut c = Cluster {
             now,
@@ -355,7 +357,7 @@ impl Cluster {
 
     /// Starts node `i` afresh (a higher incarnation) from `persisted`; it reconnects and joins.
     pub(crate) fn restart(&mut self, i: usize, persisted: Option<PersistedState>) {
-        let inc = self.engines[i].config().incarnation + 1;
+        let inc = self.engines[i].config().incarnation.saturating_next();
         self.engines[i] = self.setup.engine(i, inc, persisted, self.now);
         self.crashed.remove(&i);
         for j in others(self.engines.len(), i) {

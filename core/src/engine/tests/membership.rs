@@ -6,13 +6,14 @@ use super::probe::Probe;
 use crate::engine::{Action, Input};
 use crate::message::{Heartbeat, Message, PeerAddr};
 use crate::transport::{CloseKind, DeathProof, DeathProofMode, Refusal, TransportEvent};
+use crate::types::Incarnation;
 use crate::types::{MemberId, NodeId};
 use std::time::Duration;
 
 fn dead(j: usize, proof: DeathProof) -> TransportEvent {
     TransportEvent::Dead {
         node: NodeId::new(name(j)),
-        incarnation: 1,
+        incarnation: Incarnation(1),
         proof,
     }
 }
@@ -21,7 +22,7 @@ fn duplicate(addr: &str) -> Refusal {
     Refusal::DuplicateName {
         node: NodeId::new("n0"),
         addr: addr.into(),
-        incarnation: 9,
+        incarnation: Incarnation(9),
     }
 }
 
@@ -135,7 +136,7 @@ fn messages_from_an_older_incarnation_are_ignored() {
     // n0 restarted: incarnation 2 connects; then a late claim of incarnation 1 arrives.
     p.handle(Input::Transport(TransportEvent::Connected {
         node: NodeId::new("n0"),
-        incarnation: 2,
+        incarnation: Incarnation(2),
         addr: "n0".into(),
     }));
     let hb = Heartbeat {
@@ -166,7 +167,7 @@ fn a_newer_incarnation_ends_the_old_ones_leadership() {
     assert!(p.leader().is_some());
     p.handle(Input::Transport(TransportEvent::Connected {
         node: NodeId::new("n0"),
-        incarnation: 2,
+        incarnation: Incarnation(2),
         addr: "n0".into(),
     }));
     assert_eq!(p.leader(), None, "the process that led is gone");
@@ -261,20 +262,22 @@ fn a_stale_incarnation_refusal_moves_the_node_above_the_known_incarnation() {
     let mut c = Setup::new(3).build();
     let stale = Refusal::StaleIncarnation {
         node: NodeId::new("n0"),
-        incarnation: 1,
-        known: 41,
+        incarnation: Incarnation(1),
+        known: Incarnation(41),
     };
     c.event(0, refused(stale));
     assert!(
-        c.log[0].contains(&Action::Reincarnate { incarnation: 42 }),
+        c.log[0].contains(&Action::Reincarnate {
+            incarnation: Incarnation(42)
+        }),
         "{:?}",
         c.log[0]
     );
-    assert_eq!(c.engines[0].config().incarnation, 42);
+    assert_eq!(c.engines[0].config().incarnation, Incarnation(42));
     assert!(
         c.log[0]
             .iter()
-            .any(|a| matches!(a, Action::Persist(p) if p.incarnation == 42)),
+            .any(|a| matches!(a, Action::Persist(p) if p.incarnation == Incarnation(42))),
         "the new incarnation is stored"
     );
 }

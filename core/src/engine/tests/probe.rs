@@ -9,6 +9,7 @@ use crate::message::{
 };
 use crate::policy::ByMemberId;
 use crate::transport::TransportEvent;
+use crate::types::Incarnation;
 use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,7 +70,7 @@ impl Probe {
             p.fakes.insert(peer.to_string(), fake);
             p.handle(Input::Transport(TransportEvent::Connected {
                 node: NodeId::new(*peer),
-                incarnation: 1,
+                incarnation: Incarnation(1),
                 addr: peer.to_string(),
             }));
             p.beat(peer);

@@ -6,6 +6,7 @@ use super::harness::{Cluster, G, Setup, envelope, member, ms, name};
 use crate::engine::{Action, CallRef, Input};
 use crate::message::{CallError, Message, Request, Response, Served};
 use crate::transport::{DeathProof, TransportEvent};
+use crate::types::Incarnation;
 use crate::types::NodeId;
 use std::time::Duration;
 
@@ -163,7 +164,7 @@ fn a_call_whose_leader_dies_mid_call_fails_with_leader_changed() {
     c.crash(l);
     let proof = TransportEvent::Dead {
         node: NodeId::new(name(l)),
-        incarnation: 1,
+        incarnation: Incarnation(1),
         proof: DeathProof::Left,
     };
     c.event(f, proof);

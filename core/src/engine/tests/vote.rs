@@ -7,6 +7,7 @@ use super::probe::Probe;
 use crate::engine::{Action, Input};
 use crate::message::{Message, VoteRequest};
 use crate::transport::{DeathProof, DeathProofMode, TransportEvent};
+use crate::types::Incarnation;
 use crate::types::{MemberId, NodeId, Term};
 
 /// Past the voter's restart abstention (one failure timeout).
@@ -222,7 +223,7 @@ fn a_voter_applies_a_candidates_proof_only_of_a_kind_it_trusts() {
         let mut c = Setup::new(3).mode(mode).build();
         // n0 tells n1, in a vote request, that n2 is dead.
         let req = VoteRequest {
-            dead: vec![(NodeId::new("n2"), 1, proof)],
+            dead: vec![(NodeId::new("n2"), Incarnation(1), proof)],
             ..vote_request("n0", 7, true)
         };
         c.event(

@@ -29,7 +29,7 @@ pub async fn network_with_a() -> (MemoryNetwork, MemoryTransport) {
 pub fn local(name: &str, incarnation: u64, listen: &str) -> LocalNode {
     LocalNode {
         id: id(name),
-        incarnation,
+        incarnation: baton_core::Incarnation(incarnation),
         listen: listen.to_string(),
         fingerprint: Default::default(),
         death_proof: Default::default(),
@@ -66,7 +66,7 @@ pub async fn assert_quiet(t: &MemoryTransport) {
 pub fn connected(name: &str, incarnation: u64) -> TransportEvent {
     TransportEvent::Connected {
         node: id(name),
-        incarnation,
+        incarnation: baton_core::Incarnation(incarnation),
         addr: name.to_string(),
     }
 }
@@ -91,7 +91,7 @@ pub fn reset(name: &str) -> TransportEvent {
 pub fn dead(name: &str, incarnation: u64) -> TransportEvent {
     TransportEvent::Dead {
         node: id(name),
-        incarnation,
+        incarnation: baton_core::Incarnation(incarnation),
         proof: DeathProof::RefusedAfterOrderlyClose,
     }
 }

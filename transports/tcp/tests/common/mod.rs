@@ -7,7 +7,7 @@
     reason = "shared by the TCP test binaries (each uses part, none exports it); a panic is the failure report"
 )]
 
-use baton_core::{LocalNode, NodeId, Transport};
+use baton_core::{Incarnation, LocalNode, NodeId, Transport};
 use baton_transport_tcp::{TcpConfig, TcpTransport};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub fn config() -> TcpConfig {
 pub fn local(name: &str, incarnation: u64, listen: &str) -> LocalNode {
     LocalNode {
         id: NodeId::new(name),
-        incarnation,
+        incarnation: Incarnation(incarnation),
         listen: listen.to_string(),
         fingerprint: Default::default(),
         death_proof: Default::default(),
@@ -189,7 +189,7 @@ pub async fn raw_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         cluster: CLUSTER.into(),
         secret: SECRET.to_vec(),
         node: NodeId::new(node),
-        incarnation,
+        incarnation: Incarnation(incarnation),
         addr: addr.into(),
         client: false,
         fingerprint: Default::default(),
