@@ -778,10 +778,11 @@ async fn accepted_stream(inner: &Inner, tcp: TcpStream, peer: SocketAddr) -> Opt
     #[cfg(feature = "tls")]
     if let Some(tls) = &inner.cfg.tls {
         if n > 0 && !tls_dialer {
-            tell_tls_mode(&tcp, TlsNotice::Required);
+            // Log before telling: the dialer may act on the notice at once.
             if let Some(more) = inner.limited("plaintext", peer.ip()) {
                 warn!(peer = %peer, "handshake refused: the dialer speaks plain text and this node requires TLS (does it have [cluster.tls]?){more}");
             }
+            tell_tls_mode(&tcp, TlsNotice::Required);
             return None;
         }
         return match tls.accept(tcp).await {
@@ -809,10 +810,10 @@ async fn accepted_stream(inner: &Inner, tcp: TcpStream, peer: SocketAddr) -> Opt
         };
     }
     if tls_dialer {
-        tell_tls_mode(&tcp, TlsNotice::Unsupported);
         if let Some(more) = inner.limited("tls dialer", peer.ip()) {
             warn!(peer = %peer, "handshake refused: the dialer speaks TLS and this node has no [cluster.tls]{more}");
         }
+        tell_tls_mode(&tcp, TlsNotice::Unsupported);
         return None;
     }
     Some(Stream::Plain(tcp))
