@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p baton-benches --bin failover -- --nodes 3 --rounds 20
 //! cargo run --release -p baton-benches --bin failover -- --idle           # 9 nodes, 30 s
+//! cargo run --release -p baton-benches --bin failover -- --tls --kinds kill,term
 //! ```
 //!
 //! **Failover** (the default): starts `--nodes` `baton node` processes (default 3) on free
@@ -25,6 +26,13 @@
 //! uses — polled back to back (one request in flight per node), so a view is at most one
 //! loopback round trip old. The polling runs in this process, on the same 2 cores as the nodes.
 //!
+//! **Mutual TLS** (`--tls`, with either mode): the tool generates a throwaway CA (rcgen), one
+//! certificate per node and one for its own observer clients in its working directory, writes
+//! `[cluster.tls]` (`cert`, `key`, `ca`) into every node's config and gives its clients the
+//! same CA (the `baton status --config` path: [`Tls::from_files`]). Every connection, node to
+//! node and observer to node, then runs over TLS 1.3; the rest is unchanged. Without `--tls`
+//! (the default) nothing about TLS is written or used.
+//!
 //! **Idle cost** (`--idle`): starts `--idle-nodes` nodes (default 9), waits until they are
 //! steady, then reads `/proc/<pid>/stat` (utime + stime) and `/proc/<pid>/status` (VmRSS,
 //! VmHWM) of every node over `--idle-secs` (default 30) and prints CPU (percent of one core)
@@ -44,6 +52,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use baton_benches::stats::Summary;
 use baton_core::engine::StatusSnapshot;
+use baton_transport_tcp::tls::Tls;
 use baton_transport_tcp::{TcpClient, TcpConfig};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -100,11 +109,13 @@ struct Args {
     idle_nodes: usize,
     idle_secs: u64,
     data_dir: bool,
+    tls: bool,
     keep: bool,
 }
 
 const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term] \
-[--data-dir] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--baton PATH] [--keep]";
+[--data-dir] [--tls] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--tls] [--baton PATH] [--keep]\n\
+--tls: mutual TLS ([cluster.tls]) on every connection, with a throwaway CA and certificates";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -116,6 +127,7 @@ fn parse_args() -> Result<Args> {
         idle_nodes: 9,
         idle_secs: 30,
         data_dir: false,
+        tls: false,
         keep: false,
     };
     let mut it = std::env::args().skip(1);
@@ -137,6 +149,7 @@ fn parse_args() -> Result<Args> {
             }
             "--idle-secs" => a.idle_secs = value("--idle-secs")?.parse().context("--idle-secs")?,
             "--data-dir" => a.data_dir = true,
+            "--tls" => a.tls = true,
             "--keep" => a.keep = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -171,7 +184,7 @@ fn main() -> Result<()> {
         } else {
             args.nodes
         };
-        let mut cluster = Procs::create(&baton, n, args.data_dir, args.keep)?;
+        let mut cluster = Procs::create(&baton, n, args.data_dir, args.tls, args.keep)?;
         let work = async {
             if args.idle {
                 idle(&mut cluster, Duration::from_secs(args.idle_secs)).await
@@ -256,8 +269,32 @@ fn secret() -> String {
     format!("{:032x}{:08x}", t, std::process::id())
 }
 
+/// Writes a throwaway CA (`ca.pem`) and a certificate and key for each of `names` (`NAME.pem`,
+/// `NAME-key.pem`) into `dir`, all valid for this run only (nothing is kept unless `--keep`).
+fn write_certificates(dir: &Path, names: &[String]) -> Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().context("CA key")?)
+        .context("cannot sign the CA certificate")?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    for name in names {
+        let key = KeyPair::generate().with_context(|| format!("{name}'s key"))?;
+        let cert = CertificateParams::new(vec![name.clone()])
+            .with_context(|| format!("{name}'s certificate parameters"))?
+            .signed_by(&key, &ca)
+            .with_context(|| format!("cannot sign {name}'s certificate"))?;
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem())?;
+        std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem())?;
+    }
+    Ok(())
+}
+
+/// The name of the tool's own certificate (its observer clients'), beside the nodes' `nI`.
+const OBSERVER: &str = "observer";
+
 impl Procs {
-    fn create(baton: &Path, n: usize, data_dir: bool, keep: bool) -> Result<Procs> {
+    fn create(baton: &Path, n: usize, data_dir: bool, tls: bool, keep: bool) -> Result<Procs> {
         let dir = std::env::temp_dir().join(format!("baton-failover-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -268,6 +305,11 @@ impl Procs {
         let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let voters: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        if tls {
+            let mut holders = names.clone();
+            holders.push(OBSERVER.to_string());
+            write_certificates(&dir, &holders)?;
+        }
         let mut nodes = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let seeds: Vec<String> = names
@@ -281,10 +323,18 @@ impl Procs {
             } else {
                 String::new()
             };
+            // Relative paths: against the config file's directory (this one).
+            let tls_section = if tls {
+                format!(
+                    "\n[cluster.tls]\ncert = \"{name}.pem\"\nkey = \"{name}-key.pem\"\nca = \"ca.pem\"\n"
+                )
+            } else {
+                String::new()
+            };
             let text = format!(
                 "[node]\nname = \"{name}\"\nlisten = \"{addr}\"\n{data}\n\
                  [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [{voters}]\n\
-                 secret_file = \"cluster.secret\"\n\n\
+                 secret_file = \"cluster.secret\"\n{tls_section}\n\
                  [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
                 addr = addrs[i],
                 seeds = seeds.join(", "),
@@ -302,10 +352,21 @@ impl Procs {
                 started: Instant::now(),
             });
         }
+        let mut tcp = TcpConfig::new(CLUSTER, secret.into_bytes());
+        if tls {
+            tcp.tls = Some(
+                Tls::from_files(
+                    &dir.join(format!("{OBSERVER}.pem")),
+                    &dir.join(format!("{OBSERVER}-key.pem")),
+                    &dir.join("ca.pem"),
+                )
+                .context("the observer's TLS files")?,
+            );
+        }
         let mut procs = Procs {
             dir,
             baton: baton.to_path_buf(),
-            tcp: TcpConfig::new(CLUSTER, secret.into_bytes()),
+            tcp,
             nodes,
             keep,
         };
@@ -544,10 +605,15 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     let n = c.nodes.len();
     println!(
         "failover: {n} `baton node` processes on loopback ({}), group {GROUP:?}, oldest-running, \
-         heartbeat 100 ms, failure timeout 500 ms{}",
+         heartbeat 100 ms, failure timeout 500 ms{}{}",
         c.baton.display(),
         if args.data_dir {
             ", data_dir (fsync'd votes)"
+        } else {
+            ""
+        },
+        if args.tls {
+            ", mutual TLS ([cluster.tls])"
         } else {
             ""
         }
@@ -722,8 +788,13 @@ async fn idle(c: &mut Procs, window: Duration) -> Result<()> {
     let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
         .ok_or_else(|| anyhow!("no CLK_TCK"))? as f64;
     println!(
-        "idle cost: {n} `baton node` processes on loopback ({}), one group, default timings",
-        c.baton.display()
+        "idle cost: {n} `baton node` processes on loopback ({}), one group, default timings{}",
+        c.baton.display(),
+        if c.tcp.tls.is_some() {
+            ", mutual TLS ([cluster.tls])"
+        } else {
+            ""
+        }
     );
     let (leader, term) = c.steady().await?;
     println!(
@@ -830,6 +901,36 @@ mod tests {
         let mut no_leader = ok;
         no_leader[1] = status("b", None, 4, &all);
         assert_eq!(steady_view(&no_leader), None);
+    }
+
+    #[test]
+    fn the_generated_certificates_load_as_a_tls_identity() {
+        let dir = std::env::temp_dir().join(format!("baton-failover-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = vec!["n0".to_string(), OBSERVER.to_string()];
+        write_certificates(&dir, &names).unwrap();
+        for n in &names {
+            let tls = Tls::from_files(
+                &dir.join(format!("{n}.pem")),
+                &dir.join(format!("{n}-key.pem")),
+                &dir.join("ca.pem"),
+            );
+            assert!(tls.is_ok(), "{n}: {tls:?}");
+        }
+        // Another run's CA does not go with these keys' certificates: a real check.
+        let other = dir.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        write_certificates(&other, &names).unwrap();
+        let mixed = Tls::from_files(
+            &dir.join("n0.pem"),
+            &other.join("n0-key.pem"),
+            &dir.join("ca.pem"),
+        );
+        assert!(
+            mixed.is_err(),
+            "a key of another certificate must be refused"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
