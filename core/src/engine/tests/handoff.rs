@@ -14,10 +14,12 @@ fn step_downs(actions: &[Action]) -> Vec<StepDown> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send {
-                message: Message::StepDown(sd),
-                ..
-            } => Some(sd.clone()),
+            Action::Send { message, .. } => Some(message.parts()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|m| match m {
+            Message::StepDown(sd) => Some(sd.clone()),
             _ => None,
         })
         .collect()
@@ -71,13 +73,8 @@ fn a_leader_stops_acting_before_it_announces_its_resignation() {
         .iter()
         .position(|a| matches!(a, Action::Leadership(l) if !l.is_me));
     let told = actions.iter().position(|a| {
-        matches!(
-            a,
-            Action::Send {
-                message: Message::StepDown(_),
-                ..
-            }
-        )
+        matches!(a, Action::Send { message, .. }
+            if message.parts().iter().any(|m| matches!(m, Message::StepDown(_))))
     });
     assert!(
         matches!((stopped, told), (Some(s), Some(t)) if s < t),
