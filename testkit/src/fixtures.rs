@@ -13,24 +13,27 @@ pub fn every_message() -> Vec<Message> {
     vec![
         Message::Heartbeat(Heartbeat {
             seq: 1,
-            addr: "127.0.0.1:7101".into(),
-            hardware: Hardware {
-                cpus: 4,
-                memory_bytes: 1 << 30,
-                weight: Some(2.5),
-            },
-            labels: [("zone".to_string(), "eu-1".to_string())].into(),
-            members: vec![MemberAnnounce {
-                id: m.clone(),
-                group: "g".into(),
-                started_at_ms: 123,
-                labels: Default::default(),
-            }],
-            claims: vec![Claim {
-                group: "g".into(),
-                term: 3,
-                member: m.clone(),
-            }],
+            version: 1,
+            state: Some(baton_core::message::NodeState {
+                addr: "127.0.0.1:7101".into(),
+                hardware: Hardware {
+                    cpus: 4,
+                    memory_bytes: 1 << 30,
+                    weight: Some(2.5),
+                },
+                labels: [("zone".to_string(), "eu-1".to_string())].into(),
+                members: vec![MemberAnnounce {
+                    id: m.clone(),
+                    group: "g".into(),
+                    started_at_ms: 123,
+                    labels: Default::default(),
+                }],
+                claims: vec![Claim {
+                    group: "g".into(),
+                    term: 3,
+                    member: m.clone(),
+                }],
+            }),
             peers: vec![PeerAddr {
                 node: NodeId::new("b"),
                 addr: "127.0.0.1:7102".into(),
@@ -39,6 +42,7 @@ pub fn every_message() -> Vec<Message> {
         Message::HeartbeatAck(HeartbeatAck {
             seq: 1,
             rejected: vec![("g".into(), 9)],
+            version: 1,
         }),
         Message::VoteRequest(VoteRequest {
             group: "g".into(),
@@ -116,6 +120,7 @@ pub fn every_message() -> Vec<Message> {
             Message::HeartbeatAck(HeartbeatAck {
                 seq: 10,
                 rejected: vec![],
+                version: 1,
             }),
             Message::StepDown(StepDown {
                 group: "g".into(),
