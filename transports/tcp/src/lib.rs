@@ -614,7 +614,7 @@ impl Transport for TcpTransport {
             warn!(
                 node = %to,
                 "outgoing queue to {to} full: {} messages, {} bytes waiting (limits {}, {} bytes), \
-                 the peer is not reading; {what} instead of dropping messages one by one{more}",
+                 the peer reads too slowly or cannot be reached; {what} instead of dropping messages one by one{more}",
                 overflow.messages, overflow.bytes, limits.messages, limits.bytes,
             );
         }

@@ -336,7 +336,7 @@ mod tests {
                 seq: 1,
             },
             handoff: None,
-            pre: term % 2 == 0,
+            pre: term.is_multiple_of(2),
             dead: vec![],
         })
     }

@@ -35,7 +35,7 @@ fn vote(term: u64) -> Message {
             seq: 1,
         },
         handoff: None,
-        pre: term % 2 == 0,
+        pre: term.is_multiple_of(2),
         dead: vec![],
     })
 }
