@@ -211,31 +211,7 @@ async fn works_as_a_trait_object() {
 /// before the peer reads all arrive, in the order sent.
 #[tokio::test]
 async fn a_peer_that_does_not_read_loses_nothing() {
-    use baton_core::message::{Heartbeat, VoteRequest};
-    let heartbeat = |seq| {
-        Message::Heartbeat(Heartbeat {
-            seq,
-            addr: "a".into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![],
-            peers: vec![],
-        })
-    };
-    let vote = |term| {
-        Message::VoteRequest(VoteRequest {
-            group: "g".into(),
-            term,
-            candidate: baton_core::MemberId {
-                node: id("a"),
-                seq: 1,
-            },
-            handoff: None,
-            pre: false,
-            dead: vec![],
-        })
-    };
+    use baton_testkit::fixtures::{bare_heartbeat as heartbeat, numbered_vote as vote};
     let net = MemoryNetwork::new();
     let (a, b) = linked_pair(&net).await;
     let mut sent = Vec::new();

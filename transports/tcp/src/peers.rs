@@ -463,7 +463,18 @@ impl State {
                 current
             }
         };
-        if !current || p.status == Status::Dead {
+        if current {
+            self.link_lost(node, how);
+        }
+    }
+
+    /// The current connection to `node` closed (or lost what it carried): redial it at once
+    /// and, for a peer reported up, report `Disconnected { how }`. Nothing for a dead peer.
+    fn link_lost(&mut self, node: &NodeId, how: CloseKind) {
+        let Some(p) = self.peers.get_mut(node) else {
+            return;
+        };
+        if p.status == Status::Dead {
             return;
         }
         if how == CloseKind::Orderly {
@@ -539,20 +550,10 @@ impl State {
         let Some(p) = self.peers.get_mut(node) else {
             return false;
         };
-        // The writer returns on the token without reporting the close: it is reported here.
+        // The writer returns on the token without reporting the close: it is reported here,
+        // also when no connection was open (a peer up through its own connection to us).
         let closed = p.outbound.take().map(|c| c.token.cancel()).is_some();
-        if p.status == Status::Dead {
-            return closed;
-        }
-        p.dial_now = true;
-        p.wake.notify_one();
-        if p.status == Status::Up {
-            p.status = Status::Probing;
-            self.emit(TransportEvent::Disconnected {
-                node: node.clone(),
-                how: CloseKind::Abrupt,
-            });
-        }
+        self.link_lost(node, CloseKind::Abrupt);
         closed
     }
 

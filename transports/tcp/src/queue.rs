@@ -306,8 +306,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_core::message::{PeerAddr, VoteRequest};
-    use baton_core::{MemberId, NodeId};
+    use baton_core::NodeId;
+    use baton_core::message::PeerAddr;
     use futures::FutureExt;
 
     const GENEROUS: Limits = Limits {
@@ -315,31 +315,7 @@ mod tests {
         bytes: 16 << 20,
     };
 
-    fn heartbeat(seq: u64) -> Message {
-        Message::Heartbeat(Heartbeat {
-            seq,
-            addr: "127.0.0.1:7000".into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![],
-            peers: vec![],
-        })
-    }
-
-    fn vote(term: u64) -> Message {
-        Message::VoteRequest(VoteRequest {
-            group: format!("g{}", term % 200),
-            term,
-            candidate: MemberId {
-                node: NodeId::new("a"),
-                seq: 1,
-            },
-            handoff: None,
-            pre: term.is_multiple_of(2),
-            dead: vec![],
-        })
-    }
+    use baton_testkit::fixtures::{bare_heartbeat as heartbeat, numbered_vote as vote};
 
     fn ack(seq: u64, rejected: &[(&str, u64)]) -> Message {
         Message::HeartbeatAck(HeartbeatAck {

@@ -8,37 +8,11 @@
 
 mod common;
 
-use baton_core::message::{Heartbeat, VoteRequest};
-use baton_core::{CloseKind, MemberId, Message, NodeId, Transport, TransportError, TransportEvent};
+use baton_core::{CloseKind, Message, NodeId, Transport, TransportError, TransportEvent};
+use baton_testkit::fixtures::{bare_heartbeat as heartbeat, numbered_vote as vote};
 use baton_transport_tcp::{TcpClient, TcpTransport};
 use common::*;
 use std::time::Duration;
-
-fn heartbeat(seq: u64) -> Message {
-    Message::Heartbeat(Heartbeat {
-        seq,
-        addr: "127.0.0.1:1".into(),
-        hardware: Default::default(),
-        labels: Default::default(),
-        members: vec![],
-        claims: vec![],
-        peers: vec![],
-    })
-}
-
-fn vote(term: u64) -> Message {
-    Message::VoteRequest(VoteRequest {
-        group: format!("g{}", term % 200),
-        term,
-        candidate: MemberId {
-            node: NodeId::new("a"),
-            seq: 1,
-        },
-        handoff: None,
-        pre: term.is_multiple_of(2),
-        dead: vec![],
-    })
-}
 
 /// The next `n` messages `t` receives (other events skipped).
 async fn messages(t: &TcpTransport, n: usize) -> Vec<Message> {
