@@ -40,8 +40,9 @@
 //!   empties the whole queue and reports [`Pushed::Overflow`]; the caller then closes the
 //!   connection, as a reset would, so the loss is reported to the engine
 //!   (`Disconnected { how: Abrupt }`, which it treats as no proof of death: it redials and
-//!   retries elections) rather than hidden. A queue is never half-emptied: what arrives is a
-//!   prefix of what was sent, as over any connection that breaks.
+//!   retries elections) rather than hidden. A queue is never trimmed from the middle: apart
+//!   from superseded heartbeats and acks, what arrives is a prefix of what was sent, as over
+//!   any connection that breaks.
 
 use baton_core::Message;
 use baton_core::message::{Heartbeat, HeartbeatAck};
