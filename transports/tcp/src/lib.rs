@@ -105,7 +105,8 @@
 //! heartbeat carries the sender's whole state and an ack to a newer heartbeat renews a lease at
 //! least as far as an older one; what an older one had that the newer lacks (the discovery
 //! peer list, refused claims) is carried over. Every **other message** (votes, step-downs,
-//! routed requests and answers, `Leave`, client answers) is kept in order, up to
+//! routed requests and answers, `Leave`, client answers, and a `Batch` whole, whatever its
+//! parts) is kept in order, up to
 //! [`TcpConfig::outbound_queue`] messages or [`TcpConfig::outbound_queue_bytes`] encoded
 //! bytes. One more empties the queue and **closes the connection** as a reset would: the
 //! engine hears `Disconnected { how: Abrupt }` (no proof of death), the dialer redials at once

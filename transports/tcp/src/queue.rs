@@ -35,7 +35,10 @@
 //!   `Heartbeat` or `HeartbeatAck` (a heartbeat that carries only what changed, say) stops this
 //!   file from compiling until someone decides whether coalescing still holds.
 //! - **Every other message is kept, in order** (votes, pre-votes, step-downs, routed requests
-//!   and answers, `Leave`, client answers, and any message added later, batched ones included),
+//!   and answers, `Leave`, client answers, and any message added later). A
+//!   [`Message::Batch`] is kept whole, even when it carries a heartbeat or an ack among its
+//!   parts: the receiver handles its parts in order, so the queue never takes one apart (the
+//!   heartbeat inside is not coalesced; the next standalone heartbeat queues beside it),
 //!   up to [`Limits`]: generous bounds on messages and on encoded bytes. Pushing past either
 //!   empties the whole queue and reports [`Pushed::Overflow`]; the caller then closes the
 //!   connection, as a reset would, so the loss is reported to the engine
@@ -97,8 +100,8 @@ fn kind(message: &Message) -> Kind {
         Message::Heartbeat(h) if h.seq == 0 => Kind::Greeting,
         Message::Heartbeat(_) => Kind::Periodic,
         Message::HeartbeatAck(_) => Kind::Ack,
-        // Everything else — election, handoff and routing traffic, and any message added later
-        // (batched ones included) — is never coalesced.
+        // Everything else — election, handoff and routing traffic, a `Batch` whatever it
+        // carries, and any message added later — is never coalesced.
         _ => Kind::Kept,
     }
 }
@@ -363,6 +366,23 @@ mod tests {
         // The queue works on after a drain.
         assert_eq!(push(&q, heartbeat(10_001)), Pushed::Queued);
         assert_eq!(drain(&q), vec![heartbeat(10_001)]);
+    }
+
+    /// A batch is kept whole and in its place, even with a heartbeat and an ack inside: a
+    /// standalone heartbeat or ack after it neither replaces its parts nor is absorbed.
+    #[test]
+    fn a_batch_is_never_taken_apart_or_coalesced() {
+        let q = Queue::new(GENEROUS);
+        let batch = Message::Batch(vec![heartbeat(1), vote(1), ack(1, &[]), vote(2)]);
+        assert_eq!(push(&q, batch.clone()), Pushed::Queued);
+        assert_eq!(push(&q, batch.clone()), Pushed::Queued);
+        assert_eq!(push(&q, heartbeat(2)), Pushed::Queued);
+        assert_eq!(push(&q, ack(2, &[])), Pushed::Queued);
+        assert_eq!(push(&q, heartbeat(3)), Pushed::Coalesced);
+        assert_eq!(
+            drain(&q),
+            vec![batch.clone(), batch, heartbeat(3), ack(2, &[])]
+        );
     }
 
     /// A heartbeat already taken by the writer is not replaced: the next one queues anew.
