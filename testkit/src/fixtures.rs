@@ -131,3 +131,30 @@ pub fn every_message() -> Vec<Message> {
         ]),
     ]
 }
+
+/// A periodic heartbeat numbered `seq` that carries nothing else (no members, claims or
+/// peers): for tests of what a transport queues, coalesces and delivers.
+pub fn bare_heartbeat(seq: u64) -> Message {
+    Message::Heartbeat(Heartbeat {
+        seq,
+        addr: "127.0.0.1:7101".into(),
+        hardware: Hardware::default(),
+        labels: Default::default(),
+        members: vec![],
+        claims: vec![],
+        peers: vec![],
+    })
+}
+
+/// A vote request numbered by its `term` (group `g{term % 200}`, a pre-vote on even terms):
+/// for tests that check every one arrives, in order.
+pub fn numbered_vote(term: u64) -> Message {
+    Message::VoteRequest(VoteRequest {
+        group: format!("g{}", term % 200),
+        term,
+        candidate: MemberId::new("a", 1),
+        handoff: None,
+        pre: term.is_multiple_of(2),
+        dead: vec![],
+    })
+}
