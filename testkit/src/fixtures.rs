@@ -132,16 +132,13 @@ pub fn every_message() -> Vec<Message> {
     ]
 }
 
-/// A periodic heartbeat numbered `seq` that carries nothing else (no members, claims or
-/// peers): for tests of what a transport queues, coalesces and delivers.
+/// A periodic heartbeat numbered `seq` of state version 1 that carries nothing else (no state,
+/// no peers): for tests of what a transport queues, coalesces and delivers.
 pub fn bare_heartbeat(seq: u64) -> Message {
     Message::Heartbeat(Heartbeat {
         seq,
-        addr: "127.0.0.1:7101".into(),
-        hardware: Hardware::default(),
-        labels: Default::default(),
-        members: vec![],
-        claims: vec![],
+        version: 1,
+        state: None,
         peers: vec![],
     })
 }

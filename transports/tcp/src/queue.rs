@@ -11,12 +11,14 @@
 //!   before it. So at most one periodic heartbeat, one greeting and one ack wait per peer,
 //!   however long the peer does not read. Why that loses nothing the engine needs
 //!   (`core/src/engine/heartbeat.rs` and `lease.rs`):
-//!   - A periodic heartbeat carries the sender's *whole* current state — address, hardware,
-//!     labels, every member, every claim — not a change since the last one, and a receiver
-//!     ignores one older than the newest it saw from that incarnation. Delivering only the newest
-//!     is what the receiver would end up with anyway. The one part that rides on some heartbeats
-//!     only, the peer list for discovery (every tenth and on greetings), is carried over into the
-//!     newer heartbeat when that one has none, so a coalesced discovery round is not lost.
+//!   - A heartbeat announces the *version* of the sender's whole state (address, hardware,
+//!     labels, members, claims) and carries the state itself only when the receiver may lack
+//!     it; a receiver ignores a heartbeat older than the newest it saw from that incarnation.
+//!     Delivering only the newest is what the receiver would end up with anyway, with two parts
+//!     carried over into the newer heartbeat when it lacks them: the older one's state when
+//!     both announce the same version (the sender sent the state once, expecting it to arrive),
+//!     and the peer list for discovery (every tenth heartbeat and greetings). A state of an
+//!     older version is of no use; a receiver that misses one asks for it with its ack.
 //!   - A leader counts acks per heartbeat `seq` and renews a lease to *that heartbeat's send
 //!     time* + `lease`, never shortening one. The ack to a newer heartbeat renews at least as
 //!     far as the ack to an older one, so dropping the older unsent ack while the newer one goes
@@ -264,28 +266,33 @@ fn coalesce(newer: &mut Message, older: &Message) -> bool {
 fn merge_heartbeat(newer: &mut Heartbeat, older: &Heartbeat) -> bool {
     // Field by field, no `..`: a new field must be judged here (see the module docs).
     let Heartbeat {
-        // Newer state replaces older state, whole: these say everything, every time.
+        // The newer one's sequence number and version (never lower) stand.
         seq: _,
-        addr: _,
-        hardware: _,
-        labels: _,
-        members: _,
-        claims: _,
+        version,
+        // The state of the same version, sent once: keep it when the newer has none.
+        state,
         // Only on some heartbeats (discovery): keep the older list when the newer has none.
         peers,
     } = older;
+    let mut changed = false;
+    if newer.state.is_none() && newer.version == *version && state.is_some() {
+        newer.state = state.clone();
+        changed = true;
+    }
     if newer.peers.is_empty() && !peers.is_empty() {
         newer.peers = peers.clone();
-        return true;
+        changed = true;
     }
-    false
+    changed
 }
 
 fn merge_ack(newer: &mut HeartbeatAck, older: &HeartbeatAck) -> bool {
     // Field by field, no `..`: a new field must be judged here (see the module docs).
     let HeartbeatAck {
-        // The newer heartbeat's ack renews at least as far as the older one's would.
+        // The newer heartbeat's ack renews at least as far as the older one's would, and the
+        // version the acker holds only grows.
         seq: _,
+        version: _,
         // Every refusal must still reach the leader: merged, the higher term per group.
         rejected,
     } = older;
@@ -325,6 +332,7 @@ mod tests {
         Message::HeartbeatAck(HeartbeatAck {
             seq,
             rejected: rejected.iter().map(|(g, t)| (g.to_string(), *t)).collect(),
+            version: seq,
         })
     }
 
@@ -476,5 +484,30 @@ mod tests {
             assert_eq!(push(&q, vote(i % 2 + 1)), Pushed::Queued, "{i}");
         }
         assert!(matches!(push(&q, vote(1)), Pushed::Overflow(o) if o.bytes == one * 11));
+    }
+
+    #[test]
+    fn a_coalesced_heartbeat_keeps_the_state_of_its_version_sent_once() {
+        use baton_core::message::{Heartbeat, NodeState};
+        let hb = |seq, version, state: Option<NodeState>| {
+            Message::Heartbeat(Heartbeat {
+                seq,
+                version,
+                state,
+                peers: vec![],
+            })
+        };
+        let state = NodeState {
+            addr: "127.0.0.1:7101".into(),
+            ..NodeState::default()
+        };
+        let q = Queue::new(GENEROUS);
+        push(&q, hb(1, 5, Some(state.clone())));
+        assert_eq!(push(&q, hb(2, 5, None)), Pushed::Coalesced);
+        assert_eq!(drain(&q), vec![hb(2, 5, Some(state.clone()))]);
+        // A state of an older version is of no use to the newer heartbeat.
+        push(&q, hb(3, 5, Some(state)));
+        push(&q, hb(4, 6, None));
+        assert_eq!(drain(&q), vec![hb(4, 6, None)]);
     }
 }
