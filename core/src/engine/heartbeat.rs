@@ -142,7 +142,7 @@ impl Engine {
         self.hb_seq += 1;
         let seq = self.hb_seq;
         let hb = self.heartbeat_message(Some(seq));
-        let claims: BTreeSet<String> = match &hb {
+        let claims: BTreeSet<GroupName> = match &hb {
             Message::Heartbeat(h) => h.claims.iter().map(|c| c.group.clone()).collect(),
             _ => BTreeSet::new(),
         };

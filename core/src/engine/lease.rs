@@ -12,9 +12,9 @@ pub(crate) struct PendingHeartbeat {
     pub seq: u64,
     pub sent_at: Instant,
     /// Groups claimed in it.
-    pub claims: BTreeSet<String>,
+    pub claims: BTreeSet<GroupName>,
     /// Voters that acked, with the groups each refused.
-    pub acks: BTreeMap<NodeId, BTreeSet<String>>,
+    pub acks: BTreeMap<NodeId, BTreeSet<GroupName>>,
 }
 
 impl Engine {
@@ -124,7 +124,7 @@ impl Engine {
         let Some(idx) = self.pending_hb.iter().position(|p| p.seq == ack.seq) else {
             return;
         };
-        let rejected: BTreeSet<String> = ack.rejected.into_iter().map(|(g, _)| g).collect();
+        let rejected: BTreeSet<GroupName> = ack.rejected.into_iter().map(|(g, _)| g).collect();
         self.pending_hb[idx].acks.insert(from.clone(), rejected);
         let pending = self.pending_hb[idx].clone();
         let majority = self.majority();
@@ -187,7 +187,7 @@ impl Engine {
 
     /// Remembers a heartbeat that carried `claims`, to count the voters' acks to it. Only the
     /// last `failure_timeout / heartbeat + 2` are kept: an older ack could renew no lease.
-    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeSet<String>) {
+    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeSet<GroupName>) {
         if claims.is_empty() {
             return;
         }

@@ -85,7 +85,7 @@ impl Engine {
     pub(super) fn on_external_members(
         &mut self,
         now: Instant,
-        group: String,
+        group: GroupName,
         members: Vec<MemberRecord>,
     ) {
         self.external.insert(group.clone(), members);
@@ -176,7 +176,7 @@ impl Engine {
     pub(super) fn on_join(
         &mut self,
         now: Instant,
-        group: String,
+        group: GroupName,
         labels: Labels,
         started_at_ms: u64,
     ) {
@@ -208,7 +208,7 @@ impl Engine {
 
     /// This node's member leaves `group`: a leader hands off first (stops acting, then names
     /// its successor); the member's absence is announced at once.
-    pub(super) fn on_leave(&mut self, now: Instant, group: &str) {
+    pub(super) fn on_leave(&mut self, now: Instant, group: &GroupName) {
         if self
             .groups
             .get(group)
@@ -244,7 +244,7 @@ impl Engine {
     /// Emits leadership and membership changes — each only when it differs from what was
     /// published last — and routes calls waiting for a leader.
     pub(super) fn publish(&mut self, now: Instant) {
-        let names: Vec<String> = self.groups.keys().cloned().collect();
+        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
         for name in &names {
             let Some(g) = self.groups.get(name) else {
                 continue;

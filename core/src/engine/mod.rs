@@ -84,8 +84,8 @@ use crate::transport::{
     CloseKind, DeathProof, Envelope, Fingerprint, FingerprintMismatch, Refusal, TransportEvent,
 };
 use crate::types::{
-    Candidate, ElectionInput, Hardware, Incarnation, Labels, Leadership, MemberId, MemberRecord,
-    NodeId, Term,
+    Candidate, ElectionInput, GroupName, Hardware, Incarnation, Labels, Leadership, MemberId,
+    MemberRecord, NodeId, Term,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -112,13 +112,13 @@ use timers::Timer;
 /// The sans-IO protocol state machine of one node.
 pub struct Engine {
     cfg: EngineConfig,
-    specs: BTreeMap<String, GroupSpec>,
+    specs: BTreeMap<GroupName, GroupSpec>,
     default_spec: GroupSpec,
     peers: PeerTable,
-    groups: BTreeMap<String, Group>,
-    local: BTreeMap<String, MemberAnnounce>,
+    groups: BTreeMap<GroupName, Group>,
+    local: BTreeMap<GroupName, MemberAnnounce>,
     next_seq: u32,
-    external: BTreeMap<String, Vec<MemberRecord>>,
+    external: BTreeMap<GroupName, Vec<MemberRecord>>,
     hb_seq: u64,
     next_heartbeat: Instant,
     pending_hb: Vec<PendingHeartbeat>,
@@ -134,14 +134,14 @@ pub struct Engine {
     /// The earliest timer wanted, and its kind.
     wake: Option<(Instant, Timer)>,
     out: Vec<Action>,
-    published: BTreeMap<String, Leadership>,
-    published_members: BTreeMap<String, Vec<MemberRecord>>,
+    published: BTreeMap<GroupName, Leadership>,
+    published_members: BTreeMap<GroupName, Vec<MemberRecord>>,
     /// Peers refused this node as a duplicate name since then, with the last refusal; it halts
     /// when that lasts (see `on_refused`).
     refused_as_duplicate: Option<(Instant, Refusal)>,
     halted: bool,
     /// A term that cannot grow was met; logged once per group.
-    term_exhausted: BTreeSet<String>,
+    term_exhausted: BTreeSet<GroupName>,
     /// Fingerprints of authenticated peers that run other safety settings.
     conflicts: Vec<Fingerprint>,
     /// Whether this node stood aside for a conflict at the last check (logged on change).
@@ -157,7 +157,7 @@ impl Engine {
     pub fn new(
         cfg: EngineConfig,
         default_policy: Arc<dyn LeaderPolicy>,
-        groups: BTreeMap<String, GroupSpec>,
+        groups: BTreeMap<GroupName, GroupSpec>,
         persisted: Option<PersistedState>,
         now: Instant,
     ) -> Self {
@@ -222,8 +222,8 @@ impl Engine {
 
     /// The leadership of `group` as this node sees it at `now`.
     pub fn leadership(&self, group: &str, now: Instant) -> Leadership {
-        match self.groups.get(group) {
-            Some(g) => self.leadership_of(group, g, now),
+        match self.groups.get_key_value(group) {
+            Some((name, g)) => self.leadership_of(name, g, now),
             None => Leadership::none(group),
         }
     }
@@ -255,7 +255,7 @@ impl Engine {
             groups: self.local.keys().cloned().collect(),
         }];
         for (id, p) in self.peers.iter() {
-            let mut groups: Vec<String> = p.members.iter().map(|m| m.group.clone()).collect();
+            let mut groups: Vec<GroupName> = p.members.iter().map(|m| m.group.clone()).collect();
             groups.sort();
             groups.dedup();
             members.push(NodeStatus {

@@ -48,7 +48,7 @@ impl Reach {
 #[derive(Clone, Debug)]
 pub(crate) struct PendingCall {
     pub origin: CallOrigin,
-    pub group: String,
+    pub group: GroupName,
     pub reach: Reach,
     pub payload: Vec<u8>,
     /// Where it was sent; `None` while waiting for a leader.
@@ -142,7 +142,7 @@ impl Engine {
         &mut self,
         now: Instant,
         id: u64,
-        group: String,
+        group: GroupName,
         reach: Reach,
         payload: Vec<u8>,
         timeout: Option<Duration>,
@@ -222,7 +222,7 @@ impl Engine {
         &mut self,
         now: Instant,
         call: CallRef,
-        group: &str,
+        group: &GroupName,
         reach: Reach,
         payload: Vec<u8>,
     ) {
@@ -230,7 +230,7 @@ impl Engine {
             self.answer(
                 call,
                 Err(CallError::NoHandler {
-                    group: group.to_string(),
+                    group: group.clone(),
                 }),
             );
             return;
@@ -243,7 +243,7 @@ impl Engine {
                 self.answer(
                     call,
                     Err(CallError::LeaderChanged {
-                        group: group.to_string(),
+                        group: group.clone(),
                     }),
                 );
                 return;
@@ -251,7 +251,7 @@ impl Engine {
         };
         self.out.push(Action::Serve {
             call,
-            group: group.to_string(),
+            group: group.clone(),
             member,
             term,
             leader,

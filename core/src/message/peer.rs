@@ -2,7 +2,7 @@
 //! handoffs. Only nodes that passed the transport's handshake send these.
 
 use crate::transport::DeathProof;
-use crate::types::{Hardware, Incarnation, Labels, MemberId, NodeId, Term};
+use crate::types::{GroupName, Hardware, Incarnation, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
 /// Sent to every peer each `heartbeat_ms`.
@@ -30,7 +30,7 @@ pub struct MemberAnnounce {
     /// The member.
     pub id: MemberId,
     /// Its group.
-    pub group: String,
+    pub group: GroupName,
     /// Wall-clock join time, ms since the Unix epoch.
     pub started_at_ms: u64,
     /// Labels given at join (merged over the node's labels).
@@ -41,7 +41,7 @@ pub struct MemberAnnounce {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Claim {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The leadership's term.
     pub term: Term,
     /// The leading member.
@@ -65,7 +65,7 @@ pub struct HeartbeatAck {
     /// The acknowledged heartbeat.
     pub seq: u64,
     /// Claims refused: (group, the higher term the voter knows).
-    pub rejected: Vec<(String, Term)>,
+    pub rejected: Vec<(GroupName, Term)>,
 }
 
 /// A resignation a successor presents to voters so they need not wait for the old lease.
@@ -81,7 +81,7 @@ pub struct Handoff {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoteRequest {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The term campaigned for.
     pub term: Term,
     /// The candidate member.
@@ -100,7 +100,7 @@ pub struct VoteRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoteResponse {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The term asked for.
     pub term: Term,
     /// Answer to a pre-vote.
@@ -115,7 +115,7 @@ pub struct VoteResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepDown {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The resigned term.
     pub term: Term,
     /// The member that resigned.
