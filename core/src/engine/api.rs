@@ -3,6 +3,7 @@
 
 use super::event::Event;
 use super::persist::PersistedState;
+use super::routing::CallKey;
 use crate::message::{CallError, Message, Served};
 use crate::transport::{Refusal, TransportEvent};
 use crate::types::{
@@ -13,9 +14,9 @@ use std::time::Duration;
 /// Where a call being served came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallRef {
-    /// A call made on this node ([`Input::Call`] with this id), or a client's call routed here
-    /// (under an id of the engine's, apart from the runtime's).
-    Local(u64),
+    /// A call of this node's calls table — made here ([`Input::Call`]) or by a client — under
+    /// the key the engine gave it (not the caller's id).
+    Local(CallKey),
     /// A request from a peer.
     Remote {
         /// The caller.

@@ -49,7 +49,7 @@
 //! | `election`   | the candidate side: one step function per role                           |
 //! | `handoff`    | resigning, naming a successor, `StepDown`                                |
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
-//! | `routing`    | the calls table, serving and answering calls                             |
+//! | `routing`    | the calls table and its [`CallKey`]s, serving and answering calls        |
 //! | `timers`     | the table of timer kinds, and the one loop that fires them               |
 //! | `persist`    | what survives a restart, and when it is written                          |
 //! | `why`        | read-only diagnostics: why there is no leader, voters never seen         |
@@ -106,6 +106,7 @@ use group::{Group, LeaderView, Role, insane_term};
 use handoff::Resign;
 use lease::PendingHeartbeat;
 use peers::{Back, Change, Contact, Down, Observed, Peer, PeerTable};
+pub use routing::CallKey;
 use routing::{Calls, Reach};
 use timers::Timer;
 
@@ -382,7 +383,7 @@ impl Engine {
             Message::VoteResponse(resp) => self.on_vote_response(now, &from, resp),
             Message::StepDown(sd) => self.on_step_down(now, sd),
             Message::Request(req) => self.on_request(now, &from, req),
-            Message::Response(resp) => self.on_response(resp),
+            Message::Response(resp) => self.on_response(&from, resp),
             Message::Leave => {}
             // Client messages only count from clients (see `on_client`); a peer has no business
             // sending them, and answers to clients never travel between peers.
