@@ -2,7 +2,9 @@
 //! and loads, and 100 other groups whose leaders anti-affinity avoids. Seeded, so every run
 //! ranks the same input.
 
-use baton_core::{Candidate, ElectionInput, Hardware, Incarnation, Labels, MemberId, NodeId};
+use baton_core::{
+    Candidate, ElectionInput, GroupName, Hardware, Incarnation, Labels, MemberId, NodeId,
+};
 
 /// How many other groups have leaders in [`input`] (and are avoided by [`avoid_groups`]).
 pub const OTHER_GROUPS: usize = 100;
@@ -44,7 +46,7 @@ pub fn input(n: usize) -> ElectionInput {
         leaders: (0..OTHER_GROUPS)
             .map(|i| {
                 (
-                    format!("other-{i}"),
+                    GroupName::from(format!("other-{i}")),
                     NodeId::new(format!("node-{:05}", (i * 7) % n.max(1))),
                 )
             })
@@ -53,6 +55,8 @@ pub fn input(n: usize) -> ElectionInput {
 }
 
 /// The groups [`input`]'s anti-affinity avoids: all of its other groups.
-pub fn avoid_groups() -> Vec<String> {
-    (0..OTHER_GROUPS).map(|i| format!("other-{i}")).collect()
+pub fn avoid_groups() -> Vec<GroupName> {
+    (0..OTHER_GROUPS)
+        .map(|i| GroupName::from(format!("other-{i}")))
+        .collect()
 }

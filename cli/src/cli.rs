@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive).
 
+use baton_core::GroupName;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -121,7 +122,7 @@ pub(crate) struct NodeCmd {
     /// Join only this group (repeatable). A group missing from the config is joined with the
     /// default policy (oldest-running).
     #[arg(long = "group", short = 'g', value_name = "GROUP")]
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupName>,
 }
 
 /// How a client finds and authenticates to a node.
@@ -167,7 +168,7 @@ pub(crate) struct WorkCmd {
     pub client: ClientOpts,
     /// The group (default: the config's only group, else "tracked").
     #[arg(long, short = 'g', value_name = "GROUP")]
-    pub group: Option<String>,
+    pub group: Option<GroupName>,
     /// Serve at any member, not only the leader (the original demo's naive `simple_work`).
     #[arg(long)]
     pub any: bool,
@@ -202,7 +203,7 @@ pub(crate) struct ExecCmd {
     pub opts: NodeOpts,
     /// The group whose leadership CMD follows.
     #[arg(long, short = 'g', value_name = "GROUP")]
-    pub group: String,
+    pub group: GroupName,
     /// After SIGTERM, how long CMD may take to exit before it is SIGKILLed — while this node
     /// still holds its lease (a kind shutdown, a new term); after the lease, --watchdog-ms.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
@@ -232,7 +233,7 @@ pub(crate) struct ExecCmd {
 pub(crate) struct WatchdogCmd {
     /// The group, for log lines.
     #[arg(long)]
-    pub group: String,
+    pub group: GroupName,
     /// After SIGTERM, how long CMD may take before its process group is SIGKILLed.
     #[arg(long, value_name = "MS")]
     pub grace_ms: u64,

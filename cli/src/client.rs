@@ -7,7 +7,7 @@ use crate::net::Client;
 use crate::settings::{DEFAULT_GROUP, client_target};
 use anyhow::Result;
 use baton_core::engine::{NoLeader, StatusSnapshot};
-use baton_core::{CallError, Served};
+use baton_core::{CallError, GroupName, Served};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ pub(crate) fn check_has_members(snap: &StatusSnapshot, group: &str) -> Result<()
         .members
         .iter()
         .filter(|m| m.alive)
-        .flat_map(|m| m.groups.iter().map(String::as_str))
+        .flat_map(|m| m.groups.iter().map(GroupName::as_str))
         .collect();
     known.sort_unstable();
     known.dedup();
@@ -182,7 +182,7 @@ pub(crate) async fn work(cmd: WorkCmd) -> Result<()> {
     let target = client_target(&cmd.client)?;
     let group = cmd.group.clone().unwrap_or_else(|| match &target.config {
         Some(c) if c.groups.len() == 1 => c.groups[0].name.clone(),
-        _ => DEFAULT_GROUP.to_string(),
+        _ => DEFAULT_GROUP.into(),
     });
     let timeout = Duration::from_millis(cmd.client.timeout_ms);
     let mut client = Client::connect(&target, timeout).await?;

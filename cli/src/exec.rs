@@ -59,7 +59,7 @@ use crate::procs::{describe_exit, die_with_parent_by, signal_pid};
 use crate::settings::{load_node_config, load_secret, select_groups};
 use crate::watchdog::{encode, mono_ns};
 use anyhow::{Context, Result, anyhow, bail};
-use baton_core::{Labels, Leadership, Service, Term};
+use baton_core::{GroupName, Labels, Leadership, Service, Term};
 use nix::sys::signal::Signal;
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -119,7 +119,7 @@ struct Ended {
 /// Starts and stops CMD (through its watchdog).
 struct Supervisor {
     argv: Vec<String>,
-    group: String,
+    group: GroupName,
     node: String,
     grace: Duration,
     watchdog: Duration,
@@ -143,7 +143,12 @@ async fn confirm(rx: &watch::Receiver<Leadership>) -> Option<(u64, Term)> {
 
 /// Writes a confirmation every `window / 4` while this node holds the lease, and warns (at
 /// most once per 10 s) when this process was not scheduled for more than half the window.
-async fn feed(w: OwnedWriteHalf, rx: watch::Receiver<Leadership>, window: Duration, group: String) {
+async fn feed(
+    w: OwnedWriteHalf,
+    rx: watch::Receiver<Leadership>,
+    window: Duration,
+    group: GroupName,
+) {
     let every = window / 4;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -238,14 +243,14 @@ impl Supervisor {
         cmd.arg0("baton")
             .arg("__watchdog")
             .arg("--group")
-            .arg(&self.group)
+            .arg(self.group.as_str())
             .arg("--grace-ms")
             .arg(self.grace.as_millis().to_string())
             .arg("--watchdog-ms")
             .arg(self.watchdog.as_millis().to_string())
             .arg("--")
             .args(&self.argv)
-            .env("BATON_GROUP", &self.group)
+            .env("BATON_GROUP", self.group.as_str())
             .env("BATON_TERM", term.to_string())
             .env("BATON_NODE", &self.node)
             .stdin(Stdio::from(OwnedFd::from(theirs)))

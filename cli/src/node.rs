@@ -5,7 +5,7 @@ use crate::cli::NodeCmd;
 use crate::net;
 use crate::settings::{Loaded, load_node_config, load_secret, select_groups};
 use anyhow::{Context, Result};
-use baton_core::{Labels, Leadership, Node, Service, Work};
+use baton_core::{GroupName, Labels, Leadership, Node, Service, Work};
 use baton_strategies::OldestRunning;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
@@ -22,7 +22,7 @@ pub(crate) struct Started {
 pub(crate) async fn start_unless_signalled(
     loaded: &Loaded,
     secret: Vec<u8>,
-    groups: &[String],
+    groups: &[GroupName],
     signals: &mut Signals,
 ) -> Result<Option<Started>> {
     tokio::select! {
@@ -36,7 +36,11 @@ pub(crate) async fn start_unless_signalled(
 
 /// Builds the policies, starts the node over TCP and joins `groups` (which must be in
 /// `loaded.config.groups`; see [`select_groups`]).
-pub(crate) async fn start(loaded: &Loaded, secret: Vec<u8>, groups: &[String]) -> Result<Started> {
+pub(crate) async fn start(
+    loaded: &Loaded,
+    secret: Vec<u8>,
+    groups: &[GroupName],
+) -> Result<Started> {
     let config = loaded.config.clone();
     let policies = baton_strategies::policies_for(&config).map_err(|e| loaded.err(e.into()))?;
     let transport = net::transport(&config, secret)?;

@@ -7,6 +7,7 @@
 use crate::cli::{ClientOpts, NodeOpts, QuorumArg};
 use crate::errors::{Kind, fail};
 use anyhow::Result;
+use baton_core::GroupName;
 use baton_core::config::{Config, ConfigError, GroupConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -212,10 +213,10 @@ pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// Restricts the config's groups to `only` (adding any that are not configured, with the
 /// default policy); with `only` empty, every configured group, or [`DEFAULT_GROUP`] when there
 /// is none. Returns the groups to join.
-pub(crate) fn select_groups(config: &mut Config, only: &[String]) -> Vec<String> {
-    let wanted: Vec<String> = if only.is_empty() {
+pub(crate) fn select_groups(config: &mut Config, only: &[GroupName]) -> Vec<GroupName> {
+    let wanted: Vec<GroupName> = if only.is_empty() {
         if config.groups.is_empty() {
-            vec![DEFAULT_GROUP.to_string()]
+            vec![DEFAULT_GROUP.into()]
         } else {
             config.groups.iter().map(|g| g.name.clone()).collect()
         }

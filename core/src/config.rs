@@ -19,7 +19,7 @@
 
 use crate::engine::defaults;
 use crate::transport::{DeathProofMode, Fingerprint};
-use crate::types::{Hardware, Labels, NodeId};
+use crate::types::{GroupName, Hardware, Labels, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -289,7 +289,7 @@ impl Default for TimingConfig {
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     /// The group's name.
-    pub name: String,
+    pub name: GroupName,
     /// Its policy: a name, a chain (list, best first) or a plugin. Default: oldest-running.
     #[serde(default)]
     pub policy: Option<PolicySpec>,
@@ -303,7 +303,7 @@ pub struct GroupConfig {
 
 impl GroupConfig {
     /// A group with the default policy.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<GroupName>) -> Self {
         GroupConfig {
             name: name.into(),
             policy: None,
@@ -319,7 +319,7 @@ impl GroupConfig {
 pub struct AntiAffinityConfig {
     /// Prefer nodes not leading any of these groups.
     #[serde(default)]
-    pub avoid_groups: Vec<String>,
+    pub avoid_groups: Vec<GroupName>,
     /// Prefer members not carrying any of these labels (`key = value`).
     #[serde(default)]
     pub avoid_labels: Labels,

@@ -2,7 +2,7 @@
 //!
 //! The heart of baton, a pluggable leader-election framework. This crate holds:
 //!
-//! - the data types ([`MemberId`], [`Candidate`], [`ElectionInput`], [`Leadership`], …);
+//! - the data types ([`MemberId`], [`GroupName`], [`Candidate`], [`ElectionInput`], [`Leadership`], …);
 //! - the three traits everything else plugs into: [`LeaderPolicy`] (who should lead),
 //!   [`Transport`] (how nodes talk) and [`Registry`] (where members are recorded);
 //! - the election and membership protocol as a **sans-IO state machine**, [`engine::Engine`]:
@@ -36,8 +36,8 @@ pub use transport::{
     Refusal, Transport, TransportError, TransportEvent, proof_counts,
 };
 pub use types::{
-    Candidate, ElectionInput, Hardware, Incarnation, Labels, Leadership, MemberId, MemberRecord,
-    NodeId, Term,
+    Candidate, ElectionInput, GroupName, Hardware, Incarnation, Labels, Leadership, MemberId,
+    MemberRecord, NodeId, Term,
 };
 
 #[cfg(feature = "runtime")]

@@ -1,6 +1,6 @@
 //! The [`Registry`] trait: where members of groups are recorded and looked up.
 
-use crate::types::{MemberId, MemberRecord};
+use crate::types::{GroupName, MemberId, MemberRecord};
 use async_trait::async_trait;
 
 /// Errors a registry returns.
@@ -18,7 +18,7 @@ pub enum RegistryError {
 #[async_trait]
 pub trait RegistryWatch: Send {
     /// Waits for a change and returns the group that changed; `None` when the registry closed.
-    async fn changed(&mut self) -> Option<String>;
+    async fn changed(&mut self) -> Option<GroupName>;
 }
 
 /// Where members of groups are recorded.

@@ -1,9 +1,12 @@
-//! The plain data types every other part of baton speaks: node and member ids, hardware,
-//! candidates and the input a [`LeaderPolicy`](crate::LeaderPolicy) ranks.
+//! The plain data types every other part of baton speaks: node and member ids, group names,
+//! hardware, candidates and the input a [`LeaderPolicy`](crate::LeaderPolicy) ranks.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// A fencing token: every leadership of a group has a term strictly greater than any before it.
 pub type Term = u64;
@@ -35,6 +38,165 @@ impl fmt::Display for NodeId {
 impl From<&str> for NodeId {
     fn from(s: &str) -> Self {
         NodeId(s.to_string())
+    }
+}
+
+/// The name of a group (a service pool: `[[service]] group`, `Node::join`).
+///
+/// Cheap to clone (a shared `Arc<str>`): the engine copies group names into every claim, vote
+/// and event. It compares, orders and hashes as the string it holds, and borrows as a `str`, so
+/// a `BTreeMap<GroupName, _>` is looked up with a `&str`. On the wire, on disk and in a
+/// plugin's JSON it is the bare string (the same postcard bytes as a `String`).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupName(Arc<str>);
+
+impl GroupName {
+    /// Builds a group name from anything string-like.
+    pub fn new(name: impl Into<GroupName>) -> Self {
+        name.into()
+    }
+    /// The name as a `&str`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Like the string's: `"orders"`.
+impl fmt::Debug for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Deref for GroupName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for GroupName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for GroupName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for GroupName {
+    fn from(s: &str) -> Self {
+        GroupName(Arc::from(s))
+    }
+}
+
+impl From<String> for GroupName {
+    fn from(s: String) -> Self {
+        GroupName(Arc::from(s))
+    }
+}
+
+/// Any string is a group name (so command-line parsers take one as they take a `String`).
+impl std::str::FromStr for GroupName {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(GroupName::from(s))
+    }
+}
+
+impl From<&String> for GroupName {
+    fn from(s: &String) -> Self {
+        GroupName(Arc::from(s.as_str()))
+    }
+}
+
+impl From<Arc<str>> for GroupName {
+    fn from(s: Arc<str>) -> Self {
+        GroupName(s)
+    }
+}
+
+/// Another handle on the same name (no copy of the string).
+impl From<&GroupName> for GroupName {
+    fn from(g: &GroupName) -> Self {
+        g.clone()
+    }
+}
+
+impl From<GroupName> for String {
+    fn from(g: GroupName) -> Self {
+        g.0.to_string()
+    }
+}
+
+impl PartialEq<str> for GroupName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for GroupName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for GroupName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<GroupName> for str {
+    fn eq(&self, other: &GroupName) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<GroupName> for &str {
+    fn eq(&self, other: &GroupName) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<GroupName> for String {
+    fn eq(&self, other: &GroupName) -> bool {
+        **self == *other.0
+    }
+}
+
+/// As a bare string (`serialize_str`), so the wire and plugin JSON are those of a `String`.
+impl Serialize for GroupName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = GroupName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a group name (a string)")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<GroupName, E> {
+                Ok(GroupName::from(s))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<GroupName, E> {
+                Ok(GroupName::from(s))
+            }
+        }
+        deserializer.deserialize_str(Name)
     }
 }
 
@@ -137,7 +299,7 @@ pub struct MemberRecord {
     /// The member.
     pub id: MemberId,
     /// The group (service pool) it is an instance of.
-    pub group: String,
+    pub group: GroupName,
     /// Wall-clock time the instance joined, in ms since the Unix epoch.
     pub started_at_ms: u64,
     /// Incarnation of the node process that runs it.
@@ -162,7 +324,7 @@ pub struct Candidate {
     /// Labels of the member (node labels merged with join labels).
     pub labels: Labels,
     /// Every group its node has a member in, sorted.
-    pub services: Vec<String>,
+    pub services: Vec<GroupName>,
 }
 
 impl Candidate {
@@ -189,19 +351,19 @@ impl Candidate {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ElectionInput {
     /// The group being ranked.
-    pub group: String,
+    pub group: GroupName,
     /// Its live candidates, in member-id order.
     pub candidates: Vec<Candidate>,
     /// The current leader, if any.
     pub incumbent: Option<MemberId>,
     /// Leaders of the *other* groups this node knows of: group name → leading node.
-    pub leaders: BTreeMap<String, NodeId>,
+    pub leaders: BTreeMap<GroupName, NodeId>,
 }
 
 impl ElectionInput {
     /// An input for `group` with one [`Candidate::bare`] member (seq 0) on each of `nodes`, in
     /// the order given, no incumbent and no other leaders.
-    pub fn of_nodes(group: impl Into<String>, nodes: &[&str]) -> ElectionInput {
+    pub fn of_nodes(group: impl Into<GroupName>, nodes: &[&str]) -> ElectionInput {
         ElectionInput {
             group: group.into(),
             candidates: nodes
@@ -217,7 +379,7 @@ impl ElectionInput {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leadership {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The leading member, if any is known.
     pub leader: Option<MemberId>,
     /// The leader's term (fencing token); the highest known term when there is no leader.
@@ -228,7 +390,7 @@ pub struct Leadership {
 
 impl Leadership {
     /// No leader known yet.
-    pub fn none(group: impl Into<String>) -> Self {
+    pub fn none(group: impl Into<GroupName>) -> Self {
         Leadership {
             group: group.into(),
             leader: None,
@@ -245,3 +407,7 @@ impl Leadership {
         self.leader.as_ref().map(|m| &m.node)
     }
 }
+
+#[cfg(test)]
+#[path = "types_tests.rs"]
+mod tests;

@@ -89,7 +89,7 @@ fn client_call_is_served_by_the_leader_and_answered_with_the_clients_id() {
             _ => None,
         })
         .expect("served locally by the leader");
-    assert!(matches!(call, CallRef::Local(id) if id >= 1 << 63));
+    assert!(matches!(call, CallRef::Local(_)), "{call:?}");
     let served = Served {
         member: e.local_member("g").unwrap().clone(),
         term,

@@ -200,7 +200,7 @@ async fn anti_affinity_puts_two_groups_on_different_nodes_when_it_can() {
     );
     // Let ingest settle on a before tracked is joined anywhere.
     for n in ["a", "b", "c"] {
-        c.start_joining(n, &["ingest".to_string()]).await;
+        c.start_joining(n, &["ingest".into()]).await;
     }
     let ingest = c.agreed("ingest", LIMIT).await;
     assert_eq!(leader_of(&ingest), "a");

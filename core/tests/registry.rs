@@ -9,7 +9,7 @@ mod support;
 
 use async_trait::async_trait;
 use baton_core::config::QuorumMode;
-use baton_core::{MemberId, MemberRecord, Node, Registry, RegistryError, RegistryWatch};
+use baton_core::{GroupName, MemberId, MemberRecord, Node, Registry, RegistryError, RegistryWatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,9 +22,9 @@ const G: &str = "tracked";
 /// (as a store with a stale or filtered view would).
 #[derive(Clone)]
 struct SharedRegistry {
-    table: Arc<Mutex<BTreeMap<String, Vec<MemberRecord>>>>,
+    table: Arc<Mutex<BTreeMap<GroupName, Vec<MemberRecord>>>>,
     hidden: Arc<Mutex<BTreeSet<String>>>,
-    changes: broadcast::Sender<String>,
+    changes: broadcast::Sender<GroupName>,
 }
 
 impl SharedRegistry {
@@ -37,19 +37,19 @@ impl SharedRegistry {
     }
     fn hide(&self, node: &str) {
         self.hidden.lock().unwrap().insert(node.to_string());
-        let _ = self.changes.send(G.to_string());
+        let _ = self.changes.send(G.into());
     }
     fn unhide(&self, node: &str) {
         self.hidden.lock().unwrap().remove(node);
-        let _ = self.changes.send(G.to_string());
+        let _ = self.changes.send(G.into());
     }
 }
 
-struct Watch(broadcast::Receiver<String>);
+struct Watch(broadcast::Receiver<GroupName>);
 
 #[async_trait]
 impl RegistryWatch for Watch {
-    async fn changed(&mut self) -> Option<String> {
+    async fn changed(&mut self) -> Option<GroupName> {
         self.0.recv().await.ok()
     }
 }
@@ -71,7 +71,7 @@ impl Registry for SharedRegistry {
         if let Some(v) = self.table.lock().unwrap().get_mut(group) {
             v.retain(|m| m.id != *member);
         }
-        let _ = self.changes.send(group.to_string());
+        let _ = self.changes.send(group.into());
         Ok(())
     }
     async fn members(&self, group: &str) -> Result<Vec<MemberRecord>, RegistryError> {

@@ -339,7 +339,7 @@ impl TcpCluster {
         });
         self.inner
             .services
-            .insert((name.to_string(), GROUP.to_string()), service);
+            .insert((name.to_string(), GROUP.into()), service);
         node
     }
 

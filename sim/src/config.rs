@@ -4,7 +4,7 @@
 
 use crate::clock::{self, Clock};
 use crate::rng::Rng;
-use baton_core::DeathProofMode;
+use baton_core::{DeathProofMode, GroupName};
 use std::time::Duration;
 
 /// Index of a node in the simulation (`n0`, `n1`, …).
@@ -41,7 +41,7 @@ pub enum PolicyKind {
 #[derive(Clone, Debug)]
 pub struct SimGroup {
     /// Its name.
-    pub name: String,
+    pub name: GroupName,
     /// Its policy.
     pub policy: PolicyKind,
     /// Whether a better-ranked member preempts the incumbent.
@@ -50,7 +50,7 @@ pub struct SimGroup {
 
 impl SimGroup {
     /// A group with the member-id policy and no preemption.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<GroupName>) -> Self {
         SimGroup {
             name: name.into(),
             policy: PolicyKind::MemberId,

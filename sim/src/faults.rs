@@ -9,7 +9,9 @@ use crate::config::{NetConfig, NodeIdx, SimQuorum};
 use crate::network::{NetEvent, link};
 use crate::sim::Sim;
 use baton_core::engine::{Engine, EngineConfig, Input, PersistedState, Quorum};
-use baton_core::{ByMemberId, CloseKind, DeathProof, DeathProofMode, Hardware, TransportEvent};
+use baton_core::{
+    ByMemberId, CloseKind, DeathProof, DeathProofMode, GroupName, Hardware, TransportEvent,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -201,13 +203,13 @@ impl Sim {
         );
         self.nodes[i].engine = Some(engine);
         self.input(i, Input::Tick);
-        let groups: Vec<String> = self.nodes[i].joined.iter().cloned().collect();
+        let groups: Vec<GroupName> = self.nodes[i].joined.iter().cloned().collect();
         for g in groups {
             self.join_input(i, g);
         }
     }
 
-    fn join_input(&mut self, i: NodeIdx, group: String) {
+    fn join_input(&mut self, i: NodeIdx, group: GroupName) {
         // The node's wall clock: its own (offset, drifting) clock.
         let started_at_ms = EPOCH_MS + (self.nodes[i].clock.read_ns(self.now) / 1_000_000) as u64;
         self.input(
@@ -232,26 +234,23 @@ impl Sim {
     }
 
     /// Node `i`'s instance leaves `group` (handing off if it leads).
-    pub fn leave(&mut self, i: NodeIdx, group: &str) {
-        if !self.nodes[i].joined.remove(group) {
+    pub fn leave(&mut self, i: NodeIdx, group: impl Into<GroupName>) {
+        let group = group.into();
+        if !self.nodes[i].joined.remove(&group) {
             return;
         }
         self.trace(1, || format!("FAULT {} leaves {group}", self.nodes[i].id));
-        self.input(
-            i,
-            Input::Leave {
-                group: group.to_string(),
-            },
-        );
+        self.input(i, Input::Leave { group });
     }
 
     /// Node `i` joins `group` with a new instance (a new member id).
-    pub fn join(&mut self, i: NodeIdx, group: &str) {
-        if !self.nodes[i].joined.insert(group.to_string()) {
+    pub fn join(&mut self, i: NodeIdx, group: impl Into<GroupName>) {
+        let group = group.into();
+        if !self.nodes[i].joined.insert(group.clone()) {
             return;
         }
         self.trace(1, || format!("FAULT {} joins {group}", self.nodes[i].id));
-        self.join_input(i, group.to_string());
+        self.join_input(i, group);
     }
 
     /// Cuts every link between different sides (both ways). Nodes in no side keep their links.
@@ -422,7 +421,7 @@ impl Sim {
         for i in 0..self.nodes.len() {
             self.restart(i);
         }
-        let groups: Vec<String> = self.cfg.groups.iter().map(|g| g.name.clone()).collect();
+        let groups: Vec<GroupName> = self.cfg.groups.iter().map(|g| g.name.clone()).collect();
         for i in 0..self.nodes.len() {
             for g in &groups {
                 self.join(i, g);

@@ -8,7 +8,7 @@
 use crate::clock;
 use crate::config::{NodeIdx, SimGroup};
 use crate::sim::{Sim, SimNode};
-use baton_core::{MemberId, NodeId, Term};
+use baton_core::{GroupName, MemberId, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ pub fn fmt_time(d: Duration) -> String {
 pub type Agreed = (MemberId, Term);
 
 /// Every group's agreed leadership, by group name.
-pub type Agreement = BTreeMap<String, Agreed>;
+pub type Agreement = BTreeMap<GroupName, Agreed>;
 
 /// The safety invariants as an observer. After every step [`Sim`] shows it every running
 /// node, each by its own clock; it judges them against what it has seen before — the
@@ -58,9 +58,9 @@ pub(crate) struct Oracle {
     /// Quorum mode: (a) and (b) apply; availability mode checks (c) only.
     quorum: bool,
     /// Every (group, term) that ever had an acting leader in quorum mode, and who it was.
-    leaders: BTreeMap<(String, Term), MemberId>,
+    leaders: BTreeMap<(GroupName, Term), MemberId>,
     /// Per node, the highest term seen per group, for invariant (c).
-    terms: Vec<BTreeMap<String, Term>>,
+    terms: Vec<BTreeMap<GroupName, Term>>,
     /// A node restarted without its persisted state: from then on terms may repeat (nobody
     /// may remember them), so invariant (a) is no longer checked.
     forgetful: bool,
@@ -69,7 +69,7 @@ pub(crate) struct Oracle {
 /// What the oracle found in one step.
 pub(crate) struct Findings {
     /// (group, member, term) of each leadership seen acting for the first time, in order.
-    pub(crate) new_leaders: Vec<(String, MemberId, Term)>,
+    pub(crate) new_leaders: Vec<(GroupName, MemberId, Term)>,
     /// The first invariant broken, if one was.
     pub(crate) violation: Option<String>,
 }
@@ -86,7 +86,7 @@ impl Oracle {
     }
 
     /// Every (group, term) that had an acting leader (quorum mode), and who led it.
-    fn history(&self) -> &BTreeMap<(String, Term), MemberId> {
+    fn history(&self) -> &BTreeMap<(GroupName, Term), MemberId> {
         &self.leaders
     }
 
@@ -120,7 +120,7 @@ impl Oracle {
         nodes: &[SimNode],
         base: Instant,
         true_now: u64,
-        new_leaders: &mut Vec<(String, MemberId, Term)>,
+        new_leaders: &mut Vec<(GroupName, MemberId, Term)>,
     ) -> Result<(), String> {
         for g in groups {
             let group = g.name.clone();
@@ -240,7 +240,7 @@ impl Sim {
     }
 
     /// Every (group, term) that had an acting leader (quorum mode), and who led it.
-    pub fn leadership_history(&self) -> &BTreeMap<(String, Term), MemberId> {
+    pub fn leadership_history(&self) -> &BTreeMap<(GroupName, Term), MemberId> {
         self.oracle.history()
     }
 
@@ -261,7 +261,7 @@ impl Sim {
     }
 
     /// The groups some live node has a member in.
-    pub fn groups_with_members(&self) -> Vec<String> {
+    pub fn groups_with_members(&self) -> Vec<GroupName> {
         self.cfg
             .groups
             .iter()

@@ -7,7 +7,7 @@ use crate::sim::{
     Agreed, NetConfig, NodeIdx, PolicyKind, ResetWay, Sim, SimConfig, SimGroup, SimQuorum,
     SimStats, Violation, fmt_time,
 };
-use baton_core::DeathProofMode;
+use baton_core::{DeathProofMode, GroupName};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -183,7 +183,7 @@ pub struct Outcome {
     /// The liveness bound it had to meet.
     pub bound: Duration,
     /// The agreed leaders at the end.
-    pub leaders: BTreeMap<String, Agreed>,
+    pub leaders: BTreeMap<GroupName, Agreed>,
     /// Counters.
     pub stats: SimStats,
     /// Virtual time at the end.
@@ -229,7 +229,7 @@ impl Scenario {
         };
         cfg.groups = (0..ngroups)
             .map(|g| SimGroup {
-                name: format!("g{g}"),
+                name: format!("g{g}").into(),
                 policy: match rng.below(3) {
                     0 => PolicyKind::MemberId,
                     1 => PolicyKind::OldestRunning,

@@ -19,7 +19,7 @@ use crate::network::Queued;
 use crate::oracle::Oracle;
 use crate::rng::Rng;
 use baton_core::engine::{Action, Engine, GroupSpec, Input, Level, PersistedState};
-use baton_core::{Incarnation, NodeId, TransportEvent};
+use baton_core::{GroupName, Incarnation, NodeId, TransportEvent};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ pub(crate) struct SimNode {
     /// The node's monotonic clock (it survives restarts: same machine).
     pub(crate) clock: Running,
     /// Groups the application has joined on this node (rejoined on restart).
-    pub(crate) joined: BTreeSet<String>,
+    pub(crate) joined: BTreeSet<GroupName>,
 }
 
 impl SimNode {
@@ -113,7 +113,7 @@ pub struct Sim {
     pub(crate) model_error: Option<String>,
     /// Every transport event delivered, when recording ([`Sim::record_transport_events`]).
     pub(crate) transport_log: Option<Vec<(Duration, NodeIdx, TransportEvent)>>,
-    pub(crate) specs: BTreeMap<String, GroupSpec>,
+    pub(crate) specs: BTreeMap<GroupName, GroupSpec>,
     /// The safety invariants, shown the cluster after every step.
     pub(crate) oracle: Oracle,
     pub(crate) last_step_at: u64,
@@ -265,7 +265,7 @@ impl Sim {
     }
 
     /// The groups the application has joined on node `i`.
-    pub fn joined(&self, i: NodeIdx) -> &BTreeSet<String> {
+    pub fn joined(&self, i: NodeIdx) -> &BTreeSet<GroupName> {
         &self.nodes[i].joined
     }
 

@@ -86,14 +86,14 @@ mod tests {
 
     fn avoid_groups(groups: &[&str]) -> AntiAffinity {
         AntiAffinity::new(AntiAffinityConfig {
-            avoid_groups: groups.iter().map(|g| g.to_string()).collect(),
+            avoid_groups: groups.iter().map(|g| (*g).into()).collect(),
             avoid_labels: Default::default(),
         })
     }
 
     fn leaders(inp: &mut ElectionInput, pairs: &[(&str, &str)]) {
         for (g, n) in pairs {
-            inp.leaders.insert(g.to_string(), NodeId::new(*n));
+            inp.leaders.insert((*g).into(), NodeId::new(*n));
         }
     }
 

@@ -1,8 +1,8 @@
 //! The by-name table: turning a group's `policy = …` into a [`LeaderPolicy`].
 
 use crate::{AntiAffinity, Chain, HardwareWeight, OldestRunning};
-use baton_core::LeaderPolicy;
 use baton_core::config::{Config, ConfigError, GroupConfig, PluginSpec, PolicySpec};
+use baton_core::{GroupName, LeaderPolicy};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -36,7 +36,7 @@ pub fn known_policies() -> &'static [&'static str] {
 #[error("group {group:?}: {field}: {kind}")]
 pub struct PolicyError {
     /// The group's name.
-    pub group: String,
+    pub group: GroupName,
     /// The field inside the group: `policy`, `policy[1]` for a chain element, `policy[1][0]`
     /// inside a nested chain.
     pub field: String,
@@ -96,14 +96,14 @@ impl fmt::Display for KnownList {
 
 /// Where in the config a spec sits, for error messages.
 struct Field<'a> {
-    group: &'a str,
+    group: &'a GroupName,
     path: String,
 }
 
 impl Field<'_> {
     fn error(&self, kind: PolicyErrorKind) -> PolicyError {
         PolicyError {
-            group: self.group.to_string(),
+            group: self.group.clone(),
             field: self.path.clone(),
             kind,
         }
@@ -167,7 +167,7 @@ pub fn build_policy(group: &GroupConfig) -> Result<Arc<dyn LeaderPolicy>, Policy
 /// Builds the policy of every `[[group]]`, keyed by group name. Stops at the first error.
 pub fn policies_for(
     config: &Config,
-) -> Result<BTreeMap<String, Arc<dyn LeaderPolicy>>, PolicyError> {
+) -> Result<BTreeMap<GroupName, Arc<dyn LeaderPolicy>>, PolicyError> {
     config
         .groups
         .iter()

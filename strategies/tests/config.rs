@@ -1,7 +1,7 @@
 //! `policies_for` on parsed TOML configs: the table the CLI uses.
 
 use baton_core::config::{Config, ConfigError};
-use baton_core::{Candidate, ElectionInput, Hardware, LeaderPolicy, MemberId, NodeId};
+use baton_core::{Candidate, ElectionInput, GroupName, Hardware, LeaderPolicy, MemberId, NodeId};
 use baton_strategies::{PolicyErrorKind, policies_for};
 use std::path::Path;
 
@@ -59,7 +59,7 @@ fn input(group: &str) -> ElectionInput {
             candidate("d", 2, 400, "ssd"),
         ],
         incumbent: None,
-        leaders: [("ingest".to_string(), NodeId::new("a"))].into(),
+        leaders: [("ingest".into(), NodeId::new("a"))].into(),
     }
 }
 
@@ -68,7 +68,7 @@ fn policies_for_builds_every_group_from_parsed_toml() {
     let cfg = Config::from_toml_str(CONFIG, None).unwrap();
     let policies = policies_for(&cfg).unwrap();
     assert_eq!(
-        policies.keys().map(String::as_str).collect::<Vec<_>>(),
+        policies.keys().map(GroupName::as_str).collect::<Vec<_>>(),
         ["heavy", "nested", "plain", "tracked"]
     );
     let name = |g: &str| policies[g].name().to_string();

@@ -5,7 +5,7 @@
 //! algorithm (10 000² = 10⁸ steps).
 
 use baton_core::config::AntiAffinityConfig;
-use baton_core::{Candidate, ElectionInput, Hardware, LeaderPolicy, MemberId, NodeId};
+use baton_core::{Candidate, ElectionInput, GroupName, Hardware, LeaderPolicy, MemberId, NodeId};
 use baton_strategies::{AntiAffinity, Chain, HardwareWeight, OldestRunning};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ fn big_input(n: usize) -> ElectionInput {
         leaders: (0..100)
             .map(|i| {
                 (
-                    format!("other-{i}"),
+                    GroupName::from(format!("other-{i}")),
                     NodeId::new(format!("node-{:05}", i * 7)),
                 )
             })
@@ -45,7 +45,7 @@ fn big_input(n: usize) -> ElectionInput {
 #[test]
 fn ten_thousand_candidates_three_policy_chain() {
     let n = 10_000;
-    let avoid: Vec<String> = (0..100).map(|i| format!("other-{i}")).collect();
+    let avoid: Vec<GroupName> = (0..100).map(|i| format!("other-{i}").into()).collect();
     let chain = Chain::new(vec![
         Arc::new(AntiAffinity::new(AntiAffinityConfig {
             avoid_groups: avoid,

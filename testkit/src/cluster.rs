@@ -6,7 +6,7 @@
 //! its driver stops at once and its connections close, so peers can prove its death.
 
 use baton_core::config::{Config, GroupConfig, QuorumMode, TimingConfig};
-use baton_core::{LeaderPolicy, Leadership, Node, Service, Transport};
+use baton_core::{GroupName, LeaderPolicy, Leadership, Node, Service, Transport};
 use baton_transport_memory::MemoryNetwork;
 use baton_transport_tcp::{TcpConfig, TcpTransport};
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ pub struct Cluster {
     /// Running nodes by name.
     pub nodes: BTreeMap<String, Node>,
     /// Joined members by (node, group).
-    pub services: BTreeMap<(String, String), Service>,
+    pub services: BTreeMap<(String, GroupName), Service>,
     /// TCP: each running node's transport (closed on a kill).
     pub tcp: BTreeMap<String, Arc<TcpTransport>>,
     /// When each running node was started.
@@ -164,7 +164,7 @@ impl Cluster {
     }
 
     /// Names of the configured groups.
-    pub fn group_names(&self) -> Vec<String> {
+    pub fn group_names(&self) -> Vec<GroupName> {
         self.groups.iter().map(|g| g.name.clone()).collect()
     }
 
@@ -174,7 +174,7 @@ impl Cluster {
     }
 
     /// Starts (or restarts, as a new incarnation) node `name` and joins `groups` on it.
-    pub async fn start_joining(&mut self, name: &str, groups: &[String]) -> Node {
+    pub async fn start_joining(&mut self, name: &str, groups: &[GroupName]) -> Node {
         let config = self.config(name);
         let transport: Arc<dyn Transport> = match &self.net {
             Net::Memory(net) => Arc::new(net.transport()),
@@ -216,7 +216,7 @@ impl Cluster {
 
     /// The member of `group` on node `name`. Panics when there is none.
     pub fn service(&self, name: &str, group: &str) -> &Service {
-        &self.services[&(name.to_string(), group.to_string())]
+        &self.services[&(name.to_string(), GroupName::from(group))]
     }
 
     /// Takes node `name` out of the cluster, still running (for a kind shutdown the caller

@@ -147,7 +147,7 @@ pub fn bare_heartbeat(seq: u64) -> Message {
 /// for tests that check every one arrives, in order.
 pub fn numbered_vote(term: u64) -> Message {
     Message::VoteRequest(VoteRequest {
-        group: format!("g{}", term % 200),
+        group: format!("g{}", term % 200).into(),
         term,
         candidate: MemberId::new("a", 1),
         handoff: None,

@@ -3,17 +3,20 @@
 
 use super::event::Event;
 use super::persist::PersistedState;
+use super::routing::CallKey;
 use crate::message::{CallError, Message, Served};
 use crate::transport::{Refusal, TransportEvent};
-use crate::types::{Incarnation, Labels, Leadership, MemberId, MemberRecord, NodeId, Term};
+use crate::types::{
+    GroupName, Incarnation, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
+};
 use std::time::Duration;
 
 /// Where a call being served came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallRef {
-    /// A call made on this node ([`Input::Call`] with this id), or a client's call routed here
-    /// (under an id of the engine's, apart from the runtime's).
-    Local(u64),
+    /// A call of this node's calls table — made here ([`Input::Call`]) or by a client — under
+    /// the key the engine gave it (not the caller's id).
+    Local(CallKey),
     /// A request from a peer.
     Remote {
         /// The caller.
@@ -34,7 +37,7 @@ pub enum Input {
     /// Join `group` with one instance of this node.
     Join {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Labels of this instance (merged over the node's).
         labels: Labels,
         /// Wall-clock time of the join, ms since the Unix epoch.
@@ -43,12 +46,12 @@ pub enum Input {
     /// This node's instance leaves `group` (handing off if it leads).
     Leave {
         /// The group.
-        group: String,
+        group: GroupName,
     },
     /// The members of `group` according to an external registry.
     ExternalMembers {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Its members.
         members: Vec<MemberRecord>,
     },
@@ -57,7 +60,7 @@ pub enum Input {
         /// Caller-chosen id, unique on this node; answered by [`Action::CallDone`].
         id: u64,
         /// The group.
-        group: String,
+        group: GroupName,
         /// Serve at any member, not only the leader.
         any: bool,
         /// Application bytes.
@@ -96,7 +99,7 @@ pub enum Action {
     /// The live members of a group changed (feeds the cluster registry).
     Members {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Its live members.
         members: Vec<MemberRecord>,
     },
@@ -107,7 +110,7 @@ pub enum Action {
         /// Where the answer goes.
         call: CallRef,
         /// The group.
-        group: String,
+        group: GroupName,
         /// The serving member (this node's).
         member: MemberId,
         /// The term this node leads under (the fencing token), 0 if not leading.

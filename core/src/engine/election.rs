@@ -11,7 +11,7 @@ use super::*;
 
 impl Engine {
     /// Steps one group by the role this node plays in it.
-    pub(super) fn step_group(&mut self, now: Instant, name: &str) {
+    pub(super) fn step_group(&mut self, now: Instant, name: &GroupName) {
         let Some(g) = self.groups.get(name) else {
             return;
         };
@@ -27,7 +27,13 @@ impl Engine {
 
     /// A leader wakes when its lease would end (quorum mode), and with `preempt` re-ranks every
     /// heartbeat once it has served a failure timeout (see `maybe_preempt`).
-    fn step_leader(&mut self, now: Instant, name: &str, lease_until: Instant, check_at: Instant) {
+    fn step_leader(
+        &mut self,
+        now: Instant,
+        name: &GroupName,
+        lease_until: Instant,
+        check_at: Instant,
+    ) {
         if self.quorum_mode() {
             self.want(Timer::Lease, lease_until);
         }
@@ -41,7 +47,7 @@ impl Engine {
     /// the last leader named it successor; otherwise when its rank `r` has waited
     /// `r × backoff` since the group became leaderless (and no earlier than a failed
     /// campaign's retry time).
-    fn step_follower(&mut self, now: Instant, name: &str) {
+    fn step_follower(&mut self, now: Instant, name: &GroupName) {
         let Some(g) = self.groups.get(name) else {
             return;
         };
@@ -88,7 +94,7 @@ impl Engine {
 
     /// The term a new campaign (or declaration) in `name` goes for: above every term known.
     /// `None`, logged once, when that term cannot grow any more.
-    pub(super) fn campaign_term(&mut self, now: Instant, name: &str) -> Option<Term> {
+    pub(super) fn campaign_term(&mut self, now: Instant, name: &GroupName) -> Option<Term> {
         let quorum = self.quorum_mode();
         let g = self.group_mut(name, now);
         let highest = g.term.max(g.max_seen).max(if quorum {
@@ -97,9 +103,9 @@ impl Engine {
             0
         });
         let next = next_term(highest);
-        if next.is_none() && self.term_exhausted.insert(name.to_string()) {
+        if next.is_none() && self.term_exhausted.insert(name.clone()) {
             self.emit(Event::TermExhausted {
-                group: name.to_string(),
+                group: name.clone(),
                 term: highest,
             });
         }
@@ -108,7 +114,7 @@ impl Engine {
 
     /// Starts a campaign: a declaration without a quorum, the vote round at once with a
     /// handoff, otherwise a pre-vote round in a term above every term known.
-    pub(super) fn campaign(&mut self, now: Instant, name: &str, handoff: Option<Handoff>) {
+    pub(super) fn campaign(&mut self, now: Instant, name: &GroupName, handoff: Option<Handoff>) {
         if !self.quorum_mode() {
             // Availability mode: declare.
             let Some(term) = self.campaign_term(now, name) else {
@@ -145,7 +151,12 @@ impl Engine {
 
     /// Starts the vote round: in the pre-vote's term after a won pre-vote, or — for a successor
     /// named in a handoff, which skips the pre-vote — in a new term above every term known.
-    pub(super) fn start_vote_round(&mut self, now: Instant, name: &str, handoff: Option<Handoff>) {
+    pub(super) fn start_vote_round(
+        &mut self,
+        now: Instant,
+        name: &GroupName,
+        handoff: Option<Handoff>,
+    ) {
         let deadline = now + self.election_timeout();
         let pre_term = match self.group_mut(name, now).role {
             Role::Candidate {
@@ -177,7 +188,7 @@ impl Engine {
     pub(super) fn solicit(
         &mut self,
         now: Instant,
-        name: &str,
+        name: &GroupName,
         term: Term,
         round: Round,
         handoff: Option<Handoff>,
@@ -188,7 +199,7 @@ impl Engine {
         };
         let dead = self.peers.proofs();
         let req = VoteRequest {
-            group: name.to_string(),
+            group: name.clone(),
             term,
             candidate: me.clone(),
             handoff: handoff.clone(),
@@ -209,7 +220,7 @@ impl Engine {
             }
         }
         self.emit(Event::Soliciting {
-            group: name.to_string(),
+            group: name.clone(),
             round,
             term,
         });
@@ -221,7 +232,7 @@ impl Engine {
                 self.persist();
             }
             let response = VoteResponse {
-                group: name.to_string(),
+                group: name.clone(),
                 term,
                 pre: round.is_pre(),
                 granted,
@@ -293,7 +304,7 @@ impl Engine {
     /// *nodes*, and the groups one node gives up together (one batch of denials, one deadline)
     /// then retry together, in one batch (`outbox`), instead of drifting apart into one message
     /// each.
-    pub(super) fn abandon_campaign(&mut self, now: Instant, name: &str) {
+    pub(super) fn abandon_campaign(&mut self, now: Instant, name: &GroupName) {
         let pos = {
             let ranking = self.ranking(name);
             let me = self.local.get(name).map(|m| m.id.clone());
@@ -314,7 +325,7 @@ impl Engine {
             g.role = Role::Follower;
             g.next_campaign_at = Some(now + delay);
             self.emit(Event::CampaignLost {
-                group: name.to_string(),
+                group: name.clone(),
                 retry_in: delay,
             });
         }
@@ -323,7 +334,7 @@ impl Engine {
     /// This node leads `name`: its lease counts from when the won round's requests went out
     /// (a declaration in availability mode counts from now). Made durable, published to the
     /// application first, then heartbeated to everyone at once.
-    pub(super) fn become_leader(&mut self, now: Instant, name: &str) {
+    pub(super) fn become_leader(&mut self, now: Instant, name: &GroupName) {
         let lease = self.cfg.lease;
         let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
             return;
@@ -357,7 +368,7 @@ impl Engine {
         g.preempt_check_at = now + ft;
         self.persist_later();
         self.emit(Event::Leading {
-            group: name.to_string(),
+            group: name.clone(),
             term,
         });
         // The application learns first (its watch), then everyone else, at once rather than at

@@ -11,7 +11,7 @@ use super::identity::other_settings;
 use super::vote::Denial;
 use crate::message::NoLeader;
 use crate::transport::{DeathProof, Fingerprint, FingerprintMismatch, Refusal};
-use crate::types::{Incarnation, MemberId, NodeId, Term};
+use crate::types::{GroupName, Incarnation, MemberId, NodeId, Term};
 use std::fmt;
 use std::time::Duration;
 
@@ -129,28 +129,28 @@ pub enum Event {
     /// This node stopped leading a group.
     SteppingDown {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Why.
         reason: StepDownReason,
     },
     /// This node leads a group.
     Leading {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The term.
         term: Term,
     },
     /// A group's term cannot grow: it can elect no leader.
     TermExhausted {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The highest term.
         term: Term,
     },
     /// This node asks the voters for (pre-)votes.
     Soliciting {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Pre-votes or votes.
         round: Round,
         /// The term campaigned for.
@@ -159,14 +159,14 @@ pub enum Event {
     /// A campaign was lost; it is retried later.
     CampaignLost {
         /// The group.
-        group: String,
+        group: GroupName,
         /// When the next campaign may start.
         retry_in: Duration,
     },
     /// This node granted a (pre-)vote.
     VoteGranted {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Pre-vote or vote.
         round: Round,
         /// The candidate.
@@ -177,7 +177,7 @@ pub enum Event {
     /// This node denied a (pre-)vote, by one rule.
     VoteDenied {
         /// The group.
-        group: String,
+        group: GroupName,
         /// Pre-vote or vote.
         round: Round,
         /// The candidate.

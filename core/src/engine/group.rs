@@ -5,7 +5,7 @@ use super::{Engine, GroupSpec};
 use crate::message::Handoff;
 use crate::message::Message;
 use crate::types::Leadership;
-use crate::types::{MemberId, NodeId, Term};
+use crate::types::{GroupName, MemberId, NodeId, Term};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -150,7 +150,7 @@ pub(crate) fn insane_term(message: &Message) -> Option<Term> {
 
 impl Engine {
     /// The groups whose role on this node satisfies `pick`.
-    pub(super) fn groups_where(&self, pick: impl Fn(&Role) -> bool) -> Vec<String> {
+    pub(super) fn groups_where(&self, pick: impl Fn(&Role) -> bool) -> Vec<GroupName> {
         self.groups
             .iter()
             .filter(|(_, g)| pick(&g.role))
@@ -164,19 +164,19 @@ impl Engine {
     }
 
     /// `name`'s state, created (leaderless since `now`) on first mention.
-    pub(super) fn group_mut(&mut self, name: &str, now: Instant) -> &mut Group {
+    pub(super) fn group_mut(&mut self, name: &GroupName, now: Instant) -> &mut Group {
         if !self.groups.contains_key(name) {
             self.members_dirty = true;
         }
         self.groups
-            .entry(name.to_string())
+            .entry(name.clone())
             .or_insert_with(|| Group::new(now))
     }
 
     /// `g`'s leadership as this node sees it at `now`.
-    pub(super) fn leadership_of(&self, name: &str, g: &Group, now: Instant) -> Leadership {
+    pub(super) fn leadership_of(&self, name: &GroupName, g: &Group, now: Instant) -> Leadership {
         Leadership {
-            group: name.to_string(),
+            group: name.clone(),
             leader: g.leader.as_ref().map(|l| l.member.clone()),
             term: g.term,
             is_me: self.acting(g, now).is_some(),

@@ -80,7 +80,7 @@ impl fmt::Display for StepDownReason {
 impl Engine {
     /// Stops leading `name`; with [`Resign::HandOff`] names the next in the ranking as its
     /// successor.
-    pub(super) fn resign(&mut self, now: Instant, name: &str, how: Resign) {
+    pub(super) fn resign(&mut self, now: Instant, name: &GroupName, how: Resign) {
         let me = self.local.get(name).map(|m| m.id.clone());
         let successor = match how {
             Resign::LeaseLost => None,
@@ -95,7 +95,12 @@ impl Engine {
     /// Stops leading `name` and broadcasts the `StepDown` naming `successor`. Stops acting
     /// first (the role, the published leadership), only then tells the others; remembers the
     /// resignation, so this node's voter side may grant the successor at once.
-    pub(super) fn resign_to(&mut self, now: Instant, name: &str, successor: Option<MemberId>) {
+    pub(super) fn resign_to(
+        &mut self,
+        now: Instant,
+        name: &GroupName,
+        successor: Option<MemberId>,
+    ) {
         let Some(g) = self.groups.get_mut(name) else {
             return;
         };
@@ -116,7 +121,7 @@ impl Engine {
         g.next_campaign_at = Some(now + self.cfg.backoff);
         self.publish_leadership(now, name);
         let sd = StepDown {
-            group: name.to_string(),
+            group: name.clone(),
             term,
             from,
             successor,
@@ -171,7 +176,7 @@ impl Engine {
 
     /// With `preempt`, once a leader has served a failure timeout (then every heartbeat): when
     /// its ranking's favourite is another member, it hands off to it while it still acts.
-    pub(super) fn maybe_preempt(&mut self, now: Instant, name: &str) {
+    pub(super) fn maybe_preempt(&mut self, now: Instant, name: &GroupName) {
         let ranking = self.ranking(name);
         let me = self.local.get(name).map(|m| m.id.clone());
         if let (Some(top), Some(me)) = (ranking.first(), me)
@@ -180,7 +185,7 @@ impl Engine {
         {
             let top = top.clone();
             self.emit(Event::SteppingDown {
-                group: name.to_string(),
+                group: name.clone(),
                 reason: StepDownReason::Preempted { by: top.clone() },
             });
             self.resign_to(now, name, Some(top));

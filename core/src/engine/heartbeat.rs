@@ -231,7 +231,7 @@ impl Engine {
         self.refresh_state();
         self.hb_seq += 1;
         let seq = self.hb_seq;
-        let claims: BTreeMap<String, u64> = self.claim_since.clone();
+        let claims: BTreeMap<GroupName, u64> = self.claim_since.clone();
         self.await_acks(now, seq, claims);
         let targets: Vec<NodeId> = self.peers.not_dead().cloned().collect();
         for to in targets {

@@ -12,10 +12,10 @@ pub(crate) struct PendingHeartbeat {
     pub seq: u64,
     pub sent_at: Instant,
     /// Groups claimed in it, each with the version of this node's state its claim appeared in.
-    pub claims: BTreeMap<String, u64>,
+    pub claims: BTreeMap<GroupName, u64>,
     /// Voters that acked: the version of this node's state each holds, and the groups each
     /// refused.
-    pub acks: BTreeMap<NodeId, (u64, BTreeSet<String>)>,
+    pub acks: BTreeMap<NodeId, (u64, BTreeSet<GroupName>)>,
 }
 
 impl Engine {
@@ -137,7 +137,7 @@ impl Engine {
         let Some(idx) = self.pending_hb.iter().position(|p| p.seq == ack.seq) else {
             return;
         };
-        let rejected: BTreeSet<String> = ack.rejected.into_iter().map(|(g, _)| g).collect();
+        let rejected: BTreeSet<GroupName> = ack.rejected.into_iter().map(|(g, _)| g).collect();
         self.pending_hb[idx]
             .acks
             .insert(from.clone(), (ack.version, rejected));
@@ -203,7 +203,7 @@ impl Engine {
 
     /// Remembers a heartbeat that carried `claims`, to count the voters' acks to it. Only the
     /// last `failure_timeout / heartbeat + 2` are kept: an older ack could renew no lease.
-    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeMap<String, u64>) {
+    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeMap<GroupName, u64>) {
         if claims.is_empty() {
             return;
         }

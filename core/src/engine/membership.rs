@@ -86,7 +86,7 @@ impl Engine {
     pub(super) fn on_external_members(
         &mut self,
         now: Instant,
-        group: String,
+        group: GroupName,
         members: Vec<MemberRecord>,
     ) {
         self.external.insert(group.clone(), members);
@@ -177,7 +177,7 @@ impl Engine {
     pub(super) fn on_join(
         &mut self,
         now: Instant,
-        group: String,
+        group: GroupName,
         labels: Labels,
         started_at_ms: u64,
     ) {
@@ -209,7 +209,7 @@ impl Engine {
 
     /// This node's member leaves `group`: a leader hands off first (stops acting, then names
     /// its successor); the member's absence is announced at once.
-    pub(super) fn on_leave(&mut self, now: Instant, group: &str) {
+    pub(super) fn on_leave(&mut self, now: Instant, group: &GroupName) {
         if self
             .groups
             .get(group)
@@ -243,13 +243,13 @@ impl Engine {
     }
 
     /// Publishes `name`'s leadership if it changed since last published.
-    pub(super) fn publish_leadership(&mut self, now: Instant, name: &str) {
+    pub(super) fn publish_leadership(&mut self, now: Instant, name: &GroupName) {
         let Some(g) = self.groups.get(name) else {
             return;
         };
         let l = self.leadership_of(name, g, now);
         if self.published.get(name) != Some(&l) {
-            self.published.insert(name.to_string(), l.clone());
+            self.published.insert(name.clone(), l.clone());
             self.out.push(Action::Leadership(l));
         }
     }
@@ -257,7 +257,7 @@ impl Engine {
     /// Emits leadership and membership changes — each only when it differs from what was
     /// published last — and routes calls waiting for a leader.
     pub(super) fn publish(&mut self, now: Instant) {
-        let names: Vec<String> = self.groups.keys().cloned().collect();
+        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
         for name in &names {
             self.publish_leadership(now, name);
             if !self.members_dirty {

@@ -49,7 +49,7 @@
 //! | `election`   | the candidate side: one step function per role                           |
 //! | `handoff`    | resigning, naming a successor, `StepDown`                                |
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
-//! | `routing`    | the calls table, serving and answering calls                             |
+//! | `routing`    | the calls table and its [`CallKey`]s, serving and answering calls        |
 //! | `outbox`     | one message per destination per input (`Message::Batch`), persists merged |
 //! | `timers`     | the table of timer kinds, and the one loop that fires them               |
 //! | `persist`    | what survives a restart, and when it is written                          |
@@ -86,8 +86,8 @@ use crate::transport::{
     CloseKind, DeathProof, Envelope, Fingerprint, FingerprintMismatch, Refusal, TransportEvent,
 };
 use crate::types::{
-    Candidate, ElectionInput, Hardware, Incarnation, Labels, Leadership, MemberId, MemberRecord,
-    NodeId, Term,
+    Candidate, ElectionInput, GroupName, Hardware, Incarnation, Labels, Leadership, MemberId,
+    MemberRecord, NodeId, Term,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -108,25 +108,26 @@ use group::{Group, LeaderView, Role, insane_term};
 use handoff::Resign;
 use lease::PendingHeartbeat;
 use peers::{Back, Change, Contact, Down, Observed, Peer, PeerTable};
+pub use routing::CallKey;
 use routing::{Calls, Reach};
 use timers::Timer;
 
 /// The sans-IO protocol state machine of one node.
 pub struct Engine {
     cfg: EngineConfig,
-    specs: BTreeMap<String, GroupSpec>,
+    specs: BTreeMap<GroupName, GroupSpec>,
     default_spec: GroupSpec,
     peers: PeerTable,
-    groups: BTreeMap<String, Group>,
-    local: BTreeMap<String, MemberAnnounce>,
+    groups: BTreeMap<GroupName, Group>,
+    local: BTreeMap<GroupName, MemberAnnounce>,
     next_seq: u32,
-    external: BTreeMap<String, Vec<MemberRecord>>,
+    external: BTreeMap<GroupName, Vec<MemberRecord>>,
     hb_seq: u64,
     /// The announced state last built (`refresh_state`), its version, and the version each
     /// current claim appeared in.
     announced: Option<NodeState>,
     version: u64,
-    claim_since: BTreeMap<String, u64>,
+    claim_since: BTreeMap<GroupName, u64>,
     next_heartbeat: Instant,
     pending_hb: Vec<PendingHeartbeat>,
     calls: Calls,
@@ -144,14 +145,14 @@ pub struct Engine {
     /// The earliest timer wanted, and its kind.
     wake: Option<(Instant, Timer)>,
     out: Vec<Action>,
-    published: BTreeMap<String, Leadership>,
-    published_members: BTreeMap<String, Vec<MemberRecord>>,
+    published: BTreeMap<GroupName, Leadership>,
+    published_members: BTreeMap<GroupName, Vec<MemberRecord>>,
     /// Peers refused this node as a duplicate name since then, with the last refusal; it halts
     /// when that lasts (see `on_refused`).
     refused_as_duplicate: Option<(Instant, Refusal)>,
     halted: bool,
     /// A term that cannot grow was met; logged once per group.
-    term_exhausted: BTreeSet<String>,
+    term_exhausted: BTreeSet<GroupName>,
     /// Fingerprints of authenticated peers that run other safety settings.
     conflicts: Vec<Fingerprint>,
     /// Whether this node stood aside for a conflict at the last check (logged on change).
@@ -167,7 +168,7 @@ impl Engine {
     pub fn new(
         cfg: EngineConfig,
         default_policy: Arc<dyn LeaderPolicy>,
-        groups: BTreeMap<String, GroupSpec>,
+        groups: BTreeMap<GroupName, GroupSpec>,
         persisted: Option<PersistedState>,
         now: Instant,
     ) -> Self {
@@ -236,8 +237,8 @@ impl Engine {
 
     /// The leadership of `group` as this node sees it at `now`.
     pub fn leadership(&self, group: &str, now: Instant) -> Leadership {
-        match self.groups.get(group) {
-            Some(g) => self.leadership_of(group, g, now),
+        match self.groups.get_key_value(group) {
+            Some((name, g)) => self.leadership_of(name, g, now),
             None => Leadership::none(group),
         }
     }
@@ -269,7 +270,7 @@ impl Engine {
             groups: self.local.keys().cloned().collect(),
         }];
         for (id, p) in self.peers.iter() {
-            let mut groups: Vec<String> = p.members.iter().map(|m| m.group.clone()).collect();
+            let mut groups: Vec<GroupName> = p.members.iter().map(|m| m.group.clone()).collect();
             groups.sort();
             groups.dedup();
             members.push(NodeStatus {
@@ -412,7 +413,7 @@ impl Engine {
             Message::VoteResponse(resp) => self.on_vote_response(now, &from, resp),
             Message::StepDown(sd) => self.on_step_down(now, sd),
             Message::Request(req) => self.on_request(now, &from, req),
-            Message::Response(resp) => self.on_response(resp),
+            Message::Response(resp) => self.on_response(&from, resp),
             Message::Leave | Message::Batch(_) => {}
             // Client messages only count from clients (see `on_client`); a peer has no business
             // sending them, and answers to clients never travel between peers.

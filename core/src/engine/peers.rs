@@ -23,7 +23,7 @@
 
 use crate::message::{Claim, MemberAnnounce};
 use crate::transport::{CloseKind, DeathProof, DeathProofMode, proof_counts};
-use crate::types::{Hardware, Incarnation, Labels, NodeId};
+use crate::types::{GroupName, Hardware, Incarnation, Labels, NodeId};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -112,8 +112,8 @@ impl Peer {
         self.is_alive() && self.link == Link::Up
     }
 
-    pub(super) fn services(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.members.iter().map(|m| m.group.clone()).collect();
+    pub(super) fn services(&self) -> Vec<GroupName> {
+        let mut s: Vec<GroupName> = self.members.iter().map(|m| m.group.clone()).collect();
         s.sort();
         s.dedup();
         s

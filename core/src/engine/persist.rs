@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistedState {
     /// Per group.
-    pub groups: BTreeMap<String, PersistedGroup>,
+    pub groups: BTreeMap<GroupName, PersistedGroup>,
     /// The incarnation of the process that wrote it: the next process starts above it, even
     /// when the wall clock was set back in between (0 in files written before it existed).
     #[serde(default)]

@@ -70,7 +70,7 @@ impl Engine {
         incarnation: Incarnation,
         hardware: &Hardware,
         node_labels: &Labels,
-        services: Vec<String>,
+        services: Vec<GroupName>,
     ) -> Candidate {
         let mut labels = node_labels.clone();
         labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -85,8 +85,8 @@ impl Engine {
     }
 
     /// The groups `node` has members in (sorted), for the policy's view of a candidate.
-    pub(super) fn services_of(&self, node: &NodeId) -> Vec<String> {
-        let mut s: Vec<String> = if *node == self.cfg.node {
+    pub(super) fn services_of(&self, node: &NodeId) -> Vec<GroupName> {
+        let mut s: Vec<GroupName> = if *node == self.cfg.node {
             self.local.keys().cloned().collect()
         } else if self.cfg.external_registry {
             self.external
@@ -103,7 +103,7 @@ impl Engine {
     }
 
     /// Ranks the live candidates of `group` with its policy, best first.
-    pub(super) fn ranking(&self, group: &str) -> Vec<MemberId> {
+    pub(super) fn ranking(&self, group: &GroupName) -> Vec<MemberId> {
         let candidates = self.candidates(group);
         if candidates.is_empty() {
             return vec![];
@@ -119,7 +119,7 @@ impl Engine {
             })
             .collect();
         let input = ElectionInput {
-            group: group.to_string(),
+            group: group.clone(),
             candidates,
             incumbent: self
                 .groups

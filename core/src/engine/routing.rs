@@ -1,13 +1,32 @@
 //! Routed calls: the calls table, where a call goes (the leader, or with `any` a live member),
 //! serving it here, and answering whoever made it.
 //!
-//! Every call waiting or in flight has one entry in [`Calls`], under the id that names it on the
-//! wire (`Request::id`) and in [`CallRef::Local`]; where the call came from — this node's
-//! [`Input::Call`] or a client's `ClientCall` — is its [`CallOrigin`]. A local call keeps the
-//! caller's id; a client's call gets one from [`Calls::insert`], in a range of its own (the
-//! wire has a single id, so the two kinds must not meet there).
+//! Every call waiting or in flight has one entry in [`Calls`], under a [`CallKey`] the table
+//! numbers itself — one sequence for every call, whoever made it — which names the call in
+//! [`CallRef::Local`] and, on the wire, in the `Request` sent for it and the `Response` that
+//! answers it. Where the call came from, and the id its maker knows it by — this node's
+//! [`Input::Call`] id or a client's `ClientCall` id — is its [`CallOrigin`]; those ids are
+//! never keys, so calls of different origins (or a caller reusing an id) cannot meet.
 
 use super::*;
+
+/// A call's key in this node's calls table ([`Calls::insert`] numbers them), and the id of the
+/// `Request` it sends to the node that serves it. Opaque: a driver hands back the one it got
+/// in [`Action::Serve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallKey(u64);
+
+impl CallKey {
+    /// The call's id on the wire (`Request::id`, echoed by `Response::id`).
+    pub(super) fn wire(self) -> u64 {
+        self.0
+    }
+
+    /// The key a peer's `Response` names.
+    pub(super) fn of_wire(id: u64) -> CallKey {
+        CallKey(id)
+    }
+}
 
 /// Who made a call, and so who gets its answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +67,7 @@ impl Reach {
 #[derive(Clone, Debug)]
 pub(crate) struct PendingCall {
     pub origin: CallOrigin,
-    pub group: String,
+    pub group: GroupName,
     pub reach: Reach,
     pub payload: Vec<u8>,
     /// Where it was sent; `None` while waiting for a leader.
@@ -56,47 +75,44 @@ pub(crate) struct PendingCall {
     pub deadline: Instant,
 }
 
-/// Client calls' ids have this bit set; the runtime numbers its calls from 0 and never reaches
-/// it, so a client's call never takes a local call's id.
-const CLIENT_IDS: u64 = 1 << 63;
-
 /// The calls table.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Calls {
-    pending: BTreeMap<u64, PendingCall>,
-    /// Client calls numbered so far.
-    clients: u64,
+    pending: BTreeMap<CallKey, PendingCall>,
+    /// The last key handed out.
+    last: u64,
 }
 
 impl Calls {
-    /// Adds `call` and returns its id: the caller's for a local call, the next client id for a
-    /// client's call.
-    pub(super) fn insert(&mut self, call: PendingCall) -> u64 {
-        let id = match call.origin {
-            CallOrigin::Local(id) => id,
-            CallOrigin::Client { .. } => {
-                self.clients = self.clients.wrapping_add(1);
-                CLIENT_IDS | self.clients
+    /// Adds `call` under a key of its own — the next one no call in the table holds, whatever
+    /// the call's origin — and returns the key.
+    pub(super) fn insert(&mut self, call: PendingCall) -> CallKey {
+        // 2^64 calls do not happen; should the count ever wrap, keys still in use are skipped.
+        let key = loop {
+            self.last = self.last.wrapping_add(1);
+            let key = CallKey(self.last);
+            if !self.pending.contains_key(&key) {
+                break key;
             }
         };
-        self.pending.insert(id, call);
-        id
+        self.pending.insert(key, call);
+        key
     }
 
-    pub(super) fn get(&self, id: u64) -> Option<&PendingCall> {
-        self.pending.get(&id)
+    pub(super) fn get(&self, key: CallKey) -> Option<&PendingCall> {
+        self.pending.get(&key)
     }
 
-    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut PendingCall> {
-        self.pending.get_mut(&id)
+    pub(super) fn get_mut(&mut self, key: CallKey) -> Option<&mut PendingCall> {
+        self.pending.get_mut(&key)
     }
 
-    pub(super) fn remove(&mut self, id: u64) -> Option<PendingCall> {
-        self.pending.remove(&id)
+    pub(super) fn remove(&mut self, key: CallKey) -> Option<PendingCall> {
+        self.pending.remove(&key)
     }
 
-    /// The ids of the calls `pick` selects, in id order.
-    pub(super) fn ids_where(&self, pick: impl Fn(&PendingCall) -> bool) -> Vec<u64> {
+    /// The keys of the calls `pick` selects, in key order (the order they were made).
+    pub(super) fn ids_where(&self, pick: impl Fn(&PendingCall) -> bool) -> Vec<CallKey> {
         self.pending
             .iter()
             .filter(|(_, c)| pick(c))
@@ -142,7 +158,7 @@ impl Engine {
         &mut self,
         now: Instant,
         id: u64,
-        group: String,
+        group: GroupName,
         reach: Reach,
         payload: Vec<u8>,
         timeout: Option<Duration>,
@@ -168,7 +184,7 @@ impl Engine {
 
     /// Sends a waiting call to its target, if one is known now: the group's leader, or with
     /// `any` a live member picked at random (seeded). Served here when the target is local.
-    pub(super) fn route(&mut self, now: Instant, id: u64) {
+    pub(super) fn route(&mut self, now: Instant, id: CallKey) {
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -206,7 +222,7 @@ impl Engine {
             self.send(
                 &target.node,
                 Message::Request(Request {
-                    id,
+                    id: id.wire(),
                     group,
                     any: reach.is_any(),
                     payload,
@@ -222,7 +238,7 @@ impl Engine {
         &mut self,
         now: Instant,
         call: CallRef,
-        group: &str,
+        group: &GroupName,
         reach: Reach,
         payload: Vec<u8>,
     ) {
@@ -230,7 +246,7 @@ impl Engine {
             self.answer(
                 call,
                 Err(CallError::NoHandler {
-                    group: group.to_string(),
+                    group: group.clone(),
                 }),
             );
             return;
@@ -243,7 +259,7 @@ impl Engine {
                 self.answer(
                     call,
                     Err(CallError::LeaderChanged {
-                        group: group.to_string(),
+                        group: group.clone(),
                     }),
                 );
                 return;
@@ -251,7 +267,7 @@ impl Engine {
         };
         self.out.push(Action::Serve {
             call,
-            group: group.to_string(),
+            group: group.clone(),
             member,
             term,
             leader,
@@ -297,9 +313,16 @@ impl Engine {
         self.answer(call, result);
     }
 
-    /// A peer answered a call this node routed to it.
-    pub(super) fn on_response(&mut self, resp: Response) {
-        if let Some(c) = self.calls.remove(resp.id) {
+    /// A peer answered a call this node routed to it. Only the node the call was sent to can
+    /// answer it: a response from any other peer (or naming no call in flight) is ignored.
+    pub(super) fn on_response(&mut self, from: &NodeId, resp: Response) {
+        let key = CallKey::of_wire(resp.id);
+        let sent_there = self
+            .calls
+            .get(key)
+            .and_then(|c| c.target.as_ref())
+            .is_some_and(|t| t.node == *from);
+        if sent_there && let Some(c) = self.calls.remove(key) {
             self.finish_call(c, resp.result);
         }
     }

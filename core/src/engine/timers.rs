@@ -84,7 +84,7 @@ impl Engine {
             self.want(Timer::PeerSilence, t);
         }
         self.check_duplicate(now);
-        let names: Vec<String> = self.groups.keys().cloned().collect();
+        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
         for name in &names {
             self.step_group(now, name);
         }
@@ -109,7 +109,7 @@ impl Engine {
         let changes = self.peers.expire(now, self.cfg.failure_timeout);
         self.apply_peer_changes(now, changes);
         let quorum = self.quorum_mode();
-        let names: Vec<String> = self.groups.keys().cloned().collect();
+        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
         for name in names {
             let Some(g) = self.groups.get_mut(&name) else {
                 continue;

@@ -8,7 +8,7 @@ use super::peers::{Liveness, Peer};
 use super::timers::Timer;
 use super::{Engine, Event, Quorum};
 use crate::message::{NoLeader, VoterState, VoterView};
-use crate::types::NodeId;
+use crate::types::{GroupName, NodeId};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ pub(super) struct Diagnostics {
     /// Whether that check ran.
     unseen_checked: bool,
     /// Groups without a leader: since when, and the reason last logged.
-    leaderless: BTreeMap<String, (Instant, Option<NoLeader>)>,
+    leaderless: BTreeMap<GroupName, (Instant, Option<NoLeader>)>,
 }
 
 impl Diagnostics {
@@ -49,7 +49,7 @@ impl Engine {
     /// Why `group` has no leader in this node's view at `now`; `None` when it has one (or the
     /// group is unknown). Read-only.
     pub fn why_no_leader(&self, group: &str, now: Instant) -> Option<NoLeader> {
-        let g = self.groups.get(group)?;
+        let (group, g) = self.groups.get_key_value(group)?;
         if g.leader.is_some() {
             return None;
         }
@@ -88,7 +88,7 @@ impl Engine {
             None
         };
         Some(NoLeader {
-            group: group.to_string(),
+            group: group.clone(),
             term: g.term,
             needed: if voters.is_empty() {
                 0
@@ -131,7 +131,7 @@ impl Engine {
         if self.shutting_down {
             return;
         }
-        let names: Vec<String> = self.groups.keys().cloned().collect();
+        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
         for name in names {
             let leaderless = self.groups.get(&name).is_some_and(|g| g.leader.is_none());
             if !leaderless {

@@ -1,7 +1,7 @@
 //! Routed calls: a request for a group's leader (or any member) and its answer. Peers route them
 //! to each other, and clients (`baton work`) send them to any node.
 
-use crate::types::{MemberId, Term};
+use crate::types::{GroupName, MemberId, Term};
 use serde::{Deserialize, Serialize};
 
 /// Work routed to a group's leader (or, with `any`, to any member).
@@ -10,7 +10,7 @@ pub struct Request {
     /// Caller-chosen id, echoed in the [`Response`].
     pub id: u64,
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// Serve even when not the leader (the seed demo's `simple_work`).
     pub any: bool,
     /// Application bytes.
@@ -46,13 +46,13 @@ pub enum CallError {
     #[error("group {group:?} has no leader")]
     NoLeader {
         /// The group.
-        group: String,
+        group: GroupName,
     },
     /// The call reached a node that no longer leads, or the leader went away mid-call.
     #[error("leadership of group {group:?} changed during the call")]
     LeaderChanged {
         /// The group.
-        group: String,
+        group: GroupName,
     },
     /// No answer before the deadline.
     #[error("call timed out")]
@@ -61,7 +61,7 @@ pub enum CallError {
     #[error("the leader of group {group:?} serves no handler")]
     NoHandler {
         /// The group.
-        group: String,
+        group: GroupName,
     },
     /// The handler returned an error.
     #[error("handler failed: {0}")]

@@ -2,7 +2,7 @@
 //! node answers with, and why a group has no leader. These are wire types (postcard is
 //! positional: add fields only at the end); the engine builds them, they know nothing of it.
 
-use crate::types::{Incarnation, Leadership, MemberId, NodeId, Term};
+use crate::types::{GroupName, Incarnation, Leadership, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -32,7 +32,7 @@ pub struct NodeStatus {
     /// Whether it is alive in this node's view.
     pub alive: bool,
     /// The groups it has members in.
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupName>,
 }
 
 /// A voter's state in this node's view.
@@ -80,7 +80,7 @@ pub struct VoterView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoLeader {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The highest leadership term known.
     pub term: Term,
     /// Every voter and its state (empty with `quorum = "none"`).

@@ -2,7 +2,7 @@
 //! handoffs. Only nodes that passed the transport's handshake send these.
 
 use crate::transport::DeathProof;
-use crate::types::{Hardware, Incarnation, Labels, MemberId, NodeId, Term};
+use crate::types::{GroupName, Hardware, Incarnation, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
 /// Sent to every peer each `heartbeat_ms`. Its size does not grow with the number of groups:
@@ -43,7 +43,7 @@ pub struct MemberAnnounce {
     /// The member.
     pub id: MemberId,
     /// Its group.
-    pub group: String,
+    pub group: GroupName,
     /// Wall-clock join time, ms since the Unix epoch.
     pub started_at_ms: u64,
     /// Labels given at join (merged over the node's labels).
@@ -54,7 +54,7 @@ pub struct MemberAnnounce {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Claim {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The leadership's term.
     pub term: Term,
     /// The leading member.
@@ -80,7 +80,7 @@ pub struct HeartbeatAck {
     /// The acknowledged heartbeat.
     pub seq: u64,
     /// Claims refused: (group, the higher term the voter knows).
-    pub rejected: Vec<(String, Term)>,
+    pub rejected: Vec<(GroupName, Term)>,
     /// The version of the sender's state the acker holds (0: none).
     pub version: u64,
 }
@@ -98,7 +98,7 @@ pub struct Handoff {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoteRequest {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The term campaigned for.
     pub term: Term,
     /// The candidate member.
@@ -117,7 +117,7 @@ pub struct VoteRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoteResponse {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The term asked for.
     pub term: Term,
     /// Answer to a pre-vote.
@@ -132,7 +132,7 @@ pub struct VoteResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepDown {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The resigned term.
     pub term: Term,
     /// The member that resigned.

@@ -10,7 +10,7 @@ use crate::engine::{Engine, EngineConfig, GroupSpec, PersistedState, Quorum};
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::registry::Registry;
 use crate::transport::{LocalNode, Transport};
-use crate::types::{Incarnation, NodeId};
+use crate::types::{GroupName, Incarnation, NodeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,7 @@ pub struct NodeBuilder {
     transport: Option<Arc<dyn Transport>>,
     registry: Option<Arc<dyn Registry>>,
     policy: Option<Arc<dyn LeaderPolicy>>,
-    group_policies: BTreeMap<String, Arc<dyn LeaderPolicy>>,
+    group_policies: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>,
     incarnation: Option<Incarnation>,
 }
 
@@ -58,12 +58,12 @@ impl NodeBuilder {
         self
     }
     /// The policy of one group.
-    pub fn group_policy(mut self, group: impl Into<String>, p: Arc<dyn LeaderPolicy>) -> Self {
+    pub fn group_policy(mut self, group: impl Into<GroupName>, p: Arc<dyn LeaderPolicy>) -> Self {
         self.group_policies.insert(group.into(), p);
         self
     }
     /// Policies of several groups (e.g. `baton_strategies::policies_for(&config)?`).
-    pub fn policies(mut self, map: BTreeMap<String, Arc<dyn LeaderPolicy>>) -> Self {
+    pub fn policies(mut self, map: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>) -> Self {
         self.group_policies.extend(map);
         self
     }

@@ -10,7 +10,7 @@ use crate::engine::{Action, CallRef, Engine, Input, StatusSnapshot};
 use crate::message::{CallError, Served};
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
-use crate::types::{Labels, MemberId, MemberRecord};
+use crate::types::{GroupName, Labels, MemberId, MemberRecord};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,16 +21,16 @@ use tokio::sync::{mpsc, oneshot};
 /// What the API (node, services, the cluster registry) asks of the driver.
 pub(super) enum Command {
     Join {
-        group: String,
+        group: GroupName,
         labels: Labels,
         reply: oneshot::Sender<Result<MemberId, NodeError>>,
     },
     Leave {
-        group: String,
+        group: GroupName,
         reply: oneshot::Sender<()>,
     },
     Call {
-        group: String,
+        group: GroupName,
         any: bool,
         payload: Vec<u8>,
         timeout: Option<Duration>,
@@ -41,7 +41,7 @@ pub(super) enum Command {
         result: Result<Served, CallError>,
     },
     External {
-        group: String,
+        group: GroupName,
         members: Vec<MemberRecord>,
     },
     Status {

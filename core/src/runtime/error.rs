@@ -3,6 +3,7 @@
 use crate::config::ConfigError;
 use crate::registry::RegistryError;
 use crate::transport::{Refusal, TransportError};
+use crate::types::GroupName;
 use std::path::PathBuf;
 
 /// Why a node could not start or an operation failed.
@@ -19,7 +20,7 @@ pub enum NodeError {
     Registry(#[from] RegistryError),
     /// The node already has an instance in this group.
     #[error("this node already has an instance in group {0:?}")]
-    AlreadyJoined(String),
+    AlreadyJoined(GroupName),
     /// The state file under `data_dir` could not be read or written.
     #[error("state file {path}: {message}")]
     StateFile {

@@ -4,7 +4,7 @@
 
 use super::driver::Command;
 use super::node::{Node, lock};
-use crate::types::{Leadership, MemberId, Term};
+use crate::types::{GroupName, Leadership, MemberId, Term};
 use async_trait::async_trait;
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Work {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The term this node leads under — the fencing token to attach to side effects.
     /// 0 when served by a non-leader (an `any` call).
     pub term: Term,
@@ -45,14 +45,14 @@ where
 /// This node's instance in one group.
 pub struct Service {
     pub(super) node: Node,
-    pub(super) group: String,
+    pub(super) group: GroupName,
     pub(super) member: MemberId,
     pub(super) rx: watch::Receiver<Leadership>,
 }
 
 impl Service {
     /// The group.
-    pub fn group(&self) -> &str {
+    pub fn group(&self) -> &GroupName {
         &self.group
     }
     /// This instance's member id.

@@ -10,7 +10,7 @@ use crate::message::{CallError, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
-use crate::types::{Incarnation, Labels, Leadership, NodeId};
+use crate::types::{GroupName, Incarnation, Labels, Leadership, NodeId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,8 +45,8 @@ pub(super) struct Shared {
     pub(super) run: watch::Sender<RunState>,
     pub(super) call_timeout: Duration,
     pub(super) commands: mpsc::UnboundedSender<Command>,
-    pub(super) watches: Mutex<BTreeMap<String, watch::Sender<Leadership>>>,
-    pub(super) handlers: Mutex<BTreeMap<String, Arc<dyn Handler>>>,
+    pub(super) watches: Mutex<BTreeMap<GroupName, watch::Sender<Leadership>>>,
+    pub(super) handlers: Mutex<BTreeMap<GroupName, Arc<dyn Handler>>>,
     pub(super) cluster_registry: ClusterRegistry,
     pub(super) driver: Mutex<Option<JoinHandle<()>>>,
 }
@@ -58,9 +58,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(super) fn watch(&self, group: &str) -> watch::Sender<Leadership> {
+    pub(super) fn watch(&self, group: &GroupName) -> watch::Sender<Leadership> {
         lock(&self.watches)
-            .entry(group.to_string())
+            .entry(group.clone())
             .or_insert_with(|| watch::channel(Leadership::none(group)).0)
             .clone()
     }
@@ -152,12 +152,17 @@ impl Node {
     }
 
     /// Joins `group` with one instance of this node.
-    pub async fn join(&self, group: &str, labels: Labels) -> Result<Service, NodeError> {
+    pub async fn join(
+        &self,
+        group: impl Into<GroupName>,
+        labels: Labels,
+    ) -> Result<Service, NodeError> {
+        let group = group.into();
         let (reply, rx) = oneshot::channel();
         self.shared
             .commands
             .send(Command::Join {
-                group: group.to_string(),
+                group: group.clone(),
                 labels,
                 reply,
             })
@@ -165,24 +170,32 @@ impl Node {
         let member = rx.await.map_err(|_| NodeError::ShutDown)??;
         Ok(Service {
             node: self.clone(),
-            group: group.to_string(),
+            rx: self.shared.watch(&group).subscribe(),
+            group,
             member,
-            rx: self.shared.watch(group).subscribe(),
         })
     }
 
     /// Watches the leadership of any group, joined or not.
-    pub fn leadership(&self, group: &str) -> watch::Receiver<Leadership> {
-        self.shared.watch(group).subscribe()
+    pub fn leadership(&self, group: impl Into<GroupName>) -> watch::Receiver<Leadership> {
+        self.shared.watch(&group.into()).subscribe()
     }
 
     /// Routes `payload` to the leader of `group` and waits for its answer.
-    pub async fn call_leader(&self, group: &str, payload: Vec<u8>) -> Result<Served, CallError> {
+    pub async fn call_leader(
+        &self,
+        group: impl Into<GroupName>,
+        payload: Vec<u8>,
+    ) -> Result<Served, CallError> {
         self.call(group, payload, CallOptions::default()).await
     }
 
     /// Routes `payload` to any member of `group` (the seed demo's naive `simple_work`).
-    pub async fn call_any(&self, group: &str, payload: Vec<u8>) -> Result<Served, CallError> {
+    pub async fn call_any(
+        &self,
+        group: impl Into<GroupName>,
+        payload: Vec<u8>,
+    ) -> Result<Served, CallError> {
         self.call(
             group,
             payload,
@@ -197,10 +210,11 @@ impl Node {
     /// Routes a call with options.
     pub async fn call(
         &self,
-        group: &str,
+        group: impl Into<GroupName>,
         payload: Vec<u8>,
         opts: CallOptions,
     ) -> Result<Served, CallError> {
+        let group = group.into();
         let timeout = opts.timeout.unwrap_or(self.shared.call_timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -212,7 +226,7 @@ impl Node {
             self.shared
                 .commands
                 .send(Command::Call {
-                    group: group.to_string(),
+                    group: group.clone(),
                     any: opts.any,
                     payload: payload.clone(),
                     timeout: Some(remaining),

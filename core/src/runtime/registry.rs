@@ -2,7 +2,7 @@
 
 use super::{Command, lock};
 use crate::registry::{Registry, RegistryError, RegistryWatch};
-use crate::types::{MemberId, MemberRecord, NodeId};
+use crate::types::{GroupName, MemberId, MemberRecord, NodeId};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 #[derive(Clone)]
 pub struct ClusterRegistry {
     node: NodeId,
-    table: Arc<Mutex<BTreeMap<String, Vec<MemberRecord>>>>,
-    changes: broadcast::Sender<String>,
+    table: Arc<Mutex<BTreeMap<GroupName, Vec<MemberRecord>>>>,
+    changes: broadcast::Sender<GroupName>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -32,7 +32,7 @@ impl ClusterRegistry {
         }
     }
 
-    pub(super) fn update(&self, group: String, members: Vec<MemberRecord>) {
+    pub(super) fn update(&self, group: GroupName, members: Vec<MemberRecord>) {
         lock(&self.table).insert(group.clone(), members);
         let _ = self.changes.send(group);
     }
@@ -42,16 +42,16 @@ impl ClusterRegistry {
     }
 
     /// Every group this node knows, with its live members.
-    pub fn snapshot(&self) -> BTreeMap<String, Vec<MemberRecord>> {
+    pub fn snapshot(&self) -> BTreeMap<GroupName, Vec<MemberRecord>> {
         lock(&self.table).clone()
     }
 }
 
-struct Watch(broadcast::Receiver<String>);
+struct Watch(broadcast::Receiver<GroupName>);
 
 #[async_trait]
 impl RegistryWatch for Watch {
-    async fn changed(&mut self) -> Option<String> {
+    async fn changed(&mut self) -> Option<GroupName> {
         loop {
             match self.0.recv().await {
                 Ok(g) => return Some(g),
@@ -97,7 +97,7 @@ impl Registry for ClusterRegistry {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Leave {
-                group: group.to_string(),
+                group: group.into(),
                 reply,
             })
             .map_err(|_| RegistryError::Closed)?;

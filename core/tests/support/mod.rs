@@ -113,7 +113,7 @@ pub const LIMIT: Duration = Duration::from_secs(10);
 pub async fn leave(c: &mut Cluster, node: &str, group: &str) -> Leadership {
     let svc = c
         .services
-        .remove(&(node.to_string(), group.to_string()))
+        .remove(&(node.to_string(), group.into()))
         .unwrap_or_else(|| panic!("{node} has no service in {group}"));
     svc.leave().await;
     c.agreed(group, LIMIT).await
@@ -122,6 +122,5 @@ pub async fn leave(c: &mut Cluster, node: &str, group: &str) -> Leadership {
 /// `node`'s service joins `group` and is kept in `c.services`.
 pub async fn join(c: &mut Cluster, node: &str, group: &str) {
     let svc = c.node(node).join(group, Default::default()).await.unwrap();
-    c.services
-        .insert((node.to_string(), group.to_string()), svc);
+    c.services.insert((node.to_string(), group.into()), svc);
 }

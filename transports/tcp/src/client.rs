@@ -29,7 +29,7 @@ use crate::stream::{Stream, tls_failure};
 use crate::wire::{FrameOpener, FrameSealer, WireError, codec, open_message, seal_message};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
-use baton_core::{CallError, Fingerprint, Incarnation, Message, NodeId, Served};
+use baton_core::{CallError, Fingerprint, GroupName, Incarnation, Message, NodeId, Served};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::io;
@@ -232,7 +232,7 @@ impl TcpClient {
     /// term, or why it failed ([`CallError`]). The node applies its `call_timeout_ms`.
     pub async fn call(
         &mut self,
-        group: &str,
+        group: impl Into<GroupName>,
         any: bool,
         payload: Vec<u8>,
     ) -> Result<Result<Served, CallError>, ClientError> {
@@ -240,7 +240,7 @@ impl TcpClient {
         self.next_id += 1;
         self.send(&Message::ClientCall(Request {
             id,
-            group: group.to_string(),
+            group: group.into(),
             any,
             payload,
         }))

@@ -299,7 +299,7 @@ fn merge_ack(newer: &mut HeartbeatAck, older: &HeartbeatAck) -> bool {
     if rejected.is_empty() {
         return false;
     }
-    let mut merged: BTreeMap<String, u64> = BTreeMap::new();
+    let mut merged: BTreeMap<baton_core::GroupName, u64> = BTreeMap::new();
     for (group, term) in rejected.iter().chain(newer.rejected.iter()) {
         let t = merged.entry(group.clone()).or_insert(*term);
         *t = (*t).max(*term);
@@ -331,7 +331,10 @@ mod tests {
     fn ack(seq: u64, rejected: &[(&str, u64)]) -> Message {
         Message::HeartbeatAck(HeartbeatAck {
             seq,
-            rejected: rejected.iter().map(|(g, t)| (g.to_string(), *t)).collect(),
+            rejected: rejected
+                .iter()
+                .map(|(g, t)| (baton_core::GroupName::from(*g), *t))
+                .collect(),
             version: seq,
         })
     }

@@ -128,7 +128,7 @@ impl Setup {
             policy: self.policy.clone(),
             preempt: self.preempt,
         };
-        let groups = BTreeMap::from([(G.to_string(), spec)]);
+        let groups = BTreeMap::from([(G.into(), spec)]);
         Engine::new(
             self.config(i, inc),
             self.policy.clone(),

@@ -7,6 +7,7 @@ mod fixtures;
 mod harness;
 mod probe;
 
+mod calls;
 mod conflicts;
 mod diagnostics;
 mod election;

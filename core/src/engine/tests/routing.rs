@@ -10,7 +10,7 @@ use crate::types::Incarnation;
 use crate::types::NodeId;
 use std::time::Duration;
 
-fn call(id: u64, group: &str, any: bool, timeout: Option<Duration>) -> Input {
+pub(super) fn call(id: u64, group: &str, any: bool, timeout: Option<Duration>) -> Input {
     Input::Call {
         id,
         group: group.into(),
@@ -21,7 +21,7 @@ fn call(id: u64, group: &str, any: bool, timeout: Option<Duration>) -> Input {
 }
 
 /// The `Serve` actions node `i` emitted: (call, term, whether as leader).
-fn served(c: &Cluster, i: usize) -> Vec<(CallRef, u64, bool)> {
+pub(super) fn served(c: &Cluster, i: usize) -> Vec<(CallRef, u64, bool)> {
     c.log[i]
         .iter()
         .filter_map(|a| match a {
@@ -33,15 +33,23 @@ fn served(c: &Cluster, i: usize) -> Vec<(CallRef, u64, bool)> {
         .collect()
 }
 
+/// The one call node `i` served, as leader: where it came from and the term.
+pub(super) fn served_once_as_leader(c: &Cluster, i: usize) -> (CallRef, u64) {
+    match served(c, i).as_slice() {
+        [(call, term, true)] => (call.clone(), *term),
+        other => panic!("n{i} did not serve one call as leader: {other:?}"),
+    }
+}
+
 /// How call `id` of node `i` ended, if it did.
-fn done(c: &Cluster, i: usize, id: u64) -> Option<Result<Served, CallError>> {
+pub(super) fn done(c: &Cluster, i: usize, id: u64) -> Option<Result<Served, CallError>> {
     c.log[i].iter().find_map(|a| match a {
         Action::CallDone { id: d, result } if *d == id => Some(result.clone()),
         _ => None,
     })
 }
 
-fn reply(from: usize, term: u64) -> Result<Served, CallError> {
+pub(super) fn reply(from: usize, term: u64) -> Result<Served, CallError> {
     Ok(Served {
         member: member(from),
         term,
@@ -51,7 +59,7 @@ fn reply(from: usize, term: u64) -> Result<Served, CallError> {
 }
 
 /// A request `id` for `group` from a peer or a client.
-fn request(id: u64, group: &str, any: bool) -> Request {
+pub(super) fn request(id: u64, group: &str, any: bool) -> Request {
     Request {
         id,
         group: group.into(),
@@ -61,7 +69,12 @@ fn request(id: u64, group: &str, any: bool) -> Request {
 }
 
 /// Asserts that `actions` answer request `id` of `to` with `result`.
-fn assert_answered(actions: &[Action], to: &str, id: u64, result: Result<Served, CallError>) {
+pub(super) fn assert_answered(
+    actions: &[Action],
+    to: &str,
+    id: u64,
+    result: Result<Served, CallError>,
+) {
     let want = Action::Send {
         to: NodeId::new(to),
         message: Message::Response(Response { id, result }),
@@ -80,11 +93,13 @@ fn a_call_at_the_leader_is_served_locally_under_its_term() {
     let (mut c, l) = Setup::new(3).elected();
     let term = c.engines[l].term(G);
     c.input(l, call(7, G, false, None));
-    assert_eq!(served(&c, l), vec![(CallRef::Local(7), term, true)]);
+    let (local, t) = served_once_as_leader(&c, l);
+    assert!(matches!(local, CallRef::Local(_)), "{local:?}");
+    assert_eq!(t, term);
     c.input(
         l,
         Input::Reply {
-            call: CallRef::Local(7),
+            call: local,
             result: reply(l, term),
         },
     );
@@ -96,11 +111,12 @@ fn a_call_at_a_follower_is_routed_to_the_leader_and_answered() {
     let (mut c, l, f) = with_a_follower();
     let term = c.engines[l].term(G);
     c.input(f, call(7, G, false, None));
-    let remote = CallRef::Remote {
-        from: NodeId::new(name(f)),
-        id: 7,
-    };
-    assert_eq!(served(&c, l), vec![(remote.clone(), term, true)]);
+    let (remote, t) = served_once_as_leader(&c, l);
+    assert!(
+        matches!(&remote, CallRef::Remote { from, .. } if *from == NodeId::new(name(f))),
+        "{remote:?}"
+    );
+    assert_eq!(t, term);
     assert!(served(&c, f).is_empty(), "the follower does not serve it");
     c.input(
         l,
@@ -134,12 +150,15 @@ fn a_call_waiting_for_a_leader_is_routed_once_one_is_elected() {
     let mut c = Setup::new(3).build();
     c.input(1, call(7, G, false, None));
     let l = c.elect();
-    let remote = CallRef::Remote {
-        from: NodeId::new("n1"),
-        id: 7,
-    };
-    let want = if l == 1 { CallRef::Local(7) } else { remote };
-    assert_eq!(served(&c, l).first().map(|s| s.0.clone()), Some(want));
+    let first = served(&c, l).first().map(|s| s.0.clone());
+    match first {
+        Some(CallRef::Local(_)) => assert_eq!(l, 1, "served locally only by n1 itself"),
+        Some(CallRef::Remote { from, .. }) => {
+            assert_ne!(l, 1);
+            assert_eq!(from, NodeId::new("n1"));
+        }
+        None => panic!("the waiting call was not served"),
+    }
 }
 
 #[test]

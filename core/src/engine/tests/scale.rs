@@ -8,8 +8,8 @@ use crate::types::Labels;
 
 const GROUPS: usize = 40;
 
-fn group(k: usize) -> String {
-    format!("h{k:02}")
+fn group(k: usize) -> crate::types::GroupName {
+    format!("h{k:02}").into()
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn a_claim_below_the_known_term_is_refused_with_the_known_term() {
         } if to.as_str() == "n2" => Some(ack.rejected.clone()),
         _ => None,
     });
-    assert_eq!(refusal, Some(vec![(G.to_string(), 5)]));
+    assert_eq!(refusal, Some(vec![(G.into(), 5)]));
     let l = p.engine.leadership(G, p.now);
     assert_eq!(
         (l.leader.map(|m| m.node), l.term),
