@@ -34,7 +34,8 @@ pub fn input(n: usize) -> ElectionInput {
                     weight: None,
                 },
                 labels,
-                services: vec!["g".into(), "other".into()],
+                services: ["g".into(), "other".into()].into(),
+                leads: 0,
             }
         })
         .collect();
@@ -43,14 +44,16 @@ pub fn input(n: usize) -> ElectionInput {
         group: "g".into(),
         candidates,
         incumbent: None,
-        leaders: (0..OTHER_GROUPS)
-            .map(|i| {
-                (
-                    GroupName::from(format!("other-{i}")),
-                    NodeId::new(format!("node-{:05}", (i * 7) % n.max(1))),
-                )
-            })
-            .collect(),
+        leaders: std::sync::Arc::new(
+            (0..OTHER_GROUPS)
+                .map(|i| {
+                    (
+                        GroupName::from(format!("other-{i}")),
+                        NodeId::new(format!("node-{:05}", (i * 7) % n.max(1))),
+                    )
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -38,7 +38,8 @@ use std::sync::Arc;
 ///         incarnation: Incarnation(1),
 ///         hardware: baton_core::Hardware { cpus, memory_bytes: 0, weight: None },
 ///         labels: Default::default(),
-///         services: vec![],
+///         services: [].into(),
+///         leads: 0,
 ///     });
 /// }
 /// assert_eq!(MostCpus.rank(&input)[0], MemberId::new("b", 0));

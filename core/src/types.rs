@@ -323,8 +323,15 @@ pub struct Candidate {
     pub hardware: Hardware,
     /// Labels of the member (node labels merged with join labels).
     pub labels: Labels,
-    /// Every group its node has a member in, sorted.
-    pub services: Vec<GroupName>,
+    /// Every group its node has a member in, sorted (shared by all of the node's candidates:
+    /// a node with a thousand members does not copy a thousand names per candidate).
+    pub services: Arc<[GroupName]>,
+    /// How many groups its node leads as this node sees it — counting, for a group without a
+    /// leader, the favourite of each leaderless group ranked before this one (in group-name
+    /// order), so that nodes ranking many leaderless groups at once spread them alike. The
+    /// `balanced` policy ranks by it; 0 where nobody counted.
+    #[serde(default)]
+    pub leads: usize,
 }
 
 impl Candidate {
@@ -337,7 +344,8 @@ impl Candidate {
             incarnation: Incarnation(0),
             hardware: Hardware::default(),
             labels: Labels::new(),
-            services: Vec::new(),
+            services: Arc::from([]),
+            leads: 0,
         }
     }
 
@@ -356,8 +364,10 @@ pub struct ElectionInput {
     pub candidates: Vec<Candidate>,
     /// The current leader, if any.
     pub incumbent: Option<MemberId>,
-    /// Leaders of the *other* groups this node knows of: group name → leading node.
-    pub leaders: BTreeMap<GroupName, NodeId>,
+    /// Leaders of the groups this node knows of: group name → leading node. Shared by every
+    /// input of one ranking pass, so it holds this group's entry too (its leader is the
+    /// `incumbent`): a policy about *other* groups skips `group`.
+    pub leaders: Arc<BTreeMap<GroupName, NodeId>>,
 }
 
 impl ElectionInput {

@@ -77,8 +77,8 @@ fn a_list_of_groups_on_the_wire_is_a_list_of_strings() {
 #[test]
 fn a_group_name_is_a_bare_string_in_json_also_as_a_map_key() {
     let mut input = ElectionInput::of_nodes("g", &["a"]);
-    input.candidates[0].services = vec!["g".into(), "h".into()];
-    input.leaders.insert("h".into(), NodeId::new("b"));
+    input.candidates[0].services = ["g".into(), "h".into()].into();
+    std::sync::Arc::make_mut(&mut input.leaders).insert("h".into(), NodeId::new("b"));
     let json = serde_json::to_string(&input).unwrap();
     assert_eq!(
         json,

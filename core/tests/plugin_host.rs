@@ -162,7 +162,8 @@ fn random_input(rng: &mut baton_testkit::Rng) -> ElectionInput {
                     weight: (rng.u64(..2) == 0).then(|| rng.u64(..100) as f64 / 10.0),
                 },
                 labels,
-                services: vec!["tracked".into()],
+                services: ["tracked".into()].into(),
+                leads: 0,
             }
         })
         .collect();
@@ -178,7 +179,7 @@ fn random_input(rng: &mut baton_testkit::Rng) -> ElectionInput {
         group: "tracked".into(),
         candidates,
         incumbent,
-        leaders,
+        leaders: leaders.into(),
     }
 }
 

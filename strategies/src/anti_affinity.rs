@@ -93,7 +93,7 @@ mod tests {
 
     fn leaders(inp: &mut ElectionInput, pairs: &[(&str, &str)]) {
         for (g, n) in pairs {
-            inp.leaders.insert((*g).into(), NodeId::new(*n));
+            std::sync::Arc::make_mut(&mut inp.leaders).insert((*g).into(), NodeId::new(*n));
         }
     }
 

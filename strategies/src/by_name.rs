@@ -1,6 +1,6 @@
 //! The by-name table: turning a group's `policy = …` into a [`LeaderPolicy`].
 
-use crate::{AntiAffinity, Chain, HardwareWeight, OldestRunning};
+use crate::{AntiAffinity, Balanced, Chain, HardwareWeight, OldestRunning};
 use baton_core::config::{Config, ConfigError, GroupConfig, PluginSpec, PolicySpec};
 use baton_core::{GroupName, LeaderPolicy};
 use std::collections::BTreeMap;
@@ -13,10 +13,12 @@ const KNOWN: &[&str] = &[
     OldestRunning::NAME,
     HardwareWeight::NAME,
     AntiAffinity::NAME,
+    Balanced::NAME,
     Chain::NAME,
 ];
 
-/// The built-in policy names: `oldest-running`, `hardware-weight`, `anti-affinity`, `chain`.
+/// The built-in policy names: `oldest-running`, `hardware-weight`, `anti-affinity`, `balanced`,
+/// `chain`.
 ///
 /// `chain` is listed because it is built in, but in config it is written as a list
 /// (`policy = ["anti-affinity", "oldest-running"]`), never by name.
@@ -27,7 +29,7 @@ pub fn known_policies() -> &'static [&'static str] {
 /// A group's policy could not be built. Names the group and the field:
 ///
 /// ```text
-/// group "tracked": policy[1]: unknown policy "olderst-running"; known policies: oldest-running, hardware-weight, anti-affinity, chain
+/// group "tracked": policy[1]: unknown policy "olderst-running"; known policies: oldest-running, hardware-weight, anti-affinity, balanced, chain
 /// ```
 ///
 /// Converts into a [`ConfigError`] (field `group "tracked".policy[1]`) so callers can attach the
@@ -149,7 +151,7 @@ impl Field<'_> {
 /// assert_eq!(
 ///     err.to_string(),
 ///     "group \"tracked\": policy[1]: unknown policy \"olderst-running\"; \
-///      known policies: oldest-running, hardware-weight, anti-affinity, chain"
+///      known policies: oldest-running, hardware-weight, anti-affinity, balanced, chain"
 /// );
 /// # Ok::<(), baton_strategies::PolicyError>(())
 /// ```
@@ -208,6 +210,7 @@ fn build_named(
         AntiAffinity::NAME => Arc::new(AntiAffinity::new(
             group.anti_affinity.clone().unwrap_or_default(),
         )),
+        Balanced::NAME => Arc::new(Balanced),
         Chain::NAME => return Err(field.error(PolicyErrorKind::ChainByName)),
         _ => {
             return Err(field.error(PolicyErrorKind::UnknownPolicy {
@@ -267,13 +270,14 @@ mod tests {
     }
 
     #[test]
-    fn known_policies_are_the_four_built_ins() {
+    fn known_policies_are_the_five_built_ins() {
         assert_eq!(
             known_policies(),
             [
                 "oldest-running",
                 "hardware-weight",
                 "anti-affinity",
+                "balanced",
                 "chain"
             ]
         );
@@ -308,7 +312,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "group \"tracked\": policy: unknown policy \"olderst-running\"; known policies: \
-             oldest-running, hardware-weight, anti-affinity, chain"
+             oldest-running, hardware-weight, anti-affinity, balanced, chain"
         );
     }
 
@@ -386,7 +390,7 @@ mod tests {
         assert_eq!(
             ce.to_string(),
             "/etc/baton.toml: group \"tracked\".policy[0]: unknown policy \"x\"; known policies: \
-             oldest-running, hardware-weight, anti-affinity, chain"
+             oldest-running, hardware-weight, anti-affinity, balanced, chain"
         );
     }
 

@@ -39,7 +39,8 @@ use std::sync::Arc;
 ///         incarnation: baton_core::Incarnation(1),
 ///         hardware: Hardware { cpus, memory_bytes: 0, weight: None },
 ///         labels: Default::default(),
-///         services: vec![],
+///         services: [].into(),
+///         leads: 0,
 ///     });
 /// }
 /// // a and b tie on hardware; b started earlier. c is oldest, but hardware decides first.
@@ -311,8 +312,8 @@ mod tests {
             cands.push(c);
         }
         let mut inp = input(cands);
-        inp.leaders.insert("ingest".into(), NodeId::new("n02"));
-        inp.leaders.insert("billing".into(), NodeId::new("n05"));
+        std::sync::Arc::make_mut(&mut inp.leaders).insert("ingest".into(), NodeId::new("n02"));
+        std::sync::Arc::make_mut(&mut inp.leaders).insert("billing".into(), NodeId::new("n05"));
         let c = chain(vec![
             Arc::new(AntiAffinity::new(AntiAffinityConfig {
                 avoid_groups: vec!["ingest".into(), "billing".into()],

@@ -11,6 +11,7 @@
 //! | `oldest-running` (default) | [`OldestRunning`] | earliest `started_at_ms` |
 //! | `hardware-weight` | [`HardwareWeight`] | configured weight, else CPUs + memory |
 //! | `anti-affinity` | [`AntiAffinity`] | nodes not leading `avoid_groups`, without `avoid_labels` |
+//! | `balanced` | [`Balanced`] | the node leading the fewest groups |
 //! | a list `[…]` | [`Chain`] | the first decides, the next break its ties |
 //!
 //! and [`build_policy`] / [`policies_for`], which build them from a group's config with errors
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod anti_affinity;
+mod balanced;
 mod by_name;
 mod chain;
 mod hardware_weight;
@@ -36,6 +38,7 @@ mod tiers;
 mod test_support;
 
 pub use anti_affinity::AntiAffinity;
+pub use balanced::Balanced;
 pub use by_name::{PolicyError, PolicyErrorKind, build_policy, known_policies, policies_for};
 pub use chain::Chain;
 pub use hardware_weight::HardwareWeight;

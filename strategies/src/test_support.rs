@@ -10,7 +10,8 @@ pub(crate) fn cand(node: &str) -> Candidate {
         incarnation: baton_core::Incarnation(1),
         hardware: Hardware::default(),
         labels: Default::default(),
-        services: vec![],
+        services: [].into(),
+        leads: 0,
     }
 }
 

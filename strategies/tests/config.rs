@@ -40,7 +40,8 @@ fn candidate(node: &str, cpus: u32, started_at_ms: u64, disk: &str) -> Candidate
             weight: None,
         },
         labels: [("disk".to_string(), disk.to_string())].into(),
-        services: vec![],
+        services: [].into(),
+        leads: 0,
     }
 }
 
@@ -59,7 +60,7 @@ fn input(group: &str) -> ElectionInput {
             candidate("d", 2, 400, "ssd"),
         ],
         incumbent: None,
-        leaders: [("ingest".into(), NodeId::new("a"))].into(),
+        leaders: std::sync::Arc::new([("ingest".into(), NodeId::new("a"))].into()),
     }
 }
 
@@ -121,7 +122,7 @@ fn a_typo_in_one_group_names_that_group_and_element() {
     assert_eq!(
         e.to_string(),
         "group \"tracked\": policy[1]: unknown policy \"olderst-running\"; \
-         known policies: oldest-running, hardware-weight, anti-affinity, chain"
+         known policies: oldest-running, hardware-weight, anti-affinity, balanced, chain"
     );
     let ce = ConfigError::from(e).in_file(Some(file));
     assert_eq!(ce.field.as_deref(), Some("group \"tracked\".policy[1]"));

@@ -24,21 +24,24 @@ fn big_input(n: usize) -> ElectionInput {
                 weight: None,
             },
             labels: Default::default(),
-            services: vec![],
+            services: [].into(),
+            leads: 0,
         })
         .collect();
     ElectionInput {
         group: "g".into(),
         candidates,
         incumbent: None,
-        leaders: (0..100)
-            .map(|i| {
-                (
-                    GroupName::from(format!("other-{i}")),
-                    NodeId::new(format!("node-{:05}", i * 7)),
-                )
-            })
-            .collect(),
+        leaders: std::sync::Arc::new(
+            (0..100)
+                .map(|i| {
+                    (
+                        GroupName::from(format!("other-{i}")),
+                        NodeId::new(format!("node-{:05}", i * 7)),
+                    )
+                })
+                .collect(),
+        ),
     }
 }
 

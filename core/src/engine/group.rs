@@ -167,6 +167,7 @@ impl Engine {
     pub(super) fn group_mut(&mut self, name: &GroupName, now: Instant) -> &mut Group {
         if !self.groups.contains_key(name) {
             self.members_dirty = true;
+            self.rank_epoch += 1;
         }
         self.groups
             .entry(name.clone())

@@ -167,6 +167,7 @@ impl Engine {
                 && !claimed.contains(name.as_str())
             {
                 g.leader = None;
+                self.rank_epoch += 1;
                 g.leaderless_since = Some(now);
             }
         }
@@ -219,6 +220,7 @@ impl Engine {
                 p.labels = labels;
                 p.members = members;
                 self.members_dirty = true;
+                self.rank_epoch += 1;
             }
         }
         claims

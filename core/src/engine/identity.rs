@@ -50,6 +50,7 @@ impl Engine {
                 });
                 self.cfg.incarnation = new;
                 self.members_dirty = true;
+                self.rank_epoch += 1;
                 self.out.push(Action::Reincarnate { incarnation: new });
                 self.persist_later();
             }

@@ -81,11 +81,15 @@ impl Engine {
         g.leaderless_since = None;
         g.promised = None;
         let group = claim.group.clone();
+        let new_leader = g.leader.as_ref().is_none_or(|l| l.member != claim.member);
         g.leader = Some(LeaderView {
             member: claim.member,
             term: claim.term,
             until: now + ft,
         });
+        if new_leader {
+            self.rank_epoch += 1;
+        }
         if raised {
             self.persist_later();
         }
@@ -112,6 +116,7 @@ impl Engine {
                 g.role = Role::Follower;
                 g.leader = None;
                 g.leaderless_since = Some(now);
+                self.rank_epoch += 1;
                 self.emit(Event::SteppingDown {
                     group: group.clone(),
                     reason: StepDownReason::PeerKnowsTerm {

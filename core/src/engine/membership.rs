@@ -91,6 +91,7 @@ impl Engine {
     ) {
         self.external.insert(group.clone(), members);
         self.members_dirty = true;
+        self.rank_epoch += 1;
         self.group_mut(&group, now);
     }
 
@@ -117,6 +118,7 @@ impl Engine {
     pub(super) fn apply_peer_changes(&mut self, now: Instant, changes: Vec<Change>) {
         for change in changes {
             self.members_dirty = true;
+            self.rank_epoch += 1;
             match change {
                 Change::Up {
                     node,
@@ -164,6 +166,7 @@ impl Engine {
                 && !matches!(g.role, Role::Leader { .. })
             {
                 g.leader = None;
+                self.rank_epoch += 1;
                 g.leaderless_since = Some(now);
             }
             if g.promised.as_ref().is_some_and(|(m, _)| m.node == *node) {
@@ -190,6 +193,7 @@ impl Engine {
         };
         self.next_seq = self.next_seq.wrapping_add(1);
         self.members_dirty = true;
+        self.rank_epoch += 1;
         self.local.insert(
             group.clone(),
             MemberAnnounce {
@@ -223,6 +227,7 @@ impl Engine {
         }
         self.local.remove(group);
         self.members_dirty = true;
+        self.rank_epoch += 1;
         self.next_heartbeat = now;
     }
 
@@ -234,7 +239,9 @@ impl Engine {
             self.resign(now, &name, Resign::HandOff);
         }
         self.shutting_down = true;
+        self.rank_epoch += 1;
         self.members_dirty = true;
+        self.rank_epoch += 1;
         for g in self.groups.values_mut() {
             g.role = Role::Follower;
         }

@@ -137,6 +137,10 @@ pub struct Engine {
     persist_pending: bool,
     /// Something the member table depends on changed since the last `publish`.
     members_dirty: bool,
+    /// Raised by every change the rankings depend on (`rankings_changed`); the cached table
+    /// of candidates and rankings, with the epoch it was built at.
+    rank_epoch: u64,
+    rank_table: std::cell::RefCell<Option<(u64, Arc<ranking::RankTable>)>>,
     /// Seeded from `EngineConfig::rng_seed`: jitter and `any` routing, reproducible in the sim.
     rng: fastrand::Rng,
     /// The retry jitter drawn at this instant, shared by every campaign given up in one input
@@ -195,6 +199,8 @@ impl Engine {
             shutting_down: false,
             persist_pending: false,
             members_dirty: true,
+            rank_epoch: 0,
+            rank_table: std::cell::RefCell::new(None),
             rng: fastrand::Rng::with_seed(cfg.rng_seed),
             retry_jitter: None,
             wake: None,

@@ -20,117 +20,185 @@ impl Engine {
 
     /// The live candidates of `group`, in member-id order.
     pub(super) fn candidates(&self, group: &str) -> Vec<Candidate> {
-        let mut out = Vec::new();
+        self.table()
+            .candidates
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Ranks the live candidates of `group` with its policy, best first.
+    pub(super) fn ranking(&self, group: &GroupName) -> Vec<MemberId> {
+        let table = self.table();
+        let ranked = table.ranked.get(group).cloned().unwrap_or_default();
+        // Every change a ranking depends on — members, liveness, the leader of any group, this
+        // node shutting down — raises `rank_epoch`, which makes the table stale: debug builds
+        // (every test) check that none was missed.
+        #[cfg(debug_assertions)]
+        {
+            let fresh = self.build_table();
+            debug_assert_eq!(
+                fresh.ranked.get(group).cloned().unwrap_or_default(),
+                ranked,
+                "stale ranking of {group}: a change did not raise rank_epoch"
+            );
+        }
+        ranked
+    }
+
+    /// The table of candidates and rankings, rebuilt only when something changed since it
+    /// was built: one input costs a lookup, not a ranking of every group.
+    fn table(&self) -> Arc<RankTable> {
+        let mut cached = self.rank_table.borrow_mut();
+        match &*cached {
+            Some((epoch, t)) if *epoch == self.rank_epoch => t.clone(),
+            _ => {
+                let t = Arc::new(self.build_table());
+                *cached = Some((self.rank_epoch, t.clone()));
+                t
+            }
+        }
+    }
+
+    /// Every group's live candidates and ranking, in one pass over the members: O(members)
+    /// plus one policy call per group, however many groups each node is in.
+    ///
+    /// Groups are ranked in name order; a leaderless group's favourite counts as leading it
+    /// in the candidates' `leads` of the groups ranked after it, so that nodes ranking many
+    /// leaderless groups at once (a cold start, the failover of a node leading many) spread
+    /// them alike under the `balanced` policy.
+    pub(super) fn build_table(&self) -> RankTable {
+        let mut candidates: BTreeMap<GroupName, Vec<Candidate>> = BTreeMap::new();
         if self.cfg.external_registry {
-            for r in self.external.get(group).into_iter().flatten() {
-                if self.node_alive(&r.id.node) {
-                    out.push(Candidate {
+            let mut services: BTreeMap<&NodeId, Vec<GroupName>> = BTreeMap::new();
+            for (g, rs) in &self.external {
+                for r in rs {
+                    services.entry(&r.id.node).or_default().push(g.clone());
+                }
+            }
+            let services: BTreeMap<&NodeId, Arc<[GroupName]>> = services
+                .into_iter()
+                .map(|(n, mut s)| {
+                    s.sort();
+                    s.dedup();
+                    (n, Arc::from(s))
+                })
+                .collect();
+            for (g, rs) in &self.external {
+                for r in rs.iter().filter(|r| self.node_alive(&r.id.node)) {
+                    candidates.entry(g.clone()).or_default().push(Candidate {
                         member: r.id.clone(),
                         started_at_ms: r.started_at_ms,
                         incarnation: r.incarnation,
                         hardware: r.hardware.clone(),
                         labels: r.labels.clone(),
-                        services: self.services_of(&r.id.node),
+                        services: services.get(&r.id.node).cloned().unwrap_or(Arc::from([])),
+                        leads: 0,
                     });
                 }
             }
         } else {
-            if !self.shutting_down
-                && let Some(m) = self.local.get(group)
-            {
-                out.push(self.candidate_from(
-                    m,
-                    self.cfg.incarnation,
-                    &self.cfg.hardware,
-                    &self.cfg.labels,
-                    self.local.keys().cloned().collect(),
-                ));
+            if !self.shutting_down {
+                let services: Arc<[GroupName]> = self.local.keys().cloned().collect();
+                for (g, m) in &self.local {
+                    candidates
+                        .entry(g.clone())
+                        .or_default()
+                        .push(candidate_from(
+                            m,
+                            self.cfg.incarnation,
+                            &self.cfg.hardware,
+                            &self.cfg.labels,
+                            services.clone(),
+                        ));
+                }
             }
             for (_, p) in self.live_peers() {
-                for m in p.members.iter().filter(|m| m.group == group) {
-                    out.push(self.candidate_from(
-                        m,
-                        p.incarnation,
-                        &p.hardware,
-                        &p.labels,
-                        p.services(),
-                    ));
+                let services: Arc<[GroupName]> = p.services().into();
+                for m in &p.members {
+                    candidates
+                        .entry(m.group.clone())
+                        .or_default()
+                        .push(candidate_from(
+                            m,
+                            p.incarnation,
+                            &p.hardware,
+                            &p.labels,
+                            services.clone(),
+                        ));
                 }
             }
         }
-        out.sort_by(|a, b| a.member.cmp(&b.member));
-        out.dedup_by(|a, b| a.member == b.member);
-        out
-    }
-
-    /// A member as a candidate: its node's labels overlaid with the member's own.
-    pub(super) fn candidate_from(
-        &self,
-        m: &MemberAnnounce,
-        incarnation: Incarnation,
-        hardware: &Hardware,
-        node_labels: &Labels,
-        services: Vec<GroupName>,
-    ) -> Candidate {
-        let mut labels = node_labels.clone();
-        labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Candidate {
-            member: m.id.clone(),
-            started_at_ms: m.started_at_ms,
-            incarnation,
-            hardware: hardware.clone(),
-            labels,
-            services,
-        }
-    }
-
-    /// The groups `node` has members in (sorted), for the policy's view of a candidate.
-    pub(super) fn services_of(&self, node: &NodeId) -> Vec<GroupName> {
-        let mut s: Vec<GroupName> = if *node == self.cfg.node {
-            self.local.keys().cloned().collect()
-        } else if self.cfg.external_registry {
-            self.external
+        let leaders: Arc<BTreeMap<GroupName, NodeId>> = Arc::new(
+            self.groups
                 .iter()
-                .filter(|(_, ms)| ms.iter().any(|m| m.id.node == *node))
-                .map(|(g, _)| g.clone())
-                .collect()
-        } else {
-            self.peers.get(node).map(Peer::services).unwrap_or_default()
-        };
-        s.sort();
-        s.dedup();
-        s
-    }
-
-    /// Ranks the live candidates of `group` with its policy, best first.
-    pub(super) fn ranking(&self, group: &GroupName) -> Vec<MemberId> {
-        let candidates = self.candidates(group);
-        if candidates.is_empty() {
-            return vec![];
+                .filter_map(|(name, g)| {
+                    g.leader
+                        .as_ref()
+                        .map(|l| (name.clone(), l.member.node.clone()))
+                })
+                .collect(),
+        );
+        let mut leads: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for node in leaders.values() {
+            *leads.entry(node.clone()).or_default() += 1;
         }
-        let leaders = self
-            .groups
-            .iter()
-            .filter(|(name, _)| name.as_str() != group)
-            .filter_map(|(name, g)| {
-                g.leader
-                    .as_ref()
-                    .map(|l| (name.clone(), l.member.node.clone()))
-            })
-            .collect();
-        let input = ElectionInput {
-            group: group.clone(),
-            candidates,
-            incumbent: self
-                .groups
-                .get(group)
-                .and_then(|g| g.leader.as_ref().map(|l| l.member.clone())),
-            leaders,
-        };
-        let policy = &self.spec(group).policy;
-        // A policy must never take the node down: a panic falls back to member-id order.
-        let ranked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.rank(&input)))
-            .unwrap_or_else(|_| ByMemberId.rank(&input));
-        normalize_ranking(&input, ranked).0
+        let mut ranked = BTreeMap::new();
+        for (name, g) in &self.groups {
+            let Some(list) = candidates.get_mut(name) else {
+                continue;
+            };
+            list.sort_by(|a, b| a.member.cmp(&b.member));
+            list.dedup_by(|a, b| a.member == b.member);
+            for c in list.iter_mut() {
+                c.leads = leads.get(&c.member.node).copied().unwrap_or(0);
+            }
+            let input = ElectionInput {
+                group: name.clone(),
+                candidates: list.clone(),
+                incumbent: g.leader.as_ref().map(|l| l.member.clone()),
+                leaders: leaders.clone(),
+            };
+            let policy = &self.spec(name).policy;
+            // A policy must never take the node down: a panic falls back to member-id order.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.rank(&input)))
+                .unwrap_or_else(|_| ByMemberId.rank(&input));
+            let r = normalize_ranking(&input, r).0;
+            if g.leader.is_none()
+                && let Some(top) = r.first()
+            {
+                *leads.entry(top.node.clone()).or_default() += 1;
+            }
+            ranked.insert(name.clone(), r);
+        }
+        RankTable { candidates, ranked }
+    }
+}
+
+/// Every group's live candidates and their ranking (see `Engine::build_table`).
+#[derive(Debug, Default)]
+pub(crate) struct RankTable {
+    candidates: BTreeMap<GroupName, Vec<Candidate>>,
+    ranked: BTreeMap<GroupName, Vec<MemberId>>,
+}
+
+/// A member as a candidate: its node's labels overlaid with the member's own.
+fn candidate_from(
+    m: &MemberAnnounce,
+    incarnation: Incarnation,
+    hardware: &Hardware,
+    node_labels: &Labels,
+    services: Arc<[GroupName]>,
+) -> Candidate {
+    let mut labels = node_labels.clone();
+    labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Candidate {
+        member: m.id.clone(),
+        started_at_ms: m.started_at_ms,
+        incarnation,
+        hardware: hardware.clone(),
+        labels,
+        services,
+        leads: 0,
     }
 }

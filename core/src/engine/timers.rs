@@ -119,6 +119,7 @@ impl Engine {
                 && now >= l.until
             {
                 g.leader = None;
+                self.rank_epoch += 1;
                 g.leaderless_since = Some(now);
             }
             if let Role::Leader { lease_until, term } = g.role

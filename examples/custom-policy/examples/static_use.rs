@@ -28,7 +28,8 @@ fn member(node: &str, zone: &str, load: Option<&str>, started_at_ms: u64) -> Can
             weight: None,
         },
         labels,
-        services: vec!["tracked".into()],
+        services: ["tracked".into()].into(),
+        leads: 0,
     }
 }
 

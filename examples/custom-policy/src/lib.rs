@@ -41,7 +41,8 @@ mod tests {
             incarnation: baton_core::Incarnation(1),
             hardware: Default::default(),
             labels,
-            services: vec![],
+            services: [].into(),
+            leads: 0,
         }
     }
 

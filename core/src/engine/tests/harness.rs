@@ -96,6 +96,11 @@ impl Setup {
         self.joined = Some(who.to_vec());
         self
     }
+    /// Every group's policy (member-id order unless set).
+    pub(crate) fn policy(mut self, policy: Arc<dyn LeaderPolicy>) -> Setup {
+        self.policy = policy;
+        self
+    }
     /// [`G`] hands off to a better-ranked member when one appears.
     pub(crate) fn preempt(mut self) -> Setup {
         self.preempt = true;

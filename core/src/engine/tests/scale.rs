@@ -154,3 +154,71 @@ fn a_lost_state_is_asked_for_and_sent_again() {
         assert_eq!(c.leader_seen_by(i), Some(super::harness::name(leader)));
     }
 }
+
+/// The fewest leaderships first (the incumbent's count without this group), then member id:
+/// what `baton-strategies`' `balanced` does, small enough to test the engine's counting with.
+struct FewestFirst;
+
+impl crate::policy::LeaderPolicy for FewestFirst {
+    fn name(&self) -> &str {
+        "fewest-first"
+    }
+    fn rank(&self, input: &crate::types::ElectionInput) -> Vec<crate::types::MemberId> {
+        let mut c: Vec<_> = input
+            .candidates
+            .iter()
+            .map(|c| {
+                let own = usize::from(input.incumbent.as_ref() == Some(&c.member));
+                (c.leads.saturating_sub(own), c.member.clone())
+            })
+            .collect();
+        c.sort();
+        c.into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+/// How many of the [`GROUPS`] groups each of `nodes` acts as leader of.
+fn spread(c: &super::harness::Cluster, nodes: &[usize]) -> Vec<usize> {
+    nodes
+        .iter()
+        .map(|i| {
+            (0..GROUPS)
+                .filter(|k| c.engines[*i].is_acting_leader(&group(*k), c.now))
+                .count()
+        })
+        .collect()
+}
+
+#[test]
+fn leaderless_groups_ranked_in_one_pass_spread_over_the_nodes() {
+    let mut c = Setup::new(3)
+        .policy(std::sync::Arc::new(FewestFirst))
+        .build();
+    // Every node joins every group at start, as `baton node` does (voting waits for the
+    // start-up abstention, by when all members are known).
+    for i in 0..3 {
+        for k in 0..GROUPS {
+            c.input(
+                i,
+                Input::Join {
+                    group: group(k),
+                    labels: Labels::new(),
+                    started_at_ms: 1_000 + i as u64,
+                },
+            );
+        }
+    }
+    c.run_for(ms(2_000));
+    // 40 groups (and G) over 3 nodes: 13 or 14 each, not 40 on the favourite.
+    let s = spread(&c, &[0, 1, 2]);
+    assert_eq!(s.iter().sum::<usize>(), GROUPS, "{s:?}");
+    assert!(s.iter().all(|n| (12..=15).contains(n)), "cold start: {s:?}");
+    // The node leading the most dies: its groups spread over the two others.
+    let dead = (0..3).max_by_key(|i| s[*i]).unwrap_or(0);
+    c.crash(dead);
+    let rest: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    let all_led = c.run_until_true(ms(3_000), |c| spread(c, &rest).iter().sum::<usize>() == GROUPS);
+    let s2 = spread(&c, &rest);
+    assert!(all_led, "after the crash: {s2:?}");
+    assert!(s2.iter().all(|n| (18..=22).contains(n)), "after the crash: {s2:?}");
+}
