@@ -25,6 +25,7 @@
 pub mod cluster;
 pub mod inputs;
 pub mod plugin;
+pub mod procs;
 pub mod stats;
 pub mod wait;
 
