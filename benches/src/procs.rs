@@ -116,8 +116,7 @@ impl Drop for Procs {
 /// when set): the binary the tools run unless `--baton PATH` names one.
 pub fn build_baton() -> Result<PathBuf> {
     let root = crate::plugin::workspace_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo()
         .current_dir(root)
         .args(["build", "--quiet", "--release", "-p", "baton-cli"])
         .status()
@@ -133,6 +132,31 @@ pub fn build_baton() -> Result<PathBuf> {
         bail!("{} not found after the build", exe.display());
     }
     Ok(exe)
+}
+
+/// A `cargo` command (the one running this program, under `cargo run` or `cargo test`)
+/// without the variables cargo sets for the program it runs: some build scripts (ring's)
+/// track `CARGO_MANIFEST_DIR`, so a nested build that inherits it would rebuild them, and
+/// the next build from a shell would rebuild them again.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let set_for_the_program = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "OUT_DIR";
+        if set_for_the_program {
+            cmd.env_remove(&*k);
+        }
+    }
+    cmd
 }
 
 /// A secret good enough for a loopback benchmark: not guessable by other local users' tools
