@@ -34,6 +34,27 @@ pub mod sockets;
 pub mod stats;
 pub mod wait;
 
+/// The arguments every benchmark program takes besides its own: `-h` / `--help` prints
+/// `usage` and exits; `--bench` (which `cargo bench` passes to every target it runs) is
+/// ignored; anything else is an error that names it.
+pub fn common_arg(arg: &str, usage: &str) -> anyhow::Result<()> {
+    match arg {
+        "-h" | "--help" => {
+            #[allow(
+                clippy::print_stdout,
+                clippy::exit,
+                reason = "--help of a benchmark program: the usage, then done"
+            )]
+            {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+        }
+        "--bench" => Ok(()),
+        other => anyhow::bail!("unknown argument {other:?}\n{usage}"),
+    }
+}
+
 /// True when the bench binary was started with `--quick` (criterion's fast mode): benches
 /// whose iterations are expensive shorten their time budget further.
 pub fn quick_mode() -> bool {

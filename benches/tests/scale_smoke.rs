@@ -29,9 +29,11 @@ fn baton() -> PathBuf {
     dir.join("baton")
 }
 
-/// Runs the scale tool with `args`, killing it after `limit` (a hung tool fails the test).
-fn scale(args: &[&str], limit: Duration) -> Output {
+/// Runs the scale tool at 3 nodes × 2 groups with `args` besides, killing it after `limit` (a
+/// hung tool fails the test); also returns its text report (stderr).
+fn scale(args: &[&str], limit: Duration) -> (Output, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_scale"))
+        .args(["--nodes", "3", "--groups", "2"])
         .args(args)
         .arg("--baton")
         .arg(baton())
@@ -52,7 +54,9 @@ fn scale(args: &[&str], limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.wait_with_output().expect("output")
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, text)
 }
 
 fn num(v: &Value, path: &str) -> f64 {
@@ -63,20 +67,10 @@ fn num(v: &Value, path: &str) -> f64 {
 
 #[test]
 fn three_nodes_two_groups_report_sane_figures() {
-    let out = scale(
-        &[
-            "--nodes",
-            "3",
-            "--groups",
-            "2",
-            "--runs",
-            "1",
-            "--idle-secs",
-            "2",
-        ],
+    let (out, text) = scale(
+        &["--runs", "1", "--idle-secs", "2"],
         Duration::from_secs(60),
     );
-    let text = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}\n{text}", out.status);
     let report: Value = serde_json::from_slice(&out.stdout).expect("the report is JSON");
     assert_eq!(report["nodes"], 3);
@@ -140,20 +134,10 @@ fn three_nodes_two_groups_report_sane_figures() {
 #[test]
 fn a_limit_no_cluster_meets_fails_the_run_with_a_report() {
     // The first poll starts as the processes do: nobody can have elected within 1 ms.
-    let out = scale(
-        &[
-            "--nodes",
-            "3",
-            "--groups",
-            "2",
-            "--runs",
-            "3",
-            "--limit-secs",
-            "0.001",
-        ],
+    let (out, text) = scale(
+        &["--runs", "3", "--limit-secs", "0.001"],
         Duration::from_secs(30),
     );
-    let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("the report is JSON");
     let runs = report["runs"].as_array().expect("runs");

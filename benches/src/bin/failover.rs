@@ -147,13 +147,7 @@ fn parse_args() -> Result<Args> {
             "--data-dir" => a.data_dir = true,
             "--tls" => a.tls = true,
             "--keep" => a.keep = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            // `cargo bench` passes `--bench` to every target it runs; nothing to do.
-            "--bench" => {}
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
+            other => baton_benches::common_arg(other, USAGE)?,
         }
     }
     if a.nodes < 2 {

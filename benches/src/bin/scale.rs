@@ -140,13 +140,7 @@ fn parse_args() -> Result<Args> {
                 ))
             }
             "--keep" => a.keep = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            // `cargo bench` passes `--bench` to every target it runs; nothing to do.
-            "--bench" => {}
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
+            other => baton_benches::common_arg(other, USAGE)?,
         }
     }
     if a.nodes < 2 {
@@ -159,6 +153,17 @@ fn parse_args() -> Result<Args> {
         bail!("--policy: an empty policy name");
     }
     Ok(a)
+}
+
+impl Args {
+    /// How often the observer polls: `--poll-ms`, else 10 ms for processes (a status
+    /// snapshot each) and 1 ms in process (reading watches).
+    fn poll(&self) -> Duration {
+        self.poll.unwrap_or(match self.mode {
+            Mode::Processes => Duration::from_millis(10),
+            Mode::Memory | Mode::Tcp => Duration::from_millis(1),
+        })
+    }
 }
 
 /// The group names: `g0 … g{G-1}`, zero-padded so that they sort in order.
@@ -305,26 +310,30 @@ async fn measure<O: Observe>(
     groups: &[String],
     obs: &mut O,
     t0: Instant,
-    poll: Duration,
     run: &mut Run,
     idle: impl AsyncFnOnce(&mut O) -> Result<Idle>,
     kill: impl FnOnce(&mut O, usize) -> Result<()>,
 ) -> Result<()> {
     let names = node_names(args.nodes);
     let all: Vec<usize> = (0..args.nodes).collect();
+    let poll = args.poll();
     let any = |_: usize, _: usize, _: u64| true;
-    let w = scale::wait(
-        obs,
-        &names,
-        &all,
-        groups,
-        any,
-        Until::AllAtOnce,
-        t0,
-        args.limit,
-        poll,
-    )
-    .await?;
+    // Every group led at one poll, by any leader.
+    let all_led = async |obs: &mut O, t0: Instant, limit: Duration| {
+        scale::wait(
+            obs,
+            &names,
+            &all,
+            groups,
+            any,
+            Until::AllAtOnce,
+            t0,
+            limit,
+            poll,
+        )
+        .await
+    };
+    let w = all_led(obs, t0, args.limit).await?;
     let Some(led) = w.done else {
         bail!("{}", not_led("no leader", &w, groups.len(), args.limit));
     };
@@ -332,18 +341,7 @@ async fn measure<O: Observe>(
     run.idle = Some(idle(obs).await?);
     // Still all led after the idle window? Then these are the leaders the failover starts from.
     let steady = Duration::from_secs(10);
-    let w = scale::wait(
-        obs,
-        &names,
-        &all,
-        groups,
-        any,
-        Until::AllAtOnce,
-        Instant::now(),
-        steady,
-        poll,
-    )
-    .await?;
+    let w = all_led(obs, Instant::now(), steady).await?;
     if w.done.is_none() {
         bail!(
             "{} (after the idle window)",
@@ -398,17 +396,15 @@ struct Statuses<'a> {
 }
 
 impl Observe for Statuses<'_> {
-    fn views(&mut self, which: &[usize]) -> impl Future<Output = Result<Vec<Option<View>>>> {
-        async move {
-            self.c.check_alive()?;
-            Ok(self
-                .c
-                .status_each(which, Duration::from_secs(3))
-                .await
-                .into_iter()
-                .map(|r| r.ok().map(|s| scale::view_of(s.groups)))
-                .collect())
-        }
+    async fn views(&mut self, which: &[usize]) -> Result<Vec<Option<View>>> {
+        self.c.check_alive()?;
+        Ok(self
+            .c
+            .status_each(which, Duration::from_secs(3))
+            .await
+            .into_iter()
+            .map(|r| r.ok().map(|s| scale::view_of(s.groups)))
+            .collect())
     }
 }
 
@@ -428,7 +424,6 @@ async fn run_processes(
     let mut c = Procs::create(baton, &spec)?;
     // `create` returns right after it started the last node.
     let t0 = Instant::now();
-    let poll = args.poll.unwrap_or(Duration::from_millis(10));
     let window = Duration::from_secs_f64(args.idle_secs);
     let idle = async move |o: &mut Statuses<'_>| idle_processes(o.c, window).await;
     let kill = |o: &mut Statuses<'_>, i: usize| -> Result<()> {
@@ -438,7 +433,7 @@ async fn run_processes(
         o.c.reap(i)
     };
     let mut obs = Statuses { c: &mut c };
-    measure(args, groups, &mut obs, t0, poll, run, idle, kill).await
+    measure(args, groups, &mut obs, t0, run, idle, kill).await
     // `c` is dropped here: every child is killed and reaped.
 }
 
@@ -548,7 +543,6 @@ async fn run_in_process(args: &Args, groups: &[String], run: &mut Run) -> Result
         c.start(n).await;
     }
     let t0 = Instant::now();
-    let poll = args.poll.unwrap_or(Duration::from_millis(1));
     let window = Duration::from_secs_f64(args.idle_secs);
     let mut obs = Watches {
         c,
@@ -560,7 +554,7 @@ async fn run_in_process(args: &Args, groups: &[String], run: &mut Run) -> Result
         drop(o.c.kill(&format!("n{i}")));
         Ok(())
     };
-    let r = measure(args, groups, &mut obs, t0, poll, run, idle, kill).await;
+    let r = measure(args, groups, &mut obs, t0, run, idle, kill).await;
     // Stop every node before the next run (the runtime is shared).
     for n in obs.c.live_names() {
         if let Some(closing) = obs.c.kill(&n) {
