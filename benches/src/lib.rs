@@ -13,20 +13,47 @@
 //! | `benches/engine.rs` | one `Engine::handle` (a heartbeat, a pre-vote) at n = 3, 9, 33 |
 //! | `examples/failover_breakdown.rs` | a timeline of one in-memory failover, from the nodes' own logs |
 //! | `src/bin/failover.rs` | real `baton node` processes: SIGKILL / SIGSTOP / SIGTERM the leader; idle cost |
+//! | `src/bin/scale.rs` | n nodes × g groups (processes, or in one process): election, idle CPU / RSS / wire, failover |
 //! | `etcd-compare.sh` | `etcdctl lock` vs `baton exec` handover after SIGKILL / SIGTERM |
 //!
 //! This library holds what the criterion benches share: [`cluster::Cluster`], N nodes of one
 //! process on either transport with crash / shutdown / restart, the agreement waits in
 //! [`wait`], and [`stats::Samples`], which keeps every measured latency so that a bench can
 //! print percentiles (criterion reports means and medians of *samples*, not the p99 the
-//! targets are written in).
+//! targets are written in). The benchmark programs share [`procs`] (real `baton node`
+//! processes and what `/proc` says about them), [`sockets`] (wire bytes from the kernel's
+//! TCP counters) and [`scale`] (the scale benchmark's measures and report).
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod inputs;
 pub mod plugin;
+pub mod procs;
+pub mod scale;
+pub mod sockets;
 pub mod stats;
 pub mod wait;
+
+/// The arguments every benchmark program takes besides its own: `-h` / `--help` prints
+/// `usage` and exits; `--bench` (which `cargo bench` passes to every target it runs) is
+/// ignored; anything else is an error that names it.
+pub fn common_arg(arg: &str, usage: &str) -> anyhow::Result<()> {
+    match arg {
+        "-h" | "--help" => {
+            #[allow(
+                clippy::print_stdout,
+                clippy::exit,
+                reason = "--help of a benchmark program: the usage, then done"
+            )]
+            {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+        }
+        "--bench" => Ok(()),
+        other => anyhow::bail!("unknown argument {other:?}\n{usage}"),
+    }
+}
 
 /// True when the bench binary was started with `--quick` (criterion's fast mode): benches
 /// whose iterations are expensive shorten their time budget further.

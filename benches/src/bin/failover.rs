@@ -50,15 +50,14 @@
 )]
 
 use anyhow::{Context, Result, anyhow, bail};
+use baton_benches::procs::{
+    Procs, STEP_TIMEOUT, Spec, build_baton, clock_ticks, cpu_ticks, loadavg, memory_kib,
+};
 use baton_benches::stats::Summary;
 use baton_core::engine::StatusSnapshot;
-use baton_transport_tcp::tls::Tls;
-use baton_transport_tcp::{TcpClient, TcpConfig};
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,9 +68,6 @@ enum Kind {
 }
 
 const GROUP: &str = "bench";
-const CLUSTER: &str = "bench";
-/// The longest any wait may take before the tool gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// The nodes' failure timeout (the default of `[timing]`): how long a restarted node abstains.
 const FAILURE_TIMEOUT: Duration = baton_core::engine::defaults::FAILURE_TIMEOUT;
 
@@ -151,13 +147,7 @@ fn parse_args() -> Result<Args> {
             "--data-dir" => a.data_dir = true,
             "--tls" => a.tls = true,
             "--keep" => a.keep = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            // `cargo bench` passes `--bench` to every target it runs; nothing to do.
-            "--bench" => {}
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
+            other => baton_benches::common_arg(other, USAGE)?,
         }
     }
     if a.nodes < 2 {
@@ -184,7 +174,16 @@ fn main() -> Result<()> {
         } else {
             args.nodes
         };
-        let mut cluster = Procs::create(&baton, n, args.data_dir, args.tls, args.keep)?;
+        let mut spec = Spec::new(
+            "failover",
+            n,
+            vec![GROUP.to_string()],
+            "\"oldest-running\"".to_string(),
+        );
+        spec.data_dir = args.data_dir;
+        spec.tls = args.tls;
+        spec.keep = args.keep;
+        let mut cluster = Procs::create(&baton, &spec)?;
         let work = async {
             if args.idle {
                 idle(&mut cluster, Duration::from_secs(args.idle_secs)).await
@@ -200,353 +199,42 @@ fn main() -> Result<()> {
     })
 }
 
-/// `cargo build --release -p baton-cli`, then `target/release/baton`.
-fn build_baton() -> Result<PathBuf> {
-    let root = baton_benches::plugin::workspace_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--quiet", "--release", "-p", "baton-cli"])
-        .status()
-        .context("cannot run cargo to build the baton binary")?;
-    if !status.success() {
-        bail!("`cargo build --release -p baton-cli` failed ({status})");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let exe = target.join("release").join("baton");
-    if !exe.exists() {
-        bail!("{} not found after the build", exe.display());
-    }
-    Ok(exe)
-}
+// ------------------------------------------------------------------------------ steady
 
-// ------------------------------------------------------------------------------ processes
-
-struct Proc {
-    name: String,
-    addr: String,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-    client: Option<TcpClient>,
-    /// When the current process was started (it abstains from voting for a failure timeout).
-    started: Instant,
-}
-
-struct Procs {
-    dir: PathBuf,
-    baton: PathBuf,
-    tcp: TcpConfig,
-    nodes: Vec<Proc>,
-    keep: bool,
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for p in &mut self.nodes {
-            if let Some(mut c) = p.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        if self.keep {
-            eprintln!("kept {} (configs, node logs)", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// A secret good enough for a loopback benchmark: not guessable by other local users' tools
-/// that do not read the directory (which is private to this user).
-fn secret() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{:032x}{:08x}", t, std::process::id())
-}
-
-/// Writes a throwaway CA (`ca.pem`) and a certificate and key for each of `names` (`NAME.pem`,
-/// `NAME-key.pem`) into `dir`, all valid for this run only (nothing is kept unless `--keep`).
-fn write_certificates(dir: &Path, names: &[String]) -> Result<()> {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().context("CA key")?)
-        .context("cannot sign the CA certificate")?;
-    std::fs::write(dir.join("ca.pem"), ca.pem())?;
-    for name in names {
-        let key = KeyPair::generate().with_context(|| format!("{name}'s key"))?;
-        let cert = CertificateParams::new(vec![name.clone()])
-            .with_context(|| format!("{name}'s certificate parameters"))?
-            .signed_by(&key, &ca)
-            .with_context(|| format!("cannot sign {name}'s certificate"))?;
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem())?;
-        std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem())?;
-    }
-    Ok(())
-}
-
-/// The name of the tool's own certificate (its observer clients'), beside the nodes' `nI`.
-const OBSERVER: &str = "observer";
-
-impl Procs {
-    fn create(baton: &Path, n: usize, data_dir: bool, tls: bool, keep: bool) -> Result<Procs> {
-        let dir = std::env::temp_dir().join(format!("baton-failover-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let secret = secret();
-        std::fs::write(dir.join("cluster.secret"), &secret)?;
-        let ports =
-            baton_transport_tcp::free_ports(n).context("cannot find free loopback ports")?;
-        let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
-        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let voters: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-        if tls {
-            let mut holders = names.clone();
-            holders.push(OBSERVER.to_string());
-            write_certificates(&dir, &holders)?;
-        }
-        let mut nodes = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let seeds: Vec<String> = names
-                .iter()
-                .zip(&addrs)
-                .filter(|(n, _)| *n != name)
-                .map(|(n, a)| format!("\"{n}@{a}\""))
-                .collect();
-            let data = if data_dir {
-                format!("data_dir = \"{name}-data\"\n")
-            } else {
-                String::new()
-            };
-            // Relative paths: against the config file's directory (this one).
-            let tls_section = if tls {
-                format!(
-                    "\n[cluster.tls]\ncert = \"{name}.pem\"\nkey = \"{name}-key.pem\"\nca = \"ca.pem\"\n"
-                )
-            } else {
-                String::new()
-            };
-            let text = format!(
-                "[node]\nname = \"{name}\"\nlisten = \"{addr}\"\n{data}\n\
-                 [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [{voters}]\n\
-                 secret_file = \"cluster.secret\"\n{tls_section}\n\
-                 [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
-                addr = addrs[i],
-                seeds = seeds.join(", "),
-                voters = voters.join(", "),
-            );
-            let config = dir.join(format!("{name}.toml"));
-            std::fs::write(&config, text)?;
-            nodes.push(Proc {
-                name: name.clone(),
-                addr: addrs[i].clone(),
-                config,
-                log: dir.join(format!("{name}.log")),
-                child: None,
-                client: None,
-                started: Instant::now(),
-            });
-        }
-        let mut tcp = TcpConfig::new(CLUSTER, secret.into_bytes());
-        if tls {
-            tcp.tls = Some(
-                Tls::from_files(
-                    &dir.join(format!("{OBSERVER}.pem")),
-                    &dir.join(format!("{OBSERVER}-key.pem")),
-                    &dir.join("ca.pem"),
-                )
-                .context("the observer's TLS files")?,
-            );
-        }
-        let mut procs = Procs {
-            dir,
-            baton: baton.to_path_buf(),
-            tcp,
-            nodes,
-            keep,
-        };
-        for i in 0..n {
-            procs.spawn(i)?;
-        }
-        Ok(procs)
-    }
-
-    fn spawn(&mut self, i: usize) -> Result<()> {
-        let p = &mut self.nodes[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p.log)?;
-        let child = Command::new(&self.baton)
-            .arg("node")
-            .arg("--config")
-            .arg(&p.config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.baton.display()))?;
-        p.child = Some(child);
-        p.client = None;
-        p.started = Instant::now();
-        Ok(())
-    }
-
-    fn pid(&self, i: usize) -> Result<Pid> {
-        let c = self.nodes[i]
-            .child
-            .as_ref()
-            .ok_or_else(|| anyhow!("{} is not running", self.nodes[i].name))?;
-        Ok(Pid::from_raw(i32::try_from(c.id())?))
-    }
-
-    /// Fails (naming the exit status and the end of the log) when any node's process has
-    /// exited on its own.
-    fn check_alive(&mut self) -> Result<()> {
-        for p in &mut self.nodes {
-            if let Some(c) = p.child.as_mut()
-                && let Some(status) = c.try_wait()?
-            {
-                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(10).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!(
-                    "node {} exited unexpectedly ({status}); the end of {}:\n{}",
-                    p.name,
-                    p.log.display(),
-                    tail.join("\n")
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Reaps node `i`'s process once it has exited.
-    fn reap(&mut self, i: usize) -> Result<()> {
-        if let Some(mut c) = self.nodes[i].child.take() {
-            c.wait()?;
-        }
-        self.nodes[i].client = None;
-        Ok(())
-    }
-
-    /// A connected client to node `i`, connecting (with retries) when there is none.
-    async fn client(&mut self, i: usize) -> Result<&mut TcpClient> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        while self.nodes[i].client.is_none() {
-            match TcpClient::connect(&self.nodes[i].addr, &self.tcp, "bench").await {
-                Ok(c) => self.nodes[i].client = Some(c),
-                Err(e) if Instant::now() > deadline => {
-                    bail!(
-                        "cannot connect to {}: {e} (log: {})",
-                        self.nodes[i].name,
-                        self.nodes[i].log.display()
-                    )
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-        self.nodes[i]
-            .client
-            .as_mut()
-            .ok_or_else(|| anyhow!("no client"))
-    }
-
-    /// The status of each of `which`, asked concurrently (one request per node).
-    async fn statuses(&mut self, which: &[usize]) -> Result<Vec<StatusSnapshot>> {
-        for &i in which {
-            self.client(i).await?;
-        }
-        let mut futs = Vec::new();
-        for (i, p) in self.nodes.iter_mut().enumerate() {
-            if which.contains(&i) {
-                let name = p.name.clone();
-                let client = p.client.as_mut().ok_or_else(|| anyhow!("no client"))?;
-                futs.push(async move {
-                    tokio::time::timeout(Duration::from_secs(3), client.status())
-                        .await
-                        .map_err(|_| anyhow!("{name} did not answer status within 3 s"))?
-                        .map_err(|e| anyhow!("status of {name}: {e}"))
-                });
-            }
-        }
-        let results = join_all(futs).await;
-        let mut out = Vec::new();
-        for (r, &i) in results.into_iter().zip(which) {
-            match r {
-                Ok(s) => out.push(s),
-                Err(e) => {
-                    self.nodes[i].client = None;
-                    return Err(e);
+/// Waits until every node agrees on one leader, sees every other node alive with its
+/// current incarnation, and no node started less than a failure timeout ago. Returns the
+/// leader's index and term.
+async fn steady(c: &mut Procs) -> Result<(usize, u64)> {
+    let all: Vec<usize> = (0..c.nodes.len()).collect();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let agreed = loop {
+        match c.statuses(&all).await {
+            Ok(st) => {
+                if let Some(a) = steady_view(&st) {
+                    break a;
                 }
             }
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => c.check_alive()?,
         }
-        Ok(out)
+        if Instant::now() > deadline {
+            bail!("the cluster is not steady after {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    if let Some(latest) = c.nodes.iter().map(|p| p.started).max() {
+        let until = latest + FAILURE_TIMEOUT + Duration::from_millis(50);
+        if until > Instant::now() {
+            tokio::time::sleep_until(until.into()).await;
+        }
     }
-
-    /// Waits until every node agrees on one leader, sees every other node alive with its
-    /// current incarnation, and no node started less than a failure timeout ago. Returns the
-    /// leader's index and term.
-    async fn steady(&mut self) -> Result<(usize, u64)> {
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        let agreed = loop {
-            match self.statuses(&all).await {
-                Ok(st) => {
-                    if let Some(a) = steady_view(&st) {
-                        break a;
-                    }
-                }
-                Err(e) if Instant::now() > deadline => return Err(e),
-                Err(_) => self.check_alive()?,
-            }
-            if Instant::now() > deadline {
-                bail!("the cluster is not steady after {STEP_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        if let Some(latest) = self.nodes.iter().map(|p| p.started).max() {
-            let until = latest + FAILURE_TIMEOUT + Duration::from_millis(50);
-            if until > Instant::now() {
-                tokio::time::sleep_until(until.into()).await;
-            }
-        }
-        let (leader, term) = agreed;
-        let i = self
-            .nodes
-            .iter()
-            .position(|p| p.name == leader)
-            .ok_or_else(|| anyhow!("unknown leader {leader}"))?;
-        Ok((i, term))
-    }
-}
-
-fn join_all<F: std::future::Future>(
-    futs: Vec<F>,
-) -> impl std::future::Future<Output = Vec<F::Output>> {
-    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(out.iter_mut().filter_map(Option::take).collect())
-        }
-    })
+    let (leader, term) = agreed;
+    let i = c
+        .nodes
+        .iter()
+        .position(|p| p.name == leader)
+        .ok_or_else(|| anyhow!("unknown leader {leader}"))?;
+    Ok((i, term))
 }
 
 /// What one node says about [`GROUP`]: (leader node, term, this node acts as leader).
@@ -620,7 +308,7 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     );
     println!("  load average before: {}", loadavg());
     let t_start = Instant::now();
-    let (mut leader, mut term) = c.steady().await?;
+    let (mut leader, mut term) = steady(c).await?;
     println!(
         "  steady after {:?}: n{leader} leads (term {term})",
         t_start.elapsed()
@@ -632,7 +320,7 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
                 format!("round {round}, {} of {}", kind.name(), c.nodes[leader].name)
             })?;
             results.push((kind, m));
-            (leader, term) = c.steady().await?;
+            (leader, term) = steady(c).await?;
         }
     }
     println!(
@@ -743,50 +431,11 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
     })
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 // ------------------------------------------------------------------------------ idle cost
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may contain spaces: fields after the closing parenthesis.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let utime: u64 = f.get(11).ok_or_else(|| anyhow!("no utime"))?.parse()?;
-    let stime: u64 = f.get(12).ok_or_else(|| anyhow!("no stime"))?.parse()?;
-    Ok(utime + stime)
-}
-
-/// (VmRSS, VmHWM) of `pid`, in KiB.
-fn memory_kib(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Result<u64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"))?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| anyhow!("bad {name}"))?
-            .parse()?)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
 
 async fn idle(c: &mut Procs, window: Duration) -> Result<()> {
     let n = c.nodes.len();
-    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
-        .ok_or_else(|| anyhow!("no CLK_TCK"))? as f64;
+    let tck = clock_ticks()?;
     println!(
         "idle cost: {n} `baton node` processes on loopback ({}), one group, default timings{}",
         c.baton.display(),
@@ -796,26 +445,15 @@ async fn idle(c: &mut Procs, window: Duration) -> Result<()> {
             ""
         }
     );
-    let (leader, term) = c.steady().await?;
+    let (leader, term) = steady(c).await?;
     println!(
         "  steady: {} leads (term {term}); measuring for {window:?}",
         c.nodes[leader].name
     );
     // Close the client connections: nothing but the cluster's own traffic during the window.
-    for p in &mut c.nodes {
-        p.client = None;
-    }
+    c.drop_clients();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pids: Vec<u32> = c
-        .nodes
-        .iter()
-        .map(|p| {
-            p.child
-                .as_ref()
-                .map(Child::id)
-                .ok_or_else(|| anyhow!("{} not running", p.name))
-        })
-        .collect::<Result<_>>()?;
+    let pids = c.pids()?;
     let load_before = loadavg();
     let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
     let t0 = Instant::now();
@@ -901,43 +539,5 @@ mod tests {
         let mut no_leader = ok;
         no_leader[1] = status("b", None, 4, &all);
         assert_eq!(steady_view(&no_leader), None);
-    }
-
-    #[test]
-    fn the_generated_certificates_load_as_a_tls_identity() {
-        let dir = std::env::temp_dir().join(format!("baton-failover-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let names = vec!["n0".to_string(), OBSERVER.to_string()];
-        write_certificates(&dir, &names).unwrap();
-        for n in &names {
-            let tls = Tls::from_files(
-                &dir.join(format!("{n}.pem")),
-                &dir.join(format!("{n}-key.pem")),
-                &dir.join("ca.pem"),
-            );
-            assert!(tls.is_ok(), "{n}: {tls:?}");
-        }
-        // Another run's CA does not go with these keys' certificates: a real check.
-        let other = dir.join("other");
-        std::fs::create_dir_all(&other).unwrap();
-        write_certificates(&other, &names).unwrap();
-        let mixed = Tls::from_files(
-            &dir.join("n0.pem"),
-            &other.join("n0-key.pem"),
-            &dir.join("ca.pem"),
-        );
-        assert!(
-            mixed.is_err(),
-            "a key of another certificate must be refused"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn proc_stat_fields_after_the_command_name() {
-        // Our own process: utime + stime is readable and the command name may hold spaces.
-        assert!(cpu_ticks(std::process::id()).is_ok());
-        let (rss, hwm) = memory_kib(std::process::id()).unwrap();
-        assert!(rss > 0 && hwm >= rss);
     }
 }
