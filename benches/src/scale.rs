@@ -20,7 +20,10 @@ pub type View = HashMap<String, Leadership>;
 
 /// A view from a node's status snapshot.
 pub fn view_of(groups: Vec<Leadership>) -> View {
-    groups.into_iter().map(|l| (l.group.clone(), l)).collect()
+    groups
+        .into_iter()
+        .map(|l| (l.group.to_string(), l))
+        .collect()
 }
 
 /// Where the views come from: status snapshots of processes, or watches in this process.
@@ -528,7 +531,7 @@ mod tests {
             entries
                 .iter()
                 .map(|(g, l, t, me)| Leadership {
-                    group: g.to_string(),
+                    group: (*g).into(),
                     leader: l.map(|l| MemberId::new(l, 0)),
                     term: *t,
                     is_me: *me,

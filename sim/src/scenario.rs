@@ -58,6 +58,9 @@ pub struct Params {
     /// two nodes differ by at most 90 % of `β` (≈ 10 % at the default timing). Leases are
     /// safe up to 2.0 (see [`clock::drift_bound`]); above it invariant (b) may fail.
     pub drift: f64,
+    /// Number of groups; `None`: 1–3, drawn from the seed. A many-group schedule has the same
+    /// faults as its seed's few-group one: the draw of the seed is made either way.
+    pub groups: Option<usize>,
 }
 
 impl Params {
@@ -81,6 +84,7 @@ impl Params {
             drift: var("BATON_SIM_DRIFT")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(Params::DEFAULT_DRIFT),
+            groups: var("BATON_SIM_GROUPS").and_then(|v| v.parse().ok()),
         }
     }
 
@@ -92,6 +96,9 @@ impl Params {
         if self.drift != Params::DEFAULT_DRIFT {
             out.push_str(&format!("BATON_SIM_DRIFT={} ", self.drift));
         }
+        if let Some(g) = self.groups {
+            out.push_str(&format!("BATON_SIM_GROUPS={g} "));
+        }
         out
     }
 }
@@ -101,6 +108,7 @@ impl Default for Params {
         Params {
             nodes: None,
             drift: Params::DEFAULT_DRIFT,
+            groups: None,
         }
     }
 }
@@ -222,11 +230,12 @@ impl Scenario {
         let drawn = rng.range(3, 7) as usize;
         let n = params.nodes.unwrap_or(drawn).max(1);
         let mut cfg = SimConfig::new(rng.next_u64(), n);
-        let ngroups = match rng.below(10) {
+        let drawn_groups = match rng.below(10) {
             0..=5 => 1,
             6..=8 => 2,
             _ => 3,
         };
+        let ngroups = params.groups.unwrap_or(drawn_groups).max(1);
         cfg.groups = (0..ngroups)
             .map(|g| SimGroup {
                 name: format!("g{g}").into(),

@@ -154,6 +154,37 @@ fn sim_10k_seeds() {
     }
 }
 
+/// The long run's many-group schedules (issue 11): the faults of the first seeds, with 50 and
+/// 200 groups per cluster (random policies and preemption, each group joined by every node),
+/// in both modes; every invariant holds in every group. `BATON_SIM_SEEDS` sets the count
+/// (default 100 per size), `BATON_SIM_GROUPS` a single group count.
+#[test]
+#[ignore = "long: cargo test -p baton-sim --release -- --ignored sim_many_groups"]
+fn sim_many_groups() {
+    let range = seeds(100);
+    let base = Params::from_env();
+    let counts: Vec<usize> = base.groups.map_or(vec![50, 200], |g| vec![g]);
+    let t0 = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for mode in [Mode::Quorum, Mode::Availability] {
+        for &g in &counts {
+            let params = Params {
+                groups: Some(g),
+                ..base
+            };
+            let report = run_seeds(range.clone(), mode, &params);
+            println!("{mode:<12} {g} groups: {report}");
+            if !report.failures.is_empty() {
+                failed.push(report);
+            }
+        }
+    }
+    println!("many groups: {:.1} s", t0.elapsed().as_secs_f64());
+    if let Some(report) = failed.first() {
+        report.assert_ok();
+    }
+}
+
 /// Replays `BATON_SIM_SEED` (in `BATON_SIM_MODE`, default quorum); does nothing when unset.
 #[test]
 fn replay() {

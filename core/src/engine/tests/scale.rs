@@ -217,8 +217,13 @@ fn leaderless_groups_ranked_in_one_pass_spread_over_the_nodes() {
     let dead = (0..3).max_by_key(|i| s[*i]).unwrap_or(0);
     c.crash(dead);
     let rest: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
-    let all_led = c.run_until_true(ms(3_000), |c| spread(c, &rest).iter().sum::<usize>() == GROUPS);
+    let all_led = c.run_until_true(ms(3_000), |c| {
+        spread(c, &rest).iter().sum::<usize>() == GROUPS
+    });
     let s2 = spread(&c, &rest);
     assert!(all_led, "after the crash: {s2:?}");
-    assert!(s2.iter().all(|n| (18..=22).contains(n)), "after the crash: {s2:?}");
+    assert!(
+        s2.iter().all(|n| (18..=22).contains(n)),
+        "after the crash: {s2:?}"
+    );
 }
