@@ -291,6 +291,10 @@ pub(crate) struct DemoCmd {
     /// Keep the demo's directory (configs, secret, node logs) instead of removing it.
     #[arg(long)]
     pub keep: bool,
+    /// After the script, start the three nodes again and keep them running (with their live
+    /// views) until Ctrl-C / SIGTERM, to explore the cluster.
+    #[arg(long)]
+    pub explore: bool,
 }
 
 #[cfg(test)]
