@@ -33,6 +33,7 @@ mod observer;
 mod status;
 
 pub use observer::Change;
+pub use status::no_leader_json;
 
 use axum::Router;
 use axum::extract::State;

@@ -35,6 +35,8 @@ fn call_histogram() -> Histogram {
 /// Every metric; see docs/OPERATING.md for what each means.
 pub(crate) struct Metrics {
     registry: Registry,
+    /// One scrape at a time sets the gauges and encodes (two would interleave clear and set).
+    rendering: std::sync::Mutex<()>,
     pub(crate) up: Gauge,
     pub(crate) ready: Gauge,
     pub(crate) start_time: Gauge<f64, AtomicU64>,
@@ -76,6 +78,7 @@ impl Metrics {
             call_seconds: Family::new_with_constructor(call_histogram),
             served: Family::default(),
             registry: Registry::default(),
+            rendering: std::sync::Mutex::new(()),
         };
         let r = &mut registry;
         r.register("up", "1 while the node runs", m.up.clone());
@@ -164,6 +167,8 @@ impl Metrics {
 
     /// Sets the gauges from `view` (None: the node is gone) and encodes everything.
     pub(crate) fn render(&self, view: Option<&View>) -> String {
+        // Poisoning leaves nothing inconsistent: the next scrape sets every gauge again.
+        let _one = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
         match view {
             None => {
                 self.up.set(0);

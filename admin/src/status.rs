@@ -179,8 +179,10 @@ impl View {
     }
 }
 
-/// Why a group has no leader, as JSON (the fields of `baton status --json`).
-pub(crate) fn no_leader_json(w: &NoLeader) -> Value {
+/// Why a group has no leader, as JSON: `{"reason", "voters": [{"name", "state",
+/// "this_node"}], "reachable", "needed", "candidates", "favourite", "favourite_is_local",
+/// "abstaining_ms", "standing_aside", "shutting_down"}` (`baton status --json` prints the same).
+pub fn no_leader_json(w: &NoLeader) -> Value {
     json!({
         "reason": w.reasons().join("; "),
         "voters": w.voters.iter().map(|v| json!({
