@@ -437,11 +437,18 @@ impl Sim {
 
 /// The trace level a message shows at: heartbeats and acks only at 2.
 fn trace_level_of(m: &Message) -> u8 {
-    if matches!(m, Message::Heartbeat(_) | Message::HeartbeatAck(_)) {
-        2
-    } else {
-        1
-    }
+    // A batch shows at the level of its most interesting part.
+    m.parts()
+        .iter()
+        .map(|m| {
+            if matches!(m, Message::Heartbeat(_) | Message::HeartbeatAck(_)) {
+                2
+            } else {
+                1
+            }
+        })
+        .min()
+        .unwrap_or(2)
 }
 
 /// A short description of a message for traces.
@@ -478,6 +485,10 @@ fn short(m: &Message) -> String {
         Message::Request(r) => format!("Request id={} {}", r.id, r.group),
         Message::Response(r) => format!("Response id={}", r.id),
         Message::Leave => "Leave".to_string(),
+        Message::Batch(parts) => {
+            let parts: Vec<String> = parts.iter().map(short).collect();
+            format!("Batch[{}]", parts.join("; "))
+        }
         other => format!("{other:?}"),
     }
 }

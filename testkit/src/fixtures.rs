@@ -112,5 +112,17 @@ pub fn every_message() -> Vec<Message> {
             any: true,
             payload: vec![42],
         }),
+        Message::Batch(vec![
+            Message::HeartbeatAck(HeartbeatAck {
+                seq: 10,
+                rejected: vec![],
+            }),
+            Message::StepDown(StepDown {
+                group: "g".into(),
+                term: 5,
+                from: MemberId::new("a", 1),
+                successor: None,
+            }),
+        ]),
     ]
 }

@@ -287,7 +287,10 @@ impl Engine {
 
     /// Gives up the current round. The retry keeps the ranking's order: rank `r` retries after
     /// `r × backoff` plus a fifth of a backoff and jitter of up to half a backoff (so ties do
-    /// not collide).
+    /// not collide). The jitter is drawn once per input, not per group: ties are between
+    /// *nodes*, and the groups one node gives up together (one batch of denials, one deadline)
+    /// then retry together, in one batch (`outbox`), instead of drifting apart into one message
+    /// each.
     pub(super) fn abandon_campaign(&mut self, now: Instant, name: &str) {
         let pos = {
             let ranking = self.ranking(name);
@@ -295,7 +298,14 @@ impl Engine {
             me.and_then(|me| ranking.iter().position(|m| *m == me))
                 .unwrap_or(0)
         };
-        let jitter = self.jitter((self.cfg.backoff / 2).max(Duration::from_millis(1)));
+        let jitter = match self.retry_jitter {
+            Some((at, j)) if at == now => j,
+            _ => {
+                let j = self.jitter((self.cfg.backoff / 2).max(Duration::from_millis(1)));
+                self.retry_jitter = Some((now, j));
+                j
+            }
+        };
         let delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
         let g = self.group_mut(name, now);
         if matches!(g.role, Role::Candidate { .. }) {

@@ -130,6 +130,7 @@ impl Engine {
     /// node's follower member campaigns at once.
     pub(super) fn on_step_down(&mut self, now: Instant, sd: StepDown) {
         let me = self.local.get(&sd.group).map(|m| m.id.clone());
+        let hold = now + self.cfg.failure_timeout;
         let g = self.group_mut(&sd.group, now);
         if sd.term < g.term {
             return;
@@ -153,6 +154,13 @@ impl Engine {
         if me.is_some() && sd.successor == me && matches!(g.role, Role::Follower) {
             g.handoff_to_me = Some(handoff);
             g.next_campaign_at = None;
+        } else if sd.successor.is_some() {
+            // Someone else was named: give it one failure timeout to take over before this
+            // member campaigns by its own ranking. Its ranking may not even hold the successor
+            // yet (a link still coming up after a heal); without this hold it would declare
+            // itself in availability mode, or churn a pre-vote in quorum mode, in the
+            // successor's face. A successor that never shows up costs one failure timeout.
+            g.next_campaign_at = Some(g.next_campaign_at.map_or(hold, |t| t.max(hold)));
         }
         if raised {
             // Durable, like every rise of the term (see `on_claim`).

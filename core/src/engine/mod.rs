@@ -50,6 +50,7 @@
 //! | `handoff`    | resigning, naming a successor, `StepDown`                                |
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
 //! | `routing`    | the calls table, serving and answering calls                             |
+//! | `outbox`     | one message per destination per input (`Message::Batch`), persists merged |
 //! | `timers`     | the table of timer kinds, and the one loop that fires them               |
 //! | `persist`    | what survives a restart, and when it is written                          |
 //! | `why`        | read-only diagnostics: why there is no leader, voters never seen         |
@@ -64,6 +65,7 @@ mod heartbeat;
 mod identity;
 mod lease;
 mod membership;
+mod outbox;
 mod peers;
 mod persist;
 mod quorum;
@@ -131,6 +133,9 @@ pub struct Engine {
     members_dirty: bool,
     /// Seeded from `EngineConfig::rng_seed`: jitter and `any` routing, reproducible in the sim.
     rng: fastrand::Rng,
+    /// The retry jitter drawn at this instant, shared by every campaign given up in one input
+    /// (see `abandon_campaign`).
+    retry_jitter: Option<(Instant, Duration)>,
     /// The earliest timer wanted, and its kind.
     wake: Option<(Instant, Timer)>,
     out: Vec<Action>,
@@ -182,6 +187,7 @@ impl Engine {
             persist_pending: false,
             members_dirty: true,
             rng: fastrand::Rng::with_seed(cfg.rng_seed),
+            retry_jitter: None,
             wake: None,
             out: Vec::new(),
             published: BTreeMap::new(),
@@ -308,7 +314,7 @@ impl Engine {
         if self.persist_pending {
             self.persist();
         }
-        std::mem::take(&mut self.out)
+        outbox::coalesce(std::mem::take(&mut self.out))
     }
 
     /// Sends `message` to `to`.
@@ -372,6 +378,22 @@ impl Engine {
             self.on_left(now, &from, incarnation);
             return;
         }
+        if let Message::Batch(messages) = message {
+            for message in messages {
+                // Only peer messages, one level deep (what `outbox::coalesce` makes).
+                if outbox::batchable(&message) {
+                    self.on_message(
+                        now,
+                        Envelope {
+                            from: from.clone(),
+                            incarnation,
+                            message,
+                        },
+                    );
+                }
+            }
+            return;
+        }
         if !self.admits(now, &from, incarnation, &message) {
             return;
         }
@@ -383,7 +405,7 @@ impl Engine {
             Message::StepDown(sd) => self.on_step_down(now, sd),
             Message::Request(req) => self.on_request(now, &from, req),
             Message::Response(resp) => self.on_response(resp),
-            Message::Leave => {}
+            Message::Leave | Message::Batch(_) => {}
             // Client messages only count from clients (see `on_client`); a peer has no business
             // sending them, and answers to clients never travel between peers.
             Message::StatusRequest | Message::StatusResponse(_) | Message::ClientCall(_) => {}

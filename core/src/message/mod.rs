@@ -53,9 +53,23 @@ pub enum Message {
     /// From a client (`baton work`): route this to the group's leader (or, with `any`, to any
     /// member) and answer with a [`Response`] carrying the request's id.
     ClientCall(Request),
+    /// Several peer messages to one destination, made in one step of the sender's engine and
+    /// meant to be handled in this order (see `core/src/engine/outbox.rs`): a cold start or the
+    /// failover of many groups costs one message per destination, not one per group. Never
+    /// nested, never carries [`Message::Leave`] or client messages; a receiver ignores those
+    /// inside one.
+    Batch(Vec<Message>),
 }
 
 impl Message {
+    /// The messages this one carries: a [`Message::Batch`]'s parts, in order, or itself.
+    pub fn parts(&self) -> &[Message] {
+        match self {
+            Message::Batch(parts) => parts,
+            other => std::slice::from_ref(other),
+        }
+    }
+
     /// Whether this is a client message ([`Message::StatusRequest`], [`Message::StatusResponse`],
     /// [`Message::ClientCall`]): those count only from clients, never from peers.
     pub fn is_client(&self) -> bool {

@@ -55,9 +55,11 @@ where
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { to, message } => pick(message).map(|m| (to.clone(), m.clone())),
+            Action::Send { to, message } => Some((to, message)),
             _ => None,
         })
+        .flat_map(|(to, message)| message.parts().iter().map(move |m| (to, m)))
+        .filter_map(|(to, m)| pick(m).map(|m| (to.clone(), m.clone())))
         .collect()
 }
 

@@ -14,10 +14,12 @@ fn step_downs(actions: &[Action]) -> Vec<StepDown> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send {
-                message: Message::StepDown(sd),
-                ..
-            } => Some(sd.clone()),
+            Action::Send { message, .. } => Some(message.parts()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|m| match m {
+            Message::StepDown(sd) => Some(sd.clone()),
             _ => None,
         })
         .collect()
@@ -71,13 +73,8 @@ fn a_leader_stops_acting_before_it_announces_its_resignation() {
         .iter()
         .position(|a| matches!(a, Action::Leadership(l) if !l.is_me));
     let told = actions.iter().position(|a| {
-        matches!(
-            a,
-            Action::Send {
-                message: Message::StepDown(_),
-                ..
-            }
-        )
+        matches!(a, Action::Send { message, .. }
+            if message.parts().iter().any(|m| matches!(m, Message::StepDown(_))))
     });
     assert!(
         matches!((stopped, told), (Some(s), Some(t)) if s < t),
@@ -228,4 +225,29 @@ fn without_preempt_a_leader_keeps_leading_when_a_better_ranked_member_joins() {
     c.run_for(Duration::from_secs(3));
     assert_eq!(c.acting(), vec![1]);
     assert_eq!(c.leader_seen_by(0), Some(name(1)));
+}
+
+#[test]
+fn a_member_not_named_successor_waits_a_failure_timeout_for_the_successor_to_take_over() {
+    // Availability mode, where nothing but this hold stops n1 from declaring itself: n1 sees
+    // n0 lead, and n0 resigns naming n2, a node n1 has not heard from yet (a link still coming
+    // up after a heal). Found by the simulator (seed 4590): n1 declared at once and the
+    // successor's claim then lost to it.
+    let cfg = crate::engine::EngineConfig::new("n1", 1, crate::engine::Quorum::None);
+    let mut p = Probe::with(cfg, None, &["n0"]);
+    p.handle(join(1_000));
+    p.advance(ms(600));
+    p.claim("n0", Some(2));
+    p.claim("n0", None);
+    p.from("n0", Message::StepDown(step_down(2, "n0", Some("n2"))));
+    p.advance(FT - ms(50));
+    assert!(
+        !p.engine.is_acting_leader(G, p.now),
+        "n1 declared in the named successor's face"
+    );
+    p.advance(ms(200));
+    assert!(
+        p.engine.is_acting_leader(G, p.now),
+        "the successor never showed up: n1 takes over after the hold"
+    );
 }

@@ -237,11 +237,22 @@ impl Cluster {
             {
                 continue;
             }
-            if let Some(drop) = &mut self.drop
-                && drop(from, to, &message)
-            {
-                continue;
-            }
+            // The drop filter sees each message of a batch on its own; the survivors travel on.
+            let message = match &mut self.drop {
+                Some(drop) => {
+                    let mut parts: Vec<Message> = match message {
+                        Message::Batch(parts) => parts,
+                        one => vec![one],
+                    };
+                    parts.retain(|m| !drop(from, to, m));
+                    match parts.len() {
+                        0 => continue,
+                        1 => parts.remove(0),
+                        _ => Message::Batch(parts),
+                    }
+                }
+                None => message,
+            };
             let inc = self.engines[from].config().incarnation;
             self.event(
                 to,
@@ -367,11 +378,14 @@ impl Cluster {
         self.join(i);
     }
 
-    /// The messages node `i` sent (to whom, what), in order.
+    /// The messages node `i` sent (to whom, what), in order; a batch's parts one by one.
     pub(crate) fn sent(&self, i: usize) -> impl Iterator<Item = (&NodeId, &Message)> {
-        self.log[i].iter().filter_map(|a| match a {
-            Action::Send { to, message } => Some((to, message)),
-            _ => None,
-        })
+        self.log[i]
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { to, message } => Some((to, message)),
+                _ => None,
+            })
+            .flat_map(|(to, message)| message.parts().iter().map(move |m| (to, m)))
     }
 }

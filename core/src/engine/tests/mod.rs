@@ -15,5 +15,6 @@ mod lease;
 mod membership;
 mod persist;
 mod routing;
+mod scale;
 mod terms;
 mod vote;
