@@ -9,10 +9,10 @@
 //! | `initial` | the first leader this node learned of (an election at start, or joining a cluster that has one) |
 //! | `crash_proof` | the old leader's node was proven dead: its connection closed and its address refused a reconnect, or a newer incarnation replaced it |
 //! | `timeout` | the old leader's node fell silent for the failure timeout |
-//! | `handoff` | the old leader resigned (`StepDown`, a kind shutdown or a leave) while its node was alive |
+//! | `handoff` | the old leader gave way while its node was alive (`StepDown`, a kind shutdown, a leave; also a successor's claim seen before, or without, the `StepDown`) |
 //! | `preempt` | this node led and handed off to a better-ranked member (`preempt = true`) |
 //! | `lease_lost` | this node led and lost its lease (no majority acknowledged in time, voters unreachable) |
-//! | `higher_term` | a leader with a higher term replaced the known one with no loss seen in between, or this node stepped down for it |
+//! | `higher_term` | this node led and stepped down for a leader with a higher term |
 //! | `standing_aside` | this node stepped down because a conflicting configuration could elect |
 //!
 //! Nodes see a change from where they stand: the old leader itself says `lease_lost` where its
@@ -230,11 +230,9 @@ impl Tracker {
         let loss_reason = previous.as_ref().map(|old| {
             stepped
                 .or_else(|| self.peer_down.get(&old.node).copied())
-                .unwrap_or(if l.leader.is_some() {
-                    "higher_term"
-                } else {
-                    "handoff"
-                })
+                // Its node is alive in this view: it gave way (a StepDown may arrive after the
+                // successor's claim, or not at all when this node was not told).
+                .unwrap_or("handoff")
         });
         g.term = l.term;
         g.leader = l.leader.clone();

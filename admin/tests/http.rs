@@ -214,14 +214,17 @@ async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
     c.nodes[&leader].0.shutdown().await;
     let live: Vec<&str> = NAMES.iter().copied().filter(|n| *n != leader).collect();
     let second = the_leader(&c, &live).await;
+    let mut timed = 0;
     for (n, b) in live.iter().zip(&before) {
         let m = metrics(&c.nodes[*n].1).await;
         assert_eq!(changes(&m, "handoff"), b + 1.0, "{n}: {m:?}");
-        assert!(
-            m.contains_key("baton_election_duration_seconds_count{group=\"g\"}"),
-            "{n}: {m:?}"
-        );
+        // Only a node that saw the group leaderless (the successor, at least: the StepDown
+        // reaches it before its own claim) times the election.
+        if m.contains_key("baton_election_duration_seconds_count{group=\"g\"}") {
+            timed += 1;
+        }
     }
+    assert!(timed >= 1, "no survivor timed the handoff");
 
     // A crash of the new leader: its connections close and reconnects are refused (proof).
     let live2: Vec<&str> = live.iter().copied().filter(|n| *n != second).collect();
@@ -274,7 +277,8 @@ async fn readyz_turns_503_when_cut_off_from_the_majority_and_200_after_the_heal(
     c.net.isolate("a");
     let body = wait_for("a not ready", Duration::from_secs(5), || async {
         let (s, b) = get(a, "/readyz").await;
-        (s == StatusCode::SERVICE_UNAVAILABLE).then_some(b)
+        // Peers fall silent one by one: wait for the last.
+        (s == StatusCode::SERVICE_UNAVAILABLE && b.contains("1 of 5")).then_some(b)
     })
     .await;
     assert!(
@@ -389,11 +393,16 @@ async fn the_view_and_the_status_are_served() {
     }
 }
 
-/// Reads from `stream` until `needle` has been seen; returns everything read.
-async fn read_until(stream: &mut tokio::net::TcpStream, buf: &mut String, needle: &str) -> String {
+/// Reads from `stream` until `done` holds for what was read; returns everything read.
+async fn read_until(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut String,
+    needle: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
     let t0 = Instant::now();
     let mut chunk = [0u8; 4096];
-    while !buf.contains(needle) {
+    while !done(buf) {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "no {needle:?} in:\n{buf}"
@@ -420,7 +429,10 @@ async fn the_event_stream_tells_a_kill_with_its_reason_over_loopback_http() {
         .await
         .unwrap();
     let mut buf = String::new();
-    let head = read_until(&mut s, &mut buf, "event: hello").await;
+    let head = read_until(&mut s, &mut buf, "event: hello", |b| {
+        b.contains("event: hello")
+    })
+    .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         head.to_ascii_lowercase()
@@ -429,19 +441,18 @@ async fn the_event_stream_tells_a_kill_with_its_reason_over_loopback_http() {
     );
     c.net.crash(leader.as_str());
     c.nodes[&leader].0.abort();
-    let text = read_until(
-        &mut s,
-        &mut buf,
-        "\"reason\":\"crash_proof\",\"leaderless_ms\"",
-    )
+    // The new leader's line (a `no leader` line with the same reason may come first).
+    let new_leader = |l: &str| {
+        l.starts_with("data: ")
+            && l.contains("\"type\":\"leadership\"")
+            && l.contains("\"leader\":\"")
+            && l.contains("crash_proof")
+    };
+    let text = read_until(&mut s, &mut buf, "the new leader", |b| {
+        b.lines().any(new_leader)
+    })
     .await;
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| {
-            l.starts_with("data: ") && l.contains("\"leader\":\"") && l.contains("crash_proof")
-        })
-        .unwrap_or_else(|| panic!("{text}"));
+    let line = text.lines().find(|l| new_leader(l)).unwrap();
     let v: serde_json::Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
     assert_eq!(v["type"], "leadership");
     assert_eq!(v["group"], "g");
