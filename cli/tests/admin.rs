@@ -201,6 +201,13 @@ fn admin_endpoints_token_watch_and_json_logs_on_real_processes() {
     });
     assert_eq!(http(&admins[third], "GET", "/healthz", None).0, 200);
 
+    // A kind shutdown through the admin API: the node exits 0, as after SIGTERM.
+    let (code, body) = http(&admins[third], "POST", "/api/actions/shutdown", Some(TOKEN));
+    assert_eq!(code, 202, "{body}");
+    let st = c.proc(third).wait_status(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(0), "{st:?}\n{}", c.read_log(third));
+    assert!(c.read_log(third).contains("admin action: shutting down"));
+
     // Every JSON log line names its node.
     for n in ABC {
         let log = c.read_log(n);
