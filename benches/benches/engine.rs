@@ -32,20 +32,23 @@ fn heartbeat(i: usize, n: usize, seq: u64) -> Input {
         incarnation: baton_core::Incarnation(1),
         message: Message::Heartbeat(Heartbeat {
             seq,
-            addr: name(i),
-            hardware: Hardware {
-                cpus: 2,
-                memory_bytes: 1 << 30,
-                weight: None,
-            },
-            labels: Labels::new(),
-            members: vec![MemberAnnounce {
-                id: MemberId::new(name(i), 0),
-                group: GROUP.into(),
-                started_at_ms: 1_000 + i as u64,
+            version: 1,
+            state: Some(baton_core::message::NodeState {
+                addr: name(i),
+                hardware: Hardware {
+                    cpus: 2,
+                    memory_bytes: 1 << 30,
+                    weight: None,
+                },
                 labels: Labels::new(),
-            }],
-            claims: vec![],
+                members: vec![MemberAnnounce {
+                    id: MemberId::new(name(i), 0),
+                    group: GROUP.into(),
+                    started_at_ms: 1_000 + i as u64,
+                    labels: Labels::new(),
+                }],
+                claims: vec![],
+            }),
             peers: (0..n)
                 .filter(|&j| j != i)
                 .map(|j| PeerAddr {

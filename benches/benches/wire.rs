@@ -99,24 +99,27 @@ fn heartbeat(peers: usize) -> Message {
     labels.insert("zone".into(), "eu-1".into());
     Message::Heartbeat(Heartbeat {
         seq: 123_456,
-        addr: "127.0.0.1:7101".into(),
-        hardware: Hardware {
-            cpus: 8,
-            memory_bytes: 16 << 30,
-            weight: Some(2.0),
-        },
-        labels,
-        members: vec![MemberAnnounce {
-            id: MemberId::new("a", 0),
-            group: "tracked".into(),
-            started_at_ms: 1_760_000_000_000,
-            labels: Labels::new(),
-        }],
-        claims: vec![Claim {
-            group: "tracked".into(),
-            term: 42,
-            member: MemberId::new("a", 0),
-        }],
+        version: 7,
+        state: Some(baton_core::message::NodeState {
+            addr: "127.0.0.1:7101".into(),
+            hardware: Hardware {
+                cpus: 8,
+                memory_bytes: 16 << 30,
+                weight: Some(2.0),
+            },
+            labels,
+            members: vec![MemberAnnounce {
+                id: MemberId::new("a", 0),
+                group: "tracked".into(),
+                started_at_ms: 1_760_000_000_000,
+                labels: Labels::new(),
+            }],
+            claims: vec![Claim {
+                group: "tracked".into(),
+                term: 42,
+                member: MemberId::new("a", 0),
+            }],
+        }),
         peers: (0..peers)
             .map(|i| PeerAddr {
                 node: NodeId::new(format!("n{i:02}")),

@@ -384,7 +384,11 @@ pub trait Transport: Send + Sync {
     async fn start(&self, me: &LocalNode) -> Result<String, TransportError>;
     /// Connects to `addr` (best effort). The outcome arrives as an event.
     async fn connect(&self, addr: &str);
-    /// Queues `message` for `to`.
+    /// Queues `message` for `to`. While the connection to `to` lives, a transport never drops
+    /// a queued message on its own: it may only replace an unsent `Heartbeat` or
+    /// `HeartbeatAck` by a newer one of the same kind, and when it cannot hold more it closes
+    /// the connection (reported as [`TransportEvent::Disconnected`]) rather than lose a
+    /// message unreported.
     async fn send(&self, to: &NodeId, message: Message) -> Result<(), TransportError>;
     /// The next event; `None` once the transport is shut down.
     async fn recv(&self) -> Option<TransportEvent>;

@@ -164,13 +164,39 @@ impl Sim {
             self.stats.lost += 1;
             return;
         }
+        let at = Duration::from_micros(self.now);
+        let Some(f) = self.interceptor.as_mut() else {
+            self.transmit(from, j, message, Verdict::Pass);
+            return;
+        };
+        // A targeted test's interceptor judges the messages it names, not batches: each part
+        // of a batch is judged once; a batch whose parts all pass travels whole, otherwise
+        // each part travels (or not) by its own verdict.
+        let verdicts: Vec<Verdict> = message.parts().iter().map(|m| f(at, from, j, m)).collect();
+        match message {
+            Message::Batch(parts) if verdicts.iter().any(|v| !matches!(v, Verdict::Pass)) => {
+                self.stats.sent += parts.len() as u64 - 1;
+                for (m, v) in parts.into_iter().zip(verdicts) {
+                    self.transmit(from, j, m, v);
+                }
+            }
+            message => {
+                let v = if matches!(message, Message::Batch(_)) {
+                    Verdict::Pass
+                } else {
+                    verdicts.into_iter().next().unwrap_or(Verdict::Pass)
+                };
+                self.transmit(from, j, message, v);
+            }
+        }
+    }
+
+    /// Puts `message` on the wire from `from` to `j` as `verdict` says.
+    fn transmit(&mut self, from: NodeIdx, j: NodeIdx, message: Message, verdict: Verdict) {
+        let to = self.nodes[j].id.clone();
         self.trace(trace_level_of(&message), || {
             format!("{} -> {}: {}", self.nodes[from].id, to, short(&message))
         });
-        let verdict = match self.interceptor.as_mut() {
-            Some(f) => f(Duration::from_micros(self.now), from, j, &message),
-            None => Verdict::Pass,
-        };
         let from_inc = self.nodes[from].incarnation;
         let schedule = |sim: &mut Sim, at: u64| {
             let last = sim.last_delivery.entry((from, j)).or_insert(0);
@@ -454,15 +480,20 @@ fn trace_level_of(m: &Message) -> u8 {
 /// A short description of a message for traces.
 fn short(m: &Message) -> String {
     match m {
-        Message::Heartbeat(h) => {
-            let claims: Vec<String> = h
-                .claims
-                .iter()
-                .map(|c| format!("{}@{}={}", c.group, c.term, c.member))
-                .collect();
-            format!("Heartbeat seq={} claims={claims:?}", h.seq)
+        Message::Heartbeat(h) => match &h.state {
+            Some(s) => {
+                let claims: Vec<String> = s
+                    .claims
+                    .iter()
+                    .map(|c| format!("{}@{}={}", c.group, c.term, c.member))
+                    .collect();
+                format!("Heartbeat seq={} v{} claims={claims:?}", h.seq, h.version)
+            }
+            None => format!("Heartbeat seq={} v{} (state unchanged)", h.seq, h.version),
+        },
+        Message::HeartbeatAck(a) => {
+            format!("Ack seq={} v{} rejected={:?}", a.seq, a.version, a.rejected)
         }
-        Message::HeartbeatAck(a) => format!("Ack seq={} rejected={:?}", a.seq, a.rejected),
         Message::VoteRequest(r) => format!(
             "VoteRequest {} term={} cand={} pre={} handoff={:?}",
             r.group,

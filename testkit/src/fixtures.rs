@@ -13,24 +13,27 @@ pub fn every_message() -> Vec<Message> {
     vec![
         Message::Heartbeat(Heartbeat {
             seq: 1,
-            addr: "127.0.0.1:7101".into(),
-            hardware: Hardware {
-                cpus: 4,
-                memory_bytes: 1 << 30,
-                weight: Some(2.5),
-            },
-            labels: [("zone".to_string(), "eu-1".to_string())].into(),
-            members: vec![MemberAnnounce {
-                id: m.clone(),
-                group: "g".into(),
-                started_at_ms: 123,
-                labels: Default::default(),
-            }],
-            claims: vec![Claim {
-                group: "g".into(),
-                term: 3,
-                member: m.clone(),
-            }],
+            version: 1,
+            state: Some(baton_core::message::NodeState {
+                addr: "127.0.0.1:7101".into(),
+                hardware: Hardware {
+                    cpus: 4,
+                    memory_bytes: 1 << 30,
+                    weight: Some(2.5),
+                },
+                labels: [("zone".to_string(), "eu-1".to_string())].into(),
+                members: vec![MemberAnnounce {
+                    id: m.clone(),
+                    group: "g".into(),
+                    started_at_ms: 123,
+                    labels: Default::default(),
+                }],
+                claims: vec![Claim {
+                    group: "g".into(),
+                    term: 3,
+                    member: m.clone(),
+                }],
+            }),
             peers: vec![PeerAddr {
                 node: NodeId::new("b"),
                 addr: "127.0.0.1:7102".into(),
@@ -39,6 +42,7 @@ pub fn every_message() -> Vec<Message> {
         Message::HeartbeatAck(HeartbeatAck {
             seq: 1,
             rejected: vec![("g".into(), 9)],
+            version: 1,
         }),
         Message::VoteRequest(VoteRequest {
             group: "g".into(),
@@ -116,6 +120,7 @@ pub fn every_message() -> Vec<Message> {
             Message::HeartbeatAck(HeartbeatAck {
                 seq: 10,
                 rejected: vec![],
+                version: 1,
             }),
             Message::StepDown(StepDown {
                 group: "g".into(),
@@ -125,4 +130,28 @@ pub fn every_message() -> Vec<Message> {
             }),
         ]),
     ]
+}
+
+/// A periodic heartbeat numbered `seq` of state version 1 that carries nothing else (no state,
+/// no peers): for tests of what a transport queues, coalesces and delivers.
+pub fn bare_heartbeat(seq: u64) -> Message {
+    Message::Heartbeat(Heartbeat {
+        seq,
+        version: 1,
+        state: None,
+        peers: vec![],
+    })
+}
+
+/// A vote request numbered by its `term` (group `g{term % 200}`, a pre-vote on even terms):
+/// for tests that check every one arrives, in order.
+pub fn numbered_vote(term: u64) -> Message {
+    Message::VoteRequest(VoteRequest {
+        group: format!("g{}", term % 200),
+        term,
+        candidate: MemberId::new("a", 1),
+        handoff: None,
+        pre: term.is_multiple_of(2),
+        dead: vec![],
+    })
 }

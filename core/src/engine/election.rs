@@ -62,6 +62,7 @@ impl Engine {
         }
         let since = g.leaderless_since.unwrap_or(now);
         let retry_at = g.next_campaign_at;
+        let wait = g.successor_wait;
         let ranking = self.ranking(name);
         let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
             return;
@@ -70,7 +71,8 @@ impl Engine {
             .iter()
             .position(|m| *m == me)
             .unwrap_or(ranking.len());
-        let ready = since + self.cfg.backoff * pos as u32;
+        let start = wait.map_or(since, |w| w.max(since));
+        let ready = start + self.cfg.backoff * pos as u32;
         let ready = retry_at.map_or(ready, |r| r.max(ready));
         if let Some(g) = self.groups.get_mut(name)
             && g.leaderless_since.is_none()
@@ -346,6 +348,7 @@ impl Engine {
         });
         g.leaderless_since = None;
         g.next_campaign_at = None;
+        g.successor_wait = None;
         g.promised = None;
         g.resigned = None;
         // A new leader serves at least one failure timeout before it may preempt itself:
@@ -358,9 +361,9 @@ impl Engine {
             term,
         });
         // The application learns first (its watch), then everyone else, at once rather than at
-        // the next period.
-        self.publish(now);
+        // the next period: the heartbeat goes out at the end of this input (`step`), once for
+        // every group won in it.
+        self.publish_leadership(now, name);
         self.next_heartbeat = now;
-        self.send_heartbeats(now);
     }
 }

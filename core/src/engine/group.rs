@@ -90,6 +90,9 @@ pub(crate) struct Group {
     pub promised: Option<(MemberId, Instant)>,
     /// Earliest next campaign after a failed one.
     pub next_campaign_at: Option<Instant>,
+    /// A leader resigned naming another member its successor: until then this node's member
+    /// waits for it, and its ranking's schedule (`r × backoff`) starts only then.
+    pub successor_wait: Option<Instant>,
     /// Next time a leader with `preempt` re-ranks.
     pub preempt_check_at: Instant,
 }
@@ -107,6 +110,7 @@ impl Group {
             handoff_to_me: None,
             promised: None,
             next_campaign_at: None,
+            successor_wait: None,
             preempt_check_at: now,
         }
     }
@@ -126,7 +130,11 @@ pub(crate) fn term_ok(t: Term) -> bool {
 /// a message is refused: taking it would stop every election of its group for good.
 pub(crate) fn insane_term(message: &Message) -> Option<Term> {
     let terms: Vec<Term> = match message {
-        Message::Heartbeat(hb) => hb.claims.iter().map(|c| c.term).collect(),
+        Message::Heartbeat(hb) => hb
+            .state
+            .iter()
+            .flat_map(|s| s.claims.iter().map(|c| c.term))
+            .collect(),
         Message::HeartbeatAck(ack) => ack.rejected.iter().map(|(_, t)| *t).collect(),
         Message::VoteRequest(req) => {
             let mut t = vec![req.term];

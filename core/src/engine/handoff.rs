@@ -114,7 +114,7 @@ impl Engine {
             term,
         });
         g.next_campaign_at = Some(now + self.cfg.backoff);
-        self.publish(now);
+        self.publish_leadership(now, name);
         let sd = StepDown {
             group: name.to_string(),
             term,
@@ -156,11 +156,12 @@ impl Engine {
             g.next_campaign_at = None;
         } else if sd.successor.is_some() {
             // Someone else was named: give it one failure timeout to take over before this
-            // member campaigns by its own ranking. Its ranking may not even hold the successor
-            // yet (a link still coming up after a heal); without this hold it would declare
-            // itself in availability mode, or churn a pre-vote in quorum mode, in the
-            // successor's face. A successor that never shows up costs one failure timeout.
-            g.next_campaign_at = Some(g.next_campaign_at.map_or(hold, |t| t.max(hold)));
+            // member campaigns by its own ranking (whose `r × backoff` schedule then starts).
+            // Its ranking may not even hold the successor yet (a link still coming up after a
+            // heal); without this wait it would declare itself in availability mode, or churn
+            // a pre-vote in quorum mode, in the successor's face. A successor that never shows
+            // up costs one failure timeout.
+            g.successor_wait = Some(hold);
         }
         if raised {
             // Durable, like every rise of the term (see `on_claim`).

@@ -8,11 +8,12 @@ use super::*;
 const PEERS_EVERY: u64 = 10;
 
 impl Engine {
-    /// The heartbeat this node sends: its claims (the groups it leads), its members (none
-    /// while shutting down) and — on greetings (`seq` `None`) and every `PEERS_EVERY`-th
-    /// periodic one — the peers it knows.
-    pub(super) fn heartbeat_message(&self, seq: Option<u64>) -> Message {
-        let now_claims = self
+    /// This node's announced state as it is now: its claims (the groups it leads), its
+    /// members (none while shutting down), address, hardware and labels. Raises the version
+    /// when it changed since the last call, and notes the version each claim appeared in
+    /// (a voter's ack renews a claim only when it holds that version or a later one).
+    pub(super) fn refresh_state(&mut self) {
+        let claims: Vec<Claim> = self
             .groups
             .iter()
             .filter_map(|(name, g)| match g.role {
@@ -24,48 +25,92 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        // The peer list is for discovery only: it rides on greetings and on every
-        // `PEERS_EVERY`-th heartbeat, not on all of them (it is the largest part, O(n)).
-        let with_peers = seq.is_none_or(|s| s % PEERS_EVERY == 0);
-        let mut peers: Vec<PeerAddr> = self
-            .live_peers()
-            .filter(|_| with_peers)
-            .filter_map(|(id, p)| {
-                p.addr.as_ref().map(|a| PeerAddr {
-                    node: id.clone(),
-                    addr: a.clone(),
-                })
-            })
-            .collect();
-        peers.sort();
-        Message::Heartbeat(Heartbeat {
-            seq: seq.unwrap_or(0),
+        let members = if self.shutting_down {
+            vec![]
+        } else {
+            self.local.values().cloned().collect()
+        };
+        let unchanged = self.announced.as_ref().is_some_and(|a| {
+            a.claims == claims
+                && a.members == members
+                && a.addr == self.cfg.addr
+                && a.hardware == self.cfg.hardware
+                && a.labels == self.cfg.labels
+        });
+        if unchanged {
+            return;
+        }
+        self.version += 1;
+        let version = self.version;
+        let before = self.announced.take().map(|a| a.claims).unwrap_or_default();
+        self.claim_since
+            .retain(|g, _| claims.iter().any(|c| c.group == *g));
+        for c in &claims {
+            if !before.contains(c) {
+                self.claim_since.insert(c.group.clone(), version);
+            }
+        }
+        self.announced = Some(NodeState {
             addr: self.cfg.addr.clone(),
             hardware: self.cfg.hardware.clone(),
             labels: self.cfg.labels.clone(),
-            members: if self.shutting_down {
-                vec![]
-            } else {
-                self.local.values().cloned().collect()
-            },
-            claims: now_claims,
+            members,
+            claims,
+        });
+    }
+
+    /// The heartbeat to `to`: with the state when `to` may not hold this version (`full`:
+    /// always, for a greeting), and the peers this node knows on greetings (`seq` `None`) and
+    /// every `PEERS_EVERY`-th periodic one. Call `refresh_state` first.
+    pub(super) fn heartbeat_to(&mut self, to: &NodeId, seq: Option<u64>, full: bool) -> Message {
+        let version = self.version;
+        let next_periodic = self.hb_seq + 1;
+        let state = match self.peers.get_mut(to) {
+            Some(p) if full || p.sent_version != version => {
+                p.sent_version = version;
+                p.sent_seq = seq.unwrap_or(next_periodic);
+                self.announced.clone()
+            }
+            Some(_) => None,
+            None => self.announced.clone(),
+        };
+        // The peer list is for discovery only: it rides on greetings and on every
+        // `PEERS_EVERY`-th heartbeat, not on all of them (it is O(n)).
+        let with_peers = seq.is_none_or(|s| s % PEERS_EVERY == 0);
+        let mut peers: Vec<PeerAddr> = if with_peers {
+            self.live_peers()
+                .filter_map(|(id, p)| {
+                    p.addr.as_ref().map(|a| PeerAddr {
+                        node: id.clone(),
+                        addr: a.clone(),
+                    })
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        peers.sort();
+        Message::Heartbeat(Heartbeat {
+            seq: seq.unwrap_or(0),
+            version,
+            state,
             peers,
         })
     }
 
     /// A peer's heartbeat. A periodic one older than the last seen from this incarnation is
-    /// stale and changes nothing; otherwise it updates the peer's address, members and labels,
-    /// dials the peers it names that this node has not met, ends the leaderships of groups the
-    /// peer no longer claims, applies its claims (`on_claim`) and acks them (a voter always,
-    /// anyone when refusing one).
+    /// stale and changes nothing. A state older than the one held changes nothing either (a
+    /// late greeting). A heartbeat without a state, announcing a version this node does not
+    /// hold, only proves the peer alive: this node asks for the state (an ack with the version
+    /// it holds). Otherwise the state — the one carried, or the one held — updates the peer's
+    /// address, members and labels, dials the peers it names that this node has not met, ends
+    /// the leaderships of groups the peer no longer claims, applies its claims (`on_claim`) and
+    /// acks them (a voter always, anyone when refusing one).
     pub(super) fn on_heartbeat(&mut self, now: Instant, from: &NodeId, hb: Heartbeat) {
         let Heartbeat {
             seq,
-            addr,
-            hardware,
-            labels,
-            members,
-            claims,
+            version,
+            state,
             peers,
         } = hb;
         // Transports may reorder messages. A periodic heartbeat older than one already seen
@@ -73,29 +118,39 @@ impl Engine {
         // its missing claim as "no longer leads" would drop a live leader's view (and with it
         // this voter's promise) while that leader still holds a lease on this node's ack —
         // two acting leaders (found by baton-sim). It only proves the peer alive.
-        if let Some(p) = self.peers.get_mut(from)
-            && seq > 0
-        {
+        let Some(p) = self.peers.get_mut(from) else {
+            return;
+        };
+        if seq > 0 {
             if seq < p.hb_seq {
                 return;
             }
             p.hb_seq = seq;
         }
-        for m in &members {
-            self.group_mut(&m.group, now);
-        }
-        if let Some(p) = self.peers.get_mut(from) {
-            p.addr = Some(addr);
-            let members: Vec<MemberAnnounce> =
-                members.into_iter().filter(|m| m.id.node == *from).collect();
-            // Heartbeats repeat themselves: only a real change makes the member table dirty.
-            if p.hardware != hardware || p.labels != labels || p.members != members {
-                p.hardware = hardware;
-                p.labels = labels;
-                p.members = members;
-                self.members_dirty = true;
+        let held = p.state_version;
+        let claims = match state {
+            Some(st) if version >= held => {
+                p.state_version = version;
+                p.claims = st.claims.clone();
+                self.take_state(now, from, st)
             }
-        }
+            // A late greeting with an older state: alive, nothing more.
+            Some(_) => return,
+            None if version == held && held > 0 => p.claims.clone(),
+            None => {
+                // The state of this version never reached this node (a closed connection, a
+                // coalesced heartbeat): ask for it.
+                self.send(
+                    from,
+                    Message::HeartbeatAck(HeartbeatAck {
+                        seq,
+                        rejected: vec![],
+                        version: held,
+                    }),
+                );
+                return;
+            }
+        };
         // Discovery: dial peers we have not met.
         for pa in peers {
             if pa.node != self.cfg.node && !self.peers.is_alive(&pa.node) {
@@ -131,23 +186,58 @@ impl Engine {
         // nodes that know the higher term never follow it (found by baton-sim).
         if has_claims && seq > 0 && (self.is_voter(&self.cfg.node.clone()) || !rejected.is_empty())
         {
-            self.send(from, Message::HeartbeatAck(HeartbeatAck { seq, rejected }));
+            self.send(
+                from,
+                Message::HeartbeatAck(HeartbeatAck {
+                    seq,
+                    rejected,
+                    version,
+                }),
+            );
         }
+    }
+
+    /// Takes a peer's announced state: its address, hardware, labels and members (a change
+    /// makes the member table dirty). Returns its claims.
+    fn take_state(&mut self, now: Instant, from: &NodeId, st: NodeState) -> Vec<Claim> {
+        let NodeState {
+            addr,
+            hardware,
+            labels,
+            members,
+            claims,
+        } = st;
+        for m in &members {
+            self.group_mut(&m.group, now);
+        }
+        if let Some(p) = self.peers.get_mut(from) {
+            p.addr = Some(addr);
+            let members: Vec<MemberAnnounce> =
+                members.into_iter().filter(|m| m.id.node == *from).collect();
+            if p.hardware != hardware || p.labels != labels || p.members != members {
+                p.hardware = hardware;
+                p.labels = labels;
+                p.members = members;
+                self.members_dirty = true;
+            }
+        }
+        claims
     }
 
     /// Sends the next periodic heartbeat to every peer not proven dead, waits for the voters'
     /// acks to its claims, and re-dials the seeds no live peer answers for (a restarted
     /// cluster, a healed link).
     pub(super) fn send_heartbeats(&mut self, now: Instant) {
+        self.refresh_state();
         self.hb_seq += 1;
         let seq = self.hb_seq;
-        let hb = self.heartbeat_message(Some(seq));
-        let claims: BTreeSet<String> = match &hb {
-            Message::Heartbeat(h) => h.claims.iter().map(|c| c.group.clone()).collect(),
-            _ => BTreeSet::new(),
-        };
+        let claims: BTreeMap<String, u64> = self.claim_since.clone();
         self.await_acks(now, seq, claims);
-        self.broadcast(hb);
+        let targets: Vec<NodeId> = self.peers.not_dead().cloned().collect();
+        for to in targets {
+            let hb = self.heartbeat_to(&to, Some(seq), false);
+            self.send(&to, hb);
+        }
         let seeds = self.cfg.seeds.clone();
         for addr in seeds {
             let answered = self

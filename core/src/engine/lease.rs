@@ -11,10 +11,11 @@ use super::*;
 pub(crate) struct PendingHeartbeat {
     pub seq: u64,
     pub sent_at: Instant,
-    /// Groups claimed in it.
-    pub claims: BTreeSet<String>,
-    /// Voters that acked, with the groups each refused.
-    pub acks: BTreeMap<NodeId, BTreeSet<String>>,
+    /// Groups claimed in it, each with the version of this node's state its claim appeared in.
+    pub claims: BTreeMap<String, u64>,
+    /// Voters that acked: the version of this node's state each holds, and the groups each
+    /// refused.
+    pub acks: BTreeMap<NodeId, (u64, BTreeSet<String>)>,
 }
 
 impl Engine {
@@ -50,6 +51,7 @@ impl Engine {
         if claim.term < known {
             return Some(known);
         }
+
         // Same term, another leader: only possible in availability mode. The lower member id
         // wins — not the better rank: ranks depend on each node's view (the incumbent, other
         // groups' leaders), so two leaders could each rank themselves first and never settle.
@@ -75,6 +77,7 @@ impl Engine {
         g.role = Role::Follower;
         g.handoff_to_me = None;
         g.next_campaign_at = None;
+        g.successor_wait = None;
         g.leaderless_since = None;
         g.promised = None;
         let group = claim.group.clone();
@@ -118,6 +121,16 @@ impl Engine {
                 });
             }
         }
+        // The peer holds another version than was sent to it, in answer to a heartbeat sent
+        // after it: the state was lost (or coalesced) on the way. Send it again.
+        let version = self.version;
+        if let Some(p) = self.peers.get_mut(from)
+            && ack.seq >= p.sent_seq
+            && ack.version != p.sent_version
+            && ack.version != version
+        {
+            p.sent_version = 0;
+        }
         if !self.is_voter(from) {
             return;
         }
@@ -125,7 +138,9 @@ impl Engine {
             return;
         };
         let rejected: BTreeSet<String> = ack.rejected.into_iter().map(|(g, _)| g).collect();
-        self.pending_hb[idx].acks.insert(from.clone(), rejected);
+        self.pending_hb[idx]
+            .acks
+            .insert(from.clone(), (ack.version, rejected));
         let pending = self.pending_hb[idx].clone();
         let majority = self.majority();
         let me = self.cfg.node.clone();
@@ -133,13 +148,14 @@ impl Engine {
         let lease = self.cfg.lease;
         for (name, g) in self.groups.iter_mut() {
             if let Role::Leader { lease_until, .. } = &mut g.role {
-                if !pending.claims.contains(name) {
+                let Some(since) = pending.claims.get(name) else {
                     continue;
-                }
+                };
+                // A voter renews only a claim it holds: its version includes the claim.
                 let n = pending
                     .acks
                     .values()
-                    .filter(|rej| !rej.contains(name))
+                    .filter(|(held, rej)| held >= since && !rej.contains(name))
                     .count()
                     + usize::from(self_counts);
                 if reaches(n, majority) {
@@ -187,7 +203,7 @@ impl Engine {
 
     /// Remembers a heartbeat that carried `claims`, to count the voters' acks to it. Only the
     /// last `failure_timeout / heartbeat + 2` are kept: an older ack could renew no lease.
-    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeSet<String>) {
+    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeMap<String, u64>) {
         if claims.is_empty() {
             return;
         }

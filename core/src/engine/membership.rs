@@ -24,7 +24,8 @@ impl Engine {
         if let Some(peer) = self.peers.get_mut(&node) {
             peer.addr = Some(addr);
         }
-        let hb = self.heartbeat_message(None);
+        self.refresh_state();
+        let hb = self.heartbeat_to(&node, None, true);
         self.send(&node, hb);
     }
 
@@ -241,19 +242,24 @@ impl Engine {
         self.broadcast(Message::Leave);
     }
 
+    /// Publishes `name`'s leadership if it changed since last published.
+    pub(super) fn publish_leadership(&mut self, now: Instant, name: &str) {
+        let Some(g) = self.groups.get(name) else {
+            return;
+        };
+        let l = self.leadership_of(name, g, now);
+        if self.published.get(name) != Some(&l) {
+            self.published.insert(name.to_string(), l.clone());
+            self.out.push(Action::Leadership(l));
+        }
+    }
+
     /// Emits leadership and membership changes — each only when it differs from what was
     /// published last — and routes calls waiting for a leader.
     pub(super) fn publish(&mut self, now: Instant) {
         let names: Vec<String> = self.groups.keys().cloned().collect();
         for name in &names {
-            let Some(g) = self.groups.get(name) else {
-                continue;
-            };
-            let l = self.leadership_of(name, g, now);
-            if self.published.get(name) != Some(&l) {
-                self.published.insert(name.clone(), l.clone());
-                self.out.push(Action::Leadership(l));
-            }
+            self.publish_leadership(now, name);
             if !self.members_dirty {
                 continue;
             }

@@ -78,8 +78,8 @@ mod vote;
 mod why;
 
 use crate::message::{
-    CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, PeerAddr, Request,
-    Response, Served, StepDown, VoteRequest, VoteResponse,
+    CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, NodeState,
+    PeerAddr, Request, Response, Served, StepDown, VoteRequest, VoteResponse,
 };
 use crate::policy::{ByMemberId, LeaderPolicy, normalize_ranking};
 use crate::transport::{
@@ -122,6 +122,11 @@ pub struct Engine {
     next_seq: u32,
     external: BTreeMap<String, Vec<MemberRecord>>,
     hb_seq: u64,
+    /// The announced state last built (`refresh_state`), its version, and the version each
+    /// current claim appeared in.
+    announced: Option<NodeState>,
+    version: u64,
+    claim_since: BTreeMap<String, u64>,
     next_heartbeat: Instant,
     pending_hb: Vec<PendingHeartbeat>,
     calls: Calls,
@@ -179,6 +184,9 @@ impl Engine {
             next_seq: 0,
             external: BTreeMap::new(),
             hb_seq: 0,
+            announced: None,
+            version: 0,
+            claim_since: BTreeMap::new(),
             next_heartbeat: now,
             pending_hb: Vec::new(),
             calls: Calls::default(),

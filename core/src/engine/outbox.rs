@@ -116,6 +116,7 @@ mod tests {
         Message::HeartbeatAck(HeartbeatAck {
             seq,
             rejected: vec![],
+            version: 0,
         })
     }
     fn persist() -> Action {

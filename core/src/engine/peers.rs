@@ -21,7 +21,7 @@
 //!   answered in its place), and the cluster must heal without restarts. A connection alone
 //!   never makes a silent peer alive: only its messages do.
 
-use crate::message::MemberAnnounce;
+use crate::message::{Claim, MemberAnnounce};
 use crate::transport::{CloseKind, DeathProof, DeathProofMode, proof_counts};
 use crate::types::{Hardware, Incarnation, Labels, NodeId};
 use std::collections::BTreeMap;
@@ -64,6 +64,15 @@ pub(crate) struct Peer {
     pub hardware: Hardware,
     pub labels: Labels,
     pub members: Vec<MemberAnnounce>,
+    /// The claims of its announced state that this node holds.
+    pub claims: Vec<Claim>,
+    /// The version of its announced state this node holds (0: none yet).
+    pub state_version: u64,
+    /// The version of this node's own state last sent to it in full on the current
+    /// connection (0: none), and the first periodic heartbeat sequence number an ack must
+    /// answer to tell whether it arrived.
+    pub sent_version: u64,
+    pub sent_seq: u64,
     /// Highest periodic heartbeat sequence number seen from this incarnation.
     pub hb_seq: u64,
     /// Set when a fresh connection lifted a death verdict: the proof and when it was made.
@@ -81,6 +90,10 @@ impl Peer {
             hardware: Hardware::default(),
             labels: Labels::new(),
             members: Vec::new(),
+            claims: Vec::new(),
+            state_version: 0,
+            sent_version: 0,
+            sent_seq: 0,
             hb_seq: 0,
             revived: None,
         }
@@ -320,6 +333,10 @@ impl PeerTable {
     /// A connection to `node` closed. An abrupt close marks its link reset; neither kind
     /// changes its liveness (the transport's redial proves it dead or alive).
     pub(super) fn disconnected(&mut self, node: &NodeId, how: CloseKind) {
+        // What was in flight on the closed connection may be lost: send the state again.
+        if let Some(p) = self.peers.get_mut(node) {
+            p.sent_version = 0;
+        }
         if let Some(p) = self.peers.get_mut(node)
             && how == CloseKind::Abrupt
             && !p.is_dead()

@@ -80,7 +80,6 @@ impl Engine {
         if now >= self.next_heartbeat {
             self.send_heartbeats(now);
         }
-        self.want(Timer::Heartbeat, self.next_heartbeat);
         if let Some(t) = self.peers.next_silence(self.cfg.failure_timeout) {
             self.want(Timer::PeerSilence, t);
         }
@@ -89,6 +88,12 @@ impl Engine {
         for name in &names {
             self.step_group(now, name);
         }
+        // A group won in this step (a declaration, a handoff) tells everyone now, once for all
+        // of them, not at the next period.
+        if now >= self.next_heartbeat {
+            self.send_heartbeats(now);
+        }
+        self.want(Timer::Heartbeat, self.next_heartbeat);
         for d in self.calls.deadlines() {
             self.want(Timer::CallDeadline, d);
         }

@@ -18,8 +18,8 @@ pub mod peer;
 pub use call::{CallError, Request, Response, Served};
 pub use client::{NoLeader, NodeStatus, StatusSnapshot, VoterState, VoterView};
 pub use peer::{
-    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, StepDown, VoteRequest,
-    VoteResponse,
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, NodeState, PeerAddr, StepDown,
+    VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 

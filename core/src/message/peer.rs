@@ -5,11 +5,26 @@ use crate::transport::DeathProof;
 use crate::types::{Hardware, Incarnation, Labels, MemberId, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
-/// Sent to every peer each `heartbeat_ms`.
+/// Sent to every peer each `heartbeat_ms`. Its size does not grow with the number of groups:
+/// the sender's announced state travels only when the receiver may not hold its `version`
+/// (see `docs/PROTOCOL.md`, *Many groups on one cluster*).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
-    /// Sequence number, echoed by [`HeartbeatAck`].
+    /// Sequence number, echoed by [`HeartbeatAck`]; 0 for a greeting (not ordered).
     pub seq: u64,
+    /// Version of the sender's [`NodeState`], raised whenever any of it changes.
+    pub version: u64,
+    /// The state of `version`, when the receiver may not hold it: on a greeting, on the first
+    /// heartbeat after a change, and after the receiver asked for it.
+    pub state: Option<NodeState>,
+    /// Peers the sender knows, so that nodes meeting through one seed find all the others.
+    pub peers: Vec<PeerAddr>,
+}
+
+/// What a node announces about itself: where it is, what it runs on, its members and the
+/// groups it leads. A receiver keeps the last one of each peer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
     /// The address peers reach the sender at.
     pub addr: String,
     /// Hardware of the sender.
@@ -20,8 +35,6 @@ pub struct Heartbeat {
     pub members: Vec<MemberAnnounce>,
     /// Groups the sender leads, with their terms.
     pub claims: Vec<Claim>,
-    /// Peers the sender knows, so that nodes meeting through one seed find all the others.
-    pub peers: Vec<PeerAddr>,
 }
 
 /// One of the sender's members, as announced in a heartbeat.
@@ -58,14 +71,18 @@ pub struct PeerAddr {
 }
 
 /// Acknowledges heartbeat `seq`. A voter that acks promises not to vote for another leader of
-/// the claimed groups for `failure_timeout` after it received the heartbeat — except for groups
-/// listed in `rejected`, whose claims it refused because it knows a higher term.
+/// the claims it holds of the sender (those of state `version`) for `failure_timeout` after it
+/// received the heartbeat — except for groups listed in `rejected`, whose claims it refused
+/// because it knows a higher term. Any node also acks to ask for the sender's state when it
+/// holds another `version` than the heartbeat announced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatAck {
     /// The acknowledged heartbeat.
     pub seq: u64,
     /// Claims refused: (group, the higher term the voter knows).
     pub rejected: Vec<(String, Term)>,
+    /// The version of the sender's state the acker holds (0: none).
+    pub version: u64,
 }
 
 /// A resignation a successor presents to voters so they need not wait for the old lease.

@@ -10,6 +10,17 @@
 //! `connect(addr)` looks that name up; `send` finds the peer by node id.
 //! Messages are moved, not encoded, over unbounded channels: `send` never blocks.
 //!
+//! ## No queue bound, so no drops on a full queue
+//!
+//! Nothing bounds what waits for a peer (the event channel and the per-link delay queues are
+//! unbounded), so a peer that reads slowly or not at all loses nothing: every message arrives,
+//! in the order sent, however many wait. Nor are heartbeats coalesced (the TCP transport
+//! coalesces superseded ones, see `baton-transport-tcp`'s *Outgoing queues*): tests and the
+//! simulator see every message the engine sent. A message is lost only to a fault injected on
+//! purpose (drop rate, partition, crash, link reset; each counted in
+//! [`NetworkStats::dropped`]). The price is memory: a receiver that never reads grows its queue
+//! without bound, which in-process tests and benches accept.
+//!
 //! ## Faults, and how they mirror TCP's proof of death
 //!
 //! baton treats a closed connection as *no proof* (a middlebox may reset a live one): the

@@ -205,3 +205,31 @@ async fn works_as_a_trait_object() {
     assert_eq!(b.recv().await, Some(connected("a", 1)));
     assert!(matches!(b.recv().await, Some(TransportEvent::Message(_))));
 }
+
+/// Issue 11: the in-memory transport has no queue bound, so it never drops (nor coalesces) a
+/// message for a peer that does not read: 10 000 heartbeats and 2 000 vote requests queued
+/// before the peer reads all arrive, in the order sent.
+#[tokio::test]
+async fn a_peer_that_does_not_read_loses_nothing() {
+    use baton_testkit::fixtures::{bare_heartbeat as heartbeat, numbered_vote as vote};
+    let net = MemoryNetwork::new();
+    let (a, b) = linked_pair(&net).await;
+    let mut sent = Vec::new();
+    for seq in 1..=10_000 {
+        sent.push(heartbeat(seq));
+        if seq % 5 == 0 {
+            sent.push(vote(seq / 5));
+        }
+    }
+    for m in &sent {
+        a.send(&id("b"), m.clone()).await.unwrap();
+    }
+    for (i, want) in sent.iter().enumerate() {
+        match next(&b).await {
+            TransportEvent::Message(env) => assert_eq!(&env.message, want, "message {i}"),
+            other => panic!("message {i}: unexpected {other:?}"),
+        }
+    }
+    assert_quiet(&b).await;
+    assert_eq!(net.stats().dropped, 0);
+}

@@ -97,6 +97,25 @@
 //! dials the peer back. [`Transport::send`] pushes onto a bounded per-peer queue drained by the
 //! outbound connection's writer; it never waits.
 //!
+//! ## Outgoing queues: coalesced, never silently dropped
+//!
+//! A peer that reads slowly (or not at all) makes its queue grow. Heartbeats and heartbeat acks
+//! are **coalesced**: a newer one replaces the unsent one of its kind (periodic heartbeat,
+//! greeting, ack) in its place in the line, so at most three of them wait per peer. A newer
+//! heartbeat carries the sender's whole state and an ack to a newer heartbeat renews a lease at
+//! least as far as an older one; what an older one had that the newer lacks (the discovery
+//! peer list, refused claims) is carried over. Every **other message** (votes, step-downs,
+//! routed requests and answers, `Leave`, client answers, and a `Batch` whole, whatever its
+//! parts) is kept in order, up to
+//! [`TcpConfig::outbound_queue`] messages or [`TcpConfig::outbound_queue_bytes`] encoded
+//! bytes. One more empties the queue and **closes the connection** as a reset would: the
+//! engine hears `Disconnected { how: Abrupt }` (no proof of death), the dialer redials at once
+//! and the redial reports the peer `Connected` again; a client's connection is closed. One
+//! `warn!` per overflow names the peer and the queue's size (rate-limited like the others). A
+//! message is never dropped on its own because a queue is full. (A single message larger than
+//! [`TcpConfig::max_frame`] cannot be sent at all; the writer drops it with a `warn!`.)
+//! The reasoning, message by message, is in `queue.rs`.
+//!
 //! ## Clients
 //!
 //! A tool such as `baton status` connects with [`TcpClient`]: the same handshake, flagged as a
@@ -138,7 +157,8 @@
 //! | connections still in their handshake ([`TcpConfig::max_pending_handshakes`]) | 64, + 16 for addresses of known peers ([`TcpConfig::reserved_known_handshakes`]) | the oldest idle one is displaced; when none is idle the newcomer is refused; both told "rate limited" (see *Admission*) |
 //! | … of them from one source IP ([`TcpConfig::max_pending_per_source`], [`TcpConfig::max_pending_known_source`]) | 8; 16 for the IP of a known peer | the same, within that address |
 //! | undelivered messages per inbound connection ([`TcpConfig::inbound_queue`]) | 256 | reading pauses: TCP pushes back on the sender |
-//! | queued outgoing messages per peer ([`TcpConfig::outbound_queue`]) | 1024 | message dropped, `warn!` (rate-limited) |
+//! | queued outgoing messages per peer or client ([`TcpConfig::outbound_queue`]; heartbeats and acks coalesced, see above) | 65 536 | queue emptied and connection closed as a reset (`Disconnected { Abrupt }`, redial), `warn!` (rate-limited) |
+//! | … their encoded bytes ([`TcpConfig::outbound_queue_bytes`]) | 16 MiB | the same |
 //! | cluster name, node id, address in a `Hello` | 255 bytes | handshake refused |
 //! | voters in a fingerprint (each name 255 bytes) | 128 | handshake refused; [`Transport::start`] fails |
 //! | inbound connections kept per peer | 4 | the oldest is closed |
@@ -215,7 +235,7 @@ pub mod wire;
 
 use crate::handshake::{HandshakeConfig, MAX_FIELD_LEN};
 use crate::peers::{Item, State, Status};
-use crate::queue::{Pushed, lock};
+use crate::queue::{Pushed, encoded_len, lock};
 use async_trait::async_trait;
 use baton_core::{
     Incarnation, LocalNode, Message, NodeId, Transport, TransportError, TransportEvent,
@@ -232,6 +252,12 @@ use tracing::{debug, info, warn};
 pub use crate::client::{ClientError, TcpClient};
 pub use crate::ports::free_ports;
 pub use crate::wire::DEFAULT_MAX_FRAME;
+
+/// The default of [`TcpConfig::outbound_queue`]: generous, since only a peer that stopped
+/// reading fills it (heartbeats and acks do not pile up; see the crate docs' *Outgoing queues*).
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 65_536;
+/// The default of [`TcpConfig::outbound_queue_bytes`].
+pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 16 << 20;
 
 /// Settings of a [`TcpTransport`]. [`TcpConfig::new`] gives the defaults of the crate docs'
 /// limits table.
@@ -264,8 +290,14 @@ pub struct TcpConfig {
     pub reserved_known_handshakes: usize,
     /// Messages read from one connection but not yet taken by [`Transport::recv`] (default 256).
     pub inbound_queue: usize,
-    /// Outgoing messages queued per peer (default 1024).
+    /// Most outgoing messages queued per peer or client (default 65 536). Heartbeats and acks
+    /// are coalesced (at most three wait); one message past this limit empties the queue and
+    /// closes the connection, as a reset would, rather than dropping anything quietly (see the
+    /// crate docs' *Outgoing queues*).
     pub outbound_queue: usize,
+    /// Most encoded bytes of the messages queued per peer or client (default 16 MiB; never
+    /// less than [`TcpConfig::max_frame`]); past it, the same as past `outbound_queue`.
+    pub outbound_queue_bytes: usize,
     /// The address peers are told to reach this node at (in the handshake, and returned by
     /// [`Transport::start`] for the node's heartbeats). Default `None`: the bound listen
     /// address. Set it when peers reach this node through an address other than the one it
@@ -294,7 +326,8 @@ impl TcpConfig {
             max_pending_known_source: 16,
             reserved_known_handshakes: 16,
             inbound_queue: 256,
-            outbound_queue: 1024,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             advertise: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -317,7 +350,8 @@ impl TcpConfig {
 debug_showing!(TcpConfig as this {
     cluster, secret = "<redacted>", max_frame, handshake_timeout, reconnect_min, reconnect_max,
     max_pending_handshakes, max_pending_per_source, max_pending_known_source,
-    reserved_known_handshakes, inbound_queue, outbound_queue, advertise, tls = this.uses_tls(),
+    reserved_known_handshakes, inbound_queue, outbound_queue, outbound_queue_bytes, advertise,
+    tls = this.uses_tls(),
 });
 
 /// Shared by the transport handle and its tasks.
@@ -375,7 +409,10 @@ impl TcpTransport {
     /// A transport with `config`; nothing happens until [`Transport::start`].
     pub fn new(config: TcpConfig) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let outbound_queue = config.outbound_queue;
+        let outbound_queue = queue::Limits {
+            messages: config.outbound_queue,
+            bytes: config.outbound_queue_bytes.max(config.max_frame),
+        };
         let root = CancellationToken::new();
         let admission = admission::Admission::new(admission::Limits {
             total: config.max_pending_handshakes,
@@ -545,23 +582,41 @@ impl Transport for TcpTransport {
         if self.inner.root.is_cancelled() {
             return Err(TransportError::Closed);
         }
-        let queue = {
-            let st = lock(&self.inner.state);
-            match st.peers.get(to) {
-                Some(p) if p.status != Status::Dead => p.queue.clone(),
-                _ => match st.clients.get(to) {
-                    Some(q) => q.clone(),
-                    None => return Err(TransportError::Unreachable(to.clone())),
-                },
-            }
+        // Sized before taking the lock: it walks the whole message.
+        let bytes = encoded_len(&message);
+        // Pushed under the state lock, so that an overflow closes the connection the queue was
+        // feeding, not one installed in between.
+        let mut st = lock(&self.inner.state);
+        let (queue, peer) = match st.peers.get(to) {
+            Some(p) if p.status != Status::Dead => (p.queue.clone(), true),
+            _ => match st.clients.get(to) {
+                Some((q, _)) => (q.clone(), false),
+                None => return Err(TransportError::Unreachable(to.clone())),
+            },
         };
-        if let Pushed::Dropped(n) = queue.push(message)
-            && n.is_power_of_two()
-        {
+        let Pushed::Overflow(overflow) = queue.push(message, bytes) else {
+            return Ok(());
+        };
+        let what = if peer {
+            if st.overflowed(to) {
+                "closed the connection as a reset and redialing"
+            } else {
+                "no connection was open; redialing"
+            }
+        } else {
+            if let Some((_, token)) = st.clients.remove(to) {
+                token.cancel();
+            }
+            "closed the client's connection"
+        };
+        drop(st);
+        if let Some(more) = self.inner.limited("queue overflow", to) {
+            let limits = queue.limits();
             warn!(
                 node = %to,
-                "outgoing queue full ({} messages): dropped {n} message(s) so far",
-                queue.capacity()
+                "outgoing queue to {to} full: {} messages, {} bytes waiting (limits {}, {} bytes), \
+                 the peer reads too slowly or cannot be reached; {what} instead of dropping messages one by one{more}",
+                overflow.messages, overflow.bytes, limits.messages, limits.bytes,
             );
         }
         Ok(())

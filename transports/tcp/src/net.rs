@@ -1057,7 +1057,7 @@ async fn serve_client(
             return;
         }
         let id = st.next_id();
-        st.register_client(info, peer, id)
+        st.register_client(info, peer, id, token.clone())
     };
     debug!(peer = %peer, client = %client, "client connected");
     let (mut sink, mut stream) = framed.split();

@@ -3,7 +3,7 @@
 //! while holding it, so the event stream is in the order the decisions were made.
 
 use crate::handshake::{HandshakeConfig, PeerInfo};
-use crate::queue::Queue;
+use crate::queue::{Limits, Queue};
 use baton_core::{
     CloseKind, DeathProof, DeathProofMode, Incarnation, NodeId, Refusal, TransportEvent,
 };
@@ -81,7 +81,7 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    fn new(info: &PeerInfo, outbound_queue: usize) -> Self {
+    fn new(info: &PeerInfo, outbound_queue: Limits) -> Self {
         Peer {
             incarnation: info.incarnation,
             addr: info.addr.clone(),
@@ -178,17 +178,18 @@ pub(crate) struct State {
     /// Addresses whose `connect` failed since they last answered: how often, since when, and
     /// when the next attempt may go (earlier ones are skipped quietly).
     pub(crate) connect_failures: HashMap<String, ConnectFailures>,
-    /// Connected clients (CLIs), by the id their messages carry: their queue of replies.
-    pub(crate) clients: HashMap<NodeId, Arc<Queue>>,
+    /// Connected clients (CLIs), by the id their messages carry: their queue of replies and
+    /// the token that closes their connection.
+    pub(crate) clients: HashMap<NodeId, (Arc<Queue>, CancellationToken)>,
     /// Outbound handshakes past the reply, per node: at most one at a time.
     claims: HashMap<NodeId, u64>,
     next_id: u64,
-    outbound_queue: usize,
+    outbound_queue: Limits,
     events: mpsc::UnboundedSender<Item>,
 }
 
 impl State {
-    pub(crate) fn new(events: mpsc::UnboundedSender<Item>, outbound_queue: usize) -> Self {
+    pub(crate) fn new(events: mpsc::UnboundedSender<Item>, outbound_queue: Limits) -> Self {
         State {
             me: None,
             takeover_silence: Duration::from_millis(600),
@@ -462,7 +463,18 @@ impl State {
                 current
             }
         };
-        if !current || p.status == Status::Dead {
+        if current {
+            self.link_lost(node, how);
+        }
+    }
+
+    /// The current connection to `node` closed (or lost what it carried): redial it at once
+    /// and, for a peer reported up, report `Disconnected { how }`. Nothing for a dead peer.
+    fn link_lost(&mut self, node: &NodeId, how: CloseKind) {
+        let Some(p) = self.peers.get_mut(node) else {
+            return;
+        };
+        if p.status == Status::Dead {
             return;
         }
         if how == CloseKind::Orderly {
@@ -521,11 +533,28 @@ impl State {
         info: &PeerInfo,
         from: std::net::SocketAddr,
         id: u64,
+        token: CancellationToken,
     ) -> (NodeId, Arc<Queue>) {
         let client = NodeId::new(format!("{}@{from}#{id}", info.node));
         let queue = Arc::new(Queue::new(self.outbound_queue));
-        self.clients.insert(client.clone(), queue.clone());
+        self.clients.insert(client.clone(), (queue.clone(), token));
         (client, queue)
+    }
+
+    /// The outgoing queue of peer `node` overflowed and was emptied (see [`crate::queue`]).
+    /// What it held is lost as if its connection had been reset, and is reported the same way:
+    /// the current outbound connection (if any) is closed, a peer reported up is reported
+    /// `Disconnected { how: Abrupt }` (no proof of death), and its dialer redials at once; the
+    /// redial reports it `Connected` again. Returns whether a connection was closed.
+    pub(crate) fn overflowed(&mut self, node: &NodeId) -> bool {
+        let Some(p) = self.peers.get_mut(node) else {
+            return false;
+        };
+        // The writer returns on the token without reporting the close: it is reported here,
+        // also when no connection was open (a peer up through its own connection to us).
+        let closed = p.outbound.take().map(|c| c.token.cancel()).is_some();
+        self.link_lost(node, CloseKind::Abrupt);
+        closed
     }
 
     /// Records a failed `connect` of `addr`; returns the failures so far (1 for the first) and

@@ -160,11 +160,14 @@ fn a_stale_periodic_heartbeat_does_not_drop_a_live_leaders_claim() {
     // A reordered, older heartbeat of n0 that did not claim yet.
     let hb = crate::message::Heartbeat {
         seq: seq - 2,
-        addr: "n0".into(),
-        hardware: Default::default(),
-        labels: Default::default(),
-        members: vec![],
-        claims: vec![],
+        version: seq - 2,
+        state: Some(crate::message::NodeState {
+            addr: "n0".into(),
+            hardware: Default::default(),
+            labels: Default::default(),
+            members: vec![],
+            claims: vec![],
+        }),
         peers: vec![],
     };
     p.from("n0", Message::Heartbeat(hb));
@@ -220,4 +223,63 @@ fn a_reset_link_counts_again_once_the_peer_is_heard_from() {
     c.run_for(ms(150));
     c.event(leader, reset(c2));
     assert_eq!(c.acting(), vec![leader]);
+}
+
+#[test]
+fn an_ack_from_a_voter_holding_an_older_state_does_not_renew_a_new_claim() {
+    // n0 acks every claiming heartbeat, but says it holds the probe's state from before the
+    // claim (it never got the state that carries it): it promised nothing for this group.
+    let mut p = Probe::voter();
+    p.elect_me();
+    let end = p.now + Duration::from_secs(1);
+    while p.now < end {
+        p.advance(ms(10));
+        let seq = last_claiming_heartbeat(&p, "n0");
+        p.from(
+            "n0",
+            Message::HeartbeatAck(crate::message::HeartbeatAck {
+                seq,
+                rejected: vec![],
+                version: 0,
+            }),
+        );
+    }
+    assert!(
+        !p.engine.is_acting_leader(G, p.now),
+        "an ack of a state without the claim renewed its lease"
+    );
+}
+
+#[test]
+fn a_voter_that_asks_for_the_state_gets_it_with_the_next_heartbeat() {
+    let mut p = Probe::voter();
+    p.elect_me();
+    lead_with_acks(&mut p, &["n0"], ms(300));
+    let with_state = |p: &Probe| {
+        p.out
+            .iter()
+            .filter(|a| {
+                matches!(a, Action::Send { to, message: Message::Heartbeat(h) }
+                    if to.as_str() == "n2" && h.state.is_some())
+            })
+            .count()
+    };
+    let before = with_state(&p);
+    lead_with_acks(&mut p, &["n0"], ms(300));
+    assert_eq!(with_state(&p), before, "nothing changed: no state sent");
+    let seq = last_claiming_heartbeat(&p, "n2");
+    p.from(
+        "n2",
+        Message::HeartbeatAck(crate::message::HeartbeatAck {
+            seq,
+            rejected: vec![],
+            version: 0,
+        }),
+    );
+    lead_with_acks(&mut p, &["n0"], ms(300));
+    assert!(
+        p.engine.is_acting_leader(G, p.now),
+        "n0's acks kept the lease"
+    );
+    assert_eq!(with_state(&p), before + 1, "asked once, sent once");
 }

@@ -141,15 +141,18 @@ fn messages_from_an_older_incarnation_are_ignored() {
     }));
     let hb = Heartbeat {
         seq: 99,
-        addr: "n0".into(),
-        hardware: Default::default(),
-        labels: Default::default(),
-        members: vec![],
-        claims: vec![crate::message::Claim {
-            group: G.into(),
-            term: 3,
-            member: MemberId::new("n0", 0),
-        }],
+        version: 99,
+        state: Some(crate::message::NodeState {
+            addr: "n0".into(),
+            hardware: Default::default(),
+            labels: Default::default(),
+            members: vec![],
+            claims: vec![crate::message::Claim {
+                group: G.into(),
+                term: 3,
+                member: MemberId::new("n0", 0),
+            }],
+        }),
         peers: vec![],
     };
     p.handle(Input::Transport(TransportEvent::Message(envelope(
@@ -203,11 +206,14 @@ fn peers_learned_from_a_heartbeat_are_dialed() {
     let mut p = Probe::voter();
     let hb = Heartbeat {
         seq: 50,
-        addr: "n0".into(),
-        hardware: Default::default(),
-        labels: Default::default(),
-        members: vec![],
-        claims: vec![],
+        version: 50,
+        state: Some(crate::message::NodeState {
+            addr: "n0".into(),
+            hardware: Default::default(),
+            labels: Default::default(),
+            members: vec![],
+            claims: vec![],
+        }),
         peers: vec![PeerAddr {
             node: NodeId::new("n7"),
             addr: "10.0.0.7:7101".into(),

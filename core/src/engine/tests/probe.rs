@@ -113,24 +113,27 @@ impl Probe {
         let member = MemberId::new(peer, 0);
         let hb = Heartbeat {
             seq: f.seq,
-            addr: peer.to_string(),
-            hardware: Hardware::default(),
-            labels: Labels::new(),
-            members: vec![MemberAnnounce {
-                id: member.clone(),
-                group: G.into(),
-                started_at_ms: 1_000,
+            version: f.seq,
+            state: Some(crate::message::NodeState {
+                addr: peer.to_string(),
+                hardware: Hardware::default(),
                 labels: Labels::new(),
-            }],
-            claims: f
-                .claim
-                .map(|term| Claim {
+                members: vec![MemberAnnounce {
+                    id: member.clone(),
                     group: G.into(),
-                    term,
-                    member,
-                })
-                .into_iter()
-                .collect(),
+                    started_at_ms: 1_000,
+                    labels: Labels::new(),
+                }],
+                claims: f
+                    .claim
+                    .map(|term| Claim {
+                        group: G.into(),
+                        term,
+                        member,
+                    })
+                    .into_iter()
+                    .collect(),
+            }),
             peers: vec![],
         };
         let seq = f.seq;
@@ -239,19 +242,51 @@ impl Probe {
                 Action::Send {
                     to,
                     message: Message::Heartbeat(h),
-                } if to.as_str() == peer && h.seq > 0 => Some((h.seq, h.claims.clone())),
+                } if to.as_str() == peer && h.seq > 0 => Some((h.seq, self.claims_in(h))),
                 _ => None,
             })
             .collect()
     }
 
-    /// `peer` acknowledges heartbeat `seq`.
+    /// The claims a heartbeat renews: those of its state, or of the last state sent before it
+    /// (the engine sends its state only when it changed).
+    fn claims_in(&self, h: &Heartbeat) -> Vec<Claim> {
+        if let Some(s) = &h.state {
+            return s.claims.clone();
+        }
+        self.out
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::Send {
+                    message: Message::Heartbeat(h2),
+                    ..
+                } => h2.state.as_ref().filter(|_| h2.version == h.version),
+                _ => None,
+            })
+            .map(|s| s.claims.clone())
+            .unwrap_or_default()
+    }
+
+    /// `peer` acknowledges heartbeat `seq`, holding the state version that heartbeat announced.
     pub(crate) fn ack(&mut self, peer: &str, seq: u64) {
+        let version = self
+            .out
+            .iter()
+            .find_map(|a| match a {
+                Action::Send {
+                    to,
+                    message: Message::Heartbeat(h),
+                } if to.as_str() == peer && h.seq == seq => Some(h.version),
+                _ => None,
+            })
+            .unwrap_or(0);
         self.from(
             peer,
             Message::HeartbeatAck(HeartbeatAck {
                 seq,
                 rejected: vec![],
+                version,
             }),
         );
     }

@@ -20,7 +20,7 @@ fn a_cold_start_of_many_groups_batches_its_votes_one_message_per_destination() {
             c.input(
                 i,
                 Input::Join {
-                    group: group(k).into(),
+                    group: group(k),
                     labels: Labels::new(),
                     started_at_ms: 1_000 + i as u64,
                 },
@@ -85,4 +85,72 @@ fn a_batch_is_handled_part_by_part_in_order_but_never_carries_a_leave() {
         n0_alive,
         "a Leave inside a batch is ignored: it travels alone"
     );
+}
+
+#[test]
+fn idle_heartbeats_carry_no_state_whatever_the_number_of_groups() {
+    let mut c = Setup::new(3).build();
+    for i in 0..3 {
+        for k in 0..GROUPS {
+            c.input(
+                i,
+                Input::Join {
+                    group: group(k),
+                    labels: Labels::new(),
+                    started_at_ms: 1_000 + i as u64,
+                },
+            );
+        }
+    }
+    c.run_for(ms(2_000));
+    let mark: Vec<usize> = (0..3).map(|i| c.log[i].len()).collect();
+    c.run_for(ms(1_000));
+    for (i, from) in mark.into_iter().enumerate() {
+        let mut beats = 0;
+        for a in &c.log[i][from..] {
+            if let crate::engine::Action::Send { message, .. } = a {
+                for m in message.parts() {
+                    if let Message::Heartbeat(h) = m {
+                        beats += 1;
+                        assert!(h.state.is_none(), "n{i} sent its state while idle");
+                    }
+                }
+            }
+        }
+        assert!(beats >= 2 * 9, "n{i} sent {beats} heartbeats in a second");
+    }
+    // ... and the leases held all along.
+    for k in 0..GROUPS {
+        let leaders = (0..3)
+            .filter(|i| c.engines[*i].is_acting_leader(&group(k), c.now))
+            .count();
+        assert_eq!(leaders, 1, "group {}", group(k));
+    }
+}
+
+#[test]
+fn a_lost_state_is_asked_for_and_sent_again() {
+    // n1 loses the first heartbeat of n0's that carries a new state (n0 won the group), then
+    // asks for it: it still learns n0 leads, and n0's lease holds on n1's acks.
+    let mut c = Setup::new(3).build();
+    let lost = std::rc::Rc::new(std::cell::Cell::new(false));
+    let l2 = lost.clone();
+    c.drop_when(move |from, to, m| {
+        let drop = from == 0
+            && to == 1
+            && !l2.get()
+            && matches!(m, Message::Heartbeat(h)
+                if h.state.as_ref().is_some_and(|s| !s.claims.is_empty()));
+        if drop {
+            l2.set(true);
+        }
+        drop
+    });
+    let leader = c.elect();
+    c.run_for(ms(1_000));
+    assert!(lost.get(), "the filter never dropped a heartbeat");
+    assert_eq!(c.acting(), vec![leader]);
+    for i in 0..3 {
+        assert_eq!(c.leader_seen_by(i), Some(super::harness::name(leader)));
+    }
 }

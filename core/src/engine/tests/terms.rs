@@ -39,6 +39,7 @@ fn a_leader_that_learns_of_a_higher_term_steps_down() {
     let ack = HeartbeatAck {
         seq: 1,
         rejected: vec![(G.into(), term + 5)],
+        version: 0,
     };
     p.from("n2", Message::HeartbeatAck(ack));
     assert!(!p.engine.is_acting_leader(G, p.now));
@@ -81,15 +82,18 @@ fn in_availability_mode_a_same_term_conflict_goes_to_the_lower_member_id() {
     let claim = |who: &str| {
         let hb = Heartbeat {
             seq: 1,
-            addr: who.into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![Claim {
-                group: G.into(),
-                term,
-                member: MemberId::new(who, 0),
-            }],
+            version: 1,
+            state: Some(crate::message::NodeState {
+                addr: who.into(),
+                hardware: Default::default(),
+                labels: Default::default(),
+                members: vec![],
+                claims: vec![Claim {
+                    group: G.into(),
+                    term,
+                    member: MemberId::new(who, 0),
+                }],
+            }),
             peers: vec![],
         };
         Input::Transport(TransportEvent::Message(envelope(
@@ -118,15 +122,18 @@ fn a_claim_with_a_term_that_cannot_grow_is_ignored() {
     c.run_for(ms(50));
     let hb = Heartbeat {
         seq: 5,
-        addr: "n2".into(),
-        hardware: Default::default(),
-        labels: Default::default(),
-        members: vec![],
-        claims: vec![Claim {
-            group: G.into(),
-            term: Term::MAX,
-            member: MemberId::new("n2", 0),
-        }],
+        version: 5,
+        state: Some(crate::message::NodeState {
+            addr: "n2".into(),
+            hardware: Default::default(),
+            labels: Default::default(),
+            members: vec![],
+            claims: vec![Claim {
+                group: G.into(),
+                term: Term::MAX,
+                member: MemberId::new("n2", 0),
+            }],
+        }),
         peers: vec![],
     };
     c.deliver("n2", 1, Message::Heartbeat(hb));
