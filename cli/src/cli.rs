@@ -12,9 +12,22 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "baton", version, about, long_about = None)]
 pub(crate) struct Cli {
+    /// Log lines as text (default) or as one JSON object per line, each with the node's name
+    /// (`"node"`) once it is known. `RUST_LOG` still sets the level.
+    #[arg(long, global = true, value_enum, env = "BATON_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON output plus `"node"`).
+    Json,
 }
 
 /// The subcommands.
@@ -27,6 +40,10 @@ pub(crate) enum Command {
     Status(StatusCmd),
     /// Route work to a group's leader (or, with --any, to any member) through a node.
     Work(WorkCmd),
+    /// Follow a node's leadership changes: one line per change (group, leader, term, reason,
+    /// time), like `etcdctl elect --listen`. Reads the node's admin event stream (`[admin]
+    /// listen` of its config, or --admin); exits 1 when the node goes away.
+    Watch(WatchCmd),
     /// Run a node that runs CMD only while it leads GROUP.
     ///
     /// CMD starts when this node gains leadership (with BATON_GROUP, BATON_TERM and BATON_NODE
@@ -123,6 +140,30 @@ pub(crate) struct NodeCmd {
     /// default policy (oldest-running).
     #[arg(long = "group", short = 'g', value_name = "GROUP")]
     pub groups: Vec<GroupName>,
+    /// `[admin] listen`: serve metrics, health, status, events and the live web view on this
+    /// `ip:port` (plain HTTP; see docs/OPERATING.md).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+}
+
+/// `baton watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchCmd {
+    /// A node's config file: follow the admin listener of its `[admin] listen`.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The admin address to follow (overrides the config's).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+    /// Only this group's changes.
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<String>,
+    /// One JSON object per line: `{"group","leader","member","previous","term","reason","time","time_ms"}`.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the connection.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub timeout_ms: u64,
 }
 
 /// How a client finds and authenticates to a node.
@@ -251,6 +292,10 @@ pub(crate) struct DemoCmd {
     /// Keep the demo's directory (configs, secret, node logs) instead of removing it.
     #[arg(long)]
     pub keep: bool,
+    /// After the script, start the three nodes again and keep them running (with their live
+    /// views) until Ctrl-C / SIGTERM, to explore the cluster.
+    #[arg(long)]
+    pub explore: bool,
 }
 
 #[cfg(test)]

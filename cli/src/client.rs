@@ -6,7 +6,8 @@ use crate::errors::{Kind, fail};
 use crate::net::Client;
 use crate::settings::{DEFAULT_GROUP, client_target};
 use anyhow::Result;
-use baton_core::engine::{NoLeader, StatusSnapshot};
+use baton_admin::no_leader_json;
+use baton_core::engine::StatusSnapshot;
 use baton_core::{CallError, GroupName, Served};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -90,28 +91,6 @@ pub(crate) fn status_json(s: &StatusSnapshot) -> Value {
             "local_is_leader": g.is_me,
             "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
         })).collect::<Vec<_>>(),
-    })
-}
-
-/// Why a group has no leader, as JSON: `{"reason", "voters": [{"name", "state", "this_node"}],
-/// "reachable", "needed", "candidates", "favourite", "favourite_is_local", "abstaining_ms",
-/// "standing_aside", "shutting_down"}`.
-pub(crate) fn no_leader_json(w: &NoLeader) -> Value {
-    json!({
-        "reason": w.reasons().join("; "),
-        "voters": w.voters.iter().map(|v| json!({
-            "name": v.name.as_str(),
-            "state": v.state.to_string(),
-            "this_node": v.this_node,
-        })).collect::<Vec<_>>(),
-        "reachable": w.reachable.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-        "needed": w.needed,
-        "candidates": w.candidates,
-        "favourite": w.favourite.as_ref().map(|m| m.to_string()),
-        "favourite_is_local": w.favourite_is_local,
-        "abstaining_ms": w.abstaining_ms,
-        "standing_aside": w.standing_aside,
-        "shutting_down": w.shutting_down,
     })
 }
 
@@ -265,7 +244,7 @@ pub(crate) fn served_json(group: &str, s: &Served, elapsed: Duration) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_core::engine::NodeStatus;
+    use baton_core::engine::{NoLeader, NodeStatus};
     use baton_core::{Leadership, MemberId, NodeId};
 
     fn snap() -> StatusSnapshot {
@@ -294,6 +273,7 @@ mod tests {
                 is_me: true,
             }],
             no_leader: vec![],
+            rankings: vec![],
         }
     }
 

@@ -47,10 +47,26 @@ pub(crate) async fn run(cmd: DemoCmd) -> Result<()> {
         "  directory: {} (configs, secret, node logs)",
         cluster.dir.display()
     );
-    let (result, interrupted) = tokio::select! {
+    println!(
+        "  live view: {} (actions need the token in {})",
+        cluster.views(),
+        cluster.dir.join("admin.token").display()
+    );
+    let (mut result, mut interrupted) = tokio::select! {
         r = script(&mut cluster) => (r, false),
         sig = signals.recv() => (Err(anyhow!("{sig}: demo interrupted")), true),
     };
+    if cmd.explore && result.is_ok() {
+        println!();
+        println!("Exploring: the three nodes run again until Ctrl-C / SIGTERM");
+        (result, interrupted) = tokio::select! {
+            r = explore(&mut cluster) => (r, false),
+            sig = signals.recv() => {
+                println!("  {sig}: stopping the cluster");
+                (Ok(()), true)
+            }
+        };
+    }
     cluster.kill_all();
     // After a failure the node logs tell why: keep them.
     let keep = cmd.keep || (result.is_err() && !interrupted);
@@ -69,6 +85,8 @@ pub(crate) async fn run(cmd: DemoCmd) -> Result<()> {
 struct DemoNode {
     name: &'static str,
     addr: String,
+    /// Its admin listener (the live view).
+    admin: String,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -149,8 +167,15 @@ impl Cluster {
             &dir.join("cluster.secret"),
             format!("{secret}\n").as_bytes(),
         )?;
-        let ports = baton_transport_tcp::free_ports(NAMES.len())
+        getrandom::fill(&mut rnd).map_err(|e| anyhow!("no OS randomness: {e}"))?;
+        write_private(
+            &dir.join("admin.token"),
+            format!("{}\n", hex(&rnd)).as_bytes(),
+        )?;
+        // One call, so the admin ports differ from the nodes'.
+        let mut ports = baton_transport_tcp::free_ports(2 * NAMES.len())
             .context("cannot find free loopback ports")?;
+        let admin_ports = ports.split_off(NAMES.len());
         // Each node's address, and how the others name it as a seed.
         let peers: Vec<(String, String)> = NAMES
             .iter()
@@ -158,7 +183,8 @@ impl Cluster {
             .map(|(n, p)| (format!("127.0.0.1:{p}"), format!("\"{n}@127.0.0.1:{p}\"")))
             .collect();
         let mut nodes = Vec::new();
-        for (name, (addr, _)) in NAMES.iter().zip(&peers) {
+        for ((name, (addr, _)), admin_port) in NAMES.iter().zip(&peers).zip(admin_ports) {
+            let admin = format!("127.0.0.1:{admin_port}");
             let seeds: Vec<&str> = peers
                 .iter()
                 .filter(|(a, _)| a != addr)
@@ -170,6 +196,7 @@ impl Cluster {
                  [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [\"a\", \"b\", \"c\"]\n\
                  secret_file = \"cluster.secret\"\nquorum = \"majority\"\n\n\
                  [timing]\nheartbeat_ms = {HEARTBEAT_MS}\nfailure_timeout_ms = {FAILURE_TIMEOUT_MS}\n\n\
+                 [admin]\nlisten = \"{admin}\"\ntoken_file = \"admin.token\"\n\n\
                  [[group]]\nname = \"{GROUP}\"\npolicy = \"oldest-running\"\n",
                 seeds = seeds.join(", "),
             );
@@ -179,6 +206,7 @@ impl Cluster {
             nodes.push(DemoNode {
                 name,
                 addr: addr.clone(),
+                admin,
                 config,
                 log: dir.join(format!("{name}.log")),
                 child: None,
@@ -192,6 +220,15 @@ impl Cluster {
             clients: BTreeMap::new(),
             last_start: None,
         })
+    }
+
+    /// `http://127.0.0.1:P/ (a), …`: where each node's live view is.
+    fn views(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("http://{}/ ({})", n.admin, n.name))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn node(&self, name: &str) -> Result<&DemoNode> {
@@ -538,6 +575,38 @@ fn first_seen(first: &BTreeMap<&'static str, Duration>) -> String {
         .map(|(n, d)| format!("{n} after {}", ms(*d)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `--explore`: starts every stopped node again, says where to look, and waits (until a signal
+/// ends the demo, or a node exits on its own: then the error says which).
+async fn explore(c: &mut Cluster) -> Result<()> {
+    for name in NAMES {
+        if !c.running().contains(&name) {
+            c.start_and_wait(name).await?;
+        }
+    }
+    println!("  live view: {}", c.views());
+    println!(
+        "  baton status --config {}   baton watch --config {}",
+        c.node("a")?.config.display(),
+        c.node("a")?.config.display()
+    );
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for n in &mut c.nodes {
+            if let Some(child) = n.child.as_mut()
+                && let Some(st) = child.try_wait()?
+            {
+                n.child = None;
+                println!(
+                    "  {} {} (see {})",
+                    n.name,
+                    describe_exit(st),
+                    n.log.display()
+                );
+            }
+        }
+    }
 }
 
 async fn script(c: &mut Cluster) -> Result<()> {

@@ -8,6 +8,7 @@
 //!   logs leadership changes;
 //! - `baton status` / `baton work` — a *client* connection to one node (authenticated with the
 //!   cluster secret, never a cluster member): what it knows, and work routed to a leader;
+//! - `baton watch` — follow a node's leadership changes through its admin event stream;
 //! - `baton exec` — a node that runs a command only while it leads a group;
 //! - `baton demo` — a local 3-node cluster that shows election, crash failover, rejoin,
 //!   graceful handoff and work routing, with timings.
@@ -24,17 +25,17 @@ mod client;
 mod demo;
 mod errors;
 mod exec;
+mod logging;
 mod net;
 mod node;
 mod procs;
 mod settings;
+mod watch;
 mod watchdog;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -45,21 +46,15 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Status(c) => c.json,
         Command::Work(c) => c.json,
+        Command::Watch(c) => c.json,
         _ => false,
     };
     // Nodes log what they do; one-shot commands stay quiet unless RUST_LOG asks.
     let default_level = match cli.command {
         Command::Node(_) | Command::Exec(_) | Command::Watchdog(_) => "info",
-        Command::Status(_) | Command::Work(_) | Command::Demo(_) => "warn",
+        Command::Status(_) | Command::Work(_) | Command::Watch(_) | Command::Demo(_) => "warn",
     };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(cli.log_format, default_level);
 
     let result = match cli.command {
         // Synchronous and single-threaded: it must keep working while `baton exec` cannot.
@@ -76,6 +71,7 @@ fn main() -> ExitCode {
         Command::Demo(cmd) => runtime().and_then(|rt| rt.block_on(demo::run(cmd))),
         Command::Status(cmd) => runtime().and_then(|rt| rt.block_on(client::status(cmd))),
         Command::Work(cmd) => runtime().and_then(|rt| rt.block_on(client::work(cmd))),
+        Command::Watch(cmd) => runtime().and_then(|rt| rt.block_on(watch::run(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,7 @@ pub(crate) async fn start(
     let policies = baton_strategies::policies_for(&config).map_err(|e| loaded.err(e.into()))?;
     let transport = net::transport(&config, secret)?;
     let name = config.node.name.clone();
+    crate::logging::set_node_name(&name);
     let cluster = config.cluster.name.clone();
     let node = Node::builder(config)
         .transport(transport)
@@ -85,6 +86,45 @@ pub(crate) async fn start(
         services.push(svc);
     }
     Ok(Started { node, services })
+}
+
+/// Starts the admin server of `started` when `[admin]` is set (`--admin` sets it too).
+/// `shutdown` is told when an admin asks for a kind shutdown; a kill kills this process
+/// (SIGKILL), which is what the peers then see.
+pub(crate) async fn start_admin(
+    loaded: &Loaded,
+    started: &Started,
+    shutdown: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Result<()> {
+    let Some(admin) = &loaded.config.admin else {
+        return Ok(());
+    };
+    let addr = admin.listen_addr().map_err(|e| loaded.err(e))?;
+    let token = admin.load_token().map_err(|e| loaded.err(e))?;
+    let read_only = token.is_none();
+    let server = baton_admin::Admin::builder(started.node.clone(), &loaded.config)
+        .token(token)
+        .on_shutdown(move || {
+            let _ = shutdown.send(());
+        })
+        .on_kill(|| {
+            tracing::warn!("admin action: killing this process (SIGKILL)");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        })
+        .start();
+    let (bound, _task) = server
+        .serve(addr)
+        .await
+        .with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
+    tracing::info!(
+        "admin listening on http://{bound}/ ({})",
+        if read_only {
+            "read-only: no admin.token_file"
+        } else {
+            "actions need the admin token"
+        }
+    );
+    Ok(())
 }
 
 /// Installs the default handler: the original demo's `TrackedService`, which answers
@@ -167,6 +207,18 @@ pub(crate) async fn stopped(node: &Node) -> anyhow::Error {
 pub(crate) async fn run(cmd: NodeCmd) -> Result<()> {
     let mut signals = Signals::new()?;
     let mut loaded = load_node_config(&cmd.opts)?;
+    if let Some(listen) = &cmd.admin {
+        let token_file = loaded.config.admin.take().and_then(|a| a.token_file);
+        let admin = baton_core::config::AdminConfig {
+            listen: listen.clone(),
+            token_file,
+        };
+        admin.listen_addr().map_err(|mut e| {
+            e.field = Some("--admin".into());
+            e
+        })?;
+        loaded.config.admin = Some(admin);
+    }
     let secret = load_secret(&loaded, cmd.opts.insecure_no_secret)?;
     warn_if_insecure(&loaded, &secret);
     let groups = select_groups(&mut loaded.config, &cmd.groups);
@@ -174,10 +226,21 @@ pub(crate) async fn run(cmd: NodeCmd) -> Result<()> {
     else {
         return Ok(());
     };
+    let (admin_tx, mut admin_shutdown) = tokio::sync::mpsc::unbounded_channel();
+    if let Err(e) = start_admin(&loaded, &started, admin_tx).await {
+        started.node.shutdown().await;
+        return Err(e);
+    }
     let node = started.node;
     tokio::select! {
         sig = signals.recv() => {
             tracing::info!("{sig}: shutting down (handing off leadership)");
+            node.shutdown().await;
+            tracing::info!("node {} stopped", node.id());
+            Ok(())
+        }
+        Some(()) = admin_shutdown.recv() => {
+            tracing::info!("admin action: shutting down (handing off leadership)");
             node.shutdown().await;
             tracing::info!("node {} stopped", node.id());
             Ok(())

@@ -83,6 +83,64 @@ pub struct Config {
     /// Service pools and how each elects its leader (`[[group]]`).
     #[serde(default, rename = "group")]
     pub groups: Vec<GroupConfig>,
+    /// `[admin]`: the HTTP admin listener (metrics, health, status, the live view), off when
+    /// absent. Not part of the safety settings: nodes may differ here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `[admin]`: where the node serves `/metrics`, `/healthz`, `/readyz`, `/api/…` and its live
+/// web view (the `baton-admin` crate; docs/OPERATING.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `ip:port` to listen on (plain HTTP: keep it on loopback or a private network, see
+    /// docs/OPERATING.md). Port 0 picks a free port.
+    pub listen: String,
+    /// A file holding the admin token (a trailing newline is ignored): actions (shut down,
+    /// kill) need `Authorization: Bearer <token>`. Without it the admin listener is read-only.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl AdminConfig {
+    /// The listen address, parsed; the error names `admin.listen`.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.listen.trim().parse().map_err(|e| {
+            ConfigError::field(
+                "admin.listen",
+                format!(
+                    "{:?} is not an `ip:port` address ({e}); for example \"127.0.0.1:7180\"",
+                    self.listen
+                ),
+            )
+        })
+    }
+
+    /// The admin token from `token_file` (`None` without one: read-only). The error names
+    /// `admin.token_file` and the file.
+    pub fn load_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::field(
+                "admin.token_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let token = text.trim_end_matches(['\n', '\r']);
+        if token.trim().is_empty() {
+            return Err(ConfigError::field(
+                "admin.token_file",
+                format!(
+                    "{} is empty; put a long random token in it (or remove token_file for a read-only admin listener)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Some(token.to_string()))
+    }
 }
 
 /// `[node]`.
@@ -429,6 +487,7 @@ impl Config {
             cluster: ClusterConfig::default(),
             timing: TimingConfig::default(),
             groups: vec![],
+            admin: None,
         }
     }
 
@@ -474,6 +533,9 @@ impl Config {
             fix(&mut tls.ca);
         }
         if let Some(p) = self.node.data_dir.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.admin.as_mut().and_then(|a| a.token_file.as_mut()) {
             fix(p);
         }
         fn fix_policy(spec: &mut PolicySpec, dir: &Path) {
@@ -585,6 +647,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(admin) = &self.admin {
+            admin.listen_addr()?;
         }
         let mut groups = BTreeSet::new();
         for (i, g) in self.groups.iter().enumerate() {
@@ -700,6 +765,54 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::from_toml_str(s, Some(Path::new("/etc/baton/node.toml")))
+    }
+
+    #[test]
+    fn admin_section_parses_resolves_and_names_its_fields() {
+        let base = "[node]\nname = \"a\"\n";
+        let cfg = parse(&format!(
+            "{base}[admin]\nlisten = \"127.0.0.1:7180\"\ntoken_file = \"admin.token\"\n"
+        ))
+        .unwrap();
+        let admin = cfg.admin.as_ref().unwrap();
+        assert_eq!(admin.listen_addr().unwrap().port(), 7180);
+        assert_eq!(
+            admin.token_file.as_deref(),
+            Some(Path::new("/etc/baton/admin.token"))
+        );
+        assert_eq!(parse(base).unwrap().admin, None);
+
+        let e = parse(&format!("{base}[admin]\nlisten = \"localhost\"\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("admin.listen"), "{e}");
+        assert!(
+            e.to_string().contains("\"localhost\" is not an `ip:port`"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{base}[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"x\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `token`"), "{e}");
+
+        let dir = std::env::temp_dir().join(format!("baton-admin-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut admin = AdminConfig {
+            listen: "127.0.0.1:0".into(),
+            token_file: Some(file.clone()),
+        };
+        assert_eq!(admin.load_token().unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&file, "\n").unwrap();
+        let e = admin.load_token().unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("admin.token_file"));
+        assert!(e.message.contains("is empty"), "{e}");
+        admin.token_file = Some(dir.join("missing"));
+        let e = admin.load_token().unwrap_err();
+        assert!(e.message.contains("cannot read"), "{e}");
+        admin.token_file = None;
+        assert_eq!(admin.load_token().unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub fn every_message() -> Vec<Message> {
                 is_me: false,
             }],
             no_leader: vec![],
+            rankings: vec![],
         }),
         Message::ClientCall(Request {
             id: 9,

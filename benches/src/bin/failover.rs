@@ -515,6 +515,7 @@ mod tests {
                 is_me: leader == Some(me),
             }],
             no_leader: vec![],
+            rankings: vec![],
         }
     }
 

@@ -297,6 +297,11 @@ impl Engine {
             members,
             groups,
             no_leader: self.no_leader_all(now),
+            rankings: self
+                .groups
+                .keys()
+                .map(|name| (name.clone(), self.ranking(name)))
+                .collect(),
         }
     }
 

@@ -15,9 +15,13 @@ pub struct StatusSnapshot {
     pub members: Vec<NodeStatus>,
     /// Every group known.
     pub groups: Vec<Leadership>,
-    /// Why each group without a leader has none (last on the wire: postcard is positional).
+    /// Why each group without a leader has none.
     #[serde(default)]
     pub no_leader: Vec<NoLeader>,
+    /// Each group's live members in the order this node's policy ranks them now: the
+    /// engine's own ranking (last on the wire: postcard is positional).
+    #[serde(default)]
+    pub rankings: Vec<(GroupName, Vec<MemberId>)>,
 }
 
 /// One node in a [`StatusSnapshot`].

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 impl Node {
     /// Starts building a node from a config.
@@ -179,6 +179,7 @@ impl NodeBuilder {
             handlers: Mutex::new(BTreeMap::new()),
             cluster_registry,
             driver: Mutex::new(None),
+            events: broadcast::channel(super::EVENT_BUFFER).0,
         });
         if let Some(reg) = &registry {
             spawn_registry_watch(reg.clone(), shared.commands.clone()).await?;

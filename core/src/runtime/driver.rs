@@ -4,8 +4,9 @@
 //! the state file, handler calls, log records).
 
 use super::node::{RunState, Shared, lock};
+use super::observe::publish;
 use super::state_file::store_state;
-use super::{NodeError, Work};
+use super::{NodeError, NodeEvent, Work};
 use crate::engine::{Action, CallRef, Engine, Input, StatusSnapshot};
 use crate::message::{CallError, Served};
 use crate::registry::Registry;
@@ -67,13 +68,21 @@ pub(super) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// A call made through the API, waiting for the engine's answer.
+pub(super) struct PendingCall {
+    pub(super) reply: oneshot::Sender<Result<Served, CallError>>,
+    /// For [`NodeEvent::CallDone`].
+    pub(super) group: GroupName,
+    pub(super) since: std::time::Instant,
+}
+
 pub(super) struct Driver {
     pub(super) engine: Engine,
     pub(super) transport: Arc<dyn Transport>,
     pub(super) registry: Option<Arc<dyn Registry>>,
     pub(super) shared: Arc<Shared>,
     pub(super) commands: mpsc::UnboundedReceiver<Command>,
-    pub(super) calls: HashMap<u64, oneshot::Sender<Result<Served, CallError>>>,
+    pub(super) calls: HashMap<u64, PendingCall>,
     pub(super) next_call: AtomicU64,
     pub(super) state_file: Option<PathBuf>,
     pub(super) shutdown_waiters: Vec<oneshot::Sender<()>>,
@@ -127,8 +136,8 @@ impl Driver {
 
     async fn finish(&mut self) {
         self.transport.shutdown().await;
-        for (_, tx) in self.calls.drain() {
-            let _ = tx.send(Err(CallError::ShuttingDown));
+        for (_, call) in self.calls.drain() {
+            let _ = call.reply.send(Err(CallError::ShuttingDown));
         }
         self.shared.cluster_registry.close();
         // Answer whoever waits: anything still queued finds the node gone.
@@ -236,7 +245,14 @@ impl Driver {
                 reply,
             } => {
                 let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-                self.calls.insert(id, reply);
+                self.calls.insert(
+                    id,
+                    PendingCall {
+                        reply,
+                        group: group.clone(),
+                        since: now(),
+                    },
+                );
                 Some(Input::Call {
                     id,
                     group,
@@ -272,6 +288,7 @@ impl Driver {
                 }
                 Action::Leadership(l) => {
                     tracing::debug!(node = %self.shared.id, group = %l.group, leader = ?l.leader.as_ref().map(|m| m.to_string()), term = l.term, is_me = l.is_me, "leadership");
+                    publish(&self.shared.events, || NodeEvent::Leadership(l.clone()));
                     self.shared.watch(&l.group).send_replace(l);
                 }
                 Action::Members { group, members } => {
@@ -312,6 +329,7 @@ impl Driver {
                 } => {
                     let handler = lock(&self.shared.handlers).get(&group).cloned();
                     let commands = self.shared.commands.clone();
+                    let events = self.shared.events.clone();
                     match handler {
                         None => {
                             let _ = commands.send(Command::Reply {
@@ -321,6 +339,8 @@ impl Driver {
                         }
                         Some(h) => {
                             tokio::spawn(async move {
+                                let since = now();
+                                let served_group = group.clone();
                                 let work = Work {
                                     group,
                                     term,
@@ -336,14 +356,24 @@ impl Driver {
                                     }),
                                     Err(e) => Err(CallError::Handler(e)),
                                 };
+                                publish(&events, || NodeEvent::Served {
+                                    group: served_group,
+                                    ok: result.is_ok(),
+                                    elapsed: since.elapsed(),
+                                });
                                 let _ = commands.send(Command::Reply { call, result });
                             });
                         }
                     }
                 }
                 Action::CallDone { id, result } => {
-                    if let Some(tx) = self.calls.remove(&id) {
-                        let _ = tx.send(result);
+                    if let Some(call) = self.calls.remove(&id) {
+                        publish(&self.shared.events, || NodeEvent::CallDone {
+                            group: call.group.clone(),
+                            error: result.as_ref().err().cloned(),
+                            elapsed: call.since.elapsed(),
+                        });
+                        let _ = call.reply.send(result);
                     }
                 }
                 Action::Reincarnate { incarnation } => {
@@ -359,7 +389,10 @@ impl Driver {
                     tracing::error!(node = %self.shared.id, "halting: {refusal}");
                     self.halt = Some(refusal);
                 }
-                Action::Event(event) => log_event(&self.shared.id, &event),
+                Action::Event(event) => {
+                    log_event(&self.shared.id, &event);
+                    publish(&self.shared.events, || NodeEvent::Engine(event));
+                }
             }
         }
     }

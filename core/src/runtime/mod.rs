@@ -15,7 +15,8 @@
 //! - `state_file`: term, vote and incarnation on disk ([`state_path`]);
 //! - `error`: [`NodeError`];
 //! - [`hardware`]: what this machine offers (CPUs, memory), detected;
-//! - `registry`: [`ClusterRegistry`], the cluster's own member table.
+//! - `registry`: [`ClusterRegistry`], the cluster's own member table;
+//! - `observe`: [`NodeEvent`], what the driver did, for observers ([`Node::subscribe`]).
 
 mod builder;
 mod driver;
@@ -23,6 +24,7 @@ mod error;
 mod handler;
 pub mod hardware;
 mod node;
+mod observe;
 mod registry;
 mod state_file;
 
@@ -30,6 +32,7 @@ pub use builder::NodeBuilder;
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
 pub use node::{CallOptions, Node};
+pub use observe::{EVENT_BUFFER, NodeEvent};
 pub use registry::ClusterRegistry;
 pub use state_file::state_path;
 

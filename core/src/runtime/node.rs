@@ -3,7 +3,7 @@
 //! driver publishes in [`Shared`]); none touches the engine itself.
 
 use super::driver::Command;
-use super::{ClusterRegistry, Handler, NodeError, Service};
+use super::{ClusterRegistry, Handler, NodeError, NodeEvent, Service};
 use crate::config::Config;
 use crate::engine::StatusSnapshot;
 use crate::message::{CallError, Served};
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Whether the driver still runs, and how it ended.
@@ -49,6 +49,8 @@ pub(super) struct Shared {
     pub(super) handlers: Mutex<BTreeMap<GroupName, Arc<dyn Handler>>>,
     pub(super) cluster_registry: ClusterRegistry,
     pub(super) driver: Mutex<Option<JoinHandle<()>>>,
+    /// What the driver did, for [`Node::subscribe`] (sent only while someone listens).
+    pub(super) events: broadcast::Sender<NodeEvent>,
 }
 
 /// Locks a mutex, recovering from poisoning: the data behind these locks (watch senders,
@@ -149,6 +151,23 @@ impl Node {
     /// The cluster's replicated member table (the default registry), as this node sees it.
     pub fn registry(&self) -> ClusterRegistry {
         self.shared.cluster_registry.clone()
+    }
+
+    /// Follows what the driver does: every leadership publication, every engine
+    /// [`Event`](crate::engine::Event), every call answered and served, in order (see
+    /// [`NodeEvent`]). For observers — metrics, an admin server's event stream. A receiver
+    /// that falls more than [`EVENT_BUFFER`](super::EVENT_BUFFER) events behind misses the
+    /// oldest (`RecvError::Lagged`); the channel closes when the node stops.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Whether the node still runs: not shut down, halted, or stopped with [`Node::abort`].
+    pub fn is_running(&self) -> bool {
+        *self.shared.run.borrow() == RunState::Running
+            && lock(&self.shared.driver)
+                .as_ref()
+                .is_some_and(|h| !h.is_finished())
     }
 
     /// Joins `group` with one instance of this node.

@@ -1,0 +1,466 @@
+//! The admin endpoints of a 5-node in-memory cluster, through the router (tower `oneshot`,
+//! no socket) and, for the event stream, over loopback HTTP.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use baton_admin::Admin;
+use baton_core::Node;
+use baton_core::config::Config;
+use baton_transport_memory::MemoryNetwork;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+fn config(name: &str) -> Config {
+    let mut c = Config::new(name);
+    c.node.listen = name.into();
+    c.cluster.seeds = NAMES
+        .iter()
+        .filter(|n| **n != name)
+        .map(|n| format!("{n}@{n}"))
+        .collect();
+    c.cluster.voters = NAMES.iter().map(|n| n.to_string()).collect();
+    c.timing.heartbeat_ms = 50;
+    c.timing.failure_timeout_ms = 300;
+    c
+}
+
+struct Cluster {
+    net: MemoryNetwork,
+    nodes: BTreeMap<String, (Node, Admin)>,
+}
+
+async fn cluster(token: Option<&str>) -> Cluster {
+    let net = MemoryNetwork::new();
+    let mut nodes = BTreeMap::new();
+    for n in NAMES {
+        let cfg = config(n);
+        let node = Node::builder(cfg.clone())
+            .transport(Arc::new(net.transport()))
+            .start()
+            .await
+            .unwrap();
+        node.join("g", Default::default()).await.unwrap();
+        let admin = Admin::builder(node.clone(), &cfg)
+            .token(token.map(String::from))
+            .start();
+        nodes.insert(n.to_string(), (node, admin));
+    }
+    Cluster { net, nodes }
+}
+
+async fn request(
+    admin: &Admin,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = admin
+        .router()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
+    request(admin, "GET", path, None).await
+}
+
+/// A strict parse of the Prometheus / OpenMetrics text format: every line is a comment
+/// (`# HELP`, `# TYPE`, `# UNIT`, `# EOF` last) or `name{label="v",…} value`. Returns
+/// `name{labels}` → value.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "no # EOF at the end:\n{text}");
+    for line in &lines {
+        if let Some(c) = line.strip_prefix("# ") {
+            let kind = c.split(' ').next().unwrap();
+            assert!(
+                ["HELP", "TYPE", "UNIT", "EOF"].contains(&kind),
+                "bad comment {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            let labels = series[name_end..]
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'));
+            let labels = labels.unwrap_or_else(|| panic!("bad labels in {line:?}"));
+            for pair in labels.split(',') {
+                let (k, v) = pair
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad label {pair:?}"));
+                assert!(
+                    !k.is_empty() && v.starts_with('"') && v.ends_with('"'),
+                    "bad label {pair:?}"
+                );
+            }
+        }
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        assert!(
+            out.insert(series.to_string(), v).is_none(),
+            "duplicate series {series}"
+        );
+    }
+    out
+}
+
+async fn metrics(admin: &Admin) -> BTreeMap<String, f64> {
+    let (status, body) = get(admin, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    parse_metrics(&body)
+}
+
+async fn wait_for<T, F>(what: &str, timeout: Duration, mut f: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The one node whose `/metrics` says `baton_leader{group="g"} 1`, once every live node
+/// agrees on it (the others say 0).
+async fn the_leader(c: &Cluster, live: &[&str]) -> String {
+    wait_for(
+        "exactly one baton_leader 1",
+        Duration::from_secs(10),
+        || async {
+            let mut leaders = vec![];
+            for n in live {
+                let m = metrics(&c.nodes[*n].1).await;
+                match m.get("baton_leader{group=\"g\"}") {
+                    Some(v) if *v == 1.0 => leaders.push(n.to_string()),
+                    Some(v) if *v == 0.0 => {}
+                    _ => return None,
+                }
+            }
+            // Every follower must know that leader too.
+            if leaders.len() != 1 {
+                return None;
+            }
+            for n in live {
+                let s = c.nodes[*n].0.status().await.ok()?;
+                let l = s.groups.iter().find(|g| g.group == "g")?;
+                if l.leader_node().map(|x| x.as_str()) != Some(leaders[0].as_str()) {
+                    return None;
+                }
+            }
+            Some(leaders[0].clone())
+        },
+    )
+    .await
+}
+
+fn changes(m: &BTreeMap<String, f64>, reason: &str) -> f64 {
+    m.get(&format!(
+        "baton_leadership_changes_total{{group=\"g\",reason=\"{reason}\"}}"
+    ))
+    .copied()
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
+    let c = cluster(None).await;
+    let leader = the_leader(&c, &NAMES).await;
+    let m = metrics(&c.nodes[&leader].1).await;
+    assert!(m["baton_term{group=\"g\"}"] >= 1.0, "{m:?}");
+    assert_eq!(m["baton_up"], 1.0);
+    assert_eq!(m["baton_peers{state=\"alive\"}"], 4.0, "{m:?}");
+    assert_eq!(m["baton_voters_reachable"], 5.0);
+    assert_eq!(m["baton_voters_needed"], 3.0);
+
+    // A kind shutdown of the leader: every survivor counts one `handoff` change.
+    let before: Vec<f64> = futures_of(&c, &NAMES, &leader, "handoff").await;
+    c.nodes[&leader].0.shutdown().await;
+    let live: Vec<&str> = NAMES.iter().copied().filter(|n| *n != leader).collect();
+    let second = the_leader(&c, &live).await;
+    let mut timed = 0;
+    for (n, b) in live.iter().zip(&before) {
+        let m = metrics(&c.nodes[*n].1).await;
+        assert_eq!(changes(&m, "handoff"), b + 1.0, "{n}: {m:?}");
+        // Only a node that saw the group leaderless (the successor, at least: the StepDown
+        // reaches it before its own claim) times the election.
+        if m.contains_key("baton_election_duration_seconds_count{group=\"g\"}") {
+            timed += 1;
+        }
+    }
+    assert!(timed >= 1, "no survivor timed the handoff");
+
+    // A crash of the new leader: its connections close and reconnects are refused (proof).
+    let live2: Vec<&str> = live.iter().copied().filter(|n| *n != second).collect();
+    let before: Vec<f64> = futures_of(&c, &live2, "", "crash_proof").await;
+    c.net.crash(second.as_str());
+    c.nodes[&second].0.abort();
+    let third = the_leader(&c, &live2).await;
+    assert_ne!(third, second);
+    for (n, b) in live2.iter().zip(&before) {
+        let m = wait_for("the crash_proof count", Duration::from_secs(5), || async {
+            let m = metrics(&c.nodes[*n].1).await;
+            (changes(&m, "crash_proof") == b + 1.0).then_some(m)
+        })
+        .await;
+        assert_eq!(m["baton_peers{state=\"down\"}"], 2.0, "{n}: {m:?}");
+    }
+    // The killed node's admin server says it is gone.
+    let m = metrics(&c.nodes[&second].1).await;
+    assert_eq!(m["baton_up"], 0.0);
+    assert_eq!(
+        get(&c.nodes[&second].1, "/healthz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    for (n, a) in &c.nodes {
+        if live2.contains(&n.as_str()) {
+            a.0.shutdown().await;
+        }
+    }
+}
+
+/// The `reason` counters of `names` (but `skip`) now.
+async fn futures_of(c: &Cluster, names: &[&str], skip: &str, reason: &str) -> Vec<f64> {
+    let mut out = vec![];
+    for n in names.iter().filter(|n| **n != skip) {
+        out.push(changes(&metrics(&c.nodes[*n].1).await, reason));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_503_when_cut_off_from_the_majority_and_200_after_the_heal() {
+    let c = cluster(None).await;
+    the_leader(&c, &NAMES).await;
+    let a = &c.nodes["a"].1;
+    wait_for("a ready", Duration::from_secs(5), || async {
+        (get(a, "/readyz").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(get(a, "/healthz").await, (StatusCode::OK, "ok\n".into()));
+    c.net.isolate("a");
+    let body = wait_for("a not ready", Duration::from_secs(5), || async {
+        let (s, b) = get(a, "/readyz").await;
+        // Peers fall silent one by one: wait for the last.
+        (s == StatusCode::SERVICE_UNAVAILABLE && b.contains("1 of 5")).then_some(b)
+    })
+    .await;
+    assert!(
+        body.contains("reaches 1 of 5 voters (a), 3 needed"),
+        "{body}"
+    );
+    // Still healthy: the process runs.
+    assert_eq!(get(a, "/healthz").await.0, StatusCode::OK);
+    let (_, status) = get(a, "/api/status").await;
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["ready"], false);
+    assert_eq!(metrics(a).await["baton_ready"], 0.0);
+    c.net.heal();
+    wait_for("a ready again", Duration::from_secs(5), || async {
+        (get(a, "/readyz").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(metrics(a).await["baton_ready"], 1.0);
+    for (_, (n, _)) in c.nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_need_the_token_and_a_read_only_server_refuses_them() {
+    let c = cluster(Some("tok-123")).await;
+    let a = &c.nodes["a"];
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("tok-123"),
+        Some("Basic tok-123"),
+    ] {
+        let (s, body) = request(&a.1, "POST", "/api/actions/kill", auth).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{auth:?}: {body}");
+        assert!(body.contains("token"), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a.0.is_running(), "a refused action changed nothing");
+    // GET is not an action.
+    assert_eq!(
+        get(&a.1, "/api/actions/kill").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    let (s, body) = request(
+        &a.1,
+        "POST",
+        "/api/actions/shutdown",
+        Some("Bearer tok-123"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    wait_for("a to stop", Duration::from_secs(5), || async {
+        (!a.0.is_running()).then_some(())
+    })
+    .await;
+    let b = &c.nodes["b"];
+    let (s, body) = request(&b.1, "POST", "/api/actions/kill", Some("Bearer wrong")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    let (s, body) = request(&b.1, "POST", "/api/actions/kill", Some("Bearer tok-123")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    wait_for("b killed", Duration::from_secs(5), || async {
+        (!b.0.is_running()).then_some(())
+    })
+    .await;
+
+    // Without a token: read-only, 403 with what to do.
+    let ro = Admin::builder(c.nodes["c"].0.clone(), &config("c")).start();
+    let (s, body) = request(&ro, "POST", "/api/actions/kill", Some("Bearer tok-123")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        body.contains("read-only") && body.contains("token_file"),
+        "{body}"
+    );
+    assert!(c.nodes["c"].0.is_running());
+    for n in ["c", "d", "e"] {
+        c.nodes[n].0.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_and_the_status_are_served() {
+    let c = cluster(None).await;
+    let leader = the_leader(&c, &NAMES).await;
+    let a = &c.nodes["a"].1;
+    let (s, html) = get(a, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("<script src=\"app.js\""), "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing fetched from elsewhere"
+    );
+    let (s, js) = get(a, "/app.js").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(js.contains("EventSource(\"api/events\")"));
+    let (_, body) = get(a, "/api/status").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["node"], "a");
+    assert_eq!(v["members"].as_array().unwrap().len(), 5);
+    let g = &v["groups"][0];
+    assert_eq!(g["name"], "g");
+    assert_eq!(g["leader"], leader.as_str());
+    // Member-id order (no policies given): a#0 … e#0.
+    assert_eq!(g["ranking"][0], "a#0", "{g}");
+    assert_eq!(g["ranking"].as_array().unwrap().len(), 5, "{g}");
+    let (_, tl) = get(a, "/api/timeline").await;
+    let tl: serde_json::Value = serde_json::from_str(&tl).unwrap();
+    assert_eq!(tl[0]["reason"], "initial", "{tl}");
+    for (_, (n, _)) in c.nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Reads from `stream` until `done` holds for what was read; returns everything read.
+async fn read_until(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut String,
+    needle: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let t0 = Instant::now();
+    let mut chunk = [0u8; 4096];
+    while !done(buf) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no {needle:?} in:\n{buf}"
+        );
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("read timed out")
+            .unwrap();
+        assert!(n > 0, "stream closed before {needle:?}:\n{buf}");
+        buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    buf.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_tells_a_kill_with_its_reason_over_loopback_http() {
+    let c = cluster(None).await;
+    let leader = the_leader(&c, &NAMES).await;
+    let watcher = NAMES.iter().find(|n| **n != leader).unwrap();
+    let admin = c.nodes[*watcher].1.clone();
+    let (addr, _task) = admin.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    let head = read_until(&mut s, &mut buf, "event: hello", |b| {
+        b.contains("event: hello")
+    })
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    c.net.crash(leader.as_str());
+    c.nodes[&leader].0.abort();
+    // The new leader's line (a `no leader` line with the same reason may come first).
+    let new_leader = |l: &str| {
+        l.starts_with("data: ")
+            && l.contains("\"type\":\"leadership\"")
+            && l.contains("\"leader\":\"")
+            && l.contains("crash_proof")
+    };
+    let text = read_until(&mut s, &mut buf, "the new leader", |b| {
+        b.lines().any(new_leader)
+    })
+    .await;
+    let line = text.lines().find(|l| new_leader(l)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
+    assert_eq!(v["type"], "leadership");
+    assert_eq!(v["group"], "g");
+    assert_eq!(v["previous"], leader.as_str());
+    assert_ne!(v["leader"], leader.as_str());
+    for (n, (node, _)) in c.nodes {
+        if n != leader {
+            node.shutdown().await;
+        }
+    }
+}
