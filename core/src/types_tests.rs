@@ -82,7 +82,7 @@ fn a_group_name_is_a_bare_string_in_json_also_as_a_map_key() {
     let json = serde_json::to_string(&input).unwrap();
     assert_eq!(
         json,
-        r#"{"group":"g","candidates":[{"member":{"node":"a","seq":0},"started_at_ms":0,"incarnation":0,"hardware":{"cpus":0,"memory_bytes":0,"weight":null},"labels":{},"services":["g","h"]}],"incumbent":null,"leaders":{"h":"b"}}"#
+        r#"{"group":"g","candidates":[{"member":{"node":"a","seq":0},"started_at_ms":0,"incarnation":0,"hardware":{"cpus":0,"memory_bytes":0,"weight":null},"labels":{},"services":["g","h"],"leads":0}],"incumbent":null,"leaders":{"h":"b"}}"#
     );
     let back: ElectionInput = serde_json::from_str(&json).unwrap();
     assert_eq!(back, input);

@@ -86,8 +86,9 @@ impl Engine {
             Resign::LeaseLost => None,
             Resign::HandOff => self
                 .ranking(name)
-                .into_iter()
-                .find(|m| Some(m) != me.as_ref()),
+                .iter()
+                .find(|m| Some(*m) != me.as_ref())
+                .cloned(),
         };
         self.resign_to(now, name, successor);
     }

@@ -254,6 +254,16 @@ impl Engine {
         let Some(g) = self.groups.get(name) else {
             return;
         };
+        // Compared field by field first: most inputs change no group's leadership, and
+        // building one clones its leader's id (a thousand groups, a thousand allocations).
+        let is_me = self.acting(g, now).is_some();
+        if let Some(p) = self.published.get(name)
+            && p.term == g.term
+            && p.is_me == is_me
+            && p.leader.as_ref() == g.leader.as_ref().map(|l| &l.member)
+        {
+            return;
+        }
         let l = self.leadership_of(name, g, now);
         if self.published.get(name) != Some(&l) {
             self.published.insert(name.clone(), l.clone());

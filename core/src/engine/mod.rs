@@ -300,7 +300,7 @@ impl Engine {
             rankings: self
                 .groups
                 .keys()
-                .map(|name| (name.clone(), self.ranking(name)))
+                .map(|name| (name.clone(), self.ranking(name).to_vec()))
                 .collect(),
         }
     }

@@ -28,9 +28,13 @@ impl Engine {
     }
 
     /// Ranks the live candidates of `group` with its policy, best first.
-    pub(super) fn ranking(&self, group: &GroupName) -> Vec<MemberId> {
+    pub(super) fn ranking(&self, group: &GroupName) -> Arc<[MemberId]> {
         let table = self.table();
-        let ranked = table.ranked.get(group).cloned().unwrap_or_default();
+        let ranked = table
+            .ranked
+            .get(group)
+            .cloned()
+            .unwrap_or_else(|| Arc::from([]));
         // Every change a ranking depends on — members, liveness, the leader of any group, this
         // node shutting down — raises `rank_epoch`, which makes the table stale: debug builds
         // (every test) check that none was missed.
@@ -38,7 +42,11 @@ impl Engine {
         {
             let fresh = self.build_table();
             debug_assert_eq!(
-                fresh.ranked.get(group).cloned().unwrap_or_default(),
+                fresh
+                    .ranked
+                    .get(group)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from([])),
                 ranked,
                 "stale ranking of {group}: a change did not raise rank_epoch"
             );
@@ -169,7 +177,7 @@ impl Engine {
             {
                 *leads.entry(top.node.clone()).or_default() += 1;
             }
-            ranked.insert(name.clone(), r);
+            ranked.insert(name.clone(), Arc::from(r));
         }
         RankTable { candidates, ranked }
     }
@@ -179,7 +187,7 @@ impl Engine {
 #[derive(Debug, Default)]
 pub(crate) struct RankTable {
     candidates: BTreeMap<GroupName, Vec<Candidate>>,
-    ranked: BTreeMap<GroupName, Vec<MemberId>>,
+    ranked: BTreeMap<GroupName, Arc<[MemberId]>>,
 }
 
 /// A member as a candidate: its node's labels overlaid with the member's own.

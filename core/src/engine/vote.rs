@@ -154,7 +154,7 @@ impl Engine {
             now,
             abstain_until,
             backoff,
-            ranking,
+            ranking: ranking.to_vec(),
             this_node_acts,
             group: self.group_mut(&req.group, now),
         };

@@ -21,6 +21,9 @@ pub(super) struct Diagnostics {
     unseen_checked: bool,
     /// Groups without a leader: since when, and the reason last logged.
     leaderless: BTreeMap<GroupName, (Instant, Option<NoLeader>)>,
+    /// When each leaderless group's reason is next worked out: at most once a heartbeat, so
+    /// a thousand leaderless groups do not cost a thousand diagnoses on every input.
+    next_check: BTreeMap<GroupName, Instant>,
 }
 
 impl Diagnostics {
@@ -29,6 +32,7 @@ impl Diagnostics {
             started: now,
             unseen_checked: false,
             leaderless: BTreeMap::new(),
+            next_check: BTreeMap::new(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl Engine {
             let leaderless = self.groups.get(&name).is_some_and(|g| g.leader.is_none());
             if !leaderless {
                 self.diag.leaderless.remove(&name);
+                self.diag.next_check.remove(&name);
                 continue;
             }
             let since = self
@@ -151,6 +156,15 @@ impl Engine {
                 self.want(Timer::Diagnose, since + ft);
                 continue;
             }
+            if let Some(at) = self.diag.next_check.get(&name).copied()
+                && now < at
+            {
+                self.want(Timer::Diagnose, at);
+                continue;
+            }
+            self.diag
+                .next_check
+                .insert(name.clone(), now + self.cfg.heartbeat);
             let Some(why) = self.why_no_leader(&name, now) else {
                 continue;
             };
