@@ -6,6 +6,9 @@
 use super::quorum::reaches;
 use super::*;
 
+/// At most this many heartbeats wait for acks (they are also dropped once a lease old).
+const MAX_PENDING_HEARTBEATS: usize = 256;
+
 /// A periodic heartbeat that carried claims, waiting for the voters' acks.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingHeartbeat {
@@ -206,8 +209,8 @@ impl Engine {
         }
     }
 
-    /// Remembers a heartbeat that carried `claims`, to count the voters' acks to it. Only the
-    /// last `failure_timeout / heartbeat + 2` are kept: an older ack could renew no lease.
+    /// Remembers a heartbeat that carried `claims`, to count the voters' acks to it, for one
+    /// lease: an older ack could renew no lease.
     pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeMap<GroupName, u64>) {
         if claims.is_empty() {
             return;
@@ -218,11 +221,14 @@ impl Engine {
             claims,
             acks: BTreeMap::new(),
         });
-        let keep = (self.cfg.failure_timeout.as_micros() / self.cfg.heartbeat.as_micros().max(1))
-            as usize
-            + 2;
-        if self.pending_hb.len() > keep {
-            let drop = self.pending_hb.len() - keep;
+        // By age, not by count: heartbeats sent more often than once a period (a burst of
+        // joins, a won election) must not push out the one a slow voter is still acking.
+        // An ack to a heartbeat sent more than a lease ago can renew nothing. The count bound
+        // only caps memory.
+        let lease = self.cfg.lease;
+        self.pending_hb.retain(|p| p.sent_at + lease > now);
+        if self.pending_hb.len() > MAX_PENDING_HEARTBEATS {
+            let drop = self.pending_hb.len() - MAX_PENDING_HEARTBEATS;
             self.pending_hb.drain(..drop);
         }
     }

@@ -207,8 +207,10 @@ impl Engine {
         if g.leader.is_none() && g.leaderless_since.is_none() {
             g.leaderless_since = Some(now);
         }
-        // Announce at once.
-        self.next_heartbeat = now;
+        // Announce soon: within a quarter heartbeat, so that a node joining a thousand groups
+        // at start-up announces them in a few heartbeats, not in a thousand (each one carrying
+        // the whole state to every peer, which then re-ranks: quadratic in the groups).
+        self.next_heartbeat = self.next_heartbeat.min(now + self.cfg.heartbeat / 4);
     }
 
     /// This node's member leaves `group`: a leader hands off first (stops acting, then names
