@@ -26,7 +26,9 @@ use crate::TcpConfig;
 use crate::handshake::{HandshakeConfig, HandshakeError, Initiator, PeerInfo, Step};
 use crate::net::{DialError, dialed_stream};
 use crate::stream::{Stream, tls_failure};
-use crate::wire::{FrameOpener, FrameSealer, WireError, codec, open_message, seal_message};
+use crate::wire::{
+    FrameOpener, FrameSealer, WireError, authenticated, handshake_codec, open_message, seal_message,
+};
 use baton_core::engine::StatusSnapshot;
 use baton_core::message::Request;
 use baton_core::{CallError, Fingerprint, GroupName, Incarnation, Message, NodeId, Served};
@@ -130,7 +132,7 @@ impl TcpClient {
                 }
                 e => handshake_err(e.to_string()),
             })?;
-        let mut framed = Framed::new(stream, codec(config.max_frame));
+        let mut framed = Framed::new(stream, handshake_codec(config.max_frame));
         let mut nonce = [0u8; crate::handshake::NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| handshake_err(format!("no randomness: {e}")))?;
         let (mut hs, hello) = Initiator::new(
@@ -172,6 +174,7 @@ impl TcpClient {
         let Some(keys) = hs.session_keys() else {
             return Err(handshake_err(HandshakeError::Finished.to_string()));
         };
+        authenticated(&mut framed, config.max_frame);
         Ok(TcpClient {
             framed,
             node,

@@ -22,7 +22,8 @@
 //! ## Wire format
 //!
 //! Every frame is a 4-byte big-endian length and a payload of at most
-//! [`TcpConfig::max_frame`] bytes (64 KiB by default), via tokio-util's
+//! [`TcpConfig::max_frame`] bytes (4 MiB by default; 64 KiB until the handshake authenticated
+//! the peer, [`wire::HANDSHAKE_MAX_FRAME`]), via tokio-util's
 //! `LengthDelimitedCodec` (see [`wire`]). Payloads are postcard: first the handshake frames
 //! (see [`handshake`]), then one sealed [`baton_core::Message`] per frame (see *Authenticated
 //! frames*). An oversized or
@@ -152,7 +153,7 @@
 //!
 //! | limit | default | on excess |
 //! | --- | --- | --- |
-//! | frame payload ([`TcpConfig::max_frame`]) | 64 KiB | connection closed, `warn!` |
+//! | frame payload ([`TcpConfig::max_frame`]) | 4 MiB (64 KiB during the handshake) | connection closed, `warn!` |
 //! | handshake deadline ([`TcpConfig::handshake_timeout`]), also bounds connect | 500 ms | connection closed, `warn!` (rate-limited) |
 //! | connections still in their handshake ([`TcpConfig::max_pending_handshakes`]) | 64, + 16 for addresses of known peers ([`TcpConfig::reserved_known_handshakes`]) | the oldest idle one is displaced; when none is idle the newcomer is refused; both told "rate limited" (see *Admission*) |
 //! | … of them from one source IP ([`TcpConfig::max_pending_per_source`], [`TcpConfig::max_pending_known_source`]) | 8; 16 for the IP of a known peer | the same, within that address |
@@ -268,7 +269,8 @@ pub struct TcpConfig {
     /// Shared secret: peers that cannot prove they know it are refused. Empty means anyone who
     /// knows the cluster name may join (a warning is logged at start).
     pub secret: Vec<u8>,
-    /// Largest frame payload, in bytes (default 64 KiB); larger frames close the connection and
+    /// Largest frame payload once authenticated, in bytes (default 4 MiB; during the handshake
+    /// at most 64 KiB); larger frames close the connection and
     /// larger outgoing messages are dropped.
     pub max_frame: usize,
     /// Deadline for connect + handshake, both ways (default 500 ms: a handshake is four

@@ -11,7 +11,9 @@ use crate::handshake::{
 use crate::peers::{AfterFailure, Conn, Decline, Direction};
 use crate::queue::{Queue, lock};
 use crate::stream::{Stream, looks_like_tls, tls_failure};
-use crate::wire::{FrameOpener, FrameSealer, codec, open_message, seal_message};
+use crate::wire::{
+    FrameOpener, FrameSealer, authenticated, handshake_codec, open_message, seal_message,
+};
 use baton_core::{
     CloseKind, Envelope, Fingerprint, FingerprintMismatch, NodeId, Refusal, TransportEvent,
 };
@@ -219,7 +221,7 @@ async fn dial_inner(
     })?;
     let _ = stream.set_nodelay(true);
     let stream = dialed_stream(&inner.cfg, addr, stream).await?;
-    let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
+    let mut framed = Framed::new(stream, handshake_codec(inner.cfg.max_frame));
     let (mut hs, hello) = Initiator::new(hcfg, nonce().map_err(DialError::Random)?);
     let reply = send_then_next(&mut framed, hello).await?;
     let step = match hs.on_frame(&reply) {
@@ -274,7 +276,10 @@ async fn dial_inner(
     let accept = send_then_next(&mut framed, auth).await?;
     match hs.on_frame(&accept)? {
         Step::Done { peer, .. } => match hs.session_keys() {
-            Some(keys) => Ok((framed, peer, attempt, claim, keys.clone())),
+            Some(keys) => {
+                authenticated(&mut framed, inner.cfg.max_frame);
+                Ok((framed, peer, attempt, claim, keys.clone()))
+            }
             None => Err(DialError::Handshake(HandshakeError::Finished)),
         },
         Step::Reply { .. } => Err(DialError::Handshake(HandshakeError::Finished)),
@@ -892,7 +897,7 @@ async fn inbound(
             return;
         }
     };
-    let mut framed = Framed::new(stream, codec(inner.cfg.max_frame));
+    let mut framed = Framed::new(stream, handshake_codec(inner.cfg.max_frame));
     let mut hs = Responder::new(hcfg, nonce);
     let mut theirs: Option<Hello> = None;
     let handshake = async {
@@ -985,6 +990,7 @@ async fn inbound(
     if !info.client {
         inner.admission.know(peer.ip());
     }
+    authenticated(&mut framed, inner.cfg.max_frame);
     let mut opener = FrameOpener::new(&keys.recv);
     if info.client {
         let sealer = FrameSealer::new(&keys.send);

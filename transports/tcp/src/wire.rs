@@ -214,8 +214,29 @@ pub fn open_message(opener: &mut FrameOpener, frame: &[u8]) -> Result<Message, W
     decode_message(bytes)
 }
 
-/// The default (and recommended) largest frame payload: 64 KiB.
-pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+/// The default largest frame payload once a connection is authenticated: 4 MiB. A node's
+/// state with thousands of groups, or a status snapshot of a large cluster, is larger than
+/// the 64 KiB that once was the only limit.
+pub const DEFAULT_MAX_FRAME: usize = 4 << 20;
+
+/// The largest frame payload before the handshake has authenticated the other side (and the
+/// most any frame may be when `max_frame` is smaller): an unauthenticated dialer cannot make a
+/// node buffer more than this per connection.
+pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+
+/// The codec of a connection still in its handshake: [`HANDSHAKE_MAX_FRAME`] at most. Call
+/// [`authenticated`] once the handshake is done.
+pub fn handshake_codec(max_frame: usize) -> LengthDelimitedCodec {
+    codec(max_frame.min(HANDSHAKE_MAX_FRAME))
+}
+
+/// Lifts a connection's frame limit to `max_frame` once its handshake authenticated the peer.
+pub fn authenticated<T>(
+    framed: &mut tokio_util::codec::Framed<T, LengthDelimitedCodec>,
+    max_frame: usize,
+) {
+    framed.codec_mut().set_max_frame_length(max_frame);
+}
 
 /// The frame codec used on every connection, refusing payloads above `max_frame` bytes.
 pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
@@ -290,8 +311,25 @@ mod tests {
 
     #[test]
     fn oversized_length_header_is_an_error() {
-        let mut buf = BytesMut::from(&[0x00, 0x10, 0x00, 0x00][..]);
+        // 16 MiB, above the 4 MiB limit.
+        let mut buf = BytesMut::from(&[0x01, 0x00, 0x00, 0x00][..]);
         assert!(codec(DEFAULT_MAX_FRAME).decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn before_the_handshake_a_frame_above_64_kib_is_an_error() {
+        // 1 MiB: fine once authenticated, refused before.
+        let header = [0x00, 0x10, 0x00, 0x00];
+        assert!(
+            handshake_codec(DEFAULT_MAX_FRAME)
+                .decode(&mut BytesMut::from(&header[..]))
+                .is_err()
+        );
+        assert!(
+            codec(DEFAULT_MAX_FRAME)
+                .decode(&mut BytesMut::from(&header[..]))
+                .is_ok()
+        );
     }
 
     #[test]
