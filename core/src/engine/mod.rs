@@ -31,8 +31,8 @@
 //!
 //! # Where each rule lives
 //!
-//! `mod.rs` holds the [`Engine`], its dispatch ([`Engine::handle`]) and its read-only queries;
-//! every protocol rule sits in the module of its concern:
+//! `mod.rs` holds the [`Engine`], its dispatch ([`Engine::handle`]) and its small read-only
+//! queries; every protocol rule sits in the module of its concern:
 //!
 //! | module       | concern                                                                  |
 //! |--------------|--------------------------------------------------------------------------|
@@ -50,9 +50,10 @@
 //! | `handoff`    | resigning, naming a successor, `StepDown`                                |
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
 //! | `routing`    | the calls table and its [`CallKey`]s, serving and answering calls        |
-//! | `outbox`     | one message per destination per input (`Message::Batch`), persists merged |
+//! | `outbox`     | sending; one message per destination per input (`Message::Batch`) both ways |
 //! | `timers`     | the table of timer kinds, and the one loop that fires them               |
 //! | `persist`    | what survives a restart, and when it is written                          |
+//! | `status`     | the read-only [`StatusSnapshot`] (`baton status`)                        |
 //! | `why`        | read-only diagnostics: why there is no leader, voters never seen         |
 
 mod api;
@@ -71,6 +72,7 @@ mod persist;
 mod quorum;
 mod ranking;
 mod routing;
+mod status;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -266,45 +268,6 @@ impl Engine {
         self.groups.get(group).map_or(0, |g| g.term)
     }
 
-    /// What this node knows, for `status`.
-    pub fn status(&self, now: Instant) -> StatusSnapshot {
-        let mut members = vec![NodeStatus {
-            name: self.cfg.node.clone(),
-            addr: Some(self.cfg.addr.clone()),
-            incarnation: self.cfg.incarnation,
-            alive: !self.shutting_down,
-            groups: self.local.keys().cloned().collect(),
-        }];
-        for (id, p) in self.peers.iter() {
-            let mut groups: Vec<GroupName> = p.members.iter().map(|m| m.group.clone()).collect();
-            groups.sort();
-            groups.dedup();
-            members.push(NodeStatus {
-                name: id.clone(),
-                addr: p.addr.clone(),
-                incarnation: p.incarnation,
-                alive: p.is_alive(),
-                groups,
-            });
-        }
-        let groups = self
-            .groups
-            .iter()
-            .map(|(name, g)| self.leadership_of(name, g, now))
-            .collect();
-        StatusSnapshot {
-            node: self.cfg.node.clone(),
-            members,
-            groups,
-            no_leader: self.no_leader_all(now),
-            rankings: self
-                .groups
-                .keys()
-                .map(|name| (name.clone(), self.ranking(name).to_vec()))
-                .collect(),
-        }
-    }
-
     /// Feeds one input at time `now`; returns what to do, in order.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         self.expire(now);
@@ -335,27 +298,6 @@ impl Engine {
             self.persist();
         }
         outbox::coalesce(std::mem::take(&mut self.out))
-    }
-
-    /// Sends `message` to `to`.
-    fn send(&mut self, to: &NodeId, message: Message) {
-        self.out.push(Action::Send {
-            to: to.clone(),
-            message,
-        });
-    }
-
-    /// Sends `message` to every peer not proven dead.
-    fn broadcast(&mut self, message: Message) {
-        let targets: Vec<NodeId> = self.peers.not_dead().cloned().collect();
-        for to in targets {
-            self.send(&to, message.clone());
-        }
-    }
-
-    /// Reports `event` to the driver.
-    fn emit(&mut self, event: Event) {
-        self.out.push(Action::Event(event));
     }
 
     /// Dispatches a transport event to the concern it belongs to.
@@ -399,19 +341,7 @@ impl Engine {
             return;
         }
         if let Message::Batch(messages) = message {
-            for message in messages {
-                // Only peer messages, one level deep (what `outbox::coalesce` makes).
-                if outbox::batchable(&message) {
-                    self.on_message(
-                        now,
-                        Envelope {
-                            from: from.clone(),
-                            incarnation,
-                            message,
-                        },
-                    );
-                }
-            }
+            self.on_batch(now, &from, incarnation, messages);
             return;
         }
         if !self.admits(now, &from, incarnation, &message) {

@@ -14,10 +14,14 @@
 //! state), and nothing in between depended on the earlier one. One vote-answer batch of a
 //! thousand groups thus costs one disk write, not a thousand.
 
+use super::Engine;
 use super::api::Action;
+use super::event::Event;
 use crate::message::Message;
-use crate::types::NodeId;
+use crate::transport::Envelope;
+use crate::types::{Incarnation, NodeId};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// At most this many messages travel in one batch: it must fit a transport frame (the TCP
 /// transport's default limit is 64 KiB; a vote request is well under 200 bytes).
@@ -27,6 +31,51 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// (which ends the peer: it goes alone, after the rest) and a batch itself.
 pub(crate) fn batchable(message: &Message) -> bool {
     !message.is_client() && !matches!(message, Message::Leave | Message::Batch(_))
+}
+
+impl Engine {
+    /// Sends `message` to `to`.
+    pub(super) fn send(&mut self, to: &NodeId, message: Message) {
+        self.out.push(Action::Send {
+            to: to.clone(),
+            message,
+        });
+    }
+
+    /// Sends `message` to every peer not proven dead.
+    pub(super) fn broadcast(&mut self, message: Message) {
+        let targets: Vec<NodeId> = self.peers.not_dead().cloned().collect();
+        for to in targets {
+            self.send(&to, message.clone());
+        }
+    }
+
+    /// Reports `event` to the driver.
+    pub(super) fn emit(&mut self, event: Event) {
+        self.out.push(Action::Event(event));
+    }
+
+    /// A peer's [`Message::Batch`]: each message is handled in order as if it came alone.
+    /// Only peer messages, one level deep (what [`coalesce`] makes); anything else is dropped.
+    pub(super) fn on_batch(
+        &mut self,
+        now: Instant,
+        from: &NodeId,
+        incarnation: Incarnation,
+        messages: Vec<Message>,
+    ) {
+        for message in messages.into_iter().filter(batchable) {
+            let from = from.clone();
+            self.on_message(
+                now,
+                Envelope {
+                    from,
+                    incarnation,
+                    message,
+                },
+            );
+        }
+    }
 }
 
 /// Merges each destination's batchable messages into [`Message::Batch`]es of at most
