@@ -113,45 +113,75 @@ impl View {
         self.incarnation as f64 / 1e6
     }
 
-    /// `/api/status`: the same shape as `baton status --json`, plus readiness and each
-    /// group's members in ranking order.
+    /// `/api/status`: [`status_json`] (what `baton status --json` prints), plus this node's
+    /// incarnation, readiness and voters, whether each member is this node, and each group's
+    /// members in ranking order.
     pub(crate) fn json(&self) -> Value {
         let s = &self.snap;
-        json!({
-            "node": s.node.as_str(),
-            "incarnation": self.incarnation,
-            "ready": self.ready.is_ok(),
-            "ready_reason": self.ready.as_ref().err(),
-            "quorum": if self.cluster.majority { "majority" } else { "none" },
-            "voters": self.cluster.voters.iter().map(NodeId::as_str).collect::<Vec<_>>(),
-            "voters_reachable": self.voters_reachable(),
-            "voters_needed": self.voters_needed(),
-            "members": s.members.iter().map(|m| json!({
-                "name": m.name.as_str(),
-                "addr": m.addr,
-                "incarnation": m.incarnation,
-                "alive": m.alive,
-                "groups": m.groups,
-                "this_node": m.name == s.node,
-            })).collect::<Vec<_>>(),
-            "groups": s.groups.iter().map(|g| {
+        let mut v = status_json(s);
+        merge(
+            &mut v,
+            json!({
+                "incarnation": self.incarnation,
+                "ready": self.ready.is_ok(),
+                "ready_reason": self.ready.as_ref().err(),
+                "quorum": if self.cluster.majority { "majority" } else { "none" },
+                "voters": self.cluster.voters.iter().map(NodeId::as_str).collect::<Vec<_>>(),
+                "voters_reachable": self.voters_reachable(),
+                "voters_needed": self.voters_needed(),
+            }),
+        );
+        if let Some(Value::Array(members)) = v.get_mut("members") {
+            for (j, m) in members.iter_mut().zip(&s.members) {
+                merge(j, json!({ "this_node": m.name == s.node }));
+            }
+        }
+        if let Some(Value::Array(groups)) = v.get_mut("groups") {
+            for (j, g) in groups.iter_mut().zip(&s.groups) {
                 let ranking: &[MemberId] = s
                     .rankings
                     .iter()
                     .find(|(name, _)| *name == g.group)
                     .map_or(&[], |(_, r)| r);
-                json!({
-                    "name": g.group,
-                    "leader": g.leader.as_ref().map(|m| m.node.as_str()),
-                    "leader_member": g.leader.as_ref().map(|m| m.to_string()),
-                    "term": g.term,
-                    "local_is_leader": g.is_me,
-                    "ranking": ranking.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                    "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
-                })
-            }).collect::<Vec<_>>(),
-        })
+                let ranking: Vec<String> = ranking.iter().map(|m| m.to_string()).collect();
+                merge(j, json!({ "ranking": ranking }));
+            }
+        }
+        v
     }
+}
+
+/// Adds `extra`'s fields to the object `v` (both are objects where this is called).
+fn merge(v: &mut Value, extra: Value) {
+    if let (Value::Object(v), Value::Object(extra)) = (v, extra) {
+        v.extend(extra);
+    }
+}
+
+/// A node's status as one JSON object — what `baton status --json` prints, and the base of
+/// `/api/status`:
+/// `{"node", "members": [{"name", "addr", "incarnation", "alive", "groups"}],
+///   "groups": [{"name", "leader", "leader_member", "term", "local_is_leader", "no_leader"}]}`
+/// (`no_leader`: [`no_leader_json`], or `null` while the group has a leader).
+pub fn status_json(s: &StatusSnapshot) -> Value {
+    json!({
+        "node": s.node.as_str(),
+        "members": s.members.iter().map(|m| json!({
+            "name": m.name.as_str(),
+            "addr": m.addr,
+            "incarnation": m.incarnation,
+            "alive": m.alive,
+            "groups": m.groups,
+        })).collect::<Vec<_>>(),
+        "groups": s.groups.iter().map(|g| json!({
+            "name": g.group,
+            "leader": g.leader.as_ref().map(|m| m.node.as_str()),
+            "leader_member": g.leader.as_ref().map(|m| m.to_string()),
+            "term": g.term,
+            "local_is_leader": g.is_me,
+            "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Why a group has no leader, as JSON: `{"reason", "voters": [{"name", "state",

@@ -6,7 +6,7 @@ use crate::errors::{Kind, fail};
 use crate::net::Client;
 use crate::settings::{DEFAULT_GROUP, client_target};
 use anyhow::Result;
-use baton_admin::no_leader_json;
+use baton_admin::status_json;
 use baton_core::engine::StatusSnapshot;
 use baton_core::{CallError, GroupName, Served};
 use serde_json::{Value, json};
@@ -68,30 +68,6 @@ pub(crate) fn check_has_members(snap: &StatusSnapshot, group: &str) -> Result<()
             snap.node
         ),
     ))
-}
-
-/// The status as one JSON object:
-/// `{"node", "members": [{"name", "addr", "incarnation", "alive", "groups"}],
-///   "groups": [{"name", "leader", "leader_member", "term", "local_is_leader"}]}`.
-pub(crate) fn status_json(s: &StatusSnapshot) -> Value {
-    json!({
-        "node": s.node.as_str(),
-        "members": s.members.iter().map(|m| json!({
-            "name": m.name.as_str(),
-            "addr": m.addr,
-            "incarnation": m.incarnation,
-            "alive": m.alive,
-            "groups": m.groups,
-        })).collect::<Vec<_>>(),
-        "groups": s.groups.iter().map(|g| json!({
-            "name": g.group,
-            "leader": g.leader.as_ref().map(|m| m.node.as_str()),
-            "leader_member": g.leader.as_ref().map(|m| m.to_string()),
-            "term": g.term,
-            "local_is_leader": g.is_me,
-            "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// The status as a small table.
