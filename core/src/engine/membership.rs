@@ -18,7 +18,8 @@ impl Engine {
             return;
         }
         self.refused_as_duplicate = None;
-        if !self.contact(now, &node, incarnation, Contact::Connected) {
+        let seen = self.peers.contact(now, &node, incarnation, Contact::Connected);
+        if !self.observed(now, seen) {
             return;
         }
         if let Some(peer) = self.peers.get_mut(&node) {
@@ -79,7 +80,8 @@ impl Engine {
             });
             return false;
         }
-        self.contact(now, from, incarnation, Contact::Message)
+        let seen = self.peers.contact(now, from, incarnation, Contact::Message);
+        self.observed(now, seen)
     }
 
     /// An external registry's members of `group` replace what it said before.
@@ -95,16 +97,10 @@ impl Engine {
         self.group_mut(&group, now);
     }
 
-    /// Records contact with `node` in the peer table and acts on what changed; false when the
-    /// contact is stale (an older or a dead incarnation's): ignore it.
-    pub(super) fn contact(
-        &mut self,
-        now: Instant,
-        node: &NodeId,
-        incarnation: Incarnation,
-        contact: Contact,
-    ) -> bool {
-        match self.peers.contact(now, node, incarnation, contact) {
+    /// Acts on what the peer table observed of a contact (`PeerTable::contact`); false when
+    /// the contact is stale (an older or a dead incarnation's): ignore it.
+    pub(super) fn observed(&mut self, now: Instant, seen: Observed) -> bool {
+        match seen {
             Observed::Stale => false,
             Observed::Current(changes) => {
                 self.apply_peer_changes(now, changes);
