@@ -2,28 +2,13 @@
 //! which takes over without waiting for the failure timeout; voters honour a resignation only
 //! for the leadership it ends; a preempting group hands off to a better-ranked newcomer.
 
+use super::fixtures::step_downs;
 use super::harness::{FT, G, Setup, join, member, ms, name, vote_request, vote_requests};
 use super::probe::Probe;
 use crate::engine::{Action, Input};
 use crate::message::{Handoff, Message, StepDown};
 use crate::types::MemberId;
 use std::time::Duration;
-
-/// The `StepDown`s among `actions`.
-fn step_downs(actions: &[Action]) -> Vec<StepDown> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { message, .. } => Some(message.parts()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|m| match m {
-            Message::StepDown(sd) => Some(sd.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Elects n0 of three, lets `quit` end its leadership, and checks that n1 leads well within the
 /// failure timeout without two acting leaders at any point.

@@ -13,13 +13,14 @@ use crate::engine::{Action, Engine, EngineConfig, GroupSpec, Input, PersistedSta
 use crate::message::Message;
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::transport::{DeathProofMode, TransportEvent};
-use crate::types::{Incarnation, MemberId, NodeId};
+use crate::types::{GroupName, Incarnation, NodeId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use super::fixtures::{
-    connected, envelope, join, mismatch, reset, vote_request, vote_requests, vote_responses,
+    connected, envelope, join, join_group, member, mismatch, ms, name, others, reset,
+    the_other_two, vote_request, vote_requests, vote_responses,
 };
 
 /// The group every test elects in.
@@ -28,30 +29,6 @@ pub(crate) const G: &str = "g";
 pub(crate) const HB: Duration = Duration::from_millis(100);
 pub(crate) const FT: Duration = Duration::from_millis(500);
 pub(crate) const LEASE: Duration = Duration::from_millis(400);
-
-/// Node `i`'s name: `n{i}`.
-pub(crate) fn name(i: usize) -> String {
-    format!("n{i}")
-}
-
-/// Node `i`'s member of [`G`] (each node joins once, so its sequence number is 0).
-pub(crate) fn member(i: usize) -> MemberId {
-    MemberId::new(name(i), 0)
-}
-
-pub(crate) fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// The other nodes of `0..n`.
-pub(crate) fn others(n: usize, i: usize) -> Vec<usize> {
-    (0..n).filter(|j| *j != i).collect()
-}
-
-/// The two nodes of a three-node cluster other than `i`.
-pub(crate) fn the_other_two(i: usize) -> [usize; 2] {
-    [(i + 1) % 3, (i + 2) % 3]
-}
 
 /// How to build a [`Cluster`]; every field has the protocol's default.
 pub(crate) struct Setup {
@@ -224,6 +201,16 @@ impl Cluster {
 
     pub(crate) fn join(&mut self, i: usize) -> Vec<Action> {
         self.input(i, join(1_000 + i as u64))
+    }
+
+    /// Every node joins each of `groups` (started when [`Cluster::join`] says), node by node,
+    /// as `baton node` does at start.
+    pub(crate) fn join_all(&mut self, groups: &[GroupName]) {
+        for i in 0..self.engines.len() {
+            for group in groups {
+                self.input(i, join_group(group.clone(), 1_000 + i as u64));
+            }
+        }
     }
 
     /// Node `i` hears of a connection to every other node.

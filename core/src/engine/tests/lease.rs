@@ -2,6 +2,7 @@
 //! within the lease, counted from the heartbeat's send time; it stops at the lease's end with
 //! no message needed; voters promise not to elect another before that lease can have ended.
 
+use super::fixtures::{ack, heartbeat};
 use super::harness::{G, LEASE, Setup, ms, reset, the_other_two};
 use super::probe::Probe;
 use crate::engine::Action;
@@ -158,19 +159,7 @@ fn a_stale_periodic_heartbeat_does_not_drop_a_live_leaders_claim() {
     let mut p = Probe::following("n0", 2);
     let seq = p.beat("n0");
     // A reordered, older heartbeat of n0 that did not claim yet.
-    let hb = crate::message::Heartbeat {
-        seq: seq - 2,
-        version: seq - 2,
-        state: Some(crate::message::NodeState {
-            addr: "n0".into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![],
-        }),
-        peers: vec![],
-    };
-    p.from("n0", Message::Heartbeat(hb));
+    p.from("n0", Message::Heartbeat(heartbeat("n0", seq - 2, None)));
     let l = p.engine.leadership(G, p.now);
     assert_eq!(l.leader.map(|m| m.node), Some(NodeId::new("n0")));
     assert!(
@@ -235,14 +224,7 @@ fn an_ack_from_a_voter_holding_an_older_state_does_not_renew_a_new_claim() {
     while p.now < end {
         p.advance(ms(10));
         let seq = last_claiming_heartbeat(&p, "n0");
-        p.from(
-            "n0",
-            Message::HeartbeatAck(crate::message::HeartbeatAck {
-                seq,
-                rejected: vec![],
-                version: 0,
-            }),
-        );
+        p.from("n0", ack(seq, 0));
     }
     assert!(
         !p.engine.is_acting_leader(G, p.now),
@@ -268,14 +250,7 @@ fn a_voter_that_asks_for_the_state_gets_it_with_the_next_heartbeat() {
     lead_with_acks(&mut p, &["n0"], ms(300));
     assert_eq!(with_state(&p), before, "nothing changed: no state sent");
     let seq = last_claiming_heartbeat(&p, "n2");
-    p.from(
-        "n2",
-        Message::HeartbeatAck(crate::message::HeartbeatAck {
-            seq,
-            rejected: vec![],
-            version: 0,
-        }),
-    );
+    p.from("n2", ack(seq, 0));
     lead_with_acks(&mut p, &["n0"], ms(300));
     assert!(
         p.engine.is_acting_leader(G, p.now),

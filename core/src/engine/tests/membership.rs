@@ -1,13 +1,14 @@
 //! Peers and members: death only on proof or silence, a wrong death healed by a fresh
 //! connection, incarnations, duplicate names, joins and leaves.
 
+use super::fixtures::heartbeat;
 use super::harness::{FT, G, Setup, connected, envelope, member, ms, name, others};
 use super::probe::Probe;
 use crate::engine::{Action, Input};
 use crate::message::{Heartbeat, Message, PeerAddr};
 use crate::transport::{CloseKind, DeathProof, DeathProofMode, Refusal, TransportEvent};
 use crate::types::Incarnation;
-use crate::types::{MemberId, NodeId};
+use crate::types::NodeId;
 use std::time::Duration;
 
 fn dead(j: usize, proof: DeathProof) -> TransportEvent {
@@ -139,22 +140,7 @@ fn messages_from_an_older_incarnation_are_ignored() {
         incarnation: Incarnation(2),
         addr: "n0".into(),
     }));
-    let hb = Heartbeat {
-        seq: 99,
-        version: 99,
-        state: Some(crate::message::NodeState {
-            addr: "n0".into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![crate::message::Claim {
-                group: G.into(),
-                term: 3,
-                member: MemberId::new("n0", 0),
-            }],
-        }),
-        peers: vec![],
-    };
+    let hb = heartbeat("n0", 99, Some(3));
     p.handle(Input::Transport(TransportEvent::Message(envelope(
         "n0",
         1,
@@ -207,19 +193,11 @@ fn a_joined_member_is_announced_to_peers_and_a_left_one_withdrawn() {
 fn peers_learned_from_a_heartbeat_are_dialed() {
     let mut p = Probe::voter();
     let hb = Heartbeat {
-        seq: 50,
-        version: 50,
-        state: Some(crate::message::NodeState {
-            addr: "n0".into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![],
-        }),
         peers: vec![PeerAddr {
             node: NodeId::new("n7"),
             addr: "10.0.0.7:7101".into(),
         }],
+        ..heartbeat("n0", 50, None)
     };
     let actions = p.from("n0", Message::Heartbeat(hb));
     assert!(

@@ -2,15 +2,14 @@
 //! the engine hand-made messages and reads what it answers: the voter side of a rule, a lease
 //! renewed by exactly the acks the test sends.
 
+use super::fixtures::{ack, heartbeat};
 use super::harness::{G, HB, envelope, join, ms, vote_request, vote_requests, vote_responses};
 use crate::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum};
-use crate::message::{
-    Claim, Heartbeat, HeartbeatAck, MemberAnnounce, Message, VoteRequest, VoteResponse,
-};
+use crate::message::{Claim, Heartbeat, MemberAnnounce, Message, VoteRequest, VoteResponse};
 use crate::policy::ByMemberId;
 use crate::transport::TransportEvent;
 use crate::types::Incarnation;
-use crate::types::{Hardware, Labels, MemberId, NodeId, Term};
+use crate::types::{Labels, MemberId, NodeId, Term};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,32 +109,15 @@ impl Probe {
             panic!("{peer} is no fake peer");
         };
         f.seq += 1;
-        let member = MemberId::new(peer, 0);
-        let hb = Heartbeat {
-            seq: f.seq,
-            version: f.seq,
-            state: Some(crate::message::NodeState {
-                addr: peer.to_string(),
-                hardware: Hardware::default(),
+        let mut hb = heartbeat(peer, f.seq, f.claim);
+        if let Some(state) = &mut hb.state {
+            state.members = vec![MemberAnnounce {
+                id: MemberId::new(peer, 0),
+                group: G.into(),
+                started_at_ms: 1_000,
                 labels: Labels::new(),
-                members: vec![MemberAnnounce {
-                    id: member.clone(),
-                    group: G.into(),
-                    started_at_ms: 1_000,
-                    labels: Labels::new(),
-                }],
-                claims: f
-                    .claim
-                    .map(|term| Claim {
-                        group: G.into(),
-                        term,
-                        member,
-                    })
-                    .into_iter()
-                    .collect(),
-            }),
-            peers: vec![],
-        };
+            }];
+        }
         let seq = f.seq;
         self.from(peer, Message::Heartbeat(hb));
         seq
@@ -281,13 +263,6 @@ impl Probe {
                 _ => None,
             })
             .unwrap_or(0);
-        self.from(
-            peer,
-            Message::HeartbeatAck(HeartbeatAck {
-                seq,
-                rejected: vec![],
-                version,
-            }),
-        );
+        self.from(peer, ack(seq, version));
     }
 }

@@ -2,9 +2,7 @@
 //! group gets its leader.
 
 use super::harness::{Setup, ms};
-use crate::engine::Input;
 use crate::message::Message;
-use crate::types::Labels;
 
 const GROUPS: usize = 40;
 
@@ -12,21 +10,14 @@ fn group(k: usize) -> crate::types::GroupName {
     format!("h{k:02}").into()
 }
 
+fn groups() -> Vec<crate::types::GroupName> {
+    (0..GROUPS).map(group).collect()
+}
+
 #[test]
 fn a_cold_start_of_many_groups_batches_its_votes_into_few_messages_per_destination() {
     let mut c = Setup::new(3).build();
-    for i in 0..3 {
-        for k in 0..GROUPS {
-            c.input(
-                i,
-                Input::Join {
-                    group: group(k),
-                    labels: Labels::new(),
-                    started_at_ms: 1_000 + i as u64,
-                },
-            );
-        }
-    }
+    c.join_all(&groups());
     let all_led = c.run_until_true(ms(3_000), |c| {
         (0..GROUPS).all(|k| {
             (0..3)
@@ -92,18 +83,7 @@ fn a_batch_is_handled_part_by_part_in_order_but_never_carries_a_leave() {
 #[test]
 fn idle_heartbeats_carry_no_state_whatever_the_number_of_groups() {
     let mut c = Setup::new(3).build();
-    for i in 0..3 {
-        for k in 0..GROUPS {
-            c.input(
-                i,
-                Input::Join {
-                    group: group(k),
-                    labels: Labels::new(),
-                    started_at_ms: 1_000 + i as u64,
-                },
-            );
-        }
-    }
+    c.join_all(&groups());
     c.run_for(ms(2_000));
     let mark: Vec<usize> = (0..3).map(|i| c.log[i].len()).collect();
     c.run_for(ms(1_000));
@@ -198,18 +178,7 @@ fn leaderless_groups_ranked_in_one_pass_spread_over_the_nodes() {
         .build();
     // Every node joins every group at start, as `baton node` does (voting waits for the
     // start-up abstention, by when all members are known).
-    for i in 0..3 {
-        for k in 0..GROUPS {
-            c.input(
-                i,
-                Input::Join {
-                    group: group(k),
-                    labels: Labels::new(),
-                    started_at_ms: 1_000 + i as u64,
-                },
-            );
-        }
-    }
+    c.join_all(&groups());
     c.run_for(ms(2_000));
     // 40 groups (and G) over 3 nodes: 13 or 14 each, not 40 on the favourite.
     let s = spread(&c, &[0, 1, 2]);

@@ -2,10 +2,11 @@
 //! term steps down, terms never wrap, and in availability mode a same-term conflict goes to the
 //! lower member id.
 
+use super::fixtures::heartbeat;
 use super::harness::{G, Setup, envelope, join, ms, name, vote_requests};
 use super::probe::Probe;
 use crate::engine::{Action, Engine, EngineConfig, Input, PersistedState, Quorum, next_term};
-use crate::message::{Claim, Heartbeat, HeartbeatAck, Message};
+use crate::message::{HeartbeatAck, Message};
 use crate::policy::ByMemberId;
 use crate::transport::TransportEvent;
 use crate::types::{MemberId, NodeId, Term};
@@ -80,27 +81,8 @@ fn in_availability_mode_a_same_term_conflict_goes_to_the_lower_member_id() {
     assert!(p.engine.is_acting_leader(G, p.now));
     let term = p.engine.term(G);
     let claim = |who: &str| {
-        let hb = Heartbeat {
-            seq: 1,
-            version: 1,
-            state: Some(crate::message::NodeState {
-                addr: who.into(),
-                hardware: Default::default(),
-                labels: Default::default(),
-                members: vec![],
-                claims: vec![Claim {
-                    group: G.into(),
-                    term,
-                    member: MemberId::new(who, 0),
-                }],
-            }),
-            peers: vec![],
-        };
-        Input::Transport(TransportEvent::Message(envelope(
-            who,
-            1,
-            Message::Heartbeat(hb),
-        )))
+        let hb = Message::Heartbeat(heartbeat(who, 1, Some(term)));
+        Input::Transport(TransportEvent::Message(envelope(who, 1, hb)))
     };
     p.handle(claim("n2"));
     assert!(
@@ -120,22 +102,7 @@ fn in_availability_mode_a_same_term_conflict_goes_to_the_lower_member_id() {
 fn a_claim_with_a_term_that_cannot_grow_is_ignored() {
     let mut c = Setup::new(3).build();
     c.run_for(ms(50));
-    let hb = Heartbeat {
-        seq: 5,
-        version: 5,
-        state: Some(crate::message::NodeState {
-            addr: "n2".into(),
-            hardware: Default::default(),
-            labels: Default::default(),
-            members: vec![],
-            claims: vec![Claim {
-                group: G.into(),
-                term: Term::MAX,
-                member: MemberId::new("n2", 0),
-            }],
-        }),
-        peers: vec![],
-    };
+    let hb = heartbeat("n2", 5, Some(Term::MAX));
     c.deliver("n2", 1, Message::Heartbeat(hb));
     assert!(c.engines[1].term(G) < Term::MAX);
     assert_ne!(
