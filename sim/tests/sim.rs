@@ -24,8 +24,8 @@
 )]
 
 use baton_sim::{
-    BatchReport, Clock, Mode, NetConfig, Params, Scenario, Sim, SimConfig, SimGroup, SimQuorum,
-    Violation, check_seed, run_seeds,
+    Agreement, BatchReport, Clock, Mode, NetConfig, Params, Scenario, Sim, SimConfig, SimGroup,
+    SimQuorum, Violation, check_seed, run_seeds,
 };
 use std::time::Duration;
 
@@ -121,31 +121,46 @@ fn sim_10k_seeds() {
         "long run: seeds {}..{} x {sizes:?} nodes x 2 modes; clock drift {} x the safe bound (9 seeds in 10), reordering network",
         range.start, range.end, base.drift
     );
+    let variants = sizes.iter().map(|&n| {
+        let params = Params {
+            nodes: Some(n),
+            ..base
+        };
+        (format!("{n} nodes"), params)
+    });
+    long_run("long run", range, variants.collect(), assert_coverage);
+}
+
+/// Runs the seeds of `range` in both modes for each variant (its label, its params), one line
+/// per (mode, variant), and `check`s every report without a failure; then the time taken, every
+/// failing seed, and the first failing report's failure.
+fn long_run(
+    what: &str,
+    range: std::ops::Range<u64>,
+    variants: Vec<(String, Params)>,
+    check: impl Fn(&BatchReport, &Params),
+) {
     let t0 = std::time::Instant::now();
     let mut failed = Vec::new();
     for mode in [Mode::Quorum, Mode::Availability] {
-        for &n in &sizes {
-            let params = Params {
-                nodes: Some(n),
-                ..base
-            };
-            let report = run_seeds(range.clone(), mode, &params);
-            println!("{mode:<12} {n} nodes: {report}");
-            if !report.failures.is_empty() {
-                failed.push((mode, n, report));
+        for (label, params) in &variants {
+            let report = run_seeds(range.clone(), mode, params);
+            println!("{mode:<12} {label}: {report}");
+            if report.failures.is_empty() {
+                check(&report, params);
             } else {
-                assert_coverage(&report, &params);
+                failed.push((mode, label, report));
             }
         }
     }
     println!(
-        "long run: {} runs in {:.1} s",
-        range.count() * sizes.len() * 2,
+        "{what}: {} runs in {:.1} s",
+        range.count() * variants.len() * 2,
         t0.elapsed().as_secs_f64()
     );
-    for (mode, n, report) in &failed {
+    for (mode, label, report) in &failed {
         println!(
-            "{mode} {n} nodes: failing seeds {:?}",
+            "{mode} {label}: failing seeds {:?}",
             report.failures.iter().map(|(s, _)| *s).collect::<Vec<_>>()
         );
     }
@@ -164,25 +179,14 @@ fn sim_many_groups() {
     let range = seeds(100);
     let base = Params::from_env();
     let counts: Vec<usize> = base.groups.map_or(vec![50, 200], |g| vec![g]);
-    let t0 = std::time::Instant::now();
-    let mut failed = Vec::new();
-    for mode in [Mode::Quorum, Mode::Availability] {
-        for &g in &counts {
-            let params = Params {
-                groups: Some(g),
-                ..base
-            };
-            let report = run_seeds(range.clone(), mode, &params);
-            println!("{mode:<12} {g} groups: {report}");
-            if !report.failures.is_empty() {
-                failed.push(report);
-            }
-        }
-    }
-    println!("many groups: {:.1} s", t0.elapsed().as_secs_f64());
-    if let Some(report) = failed.first() {
-        report.assert_ok();
-    }
+    let variants = counts.iter().map(|&g| {
+        let params = Params {
+            groups: Some(g),
+            ..base
+        };
+        (format!("{g} groups"), params)
+    });
+    long_run("many groups", range, variants.collect(), |_, _| {});
 }
 
 /// Replays `BATON_SIM_SEED` (in `BATON_SIM_MODE`, default quorum); does nothing when unset.
@@ -233,11 +237,18 @@ fn three(seed: u64) -> Sim {
     Sim::new(SimConfig::new(seed, 3))
 }
 
+/// Runs `sim` until every node agrees on the leaders, for at most `max`: how long that took
+/// and what they agree on. Panics with `what` when they do not, and on any violation.
+fn agree(sim: &mut Sim, max: Duration, what: &str) -> (Duration, Agreement) {
+    sim.run_until_agreed(max).unwrap().expect(what)
+}
+
 fn warm(sim: &mut Sim) -> (usize, u64) {
-    let (_, agreed) = sim
-        .run_until_agreed(Duration::from_secs(3))
-        .unwrap()
-        .expect("a leader within 3 s of start");
+    let (_, agreed) = agree(
+        &mut sim,
+        Duration::from_secs(3),
+        "a leader within 3 s of start",
+    );
     let (member, term) = agreed[G].clone();
     (sim.index_of(member.node.as_str()).unwrap(), term)
 }
@@ -250,10 +261,7 @@ fn crashing_the_leader_elects_a_higher_term_within_milliseconds() {
         let (old, term) = warm(&mut sim);
         sim.run_for(Duration::from_millis(300)).unwrap();
         sim.crash(old);
-        let (took, agreed) = sim
-            .run_until_agreed(Duration::from_secs(2))
-            .unwrap()
-            .expect("survivors agree");
+        let (took, agreed) = agree(&mut sim, Duration::from_secs(2), "survivors agree");
         let (member, new_term) = &agreed[G];
         assert_ne!(member.node, *sim.node_id(old), "seed {seed}");
         assert!(*new_term > term, "seed {seed}: {new_term} > {term}");
@@ -299,10 +307,7 @@ fn a_leader_in_the_minority_steps_down_before_the_majority_elects() {
         assert!(!sim.is_acting(old, G));
         // Heal: everyone follows the majority's leader.
         sim.heal_partitions();
-        let (_, agreed) = sim
-            .run_until_agreed(Duration::from_secs(2))
-            .unwrap()
-            .expect("agreement after the heal");
+        let (_, agreed) = agree(&mut sim, Duration::from_secs(2), "agreement after the heal");
         assert_eq!(agreed[G].0.node, *sim.node_id(new), "seed {seed}");
     }
 }
@@ -329,10 +334,7 @@ fn graceful_handoff_has_no_gap_in_timeouts_and_no_overlap() {
         let new = sim.acting_leader(G).unwrap();
         assert_ne!(new, old);
         assert!(sim.engine(new).unwrap().term(G) > term);
-        let (_, agreed) = sim
-            .run_until_agreed(Duration::from_secs(1))
-            .unwrap()
-            .expect("survivors agree");
+        let (_, agreed) = agree(&mut sim, Duration::from_secs(1), "survivors agree");
         assert_eq!(agreed[G].0.node, *sim.node_id(new));
     }
     println!("graceful handoff (virtual): slowest of 20 seeds {slowest:?}");
@@ -371,10 +373,11 @@ fn restarting_every_node_with_persistence_keeps_terms_growing() {
     }
     // Invariant (c) across the restart is checked after every step; the new leadership's
     // term is above the old one because the votes survived.
-    let (_, agreed) = sim
-        .run_until_agreed(Duration::from_secs(3))
-        .unwrap()
-        .expect("agreement after a full restart");
+    let (_, agreed) = agree(
+        &mut sim,
+        Duration::from_secs(3),
+        "agreement after a full restart",
+    );
     assert!(agreed[G].1 > before);
 }
 
@@ -392,9 +395,11 @@ fn lossy_reordering_network_still_elects_one_leader() {
     let mut sim = Sim::new(cfg);
     sim.run_for(Duration::from_secs(5)).unwrap();
     sim.set_net(NetConfig::calm());
-    sim.run_until_agreed(Duration::from_secs(2))
-        .unwrap()
-        .expect("agreement once the network calms down");
+    agree(
+        &mut sim,
+        Duration::from_secs(2),
+        "agreement once the network calms down",
+    );
 }
 
 #[test]
@@ -408,9 +413,11 @@ fn availability_mode_split_brain_heals_to_one_leader() {
     // Both sides lead (the documented behaviour of quorum = "none").
     assert_eq!(sim.acting_leaders(G).len(), 2, "{}", sim.describe());
     sim.heal_partitions();
-    sim.run_until_agreed(Duration::from_secs(2))
-        .unwrap()
-        .expect("one leader after the heal");
+    agree(
+        &mut sim,
+        Duration::from_secs(2),
+        "one leader after the heal",
+    );
 }
 
 /// A resignation is about one term. A late copy of an old `StepDown` must not let its
@@ -568,12 +575,8 @@ fn clock_drift_within_the_bound_keeps_one_leader_through_a_partition_of_the_lead
 #[test]
 fn clock_drift_far_beyond_the_bound_breaks_invariant_b() {
     for seed in 0..20 {
-        let err = isolate_a_drifting_leader(seed, 0.8, 1.2)
-            .expect_err("two leaders act at once with 40 % drift");
-        assert!(
-            err.message.contains("invariant (b) violated"),
-            "seed {seed}: {err}"
-        );
+        let run = isolate_a_drifting_leader(seed, 0.8, 1.2);
+        assert_split_brain(run, &format!("seed {seed}, 40 % drift"));
     }
 }
 
@@ -587,17 +590,12 @@ fn drifting_clocks_elect_fail_over_and_hand_off() {
         let mut sim = Sim::new(cfg);
         let (old, term) = warm(&mut sim);
         sim.crash(old);
-        let (took, agreed) = sim
-            .run_until_agreed(Duration::from_secs(2))
-            .unwrap()
-            .expect("survivors agree");
+        let (took, agreed) = agree(&mut sim, Duration::from_secs(2), "survivors agree");
         assert!(agreed[G].1 > term);
         assert!(took < Duration::from_millis(20), "seed {seed}: {took:?}");
         let (next, _) = warm(&mut sim);
         sim.shutdown(next);
-        sim.run_until_agreed(Duration::from_secs(1))
-            .unwrap()
-            .expect("handoff");
+        agree(&mut sim, Duration::from_secs(1), "handoff");
     }
 }
 
@@ -880,6 +878,27 @@ fn isolate_the_leader_by_a_reset(
     Ok(took)
 }
 
+/// Asserts that `run` ended on invariant (b): two leaders acted at once (`what`: the case).
+fn assert_split_brain<T: std::fmt::Debug>(run: Result<T, Violation>, what: &str) {
+    let err = run.expect_err(&format!("{what}: two leaders act at once"));
+    assert!(
+        err.message.contains("invariant (b) violated"),
+        "{what}: {err}"
+    );
+}
+
+/// `cfg` on the pre-issue-9 transport ([`SimConfig::legacy_reset_proofs`]): elects, runs a
+/// little, then a middlebox resets the leader's connections (`way`).
+fn reset_the_leader_on_the_legacy_transport(mut cfg: SimConfig, way: ResetWay) -> Sim {
+    let seed = cfg.seed;
+    cfg.legacy_reset_proofs = true;
+    let mut sim = Sim::new(cfg);
+    let (old, _) = warm(&mut sim);
+    sim.run_for(Duration::from_millis(200 + seed * 13)).unwrap();
+    sim.middlebox_reset(old, way);
+    sim
+}
+
 /// Documentation of what issue 9 fixed, and that the checks catch it: a transport that (as
 /// before) takes the refused redial after a *reset* for a death lets the followers elect at
 /// once while the isolated leader still holds its lease — invariant (b) fails, on every seed,
@@ -893,19 +912,9 @@ fn isolate_the_leader_by_a_reset(
 fn a_transport_that_takes_a_reset_for_a_death_splits_the_brain() {
     for way in [ResetWay::Incoming] {
         for seed in 0..10 {
-            let mut cfg = SimConfig::new(seed, 3);
-            cfg.legacy_reset_proofs = true;
-            let mut sim = Sim::new(cfg);
-            let (old, _) = warm(&mut sim);
-            sim.run_for(Duration::from_millis(200 + seed * 13)).unwrap();
-            sim.middlebox_reset(old, way);
-            let err = sim
-                .run_for(Duration::from_secs(1))
-                .expect_err("two leaders act at once");
-            assert!(
-                err.message.contains("invariant (b) violated"),
-                "seed {seed} {way:?}: {err}"
-            );
+            let mut sim = reset_the_leader_on_the_legacy_transport(SimConfig::new(seed, 3), way);
+            let run = sim.run_for(Duration::from_secs(1));
+            assert_split_brain(run, &format!("seed {seed} {way:?}"));
         }
     }
 }
@@ -921,13 +930,11 @@ fn a_transport_that_takes_a_reset_for_a_death_splits_the_brain() {
 fn a_node_wrongly_proven_dead_rejoins_on_a_fresh_handshake() {
     for seed in 0..10 {
         for way in [ResetWay::Both, ResetWay::Incoming, ResetWay::Outgoing] {
-            let mut cfg = SimConfig::new(seed, 3);
-            cfg.quorum = SimQuorum::None;
-            cfg.legacy_reset_proofs = true;
-            let mut sim = Sim::new(cfg);
-            let (old, _) = warm(&mut sim);
-            sim.run_for(Duration::from_millis(200 + seed * 13)).unwrap();
-            sim.middlebox_reset(old, way);
+            let cfg = SimConfig {
+                quorum: SimQuorum::None,
+                ..SimConfig::new(seed, 3)
+            };
+            let mut sim = reset_the_leader_on_the_legacy_transport(cfg, way);
             sim.run_for(Duration::from_secs(1)).unwrap();
             sim.end_resets();
             let healed = sim
