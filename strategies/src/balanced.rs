@@ -34,9 +34,7 @@ pub struct Balanced;
 impl Balanced {
     /// The policy's name in config: `"balanced"`.
     pub const NAME: &'static str = "balanced";
-}
 
-impl Balanced {
     /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
     fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         tiers_by_key(input, |c| {
@@ -51,14 +49,8 @@ crate::tiers::tiered_policy!(Balanced);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_deterministic, cand, ids, input, tiers};
+    use crate::test_support::{assert_deterministic, ids, input, leading, tiers};
     use baton_core::LeaderPolicy;
-
-    fn leading(node: &str, n: usize) -> baton_core::Candidate {
-        let mut c = cand(node);
-        c.leads = n;
-        c
-    }
 
     #[test]
     fn the_node_leading_fewest_groups_ranks_first_and_equal_counts_tie() {

@@ -17,9 +17,7 @@ pub struct OldestRunning;
 impl OldestRunning {
     /// The policy's name in config: `"oldest-running"`.
     pub const NAME: &'static str = "oldest-running";
-}
 
-impl OldestRunning {
     /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
     fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         tiers_by_key(input, |c| c.started_at_ms)
@@ -31,14 +29,8 @@ crate::tiers::tiered_policy!(OldestRunning);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_deterministic, cand, ids, input, tiers};
+    use crate::test_support::{assert_deterministic, ids, input, started, tiers};
     use baton_core::LeaderPolicy;
-
-    fn started(node: &str, at: u64) -> baton_core::Candidate {
-        let mut c = cand(node);
-        c.started_at_ms = at;
-        c
-    }
 
     #[test]
     fn earliest_start_ranks_first() {

@@ -15,6 +15,22 @@ pub(crate) fn cand(node: &str) -> Candidate {
     }
 }
 
+/// A candidate on `node` that started at `at` (Unix ms).
+pub(crate) fn started(node: &str, at: u64) -> Candidate {
+    Candidate {
+        started_at_ms: at,
+        ..cand(node)
+    }
+}
+
+/// A candidate on `node` whose node leads `n` groups.
+pub(crate) fn leading(node: &str, n: usize) -> Candidate {
+    Candidate {
+        leads: n,
+        ..cand(node)
+    }
+}
+
 /// An input for group `g` with these candidates.
 pub(crate) fn input(candidates: Vec<Candidate>) -> ElectionInput {
     ElectionInput {
