@@ -165,21 +165,9 @@ async fn a_tls_fin_without_close_notify_is_orderly_and_proves_death_but_a_reset_
         let name = format!("x{inc}");
         let tcp = TcpStream::connect(&b_addr).await.unwrap();
         let server_name = rustls::pki_types::ServerName::try_from("b").unwrap();
-        let mut s = connector.connect(server_name, tcp).await.unwrap();
-        raw_handshake(&mut s, &name, inc, &x_addr).await;
-        expect(&b, SOON, "Connected{x}", is_connected(&name, inc)).await;
-        if reset {
-            // What a firewall's `REJECT --reject-with tcp-reset` does to a live peer.
-            #[allow(
-                deprecated,
-                reason = "tokio deprecates SO_LINGER for its blocking close; here only the reset it causes matters"
-            )]
-            s.get_ref().0.set_linger(Some(Duration::ZERO)).unwrap();
-        }
-        // Dropped without `shutdown()`: no close_notify, only the kernel's FIN (or RST), as
-        // when the process is killed with `kill -9`.
-        drop(s);
-        expect_close_then_proof(&b, &name, inc, reset).await;
+        let s = connector.connect(server_name, tcp).await.unwrap();
+        // Dropped without `shutdown()`: no close_notify, only the kernel's FIN (or RST).
+        handshake_then_drop(&b, s, &name, inc, &x_addr, reset).await;
     }
     b.shutdown().await;
 }

@@ -319,19 +319,8 @@ async fn an_orderly_close_then_a_refused_redial_proves_death_but_a_reset_does_no
         // x advertises an address nobody listens on, so every redial is refused.
         let x_addr = closed_port().await;
         let name = format!("x{inc}");
-        let mut s = TcpStream::connect(&b_addr).await.unwrap();
-        raw_handshake(&mut s, &name, inc, &x_addr).await;
-        expect(&b, SOON, "Connected{x}", is_connected(&name, inc)).await;
-        if reset {
-            // What a firewall's `REJECT --reject-with tcp-reset` does to a live peer.
-            #[allow(
-                deprecated,
-                reason = "tokio deprecates SO_LINGER for its blocking close; here only the reset it causes matters"
-            )]
-            s.set_linger(Some(Duration::ZERO)).unwrap();
-        }
-        drop(s);
-        expect_close_then_proof(&b, &name, inc, reset).await;
+        let s = TcpStream::connect(&b_addr).await.unwrap();
+        handshake_then_drop(&b, s, &name, inc, &x_addr, reset).await;
     }
     b.shutdown().await;
 }

@@ -206,6 +206,49 @@ pub async fn raw_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     hs.session_keys().expect("keys after the handshake").clone()
 }
 
+/// A stream over one TCP socket: the socket itself, or TLS over it.
+pub trait OverTcp: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl OverTcp for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl OverTcp for tokio_rustls::client::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.get_ref().0
+    }
+}
+
+/// Peer `name` (incarnation `inc`, advertising the closed port `addr`) handshakes with `t`
+/// over `s`, then drops it without a shutdown — only the kernel's FIN, as when the process is
+/// killed with `kill -9`, or with `reset` a reset, what a firewall's `REJECT --reject-with
+/// tcp-reset` does to a live peer — and [`expect_close_then_proof`] checks what `t` makes of it.
+pub async fn handshake_then_drop(
+    t: &TcpTransport,
+    mut s: impl OverTcp,
+    name: &str,
+    inc: u64,
+    addr: &str,
+    reset: bool,
+) {
+    raw_handshake(&mut s, name, inc, addr).await;
+    expect(t, SOON, "Connected{x}", is_connected(name, inc)).await;
+    if reset {
+        #[allow(
+            deprecated,
+            reason = "tokio deprecates SO_LINGER for its blocking close; here only the reset it causes matters"
+        )]
+        s.tcp().set_linger(Some(Duration::ZERO)).unwrap();
+    }
+    drop(s);
+    expect_close_then_proof(t, name, inc, reset).await;
+}
+
 /// After peer `name` (incarnation `inc`, advertising a closed port) closed its connection to
 /// `t` with a FIN (`reset` false) or a reset: `t` reports it `Disconnected` with the matching
 /// [`baton_core::CloseKind`], then, only after the FIN, `Dead` by a refused redial.
