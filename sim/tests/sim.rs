@@ -244,11 +244,7 @@ fn agree(sim: &mut Sim, max: Duration, what: &str) -> (Duration, Agreement) {
 }
 
 fn warm(sim: &mut Sim) -> (usize, u64) {
-    let (_, agreed) = agree(
-        &mut sim,
-        Duration::from_secs(3),
-        "a leader within 3 s of start",
-    );
+    let (_, agreed) = agree(sim, Duration::from_secs(3), "a leader within 3 s of start");
     let (member, term) = agreed[G].clone();
     (sim.index_of(member.node.as_str()).unwrap(), term)
 }

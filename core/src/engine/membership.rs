@@ -18,7 +18,9 @@ impl Engine {
             return;
         }
         self.refused_as_duplicate = None;
-        let seen = self.peers.contact(now, &node, incarnation, Contact::Connected);
+        let seen = self
+            .peers
+            .contact(now, &node, incarnation, Contact::Connected);
         if !self.observed(now, seen) {
             return;
         }
