@@ -220,7 +220,7 @@ impl OverTcp for TcpStream {
 
 impl OverTcp for tokio_rustls::client::TlsStream<TcpStream> {
     fn tcp(&self) -> &TcpStream {
-        &self.get_ref().0
+        self.get_ref().0
     }
 }
 
