@@ -28,7 +28,7 @@ pub mod types;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
-pub use message::{CallError, Message, PROTOCOL_VERSION, Served};
+pub use message::{CallError, Message, PROTOCOL_VERSION, Served, StatusSnapshot};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
 pub use registry::{Registry, RegistryError, RegistryWatch};
 pub use transport::{

@@ -125,7 +125,8 @@ impl Field<'_> {
 /// - `policy = "name"`: that built-in (`anti-affinity` takes the group's
 ///   `[group.anti-affinity]` settings; without them nobody is avoided and all candidates tie);
 /// - `policy = [ … ]`: a [`Chain`] of the elements, best first (elements may be lists too);
-/// - `policy = { plugin = "…" }`: not built into this crate yet; an error.
+/// - `policy = { plugin = "…" }`: the plugin, loaded with baton-core's plugin host (feature
+///   `plugin`, on by default; without it an error that says so).
 ///
 /// Every error names the group and the field.
 ///
@@ -222,8 +223,8 @@ fn build_named(
 
 /// `policy = { plugin = "…", config = … }`.
 ///
-/// This binary has no plugin host yet: the one place to wire it in (load `spec.plugin`, pass
-/// `spec.config`, map its errors to [`PolicyErrorKind::Plugin`] with `field.error`).
+/// Loads `spec.plugin` with baton-core's plugin host (feature `plugin`), handing it
+/// `spec.config`; its errors become [`PolicyErrorKind::Plugin`] naming the field and the path.
 fn build_plugin(
     spec: &PluginSpec,
     field: &Field<'_>,
