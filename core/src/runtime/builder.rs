@@ -62,7 +62,9 @@ impl NodeBuilder {
         self.group_policies.insert(group.into(), p);
         self
     }
-    /// Policies of several groups (e.g. `baton_strategies::policies_for(&config)?`).
+    /// Policies of several groups (e.g. `baton_strategies::policies_for(&config)?`, or
+    /// `baton_strategies::Policies::with_builtins().register("mine", factory).build_for(&config)?`
+    /// when the config names policies of your own).
     pub fn policies(mut self, map: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>) -> Self {
         self.group_policies.extend(map);
         self
@@ -97,7 +99,7 @@ impl NodeBuilder {
                     return Err(ConfigError::field(
                         format!("group {:?}.policy", g.name),
                         format!(
-                            "names {} but no policy object was given for it; build them with baton_strategies::policies_for(&config) and pass them to NodeBuilder::policies",
+                            "names {} but no policy object was given for it; build them with baton_strategies::policies_for(&config) (or, with policies of your own by name, baton_strategies::Policies::with_builtins().register(name, factory).build_for(&config)) and pass them to NodeBuilder::policies",
                             describe(spec)
                         ),
                     )
