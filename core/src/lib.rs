@@ -42,7 +42,8 @@ pub use types::{
 
 #[cfg(feature = "runtime")]
 pub use runtime::{
-    CallOptions, ClusterRegistry, Handler, Node, NodeBuilder, NodeError, Service, Work,
+    CallOptions, CancellationToken, ClusterRegistry, Handler, Node, NodeBuilder, NodeError,
+    Service, Work,
 };
 
 /// The README's Rust examples, compiled and run as doc tests so the quickstart cannot rot.

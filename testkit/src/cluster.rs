@@ -233,9 +233,12 @@ impl Cluster {
     /// every socket, so reconnects are refused). Returns what finishes the TCP close.
     pub fn kill(&mut self, name: &str) -> Option<JoinHandle<()>> {
         let tcp = self.tcp.get(name).cloned();
-        if let Some(node) = self.take(name) {
+        // Abort before the services are dropped: a dropped service of a running node leaves
+        // its group kindly, which is not what a crash does.
+        if let Some(node) = self.nodes.get(name) {
             node.abort();
         }
+        self.take(name);
         match &self.net {
             Net::Memory(net) => {
                 net.crash(name);

@@ -27,6 +27,7 @@ impl Node {
             policy: None,
             group_policies: BTreeMap::new(),
             incarnation: None,
+            release_timeout: super::hooks::DEFAULT_RELEASE_TIMEOUT,
         }
     }
 }
@@ -39,6 +40,7 @@ pub struct NodeBuilder {
     policy: Option<Arc<dyn LeaderPolicy>>,
     group_policies: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>,
     incarnation: Option<Incarnation>,
+    release_timeout: Duration,
 }
 
 impl NodeBuilder {
@@ -76,6 +78,16 @@ impl NodeBuilder {
         self
     }
 
+    /// How long a handoff this node chooses (shutdown, leave, a dropped last handle) waits,
+    /// still leading, for the [`Service::on_started_leading`](super::Service::on_started_leading)
+    /// work it cancelled to return before it releases leadership anyway (aborting that work's
+    /// tasks and logging a warning). Default: [`DEFAULT_RELEASE_TIMEOUT`](super::DEFAULT_RELEASE_TIMEOUT)
+    /// (5 s). Work that stops when told costs no wait at all.
+    pub fn release_timeout(mut self, timeout: Duration) -> Self {
+        self.release_timeout = timeout;
+        self
+    }
+
     /// Validates the config, starts the transport and the driver.
     pub async fn start(self) -> Result<Node, NodeError> {
         let NodeBuilder {
@@ -85,6 +97,7 @@ impl NodeBuilder {
             policy,
             group_policies,
             incarnation,
+            release_timeout,
         } = self;
         config.validate()?;
         let transport = transport.ok_or_else(|| {
@@ -182,6 +195,8 @@ impl NodeBuilder {
             cluster_registry,
             driver: Mutex::new(None),
             events: broadcast::channel(super::EVENT_BUFFER).0,
+            hooks: Default::default(),
+            release_timeout,
         });
         if let Some(reg) = &registry {
             spawn_registry_watch(reg.clone(), shared.commands.clone()).await?;
@@ -200,7 +215,7 @@ impl NodeBuilder {
         };
         let handle = tokio::spawn(driver.run());
         *lock(&shared.driver) = Some(handle);
-        Ok(Node { shared })
+        Ok(Node::from_shared(shared))
     }
 }
 
