@@ -9,6 +9,7 @@
 //!   `handle(now, input) -> actions`, no tokio inside, so that it can be driven by a
 //!   deterministic simulator as easily as by the network;
 //! - configuration ([`config::Config`], TOML);
+//! - [`Fence`]: the check a write's destination makes with the term (fencing token);
 //! - with feature `runtime` (default), the tokio `Node` that drives the engine over a transport.
 //!
 //! Transports (`baton-transport-memory`, `baton-transport-tcp`), policies (`baton-strategies`)
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fence;
 pub mod message;
 pub mod plugin;
 pub mod policy;
@@ -28,6 +30,7 @@ pub mod types;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
+pub use fence::{Fence, StaleTerm};
 pub use message::{CallError, Message, PROTOCOL_VERSION, Served, StatusSnapshot};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
 pub use registry::{Registry, RegistryError, RegistryWatch};
