@@ -120,16 +120,23 @@ fn log_work(svc: &baton_core::Service, log: &Log, finish: Duration) {
     });
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_kind_shutdown_cancels_the_work_and_releases_only_after_it_stopped() {
-    let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
-    let log = Log::default();
+/// a's service gets [`log_work`] and a stopped hook logging `"stopped <term>"`; returns once
+/// the work of a's term (returned) has started.
+async fn a_works(c: &Cluster, log: &Log, finish: Duration) -> u64 {
     let term = c.node("a").leadership(G).borrow().term;
-    log_work(c.service("a", G), &log, Duration::from_millis(300));
+    log_work(c.service("a", G), log, finish);
     let stopped = log.clone();
     c.service("a", G)
         .on_stopped_leading(move |t| stopped.push(format!("stopped {t}")));
     log.wait_for(&format!("start {term}")).await;
+    term
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_kind_shutdown_cancels_the_work_and_releases_only_after_it_stopped() {
+    let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
+    let log = Log::default();
+    let term = a_works(&c, &log, Duration::from_millis(300)).await;
     log_first_lead(&c, "b", &log);
     log_first_lead(&c, "c", &log);
 
@@ -159,12 +166,7 @@ async fn a_kind_shutdown_cancels_the_work_and_releases_only_after_it_stopped() {
 async fn a_lost_lease_cancels_the_work_and_the_stopped_hook_follows_it() {
     let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
     let log = Log::default();
-    let term = c.node("a").leadership(G).borrow().term;
-    log_work(c.service("a", G), &log, Duration::from_millis(10));
-    let stopped = log.clone();
-    c.service("a", G)
-        .on_stopped_leading(move |t| stopped.push(format!("stopped {t}")));
-    log.wait_for(&format!("start {term}")).await;
+    let term = a_works(&c, &log, Duration::from_millis(10)).await;
 
     c.memory_net().isolate("a");
     let (cancelled, _) = log.wait_for("cancelled").await;
@@ -278,17 +280,22 @@ async fn dropping_the_last_node_handle_hands_off_promptly() {
     let t0 = Instant::now();
     drop(a);
     drop(c.nodes.remove("a"));
+    b_takes_over_promptly(&c, t0, &before).await;
+    assert!(!a_view.borrow().is_me, "the dropped node stopped leading");
+}
+
+/// b and c agree that b (the ranked successor) leads, above `before`'s term, within 250 ms of
+/// `t0`: a handoff, not a failure timeout (500 ms) and a campaign.
+async fn b_takes_over_promptly(c: &Cluster, t0: Instant, before: &baton_core::Leadership) {
     let names = ["b".to_string(), "c".to_string()];
     let after = c.agreed_among(G, &names, LIMIT).await;
     let took = t0.elapsed();
-    // A handoff, not a failure timeout (500 ms) and a campaign: the node shut down kindly.
     assert!(
         took < Duration::from_millis(250),
         "new leader after {took:?}"
     );
     assert_eq!(leader_of(&after), "b", "the ranked successor");
     assert!(after.term > before.term);
-    assert!(!a_view.borrow().is_me, "the dropped node stopped leading");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -297,15 +304,7 @@ async fn dropping_a_service_leaves_the_group_while_the_node_runs() {
     let before = c.agreed(G, LIMIT).await;
     let t0 = Instant::now();
     drop(c.services.remove(&("a".to_string(), G.into())));
-    let names = ["b".to_string(), "c".to_string()];
-    let after = c.agreed_among(G, &names, LIMIT).await;
-    let took = t0.elapsed();
-    assert!(
-        took < Duration::from_millis(250),
-        "new leader after {took:?}"
-    );
-    assert_eq!(leader_of(&after), "b", "the ranked successor");
-    assert!(after.term > before.term);
+    b_takes_over_promptly(&c, t0, &before).await;
     // The node runs on, with no member in the group; it may join again at once.
     let a = c.node("a").clone();
     assert!(a.is_running());
