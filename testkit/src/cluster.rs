@@ -69,6 +69,9 @@ pub struct Cluster {
     pub tcp: BTreeMap<String, Arc<TcpTransport>>,
     /// When each running node was started.
     pub started: BTreeMap<String, std::time::Instant>,
+    /// The services of nodes [`Cluster::take`]n out: kept, since a dropped service of a
+    /// running node leaves its group, which would hand off before the caller's shutdown.
+    pub retired: Vec<Service>,
 }
 
 static INCARNATION: AtomicU64 = AtomicU64::new(0);
@@ -118,6 +121,7 @@ impl Cluster {
             services: BTreeMap::new(),
             tcp: BTreeMap::new(),
             started: BTreeMap::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -222,7 +226,12 @@ impl Cluster {
     /// Takes node `name` out of the cluster, still running (for a kind shutdown the caller
     /// runs while it measures what the others see).
     pub fn take(&mut self, name: &str) -> Option<Node> {
-        self.services.retain(|(n, _), _| n != name);
+        let (theirs, ours) = std::mem::take(&mut self.services)
+            .into_iter()
+            .partition(|((n, _), _)| n == name);
+        self.services = ours;
+        let theirs: BTreeMap<(String, GroupName), Service> = theirs;
+        self.retired.extend(theirs.into_values());
         self.tcp.remove(name);
         self.started.remove(name);
         self.nodes.remove(name)
