@@ -131,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn racing_writers_never_both_pass_out_of_order() {
+    fn racing_writers_end_at_the_highest_term_which_always_passes() {
         let f = std::sync::Arc::new(Fence::new());
         let threads: Vec<_> = (1..=8u64)
             .map(|t| {
