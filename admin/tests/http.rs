@@ -36,11 +36,14 @@ fn config(name: &str) -> Config {
 struct Cluster {
     net: MemoryNetwork,
     nodes: BTreeMap<String, (Node, Admin)>,
+    /// Kept: dropping a service leaves its group.
+    _services: Vec<baton_core::Service>,
 }
 
 async fn cluster(token: Option<&str>) -> Cluster {
     let net = MemoryNetwork::new();
     let mut nodes = BTreeMap::new();
+    let mut services = Vec::new();
     for n in NAMES {
         let cfg = config(n);
         let node = Node::builder(cfg.clone())
@@ -48,13 +51,17 @@ async fn cluster(token: Option<&str>) -> Cluster {
             .start()
             .await
             .unwrap();
-        node.join("g", Default::default()).await.unwrap();
+        services.push(node.join("g", Default::default()).await.unwrap());
         let admin = Admin::builder(node.clone(), &cfg)
             .token(token.map(String::from))
             .start();
         nodes.insert(n.to_string(), (node, admin));
     }
-    Cluster { net, nodes }
+    Cluster {
+        net,
+        nodes,
+        _services: services,
+    }
 }
 
 async fn request(

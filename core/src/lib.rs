@@ -9,6 +9,7 @@
 //!   `handle(now, input) -> actions`, no tokio inside, so that it can be driven by a
 //!   deterministic simulator as easily as by the network;
 //! - configuration ([`config::Config`], TOML);
+//! - [`Fence`]: the check a write's destination makes with the term (fencing token);
 //! - with feature `runtime` (default), the tokio `Node` that drives the engine over a transport.
 //!
 //! Transports (`baton-transport-memory`, `baton-transport-tcp`), policies (`baton-strategies`)
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fence;
 pub mod message;
 pub mod plugin;
 pub mod policy;
@@ -28,7 +30,8 @@ pub mod types;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
-pub use message::{CallError, Message, PROTOCOL_VERSION, Served};
+pub use fence::{Fence, StaleTerm};
+pub use message::{CallError, Message, PROTOCOL_VERSION, Served, StatusSnapshot};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
 pub use registry::{Registry, RegistryError, RegistryWatch};
 pub use transport::{
@@ -42,7 +45,8 @@ pub use types::{
 
 #[cfg(feature = "runtime")]
 pub use runtime::{
-    CallOptions, ClusterRegistry, Handler, Node, NodeBuilder, NodeError, Service, Work,
+    CallOptions, CancellationToken, ClusterRegistry, Handler, Node, NodeBuilder, NodeError,
+    Service, Work,
 };
 
 /// The README's Rust examples, compiled and run as doc tests so the quickstart cannot rot.

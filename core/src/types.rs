@@ -15,6 +15,8 @@ pub type Term = u64;
 pub type Labels = BTreeMap<String, String>;
 
 /// The name of a node, unique in its cluster (`[node] name`).
+///
+/// Displays as the bare name: `a`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct NodeId(pub String);
 
@@ -255,6 +257,9 @@ impl From<Incarnation> for u64 {
 /// that an instance which leaves and joins again is a different member.
 ///
 /// Member ids are totally ordered (node, then seq): every ranking ends its ties on this order.
+///
+/// Displays as `node#seq` — `a#0` is the first instance node `a` joined with (the group is not
+/// part of the id; a [`Leadership`] shows it in front: `tracked: leader a#0 (term 1)`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MemberId {
     /// The node the instance runs on.
@@ -415,6 +420,38 @@ impl Leadership {
     /// The leading node, if any.
     pub fn leader_node(&self) -> Option<&NodeId> {
         self.leader.as_ref().map(|m| &m.node)
+    }
+}
+
+/// One line a person reads: `tracked: leader a#0 (term 1)`, with `, this node` inside the
+/// parentheses when this node leads and holds its lease (`tracked: leader a#0 (term 1, this
+/// node)`), and `tracked: no leader (term 3)` when none is known (the term is then the highest
+/// known).
+///
+/// ```
+/// use baton_core::{Leadership, MemberId};
+///
+/// let mut l = Leadership::none("tracked");
+/// assert_eq!(l.to_string(), "tracked: no leader (term 0)");
+/// l.leader = Some(MemberId::new("a", 0));
+/// l.term = 1;
+/// assert_eq!(l.to_string(), "tracked: leader a#0 (term 1)");
+/// l.is_me = true;
+/// assert_eq!(l.to_string(), "tracked: leader a#0 (term 1, this node)");
+/// ```
+impl fmt::Display for Leadership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.leader {
+            Some(m) if self.is_me => {
+                write!(
+                    f,
+                    "{}: leader {m} (term {}, this node)",
+                    self.group, self.term
+                )
+            }
+            Some(m) => write!(f, "{}: leader {m} (term {})", self.group, self.term),
+            None => write!(f, "{}: no leader (term {})", self.group, self.term),
+        }
     }
 }
 

@@ -145,3 +145,19 @@ fn cloning_a_group_name_shares_the_string() {
     assert_eq!(r.as_ptr(), g.as_ptr());
     assert_ne!(GroupName::from("orders").as_ptr(), g.as_ptr());
 }
+
+#[test]
+fn ids_and_leaderships_display_as_people_read_them() {
+    assert_eq!(NodeId::new("a").to_string(), "a");
+    assert_eq!(MemberId::new("a", 3).to_string(), "a#3");
+    let mut l = Leadership::none("web");
+    assert_eq!(l.to_string(), "web: no leader (term 0)");
+    l.leader = Some(MemberId::new("a", 3));
+    l.term = 7;
+    assert_eq!(l.to_string(), "web: leader a#3 (term 7)");
+    l.is_me = true;
+    assert_eq!(l.to_string(), "web: leader a#3 (term 7, this node)");
+    // A leader not known while a term is: the term still shows.
+    l.leader = None;
+    assert_eq!(l.to_string(), "web: no leader (term 7)");
+}

@@ -39,7 +39,9 @@ mod test_support;
 
 pub use anti_affinity::AntiAffinity;
 pub use balanced::Balanced;
-pub use by_name::{PolicyError, PolicyErrorKind, build_policy, known_policies, policies_for};
+pub use by_name::{
+    Policies, PolicyError, PolicyErrorKind, build_policy, known_policies, policies_for,
+};
 pub use chain::Chain;
 pub use hardware_weight::HardwareWeight;
 pub use oldest_running::OldestRunning;

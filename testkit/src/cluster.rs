@@ -69,6 +69,9 @@ pub struct Cluster {
     pub tcp: BTreeMap<String, Arc<TcpTransport>>,
     /// When each running node was started.
     pub started: BTreeMap<String, std::time::Instant>,
+    /// The services of nodes [`Cluster::take`]n out: kept, since a dropped service of a
+    /// running node leaves its group, which would hand off before the caller's shutdown.
+    pub retired: Vec<Service>,
 }
 
 static INCARNATION: AtomicU64 = AtomicU64::new(0);
@@ -118,6 +121,7 @@ impl Cluster {
             services: BTreeMap::new(),
             tcp: BTreeMap::new(),
             started: BTreeMap::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -222,7 +226,12 @@ impl Cluster {
     /// Takes node `name` out of the cluster, still running (for a kind shutdown the caller
     /// runs while it measures what the others see).
     pub fn take(&mut self, name: &str) -> Option<Node> {
-        self.services.retain(|(n, _), _| n != name);
+        let (theirs, ours) = std::mem::take(&mut self.services)
+            .into_iter()
+            .partition(|((n, _), _)| n == name);
+        self.services = ours;
+        let theirs: BTreeMap<(String, GroupName), Service> = theirs;
+        self.retired.extend(theirs.into_values());
         self.tcp.remove(name);
         self.started.remove(name);
         self.nodes.remove(name)
@@ -233,9 +242,12 @@ impl Cluster {
     /// every socket, so reconnects are refused). Returns what finishes the TCP close.
     pub fn kill(&mut self, name: &str) -> Option<JoinHandle<()>> {
         let tcp = self.tcp.get(name).cloned();
-        if let Some(node) = self.take(name) {
+        // Abort before the services are dropped: a dropped service of a running node leaves
+        // its group kindly, which is not what a crash does.
+        if let Some(node) = self.nodes.get(name) {
             node.abort();
         }
+        self.take(name);
         match &self.net {
             Net::Memory(net) => {
                 net.crash(name);

@@ -27,6 +27,7 @@ impl Node {
             policy: None,
             group_policies: BTreeMap::new(),
             incarnation: None,
+            release_timeout: super::hooks::DEFAULT_RELEASE_TIMEOUT,
         }
     }
 }
@@ -39,6 +40,7 @@ pub struct NodeBuilder {
     policy: Option<Arc<dyn LeaderPolicy>>,
     group_policies: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>,
     incarnation: Option<Incarnation>,
+    release_timeout: Duration,
 }
 
 impl NodeBuilder {
@@ -62,7 +64,9 @@ impl NodeBuilder {
         self.group_policies.insert(group.into(), p);
         self
     }
-    /// Policies of several groups (e.g. `baton_strategies::policies_for(&config)?`).
+    /// Policies of several groups (e.g. `baton_strategies::policies_for(&config)?`, or
+    /// `baton_strategies::Policies::with_builtins().register("mine", factory).build_for(&config)?`
+    /// when the config names policies of your own).
     pub fn policies(mut self, map: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>) -> Self {
         self.group_policies.extend(map);
         self
@@ -71,6 +75,16 @@ impl NodeBuilder {
     /// process always has a greater one).
     pub fn incarnation(mut self, inc: impl Into<Incarnation>) -> Self {
         self.incarnation = Some(inc.into());
+        self
+    }
+
+    /// How long a handoff this node chooses (shutdown, leave, a dropped last handle) waits,
+    /// still leading, for the [`Service::on_started_leading`](super::Service::on_started_leading)
+    /// work it cancelled to return before it releases leadership anyway (aborting that work's
+    /// tasks and logging a warning). Default: [`DEFAULT_RELEASE_TIMEOUT`](super::DEFAULT_RELEASE_TIMEOUT)
+    /// (5 s). Work that stops when told costs no wait at all.
+    pub fn release_timeout(mut self, timeout: Duration) -> Self {
+        self.release_timeout = timeout;
         self
     }
 
@@ -83,6 +97,7 @@ impl NodeBuilder {
             policy,
             group_policies,
             incarnation,
+            release_timeout,
         } = self;
         config.validate()?;
         let transport = transport.ok_or_else(|| {
@@ -97,7 +112,7 @@ impl NodeBuilder {
                     return Err(ConfigError::field(
                         format!("group {:?}.policy", g.name),
                         format!(
-                            "names {} but no policy object was given for it; build them with baton_strategies::policies_for(&config) and pass them to NodeBuilder::policies",
+                            "names {} but no policy object was given for it; build them with baton_strategies::policies_for(&config) (or, with policies of your own by name, baton_strategies::Policies::with_builtins().register(name, factory).build_for(&config)) and pass them to NodeBuilder::policies",
                             describe(spec)
                         ),
                     )
@@ -180,6 +195,8 @@ impl NodeBuilder {
             cluster_registry,
             driver: Mutex::new(None),
             events: broadcast::channel(super::EVENT_BUFFER).0,
+            hooks: Default::default(),
+            release_timeout,
         });
         if let Some(reg) = &registry {
             spawn_registry_watch(reg.clone(), shared.commands.clone()).await?;
@@ -198,7 +215,7 @@ impl NodeBuilder {
         };
         let handle = tokio::spawn(driver.run());
         *lock(&shared.driver) = Some(handle);
-        Ok(Node { shared })
+        Ok(Node::from_shared(shared))
     }
 }
 

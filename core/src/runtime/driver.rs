@@ -28,6 +28,9 @@ pub(super) enum Command {
     },
     Leave {
         group: GroupName,
+        /// Leave only if this is still the local member (a dropped service's late leave must
+        /// not remove the member that joined after it); `None`: whichever it is.
+        member: Option<MemberId>,
         reply: oneshot::Sender<()>,
     },
     Call {
@@ -219,8 +222,16 @@ impl Driver {
                 let _ = reply.send(Ok(member));
                 None
             }
-            Command::Leave { group, reply } => {
+            Command::Leave {
+                group,
+                member: only,
+                reply,
+            } => {
                 let member = self.engine.local_member(&group).cloned();
+                if only.is_some() && only != member {
+                    let _ = reply.send(());
+                    return None;
+                }
                 let actions = self.engine.handle(
                     now(),
                     Input::Leave {

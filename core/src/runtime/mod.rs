@@ -16,13 +16,19 @@
 //! - `error`: [`NodeError`];
 //! - [`hardware`]: what this machine offers (CPUs, memory), detected;
 //! - `registry`: [`ClusterRegistry`], the cluster's own member table;
-//! - `observe`: [`NodeEvent`], what the driver did, for observers ([`Node::subscribe`]).
+//! - `observe`: [`NodeEvent`], what the driver did, for observers ([`Node::subscribe`]);
+//! - `hooks`: the leadership hooks of a [`Service`] (`on_started_leading` with its
+//!   [`CancellationToken`], `on_stopped_leading`, `on_new_leader`), and the release of their
+//!   work before a handoff;
+//! - `lifecycle`: shutdown, leave, and what dropping a [`Node`] or a [`Service`] does.
 
 mod builder;
 mod driver;
 mod error;
 mod handler;
 pub mod hardware;
+mod hooks;
+mod lifecycle;
 mod node;
 mod observe;
 mod registry;
@@ -31,6 +37,7 @@ mod state_file;
 pub use builder::NodeBuilder;
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
+pub use hooks::{CancellationToken, DEFAULT_RELEASE_TIMEOUT};
 pub use node::{CallOptions, Node};
 pub use observe::{EVENT_BUFFER, NodeEvent};
 pub use registry::ClusterRegistry;

@@ -3,6 +3,8 @@
 //! driver publishes in [`Shared`]); none touches the engine itself.
 
 use super::driver::Command;
+use super::hooks::HookRegistry;
+use super::lifecycle::LastHandle;
 use super::{ClusterRegistry, Handler, NodeError, NodeEvent, Service};
 use crate::config::Config;
 use crate::engine::StatusSnapshot;
@@ -51,6 +53,10 @@ pub(super) struct Shared {
     pub(super) driver: Mutex<Option<JoinHandle<()>>>,
     /// What the driver did, for [`Node::subscribe`] (sent only while someone listens).
     pub(super) events: broadcast::Sender<NodeEvent>,
+    /// Every service's leadership hooks, for the handoffs that release their work first.
+    pub(super) hooks: HookRegistry,
+    /// How long such a handoff waits for that work ([`NodeBuilder::release_timeout`](super::NodeBuilder::release_timeout)).
+    pub(super) release_timeout: Duration,
 }
 
 /// Locks a mutex, recovering from poisoning: the data behind these locks (watch senders,
@@ -70,7 +76,10 @@ impl Shared {
 
 /// A running baton node: one process's membership in a cluster.
 ///
-/// Cheap to clone; every clone is the same node.
+/// Cheap to clone; every clone is the same node. Dropping the last handle (every clone and
+/// every [`Service`]) without [`Node::shutdown`] shuts the node down kindly in the background
+/// and logs a warning (nothing waits for it: await `shutdown()` where the handoff must be
+/// out before the process exits); dropping a [`Service`] leaves its group.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -100,9 +109,18 @@ impl Shared {
 #[derive(Clone)]
 pub struct Node {
     pub(super) shared: Arc<Shared>,
+    /// Shared by the clones: its drop is the last handle's ([`super::lifecycle`]).
+    _last: Arc<LastHandle>,
 }
 
 impl Node {
+    pub(super) fn from_shared(shared: Arc<Shared>) -> Node {
+        let _last = Arc::new(LastHandle {
+            shared: shared.clone(),
+        });
+        Node { shared, _last }
+    }
+
     /// Starts a node with one default policy (shorthand for the builder).
     pub async fn start(
         config: Config,
@@ -187,12 +205,7 @@ impl Node {
             })
             .map_err(|_| NodeError::ShutDown)?;
         let member = rx.await.map_err(|_| NodeError::ShutDown)??;
-        Ok(Service {
-            node: self.clone(),
-            rx: self.shared.watch(&group).subscribe(),
-            group,
-            member,
-        })
+        Ok(Service::new(self.clone(), group, member))
     }
 
     /// Watches the leadership of any group, joined or not.
@@ -274,22 +287,11 @@ impl Node {
         rx.await.map_err(|_| NodeError::ShutDown)
     }
 
-    /// Kind shutdown: hands off every group this node leads, tells its peers it is leaving,
-    /// closes the transport. Idempotent.
+    /// Kind shutdown: releases the services' leader work (see
+    /// [`Service::on_started_leading`]), hands off every group this node leads, tells its peers
+    /// it is leaving, closes the transport. Idempotent.
     pub async fn shutdown(&self) {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .shared
-            .commands
-            .send(Command::Shutdown { reply })
-            .is_ok()
-        {
-            let _ = rx.await;
-        }
-        let handle = lock(&self.shared.driver).take();
-        if let Some(h) = handle {
-            let _ = h.await;
-        }
+        super::lifecycle::shutdown(&self.shared).await;
     }
 
     /// Stops the node abruptly, as if its process died: no handoff, no goodbye. For tests

@@ -98,6 +98,7 @@ impl Registry for ClusterRegistry {
         self.commands
             .send(Command::Leave {
                 group: group.into(),
+                member: Some(member.clone()),
                 reply,
             })
             .map_err(|_| RegistryError::Closed)?;

@@ -11,8 +11,8 @@
     reason = "an example program: what it prints is what it shows"
 )]
 
+use baton_core::Node;
 use baton_core::config::{Config, GroupConfig, PluginSpec, PolicySpec};
-use baton_core::{LeaderPolicy, Node};
 use baton_transport_memory::MemoryNetwork;
 use custom_policy::ZonePreference;
 use std::sync::Arc;
@@ -56,16 +56,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Node::builder(config).policies(policies)
             }
             None => {
+                // Named in config like a built-in, `policy = "zone-preference"`, and linked in
+                // by registering that name.
+                group.policy = Some(PolicySpec::Named("zone-preference".into()));
                 config.groups.push(group);
-                let policy: Arc<dyn LeaderPolicy> = Arc::new(ZonePreference::new("us-1"));
-                Node::builder(config).group_policy("tracked", policy)
+                let policies = baton_strategies::Policies::with_builtins()
+                    .register("zone-preference", |_group: &GroupConfig| {
+                        ZonePreference::new("us-1")
+                    })
+                    .build_for(&config)?;
+                Node::builder(config).policies(policies)
             }
         };
         let node = builder.transport(Arc::new(net.transport())).start().await?;
-        node.join("tracked", Default::default()).await?;
-        running.push(node);
+        // Kept: dropping a `Service` leaves its group.
+        let service = node.join("tracked", Default::default()).await?;
+        running.push((node, service));
     }
-    let mut watch = running[0].leadership("tracked");
+    let mut watch = running[0].0.leadership("tracked");
     let l = watch.wait_for(|l| l.leader.is_some()).await?.clone();
     let how = if plugin.is_some() { "plugin" } else { "static" };
     println!(
@@ -77,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         l.term
     );
     assert_eq!(l.leader.expect("a leader was elected").node.as_str(), "c");
-    for n in &running {
+    for (n, _) in &running {
         n.shutdown().await;
     }
     Ok(())
