@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-
 /// The value of the sample `series` in a Prometheus text body.
 fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()

@@ -229,9 +229,12 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
     b.open(&format!("http://{}/", admins[&follower]));
     let observer = b.call("GET", "/window", None).as_str().unwrap().to_string();
     let leads = format!("leader {leader}");
-    let (before, _) = wait_view(&b, Duration::from_secs(10), "three nodes and the leader", |v| {
-        v["conn"] == "live" && alive_nodes(v) == ABC && v["leader"] == leads.as_str()
-    });
+    let (before, _) = wait_view(
+        &b,
+        Duration::from_secs(10),
+        "three nodes and the leader",
+        |v| v["conn"] == "live" && alive_nodes(v) == ABC && v["leader"] == leads.as_str(),
+    );
     b.execute("window.batonTestMarker = 'not reloaded'; return null;");
 
     // The leader's own view in a second tab: the token, then "kill" and the page's
@@ -239,9 +242,12 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
     let tab = b.call("POST", "/window/new", Some(json!({ "type": "tab" })));
     b.switch_to(tab["handle"].as_str().unwrap());
     b.open(&format!("http://{}/", admins[&leader]));
-    wait_view(&b, Duration::from_secs(10), "the leader's view, actions on", |v| {
-        v["conn"] == "live" && v["kill_enabled"] == true
-    });
+    wait_view(
+        &b,
+        Duration::from_secs(10),
+        "the leader's view, actions on",
+        |v| v["conn"] == "live" && v["kill_enabled"] == true,
+    );
     let token = b.element("#token");
     b.call(
         "POST",
@@ -280,7 +286,10 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
     assert_eq!(v["marker"], "not reloaded", "the page was reloaded: {v:#}");
     assert_eq!(v["conn"], "live", "{v:#}");
     let st = c.proc(&leader).wait_status(Duration::from_secs(5));
-    assert!(!st.success(), "the kill button did not kill {leader}: {st:?}");
+    assert!(
+        !st.success(),
+        "the kill button did not kill {leader}: {st:?}"
+    );
     assert!(
         took < Duration::from_secs(1),
         "the view showed the new leader {took:?} after the kill (1 s allowed): {v:#}\n{}",

@@ -396,7 +396,10 @@ pub fn http_request(
             break i;
         }
         let n = s.read(&mut buf).unwrap_or_else(|e| fail(e));
-        assert!(n > 0, "{method} {path}: connection closed before the head ended");
+        assert!(
+            n > 0,
+            "{method} {path}: connection closed before the head ended"
+        );
         raw.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
@@ -406,9 +409,12 @@ pub fn http_request(
         !lower.contains("transfer-encoding: chunked"),
         "{method} {path}: a chunked answer: {head}"
     );
-    let length = lower
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:")?.trim().parse::<usize>().ok());
+    let length = lower.lines().find_map(|l| {
+        l.strip_prefix("content-length:")?
+            .trim()
+            .parse::<usize>()
+            .ok()
+    });
     match length {
         Some(len) => {
             while rest.len() < len {
@@ -473,4 +479,3 @@ pub fn admin_cluster_timed(
     }
     (c, admins)
 }
-
