@@ -17,7 +17,8 @@
 //! the build for what fits in a hundred lines of the test.
 #![allow(
     clippy::unwrap_used,
-    reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
+    clippy::print_stdout,
+    reason = "test code, where a panic is the failure report and WD_DEBUG prints (clippy exempts only #[test] fns)"
 )]
 
 mod common;
@@ -129,7 +130,7 @@ fn webdriver(addr: &str, method: &str, path: &str, body: Option<Value>) -> Value
     };
     let (code, text) = http_request(addr, method, path, &headers, &body, Duration::from_secs(60));
     if std::env::var_os("WD_DEBUG").is_some() {
-        eprintln!("{method} {path} -> {code} {text}");
+        println!("{method} {path} -> {code} {text}");
     }
     let v: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{method} {path}: {code} {text:?}: {e}"));
