@@ -37,7 +37,14 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// `name` from `$env`, else on PATH, else a loud failure naming the Debian package.
 fn binary(env: &str, name: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "{env}={}: no such file (the browser test needs Chromium and chromedriver: \
+             Debian's `chromium` and `chromium-driver` packages)",
+            p.display()
+        );
+        return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
