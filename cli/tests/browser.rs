@@ -113,6 +113,7 @@ impl Browser {
               timeline: q("#timeline li[data-reason]").map((l) => [l.dataset.reason, l.textContent]),
               kill_enabled: !document.getElementById("kill").disabled,
               marker: window.batonTestMarker || null,
+              seen_at: window.batonSeenAt || null,
             };"##,
         )
     }
@@ -244,6 +245,21 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
         |v| v["conn"] == "live" && alive_nodes(v) == ABC && v["leader"] == leads.as_str(),
     );
     b.execute("window.batonTestMarker = 'not reloaded'; return null;");
+    // The page's own clock of when it first showed another leader and a crash_proof entry
+    // (a DOM observer), so that WebDriver's round trips on a loaded machine do not count.
+    b.execute(&format!(
+        r##"const old = {leads:?};
+        new MutationObserver(() => {{
+          if (window.batonSeenAt) return;
+          const g = document.querySelector('[data-group="tracked"] .leader');
+          const shown = g ? g.textContent : "";
+          if (shown.startsWith("leader ") && shown !== old
+              && document.querySelector('#timeline li[data-reason="crash_proof"]')) {{
+            window.batonSeenAt = Date.now();
+          }}
+        }}).observe(document.body, {{ subtree: true, childList: true, characterData: true }});
+        return null;"##
+    ));
 
     // The leader's own view in a second tab: the token, then "kill" and the page's
     // confirmation.
@@ -263,6 +279,9 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
         Some(json!({ "text": TOKEN })),
     );
     let kill = b.element("#kill");
+    // Browser time (both tabs share the clock), taken before the click: the confirmation
+    // dialog's round trips count against the view.
+    let clicked_at = b.execute("return Date.now();").as_f64().unwrap();
     b.call("POST", &format!("/element/{kill}/click"), Some(json!({})));
     let text = b.call("GET", "/alert/text", None);
     assert!(text.as_str().unwrap().contains("Kill"), "{text}");
@@ -290,7 +309,7 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
                 })
         },
     );
-    let took = seen - killed;
+    let polled = seen - killed;
     assert_eq!(v["marker"], "not reloaded", "the page was reloaded: {v:#}");
     assert_eq!(v["conn"], "live", "{v:#}");
     let st = c.proc(&leader).wait_status(Duration::from_secs(5));
@@ -298,16 +317,20 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
         !st.success(),
         "the kill button did not kill {leader}: {st:?}"
     );
+    let took_ms = v["seen_at"].as_f64().unwrap() - clicked_at;
     assert!(
-        took < Duration::from_secs(1),
-        "the view showed the new leader {took:?} after the kill (1 s allowed): {v:#}\n{}",
+        took_ms < 1000.0,
+        "the view showed the new leader {took_ms} ms after the click on kill (1 s allowed): {v:#}\n{}",
         c.logs()
     );
     // The killed node is shown down (once the view refreshed after its peer event).
     let (v, _) = wait_view(&b, Duration::from_secs(5), "the old leader down", |v| {
         !alive_nodes(v).contains(&leader) && alive_nodes(v).len() == 2
     });
-    println!("the view showed the new leader {took:?} after the kill: {v:#}");
+    println!(
+        "the view showed the new leader {took_ms} ms after the click on kill (by the page's \
+         clock; {polled:?} after the kill was confirmed, by WebDriver's polling): {v:#}"
+    );
 
     let png = base64::engine::general_purpose::STANDARD
         .decode(b.call("GET", "/screenshot", None).as_str().unwrap())
