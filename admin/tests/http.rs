@@ -90,10 +90,58 @@ async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
     request(admin, "GET", path, None).await
 }
 
-/// A strict parse of the Prometheus / OpenMetrics text format: every line is a comment
-/// (`# HELP`, `# TYPE`, `# UNIT`, `# EOF` last) or `name{label="v",…} value`. Returns
-/// `name{labels}` → value.
+/// `name{k="v",…}` with the labels sorted by key: one spelling per series.
+fn series_key(name: &str, mut labels: Vec<(String, String)>) -> String {
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    labels.sort();
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+/// `/metrics` read by two parsers that must agree: the `prometheus-parse` crate (a
+/// Prometheus text-format parser that is not ours) and a strict check of the format here
+/// (every line a `# HELP`, `# TYPE`, `# UNIT` or `# EOF` comment, the last `# EOF`, or
+/// `name{label="v",…} value`, no series twice; prometheus-parse skips what it cannot read).
+/// Returns each series (labels sorted) → value; of a histogram's buckets only `le="+Inf"`.
 fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let strict = strict_parse(text);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let mut parsed = BTreeMap::new();
+    for s in &scrape.samples {
+        let labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (name, labels, value) = match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => (s.metric.clone(), labels, *v),
+            prometheus_parse::Value::Histogram(buckets) => {
+                let inf = buckets
+                    .iter()
+                    .find(|b| b.less_than.is_infinite())
+                    .unwrap_or_else(|| panic!("{}: no +Inf bucket", s.metric));
+                let mut labels = labels;
+                labels.push(("le".into(), "+Inf".into()));
+                (format!("{}_bucket", s.metric), labels, inf.count)
+            }
+            other => panic!("{}: unexpected {other:?}", s.metric),
+        };
+        assert!(
+            parsed.insert(series_key(&name, labels), value).is_none(),
+            "duplicate series {}",
+            s.metric
+        );
+    }
+    assert_eq!(parsed, strict, "the two parsers disagree on\n{text}");
+    parsed
+}
+
+/// The strict format check of [`parse_metrics`].
+fn strict_parse(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.last(), Some(&"# EOF"), "no # EOF at the end:\n{text}");
@@ -118,28 +166,36 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name in {line:?}"
         );
+        let mut labels = vec![];
         if name_end < series.len() {
-            let labels = series[name_end..]
+            let inner = series[name_end..]
                 .strip_prefix('{')
                 .and_then(|l| l.strip_suffix('}'));
-            let labels = labels.unwrap_or_else(|| panic!("bad labels in {line:?}"));
-            for pair in labels.split(',') {
+            let inner = inner.unwrap_or_else(|| panic!("bad labels in {line:?}"));
+            for pair in inner.split(',') {
                 let (k, v) = pair
                     .split_once('=')
                     .unwrap_or_else(|| panic!("bad label {pair:?}"));
-                assert!(
-                    !k.is_empty() && v.starts_with('"') && v.ends_with('"'),
-                    "bad label {pair:?}"
-                );
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or_else(|| panic!("bad label {pair:?}"));
+                assert!(!k.is_empty(), "bad label {pair:?}");
+                labels.push((k.to_string(), v.to_string()));
             }
         }
         let v: f64 = value
             .parse()
             .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let key = series_key(name, labels.clone());
         assert!(
-            out.insert(series.to_string(), v).is_none(),
+            out.insert(key.clone(), v).is_none(),
             "duplicate series {series}"
         );
+        // Of the buckets, only +Inf is compared (prometheus-parse folds them into one).
+        if name.ends_with("_bucket") && !labels.iter().any(|(k, v)| k == "le" && v == "+Inf") {
+            out.remove(&key);
+        }
     }
     out
 }
@@ -227,7 +283,12 @@ async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
         assert_eq!(changes(&m, "handoff"), b + 1.0, "{n}: {m:?}");
         // Only a node that saw the group leaderless (the successor, at least: the StepDown
         // reaches it before its own claim) times the election.
-        if m.contains_key("baton_election_duration_seconds_count{group=\"g\"}") {
+        if let Some(count) = m.get("baton_election_duration_seconds_count{group=\"g\"}") {
+            assert_eq!(
+                m.get("baton_election_duration_seconds_bucket{group=\"g\",le=\"+Inf\"}"),
+                Some(count),
+                "{n}: {m:?}"
+            );
             timed += 1;
         }
     }

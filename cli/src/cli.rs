@@ -6,11 +6,17 @@ use std::path::PathBuf;
 
 /// baton: leader election for pools of services.
 ///
-/// Every node setting can come from `--config FILE` (TOML, see the README) or from a flag;
-/// flags win over the file. Logs go to stderr; set `RUST_LOG` (e.g. `RUST_LOG=debug`) to see
-/// more.
+/// Every node setting can come from `--config FILE` (TOML, see the README; or `BATON_CONFIG`)
+/// or from a flag; flags win over the file. Logs go to stderr; set `BATON_LOG` or `RUST_LOG`
+/// (e.g. `RUST_LOG=debug`) to see more.
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, about, long_about = None)]
+#[command(
+    name = "baton",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment: BATON_CONFIG (the config file, as --config), BATON_LOG_FORMAT (as --log-format), BATON_LOG or else RUST_LOG (the log level, e.g. info or baton_core=debug)."
+)]
 pub(crate) struct Cli {
     /// Log lines as text (default) or as one JSON object per line, each with the node's name
     /// (`"node"`) once it is known. `RUST_LOG` still sets the level.
@@ -64,6 +70,12 @@ pub(crate) enum Command {
     /// A local 3-node cluster on loopback: elect, kill the leader, restart it, hand off,
     /// route work — with timings. Leaves no process behind.
     Demo(DemoCmd),
+    /// Print a completion script for SHELL, generated from these definitions: e.g.
+    /// `baton completions bash > /etc/bash_completion.d/baton`.
+    Completions(CompletionsCmd),
+    /// Print the man page baton(1) (roff), generated from these definitions: `baton man |
+    /// man -l -`; with --out-dir, write baton.1 and one page per subcommand (baton-node.1, …).
+    Man(ManCmd),
     /// Internal: the lease watchdog that `baton exec` starts for each run of CMD.
     #[command(name = "__watchdog", hide = true)]
     Watchdog(WatchdogCmd),
@@ -74,7 +86,7 @@ pub(crate) enum Command {
 pub(crate) struct NodeOpts {
     /// The config file (TOML). Without it: a single node named after the host, listening on
     /// 127.0.0.1:7100, group "tracked".
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
     /// `[node] name`: unique in the cluster.
     #[arg(long)]
@@ -150,7 +162,7 @@ pub(crate) struct NodeCmd {
 #[derive(Debug, Args)]
 pub(crate) struct WatchCmd {
     /// A node's config file: follow the admin listener of its `[admin] listen`.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
     /// The admin address to follow (overrides the config's).
     #[arg(long, value_name = "ADDR")]
@@ -170,7 +182,7 @@ pub(crate) struct WatchCmd {
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct ClientOpts {
     /// A node's config file: connect to its `listen` address with its cluster name and secret.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
     /// The node's address (overrides the config's `listen`).
     #[arg(long, value_name = "ADDR")]
@@ -296,6 +308,23 @@ pub(crate) struct DemoCmd {
     /// views) until Ctrl-C / SIGTERM, to explore the cluster.
     #[arg(long)]
     pub explore: bool,
+}
+
+/// `baton completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsCmd {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `baton man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManCmd {
+    /// Write baton.1 and a page per subcommand into this directory instead of printing
+    /// baton.1.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Log output: text lines (the default) or, with `--log-format json` / `BATON_LOG_FORMAT=json`,
 //! tracing-subscriber's JSON lines with the node's name added to every one once it is known
-//! (`"node":"a"`), also for lines from tasks that carry no span.
+//! (`"node":"a"`), also for lines from tasks that carry no span. The level comes from
+//! `BATON_LOG`, else `RUST_LOG` (same syntax), else each command's default.
 
 use crate::cli::LogFormat;
 use std::io::IsTerminal;
@@ -20,8 +21,10 @@ pub(crate) fn set_node_name(name: &str) {
 
 /// Installs the global subscriber.
 pub(crate) fn init(format: LogFormat, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // `BATON_LOG` (baton's own name, for unit files and containers) wins over `RUST_LOG`.
+    let filter = EnvFilter::try_from_env("BATON_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
     match format {
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)

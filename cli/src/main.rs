@@ -11,7 +11,9 @@
 //! - `baton watch` — follow a node's leadership changes through its admin event stream;
 //! - `baton exec` — a node that runs a command only while it leads a group;
 //! - `baton demo` — a local 3-node cluster that shows election, crash failover, rejoin,
-//!   graceful handoff and work routing, with timings.
+//!   graceful handoff and work routing, with timings;
+//! - `baton completions SHELL` / `baton man` — shell completions and man pages generated
+//!   from the command-line definitions, for packagers.
 //!
 //! See `cli/README.md` for the flags and the exact semantics of `exec`.
 #![allow(
@@ -28,6 +30,7 @@ mod exec;
 mod logging;
 mod net;
 mod node;
+mod packaging;
 mod procs;
 mod settings;
 mod watch;
@@ -52,7 +55,12 @@ fn main() -> ExitCode {
     // Nodes log what they do; one-shot commands stay quiet unless RUST_LOG asks.
     let default_level = match cli.command {
         Command::Node(_) | Command::Exec(_) | Command::Watchdog(_) => "info",
-        Command::Status(_) | Command::Work(_) | Command::Watch(_) | Command::Demo(_) => "warn",
+        Command::Status(_)
+        | Command::Work(_)
+        | Command::Watch(_)
+        | Command::Demo(_)
+        | Command::Completions(_)
+        | Command::Man(_) => "warn",
     };
     logging::init(cli.log_format, default_level);
 
@@ -72,6 +80,8 @@ fn main() -> ExitCode {
         Command::Status(cmd) => runtime().and_then(|rt| rt.block_on(client::status(cmd))),
         Command::Work(cmd) => runtime().and_then(|rt| rt.block_on(client::work(cmd))),
         Command::Watch(cmd) => runtime().and_then(|rt| rt.block_on(watch::run(cmd))),
+        Command::Completions(cmd) => packaging::completions(cmd),
+        Command::Man(cmd) => packaging::man(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,70 +10,15 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-const ABC: [&str; 3] = ["a", "b", "c"];
-const TOKEN: &str = "admin-token-for-tests";
-
-/// One HTTP/1.1 request (`Connection: close`); returns the status code and the body.
-fn http(addr: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = auth
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (code, body.to_string())
-}
 
 /// The value of the sample `series` in a Prometheus text body.
 fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// A 3-node cluster whose nodes serve `[admin]` (with a token) and log JSON; the admin
-/// address of each.
-fn admin_cluster(tag: &str) -> (Cluster, BTreeMap<String, String>) {
-    let mut c = Cluster::new(tag, &ABC);
-    std::fs::write(c.dir.0.join("admin.token"), format!("{TOKEN}\n")).unwrap();
-    let ports = free_ports(3);
-    let mut admins = BTreeMap::new();
-    for (n, p) in ABC.iter().zip(ports) {
-        let addr = format!("127.0.0.1:{p}");
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(c.config(n))
-            .unwrap();
-        write!(
-            f,
-            "\n[admin]\nlisten = \"{addr}\"\ntoken_file = \"admin.token\"\n"
-        )
-        .unwrap();
-        admins.insert(n.to_string(), addr);
-    }
-    for n in ABC {
-        let cmd = c.command(n, &["--log-format", "json", "node"]);
-        c.spawn(n, cmd);
-    }
-    (c, admins)
 }
 
 /// Starts `baton watch --json` on the node of `config`; its stdout lines arrive on the channel.

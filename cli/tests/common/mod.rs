@@ -12,6 +12,8 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -351,4 +353,129 @@ pub fn solo_exec(dir: &Dir, extra: &[&str]) -> Command {
         .arg(dir.0.join("s"))
         .arg("--");
     cmd
+}
+
+/// The three nodes of [`admin_cluster`].
+pub const ABC: [&str; 3] = ["a", "b", "c"];
+/// The admin token of [`admin_cluster`].
+pub const TOKEN: &str = "admin-token-for-tests";
+
+/// One HTTP/1.1 request (`Connection: close`); returns the status code and the body.
+pub fn http(addr: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    http_request(addr, method, path, &auth, "", Duration::from_secs(5))
+}
+
+/// One HTTP/1.1 request with `headers` (each line ending in `\r\n`) and `body`, answered
+/// within `timeout`; returns the status code and the body (which must not be chunked).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+    timeout: Duration,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(timeout)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Read the head, then `Content-Length` bytes when given (a server may keep the
+    // connection open despite `Connection: close`), else up to EOF.
+    let fail = |e: std::io::Error| -> ! { panic!("{method} http://{addr}{path}: {e}") };
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf).unwrap_or_else(|e| fail(e));
+        assert!(
+            n > 0,
+            "{method} {path}: connection closed before the head ended"
+        );
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut rest = raw[head_end + 4..].to_vec();
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        !lower.contains("transfer-encoding: chunked"),
+        "{method} {path}: a chunked answer: {head}"
+    );
+    let length = lower.lines().find_map(|l| {
+        l.strip_prefix("content-length:")?
+            .trim()
+            .parse::<usize>()
+            .ok()
+    });
+    match length {
+        Some(len) => {
+            while rest.len() < len {
+                let n = s.read(&mut buf).unwrap_or_else(|e| fail(e));
+                assert!(n > 0, "{method} {path}: connection closed mid-body");
+                rest.extend_from_slice(&buf[..n]);
+            }
+            rest.truncate(len);
+        }
+        None => {
+            s.read_to_end(&mut rest).unwrap_or_else(|e| fail(e));
+        }
+    }
+    let body = String::from_utf8_lossy(&rest);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (code, body.to_string())
+}
+
+/// A 3-node cluster whose nodes serve `[admin]` (with a token) and log JSON; the admin
+/// address of each.
+pub fn admin_cluster(tag: &str) -> (Cluster, BTreeMap<String, String>) {
+    admin_cluster_timed(tag, 300)
+}
+
+/// [`admin_cluster`] with `timing.failure_timeout_ms` = `failure_timeout_ms`.
+pub fn admin_cluster_timed(
+    tag: &str,
+    failure_timeout_ms: u64,
+) -> (Cluster, BTreeMap<String, String>) {
+    let mut c = Cluster::new(tag, &ABC);
+    for n in ABC {
+        let text = std::fs::read_to_string(c.config(n)).unwrap();
+        let text = text.replace(
+            "failure_timeout_ms = 300\n",
+            &format!("failure_timeout_ms = {failure_timeout_ms}\n"),
+        );
+        std::fs::write(c.config(n), text).unwrap();
+    }
+    std::fs::write(c.dir.0.join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    let ports = free_ports(3);
+    let mut admins = BTreeMap::new();
+    for (n, p) in ABC.iter().zip(ports) {
+        let addr = format!("127.0.0.1:{p}");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(c.config(n))
+            .unwrap();
+        write!(
+            f,
+            "\n[admin]\nlisten = \"{addr}\"\ntoken_file = \"admin.token\"\n"
+        )
+        .unwrap();
+        admins.insert(n.to_string(), addr);
+    }
+    for n in ABC {
+        let cmd = c.command(n, &["--log-format", "json", "node"]);
+        c.spawn(n, cmd);
+    }
+    (c, admins)
 }
