@@ -15,11 +15,13 @@
 //! - `state_file`: term, vote and incarnation on disk ([`state_path`]);
 //! - `error`: [`NodeError`];
 //! - [`hardware`]: what this machine offers (CPUs, memory), detected;
+//! - `elector`: [`Elector`], the seam for elections held outside the engine (etcd);
 //! - `registry`: [`ClusterRegistry`], the cluster's own member table;
 //! - `observe`: [`NodeEvent`], what the driver did, for observers ([`Node::subscribe`]).
 
 mod builder;
 mod driver;
+mod elector;
 mod error;
 mod handler;
 pub mod hardware;
@@ -29,6 +31,7 @@ mod registry;
 mod state_file;
 
 pub use builder::NodeBuilder;
+pub use elector::{Candidacy, Elector};
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
 pub use node::{CallOptions, Node};
