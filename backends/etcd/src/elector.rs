@@ -158,7 +158,11 @@ impl Task {
                         tracing::warn!(key = %String::from_utf8_lossy(kv.key()), "etcd: a member value that does not match its key; ignored");
                         return;
                     }
-                    self.groups.entry(group.clone()).or_default().members.insert(id, v);
+                    self.groups
+                        .entry(group.clone())
+                        .or_default()
+                        .members
+                        .insert(id, v);
                     self.dirty.insert(group);
                 }
             }
@@ -321,7 +325,10 @@ impl Task {
                 }
             }
             Ok(None) | Err(_) => {
-                tracing::debug!(revision = self.rev, "etcd: watch lost; resuming after the last revision");
+                tracing::debug!(
+                    revision = self.rev,
+                    "etcd: watch lost; resuming after the last revision"
+                );
                 self.watch = None;
                 self.reconnect_at = Instant::now() + self.timing.period;
             }
@@ -444,7 +451,10 @@ impl Task {
             let leaderless = leadership.leader.is_none();
             let campaign_at = if leaderless && acting {
                 let ranking = self.ranking(&group, &leaders);
-                let rank = ranking.iter().position(|m| *m == me).unwrap_or(ranking.len());
+                let rank = ranking
+                    .iter()
+                    .position(|m| *m == me)
+                    .unwrap_or(ranking.len());
                 let at = now + self.backoff * u32::try_from(rank).unwrap_or(u32::MAX);
                 Some(local.campaign_at.map_or(at, |c| c.min(at)))
             } else {
@@ -487,20 +497,31 @@ impl Task {
     fn leaders(&self) -> BTreeMap<GroupName, NodeId> {
         self.groups
             .iter()
-            .filter_map(|(n, g)| g.leader.as_ref().map(|l| (n.clone(), l.member.node.clone())))
+            .filter_map(|(n, g)| {
+                g.leader
+                    .as_ref()
+                    .map(|l| (n.clone(), l.member.node.clone()))
+            })
             .collect()
     }
 
     /// The group's live candidates (its member keys, and this node's own member) ranked by its
     /// policy; a named successor first.
-    fn ranking(&self, group: &GroupName, leaders: &Arc<BTreeMap<GroupName, NodeId>>) -> Vec<MemberId> {
+    fn ranking(
+        &self,
+        group: &GroupName,
+        leaders: &Arc<BTreeMap<GroupName, NodeId>>,
+    ) -> Vec<MemberId> {
         let Some(local) = self.local.get(group) else {
             return vec![];
         };
         let empty = Group::default();
         let g = self.groups.get(group).unwrap_or(&empty);
-        let mut records: BTreeMap<MemberId, &baton_core::MemberRecord> =
-            g.members.iter().map(|(id, v)| (id.clone(), &v.record)).collect();
+        let mut records: BTreeMap<MemberId, &baton_core::MemberRecord> = g
+            .members
+            .iter()
+            .map(|(id, v)| (id.clone(), &v.record))
+            .collect();
         records.insert(local.c.record.id.clone(), &local.c.record);
         let mut leads: BTreeMap<&NodeId, usize> = BTreeMap::new();
         for n in leaders.values() {
@@ -561,7 +582,11 @@ impl Task {
             .when([
                 Compare::create_revision(leader_key.clone(), CompareOp::Equal, 0),
                 // Our member key lives on the current lease: the lease is alive in etcd.
-                Compare::lease(self.keys.member(group.as_str(), &me), CompareOp::Equal, lease),
+                Compare::lease(
+                    self.keys.member(group.as_str(), &me),
+                    CompareOp::Equal,
+                    lease,
+                ),
             ])
             .and_then([
                 TxnOp::put(leader_key, value, Some(PutOptions::new().with_lease(lease))),
@@ -602,7 +627,10 @@ impl Task {
             .and_then(|g| g.leader.clone())
             .filter(|l| l.member == me && l.lease == self.lease.id);
         // Stop acting before anyone else may start.
-        local.c.leadership.send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
+        local
+            .c
+            .leadership
+            .send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
         let member_key = self.keys.member(group.as_str(), &me);
         let mut ops = Vec::new();
         if leave {
@@ -610,7 +638,11 @@ impl Task {
         }
         let Some(held) = mine else {
             if !ops.is_empty() {
-                let _ = timeout(self.timing.request, self.client.txn(Txn::new().and_then(ops))).await;
+                let _ = timeout(
+                    self.timing.request,
+                    self.client.txn(Txn::new().and_then(ops)),
+                )
+                .await;
             }
             return;
         };
@@ -626,7 +658,9 @@ impl Task {
                 .get(group)
                 .and_then(|g| g.members.get(s))
                 .map_or(0, |v| v.lease);
-            if let Ok(value) = serde_json::to_vec(&HandoffValue { successor: s.clone() }) {
+            if let Ok(value) = serde_json::to_vec(&HandoffValue {
+                successor: s.clone(),
+            }) {
                 ops.push(TxnOp::put(
                     self.keys.handoff(group.as_str()),
                     value,
@@ -635,7 +669,11 @@ impl Task {
             }
         }
         let txn = Txn::new()
-            .when([Compare::mod_revision(leader_key, CompareOp::Equal, held.mod_rev)])
+            .when([Compare::mod_revision(
+                leader_key,
+                CompareOp::Equal,
+                held.mod_rev,
+            )])
             .and_then(ops);
         match timeout(self.timing.request, self.client.txn(txn)).await {
             Ok(Ok(r)) if r.succeeded() => {
@@ -646,7 +684,9 @@ impl Task {
                 }
             }
             Ok(Ok(_)) => tracing::info!(%group, "etcd: the leader key changed before the handoff"),
-            Ok(Err(e)) => tracing::warn!(%group, error = %e, "etcd: handoff failed; the lease expiry ends it"),
+            Ok(Err(e)) => {
+                tracing::warn!(%group, error = %e, "etcd: handoff failed; the lease expiry ends it")
+            }
             Err(_) => tracing::warn!(%group, "etcd: handoff timed out; the lease expiry ends it"),
         }
         self.dirty.insert(group.clone());
@@ -661,7 +701,8 @@ impl Task {
 
     async fn shutdown(&mut self) {
         for l in self.local.values() {
-            l.c.leadership.send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
+            l.c.leadership
+                .send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
         }
         let groups: Vec<GroupName> = self.local.keys().cloned().collect();
         for g in &groups {

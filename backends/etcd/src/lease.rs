@@ -74,11 +74,7 @@ pub(crate) async fn grant(
 
 /// Keeps the lease of `state` alive (and grants a new one when it is lost), publishing every
 /// change on `out`, until `out` has no receivers.
-pub(crate) async fn keep(
-    mut client: Client,
-    timing: LeaseTiming,
-    out: watch::Sender<LeaseState>,
-) {
+pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Sender<LeaseState>) {
     let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;
     let mut tick = tokio::time::interval(timing.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -23,6 +23,7 @@
 mod elector;
 mod keys;
 pub mod lease;
+pub mod local;
 
 use baton_core::config::{Backend, Config, ConfigError};
 use baton_core::runtime::{Candidacy, Elector};
@@ -61,9 +62,10 @@ impl EtcdSettings {
                 "is not \"etcd\"; the etcd backend needs backend = \"etcd\" and an [etcd] section",
             ));
         }
-        let etcd = config.etcd.as_ref().ok_or_else(|| {
-            ConfigError::field("etcd.endpoints", "no [etcd] section")
-        })?;
+        let etcd = config
+            .etcd
+            .as_ref()
+            .ok_or_else(|| ConfigError::field("etcd.endpoints", "no [etcd] section"))?;
         Ok(EtcdSettings {
             node: NodeId::new(config.node.name.clone()),
             endpoints: etcd.endpoints.clone(),
@@ -182,7 +184,10 @@ async fn guard(
             }
         }
         if cleared > 0 {
-            tracing::warn!(groups = cleared, "etcd: no keepalive answered in time; stopped acting as leader");
+            tracing::warn!(
+                groups = cleared,
+                "etcd: no keepalive answered in time; stopped acting as leader"
+            );
         }
         if lease.changed().await.is_err() {
             return;

@@ -6,12 +6,11 @@
     reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
 )]
 
+use baton_backend_etcd::local::LocalEtcd;
 use baton_backend_etcd::{EtcdElector, EtcdSettings};
 use baton_core::config::{Backend, Config, EtcdConfig};
 use baton_core::{Labels, Node, Service, Term};
 use baton_transport_memory::MemoryNetwork;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,123 +18,18 @@ const G: &str = "tracked";
 /// Generous bound for anything that should take milliseconds.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A single-member etcd on loopback; killed (and its data removed) on drop.
-struct Etcd {
-    child: Option<Child>,
-    dir: PathBuf,
-    client: u16,
-    peer: u16,
+/// The test's etcd: a [`LocalEtcd`] on free loopback ports; fails (never skips) without etcd.
+fn etcd() -> LocalEtcd {
+    let ports = baton_testkit::free_ports(2).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "baton-etcd-test-{}-{}",
+        std::process::id(),
+        ports[0]
+    ));
+    LocalEtcd::start(dir, ports[0], ports[1]).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn etcd_binary() -> PathBuf {
-    for p in ["/usr/bin/etcd", "/usr/local/bin/etcd"] {
-        if std::path::Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    if let Ok(path) = std::env::var("PATH") {
-        for d in path.split(':') {
-            let p = std::path::Path::new(d).join("etcd");
-            if p.exists() {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "etcd not found (looked in /usr/bin, /usr/local/bin and PATH): these tests need a real etcd; install Debian's `etcd-server` package (apt-get install etcd-server etcd-client) — .ci/run does"
-    );
-}
-
-impl Etcd {
-    fn start() -> Etcd {
-        let ports = baton_testkit::free_ports(2).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "baton-etcd-test-{}-{}",
-            std::process::id(),
-            ports[0]
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut e = Etcd {
-            child: None,
-            dir,
-            client: ports[0],
-            peer: ports[1],
-        };
-        e.spawn();
-        e
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
-    }
-
-    /// Starts (or restarts, on the same data and ports) the etcd process, and waits until it
-    /// answers.
-    fn spawn(&mut self) {
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let log = std::fs::File::create(self.dir.join("etcd.log")).unwrap();
-        let child = Command::new(etcd_binary())
-            .args(["--name", "t", "--data-dir"])
-            .arg(self.dir.join("data"))
-            .args(["--listen-client-urls", &self.endpoint()])
-            .args(["--advertise-client-urls", &self.endpoint()])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("t={peer}")])
-            // A 1 s minimum lease TTL (etcd's minimum is 1.5 election timeouts).
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start etcd (package etcd-server): {e}"));
-        self.child = Some(child);
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let ok = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &self.endpoint(), "--dial-timeout", "500ms", "endpoint", "health"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run etcdctl: install Debian's `etcd-client` package: {e}"))
-                .success();
-            if ok {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcd did not become healthy within {LIMIT:?}; its log: {}",
-                std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill").args(["-s", sig, &pid]).status().unwrap().success());
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.signal("CONT");
-        }
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn config(name: &str, etcd: &Etcd) -> Config {
+fn config(name: &str, etcd: &LocalEtcd) -> Config {
     let mut c = Config::new(name);
     c.node.listen = name.into();
     c.cluster.backend = Backend::Etcd;
@@ -145,7 +39,7 @@ fn config(name: &str, etcd: &Etcd) -> Config {
     c
 }
 
-async fn start(name: &str, etcd: &Etcd, net: &MemoryNetwork) -> (Node, Service) {
+async fn start(name: &str, etcd: &LocalEtcd, net: &MemoryNetwork) -> (Node, Service) {
     let cfg = config(name, etcd);
     let elector = EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
         .await
@@ -175,14 +69,17 @@ async fn one_leader(svcs: &[&Service]) -> (usize, Term) {
             }
         }
         assert!(leading.len() <= 1, "two leaders at once: {leading:?}");
-        assert!(Instant::now() < deadline, "no single leader within {LIMIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no single leader within {LIMIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
-    let etcd = Etcd::start();
+    let etcd = etcd();
     let net = MemoryNetwork::new();
     let a = start("a", &etcd, &net).await;
     let b = start("b", &etcd, &net).await;
@@ -201,13 +98,19 @@ async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
     let failover = died.elapsed();
     assert!(t2 > t1, "token {t2} after {t1}");
     // Lease TTL 1 s (+ the watch and a campaign); generous.
-    assert!(failover < Duration::from_secs(4), "failover took {failover:?}");
+    assert!(
+        failover < Duration::from_secs(4),
+        "failover took {failover:?}"
+    );
     eprintln!("failover after an abort: {failover:?}");
 
     // Kind shutdown: the successor leads at once, long before a lease could expire.
     let third = 1 - second;
     let (leader, other) = (rest[second], rest[third]);
-    let leader_node = nodes.iter().find(|n| n.1.member() == leader.member()).unwrap();
+    let leader_node = nodes
+        .iter()
+        .find(|n| n.1.member() == leader.member())
+        .unwrap();
     let handoff = Instant::now();
     leader_node.0.shutdown().await;
     assert!(!leader.is_leader());
@@ -223,7 +126,7 @@ async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire() {
-    let mut etcd = Etcd::start();
+    let mut etcd = etcd();
     let net = MemoryNetwork::new();
     let a = start("a", &etcd, &net).await;
     let b = start("b", &etcd, &net).await;
@@ -232,7 +135,7 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
     // Let a keepalive or two pass, then freeze etcd: nothing is renewed from now on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let frozen = Instant::now();
-    etcd.signal("STOP");
+    etcd.signal("STOP").unwrap();
     let mut rx = svcs[leader].leadership();
     tokio::time::timeout(LIMIT, rx.wait_for(|l| !l.is_me))
         .await
@@ -240,7 +143,10 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
         .unwrap();
     let stopped = frozen.elapsed();
     // The lease (TTL 1 s) was last renewed before the freeze: it cannot expire before 1 s.
-    assert!(stopped < Duration::from_secs(1), "stopped acting after {stopped:?}");
+    assert!(
+        stopped < Duration::from_secs(1),
+        "stopped acting after {stopped:?}"
+    );
     eprintln!("leader stopped acting {stopped:?} after etcd froze");
     // Without etcd there is no leader.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -248,7 +154,7 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
 
     // etcd back: a leader again, under a token no smaller.
     let back = Instant::now();
-    etcd.signal("CONT");
+    etcd.signal("CONT").unwrap();
     let (_, t2) = one_leader(&svcs).await;
     eprintln!("led again {:?} after etcd came back", back.elapsed());
     assert!(t2 >= t1);
@@ -258,7 +164,7 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!a.1.is_leader() && !b.1.is_leader());
     let restart = Instant::now();
-    etcd.spawn();
+    etcd.spawn().unwrap();
     let (_, t3) = one_leader(&svcs).await;
     eprintln!("led again {:?} after etcd restarted", restart.elapsed());
     assert!(t3 >= t2);
