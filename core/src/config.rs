@@ -757,16 +757,15 @@ impl Config {
         {
             return Err(ConfigError::field(
                 "etcd.prefix",
-                format!("{p:?} must start and end with '/' and not be \"/\", e.g. \"/baton/prod/\""),
+                format!(
+                    "{p:?} must start and end with '/' and not be \"/\", e.g. \"/baton/prod/\""
+                ),
             ));
         }
         if etcd.lease_ttl_s == 0 || etcd.lease_ttl_s > 3600 {
             return Err(ConfigError::field(
                 "etcd.lease_ttl_s",
-                format!(
-                    "{} is not between 1 and 3600 seconds",
-                    etcd.lease_ttl_s
-                ),
+                format!("{} is not between 1 and 3600 seconds", etcd.lease_ttl_s),
             ));
         }
         Ok(())
@@ -956,7 +955,10 @@ mod tests {
             Some("etcd.endpoints")
         );
         assert_eq!(
-            field(format!("{base}backend = \"etcd\"\n[etcd]\nendpoints = []\n")).as_deref(),
+            field(format!(
+                "{base}backend = \"etcd\"\n[etcd]\nendpoints = []\n"
+            ))
+            .as_deref(),
             Some("etcd.endpoints")
         );
         assert_eq!(

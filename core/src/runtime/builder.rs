@@ -1,10 +1,10 @@
 //! [`NodeBuilder`]: validates the config, picks each group's policy, loads the state file,
 //! chooses the incarnation, starts the transport and spawns the driver.
 
+use super::driver::ElectorHook;
 use super::driver::{Command, Driver, now, wall_clock_us};
 use super::node::{Node, RunState, Shared, lock};
 use super::state_file::{load_state, state_path, store_state};
-use super::driver::ElectorHook;
 use super::{ClusterRegistry, Elector, NodeError};
 use crate::config::{Config, ConfigError, PolicySpec, QuorumMode};
 use crate::engine::{Engine, EngineConfig, GroupSpec, PersistedState, Quorum};

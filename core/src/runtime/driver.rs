@@ -8,8 +8,8 @@ use super::observe::publish;
 use super::state_file::store_state;
 use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
 use crate::engine::{Action, CallRef, Engine, GroupSpec, Input, StatusSnapshot};
-use crate::policy::LeaderPolicy;
 use crate::message::{CallError, Served};
+use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
 use crate::types::{GroupName, Labels, MemberId, MemberRecord};
@@ -209,27 +209,26 @@ impl Driver {
                     let _ = reply.send(Err(NodeError::ShutDown));
                     return None;
                 };
-                if let Some(reg) = &self.registry {
-    let cfg = self.engine.config();
+                let record = {
+                    let cfg = self.engine.config();
                     let mut all = cfg.labels.clone();
-                    all.extend(labels.clone());
-                    let record = MemberRecord {
+                    all.extend(labels);
+                    MemberRecord {
                         id: member.clone(),
                         group: group.clone(),
                         started_at_ms,
                         incarnation: cfg.incarnation,
                         hardware: cfg.hardware.clone(),
                         labels: all,
-                    };
-                    if let Err(e) = reg.register(record).await {
-                        let _ = reply.send(Err(e.into()));
-                        return Some(Input::Leave { group });
                     }
+                };
+                if let Some(reg) = &self.registry
+                    && let Err(e) = reg.register(record.clone()).await
+                {
+                    let _ = reply.send(Err(e.into()));
+                    return Some(Input::Leave { group });
                 }
                 if let Some(hook) = &self.elector {
-                    let cfg = self.engine.config();
-                    let mut all = cfg.labels.clone();
-                    all.extend(labels);
                     let (policy, preempt) = match hook.specs.get(&group) {
                         Some(spec) => (spec.policy.clone(), spec.preempt),
                         None => (hook.default_policy.clone(), false),
@@ -237,14 +236,7 @@ impl Driver {
                     let leadership = self.shared.watch(&group);
                     forward_leadership(&leadership, &self.shared);
                     let candidacy = Candidacy {
-                        record: MemberRecord {
-                            id: member.clone(),
-                            group: group.clone(),
-                            started_at_ms,
-                            incarnation: cfg.incarnation,
-                            hardware: cfg.hardware.clone(),
-                            labels: all,
-                        },
+                        record,
                         policy,
                         preempt,
                         leadership,
@@ -449,7 +441,10 @@ impl Driver {
 
 /// Tells the node's observers ([`NodeEvent::Leadership`]) what an elector publishes on `watch`,
 /// until the node stops.
-fn forward_leadership(watch: &tokio::sync::watch::Sender<crate::types::Leadership>, shared: &Arc<Shared>) {
+fn forward_leadership(
+    watch: &tokio::sync::watch::Sender<crate::types::Leadership>,
+    shared: &Arc<Shared>,
+) {
     let mut rx = watch.subscribe();
     rx.mark_unchanged();
     let events = shared.events.clone();
