@@ -47,10 +47,20 @@ pub(crate) async fn start(
     let name = config.node.name.clone();
     crate::logging::set_node_name(&name);
     let cluster = config.cluster.name.clone();
-    let node = Node::builder(config)
+    let mut builder = Node::builder(config.clone())
         .transport(transport)
         .policies(policies)
-        .policy(Arc::new(OldestRunning))
+        .policy(Arc::new(OldestRunning));
+    if config.cluster.backend == baton_core::config::Backend::Etcd {
+        // Elections in etcd (docs/ETCD.md): the same node, API and commands on top.
+        let settings =
+            baton_backend_etcd::EtcdSettings::from_config(&config).map_err(|e| loaded.err(e))?;
+        let elector = baton_backend_etcd::EtcdElector::connect(settings)
+            .await
+            .with_context(|| format!("node {name} could not start"))?;
+        builder = builder.elector(Arc::new(elector));
+    }
+    let node = builder
         .start()
         .await
         .map_err(|e| match e {

@@ -87,6 +87,51 @@ pub struct Config {
     /// absent. Not part of the safety settings: nodes may differ here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminConfig>,
+    /// `[etcd]`: the etcd cluster that holds the elections when `cluster.backend = "etcd"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// Where elections are held (`cluster.backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// baton's own protocol over the transport (votes, leases, heartbeats).
+    #[default]
+    Baton,
+    /// An etcd cluster (`[etcd]`, the `baton-backend-etcd` crate; docs/ETCD.md).
+    Etcd,
+}
+
+/// `[etcd]`: the etcd cluster of `cluster.backend = "etcd"` (docs/ETCD.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// Client URLs of the etcd members, e.g. `["http://127.0.0.1:2379"]`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// The key prefix of this cluster's elections; default `/baton/<cluster.name>/`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// TTL of the node's etcd lease, whole seconds: a node that dies silently loses its
+    /// leaderships after this long; a leader that cannot renew stops acting before it runs out.
+    #[serde(default = "default_lease_ttl_s")]
+    pub lease_ttl_s: u64,
+}
+
+fn default_lease_ttl_s() -> u64 {
+    2
+}
+
+impl EtcdConfig {
+    /// An `[etcd]` section with these endpoints and the defaults.
+    pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        EtcdConfig {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            prefix: None,
+            lease_ttl_s: default_lease_ttl_s(),
+        }
+    }
 }
 
 /// `[admin]`: where the node serves `/metrics`, `/healthz`, `/readyz`, `/api/…` and its live
@@ -238,6 +283,9 @@ pub struct ClusterConfig {
     /// [`TlsFiles`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFiles>,
+    /// Where elections are held: `"baton"` (default, its own protocol) or `"etcd"` (`[etcd]`).
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 /// `[cluster.tls]`: the PEM files of mutual TLS. Relative paths resolve against the config
@@ -270,6 +318,7 @@ impl Default for ClusterConfig {
             quorum: QuorumMode::Majority,
             death_proof: DeathProofMode::default(),
             tls: None,
+            backend: Backend::Baton,
         }
     }
 }
@@ -488,6 +537,7 @@ impl Config {
             timing: TimingConfig::default(),
             groups: vec![],
             admin: None,
+            etcd: None,
         }
     }
 
@@ -651,6 +701,7 @@ impl Config {
         if let Some(admin) = &self.admin {
             admin.listen_addr()?;
         }
+        self.validate_etcd()?;
         let mut groups = BTreeSet::new();
         for (i, g) in self.groups.iter().enumerate() {
             if g.name.trim().is_empty() {
@@ -667,6 +718,65 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `cluster.backend` and `[etcd]` agree, and `[etcd]` is usable.
+    fn validate_etcd(&self) -> Result<(), ConfigError> {
+        let etcd = match (self.cluster.backend, &self.etcd) {
+            (Backend::Baton, None) => return Ok(()),
+            (Backend::Baton, Some(_)) => {
+                return Err(ConfigError::field(
+                    "cluster.backend",
+                    "is \"baton\" (the default) but an [etcd] section is given; set backend = \"etcd\" to hold the elections in etcd, or remove [etcd]",
+                ));
+            }
+            (Backend::Etcd, None) => {
+                return Err(ConfigError::field(
+                    "etcd.endpoints",
+                    "cluster.backend = \"etcd\" needs an [etcd] section with endpoints, e.g. endpoints = [\"http://127.0.0.1:2379\"]",
+                ));
+            }
+            (Backend::Etcd, Some(e)) => e,
+        };
+        if etcd.endpoints.is_empty() {
+            return Err(ConfigError::field(
+                "etcd.endpoints",
+                "is empty; list the client URLs of the etcd members, e.g. [\"http://127.0.0.1:2379\"]",
+            ));
+        }
+        for (i, e) in etcd.endpoints.iter().enumerate() {
+            if e.trim().is_empty() || e.chars().any(char::is_whitespace) {
+                return Err(ConfigError::field(
+                    format!("etcd.endpoints[{i}]"),
+                    format!("{e:?} is not an URL like \"http://127.0.0.1:2379\""),
+                ));
+            }
+        }
+        if let Some(p) = &etcd.prefix
+            && (!p.starts_with('/') || !p.ends_with('/') || p.len() < 2)
+        {
+            return Err(ConfigError::field(
+                "etcd.prefix",
+                format!(
+                    "{p:?} must start and end with '/' and not be \"/\", e.g. \"/baton/prod/\""
+                ),
+            ));
+        }
+        if etcd.lease_ttl_s == 0 || etcd.lease_ttl_s > 3600 {
+            return Err(ConfigError::field(
+                "etcd.lease_ttl_s",
+                format!("{} is not between 1 and 3600 seconds", etcd.lease_ttl_s),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The etcd key prefix of this cluster: `etcd.prefix`, or `/baton/<cluster.name>/`.
+    pub fn etcd_prefix(&self) -> String {
+        self.etcd
+            .as_ref()
+            .and_then(|e| e.prefix.clone())
+            .unwrap_or_else(|| format!("/baton/{}/", self.cluster.name))
     }
 
     /// For a config *file* whose seeds all name their nodes (`name@addr`): every voter must be
@@ -813,6 +923,76 @@ mod tests {
         admin.token_file = None;
         assert_eq!(admin.load_token().unwrap(), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn etcd_backend_parses_defaults_and_names_its_fields() {
+        let base = "[node]\nname = \"a\"\n[cluster]\nname = \"prod\"\n";
+        let cfg = parse(base).unwrap();
+        assert_eq!(cfg.cluster.backend, Backend::Baton);
+        assert_eq!(cfg.etcd, None);
+
+        let cfg = parse(&format!(
+            "{base}backend = \"etcd\"\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.cluster.backend, Backend::Etcd);
+        let etcd = cfg.etcd.as_ref().unwrap();
+        assert_eq!(etcd.endpoints, ["http://127.0.0.1:2379"]);
+        assert_eq!(etcd.lease_ttl_s, 2);
+        assert_eq!(cfg.etcd_prefix(), "/baton/prod/");
+
+        let cfg = parse(&format!(
+            "{base}backend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:2379\"]\nprefix = \"/x/\"\nlease_ttl_s = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.etcd_prefix(), "/x/");
+        assert_eq!(cfg.etcd.unwrap().lease_ttl_s, 5);
+
+        let field = |text: String| parse(&text).unwrap_err().field;
+        assert_eq!(
+            field(format!("{base}backend = \"etcd\"\n")).as_deref(),
+            Some("etcd.endpoints")
+        );
+        assert_eq!(
+            field(format!(
+                "{base}backend = \"etcd\"\n[etcd]\nendpoints = []\n"
+            ))
+            .as_deref(),
+            Some("etcd.endpoints")
+        );
+        assert_eq!(
+            field(format!(
+                "{base}backend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:1\", \" \"]\n"
+            ))
+            .as_deref(),
+            Some("etcd.endpoints[1]")
+        );
+        assert_eq!(
+            field(format!(
+                "{base}backend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:1\"]\nprefix = \"x\"\n"
+            ))
+            .as_deref(),
+            Some("etcd.prefix")
+        );
+        assert_eq!(
+            field(format!(
+                "{base}backend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:1\"]\nlease_ttl_s = 0\n"
+            ))
+            .as_deref(),
+            Some("etcd.lease_ttl_s")
+        );
+        assert_eq!(
+            field(format!("{base}[etcd]\nendpoints = [\"http://e:1\"]\n")).as_deref(),
+            Some("cluster.backend")
+        );
+        let e = parse(&format!("{base}backend = \"zookeeper\"\n")).unwrap_err();
+        assert!(e.to_string().contains("zookeeper"), "{e}");
+        let e = parse(&format!(
+            "{base}backend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:1\"]\nttl = 3\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `ttl`"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! [`NodeBuilder`]: validates the config, picks each group's policy, loads the state file,
 //! chooses the incarnation, starts the transport and spawns the driver.
 
+use super::driver::ElectorHook;
 use super::driver::{Command, Driver, now, wall_clock_us};
 use super::node::{Node, RunState, Shared, lock};
 use super::state_file::{load_state, state_path, store_state};
-use super::{ClusterRegistry, NodeError};
+use super::{ClusterRegistry, Elector, NodeError};
 use crate::config::{Config, ConfigError, PolicySpec, QuorumMode};
 use crate::engine::{Engine, EngineConfig, GroupSpec, PersistedState, Quorum};
 use crate::policy::{ByMemberId, LeaderPolicy};
@@ -24,6 +25,7 @@ impl Node {
             config,
             transport: None,
             registry: None,
+            elector: None,
             policy: None,
             group_policies: BTreeMap::new(),
             incarnation: None,
@@ -37,6 +39,7 @@ pub struct NodeBuilder {
     config: Config,
     transport: Option<Arc<dyn Transport>>,
     registry: Option<Arc<dyn Registry>>,
+    elector: Option<Arc<dyn Elector>>,
     policy: Option<Arc<dyn LeaderPolicy>>,
     group_policies: BTreeMap<GroupName, Arc<dyn LeaderPolicy>>,
     incarnation: Option<Incarnation>,
@@ -52,6 +55,13 @@ impl NodeBuilder {
     /// An external registry instead of the cluster's own replicated table.
     pub fn registry(mut self, r: Arc<dyn Registry>) -> Self {
         self.registry = Some(r);
+        self
+    }
+    /// Elections held outside the engine (e.g. `baton-backend-etcd`): the elector publishes
+    /// every group's leadership; the engine never campaigns. Give the node the only handle:
+    /// [`Node::abort`] drops it with the driver.
+    pub fn elector(mut self, e: Arc<dyn Elector>) -> Self {
+        self.elector = Some(e);
         self
     }
     /// The policy of groups that have no policy of their own (default: member-id order).
@@ -94,6 +104,7 @@ impl NodeBuilder {
             config,
             transport,
             registry,
+            elector,
             policy,
             group_policies,
             incarnation,
@@ -175,10 +186,17 @@ impl NodeBuilder {
         ecfg.backoff = Duration::from_millis(config.timing.election_backoff_ms);
         ecfg.call_timeout = Duration::from_millis(config.timing.call_timeout_ms);
         ecfg.seeds = config.seeds().into_iter().map(|s| s.addr).collect();
-        ecfg.external_registry = registry.is_some();
+        // An elector's nodes take candidates from an external registry that stays empty: the
+        // engine never campaigns, the elector publishes leadership.
+        ecfg.external_registry = registry.is_some() || elector.is_some();
         ecfg.rng_seed = incarnation.get() ^ fnv(config.node.name.as_bytes());
         ecfg.death_proof = config.cluster.death_proof;
         let default_policy = policy.unwrap_or_else(|| Arc::new(ByMemberId));
+        let elector = elector.map(|elector| ElectorHook {
+            elector,
+            specs: specs.clone(),
+            default_policy: default_policy.clone(),
+        });
         let engine = Engine::new(ecfg, default_policy, specs, persisted, now());
 
         let (tx, rx) = mpsc::unbounded_channel();
@@ -205,6 +223,7 @@ impl NodeBuilder {
             engine,
             transport,
             registry,
+            elector,
             shared: shared.clone(),
             commands: rx,
             calls: HashMap::new(),

@@ -6,13 +6,14 @@
 use super::node::{RunState, Shared, lock};
 use super::observe::publish;
 use super::state_file::store_state;
-use super::{NodeError, NodeEvent, Work};
-use crate::engine::{Action, CallRef, Engine, Input, StatusSnapshot};
+use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
+use crate::engine::{Action, CallRef, Engine, GroupSpec, Input, StatusSnapshot};
 use crate::message::{CallError, Served};
+use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
 use crate::types::{GroupName, Labels, MemberId, MemberRecord};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,10 +80,19 @@ pub(super) struct PendingCall {
     pub(super) since: std::time::Instant,
 }
 
+/// An [`Elector`] and what it needs of the groups' settings.
+pub(super) struct ElectorHook {
+    pub(super) elector: Arc<dyn Elector>,
+    pub(super) specs: BTreeMap<GroupName, GroupSpec>,
+    pub(super) default_policy: Arc<dyn LeaderPolicy>,
+}
+
 pub(super) struct Driver {
     pub(super) engine: Engine,
     pub(super) transport: Arc<dyn Transport>,
     pub(super) registry: Option<Arc<dyn Registry>>,
+    /// Elections held outside the engine: it publishes leadership, the engine's is ignored.
+    pub(super) elector: Option<ElectorHook>,
     pub(super) shared: Arc<Shared>,
     pub(super) commands: mpsc::UnboundedReceiver<Command>,
     pub(super) calls: HashMap<u64, PendingCall>,
@@ -202,19 +212,39 @@ impl Driver {
                     let _ = reply.send(Err(NodeError::ShutDown));
                     return None;
                 };
-                if let Some(reg) = &self.registry {
+                let record = {
                     let cfg = self.engine.config();
                     let mut all = cfg.labels.clone();
                     all.extend(labels);
-                    let record = MemberRecord {
+                    MemberRecord {
                         id: member.clone(),
                         group: group.clone(),
                         started_at_ms,
                         incarnation: cfg.incarnation,
                         hardware: cfg.hardware.clone(),
                         labels: all,
+                    }
+                };
+                if let Some(reg) = &self.registry
+                    && let Err(e) = reg.register(record.clone()).await
+                {
+                    let _ = reply.send(Err(e.into()));
+                    return Some(Input::Leave { group });
+                }
+                if let Some(hook) = &self.elector {
+                    let (policy, preempt) = match hook.specs.get(&group) {
+                        Some(spec) => (spec.policy.clone(), spec.preempt),
+                        None => (hook.default_policy.clone(), false),
                     };
-                    if let Err(e) = reg.register(record).await {
+                    let leadership = self.shared.watch(&group);
+                    forward_leadership(&leadership, &self.shared);
+                    let candidacy = Candidacy {
+                        record,
+                        policy,
+                        preempt,
+                        leadership,
+                    };
+                    if let Err(e) = hook.elector.stand(candidacy).await {
                         let _ = reply.send(Err(e.into()));
                         return Some(Input::Leave { group });
                     }
@@ -231,6 +261,11 @@ impl Driver {
                 if only.is_some() && only != member {
                     let _ = reply.send(());
                     return None;
+                }
+                if let Some(hook) = &self.elector
+                    && member.is_some()
+                {
+                    hook.elector.withdraw(&group).await;
                 }
                 let actions = self.engine.handle(
                     now(),
@@ -279,6 +314,9 @@ impl Driver {
                 None
             }
             Command::Shutdown { reply } => {
+                if let Some(hook) = &self.elector {
+                    hook.elector.shutdown().await;
+                }
                 self.shutdown_waiters.push(reply);
                 Some(Input::Shutdown)
             }
@@ -297,6 +335,9 @@ impl Driver {
                     let t = self.transport.clone();
                     tokio::spawn(async move { t.connect(&addr).await });
                 }
+                // With an elector, leadership is the elector's to publish (`forward_leadership`
+                // tells observers); the engine, which never campaigns then, has nothing to say.
+                Action::Leadership(_) if self.elector.is_some() => {}
                 Action::Leadership(l) => {
                     tracing::debug!(node = %self.shared.id, group = %l.group, leader = ?l.leader.as_ref().map(|m| m.to_string()), term = l.term, is_me = l.is_me, "leadership");
                     publish(&self.shared.events, || NodeEvent::Leadership(l.clone()));
@@ -407,6 +448,34 @@ impl Driver {
             }
         }
     }
+}
+
+/// Tells the node's observers ([`NodeEvent::Leadership`]) what an elector publishes on `watch`,
+/// until the node stops.
+fn forward_leadership(
+    watch: &tokio::sync::watch::Sender<crate::types::Leadership>,
+    shared: &Arc<Shared>,
+) {
+    let mut rx = watch.subscribe();
+    rx.mark_unchanged();
+    let events = shared.events.clone();
+    let node = shared.id.clone();
+    let mut run = shared.run.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let l = rx.borrow_and_update().clone();
+                    tracing::debug!(node = %node, group = %l.group, leader = ?l.leader.as_ref().map(|m| m.to_string()), term = l.term, is_me = l.is_me, "leadership");
+                    publish(&events, || NodeEvent::Leadership(l));
+                }
+                _ = run.wait_for(|s| *s != RunState::Running) => return,
+            }
+        }
+    });
 }
 
 /// Turns an engine [`Event`](crate::engine::Event) into a tracing record at the level the event

@@ -15,6 +15,7 @@
 //! - `state_file`: term, vote and incarnation on disk ([`state_path`]);
 //! - `error`: [`NodeError`];
 //! - [`hardware`]: what this machine offers (CPUs, memory), detected;
+//! - `elector`: [`Elector`], the seam for elections held outside the engine (etcd);
 //! - `registry`: [`ClusterRegistry`], the cluster's own member table;
 //! - `observe`: [`NodeEvent`], what the driver did, for observers ([`Node::subscribe`]);
 //! - `hooks`: the leadership hooks of a [`Service`] (`on_started_leading` with its
@@ -24,6 +25,7 @@
 
 mod builder;
 mod driver;
+mod elector;
 mod error;
 mod handler;
 pub mod hardware;
@@ -35,6 +37,7 @@ mod registry;
 mod state_file;
 
 pub use builder::NodeBuilder;
+pub use elector::{Candidacy, Elector};
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
 pub use hooks::{CancellationToken, DEFAULT_RELEASE_TIMEOUT};

@@ -1,0 +1,725 @@
+//! The elector's task: one per node. It owns the view of the prefix (members, leaders, handoffs;
+//! a watch resumed from the last revision seen), this node's candidacies, and every write.
+
+use crate::keys::{HandoffValue, Keys, LeaderValue, MemberValue, Parsed};
+use crate::lease::{LeaseState, LeaseTiming};
+use baton_core::runtime::Candidacy;
+use baton_core::{
+    Candidate, ElectionInput, GroupName, Leadership, MemberId, NodeId, RegistryError, Term,
+    normalize_ranking,
+};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
+    WatchOptions, WatchStream, Watcher,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, timeout};
+
+/// What the [`EtcdElector`](crate::EtcdElector) handle asks of its task.
+pub(crate) enum Cmd {
+    Stand(Candidacy, oneshot::Sender<Result<(), RegistryError>>),
+    Withdraw(GroupName, oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+#[derive(Clone, Debug)]
+struct LeaderKv {
+    member: MemberId,
+    create_rev: i64,
+    mod_rev: i64,
+    lease: i64,
+}
+
+#[derive(Default)]
+struct Group {
+    members: BTreeMap<MemberId, MemberValue>,
+    leader: Option<LeaderKv>,
+    handoff: Option<MemberId>,
+    /// The highest leader-key create revision seen: the term published while leaderless.
+    term: Term,
+}
+
+struct Local {
+    c: Candidacy,
+    campaign_at: Option<Instant>,
+    /// The lease its member key was last written under (0: to write).
+    registered: i64,
+}
+
+pub(crate) struct Task {
+    pub(crate) client: Client,
+    pub(crate) keys: Keys,
+    pub(crate) timing: LeaseTiming,
+    pub(crate) backoff: Duration,
+    pub(crate) node: NodeId,
+    pub(crate) lease_rx: watch::Receiver<LeaseState>,
+    lease: LeaseState,
+    groups: BTreeMap<GroupName, Group>,
+    local: BTreeMap<GroupName, Local>,
+    rev: i64,
+    watch: Option<(Watcher, WatchStream)>,
+    resync: bool,
+    reconnect_at: Instant,
+    dirty: BTreeSet<GroupName>,
+}
+
+fn json<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Option<T> {
+    match serde_json::from_slice(kv.value()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(key = %String::from_utf8_lossy(kv.key()), error = %e, "etcd: ignoring a value baton cannot read");
+            None
+        }
+    }
+}
+
+fn refused(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Refused(format!("etcd: {e}"))
+}
+
+impl Task {
+    pub(crate) fn new(
+        client: Client,
+        keys: Keys,
+        timing: LeaseTiming,
+        backoff: Duration,
+        node: NodeId,
+        lease_rx: watch::Receiver<LeaseState>,
+    ) -> Self {
+        let lease = *lease_rx.borrow();
+        Task {
+            client,
+            keys,
+            timing,
+            backoff,
+            node,
+            lease_rx,
+            lease,
+            groups: BTreeMap::new(),
+            local: BTreeMap::new(),
+            rev: 0,
+            watch: None,
+            resync: true,
+            reconnect_at: Instant::now(),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Reads the whole prefix and starts the watch after it.
+    pub(crate) async fn sync(&mut self) -> Result<(), etcd_client::Error> {
+        let mut r = timeout(
+            self.timing.request * 4,
+            self.client
+                .get(self.keys.prefix(), Some(GetOptions::new().with_prefix())),
+        )
+        .await
+        .map_err(|_| etcd_client::Error::WatchError("reading the prefix timed out".into()))??;
+        let rev = r.header().map_or(0, |h| h.revision());
+        let before: BTreeSet<GroupName> = self.groups.keys().cloned().collect();
+        for g in self.groups.values_mut() {
+            g.members.clear();
+            g.leader = None;
+            g.handoff = None;
+        }
+        for kv in r.take_kvs() {
+            self.apply_put(&kv);
+        }
+        self.dirty.extend(before);
+        self.rev = rev;
+        self.resync = false;
+        self.start_watch().await
+    }
+
+    async fn start_watch(&mut self) -> Result<(), etcd_client::Error> {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(self.rev + 1);
+        let w = timeout(
+            self.timing.request,
+            self.client.watch(self.keys.prefix(), Some(opts)),
+        )
+        .await
+        .map_err(|_| etcd_client::Error::WatchError("opening the watch timed out".into()))??;
+        self.watch = Some(w);
+        Ok(())
+    }
+
+    fn apply_put(&mut self, kv: &KeyValue) {
+        let Some(parsed) = self.keys.parse(kv.key()) else {
+            return;
+        };
+        match parsed {
+            Parsed::Member(group, id) => {
+                if let Some(v) = json::<MemberValue>(kv) {
+                    if v.record.id != id || v.record.group != group {
+                        tracing::warn!(key = %String::from_utf8_lossy(kv.key()), "etcd: a member value that does not match its key; ignored");
+                        return;
+                    }
+                    self.groups
+                        .entry(group.clone())
+                        .or_default()
+                        .members
+                        .insert(id, v);
+                    self.dirty.insert(group);
+                }
+            }
+            Parsed::Leader(group) => {
+                if let Some(v) = json::<LeaderValue>(kv) {
+                    let g = self.groups.entry(group.clone()).or_default();
+                    g.term = g.term.max(u64::try_from(kv.create_revision()).unwrap_or(0));
+                    g.leader = Some(LeaderKv {
+                        member: v.member,
+                        create_rev: kv.create_revision(),
+                        mod_rev: kv.mod_revision(),
+                        lease: kv.lease(),
+                    });
+                    self.dirty.insert(group);
+                }
+            }
+            Parsed::Handoff(group) => {
+                if let Some(v) = json::<HandoffValue>(kv) {
+                    self.groups.entry(group.clone()).or_default().handoff = Some(v.successor);
+                    self.dirty.insert(group);
+                }
+            }
+        }
+    }
+
+    fn apply_delete(&mut self, kv: &KeyValue) {
+        let Some(parsed) = self.keys.parse(kv.key()) else {
+            return;
+        };
+        let group = match parsed {
+            Parsed::Member(group, id) => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.members.remove(&id);
+                }
+                group
+            }
+            Parsed::Leader(group) => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.leader = None;
+                }
+                group
+            }
+            Parsed::Handoff(group) => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.handoff = None;
+                }
+                group
+            }
+        };
+        self.dirty.insert(group);
+    }
+
+    /// Runs until the handle is dropped or shut down.
+    pub(crate) async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let wake = self.next_wake();
+            let lease_changed;
+            tokio::select! {
+                cmd = cmds.recv() => {
+                    lease_changed = false;
+                    match cmd {
+                        None => return,
+                        Some(Cmd::Stand(c, reply)) => {
+                            let r = self.stand(c).await;
+                            let _ = reply.send(r);
+                        }
+                        Some(Cmd::Withdraw(group, reply)) => {
+                            self.withdraw(&group).await;
+                            let _ = reply.send(());
+                        }
+                        Some(Cmd::Shutdown(reply)) => {
+                            self.shutdown().await;
+                            let _ = reply.send(());
+                            return;
+                        }
+                    }
+                }
+                changed = self.lease_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    lease_changed = true;
+                }
+                msg = next_message(&mut self.watch) => {
+                    lease_changed = false;
+                    self.on_watch(msg);
+                }
+                _ = tokio::time::sleep_until(wake) => { lease_changed = false; }
+            }
+            if lease_changed {
+                self.lease = *self.lease_rx.borrow_and_update();
+                self.dirty.extend(self.local.keys().cloned());
+            }
+            if self.watch.is_none() && Instant::now() >= self.reconnect_at {
+                let r = if self.resync {
+                    self.sync().await
+                } else {
+                    self.start_watch().await
+                };
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "etcd: watch not restored yet");
+                    self.reconnect_at = Instant::now() + self.timing.period;
+                } else {
+                    tracing::debug!(revision = self.rev, "etcd: watching again");
+                }
+            }
+            self.register().await;
+            self.step().await;
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let now = Instant::now();
+        let mut at = now + Duration::from_secs(3600);
+        for l in self.local.values() {
+            if let Some(c) = l.campaign_at {
+                at = at.min(c);
+            }
+            if l.registered != self.lease.id {
+                at = at.min(now + self.timing.period);
+            }
+            if l.c.leadership.borrow().is_me
+                && let Some(t) = self.lease.acting_until
+            {
+                at = at.min(t);
+            }
+        }
+        if self.watch.is_none() {
+            at = at.min(self.reconnect_at.max(now));
+        }
+        at
+    }
+
+    fn on_watch(&mut self, msg: Result<Option<etcd_client::WatchResponse>, etcd_client::Error>) {
+        match msg {
+            Ok(Some(resp)) => {
+                if resp.compact_revision() > 0 || resp.canceled() {
+                    tracing::info!(
+                        compacted = resp.compact_revision(),
+                        reason = resp.cancel_reason(),
+                        "etcd: watch cancelled; reading the prefix again"
+                    );
+                    self.watch = None;
+                    self.resync = true;
+                    return;
+                }
+                for ev in resp.events() {
+                    let Some(kv) = ev.kv() else { continue };
+                    self.rev = self.rev.max(kv.mod_revision());
+                    match ev.event_type() {
+                        EventType::Put => self.apply_put(kv),
+                        EventType::Delete => self.apply_delete(kv),
+                    }
+                }
+                if let Some(h) = resp.header() {
+                    // Progress: nothing below it is still to come.
+                    if resp.events().is_empty() && !resp.created() {
+                        self.rev = self.rev.max(h.revision());
+                    }
+                }
+            }
+            Ok(None) | Err(_) => {
+                tracing::debug!(
+                    revision = self.rev,
+                    "etcd: watch lost; resuming after the last revision"
+                );
+                self.watch = None;
+                self.reconnect_at = Instant::now() + self.timing.period;
+            }
+        }
+    }
+
+    async fn stand(&mut self, c: Candidacy) -> Result<(), RegistryError> {
+        let group = c.record.group.clone();
+        if self.local.contains_key(&group) {
+            return Err(RegistryError::Refused(format!(
+                "node {} already stands in group {group}",
+                self.node
+            )));
+        }
+        let mut local = Local {
+            c,
+            campaign_at: None,
+            registered: 0,
+        };
+        self.put_member(&mut local).await?;
+        self.local.insert(group.clone(), local);
+        self.dirty.insert(group);
+        self.step().await;
+        Ok(())
+    }
+
+    async fn put_member(&mut self, local: &mut Local) -> Result<(), RegistryError> {
+        let lease = self.lease.id;
+        if lease == 0 {
+            return Err(refused("this node holds no lease yet (is etcd reachable?)"));
+        }
+        let rec = &local.c.record;
+        let value = serde_json::to_vec(&MemberValue {
+            record: rec.clone(),
+            lease,
+        })
+        .map_err(refused)?;
+        let key = self.keys.member(rec.group.as_str(), &rec.id);
+        timeout(
+            self.timing.request,
+            self.client
+                .put(key, value, Some(PutOptions::new().with_lease(lease))),
+        )
+        .await
+        .map_err(|_| refused("registering the member timed out"))?
+        .map_err(refused)?;
+        local.registered = lease;
+        Ok(())
+    }
+
+    /// Writes the member keys not written under the current lease (after a new lease).
+    async fn register(&mut self) {
+        if self.lease.id == 0 {
+            return;
+        }
+        let todo: Vec<GroupName> = self
+            .local
+            .iter()
+            .filter(|(_, l)| l.registered != self.lease.id)
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in todo {
+            let Some(mut l) = self.local.remove(&g) else {
+                continue;
+            };
+            if let Err(e) = self.put_member(&mut l).await {
+                tracing::debug!(group = %g, error = %e, "etcd: member not registered yet");
+            }
+            self.local.insert(g.clone(), l);
+            self.dirty.insert(g);
+        }
+    }
+
+    /// Publishes leadership of the dirty groups, schedules and runs campaigns, preempts.
+    async fn step(&mut self) {
+        let now = Instant::now();
+        // An acting deadline that passed makes every led group dirty.
+        if !self.lease.acting(now) {
+            for (g, l) in &self.local {
+                if l.c.leadership.borrow().is_me {
+                    self.dirty.insert(g.clone());
+                }
+            }
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let leaders = Arc::new(self.leaders());
+        let mut handoffs = Vec::new();
+        for group in dirty {
+            let Some(local) = self.local.get(&group) else {
+                continue;
+            };
+            let g = self.groups.get(&group);
+            let acting = self.lease.acting(now);
+            let me = local.c.record.id.clone();
+            let leadership = match g.and_then(|g| g.leader.as_ref()) {
+                Some(l) => {
+                    let mine = l.member == me && l.lease == self.lease.id;
+                    if mine && acting && local.c.preempt {
+                        let ranking = self.ranking(&group, &leaders);
+                        if let Some(top) = ranking.first()
+                            && *top != me
+                        {
+                            handoffs.push((group.clone(), top.clone()));
+                        }
+                    }
+                    Leadership {
+                        group: group.clone(),
+                        leader: Some(l.member.clone()),
+                        term: u64::try_from(l.create_rev).unwrap_or(0),
+                        is_me: mine && acting,
+                    }
+                }
+                None => Leadership {
+                    group: group.clone(),
+                    leader: None,
+                    term: g.map_or(0, |g| g.term),
+                    is_me: false,
+                },
+            };
+            let leaderless = leadership.leader.is_none();
+            let campaign_at = if leaderless && acting {
+                let ranking = self.ranking(&group, &leaders);
+                let rank = ranking
+                    .iter()
+                    .position(|m| *m == me)
+                    .unwrap_or(ranking.len());
+                let at = now + self.backoff * u32::try_from(rank).unwrap_or(u32::MAX);
+                Some(local.campaign_at.map_or(at, |c| c.min(at)))
+            } else {
+                None
+            };
+            if let Some(local) = self.local.get_mut(&group) {
+                local.campaign_at = campaign_at;
+                let lease_rx = &self.lease_rx;
+                local.c.leadership.send_if_modified(|l| {
+                    // Checked again at the moment of publishing, against the freshest lease
+                    // state: the deadline guard may have just cleared `is_me`.
+                    let mut leadership = leadership;
+                    leadership.is_me &= lease_rx.borrow().acting(Instant::now());
+                    let changed = *l != leadership;
+                    if changed {
+                        *l = leadership;
+                    }
+                    changed
+                });
+            }
+        }
+        for (group, successor) in handoffs {
+            tracing::info!(%group, %successor, "etcd: preempted by a better-ranked member; handing off");
+            self.resign(&group, Some(successor), false).await;
+        }
+        let due: Vec<GroupName> = self
+            .local
+            .iter()
+            .filter(|(_, l)| l.campaign_at.is_some_and(|t| t <= now))
+            .map(|(g, _)| g.clone())
+            .collect();
+        for group in due {
+            self.campaign(&group).await;
+        }
+        if !self.dirty.is_empty() {
+            Box::pin(self.step()).await;
+        }
+    }
+
+    fn leaders(&self) -> BTreeMap<GroupName, NodeId> {
+        self.groups
+            .iter()
+            .filter_map(|(n, g)| {
+                g.leader
+                    .as_ref()
+                    .map(|l| (n.clone(), l.member.node.clone()))
+            })
+            .collect()
+    }
+
+    /// The group's live candidates (its member keys, and this node's own member) ranked by its
+    /// policy; a named successor first.
+    fn ranking(
+        &self,
+        group: &GroupName,
+        leaders: &Arc<BTreeMap<GroupName, NodeId>>,
+    ) -> Vec<MemberId> {
+        let Some(local) = self.local.get(group) else {
+            return vec![];
+        };
+        let empty = Group::default();
+        let g = self.groups.get(group).unwrap_or(&empty);
+        let mut records: BTreeMap<MemberId, &baton_core::MemberRecord> = g
+            .members
+            .iter()
+            .map(|(id, v)| (id.clone(), &v.record))
+            .collect();
+        records.insert(local.c.record.id.clone(), &local.c.record);
+        let mut leads: BTreeMap<&NodeId, usize> = BTreeMap::new();
+        for n in leaders.values() {
+            *leads.entry(n).or_default() += 1;
+        }
+        let candidates = records
+            .values()
+            .map(|r| Candidate {
+                member: r.id.clone(),
+                started_at_ms: r.started_at_ms,
+                incarnation: r.incarnation,
+                hardware: r.hardware.clone(),
+                labels: r.labels.clone(),
+                services: self.services(&r.id.node),
+                leads: leads.get(&r.id.node).copied().unwrap_or(0),
+            })
+            .collect();
+        let input = ElectionInput {
+            group: group.clone(),
+            candidates,
+            incumbent: g.leader.as_ref().map(|l| l.member.clone()),
+            leaders: leaders.clone(),
+        };
+        let (mut ranking, _) = normalize_ranking(&input, local.c.policy.rank(&input));
+        if let Some(s) = &g.handoff
+            && let Some(i) = ranking.iter().position(|m| m == s)
+        {
+            let s = ranking.remove(i);
+            ranking.insert(0, s);
+        }
+        ranking
+    }
+
+    fn services(&self, node: &NodeId) -> Arc<[GroupName]> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.members.keys().any(|m| m.node == *node))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Creates the leader key if absent, on this node's lease.
+    async fn campaign(&mut self, group: &GroupName) {
+        let Some(local) = self.local.get_mut(group) else {
+            return;
+        };
+        local.campaign_at = None;
+        let me = local.c.record.id.clone();
+        let lease = self.lease.id;
+        if !self.lease.acting(Instant::now()) {
+            return;
+        }
+        let Ok(value) = serde_json::to_vec(&LeaderValue { member: me.clone() }) else {
+            return;
+        };
+        let leader_key = self.keys.leader(group.as_str());
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(leader_key.clone(), CompareOp::Equal, 0),
+                // Our member key lives on the current lease: the lease is alive in etcd.
+                Compare::lease(
+                    self.keys.member(group.as_str(), &me),
+                    CompareOp::Equal,
+                    lease,
+                ),
+            ])
+            .and_then([
+                TxnOp::put(leader_key, value, Some(PutOptions::new().with_lease(lease))),
+                TxnOp::delete(self.keys.handoff(group.as_str()), None),
+            ]);
+        match timeout(self.timing.request, self.client.txn(txn)).await {
+            Ok(Ok(r)) if r.succeeded() => {
+                let rev = r.header().map_or(0, |h| h.revision());
+                tracing::info!(%group, term = rev, "etcd: elected");
+                let g = self.groups.entry(group.clone()).or_default();
+                g.term = g.term.max(u64::try_from(rev).unwrap_or(0));
+                g.leader = Some(LeaderKv {
+                    member: me,
+                    create_rev: rev,
+                    mod_rev: rev,
+                    lease,
+                });
+                g.handoff = None;
+            }
+            Ok(Ok(_)) => tracing::debug!(%group, "etcd: campaign lost (a leader exists)"),
+            Ok(Err(e)) => tracing::debug!(%group, error = %e, "etcd: campaign failed"),
+            Err(_) => tracing::debug!(%group, "etcd: campaign timed out"),
+        }
+        self.dirty.insert(group.clone());
+    }
+
+    /// Stops acting in `group`, then deletes the leader key if it is still ours (by revision),
+    /// naming `successor` (default: the best-ranked other candidate); with `leave`, deletes
+    /// this node's member key in the same transaction.
+    async fn resign(&mut self, group: &GroupName, successor: Option<MemberId>, leave: bool) {
+        let Some(local) = self.local.get(group) else {
+            return;
+        };
+        let me = local.c.record.id.clone();
+        let mine = self
+            .groups
+            .get(group)
+            .and_then(|g| g.leader.clone())
+            .filter(|l| l.member == me && l.lease == self.lease.id);
+        // Stop acting before anyone else may start.
+        local
+            .c
+            .leadership
+            .send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
+        let member_key = self.keys.member(group.as_str(), &me);
+        let mut ops = Vec::new();
+        if leave {
+            ops.push(TxnOp::delete(member_key.clone(), None));
+        }
+        let Some(held) = mine else {
+            if !ops.is_empty() {
+                let _ = timeout(
+                    self.timing.request,
+                    self.client.txn(Txn::new().and_then(ops)),
+                )
+                .await;
+            }
+            return;
+        };
+        let successor = successor.or_else(|| {
+            let leaders = Arc::new(self.leaders());
+            self.ranking(group, &leaders).into_iter().find(|m| *m != me)
+        });
+        let leader_key = self.keys.leader(group.as_str());
+        ops.push(TxnOp::delete(leader_key.clone(), None));
+        if let Some(s) = &successor {
+            let lease = self
+                .groups
+                .get(group)
+                .and_then(|g| g.members.get(s))
+                .map_or(0, |v| v.lease);
+            if let Ok(value) = serde_json::to_vec(&HandoffValue {
+                successor: s.clone(),
+            }) {
+                ops.push(TxnOp::put(
+                    self.keys.handoff(group.as_str()),
+                    value,
+                    Some(PutOptions::new().with_lease(lease)),
+                ));
+            }
+        }
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                leader_key,
+                CompareOp::Equal,
+                held.mod_rev,
+            )])
+            .and_then(ops);
+        match timeout(self.timing.request, self.client.txn(txn)).await {
+            Ok(Ok(r)) if r.succeeded() => {
+                tracing::info!(%group, successor = ?successor.as_ref().map(|s| s.to_string()), "etcd: handed off");
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.leader = None;
+                    g.handoff = successor;
+                }
+            }
+            Ok(Ok(_)) => tracing::info!(%group, "etcd: the leader key changed before the handoff"),
+            Ok(Err(e)) => {
+                tracing::warn!(%group, error = %e, "etcd: handoff failed; the lease expiry ends it")
+            }
+            Err(_) => tracing::warn!(%group, "etcd: handoff timed out; the lease expiry ends it"),
+        }
+        self.dirty.insert(group.clone());
+    }
+
+    async fn withdraw(&mut self, group: &GroupName) {
+        self.resign(group, None, true).await;
+        if let Some(l) = self.local.remove(group) {
+            l.c.leadership.send_modify(|l| l.is_me = false);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        for l in self.local.values() {
+            l.c.leadership
+                .send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
+        }
+        let groups: Vec<GroupName> = self.local.keys().cloned().collect();
+        for g in &groups {
+            self.resign(g, None, true).await;
+        }
+        if self.lease.id != 0 {
+            let _ = timeout(self.timing.request, self.client.lease_revoke(self.lease.id)).await;
+        }
+        self.local.clear();
+    }
+}
+
+async fn next_message(
+    w: &mut Option<(Watcher, WatchStream)>,
+) -> Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
+    match w {
+        Some((_, s)) => s.message().await,
+        None => std::future::pending().await,
+    }
+}

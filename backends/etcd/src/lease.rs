@@ -1,0 +1,171 @@
+//! The node's one lease, kept alive by its own task, and the **acting deadline** it yields.
+//!
+//! etcd expires a lease `ttl` after it last *received* a keepalive, so the lease cannot expire
+//! before `sent + ttl` for a keepalive sent at `sent` and answered. The node may act as a
+//! leader until `sent + ttl − margin` (the margin covers a difference in clock rates between
+//! this node and etcd, and the time to stop acting); after that it must have heard a newer
+//! answer, or it stops. A keepalive answered with TTL 0 (or "lease not found") means the lease
+//! is gone: the keeper grants a new one, and the elector re-registers its members under it.
+
+use etcd_client::{Client, LeaseKeepAliveStream, LeaseKeeper};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout};
+
+/// The lease as the elector sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeaseState {
+    /// The lease id; 0 while the node holds none (lost, not granted again yet).
+    pub(crate) id: i64,
+    /// Until when this node may act on what it holds under `id`.
+    pub(crate) acting_until: Option<Instant>,
+}
+
+impl LeaseState {
+    pub(crate) fn acting(&self, now: Instant) -> bool {
+        self.id != 0 && self.acting_until.is_some_and(|t| now < t)
+    }
+}
+
+/// Timings of the keeper, derived from the TTL.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeaseTiming {
+    pub(crate) ttl: Duration,
+    /// Keepalive period.
+    pub(crate) period: Duration,
+    /// Subtracted from `sent + ttl`.
+    pub(crate) margin: Duration,
+    /// Deadline of one etcd request.
+    pub(crate) request: Duration,
+}
+
+impl LeaseTiming {
+    pub(crate) fn for_ttl(ttl: Duration) -> Self {
+        LeaseTiming {
+            ttl,
+            period: ttl / 5,
+            margin: (ttl / 5).max(Duration::from_millis(100)),
+            request: (ttl / 4).max(Duration::from_millis(200)),
+        }
+    }
+
+    /// The acting deadline after a keepalive sent at `sent` was answered with `ttl_s`.
+    pub(crate) fn deadline(&self, sent: Instant, ttl_s: i64) -> Instant {
+        let ttl = Duration::from_secs(u64::try_from(ttl_s).unwrap_or(0));
+        sent + ttl.saturating_sub(self.margin)
+    }
+}
+
+/// Grants a lease: `(id, state)`.
+pub(crate) async fn grant(
+    client: &mut Client,
+    timing: &LeaseTiming,
+) -> Result<LeaseState, etcd_client::Error> {
+    let sent = Instant::now();
+    let ttl_s = i64::try_from(timing.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+    let r = timeout(timing.request, client.lease_grant(ttl_s, None))
+        .await
+        .map_err(|_| etcd_client::Error::LeaseKeepAliveError("lease grant timed out".into()))??;
+    Ok(LeaseState {
+        id: r.id(),
+        acting_until: Some(timing.deadline(sent, r.ttl())),
+    })
+}
+
+/// Keeps the lease of `state` alive (and grants a new one when it is lost), publishing every
+/// change on `out`, until `out` has no receivers.
+pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Sender<LeaseState>) {
+    let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;
+    let mut tick = tokio::time::interval(timing.period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if out.is_closed() {
+            return;
+        }
+        let id = out.borrow().id;
+        if id == 0 {
+            stream = None;
+            match grant(&mut client, &timing).await {
+                Ok(s) => {
+                    tracing::info!(lease = s.id, "etcd: granted a new lease");
+                    out.send_replace(s);
+                }
+                Err(e) => tracing::debug!(error = %e, "etcd: lease grant failed"),
+            }
+            continue;
+        }
+        let sent = Instant::now();
+        let answer = match &mut stream {
+            None => match timeout(timing.request, client.lease_keep_alive(id)).await {
+                Ok(Ok(s)) => {
+                    stream = Some(s);
+                    // Opening the stream sent one keepalive and read its answer (TTL > 0).
+                    Ok(timing.ttl.as_secs() as i64)
+                }
+                Ok(Err(etcd_client::Error::LeaseKeepAliveError(m))) if m == "lease not found" => {
+                    Ok(0)
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("keepalive timed out".into()),
+            },
+            Some((keeper, s)) => {
+                let once = async {
+                    keeper.keep_alive().await?;
+                    s.message().await
+                };
+                match timeout(timing.request, once).await {
+                    Ok(Ok(Some(r))) => Ok(r.ttl()),
+                    Ok(Ok(None)) => Err("keepalive stream closed".into()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("keepalive timed out".into()),
+                }
+            }
+        };
+        match answer {
+            Ok(ttl_s) if ttl_s > 0 => {
+                let until = timing.deadline(sent, ttl_s);
+                out.send_if_modified(|s| {
+                    if s.id != id {
+                        return false;
+                    }
+                    let moved = s.acting_until.is_none_or(|t| t < until);
+                    if moved {
+                        s.acting_until = Some(until);
+                    }
+                    moved
+                });
+            }
+            Ok(_) => {
+                tracing::warn!(lease = id, "etcd: the lease expired; granting a new one");
+                stream = None;
+                out.send_replace(LeaseState {
+                    id: 0,
+                    acting_until: None,
+                });
+            }
+            Err(e) => {
+                // The deadline runs out on its own; reopen the stream next time.
+                tracing::debug!(lease = id, error = %e, "etcd: keepalive failed");
+                stream = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_acting_deadline_ends_before_the_lease_can() {
+        let t = LeaseTiming::for_ttl(Duration::from_secs(1));
+        let sent = Instant::now();
+        let d = t.deadline(sent, 1);
+        assert!(d < sent + Duration::from_secs(1));
+        assert!(d >= sent + Duration::from_millis(700), "{:?}", d - sent);
+        // Several keepalives fit before the deadline.
+        assert!(t.period * 3 < d - sent);
+        assert_eq!(t.deadline(sent, 0), sent);
+    }
+}

@@ -1,0 +1,237 @@
+//! baton's elections held in **etcd** (`[cluster] backend = "etcd"`; docs/ETCD.md).
+//!
+//! [`EtcdElector`] is an [`Elector`]: give it to
+//! [`NodeBuilder::elector`](baton_core::NodeBuilder::elector) and the node's groups are led by
+//! whoever holds their leader key in etcd, while the `Node` / `Service` API, `baton node` and
+//! `baton exec` stay what they are.
+//!
+//! - **One lease per node**, kept alive by its own task ([`lease`]). The node acts as a leader
+//!   only until `sent + ttl − margin` of the last answered keepalive: it stops before the lease
+//!   could have expired in etcd.
+//! - **One member key per member**, `prefix/members/<group>/<node>#<seq>`, on the lease, holding
+//!   the [`MemberRecord`](baton_core::MemberRecord) policies rank by.
+//! - **The leader key** `prefix/leader/<group>`, created in a transaction only if absent, on
+//!   the lease. **Its create revision is the fencing token** (`Leadership::term`, `BATON_TERM`):
+//!   etcd's revisions only grow, so every new leader holds a greater one.
+//! - Only the top-ranked live candidate campaigns at once; rank `r` waits `r × backoff`.
+//! - **Kind shutdown / leave** deletes the leader key in a transaction conditioned on its
+//!   revision, and names the successor (`prefix/handoff/<group>`), whom the others let
+//!   campaign first.
+//! - **One watch** over the prefix, resumed from the last revision seen after any reconnect
+//!   (read again whole when etcd compacted past it).
+
+mod elector;
+mod keys;
+pub mod lease;
+pub mod local;
+
+use baton_core::config::{Backend, Config, ConfigError};
+use baton_core::runtime::{Candidacy, Elector};
+use baton_core::{GroupName, Leadership, NodeId, RegistryError};
+use elector::{Cmd, Task};
+use etcd_client::{Client, ConnectOptions};
+use keys::Keys;
+use lease::{LeaseState, LeaseTiming};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// What the etcd backend is configured with.
+#[derive(Clone, Debug)]
+pub struct EtcdSettings {
+    /// This node.
+    pub node: NodeId,
+    /// etcd client URLs.
+    pub endpoints: Vec<String>,
+    /// Key prefix, ending in `/`.
+    pub prefix: String,
+    /// The lease TTL (whole seconds; etcd may raise it to its minimum).
+    pub lease_ttl: Duration,
+    /// Rank `r` waits `r × backoff` before campaigning.
+    pub backoff: Duration,
+}
+
+impl EtcdSettings {
+    /// From a validated config with `cluster.backend = "etcd"`; the error names the field.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if config.cluster.backend != Backend::Etcd {
+            return Err(ConfigError::field(
+                "cluster.backend",
+                "is not \"etcd\"; the etcd backend needs backend = \"etcd\" and an [etcd] section",
+            ));
+        }
+        let etcd = config
+            .etcd
+            .as_ref()
+            .ok_or_else(|| ConfigError::field("etcd.endpoints", "no [etcd] section"))?;
+        Ok(EtcdSettings {
+            node: NodeId::new(config.node.name.clone()),
+            endpoints: etcd.endpoints.clone(),
+            prefix: config.etcd_prefix(),
+            lease_ttl: Duration::from_secs(etcd.lease_ttl_s),
+            backoff: Duration::from_millis(config.timing.election_backoff_ms),
+        })
+    }
+}
+
+/// Why the etcd backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// etcd could not be reached or refused.
+    #[error("etcd at {endpoints}: {what}: {source}")]
+    Etcd {
+        /// The endpoints tried.
+        endpoints: String,
+        /// What was being done.
+        what: &'static str,
+        /// etcd's error.
+        source: etcd_client::Error,
+    },
+}
+
+/// Elections in etcd for one node. Dropping it (with the node that owns it) stops its tasks
+/// without any goodbye: the lease then expires after its TTL, as for a crashed process.
+pub struct EtcdElector {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    lease: watch::Receiver<LeaseState>,
+    tasks: Vec<JoinHandle<()>>,
+    published: Arc<Mutex<Vec<watch::Sender<Leadership>>>>,
+}
+
+impl EtcdElector {
+    /// Connects, grants the node's lease and reads the prefix; fails when etcd is unreachable.
+    pub async fn connect(settings: EtcdSettings) -> Result<Self, EtcdError> {
+        let timing = LeaseTiming::for_ttl(settings.lease_ttl.max(Duration::from_secs(1)));
+        let endpoints = settings.endpoints.join(",");
+        let err = |what: &'static str| {
+            let endpoints = endpoints.clone();
+            move |source| EtcdError::Etcd {
+                endpoints,
+                what,
+                source,
+            }
+        };
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(timing.request)
+            .with_timeout(timing.request * 4)
+            .with_keep_alive(timing.period, timing.request);
+        let mut client = Client::connect(&settings.endpoints, Some(opts))
+            .await
+            .map_err(err("connecting"))?;
+        let first = lease::grant(&mut client, &timing)
+            .await
+            .map_err(err("granting the node's lease"))?;
+        let (lease_tx, lease_rx) = watch::channel(first);
+        let mut task = Task::new(
+            client.clone(),
+            Keys::new(settings.prefix.clone()),
+            timing,
+            settings.backoff,
+            settings.node.clone(),
+            lease_rx.clone(),
+        );
+        task.sync().await.map_err(err("reading the prefix"))?;
+        let (cmds, rx) = mpsc::unbounded_channel();
+        let keeper = tokio::spawn(lease::keep(client, timing, lease_tx));
+        let runner = tokio::spawn(task.run(rx));
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let guard = tokio::spawn(guard(lease_rx.clone(), published.clone()));
+        tracing::info!(node = %settings.node, lease = first.id, prefix = %settings.prefix, endpoints = %endpoints, "etcd: connected");
+        Ok(EtcdElector {
+            cmds,
+            lease: lease_rx,
+            tasks: vec![keeper, runner, guard],
+            published,
+        })
+    }
+
+    /// The node's current lease id (0 while it holds none).
+    pub fn lease_id(&self) -> i64 {
+        self.lease.borrow().id
+    }
+}
+
+/// The acting deadline, enforced on its own: whatever the elector's task is waiting for (an
+/// etcd request that hangs while etcd is unreachable), `is_me` goes false when the deadline of
+/// the last answered keepalive passes.
+async fn guard(
+    mut lease: watch::Receiver<LeaseState>,
+    published: Arc<Mutex<Vec<watch::Sender<Leadership>>>>,
+) {
+    loop {
+        let state = *lease.borrow_and_update();
+        let expired = async {
+            match state.acting_until {
+                Some(t) if state.id != 0 => tokio::time::sleep_until(t).await,
+                _ => {}
+            }
+        };
+        tokio::select! {
+            changed = lease.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ = expired => {}
+        }
+        let mut cleared = 0;
+        for w in published.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if w.send_if_modified(|l| std::mem::replace(&mut l.is_me, false)) {
+                cleared += 1;
+            }
+        }
+        if cleared > 0 {
+            tracing::warn!(
+                groups = cleared,
+                "etcd: no keepalive answered in time; stopped acting as leader"
+            );
+        }
+        if lease.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for EtcdElector {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        for w in published.iter() {
+            w.send_if_modified(|l| std::mem::replace(&mut l.is_me, false));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Elector for EtcdElector {
+    async fn stand(&self, candidacy: Candidacy) -> Result<(), RegistryError> {
+        self.published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(candidacy.leadership.clone());
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Stand(candidacy, reply))
+            .map_err(|_| RegistryError::Closed)?;
+        rx.await.map_err(|_| RegistryError::Closed)?
+    }
+
+    async fn withdraw(&self, group: &GroupName) {
+        let (reply, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Withdraw(group.clone(), reply)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Shutdown(reply)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
