@@ -7,7 +7,7 @@ use super::node::{RunState, Shared, lock};
 use super::observe::publish;
 use super::state_file::store_state;
 use super::{NodeError, NodeEvent, Work};
-use crate::engine::{Action, CallRef, Engine, Input, StatusSnapshot};
+use crate::engine::{Action, CallRef, Engine, Input, Joining, StatusSnapshot};
 use crate::message::{CallError, Served};
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What the API (node, services, the cluster registry) asks of the driver.
 pub(super) enum Command {
+    /// Join these groups, all in one engine input; the reply lists the members in order.
     Join {
-        group: GroupName,
-        labels: Labels,
-        reply: oneshot::Sender<Result<MemberId, NodeError>>,
+        joins: Vec<(GroupName, Labels)>,
+        reply: oneshot::Sender<Result<Vec<MemberId>, NodeError>>,
     },
     Leave {
         group: GroupName,
@@ -172,51 +172,89 @@ impl Driver {
         self.shared.run.send_replace(end);
     }
 
+    /// Joins every group of `joins` in one engine input (so a node joining a thousand groups
+    /// ranks and announces once), then records the members in the external registry, if
+    /// any. All or nothing: a group already joined (or named twice) refuses the whole
+    /// request before anything changes, and a registry refusal leaves (and deregisters)
+    /// every group of the request again.
+    async fn join(
+        &mut self,
+        joins: Vec<(GroupName, Labels)>,
+        reply: oneshot::Sender<Result<Vec<MemberId>, NodeError>>,
+    ) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (group, _) in &joins {
+            if self.engine.local_member(group).is_some() || !seen.insert(group) {
+                let _ = reply.send(Err(NodeError::AlreadyJoined(group.clone())));
+                return;
+            }
+        }
+        let started_at_ms = wall_clock_ms();
+        for (group, _) in &joins {
+            self.shared.watch(group);
+        }
+        let input = Input::JoinMany(
+            joins
+                .iter()
+                .map(|(group, labels)| Joining {
+                    group: group.clone(),
+                    labels: labels.clone(),
+                    started_at_ms,
+                })
+                .collect(),
+        );
+        let actions = self.engine.handle(now(), input);
+        self.perform(actions).await;
+        let mut members = Vec::with_capacity(joins.len());
+        for (group, _) in &joins {
+            let Some(member) = self.engine.local_member(group).cloned() else {
+                let _ = reply.send(Err(NodeError::ShutDown));
+                return;
+            };
+            members.push(member);
+        }
+        if let Some(reg) = self.registry.clone() {
+            let cfg = self.engine.config();
+            for (i, ((group, labels), member)) in joins.iter().zip(&members).enumerate() {
+                let mut all = cfg.labels.clone();
+                all.extend(labels.clone());
+                let record = MemberRecord {
+                    id: member.clone(),
+                    group: group.clone(),
+                    started_at_ms,
+                    incarnation: cfg.incarnation,
+                    hardware: cfg.hardware.clone(),
+                    labels: all,
+                };
+                if let Err(e) = reg.register(record).await {
+                    let _ = reply.send(Err(e.into()));
+                    // Leave every group of this request again: all or nothing.
+                    for ((group, _), member) in joins.iter().zip(&members).take(i) {
+                        if let Err(e) = reg.deregister(group, member).await {
+                            tracing::warn!(%group, error = %e, "registry deregister failed");
+                        }
+                    }
+                    for (group, _) in &joins {
+                        let actions = self.engine.handle(
+                            now(),
+                            Input::Leave {
+                                group: group.clone(),
+                            },
+                        );
+                        self.perform(actions).await;
+                    }
+                    return;
+                }
+            }
+        }
+        let _ = reply.send(Ok(members));
+    }
+
     /// Turns a command into an engine input (or answers it directly).
     async fn command(&mut self, cmd: Command) -> Option<Input> {
         match cmd {
-            Command::Join {
-                group,
-                labels,
-                reply,
-            } => {
-                if self.engine.local_member(&group).is_some() {
-                    let _ = reply.send(Err(NodeError::AlreadyJoined(group)));
-                    return None;
-                }
-                self.shared.watch(&group);
-                let started_at_ms = wall_clock_ms();
-                let actions = self.engine.handle(
-                    now(),
-                    Input::Join {
-                        group: group.clone(),
-                        labels: labels.clone(),
-                        started_at_ms,
-                    },
-                );
-                self.perform(actions).await;
-                let Some(member) = self.engine.local_member(&group).cloned() else {
-                    let _ = reply.send(Err(NodeError::ShutDown));
-                    return None;
-                };
-                if let Some(reg) = &self.registry {
-                    let cfg = self.engine.config();
-                    let mut all = cfg.labels.clone();
-                    all.extend(labels);
-                    let record = MemberRecord {
-                        id: member.clone(),
-                        group: group.clone(),
-                        started_at_ms,
-                        incarnation: cfg.incarnation,
-                        hardware: cfg.hardware.clone(),
-                        labels: all,
-                    };
-                    if let Err(e) = reg.register(record).await {
-                        let _ = reply.send(Err(e.into()));
-                        return Some(Input::Leave { group });
-                    }
-                }
-                let _ = reply.send(Ok(member));
+            Command::Join { joins, reply } => {
+                self.join(joins, reply).await;
                 None
             }
             Command::Leave { group, reply } => {
