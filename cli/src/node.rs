@@ -73,12 +73,14 @@ pub(crate) async fn start(
         node.addr(),
         node.incarnation()
     );
+    // One join for all groups: the engine ranks and announces them once.
+    let joined = node
+        .join_all(groups.iter().map(|g| (g.clone(), Labels::default())))
+        .await
+        .with_context(|| format!("node {name} cannot join its {} groups", groups.len()))?;
     let mut services = Vec::new();
-    for group in groups {
-        let svc = node
-            .join(group, Labels::default())
-            .await
-            .with_context(|| format!("cannot join group {group:?}"))?;
+    for svc in joined {
+        let group = svc.group().clone();
         serve(&svc, &name);
         let me = name.clone();
         let last = std::sync::Mutex::new(String::new());

@@ -401,3 +401,56 @@ async fn call_any_is_served_by_members_that_may_not_lead() {
         "naive routing spreads work: {servers:?}"
     );
 }
+
+/// `Node::join_all` joins every group in one request: services come back in the order asked,
+/// every group elects, and a request naming a group already joined (or one group twice)
+/// is refused whole, joining nothing.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn join_all_joins_every_group_at_once_or_none_of_them() {
+    let names: Vec<String> = (0..40).map(|i| format!("g{i:02}")).collect();
+    let groups = names
+        .iter()
+        .map(|n| group(n, &["oldest-running"], false))
+        .collect();
+    let mut c = Cluster::memory(&["a", "b", "c"], QuorumMode::Majority, groups);
+    for n in ["a", "b", "c"] {
+        c.start_joining(n, &[]).await;
+    }
+    let node = c.node("a").clone();
+    let asked: Vec<baton_core::GroupName> = names.iter().rev().map(|n| n.as_str().into()).collect();
+    let services = node
+        .join_all(asked.iter().map(|g| (g.clone(), Default::default())))
+        .await
+        .unwrap();
+    let got: Vec<_> = services.iter().map(|s| s.group().clone()).collect();
+    assert_eq!(got, asked, "services in the order asked");
+    assert!(services.iter().all(|s| s.member().node.as_str() == "a"));
+    for n in &names {
+        let l = c.agreed(n, LIMIT).await;
+        assert_eq!(leader_of(&l), "a", "the only member leads {n}");
+    }
+    // Already joined: refused, and nothing new joined.
+    let err = node
+        .join_all([
+            ("fresh".into(), Default::default()),
+            ("g00".into(), Default::default()),
+        ])
+        .await
+        .err()
+        .expect("g00 is already joined");
+    assert!(err.to_string().contains("g00"), "{err}");
+    let fresh = node.join("fresh", Default::default()).await;
+    assert!(fresh.is_ok(), "fresh was not joined by the refused request");
+    // Named twice: refused too.
+    let err = c
+        .node("b")
+        .join_all([
+            ("g01".into(), Default::default()),
+            ("g01".into(), Default::default()),
+        ])
+        .await
+        .err()
+        .expect("g01 named twice");
+    assert!(err.to_string().contains("g01"), "{err}");
+    drop(services);
+}

@@ -26,6 +26,17 @@ pub enum CallRef {
     },
 }
 
+/// One group to join in [`Input::JoinMany`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joining {
+    /// The group.
+    pub group: GroupName,
+    /// Labels of this instance (merged over the node's).
+    pub labels: Labels,
+    /// Wall-clock time of the join, ms since the Unix epoch.
+    pub started_at_ms: u64,
+}
+
 /// What the engine is told.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -43,6 +54,10 @@ pub enum Input {
         /// Wall-clock time of the join, ms since the Unix epoch.
         started_at_ms: u64,
     },
+    /// Joins many groups at once, one instance in each (in order; a group already joined is
+    /// skipped). One input for all of them, so a node joining a thousand groups at start-up
+    /// ranks and announces once, not a thousand times.
+    JoinMany(Vec<Joining>),
     /// This node's instance leaves `group` (handing off if it leads).
     Leave {
         /// The group.

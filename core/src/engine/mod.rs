@@ -95,7 +95,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use api::{Action, CallRef, Input, Level};
+pub use api::{Action, CallRef, Input, Joining, Level};
 pub use config::{EngineConfig, GroupSpec, Quorum, defaults};
 pub use event::Event;
 pub use group::{Round, next_term};
@@ -279,6 +279,11 @@ impl Engine {
                 labels,
                 started_at_ms,
             } => self.on_join(now, group, labels, started_at_ms),
+            Input::JoinMany(joins) => {
+                for j in joins {
+                    self.on_join(now, j.group, j.labels, j.started_at_ms);
+                }
+            }
             Input::Leave { group } => self.on_leave(now, &group),
             Input::ExternalMembers { group, members } => {
                 self.on_external_members(now, group, members)

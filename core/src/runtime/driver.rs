@@ -7,7 +7,7 @@ use super::node::{RunState, Shared, lock};
 use super::observe::publish;
 use super::state_file::store_state;
 use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
-use crate::engine::{Action, CallRef, Engine, GroupSpec, Input, StatusSnapshot};
+use crate::engine::{Action, CallRef, Engine, GroupSpec, Input, Joining, StatusSnapshot};
 use crate::message::{CallError, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
@@ -22,10 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What the API (node, services, the cluster registry) asks of the driver.
 pub(super) enum Command {
+    /// Join these groups, all in one engine input; the reply lists the members in order.
     Join {
-        group: GroupName,
-        labels: Labels,
-        reply: oneshot::Sender<Result<MemberId, NodeError>>,
+        joins: Vec<(GroupName, Labels)>,
+        reply: oneshot::Sender<Result<Vec<MemberId>, NodeError>>,
     },
     Leave {
         group: GroupName,
@@ -185,37 +185,55 @@ impl Driver {
         self.shared.run.send_replace(end);
     }
 
-    /// Turns a command into an engine input (or answers it directly).
-    async fn command(&mut self, cmd: Command) -> Option<Input> {
-        match cmd {
-            Command::Join {
-                group,
-                labels,
-                reply,
-            } => {
-                if self.engine.local_member(&group).is_some() {
-                    let _ = reply.send(Err(NodeError::AlreadyJoined(group)));
-                    return None;
-                }
-                self.shared.watch(&group);
-                let started_at_ms = wall_clock_ms();
-                let actions = self.engine.handle(
-                    now(),
-                    Input::Join {
-                        group: group.clone(),
-                        labels: labels.clone(),
-                        started_at_ms,
-                    },
-                );
-                self.perform(actions).await;
-                let Some(member) = self.engine.local_member(&group).cloned() else {
-                    let _ = reply.send(Err(NodeError::ShutDown));
-                    return None;
-                };
-                let record = {
-                    let cfg = self.engine.config();
+    /// Joins every group of `joins` in one engine input (so a node joining a thousand groups
+    /// ranks and announces once), then records the members in the external registry, if
+    /// any. All or nothing: a group already joined (or named twice) refuses the whole
+    /// request before anything changes, and a registry refusal leaves (and deregisters)
+    /// every group of the request again.
+    async fn join(
+        &mut self,
+        joins: Vec<(GroupName, Labels)>,
+        reply: oneshot::Sender<Result<Vec<MemberId>, NodeError>>,
+    ) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (group, _) in &joins {
+            if self.engine.local_member(group).is_some() || !seen.insert(group) {
+                let _ = reply.send(Err(NodeError::AlreadyJoined(group.clone())));
+                return;
+            }
+        }
+        let started_at_ms = wall_clock_ms();
+        for (group, _) in &joins {
+            self.shared.watch(group);
+        }
+        let input = Input::JoinMany(
+            joins
+                .iter()
+                .map(|(group, labels)| Joining {
+                    group: group.clone(),
+                    labels: labels.clone(),
+                    started_at_ms,
+                })
+                .collect(),
+        );
+        let actions = self.engine.handle(now(), input);
+        self.perform(actions).await;
+        let mut members = Vec::with_capacity(joins.len());
+        for (group, _) in &joins {
+            let Some(member) = self.engine.local_member(group).cloned() else {
+                let _ = reply.send(Err(NodeError::ShutDown));
+                return;
+            };
+            members.push(member);
+        }
+        let records: Vec<MemberRecord> = {
+            let cfg = self.engine.config();
+            joins
+                .iter()
+                .zip(&members)
+                .map(|((group, labels), member)| {
                     let mut all = cfg.labels.clone();
-                    all.extend(labels);
+                    all.extend(labels.clone());
                     MemberRecord {
                         id: member.clone(),
                         group: group.clone(),
@@ -224,32 +242,75 @@ impl Driver {
                         hardware: cfg.hardware.clone(),
                         labels: all,
                     }
-                };
-                if let Some(reg) = &self.registry
-                    && let Err(e) = reg.register(record.clone()).await
-                {
-                    let _ = reply.send(Err(e.into()));
-                    return Some(Input::Leave { group });
+                })
+                .collect()
+        };
+        // Recorded in the external registry and standing with the elector, each in order;
+        // the first refusal undoes the request whole.
+        let mut registered = 0;
+        let mut stood = 0;
+        let mut failure = None;
+        for record in &records {
+            if let Some(reg) = &self.registry {
+                if let Err(e) = reg.register(record.clone()).await {
+                    failure = Some(NodeError::from(e));
+                    break;
                 }
-                if let Some(hook) = &self.elector {
-                    let (policy, preempt) = match hook.specs.get(&group) {
-                        Some(spec) => (spec.policy.clone(), spec.preempt),
-                        None => (hook.default_policy.clone(), false),
-                    };
-                    let leadership = self.shared.watch(&group);
-                    forward_leadership(&leadership, &self.shared);
-                    let candidacy = Candidacy {
-                        record,
-                        policy,
-                        preempt,
-                        leadership,
-                    };
-                    if let Err(e) = hook.elector.stand(candidacy).await {
-                        let _ = reply.send(Err(e.into()));
-                        return Some(Input::Leave { group });
+                registered += 1;
+            }
+            if let Some(hook) = &self.elector {
+                let (policy, preempt) = match hook.specs.get(&record.group) {
+                    Some(spec) => (spec.policy.clone(), spec.preempt),
+                    None => (hook.default_policy.clone(), false),
+                };
+                let leadership = self.shared.watch(&record.group);
+                forward_leadership(&leadership, &self.shared);
+                let candidacy = Candidacy {
+                    record: record.clone(),
+                    policy,
+                    preempt,
+                    leadership,
+                };
+                if let Err(e) = hook.elector.stand(candidacy).await {
+                    failure = Some(NodeError::from(e));
+                    break;
+                }
+                stood += 1;
+            }
+        }
+        if let Some(e) = failure {
+            let _ = reply.send(Err(e));
+            if let Some(reg) = &self.registry {
+                for r in records.iter().take(registered) {
+                    if let Err(e) = reg.deregister(&r.group, &r.id).await {
+                        tracing::warn!(group = %r.group, error = %e, "registry deregister failed");
                     }
                 }
-                let _ = reply.send(Ok(member));
+            }
+            if let Some(hook) = &self.elector {
+                for r in records.iter().take(stood) {
+                    hook.elector.withdraw(&r.group).await;
+                }
+            }
+            for (group, _) in &joins {
+                let actions = self.engine.handle(
+                    now(),
+                    Input::Leave {
+                        group: group.clone(),
+                    },
+                );
+                self.perform(actions).await;
+            }
+            return;
+        }
+        let _ = reply.send(Ok(members));
+    }
+
+    /// Turns a command into an engine input (or answers it directly).
+    async fn command(&mut self, cmd: Command) -> Option<Input> {
+        match cmd {
+            Command::Join { joins, reply } => {
+                self.join(joins, reply).await;
                 None
             }
             Command::Leave {

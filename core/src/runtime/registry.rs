@@ -75,8 +75,7 @@ impl Registry for ClusterRegistry {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Join {
-                group: member.group,
-                labels: member.labels,
+                joins: vec![(member.group, member.labels)],
                 reply,
             })
             .map_err(|_| RegistryError::Closed)?;
