@@ -28,7 +28,7 @@ pub mod types;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
-pub use message::{CallError, Message, PROTOCOL_VERSION, Served};
+pub use message::{CallError, ControlError, HandedOff, Message, PROTOCOL_VERSION, Served};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
 pub use registry::{Registry, RegistryError, RegistryWatch};
 pub use transport::{
@@ -42,7 +42,8 @@ pub use types::{
 
 #[cfg(feature = "runtime")]
 pub use runtime::{
-    CallOptions, ClusterRegistry, Handler, Node, NodeBuilder, NodeError, Service, Work,
+    CallOptions, ClusterRegistry, Handler, Node, NodeBuilder, NodeError, Service, TransferError,
+    Work,
 };
 
 /// The README's Rust examples, compiled and run as doc tests so the quickstart cannot rot.

@@ -27,6 +27,7 @@ pub fn every_message() -> Vec<Message> {
                     group: "g".into(),
                     started_at_ms: 123,
                     labels: Default::default(),
+                    healthy: true,
                 }],
                 claims: vec![Claim {
                     group: "g".into(),

@@ -3,7 +3,8 @@
 //! leadership watch, its fencing token, and where the handler is installed.
 
 use super::driver::Command;
-use super::node::{Node, lock};
+use super::node::{Node, TransferError, lock};
+use crate::message::{ControlOp, HandedOff};
 use crate::types::{GroupName, Leadership, MemberId, Term};
 use async_trait::async_trait;
 use std::future::Future;
@@ -94,6 +95,26 @@ impl Service {
     pub fn serve<H: Handler>(&self, handler: H) {
         lock(&self.node.shared.handlers).insert(self.group.clone(), Arc::new(handler));
     }
+    /// Hands leadership of the group to the next member of the leader's ranking (routed to the
+    /// leader, wherever it runs), as on a kind shutdown. Refused when no other live, healthy
+    /// candidate exists. See [`Node::transfer`].
+    pub async fn step_down(&self) -> Result<HandedOff, TransferError> {
+        self.node
+            .control(self.group.clone(), ControlOp::StepDown)
+            .await
+    }
+
+    /// Marks this instance healthy or not. An unhealthy member is no candidate: the cluster
+    /// ranks it nowhere and it does not campaign; if it leads, it hands off at once to the next
+    /// healthy member. Announced to the peers with the node's state (within a quarter
+    /// heartbeat). Members start healthy.
+    pub fn set_healthy(&self, healthy: bool) {
+        let _ = self.node.shared.commands.send(Command::SetHealth {
+            group: self.group.clone(),
+            healthy,
+        });
+    }
+
     /// Leaves the group (handing off first if this instance leads).
     pub async fn leave(self) {
         let (reply, rx) = oneshot::channel();

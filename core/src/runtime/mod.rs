@@ -31,7 +31,7 @@ mod state_file;
 pub use builder::NodeBuilder;
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
-pub use node::{CallOptions, Node};
+pub use node::{CallOptions, Node, TransferError};
 pub use observe::{EVENT_BUFFER, NodeEvent};
 pub use registry::ClusterRegistry;
 pub use state_file::state_path;
