@@ -44,6 +44,14 @@ pub(crate) enum Command {
     /// time), like `etcdctl elect --listen`. Reads the node's admin event stream (`[admin]
     /// listen` of its config, or --admin); exits 1 when the node goes away.
     Watch(WatchCmd),
+    /// Hand a group's leadership to a named node: asked through any node, decided by the
+    /// leader, which stops acting and names the target its successor (as on a kind shutdown).
+    /// Waits until the target leads and says after how long. Refused (exit 4) when the target
+    /// is unknown, down, no member of the group or unhealthy.
+    Transfer(TransferCmd),
+    /// Hand a group's leadership to the next member of the leader's ranking (asked through any
+    /// node). Waits until the successor leads. Refused (exit 4) without another live candidate.
+    StepDown(StepDownCmd),
     /// Run a node that runs CMD only while it leads GROUP.
     ///
     /// CMD starts when this node gains leadership (with BATON_GROUP, BATON_TERM and BATON_NODE
@@ -222,6 +230,37 @@ pub(crate) struct WorkCmd {
     /// The work (sent as UTF-8 bytes to the leader's handler).
     #[arg(value_name = "PAYLOAD")]
     pub payload: String,
+}
+
+/// `baton transfer`.
+#[derive(Debug, Args)]
+pub(crate) struct TransferCmd {
+    /// The node to ask (any node: the request is routed to the leader).
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The group (default: the config's only group, else "tracked").
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<GroupName>,
+    /// The node that should lead.
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton step-down`.
+#[derive(Debug, Args)]
+pub(crate) struct StepDownCmd {
+    /// The node to ask (any node: the request is routed to the leader).
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The group (default: the config's only group, else "tracked").
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<GroupName>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What `baton exec` does when CMD exits on its own while this node leads.

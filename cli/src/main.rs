@@ -9,6 +9,8 @@
 //! - `baton status` / `baton work` — a *client* connection to one node (authenticated with the
 //!   cluster secret, never a cluster member): what it knows, and work routed to a leader;
 //! - `baton watch` — follow a node's leadership changes through its admin event stream;
+//! - `baton transfer` / `baton step-down` — hand a group's leadership to a named node, or to the
+//!   next in line, through any node;
 //! - `baton exec` — a node that runs a command only while it leads a group;
 //! - `baton demo` — a local 3-node cluster that shows election, crash failover, rejoin,
 //!   graceful handoff and work routing, with timings.
@@ -22,6 +24,7 @@
 
 mod cli;
 mod client;
+mod control;
 mod demo;
 mod errors;
 mod exec;
@@ -47,12 +50,19 @@ fn main() -> ExitCode {
         Command::Status(c) => c.json,
         Command::Work(c) => c.json,
         Command::Watch(c) => c.json,
+        Command::Transfer(c) => c.json,
+        Command::StepDown(c) => c.json,
         _ => false,
     };
     // Nodes log what they do; one-shot commands stay quiet unless RUST_LOG asks.
     let default_level = match cli.command {
         Command::Node(_) | Command::Exec(_) | Command::Watchdog(_) => "info",
-        Command::Status(_) | Command::Work(_) | Command::Watch(_) | Command::Demo(_) => "warn",
+        Command::Status(_)
+        | Command::Work(_)
+        | Command::Watch(_)
+        | Command::Demo(_)
+        | Command::Transfer(_)
+        | Command::StepDown(_) => "warn",
     };
     logging::init(cli.log_format, default_level);
 
@@ -72,6 +82,8 @@ fn main() -> ExitCode {
         Command::Status(cmd) => runtime().and_then(|rt| rt.block_on(client::status(cmd))),
         Command::Work(cmd) => runtime().and_then(|rt| rt.block_on(client::work(cmd))),
         Command::Watch(cmd) => runtime().and_then(|rt| rt.block_on(watch::run(cmd))),
+        Command::Transfer(cmd) => runtime().and_then(|rt| rt.block_on(control::transfer(cmd))),
+        Command::StepDown(cmd) => runtime().and_then(|rt| rt.block_on(control::step_down(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
