@@ -198,6 +198,7 @@ mod tests {
             groups: vec![Leadership::none("g")],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }
     }
 

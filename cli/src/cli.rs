@@ -303,6 +303,18 @@ pub(crate) struct ExecCmd {
     /// longer loses CMD (it restarts while still leading).
     #[arg(long, value_name = "MS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(4..=60_000))]
     pub watchdog_ms: u64,
+    /// A health check (run with `sh -c`, exit 0 passes), every --health-interval-ms. After
+    /// --health-failures failures in a row this member is unhealthy: CMD is stopped first
+    /// (drained), then the member is marked unhealthy — no candidate anywhere, and a leader
+    /// hands off to the next healthy member. One pass makes it healthy again.
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between two health checks (a check still running then fails).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_interval_ms: u64,
+    /// Health-check failures in a row that make this member unhealthy.
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub health_failures: u32,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -90,8 +90,22 @@ pub(crate) fn status_json(s: &StatusSnapshot) -> Value {
             "term": g.term,
             "local_is_leader": g.is_me,
             "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
+            "unhealthy": unhealthy_in(s, &g.group),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The nodes whose member of `group` is unhealthy in `s`.
+fn unhealthy_in<'a>(s: &'a StatusSnapshot, group: &str) -> Vec<&'a str> {
+    let mut nodes: Vec<&str> = s
+        .unhealthy
+        .iter()
+        .filter(|(g, _)| g == group)
+        .map(|(_, m)| m.node.as_str())
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
 }
 
 /// The status as a small table.
@@ -135,12 +149,22 @@ pub(crate) fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
         let _ = writeln!(out, "  (none)");
     }
     for g in &s.groups {
+        let unhealthy = unhealthy_in(s, &g.group);
+        let health = if unhealthy.is_empty() {
+            String::new()
+        } else {
+            format!("; unhealthy: {}", unhealthy.join(", "))
+        };
         match &g.leader {
             Some(m) => {
-                let _ = writeln!(out, "  {}: leader {} (term {})", g.group, m.node, g.term);
+                let _ = writeln!(
+                    out,
+                    "  {}: leader {} (term {}){health}",
+                    g.group, m.node, g.term
+                );
             }
             None => {
-                let _ = writeln!(out, "  {}: no leader (term {})", g.group, g.term);
+                let _ = writeln!(out, "  {}: no leader (term {}){health}", g.group, g.term);
                 if let Some(w) = s.no_leader.iter().find(|w| w.group == g.group) {
                     for r in w.reasons() {
                         let _ = writeln!(out, "    {r}");
@@ -274,6 +298,7 @@ mod tests {
             }],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }
     }
 

@@ -28,6 +28,7 @@ mod control;
 mod demo;
 mod errors;
 mod exec;
+mod health;
 mod logging;
 mod net;
 mod node;

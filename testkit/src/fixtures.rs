@@ -111,6 +111,7 @@ pub fn every_message() -> Vec<Message> {
             }],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }),
         Message::ClientCall(Request {
             id: 9,

@@ -542,6 +542,7 @@ mod tests {
             }],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }
     }
 

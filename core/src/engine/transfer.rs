@@ -252,6 +252,16 @@ impl Engine {
         }
     }
 
+    /// The members this node knows to be unhealthy: its own and its live peers', for `status`.
+    pub(super) fn unhealthy_members(&self) -> Vec<(GroupName, MemberId)> {
+        let own = self.local.values();
+        let peers = self.live_peers().flat_map(|(_, p)| p.members.iter());
+        own.chain(peers)
+            .filter(|m| !m.healthy)
+            .map(|m| (m.group.clone(), m.id.clone()))
+            .collect()
+    }
+
     /// Whether this node's member of `group` is unhealthy (it then never campaigns).
     pub(super) fn locally_unhealthy(&self, group: &str) -> bool {
         self.local.get(group).is_some_and(|m| !m.healthy)
