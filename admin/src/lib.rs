@@ -33,7 +33,7 @@ mod observer;
 mod status;
 
 pub use observer::Change;
-pub use status::{no_leader_json, status_json};
+pub use status::{no_leader_json, status_json, unhealthy_in};
 
 use axum::Router;
 use axum::extract::State;

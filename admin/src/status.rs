@@ -180,8 +180,22 @@ pub fn status_json(s: &StatusSnapshot) -> Value {
             "term": g.term,
             "local_is_leader": g.is_me,
             "no_leader": s.no_leader.iter().find(|w| w.group == g.group).map(no_leader_json),
+            "unhealthy": unhealthy_in(s, &g.group),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The nodes whose member of `group` is unhealthy in `s`, sorted.
+pub fn unhealthy_in<'a>(s: &'a StatusSnapshot, group: &str) -> Vec<&'a str> {
+    let mut nodes: Vec<&str> = s
+        .unhealthy
+        .iter()
+        .filter(|(g, _)| g == group)
+        .map(|(_, m)| m.node.as_str())
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
 }
 
 /// Why a group has no leader, as JSON: `{"reason", "voters": [{"name", "state",
@@ -228,6 +242,7 @@ mod tests {
             groups: vec![Leadership::none("g")],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }
     }
 

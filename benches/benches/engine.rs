@@ -46,6 +46,7 @@ fn heartbeat(i: usize, n: usize, seq: u64) -> Input {
                     group: GROUP.into(),
                     started_at_ms: 1_000 + i as u64,
                     labels: Labels::new(),
+                    healthy: true,
                 }],
                 claims: vec![],
             }),

@@ -113,6 +113,7 @@ fn heartbeat(peers: usize) -> Message {
                 group: "tracked".into(),
                 started_at_ms: 1_760_000_000_000,
                 labels: Labels::new(),
+                healthy: true,
             }],
             claims: vec![Claim {
                 group: "tracked".into(),

@@ -50,6 +50,14 @@ pub(crate) enum Command {
     /// time), like `etcdctl elect --listen`. Reads the node's admin event stream (`[admin]
     /// listen` of its config, or --admin); exits 1 when the node goes away.
     Watch(WatchCmd),
+    /// Hand a group's leadership to a named node: asked through any node, decided by the
+    /// leader, which stops acting and names the target its successor (as on a kind shutdown).
+    /// Waits until the target leads and says after how long. Refused (exit 4) when the target
+    /// is unknown, down, no member of the group or unhealthy.
+    Transfer(TransferCmd),
+    /// Hand a group's leadership to the next member of the leader's ranking (asked through any
+    /// node). Waits until the successor leads. Refused (exit 4) without another live candidate.
+    StepDown(StepDownCmd),
     /// Run a node that runs CMD only while it leads GROUP.
     ///
     /// CMD starts when this node gains leadership (with BATON_GROUP, BATON_TERM and BATON_NODE
@@ -236,6 +244,37 @@ pub(crate) struct WorkCmd {
     pub payload: String,
 }
 
+/// `baton transfer`.
+#[derive(Debug, Args)]
+pub(crate) struct TransferCmd {
+    /// The node to ask (any node: the request is routed to the leader).
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The group (default: the config's only group, else "tracked").
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<GroupName>,
+    /// The node that should lead.
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `baton step-down`.
+#[derive(Debug, Args)]
+pub(crate) struct StepDownCmd {
+    /// The node to ask (any node: the request is routed to the leader).
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The group (default: the config's only group, else "tracked").
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<GroupName>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// What `baton exec` does when CMD exits on its own while this node leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OnExit {
@@ -276,6 +315,18 @@ pub(crate) struct ExecCmd {
     /// longer loses CMD (it restarts while still leading).
     #[arg(long, value_name = "MS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(4..=60_000))]
     pub watchdog_ms: u64,
+    /// A health check (run with `sh -c`, exit 0 passes), every --health-interval-ms. After
+    /// --health-failures failures in a row this member is unhealthy: CMD is stopped first
+    /// (drained), then the member is marked unhealthy — no candidate anywhere, and a leader
+    /// hands off to the next healthy member. One pass makes it healthy again.
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between two health checks (a check still running then fails).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_interval_ms: u64,
+    /// Health-check failures in a row that make this member unhealthy.
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub health_failures: u32,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

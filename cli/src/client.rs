@@ -6,7 +6,7 @@ use crate::errors::{Kind, fail};
 use crate::net::Client;
 use crate::settings::{DEFAULT_GROUP, client_target};
 use anyhow::Result;
-use baton_admin::status_json;
+use baton_admin::{status_json, unhealthy_in};
 use baton_core::engine::StatusSnapshot;
 use baton_core::{CallError, GroupName, Served};
 use serde_json::{Value, json};
@@ -111,12 +111,22 @@ pub(crate) fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
         let _ = writeln!(out, "  (none)");
     }
     for g in &s.groups {
+        let unhealthy = unhealthy_in(s, &g.group);
+        let health = if unhealthy.is_empty() {
+            String::new()
+        } else {
+            format!("; unhealthy: {}", unhealthy.join(", "))
+        };
         match &g.leader {
             Some(m) => {
-                let _ = writeln!(out, "  {}: leader {} (term {})", g.group, m.node, g.term);
+                let _ = writeln!(
+                    out,
+                    "  {}: leader {} (term {}){health}",
+                    g.group, m.node, g.term
+                );
             }
             None => {
-                let _ = writeln!(out, "  {}: no leader (term {})", g.group, g.term);
+                let _ = writeln!(out, "  {}: no leader (term {}){health}", g.group, g.term);
                 if let Some(w) = s.no_leader.iter().find(|w| w.group == g.group) {
                     for r in w.reasons() {
                         let _ = writeln!(out, "    {r}");
@@ -250,6 +260,7 @@ mod tests {
             }],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }
     }
 

@@ -7,6 +7,7 @@
 //! | 1 | runtime error: config, secret, node unreachable, refused handshake, failed work |
 //! | 2 | usage: bad flags or arguments (clap's own errors included) |
 //! | 3 | no leader, no member of the group, or a timeout |
+//! | 4 | the leader refused a transfer or step-down (target unknown, not a live candidate, …) |
 
 use serde_json::{Value, json};
 use std::fmt;
@@ -30,6 +31,8 @@ pub(crate) enum Kind {
     NoMember,
     /// The work reached the group but failed there (handler error, leader changed).
     Call,
+    /// The leader refused a transfer or a step-down.
+    Refused,
     /// Anything else.
     Runtime,
 }
@@ -46,6 +49,7 @@ impl Kind {
             Kind::NoLeader => "no-leader",
             Kind::NoMember => "no-member",
             Kind::Call => "call",
+            Kind::Refused => "refused",
             Kind::Runtime => "runtime",
         }
     }
@@ -55,6 +59,7 @@ impl Kind {
         match self {
             Kind::Usage => 2,
             Kind::Timeout | Kind::NoLeader | Kind::NoMember => 3,
+            Kind::Refused => 4,
             Kind::Config | Kind::Unreachable | Kind::Auth | Kind::Call | Kind::Runtime => 1,
         }
     }

@@ -470,14 +470,26 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
     // already logged (the same one again is logged at debug level only).
     let mut backoff = delay;
     let mut start_error: Option<String> = None;
+    // With --health-cmd: whether the member is healthy (always, without one).
+    let mut health = cmd.health_cmd.clone().map(|c| {
+        let check = crate::health::HealthCheck {
+            cmd: c,
+            interval: Duration::from_millis(cmd.health_interval_ms),
+            failures: cmd.health_failures,
+        };
+        crate::health::spawn(check, cmd.group.to_string())
+    });
+    let mut healthy = true;
     loop {
         let l = rx.borrow_and_update().clone();
-        let want = wanted(&l);
+        // An unhealthy member runs no CMD, even while the handoff is on its way.
+        let want = wanted(&l).filter(|_| healthy);
         if let Some(r) = &sup.child
             && want != Some(r.term)
         {
             let why = match want {
                 Some(t) => format!("leading again under a new term ({t})"),
+                None if !healthy => "the health check failed: draining".to_string(),
                 None => "this node no longer leads".to_string(),
             };
             sup.stop(&why).await;
@@ -536,6 +548,21 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
         }
         let wake_at = restart_at.or(rejoin_at);
         tokio::select! {
+            changed = health_changed(&mut health) => {
+                let Some(now_healthy) = changed else {
+                    health = None;
+                    continue;
+                };
+                healthy = now_healthy;
+                if !healthy {
+                    // Drain first: CMD stops while this node still leads; only then hand off.
+                    tracing::warn!("{}: unhealthy: stopping `{}`, then handing off", cmd.group, sup.display());
+                    sup.stop("the health check failed").await;
+                }
+                if let Some(s) = &svc {
+                    s.set_healthy(healthy);
+                }
+            }
             sig = signals.recv() => {
                 tracing::info!("{sig}: stopping `{}`, then handing off leadership", sup.display());
                 sup.stop(&format!("{sig} received")).await;
@@ -597,6 +624,7 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
                         .await
                         .with_context(|| format!("cannot rejoin group {:?}", cmd.group))?;
                     serve(&s, &name);
+                    s.set_healthy(healthy);
                     tracing::info!("{}: rejoined as {}", cmd.group, s.member());
                     rx = s.leadership();
                     svc = Some(s);
@@ -607,6 +635,17 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
                 return Err(e);
             }
         }
+    }
+}
+
+/// The health watch's next value (`None` once its task ended); never, without a check.
+async fn health_changed(health: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
+    match health {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -9,6 +9,8 @@
 //! - `baton status` / `baton work` — a *client* connection to one node (authenticated with the
 //!   cluster secret, never a cluster member): what it knows, and work routed to a leader;
 //! - `baton watch` — follow a node's leadership changes through its admin event stream;
+//! - `baton transfer` / `baton step-down` — hand a group's leadership to a named node, or to the
+//!   next in line, through any node;
 //! - `baton exec` — a node that runs a command only while it leads a group;
 //! - `baton demo` — a local 3-node cluster that shows election, crash failover, rejoin,
 //!   graceful handoff and work routing, with timings;
@@ -24,9 +26,11 @@
 
 mod cli;
 mod client;
+mod control;
 mod demo;
 mod errors;
 mod exec;
+mod health;
 mod logging;
 mod net;
 mod node;
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Status(c) => c.json,
         Command::Work(c) => c.json,
         Command::Watch(c) => c.json,
+        Command::Transfer(c) => c.json,
+        Command::StepDown(c) => c.json,
         _ => false,
     };
     // Nodes log what they do; one-shot commands stay quiet unless RUST_LOG asks.
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         | Command::Demo(_)
         | Command::Completions(_)
         | Command::Man(_) => "warn",
+        Command::Transfer(_) | Command::StepDown(_) => "warn",
     };
     logging::init(cli.log_format, default_level);
 
@@ -82,6 +89,8 @@ fn main() -> ExitCode {
         Command::Watch(cmd) => runtime().and_then(|rt| rt.block_on(watch::run(cmd))),
         Command::Completions(cmd) => packaging::completions(cmd),
         Command::Man(cmd) => packaging::man(cmd),
+        Command::Transfer(cmd) => runtime().and_then(|rt| rt.block_on(control::transfer(cmd))),
+        Command::StepDown(cmd) => runtime().and_then(|rt| rt.block_on(control::step_down(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -87,6 +87,20 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Asks the leader of `group`, through the node, to hand off: the handoff made, or why not.
+    pub(crate) async fn control(
+        &mut self,
+        group: &str,
+        op: baton_core::message::ControlOp,
+    ) -> Result<Result<baton_core::HandedOff, baton_core::ControlError>> {
+        self.inner
+            .control(group, op)
+            .await
+            .with_context(|| format!("handoff request through {}", self.addr))
+    }
+}
+
 /// Why a client could not connect, in one line with a hint, and its kind.
 fn connect_error(target: &Target, e: ClientError) -> anyhow::Error {
     let addr = &target.addr;

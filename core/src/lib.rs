@@ -31,7 +31,9 @@ pub mod types;
 pub mod runtime;
 
 pub use fence::{Fence, StaleTerm};
-pub use message::{CallError, Message, PROTOCOL_VERSION, Served, StatusSnapshot};
+pub use message::{
+    CallError, ControlError, HandedOff, Message, PROTOCOL_VERSION, Served, StatusSnapshot,
+};
 pub use policy::{ByMemberId, LeaderPolicy, normalize_ranking, ranking_from_tiers};
 pub use registry::{Registry, RegistryError, RegistryWatch};
 pub use transport::{
@@ -46,7 +48,7 @@ pub use types::{
 #[cfg(feature = "runtime")]
 pub use runtime::{
     CallOptions, CancellationToken, ClusterRegistry, Handler, Node, NodeBuilder, NodeError,
-    Service, Work,
+    Service, TransferError, Work,
 };
 
 /// The README's Rust examples, compiled and run as doc tests so the quickstart cannot rot.

@@ -43,6 +43,7 @@ fn announce(e: &mut Engine, now: Instant, node: &str) {
                 group: "g".into(),
                 started_at_ms: 1,
                 labels: Default::default(),
+                healthy: true,
             }],
             ..Default::default()
         }),

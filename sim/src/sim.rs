@@ -458,7 +458,10 @@ impl Sim {
                 Action::Reincarnate { .. } | Action::Halt(_) => {
                     self.trace(1, || format!("{}: unexpected {a:?}", self.nodes[i].id))
                 }
-                Action::Members { .. } | Action::Serve { .. } | Action::CallDone { .. } => {}
+                Action::Members { .. }
+                | Action::Serve { .. }
+                | Action::CallDone { .. }
+                | Action::ControlDone { .. } => {}
             }
         }
     }

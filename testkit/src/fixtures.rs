@@ -27,6 +27,7 @@ pub fn every_message() -> Vec<Message> {
                     group: "g".into(),
                     started_at_ms: 123,
                     labels: Default::default(),
+                    healthy: true,
                 }],
                 claims: vec![Claim {
                     group: "g".into(),
@@ -110,6 +111,7 @@ pub fn every_message() -> Vec<Message> {
             }],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }),
         Message::ClientCall(Request {
             id: 9,

@@ -18,6 +18,9 @@
 //! - `stop`: SIGSTOP — the process stops silently, its sockets stay open; peers must wait for
 //!   `failure_timeout`. Then SIGCONT, and the old leader rejoins as a follower.
 //! - `term`: SIGTERM — `baton node` hands off and exits. Then it is started again.
+//! - `transfer` (not in the default kinds): no fault; the leader is asked, over a client
+//!   connection, to hand off to the next node (`baton transfer`), and every node, the old
+//!   leader included, is watched. Nothing needs restoring.
 //!
 //! Between rounds the tool waits until every node agrees on the leader, sees every other node
 //! alive, and no restarted node is still abstaining from votes (one failure timeout).
@@ -55,6 +58,7 @@ use baton_benches::procs::{
 };
 use baton_benches::stats::Summary;
 use baton_core::engine::StatusSnapshot;
+use baton_core::message::ControlOp;
 use nix::sys::signal::{Signal, kill};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +69,8 @@ enum Kind {
     Kill,
     Stop,
     Term,
+    /// No fault: the leader is asked to hand off to the next node (`baton transfer`).
+    Transfer,
 }
 
 const GROUP: &str = "bench";
@@ -77,7 +83,8 @@ impl Kind {
             "kill" => Ok(Kind::Kill),
             "stop" => Ok(Kind::Stop),
             "term" => Ok(Kind::Term),
-            other => bail!("unknown kind {other:?} (expected kill, stop, term)"),
+            "transfer" => Ok(Kind::Transfer),
+            other => bail!("unknown kind {other:?} (expected kill, stop, term, transfer)"),
         }
     }
     fn name(self) -> &'static str {
@@ -85,13 +92,15 @@ impl Kind {
             Kind::Kill => "kill (SIGKILL)",
             Kind::Stop => "stop (SIGSTOP)",
             Kind::Term => "term (SIGTERM)",
+            Kind::Transfer => "transfer",
         }
     }
-    fn signal(self) -> Signal {
+    fn signal(self) -> Option<Signal> {
         match self {
-            Kind::Kill => Signal::SIGKILL,
-            Kind::Stop => Signal::SIGSTOP,
-            Kind::Term => Signal::SIGTERM,
+            Kind::Kill => Some(Signal::SIGKILL),
+            Kind::Stop => Some(Signal::SIGSTOP),
+            Kind::Term => Some(Signal::SIGTERM),
+            Kind::Transfer => None,
         }
     }
 }
@@ -109,7 +118,7 @@ struct Args {
     keep: bool,
 }
 
-const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term] \
+const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term,transfer] \
 [--data-dir] [--tls] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--tls] [--baton PATH] [--keep]\n\
 --tls: mutual TLS ([cluster.tls]) on every connection, with a throwaway CA and certificates";
 
@@ -367,13 +376,29 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
 
 /// Signals the leader, measures, and restores the cluster (restart or SIGCONT).
 async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Measured> {
-    let survivors: Vec<usize> = (0..c.nodes.len()).filter(|&i| i != leader).collect();
+    let survivors: Vec<usize> = (0..c.nodes.len())
+        .filter(|&i| i != leader || kind == Kind::Transfer)
+        .collect();
     // Connections are open before the clock starts.
     c.statuses(&survivors).await?;
     let pid = c.pid(leader)?;
     let old = c.nodes[leader].name.clone();
     let t0 = Instant::now();
-    kill(pid, kind.signal()).with_context(|| format!("cannot signal {old}"))?;
+    match kind.signal() {
+        Some(signal) => kill(pid, signal).with_context(|| format!("cannot signal {old}"))?,
+        None => {
+            let to = c.nodes[(leader + 1) % c.nodes.len()].name.clone();
+            let op = ControlOp::Transfer {
+                to: baton_core::NodeId::new(to),
+            };
+            let client = c.client(leader).await?;
+            client
+                .control(GROUP, op)
+                .await
+                .with_context(|| format!("transfer request to {old}"))?
+                .map_err(|e| anyhow!("{old} refused the transfer: {e}"))?;
+        }
+    }
     let mut leader_acts = None;
     let all_agree = loop {
         let st = c.statuses(&survivors).await?;
@@ -419,6 +444,7 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
             c.reap(leader)?;
             c.spawn(leader)?;
         }
+        Kind::Transfer => {}
         Kind::Stop => {
             kill(pid, Signal::SIGCONT).with_context(|| format!("cannot SIGCONT {old}"))?;
             // Its client connection may have timed out meanwhile: reconnect.
@@ -516,6 +542,7 @@ mod tests {
             }],
             no_leader: vec![],
             rankings: vec![],
+            unhealthy: vec![],
         }
     }
 

@@ -4,7 +4,7 @@
 use super::event::Event;
 use super::persist::PersistedState;
 use super::routing::CallKey;
-use crate::message::{CallError, Message, Served};
+use crate::message::{CallError, ControlError, ControlOp, HandedOff, Message, Served};
 use crate::transport::{Refusal, TransportEvent};
 use crate::types::{
     GroupName, Incarnation, Labels, Leadership, MemberId, MemberRecord, NodeId, Term,
@@ -92,6 +92,27 @@ pub enum Input {
     },
     /// Kind shutdown: hand off every group this node leads, then say goodbye.
     Shutdown,
+    /// Ask the leader of `group` — this node or, routed like a call, the leader it knows — to
+    /// hand leadership off ([`ControlOp::Transfer`] to a named node, [`ControlOp::StepDown`]
+    /// to the next in its ranking). Answered by [`Action::ControlDone`].
+    Control {
+        /// Caller-chosen id, unique on this node among calls and control requests.
+        id: u64,
+        /// The group.
+        group: GroupName,
+        /// What to do.
+        op: ControlOp,
+        /// Deadline for finding the leader and its answer (default: the call timeout).
+        timeout: Option<Duration>,
+    },
+    /// This node's member of `group` is healthy or not. An unhealthy member is no candidate
+    /// (announced with the node's state); an unhealthy leader hands off at once.
+    SetHealth {
+        /// The group.
+        group: GroupName,
+        /// Whether the member is healthy.
+        healthy: bool,
+    },
 }
 
 /// What the driver must do.
@@ -134,6 +155,13 @@ pub enum Action {
         leader: bool,
         /// Application bytes.
         payload: Vec<u8>,
+    },
+    /// A control request made with [`Input::Control`] ended.
+    ControlDone {
+        /// The request's id.
+        id: u64,
+        /// How: the handoff made, or why not.
+        result: Result<HandedOff, ControlError>,
     },
     /// A call made with [`Input::Call`] ended.
     CallDone {

@@ -56,7 +56,11 @@ impl Engine {
             self.want(Timer::LeaderView, until);
             return;
         }
-        if self.shutting_down || self.standing_aside || !self.local.contains_key(name) {
+        if self.shutting_down
+            || self.standing_aside
+            || !self.local.contains_key(name)
+            || self.locally_unhealthy(name)
+        {
             return;
         }
         if let Some(h) = g.handoff_to_me.clone() {

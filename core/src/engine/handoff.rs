@@ -49,6 +49,13 @@ pub enum StepDownReason {
         /// The member handed off to.
         by: MemberId,
     },
+    /// Asked to (a transfer or a step-down, `Node::transfer`, `Service::step_down`).
+    Requested {
+        /// The member handed off to.
+        to: MemberId,
+    },
+    /// This node's member became unhealthy (`Service::set_healthy(false)`).
+    Unhealthy,
 }
 
 impl fmt::Display for StepDownReason {
@@ -73,6 +80,10 @@ impl fmt::Display for StepDownReason {
                 )
             }
             StepDownReason::Preempted { by } => write!(f, "preempted by better-ranked {by}"),
+            StepDownReason::Requested { to } => write!(f, "handing off to {to} as requested"),
+            StepDownReason::Unhealthy => {
+                f.write_str("this member is unhealthy, handing off to the next in line")
+            }
         }
     }
 }
@@ -121,6 +132,12 @@ impl Engine {
             term,
         });
         g.next_campaign_at = Some(now + self.cfg.backoff);
+        if successor.is_some() {
+            // Like every other member, the old leader gives the successor one failure timeout
+            // to take over before its own ranking's schedule starts (it is often still the
+            // favourite: a transfer or a step-down names someone else on purpose).
+            g.successor_wait = Some(now + self.cfg.failure_timeout);
+        }
         self.publish_leadership(now, name);
         let sd = StepDown {
             group: name.clone(),

@@ -199,6 +199,7 @@ impl Engine {
                 group: group.clone(),
                 started_at_ms,
                 labels,
+                healthy: true,
             },
         );
         let g = self.group_mut(&group, now);

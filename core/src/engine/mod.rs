@@ -48,6 +48,7 @@
 //! | `vote`       | the voter side: one [`Denial`] per rule                                  |
 //! | `election`   | the candidate side: one step function per role                           |
 //! | `handoff`    | resigning, naming a successor, `StepDown`                                |
+//! | `transfer`   | transfer and step-down on request, health: who may be handed to          |
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
 //! | `routing`    | the calls table and its [`CallKey`]s, serving and answering calls        |
 //! | `outbox`     | sending; one message per destination per input (`Message::Batch`) both ways |
@@ -76,6 +77,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod transfer;
 mod vote;
 mod why;
 
@@ -297,6 +299,13 @@ impl Engine {
             } => self.on_call(now, id, group, Reach::of(any), payload, timeout),
             Input::Reply { call, result } => self.on_reply(call, result),
             Input::Shutdown => self.on_shutdown(now),
+            Input::Control {
+                id,
+                group,
+                op,
+                timeout,
+            } => self.on_control(now, id, group, op, timeout),
+            Input::SetHealth { group, healthy } => self.on_set_health(now, &group, healthy),
         }
         self.step(now);
         if self.persist_pending {
@@ -360,10 +369,15 @@ impl Engine {
             Message::StepDown(sd) => self.on_step_down(now, sd),
             Message::Request(req) => self.on_request(now, &from, req),
             Message::Response(resp) => self.on_response(&from, resp),
+            Message::Control(req) => self.on_control_request(now, &from, req),
+            Message::ControlResponse(resp) => self.on_control_response(&from, resp),
             Message::Leave | Message::Batch(_) => {}
             // Client messages only count from clients (see `on_client`); a peer has no business
             // sending them, and answers to clients never travel between peers.
-            Message::StatusRequest | Message::StatusResponse(_) | Message::ClientCall(_) => {}
+            Message::StatusRequest
+            | Message::StatusResponse(_)
+            | Message::ClientCall(_)
+            | Message::ClientControl(_) => {}
         }
     }
 }

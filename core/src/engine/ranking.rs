@@ -108,7 +108,7 @@ impl Engine {
         } else {
             if !self.shutting_down {
                 let services: Arc<[GroupName]> = self.local.keys().cloned().collect();
-                for (g, m) in &self.local {
+                for (g, m) in self.local.iter().filter(|(_, m)| m.healthy) {
                     candidates
                         .entry(g.clone())
                         .or_default()
@@ -123,7 +123,7 @@ impl Engine {
             }
             for (_, p) in self.live_peers() {
                 let services: Arc<[GroupName]> = p.services().into();
-                for m in &p.members {
+                for m in p.members.iter().filter(|m| m.healthy) {
                     candidates
                         .entry(m.group.clone())
                         .or_default()

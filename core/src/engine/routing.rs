@@ -9,6 +9,7 @@
 //! never keys, so calls of different origins (or a caller reusing an id) cannot meet.
 
 use super::*;
+use crate::message::{ControlError, ControlOp};
 
 /// A call's key in this node's calls table ([`Calls::insert`] numbers them), and the id of the
 /// `Request` it sends to the node that serves it. Opaque: a driver hands back the one it got
@@ -73,6 +74,8 @@ pub(crate) struct PendingCall {
     /// Where it was sent; `None` while waiting for a leader.
     pub target: Option<MemberId>,
     pub deadline: Instant,
+    /// A control request for the leader (`transfer.rs`) instead of work for its handler.
+    pub control: Option<ControlOp>,
 }
 
 /// The calls table.
@@ -178,6 +181,7 @@ impl Engine {
             payload,
             target: None,
             deadline,
+            control: None,
         });
         self.route(now, call);
     }
@@ -214,6 +218,10 @@ impl Engine {
         };
         call.target = Some(target.clone());
         let reach = call.reach;
+        if let Some(op) = call.control.clone() {
+            self.route_control(now, id, &group, target, op);
+            return;
+        }
         if target.node == self.cfg.node {
             let payload = std::mem::take(&mut call.payload);
             self.serve_local(now, CallRef::Local(id), &group, reach, payload);
@@ -327,8 +335,19 @@ impl Engine {
         }
     }
 
-    /// Ends a call: a local caller gets [`Action::CallDone`], a client gets a [`Response`].
+    /// Ends a call: a local caller gets [`Action::CallDone`], a client gets a [`Response`]. A
+    /// control request ends with its own answer (`finish_control`).
     pub(super) fn finish_call(&mut self, call: PendingCall, result: Result<Served, CallError>) {
+        if call.control.is_some() {
+            let err = match result {
+                Err(e) => ControlError::of_call(e, &call.group),
+                Ok(_) => ControlError::LeaderChanged {
+                    group: call.group.clone(),
+                },
+            };
+            self.finish_control(call, Err(err));
+            return;
+        }
         match call.origin {
             CallOrigin::Client { from, id } => {
                 self.send(&from, Message::Response(Response { id, result }))
@@ -363,9 +382,11 @@ impl Engine {
                     payload: req.payload,
                     target: None,
                     deadline: now + self.cfg.call_timeout,
+                    control: None,
                 });
                 self.route(now, call);
             }
+            Message::ClientControl(req) => self.on_client_control(now, env.from, req),
             _ => {}
         }
     }

@@ -43,6 +43,7 @@ impl Engine {
                 .keys()
                 .map(|name| (name.clone(), self.ranking(name).to_vec()))
                 .collect(),
+            unhealthy: self.unhealthy_members(),
         }
     }
 }

@@ -22,6 +22,10 @@ pub struct StatusSnapshot {
     /// engine's own ranking (last on the wire: postcard is positional).
     #[serde(default)]
     pub rankings: Vec<(GroupName, Vec<MemberId>)>,
+    /// Members this node knows to be unhealthy (its own and its live peers'): no candidates
+    /// (last on the wire).
+    #[serde(default)]
+    pub unhealthy: Vec<(GroupName, MemberId)>,
 }
 
 /// One node in a [`StatusSnapshot`].

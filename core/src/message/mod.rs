@@ -7,16 +7,21 @@
 //!
 //! - [`peer`]: between nodes of one cluster (heartbeats, votes, handoffs);
 //! - [`client`]: what a client asks a node and is told (status, why no leader);
-//! - [`call`]: routed work, which peers route and clients send alike.
+//! - [`call`]: routed work, which peers route and clients send alike;
+//! - [`control`]: transfer and step-down requests for a group's leader, routed like work.
 //!
 //! This module depends on no engine type: the engine imports from here, never the reverse.
 
 pub mod call;
 pub mod client;
+pub mod control;
 pub mod peer;
 
 pub use call::{CallError, Request, Response, Served};
 pub use client::{NoLeader, NodeStatus, StatusSnapshot, VoterState, VoterView};
+pub use control::{
+    ControlError, ControlOp, ControlRequest, ControlResponse, HandedOff, NotCandidate,
+};
 pub use peer::{
     Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, NodeState, PeerAddr, StepDown,
     VoteRequest, VoteResponse,
@@ -59,6 +64,13 @@ pub enum Message {
     /// nested, never carries [`Message::Leave`] or client messages; a receiver ignores those
     /// inside one.
     Batch(Vec<Message>),
+    /// From a client (`baton transfer`, `baton step-down`): route this control request to the
+    /// group's leader and answer with a [`ControlResponse`] carrying the request's id.
+    ClientControl(ControlRequest),
+    /// A control request routed to the group's leader (by the node a client or the API asked).
+    Control(ControlRequest),
+    /// The answer to a [`Message::Control`] or [`Message::ClientControl`].
+    ControlResponse(ControlResponse),
 }
 
 impl Message {
@@ -71,11 +83,15 @@ impl Message {
     }
 
     /// Whether this is a client message ([`Message::StatusRequest`], [`Message::StatusResponse`],
-    /// [`Message::ClientCall`]): those count only from clients, never from peers.
+    /// [`Message::ClientCall`], [`Message::ClientControl`]): those count only from clients, never
+    /// from peers.
     pub fn is_client(&self) -> bool {
         matches!(
             self,
-            Message::StatusRequest | Message::StatusResponse(_) | Message::ClientCall(_)
+            Message::StatusRequest
+                | Message::StatusResponse(_)
+                | Message::ClientCall(_)
+                | Message::ClientControl(_)
         )
     }
 }

@@ -48,6 +48,9 @@ pub struct MemberAnnounce {
     pub started_at_ms: u64,
     /// Labels given at join (merged over the node's labels).
     pub labels: Labels,
+    /// Whether the member is healthy: an unhealthy member is no candidate (it is ranked by
+    /// nobody and does not campaign; see `core/src/engine/transfer.rs`).
+    pub healthy: bool,
 }
 
 /// "I lead `group` with `member` under `term`."

@@ -227,6 +227,7 @@ impl NodeBuilder {
             shared: shared.clone(),
             commands: rx,
             calls: HashMap::new(),
+            controls: HashMap::new(),
             next_call: AtomicU64::new(1),
             state_file,
             shutdown_waiters: Vec::new(),

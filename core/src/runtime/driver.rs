@@ -8,7 +8,7 @@ use super::observe::publish;
 use super::state_file::store_state;
 use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
 use crate::engine::{Action, CallRef, Engine, GroupSpec, Input, Joining, StatusSnapshot};
-use crate::message::{CallError, Served};
+use crate::message::{CallError, ControlError, ControlOp, HandedOff, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
@@ -55,6 +55,16 @@ pub(super) enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    Control {
+        group: GroupName,
+        op: ControlOp,
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<Result<HandedOff, ControlError>>,
+    },
+    SetHealth {
+        group: GroupName,
+        healthy: bool,
+    },
 }
 
 pub(super) fn wall_clock_us() -> u64 {
@@ -96,6 +106,9 @@ pub(super) struct Driver {
     pub(super) shared: Arc<Shared>,
     pub(super) commands: mpsc::UnboundedReceiver<Command>,
     pub(super) calls: HashMap<u64, PendingCall>,
+    /// Control requests (transfer, step-down) made through the API, by the id they were given
+    /// from the same sequence as calls.
+    pub(super) controls: HashMap<u64, oneshot::Sender<Result<HandedOff, ControlError>>>,
     pub(super) next_call: AtomicU64,
     pub(super) state_file: Option<PathBuf>,
     pub(super) shutdown_waiters: Vec<oneshot::Sender<()>>,
@@ -152,6 +165,9 @@ impl Driver {
         for (_, call) in self.calls.drain() {
             let _ = call.reply.send(Err(CallError::ShuttingDown));
         }
+        for (_, reply) in self.controls.drain() {
+            let _ = reply.send(Err(ControlError::ShuttingDown));
+        }
         self.shared.cluster_registry.close();
         // Answer whoever waits: anything still queued finds the node gone.
         self.commands.close();
@@ -169,7 +185,10 @@ impl Driver {
                 Command::Status { reply } => {
                     let _ = reply.send(self.engine.status(now()));
                 }
-                Command::Reply { .. } | Command::External { .. } => {}
+                Command::Control { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::ShuttingDown));
+                }
+                Command::Reply { .. } | Command::External { .. } | Command::SetHealth { .. } => {}
             }
         }
         for (_, w) in lock(&self.shared.watches).iter() {
@@ -381,6 +400,22 @@ impl Driver {
                 self.shutdown_waiters.push(reply);
                 Some(Input::Shutdown)
             }
+            Command::Control {
+                group,
+                op,
+                timeout,
+                reply,
+            } => {
+                let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+                self.controls.insert(id, reply);
+                Some(Input::Control {
+                    id,
+                    group,
+                    op,
+                    timeout,
+                })
+            }
+            Command::SetHealth { group, healthy } => Some(Input::SetHealth { group, healthy }),
         }
     }
 
@@ -487,6 +522,11 @@ impl Driver {
                             elapsed: call.since.elapsed(),
                         });
                         let _ = call.reply.send(result);
+                    }
+                }
+                Action::ControlDone { id, result } => {
+                    if let Some(reply) = self.controls.remove(&id) {
+                        let _ = reply.send(result);
                     }
                 }
                 Action::Reincarnate { incarnation } => {

@@ -2,9 +2,11 @@
 //! calls routed to this node, and [`Service`] is this node's instance in one group — its
 //! leadership watch, its fencing token, and where the handler is installed.
 
+use super::driver::Command;
 use super::hooks::{CancellationToken, Hooks};
 use super::lifecycle;
-use super::node::{Node, lock};
+use super::node::{Node, TransferError, lock};
+use crate::message::{ControlOp, HandedOff};
 use crate::types::{GroupName, Leadership, MemberId, Term};
 use async_trait::async_trait;
 use std::future::Future;
@@ -167,6 +169,26 @@ impl Service {
     pub fn serve<H: Handler>(&self, handler: H) {
         lock(&self.node.shared.handlers).insert(self.group.clone(), Arc::new(handler));
     }
+    /// Hands leadership of the group to the next member of the leader's ranking (routed to the
+    /// leader, wherever it runs), as on a kind shutdown. Refused when no other live, healthy
+    /// candidate exists. See [`Node::transfer`].
+    pub async fn step_down(&self) -> Result<HandedOff, TransferError> {
+        self.node
+            .control(self.group.clone(), ControlOp::StepDown)
+            .await
+    }
+
+    /// Marks this instance healthy or not. An unhealthy member is no candidate: the cluster
+    /// ranks it nowhere and it does not campaign; if it leads, it hands off at once to the next
+    /// healthy member. Announced to the peers with the node's state (within a quarter
+    /// heartbeat). Members start healthy.
+    pub fn set_healthy(&self, healthy: bool) {
+        let _ = self.node.shared.commands.send(Command::SetHealth {
+            group: self.group.clone(),
+            healthy,
+        });
+    }
+
     /// Leaves the group: releases its [`on_started_leading`](Service::on_started_leading)
     /// work (see there), then hands off if this instance leads; returns when it has left.
     pub async fn leave(mut self) {

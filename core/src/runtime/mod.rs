@@ -41,7 +41,7 @@ pub use elector::{Candidacy, Elector};
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
 pub use hooks::{CancellationToken, DEFAULT_RELEASE_TIMEOUT};
-pub use node::{CallOptions, Node};
+pub use node::{CallOptions, Node, TransferError};
 pub use observe::{EVENT_BUFFER, NodeEvent};
 pub use registry::ClusterRegistry;
 pub use state_file::state_path;

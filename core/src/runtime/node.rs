@@ -8,7 +8,7 @@ use super::lifecycle::LastHandle;
 use super::{ClusterRegistry, Handler, NodeError, NodeEvent, Service};
 use crate::config::Config;
 use crate::engine::StatusSnapshot;
-use crate::message::{CallError, Served};
+use crate::message::{CallError, ControlError, ControlOp, HandedOff, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
@@ -19,6 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+/// Why a transfer or a step-down ([`Node::transfer`], [`Service::step_down`]) was refused or
+/// failed: the leader's typed refusal (not the leader, target unknown, target not a live
+/// candidate, no other candidate) or a routing failure (no leader, timeout, shutting down).
+pub type TransferError = ControlError;
 
 /// Whether the driver still runs, and how it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,6 +293,39 @@ impl Node {
                 other => return other,
             }
         }
+    }
+
+    /// Asks the leader of `group` — wherever it runs: the request is routed to the leader this
+    /// node knows — to hand leadership to node `to`'s member, as on a kind shutdown. `Ok` once
+    /// the leader has stopped acting and named `to` its successor; `to` takes over within one
+    /// vote round, or, if it has not within one failure timeout, the group elects as usual.
+    /// Refused when `to` is unknown, down, no member of the group or unhealthy.
+    pub async fn transfer(
+        &self,
+        group: impl Into<GroupName>,
+        to: impl Into<NodeId>,
+    ) -> Result<HandedOff, TransferError> {
+        let op = ControlOp::Transfer { to: to.into() };
+        self.control(group.into(), op).await
+    }
+
+    /// Sends a control request to the driver and waits for the leader's answer.
+    pub(super) async fn control(
+        &self,
+        group: GroupName,
+        op: ControlOp,
+    ) -> Result<HandedOff, TransferError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Control {
+                group,
+                op,
+                timeout: None,
+                reply,
+            })
+            .map_err(|_| ControlError::ShuttingDown)?;
+        rx.await.unwrap_or(Err(ControlError::ShuttingDown))
     }
 
     /// What this node knows of the cluster.

@@ -30,7 +30,7 @@ use crate::wire::{
     FrameOpener, FrameSealer, WireError, authenticated, handshake_codec, open_message, seal_message,
 };
 use baton_core::engine::StatusSnapshot;
-use baton_core::message::Request;
+use baton_core::message::{ControlError, ControlOp, ControlRequest, HandedOff, Request};
 use baton_core::{CallError, Fingerprint, GroupName, Incarnation, Message, NodeId, Served};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -223,8 +223,8 @@ impl TcpClient {
         loop {
             match self.recv().await? {
                 Message::StatusResponse(status) => return Ok(status),
-                // The late answer of a call given up on.
-                Message::Response(_) => continue,
+                // The late answer of a call (or a control request) given up on.
+                Message::Response(_) | Message::ControlResponse(_) => continue,
                 other => return Err(ClientError::Unexpected(kind(&other))),
             }
         }
@@ -252,7 +252,37 @@ impl TcpClient {
             match self.recv().await? {
                 Message::Response(r) if r.id == id => return Ok(r.result),
                 // Late answers of calls given up on, or of an earlier status request.
-                Message::Response(_) | Message::StatusResponse(_) => continue,
+                Message::Response(_) | Message::StatusResponse(_) | Message::ControlResponse(_) => {
+                    continue;
+                }
+                other => return Err(ClientError::Unexpected(kind(&other))),
+            }
+        }
+    }
+
+    /// Asks the leader of `group`, through the node (which routes it like a call), to hand
+    /// leadership off: to node `to` ([`ControlOp::Transfer`]) or to the next in its ranking
+    /// ([`ControlOp::StepDown`]). The outcome: the handoff made, or the leader's refusal
+    /// ([`ControlError`]). The node applies its `call_timeout_ms`.
+    pub async fn control(
+        &mut self,
+        group: impl Into<GroupName>,
+        op: ControlOp,
+    ) -> Result<Result<HandedOff, ControlError>, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&Message::ClientControl(ControlRequest {
+            id,
+            group: group.into(),
+            op,
+        }))
+        .await?;
+        loop {
+            match self.recv().await? {
+                Message::ControlResponse(r) if r.id == id => return Ok(r.result),
+                Message::Response(_) | Message::StatusResponse(_) | Message::ControlResponse(_) => {
+                    continue;
+                }
                 other => return Err(ClientError::Unexpected(kind(&other))),
             }
         }

@@ -18,4 +18,5 @@ mod persist;
 mod routing;
 mod scale;
 mod terms;
+mod transfer;
 mod vote;

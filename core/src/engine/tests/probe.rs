@@ -116,6 +116,7 @@ impl Probe {
                 group: G.into(),
                 started_at_ms: 1_000,
                 labels: Labels::new(),
+                healthy: true,
             }];
         }
         let seq = f.seq;

@@ -1,0 +1,278 @@
+//! Transfer and step-down on request, and health: the leader alone decides (and says why
+//! not), hands off as on shutdown, and a successor that never takes over costs one failure
+//! timeout; an unhealthy member is no candidate and an unhealthy leader hands off.
+
+use super::harness::{FT, G, Setup, member, ms};
+use crate::engine::{Action, Input};
+use crate::message::{ControlError, ControlOp, ControlRequest, HandedOff, Message, NotCandidate};
+use crate::types::NodeId;
+use std::time::Duration;
+
+fn transfer(to: &str) -> Input {
+    Input::Control {
+        id: 7,
+        group: G.into(),
+        op: ControlOp::Transfer {
+            to: NodeId::new(to),
+        },
+        timeout: None,
+    }
+}
+
+fn step_down() -> Input {
+    Input::Control {
+        id: 7,
+        group: G.into(),
+        op: ControlOp::StepDown,
+        timeout: None,
+    }
+}
+
+/// The answers to control requests made with id 7 among `actions`.
+fn answers(actions: &[Action]) -> Vec<Result<HandedOff, ControlError>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ControlDone { id: 7, result } => Some(result.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_transfer_hands_off_to_the_named_member_at_once_and_it_keeps_leading() {
+    let (mut c, leader) = Setup::new(3).elected();
+    assert_eq!(leader, 0);
+    c.run_for(ms(300));
+    let t = c.now;
+    // n2 ranks last (member-id order): a transfer needs no rank.
+    let actions = c.input(0, transfer("n2"));
+    assert_eq!(
+        answers(&actions),
+        vec![Ok(HandedOff {
+            from: member(0),
+            to: member(2),
+            term: 1
+        })]
+    );
+    assert!(
+        !c.engines[0].is_acting_leader(G, c.now),
+        "stops acting first"
+    );
+    assert!(c.run_until_true(FT, |c| c.acting() == vec![2]));
+    assert!(c.now - t < FT / 2, "took {:?}", c.now - t);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.acting(), vec![2], "nobody takes it back");
+    assert!(c.most_acting_at_once() <= 1, "{:?}", c.history);
+}
+
+#[test]
+fn a_transfer_asked_at_a_follower_is_routed_to_the_leader() {
+    let (mut c, _) = Setup::new(3).elected();
+    c.input(1, transfer("n2"));
+    assert!(c.run_until_true(FT, |c| c.acting() == vec![2]));
+    let got = answers(&c.log[1]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        matches!(&got[0], Ok(h) if h.from == member(0) && h.to == member(2)),
+        "{got:?}"
+    );
+}
+
+/// Elects n0 of `setup`, asks it `input`, and checks it refused with `want` and still leads.
+fn refused(
+    setup: Setup,
+    prepare: impl FnOnce(&mut super::harness::Cluster),
+    input: Input,
+    want: ControlError,
+) {
+    let (mut c, leader) = setup.elected();
+    assert_eq!(leader, 0);
+    prepare(&mut c);
+    let actions = c.input(0, input);
+    assert_eq!(answers(&actions), vec![Err(want)]);
+    assert_eq!(c.acting(), vec![0], "a refused request changes nothing");
+}
+
+#[test]
+fn a_transfer_to_an_unknown_node_is_refused() {
+    let want = ControlError::UnknownTarget {
+        node: NodeId::new("zz"),
+    };
+    refused(Setup::new(3), |_| {}, transfer("zz"), want);
+}
+
+#[test]
+fn a_transfer_to_a_node_that_is_down_is_refused() {
+    let want = ControlError::NotCandidate {
+        group: G.into(),
+        node: NodeId::new("n2"),
+        why: NotCandidate::Down,
+    };
+    let crash = |c: &mut super::harness::Cluster| {
+        c.crash(2);
+        c.run_for(FT + ms(100));
+    };
+    refused(Setup::new(3), crash, transfer("n2"), want);
+}
+
+#[test]
+fn a_transfer_to_a_node_without_a_member_in_the_group_is_refused() {
+    let want = ControlError::NotCandidate {
+        group: G.into(),
+        node: NodeId::new("n2"),
+        why: NotCandidate::NotAMember,
+    };
+    refused(Setup::new(3).joined(&[0, 1]), |_| {}, transfer("n2"), want);
+}
+
+#[test]
+fn a_transfer_to_the_leader_itself_is_refused() {
+    let want = ControlError::AlreadyLeads {
+        group: G.into(),
+        node: NodeId::new("n0"),
+    };
+    refused(Setup::new(3), |_| {}, transfer("n0"), want);
+}
+
+#[test]
+fn a_step_down_without_another_candidate_is_refused() {
+    let want = ControlError::NoOtherCandidate { group: G.into() };
+    refused(Setup::new(3).joined(&[0]), |_| {}, step_down(), want);
+}
+
+#[test]
+fn a_node_that_does_not_lead_refuses_a_control_request_routed_to_it() {
+    let (mut c, _) = Setup::new(3).elected();
+    let req = ControlRequest {
+        id: 3,
+        group: G.into(),
+        op: ControlOp::StepDown,
+    };
+    let actions = c.deliver("n1", 2, Message::Control(req));
+    let refusal = actions.iter().find_map(|a| match a {
+        Action::Send {
+            message: Message::ControlResponse(r),
+            ..
+        } => Some(r.clone()),
+        _ => None,
+    });
+    let r = refusal.expect("an answer");
+    assert_eq!(r.id, 3);
+    assert_eq!(
+        r.result,
+        Err(ControlError::NotLeader {
+            group: G.into(),
+            node: NodeId::new("n2")
+        })
+    );
+    assert_eq!(c.acting(), vec![0]);
+}
+
+#[test]
+fn a_step_down_hands_off_to_the_next_in_the_leaders_ranking() {
+    let (mut c, _) = Setup::new(3).elected();
+    let actions = c.input(0, step_down());
+    assert!(
+        matches!(&answers(&actions)[..], [Ok(h)] if h.to == member(1)),
+        "{actions:?}"
+    );
+    assert!(c.run_until_true(FT / 2, |c| c.acting() == vec![1]));
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(
+        c.acting(),
+        vec![1],
+        "n0, still the favourite, does not take it back"
+    );
+}
+
+#[test]
+fn a_successor_that_never_takes_over_costs_one_failure_timeout_then_the_group_elects() {
+    let (mut c, _) = Setup::new(3).elected();
+    // n2's vote requests never arrive: it cannot take over.
+    c.drop_when(|from, _, m| from == 2 && matches!(m, Message::VoteRequest(_)));
+    let t = c.now;
+    c.input(0, transfer("n2"));
+    // Nobody, the old leader included, campaigns in the successor's face for one failure
+    // timeout (less a generous margin: a retry jitter is at most half a backoff).
+    c.run_until(t + FT - ms(100));
+    assert!(c.acting().is_empty(), "acting {:?}", c.acting());
+    assert!(c.run_until_true(Duration::from_secs(2), |c| c.acting().len() == 1));
+    assert!(c.now - t >= FT, "elected after {:?}", c.now - t);
+    assert!(c.most_acting_at_once() <= 1, "{:?}", c.history);
+}
+
+#[test]
+fn a_transfer_works_in_availability_mode() {
+    let (mut c, leader) = Setup::new(3).availability().elected();
+    // Once the members are known (a declaration can come before the first heartbeats).
+    c.run_for(ms(300));
+    let a = c.input(leader, transfer("n2"));
+    let ok = c.run_until_true(FT / 2, |c| c.acting() == vec![2]);
+    assert!(ok, "{leader} {:?} {:?} {a:?}", c.acting(), c.history);
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(c.acting(), vec![2]);
+}
+
+#[test]
+fn an_unhealthy_leader_hands_off_and_an_unhealthy_member_is_no_candidate() {
+    let (mut c, _) = Setup::new(3).elected();
+    let t = c.now;
+    c.input(
+        0,
+        Input::SetHealth {
+            group: G.into(),
+            healthy: false,
+        },
+    );
+    assert!(c.run_until_true(FT, |c| c.acting() == vec![1]));
+    assert!(c.now - t < FT / 2, "took {:?}", c.now - t);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(
+        c.acting(),
+        vec![1],
+        "the unhealthy favourite never campaigns"
+    );
+    for i in 0..3 {
+        let s = c.engines[i].status(c.now);
+        let (_, ranking) = s.rankings.iter().find(|(g, _)| g == G).expect("ranked");
+        assert_eq!(ranking, &vec![member(1), member(2)], "ranked at n{i}");
+    }
+    // Nor can it be handed to.
+    c.input(2, transfer("n0"));
+    c.run_for(ms(50));
+    assert_eq!(
+        answers(&c.log[2]),
+        vec![Err(ControlError::NotCandidate {
+            group: G.into(),
+            node: NodeId::new("n0"),
+            why: NotCandidate::Unhealthy
+        })]
+    );
+    // Healthy again, it is a candidate again: a step-down hands it back.
+    c.input(
+        0,
+        Input::SetHealth {
+            group: G.into(),
+            healthy: true,
+        },
+    );
+    c.run_for(ms(100));
+    c.input(1, step_down());
+    assert!(c.run_until_true(FT / 2, |c| c.acting() == vec![0]));
+    assert!(c.most_acting_at_once() <= 1, "{:?}", c.history);
+}
+
+#[test]
+fn an_unhealthy_member_never_campaigns_even_alone() {
+    let mut c = Setup::new(3).joined(&[0]).build();
+    c.input(
+        0,
+        Input::SetHealth {
+            group: G.into(),
+            healthy: false,
+        },
+    );
+    c.run_for(Duration::from_secs(3));
+    assert!(c.acting().is_empty(), "acting {:?}", c.acting());
+}

@@ -1,0 +1,269 @@
+//! Leadership under the operator's control: transfer to a named node, step down to the next in
+//! the ranking, and health.
+//!
+//! A control request ([`ControlOp`]) is routed to the group's leader like a call (it waits in
+//! the calls table for a leader, fails when the leader's node goes down, times out). The
+//! leader alone decides, by these rules in order — the first that fails is the
+//! [`ControlError`]:
+//!
+//! 1. it is not shutting down, and it acts as the group's leader (`NotLeader`);
+//! 2. transfer: the target is not this node (`AlreadyLeads`), is a node it knows
+//!    (`UnknownTarget`), and has a member among the group's live candidates — alive, a member
+//!    of the group, healthy (`NotCandidate`);
+//! 3. step down: some other live candidate exists (`NoOtherCandidate`); the successor is the
+//!    first other member of the leader's ranking.
+//!
+//! It then hands off exactly as on shutdown (`handoff.rs`): stops acting, sends `StepDown`
+//! naming the successor, which campaigns at once without pre-vote. Every member but the
+//! successor — the old leader included — waits one failure timeout for it before its own
+//! ranking's schedule starts, so a successor that never takes over costs one failure timeout,
+//! after which the group elects as usual.
+//!
+//! Health: an unhealthy member ([`Input::SetHealth`]) is announced with the node's state and is
+//! no candidate anywhere: it is ranked by nobody, does not campaign, and a leader that becomes
+//! unhealthy hands off at once to the next healthy member.
+
+use super::handoff::Resign;
+use super::routing::{CallOrigin, PendingCall, Reach};
+use super::*;
+use crate::message::{
+    ControlError, ControlOp, ControlRequest, ControlResponse, HandedOff, NotCandidate,
+};
+
+impl Engine {
+    /// A control request made on this node ([`Input::Control`]).
+    pub(super) fn on_control(
+        &mut self,
+        now: Instant,
+        id: u64,
+        group: GroupName,
+        op: ControlOp,
+        timeout: Option<Duration>,
+    ) {
+        if self.shutting_down {
+            self.out.push(Action::ControlDone {
+                id,
+                result: Err(ControlError::ShuttingDown),
+            });
+            return;
+        }
+        let deadline = now + timeout.unwrap_or(self.cfg.call_timeout);
+        self.insert_control(now, CallOrigin::Local(id), group, op, deadline);
+    }
+
+    /// A client's control request (`baton transfer`, `baton step-down`): routed like its calls.
+    pub(super) fn on_client_control(&mut self, now: Instant, from: NodeId, req: ControlRequest) {
+        if self.shutting_down {
+            let resp = ControlResponse {
+                id: req.id,
+                result: Err(ControlError::ShuttingDown),
+            };
+            self.send(&from, Message::ControlResponse(resp));
+            return;
+        }
+        let deadline = now + self.cfg.call_timeout;
+        let origin = CallOrigin::Client { from, id: req.id };
+        self.insert_control(now, origin, req.group, req.op, deadline);
+    }
+
+    fn insert_control(
+        &mut self,
+        now: Instant,
+        origin: CallOrigin,
+        group: GroupName,
+        op: ControlOp,
+        deadline: Instant,
+    ) {
+        let key = self.calls.insert(PendingCall {
+            origin,
+            group,
+            reach: Reach::Leader,
+            payload: Vec::new(),
+            target: None,
+            deadline,
+            control: Some(op),
+        });
+        self.route(now, key);
+    }
+
+    /// A control request found its target, the leader this node knows: decided here when that
+    /// is this node, else sent there.
+    pub(super) fn route_control(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        group: &GroupName,
+        target: MemberId,
+        op: ControlOp,
+    ) {
+        if target.node == self.cfg.node {
+            let result = self.hand_off_on_request(now, group, &op);
+            if let Some(call) = self.calls.remove(key) {
+                self.finish_control(call, result);
+            }
+            return;
+        }
+        let req = ControlRequest {
+            id: key.wire(),
+            group: group.clone(),
+            op,
+        };
+        self.send(&target.node, Message::Control(req));
+    }
+
+    /// A peer routed a control request here, as to the group's leader.
+    pub(super) fn on_control_request(&mut self, now: Instant, from: &NodeId, req: ControlRequest) {
+        let result = self.hand_off_on_request(now, &req.group, &req.op);
+        let resp = ControlResponse { id: req.id, result };
+        self.send(from, Message::ControlResponse(resp));
+    }
+
+    /// The leader answered a control request this node routed to it (only the node it was sent
+    /// to can answer it).
+    pub(super) fn on_control_response(&mut self, from: &NodeId, resp: ControlResponse) {
+        let key = CallKey::of_wire(resp.id);
+        let sent_there = self
+            .calls
+            .get(key)
+            .filter(|c| c.control.is_some())
+            .and_then(|c| c.target.as_ref())
+            .is_some_and(|t| t.node == *from);
+        if sent_there && let Some(c) = self.calls.remove(key) {
+            self.finish_control(c, resp.result);
+        }
+    }
+
+    /// Ends a control request: a local caller gets [`Action::ControlDone`], a client a
+    /// [`ControlResponse`].
+    pub(super) fn finish_control(
+        &mut self,
+        call: PendingCall,
+        result: Result<HandedOff, ControlError>,
+    ) {
+        match call.origin {
+            CallOrigin::Client { from, id } => self.send(
+                &from,
+                Message::ControlResponse(ControlResponse { id, result }),
+            ),
+            CallOrigin::Local(id) => self.out.push(Action::ControlDone { id, result }),
+        }
+    }
+
+    /// The leader's decision on a control request (the rules in the module docs), and the
+    /// handoff when it is granted.
+    pub(super) fn hand_off_on_request(
+        &mut self,
+        now: Instant,
+        group: &GroupName,
+        op: &ControlOp,
+    ) -> Result<HandedOff, ControlError> {
+        if self.shutting_down {
+            return Err(ControlError::ShuttingDown);
+        }
+        let not_leader = || ControlError::NotLeader {
+            group: group.clone(),
+            node: self.cfg.node.clone(),
+        };
+        let term = self
+            .groups
+            .get(group)
+            .and_then(|g| self.acting(g, now))
+            .ok_or_else(not_leader)?;
+        let me = self
+            .local
+            .get(group)
+            .map(|m| m.id.clone())
+            .ok_or_else(not_leader)?;
+        let to = match op {
+            ControlOp::Transfer { to } => self.transfer_target(group, to)?,
+            ControlOp::StepDown => self
+                .ranking(group)
+                .iter()
+                .find(|m| **m != me)
+                .cloned()
+                .ok_or_else(|| ControlError::NoOtherCandidate {
+                    group: group.clone(),
+                })?,
+        };
+        self.emit(Event::SteppingDown {
+            group: group.clone(),
+            reason: StepDownReason::Requested { to: to.clone() },
+        });
+        self.resign_to(now, group, Some(to.clone()));
+        Ok(HandedOff { from: me, to, term })
+    }
+
+    /// `to`'s member of `group`, when it is a live candidate; else why not.
+    fn transfer_target(&self, group: &GroupName, to: &NodeId) -> Result<MemberId, ControlError> {
+        if *to == self.cfg.node {
+            return Err(ControlError::AlreadyLeads {
+                group: group.clone(),
+                node: to.clone(),
+            });
+        }
+        if let Some(c) = self
+            .candidates(group)
+            .into_iter()
+            .find(|c| c.member.node == *to)
+        {
+            return Ok(c.member);
+        }
+        let Some(peer) = self.peers.get(to) else {
+            return Err(ControlError::UnknownTarget { node: to.clone() });
+        };
+        let why = if !peer.is_alive() {
+            NotCandidate::Down
+        } else if peer.members.iter().any(|m| m.group == *group && !m.healthy) {
+            NotCandidate::Unhealthy
+        } else {
+            NotCandidate::NotAMember
+        };
+        Err(ControlError::NotCandidate {
+            group: group.clone(),
+            node: to.clone(),
+            why,
+        })
+    }
+
+    /// This node's member of `group` became healthy or unhealthy: announced with the next
+    /// heartbeat (within a quarter period), re-ranked everywhere; an unhealthy leader hands off
+    /// at once to the next healthy member of its ranking.
+    pub(super) fn on_set_health(&mut self, now: Instant, group: &GroupName, healthy: bool) {
+        let Some(m) = self.local.get_mut(group) else {
+            return;
+        };
+        if m.healthy == healthy {
+            return;
+        }
+        m.healthy = healthy;
+        self.members_dirty = true;
+        self.rank_epoch += 1;
+        self.next_heartbeat = self.next_heartbeat.min(now + self.cfg.heartbeat / 4);
+        let leads = self
+            .groups
+            .get(group)
+            .is_some_and(|g| matches!(g.role, Role::Leader { .. }));
+        if !healthy && leads {
+            self.emit(Event::SteppingDown {
+                group: group.clone(),
+                reason: StepDownReason::Unhealthy,
+            });
+            self.resign(now, group, Resign::HandOff);
+        }
+    }
+
+    /// The members this node knows to be unhealthy: its own and its live peers', for `status`.
+    pub(super) fn unhealthy_members(&self) -> Vec<(GroupName, MemberId)> {
+        let own = self.local.values();
+        let peers = self.live_peers().flat_map(|(_, p)| p.members.iter());
+        own.chain(peers)
+            .filter(|m| !m.healthy)
+            .map(|m| (m.group.clone(), m.id.clone()))
+            .collect()
+    }
+
+    /// Whether this node's member of `group` is unhealthy (it then never campaigns).
+    pub(super) fn locally_unhealthy(&self, group: &str) -> bool {
+        self.local.get(group).is_some_and(|m| !m.healthy)
+    }
+}
