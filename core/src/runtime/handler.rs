@@ -50,6 +50,7 @@ where
 /// Dropping it leaves the group (a handoff first when it leads), as [`Service::leave`] does
 /// but without waiting: see the runtime's drop semantics in [`Node`]'s docs. A service holds a
 /// handle of its node, so the node runs at least as long as its services.
+#[must_use = "dropping a Service leaves its group: keep it for as long as the member should stay"]
 pub struct Service {
     pub(super) node: Node,
     pub(super) group: GroupName,

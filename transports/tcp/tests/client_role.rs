@@ -4,7 +4,7 @@
 mod common;
 
 use baton_core::config::Config;
-use baton_core::{CallError, Message, Node, Work};
+use baton_core::{CallError, Message, Node, Service, Work};
 use baton_transport_tcp::handshake::{
     Decision, Hello, HelloReply, MAGIC, NONCE_LEN, Role, transcript_mac,
 };
@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 /// Starts node `name` on a free port, seeded with `seeds`, in a cluster whose voters are
 /// `voters`; joins group "g" and serves it.
-async fn node(name: &str, seeds: &[String], voters: &[&str]) -> Node {
+async fn node(name: &str, seeds: &[String], voters: &[&str]) -> (Node, Service) {
     let mut cfg = Config::new(name);
     cfg.node.listen = "127.0.0.1:0".into();
     cfg.cluster.name = CLUSTER.into();
@@ -44,15 +44,15 @@ async fn node(name: &str, seeds: &[String], voters: &[&str]) -> Node {
             .into_bytes())
         }
     });
-    node
+    (node, svc)
 }
 
-async fn two_nodes() -> (Node, Node) {
+async fn two_nodes() -> ((Node, Service), (Node, Service)) {
     let a = node("a", &[], &["a", "b"]).await;
-    let b = node("b", &[format!("a@{}", a.addr())], &["a", "b"]).await;
+    let b = node("b", &[format!("a@{}", a.0.addr())], &["a", "b"]).await;
     // Wait until both see a leader (the default policy ranks a#0 first).
     let deadline = Instant::now() + Duration::from_secs(10);
-    for n in [&a, &b] {
+    for (n, _) in [&a, &b] {
         let mut rx = n.leadership("g");
         tokio::time::timeout_at(deadline.into(), rx.wait_for(|l| l.leader.is_some()))
             .await
@@ -70,7 +70,7 @@ fn names(s: &baton_core::engine::StatusSnapshot) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_is_answered_but_never_becomes_a_member() {
-    let (a, b) = two_nodes().await;
+    let ((a, _sa), (b, _sb)) = two_nodes().await;
     let mut client = TcpClient::connect(b.addr(), &config(), "baton-cli")
         .await
         .expect("client connects");
@@ -157,7 +157,7 @@ async fn frames_until_close(stream: &mut TcpStream) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_the_wrong_secret_learns_nothing() {
-    let (a, b) = two_nodes().await;
+    let ((a, _sa), (b, _sb)) = two_nodes().await;
 
     // The regular client is refused at the handshake.
     let wrong = TcpConfig::new(CLUSTER, b"not the secret".to_vec());

@@ -5,7 +5,7 @@
 mod common;
 
 use baton_core::config::Config;
-use baton_core::{Leadership, Node};
+use baton_core::{Leadership, Node, Service};
 use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
 use common::*;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 const VOTERS: [&str; 3] = ["a", "b", "c"];
 
-async fn node(name: &str, seeds: &[String]) -> Node {
+async fn node(name: &str, seeds: &[String]) -> (Node, Service) {
     let mut cfg = Config::new(name);
     cfg.node.listen = "127.0.0.1:0".into();
     cfg.cluster.name = CLUSTER.into();
@@ -26,8 +26,8 @@ async fn node(name: &str, seeds: &[String]) -> Node {
         .start()
         .await
         .expect("node starts");
-    node.join("g", Default::default()).await.expect("join");
-    node
+    let svc = node.join("g", Default::default()).await.expect("join");
+    (node, svc)
 }
 
 async fn agreed(nodes: &[&Node]) -> Leadership {
@@ -67,9 +67,9 @@ async fn closed_by_peer(stream: &mut TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_oversized_frames_and_wrong_secrets_are_refused_while_the_leader_stays() {
-    let a = node("a", &[]).await;
-    let b = node("b", &[format!("a@{}", a.addr())]).await;
-    let c = node("c", &[format!("a@{}", a.addr()), format!("b@{}", b.addr())]).await;
+    let (a, _sa) = node("a", &[]).await;
+    let (b, _sb) = node("b", &[format!("a@{}", a.addr())]).await;
+    let (c, _sc) = node("c", &[format!("a@{}", a.addr()), format!("b@{}", b.addr())]).await;
     let nodes = [&a, &b, &c];
     let before = agreed(&nodes).await;
     let leader = nodes
@@ -121,7 +121,7 @@ async fn garbage_oversized_frames_and_wrong_secrets_are_refused_while_the_leader
         .start()
         .await
         .unwrap();
-    intruder.join("g", Default::default()).await.unwrap();
+    let _intruder_svc = intruder.join("g", Default::default()).await.unwrap();
 
     // Give every refusal time to matter, then check nothing moved.
     tokio::time::sleep(Duration::from_millis(1500)).await;

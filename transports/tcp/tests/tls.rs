@@ -333,7 +333,11 @@ async fn tls_node(
     name: &str,
     id: &Identity,
     seeds: &[String],
-) -> (baton_core::Node, Arc<baton_transport_tcp::TcpTransport>) {
+) -> (
+    baton_core::Node,
+    Arc<baton_transport_tcp::TcpTransport>,
+    baton_core::Service,
+) {
     let mut cfg = baton_core::config::Config::new(name);
     cfg.node.listen = "127.0.0.1:0".into();
     cfg.cluster.name = CLUSTER.into();
@@ -347,9 +351,9 @@ async fn tls_node(
         .start()
         .await
         .expect("node starts");
-    // Kept joined for the node's life (the service is dropped, the membership stays).
-    let _ = node.join("g", Default::default()).await.expect("join");
-    (node, transport)
+    // Kept joined while the caller holds the service (dropping it would leave the group).
+    let svc = node.join("g", Default::default()).await.expect("join");
+    (node, transport, svc)
 }
 
 /// The leader every node in `nodes` agrees on, within 10 s.
@@ -383,17 +387,17 @@ async fn agreed_leader(nodes: &[&baton_core::Node], not: Option<&str>) -> String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_cluster_elects_fails_over_and_keeps_a_foreign_node_out() {
     let ca = Ca::new("cluster ca");
-    let (a, ta) = tls_node("a", &ca.identity("a"), &[]).await;
+    let (a, ta, _sa) = tls_node("a", &ca.identity("a"), &[]).await;
     let seeds = vec![format!("a@{}", a.addr())];
-    let (b, tb) = tls_node("b", &ca.identity("b"), &seeds).await;
-    let (c, tc) = tls_node("c", &ca.identity("c"), &seeds).await;
+    let (b, tb, _sb) = tls_node("b", &ca.identity("b"), &seeds).await;
+    let (c, tc, _sc) = tls_node("c", &ca.identity("c"), &seeds).await;
     let first = agreed_leader(&[&a, &b, &c], None).await;
     // A node whose certificate comes from another CA (it even claims a voter's name) is kept
     // out: the cluster keeps its one leader and never lists it.
     let other = Ca::new("other ca");
     let mut foreign = other.identity("c");
     foreign.ca = ca.issuer.pem();
-    let (m, tm) = tls_node("m", &foreign, &seeds).await;
+    let (m, tm, _sm) = tls_node("m", &foreign, &seeds).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(agreed_leader(&[&a, &b, &c], None).await, first);
     for n in [&a, &b, &c] {
