@@ -367,8 +367,9 @@ async fn reset_connection_reconnects_to_the_same_incarnation_without_death() {
         "b's advertised address, not the proxy's: {seen:?}"
     );
     expect(&b, SOON, "b: Connected{a}", is_connected("a", 1)).await;
-    // Let b's connection back to a settle.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Let b's connection back to a settle before cutting a's own: 50 ms was too short on a
+    // loaded machine (CI saw a keep talking over b's connection and see no gap at all).
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     proxy.cut();
     // a's own (outbound) connection was cut: it always sees the gap.
