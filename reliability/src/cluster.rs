@@ -422,7 +422,40 @@ impl TcpCluster {
         pred: impl Fn(&Leadership) -> bool,
     ) -> Leadership {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        self.inner.agreed_on(GROUP, &names, limit, pred).await
+        let agreed = self.inner.agreed_on(GROUP, &names, limit, pred).await;
+        self.logged(&names, &agreed, limit).await;
+        agreed
+    }
+
+    /// Waits until the log's latest entry for every one of `names` shows `agreed`: the log
+    /// follows each node from its own task, which may run after the agreement was seen, and
+    /// a test that counts changes from now must not count the late arrival of the old one.
+    async fn logged(&self, names: &[String], agreed: &Leadership, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let events = self.log.events();
+            let behind: Vec<&String> = names
+                .iter()
+                .filter(|n| {
+                    let incarnation = self.inner.nodes.get(*n).map(|x| x.incarnation().get());
+                    let last = events
+                        .iter()
+                        .rev()
+                        .find(|e| &e.node == *n && Some(e.incarnation) == incarnation);
+                    !last.is_some_and(|e| {
+                        e.leadership.leader == agreed.leader && e.leadership.term == agreed.term
+                    })
+                })
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the leadership log of {behind:?} never showed the agreed {agreed:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Waits until every running node agrees on one leader.
