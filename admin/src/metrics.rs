@@ -104,7 +104,7 @@ impl Metrics {
         );
         r.register(
             "leadership_changes",
-            "New leaders this node saw, by the reason the previous one went (initial, crash_proof, timeout, handoff, preempt, lease_lost, higher_term, standing_aside)",
+            "New leaders this node saw, by the reason the previous one went (initial, crash_proof, timeout, handoff, transfer, preempt, lease_lost, higher_term, standing_aside)",
             m.changes.clone(),
         );
         r.register(
