@@ -5,7 +5,7 @@
 //!
 //! | path | what |
 //! | --- | --- |
-//! | `GET /metrics` | Prometheus text: `baton_leader`, `baton_term`, `baton_leadership_changes_total{reason}`, `baton_election_duration_seconds`, `baton_peers{state}`, `baton_voters_reachable`, votes granted and denied, refusals, calls (docs/OPERATING.md lists them all) |
+//! | `GET /metrics` | Prometheus text: `baton_leader`, `baton_term`, `baton_leadership_changes_total{reason}`, `baton_lease_renewals_total`, `baton_election_duration_seconds`, `baton_peers{state}`, `baton_voters_reachable`, votes granted and denied, refusals, calls (docs/OPERATING.md lists them all) |
 //! | `GET /healthz` | 200 while the node runs, else 503 |
 //! | `GET /readyz` | 200 when the node has joined (met a peer, when it has seeds) and, with `quorum = "majority"`, reaches a majority of the voters; else 503 with the reason |
 //! | `GET /api/status` | the status snapshot as JSON (the shape of `baton status --json`, plus readiness and each group's ranking) |

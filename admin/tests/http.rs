@@ -562,6 +562,21 @@ async fn the_event_stream_tells_a_kill_with_its_reason_over_loopback_http() {
 async fn transfer_and_step_down_need_the_token_and_move_leadership() {
     let c = cluster(Some("tok-123")).await;
     let leader = the_leader(&c, &NAMES).await;
+    // The leader renews its lease about once a heartbeat (50 ms); a follower renews nothing.
+    let renewals =
+        |m: &BTreeMap<String, f64>| m.get("baton_lease_renewals_total{group=\"g\"}").copied();
+    let first = renewals(&metrics(&c.nodes[&leader].1).await).unwrap_or(0.0);
+    wait_for(
+        "the leader's renewals to grow",
+        Duration::from_secs(5),
+        || async { (renewals(&metrics(&c.nodes[&leader].1).await)? > first).then_some(()) },
+    )
+    .await;
+    let follower = NAMES.iter().find(|n| **n != leader).unwrap();
+    // (It may have led briefly while the cluster formed: its count only stops growing.)
+    let before = renewals(&metrics(&c.nodes[*follower].1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(renewals(&metrics(&c.nodes[*follower].1).await), before);
     // Asked at a node that neither leads nor is the target: the request is routed.
     let target = NAMES.iter().find(|n| **n != leader).unwrap().to_string();
     let asked = NAMES
