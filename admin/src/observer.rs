@@ -483,16 +483,34 @@ mod tests {
             reason(t.on(&m, lead("g", None, 4), t1)),
             Some(("lease_lost", None))
         );
+        // A handoff this node was asked for (transfer, step-down): `transfer`.
+        t.on(&m, lead("g", Some("a"), 5), t1);
+        let asked = NodeEvent::Engine(Event::SteppingDown {
+            group: "g".into(),
+            reason: StepDownReason::Requested {
+                to: MemberId::new("b", 0),
+            },
+        });
+        t.on(&m, asked, t1);
+        assert_eq!(
+            reason(t.on(&m, lead("g", None, 5), t1)),
+            Some(("transfer", None))
+        );
+        assert_eq!(
+            reason(t.on(&m, lead("g", Some("b"), 6), t1)),
+            Some(("transfer", Some("b".into())))
+        );
+        assert_eq!(count(&m, "g", "transfer"), 1);
         assert_eq!(count(&m, "g", "handoff"), 1);
         assert_eq!(count(&m, "g", "timeout"), 1);
-        assert_eq!(t.timeline.len(), 7);
+        assert_eq!(t.timeline.len(), 10);
         let text = m.render(None);
         assert!(
             text.contains("baton_leadership_changes_total{group=\"g\",reason=\"crash_proof\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("baton_election_duration_seconds_count{group=\"g\"} 2"),
+            text.contains("baton_election_duration_seconds_count{group=\"g\"} 4"),
             "{text}"
         );
     }
