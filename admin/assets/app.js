@@ -65,8 +65,26 @@ function render(s) {
       box.append(el("div", { class: "muted" }, "members in ranking order:"),
         el("ol", {}, ...g.ranking.map((m) => el("li", {}, m + (g.leader_member === m ? "  ← leader" : "")))));
     }
+    box.append(groupActions(g, s.actions));
     return box;
   }));
+}
+
+// Step down / transfer for one group: the leader, wherever it runs, hands off (the request
+// is routed to it). The transfer targets are the group's live candidates but the leader.
+function groupActions(g, enabled) {
+  const node = (m) => m.split("#")[0];
+  const targets = g.ranking.map(node).filter((n) => n !== g.leader);
+  const pick = el("select", { class: "transfer-to", "aria-label": "transfer " + g.name + " to" },
+    ...targets.map((n) => el("option", { value: n }, n)));
+  const down = el("button", { type: "button", class: "step-down", title: "the leader hands off to the next in its ranking" }, "step down");
+  const move = el("button", { type: "button", class: "transfer", title: "the leader hands off to the chosen member" }, "transfer to");
+  down.disabled = !enabled || !g.leader || targets.length === 0;
+  move.disabled = down.disabled;
+  pick.disabled = down.disabled;
+  down.addEventListener("click", () => act("step-down", { group: g.name }));
+  move.addEventListener("click", () => act("transfer", { group: g.name, to: pick.value }));
+  return el("div", { class: "group-actions" }, down, " ", move, " ", pick);
 }
 
 function addTimeline(c) {
@@ -110,17 +128,21 @@ function connect() {
   };
 }
 
-async function act(action) {
+async function act(action, body) {
   const token = $("token").value.trim();
   $("action-result").textContent = "…";
   try {
+    const headers = token ? { "Authorization": "Bearer " + token } : {};
+    if (body) headers["Content-Type"] = "application/json";
     const r = await fetch("api/actions/" + action, {
       method: "POST",
-      headers: token ? { "Authorization": "Bearer " + token } : {},
+      headers,
+      body: body ? JSON.stringify(body) : undefined,
       credentials: "omit",
     });
-    const body = await r.json().catch(() => ({}));
-    $("action-result").textContent = r.ok ? `${action}: accepted` : `${action}: ${r.status} ${body.error || ""}`;
+    const res = await r.json().catch(() => ({}));
+    const done = res.to ? `${action} ${res.group}: ${res.from} → ${res.to}` : `${action}: accepted`;
+    $("action-result").textContent = r.ok ? done : `${action}: ${r.status} ${res.error || ""}`;
   } catch (e) {
     $("action-result").textContent = `${action}: ${e.message}`;
   }

@@ -5,7 +5,7 @@
 //!
 //! | path | what |
 //! | --- | --- |
-//! | `GET /metrics` | Prometheus text: `baton_leader`, `baton_term`, `baton_leadership_changes_total{reason}`, `baton_election_duration_seconds`, `baton_peers{state}`, `baton_voters_reachable`, votes granted and denied, refusals, calls (docs/OPERATING.md lists them all) |
+//! | `GET /metrics` | Prometheus text: `baton_leader`, `baton_term`, `baton_leadership_changes_total{reason}`, `baton_lease_renewals_total`, `baton_election_duration_seconds`, `baton_peers{state}`, `baton_voters_reachable`, votes granted and denied, refusals, calls (docs/OPERATING.md lists them all) |
 //! | `GET /healthz` | 200 while the node runs, else 503 |
 //! | `GET /readyz` | 200 when the node has joined (met a peer, when it has seeds) and, with `quorum = "majority"`, reaches a majority of the voters; else 503 with the reason |
 //! | `GET /api/status` | the status snapshot as JSON (the shape of `baton status --json`, plus readiness and each group's ranking) |
@@ -13,6 +13,8 @@
 //! | `GET /api/events` | a server-sent-event stream: `hello` (the node and its groups, first), then `leadership`, `peer`, `no_leader`, `notice` (see [`Change`]) |
 //! | `POST /api/actions/shutdown` | shut the node down kindly (hand off, leave); needs the token |
 //! | `POST /api/actions/kill` | kill the node (no handoff, no goodbye); needs the token |
+//! | `POST /api/actions/step-down` | body `{"group": G}`: the leader of `G`, wherever it runs, hands off to the next in its ranking ([`Node::step_down`]); needs the token |
+//! | `POST /api/actions/transfer` | body `{"group": G, "to": NODE}`: the leader of `G` hands off to `NODE`'s member ([`Node::transfer`]); needs the token |
 //! | `GET /` | the live web view (files embedded in the binary; nothing fetched) |
 //!
 //! Actions need `Authorization: Bearer <token>`; without a token ([`AdminBuilder::token`]) the
@@ -128,6 +130,8 @@ impl Admin {
             .route("/api/events", get(api_events))
             .route("/api/actions/shutdown", post(action_shutdown))
             .route("/api/actions/kill", post(action_kill))
+            .route("/api/actions/step-down", post(action_step_down))
+            .route("/api/actions/transfer", post(action_transfer))
             .with_state(self.clone())
     }
 
@@ -472,4 +476,91 @@ async fn action_shutdown(State(a): State<Admin>, headers: HeaderMap) -> Response
 async fn action_kill(State(a): State<Admin>, headers: HeaderMap) -> Response {
     let hook = a.inner.on_kill.clone();
     act(&a, &headers, "kill", hook)
+}
+
+/// The body of `POST /api/actions/step-down` and `/api/actions/transfer`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    group: String,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// Step down or transfer: authorized first (so a request without the token learns nothing and
+/// changes nothing), then the body, then the leader's answer — `200` with the handoff, `409`
+/// with the leader's refusal, `503` when no leader answered.
+async fn control(a: &Admin, headers: &HeaderMap, action: &'static str, body: &[u8]) -> Response {
+    if let Err(r) = authorize(a, headers) {
+        tracing::warn!(action, "admin action refused (no valid token)");
+        return *r;
+    }
+    let bad =
+        |msg: String| (StatusCode::BAD_REQUEST, axum::Json(json!({"error": msg}))).into_response();
+    let req: ControlBody = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad(format!(
+                "{action}: the body must be JSON {{\"group\": …{}}}: {e}",
+                if action == "transfer" {
+                    ", \"to\": …"
+                } else {
+                    ""
+                }
+            ));
+        }
+    };
+    let node = &a.inner.node;
+    let result = match (action, req.to) {
+        ("transfer", Some(to)) => node.transfer(req.group.clone(), to.as_str()).await,
+        ("transfer", None) => {
+            return bad("transfer: the body needs \"to\", the node to hand leadership to".into());
+        }
+        (_, Some(_)) => return bad("step-down: \"to\" is for a transfer".into()),
+        (_, None) => node.step_down(req.group.clone()).await,
+    };
+    tracing::info!(action, group = %req.group, ok = result.is_ok(), "admin action");
+    match result {
+        Ok(h) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "action": action,
+                "group": req.group,
+                "from": h.from.to_string(),
+                "to": h.to.to_string(),
+                "term": h.term,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            use baton_core::ControlError as E;
+            let status = match e {
+                E::NoLeader { .. } | E::LeaderChanged { .. } | E::Timeout | E::ShuttingDown => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::CONFLICT,
+            };
+            (
+                status,
+                axum::Json(json!({"action": action, "group": req.group, "error": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn action_step_down(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    control(&a, &headers, "step-down", &body).await
+}
+
+async fn action_transfer(
+    State(a): State<Admin>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    control(&a, &headers, "transfer", &body).await
 }

@@ -43,6 +43,8 @@ pub(crate) struct Metrics {
     pub(crate) leader: Family<Labels, Gauge>,
     pub(crate) term: Family<Labels, Gauge>,
     pub(crate) changes: Family<Labels, Counter>,
+    /// Set from the engine's own count at each scrape (see `render`).
+    pub(crate) lease_renewals: Family<Labels, Counter>,
     pub(crate) election: Family<Labels, Histogram, fn() -> Histogram>,
     pub(crate) peers: Family<Labels, Gauge>,
     pub(crate) peer_events: Family<Labels, Counter>,
@@ -66,6 +68,7 @@ impl Metrics {
             leader: Family::default(),
             term: Family::default(),
             changes: Family::default(),
+            lease_renewals: Family::default(),
             election: Family::new_with_constructor(election_histogram),
             peers: Family::default(),
             peer_events: Family::default(),
@@ -104,8 +107,13 @@ impl Metrics {
         );
         r.register(
             "leadership_changes",
-            "New leaders this node saw, by the reason the previous one went (initial, crash_proof, timeout, handoff, preempt, lease_lost, higher_term, standing_aside)",
+            "New leaders this node saw, by the reason the previous one went (initial, crash_proof, timeout, handoff, transfer, preempt, lease_lost, higher_term, standing_aside)",
             m.changes.clone(),
+        );
+        r.register(
+            "lease_renewals",
+            "Times this node, leading the group, extended its lease (a majority acked a heartbeat in time; quorum mode only): grows about once a heartbeat on a healthy leader",
+            m.lease_renewals.clone(),
         );
         r.register(
             "election_duration_seconds",
@@ -187,6 +195,21 @@ impl Metrics {
                     self.term
                         .get_or_create(&l)
                         .set(i64::try_from(g.term).unwrap_or(i64::MAX));
+                }
+                // The engine counts (a field per group, no event per renewal): catch the
+                // exported counters up with it. A lower count means the engine forgot the
+                // group and started again: the series restarts too (a counter reset).
+                for (group, n) in &v.snap.lease_renewals {
+                    let l = labels(&[("group", group)]);
+                    let c = self.lease_renewals.get_or_create(&l);
+                    let seen = c.get();
+                    if *n < seen {
+                        drop(c);
+                        self.lease_renewals.remove(&l);
+                        self.lease_renewals.get_or_create(&l).inc_by(*n);
+                    } else {
+                        c.inc_by(n - seen);
+                    }
                 }
                 self.peers.clear();
                 let (mut alive, mut down) = (0, 0);

@@ -10,6 +10,7 @@
 //! | `crash_proof` | the old leader's node was proven dead: its connection closed and its address refused a reconnect, or a newer incarnation replaced it |
 //! | `timeout` | the old leader's node fell silent for the failure timeout |
 //! | `handoff` | the old leader gave way while its node was alive (`StepDown`, a kind shutdown, a leave; also a successor's claim seen before, or without, the `StepDown`) |
+//! | `transfer` | this node led and handed off because it was asked to: a transfer or a step-down (`Node::transfer`, `Node::step_down`, `Service::step_down`, the admin actions). Only the old leader's node knows the handoff was requested (the `StepDown` message does not say so): the other nodes count it as `handoff` |
 //! | `preempt` | this node led and handed off to a better-ranked member (`preempt = true`) |
 //! | `lease_lost` | this node led and lost its lease (no majority acknowledged in time, voters unreachable) |
 //! | `higher_term` | this node led and stepped down for a leader with a higher term |
@@ -128,6 +129,8 @@ fn step_down_reason(r: &StepDownReason) -> &'static str {
         }
         StepDownReason::StandingAside => "standing_aside",
         StepDownReason::Preempted { .. } => "preempt",
+        // Decided by the engine: this leader handed off because it was asked to.
+        StepDownReason::Requested { .. } => "transfer",
         // `StepDownReason` may grow: a reason not known here still counts.
         #[allow(unreachable_patterns, reason = "the enum may grow")]
         _ => "other",
@@ -480,16 +483,34 @@ mod tests {
             reason(t.on(&m, lead("g", None, 4), t1)),
             Some(("lease_lost", None))
         );
+        // A handoff this node was asked for (transfer, step-down): `transfer`.
+        t.on(&m, lead("g", Some("a"), 5), t1);
+        let asked = NodeEvent::Engine(Event::SteppingDown {
+            group: "g".into(),
+            reason: StepDownReason::Requested {
+                to: MemberId::new("b", 0),
+            },
+        });
+        t.on(&m, asked, t1);
+        assert_eq!(
+            reason(t.on(&m, lead("g", None, 5), t1)),
+            Some(("transfer", None))
+        );
+        assert_eq!(
+            reason(t.on(&m, lead("g", Some("b"), 6), t1)),
+            Some(("transfer", Some("b".into())))
+        );
+        assert_eq!(count(&m, "g", "transfer"), 1);
         assert_eq!(count(&m, "g", "handoff"), 1);
         assert_eq!(count(&m, "g", "timeout"), 1);
-        assert_eq!(t.timeline.len(), 7);
+        assert_eq!(t.timeline.len(), 10);
         let text = m.render(None);
         assert!(
             text.contains("baton_leadership_changes_total{group=\"g\",reason=\"crash_proof\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("baton_election_duration_seconds_count{group=\"g\"} 2"),
+            text.contains("baton_election_duration_seconds_count{group=\"g\"} 4"),
             "{text}"
         );
     }

@@ -86,6 +86,31 @@ async fn request(
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+async fn post_json(
+    admin: &Admin,
+    path: &str,
+    auth: Option<&str>,
+    body: serde_json::Value,
+) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = admin
+        .router()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
 async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
     request(admin, "GET", path, None).await
 }
@@ -530,5 +555,129 @@ async fn the_event_stream_tells_a_kill_with_its_reason_over_loopback_http() {
         if n != leader {
             node.shutdown().await;
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_and_step_down_need_the_token_and_move_leadership() {
+    let c = cluster(Some("tok-123")).await;
+    let leader = the_leader(&c, &NAMES).await;
+    // The leader renews its lease about once a heartbeat (50 ms); a follower renews nothing.
+    let renewals =
+        |m: &BTreeMap<String, f64>| m.get("baton_lease_renewals_total{group=\"g\"}").copied();
+    let first = renewals(&metrics(&c.nodes[&leader].1).await).unwrap_or(0.0);
+    wait_for(
+        "the leader's renewals to grow",
+        Duration::from_secs(5),
+        || async { (renewals(&metrics(&c.nodes[&leader].1).await)? > first).then_some(()) },
+    )
+    .await;
+    let follower = NAMES.iter().find(|n| **n != leader).unwrap();
+    // (It may have led briefly while the cluster formed: its count only stops growing.)
+    let before = renewals(&metrics(&c.nodes[*follower].1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(renewals(&metrics(&c.nodes[*follower].1).await), before);
+    // Asked at a node that neither leads nor is the target: the request is routed.
+    let target = NAMES.iter().find(|n| **n != leader).unwrap().to_string();
+    let asked = NAMES
+        .iter()
+        .find(|n| **n != leader && **n != target)
+        .unwrap();
+    let admin = &c.nodes[*asked].1;
+    let body = serde_json::json!({"group": "g", "to": target});
+    for auth in [None, Some("Bearer wrong")] {
+        for (path, body) in [
+            ("/api/actions/transfer", body.clone()),
+            ("/api/actions/step-down", serde_json::json!({"group": "g"})),
+        ] {
+            let (s, text) = post_json(admin, path, auth, body).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} {auth:?}: {text}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        the_leader(&c, &NAMES).await,
+        leader,
+        "a refused action changed nothing"
+    );
+    // Read-only: 403.
+    let ro = Admin::builder(c.nodes[*asked].0.clone(), &config(asked)).start();
+    let (s, _) = post_json(
+        &ro,
+        "/api/actions/transfer",
+        Some("Bearer tok-123"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Malformed or refused requests say why.
+    let auth = Some("Bearer tok-123");
+    let (s, text) = post_json(
+        admin,
+        "/api/actions/transfer",
+        auth,
+        serde_json::json!({"group": "g"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("needs"), "{text}");
+    let (s, text) = post_json(
+        admin,
+        "/api/actions/transfer",
+        auth,
+        serde_json::json!({"group": "g", "to": "nobody"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("nobody"), "{text}");
+
+    // With the token: leadership moves to the chosen member.
+    let (s, text) = post_json(admin, "/api/actions/transfer", auth, body).await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        answer["to"].as_str().unwrap().split('#').next(),
+        Some(target.as_str())
+    );
+    assert_eq!(
+        answer["from"].as_str().unwrap().split('#').next(),
+        Some(leader.as_str())
+    );
+    wait_for("the target to lead", Duration::from_secs(10), || async {
+        (the_leader(&c, &NAMES).await == target).then_some(())
+    })
+    .await;
+    // The old leader's node knows the handoff was asked for: `transfer`, not `handoff`.
+    let m = metrics(&c.nodes[&leader].1).await;
+    assert_eq!(changes(&m, "transfer"), 1.0, "{m:?}");
+    assert_eq!(changes(&m, "handoff"), 0.0, "{m:?}");
+
+    // Step down: the new leader hands off to the next in its ranking.
+    let (s, text) = post_json(
+        admin,
+        "/api/actions/step-down",
+        auth,
+        serde_json::json!({"group": "g"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let next = wait_for(
+        "a leader other than the target",
+        Duration::from_secs(10),
+        || async {
+            let l = the_leader(&c, &NAMES).await;
+            (l != target).then_some(l)
+        },
+    )
+    .await;
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        answer["to"].as_str().unwrap().split('#').next(),
+        Some(next.as_str())
+    );
+    let m = metrics(&c.nodes[&target].1).await;
+    assert_eq!(changes(&m, "transfer"), 1.0, "{m:?}");
+    for n in NAMES {
+        c.nodes[n].0.shutdown().await;
     }
 }

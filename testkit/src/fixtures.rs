@@ -112,6 +112,7 @@ pub fn every_message() -> Vec<Message> {
             no_leader: vec![],
             rankings: vec![],
             unhealthy: vec![],
+            lease_renewals: vec![],
         }),
         Message::ClientCall(Request {
             id: 9,

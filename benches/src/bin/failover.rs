@@ -543,6 +543,7 @@ mod tests {
             no_leader: vec![],
             rankings: vec![],
             unhealthy: vec![],
+            lease_renewals: vec![],
         }
     }
 

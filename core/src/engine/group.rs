@@ -95,6 +95,9 @@ pub(crate) struct Group {
     pub successor_wait: Option<Instant>,
     /// Next time a leader with `preempt` re-ranks.
     pub preempt_check_at: Instant,
+    /// How many times this node, leading the group, extended its lease (a majority acked a
+    /// newer heartbeat). Only counted, for `status` (`baton_lease_renewals_total`).
+    pub lease_renewals: u64,
 }
 
 impl Group {
@@ -112,6 +115,7 @@ impl Group {
             next_campaign_at: None,
             successor_wait: None,
             preempt_check_at: now,
+            lease_renewals: 0,
         }
     }
 }

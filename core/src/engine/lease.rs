@@ -170,6 +170,7 @@ impl Engine {
                     let until = pending.sent_at + lease;
                     if until > *lease_until {
                         *lease_until = until;
+                        g.lease_renewals += 1;
                     }
                 }
             }
@@ -242,6 +243,7 @@ impl Engine {
         for g in self.groups.values_mut() {
             if let Role::Leader { lease_until, .. } = &mut g.role {
                 *lease_until = now + lease;
+                g.lease_renewals += 1;
             }
         }
     }

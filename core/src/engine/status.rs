@@ -44,6 +44,12 @@ impl Engine {
                 .map(|name| (name.clone(), self.ranking(name).to_vec()))
                 .collect(),
             unhealthy: self.unhealthy_members(),
+            lease_renewals: self
+                .groups
+                .iter()
+                .filter(|(_, g)| g.lease_renewals > 0)
+                .map(|(name, g)| (name.clone(), g.lease_renewals))
+                .collect(),
         }
     }
 }

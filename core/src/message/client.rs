@@ -26,6 +26,11 @@ pub struct StatusSnapshot {
     /// (last on the wire).
     #[serde(default)]
     pub unhealthy: Vec<(GroupName, MemberId)>,
+    /// How many times this node extended its lease of each group it leads or led (quorum
+    /// mode only; groups never renewed are left out): one per heartbeat a majority acked in
+    /// time, so a leader's count grows about once a heartbeat period (last on the wire).
+    #[serde(default)]
+    pub lease_renewals: Vec<(GroupName, u64)>,
 }
 
 /// One node in a [`StatusSnapshot`].

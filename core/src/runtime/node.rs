@@ -309,6 +309,14 @@ impl Node {
         self.control(group.into(), op).await
     }
 
+    /// Asks the leader of `group` — wherever it runs, routed like [`Node::transfer`] — to step
+    /// down in favour of the next member of its ranking: [`Service::step_down`] for a node
+    /// that is no member of the group (an admin server, an operator's tool). Refused when
+    /// there is no other live candidate.
+    pub async fn step_down(&self, group: impl Into<GroupName>) -> Result<HandedOff, TransferError> {
+        self.control(group.into(), ControlOp::StepDown).await
+    }
+
     /// Sends a control request to the driver and waits for the leader's answer.
     pub(super) async fn control(
         &self,

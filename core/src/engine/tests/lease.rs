@@ -258,3 +258,36 @@ fn a_voter_that_asks_for_the_state_gets_it_with_the_next_heartbeat() {
     );
     assert_eq!(with_state(&p), before + 1, "asked once, sent once");
 }
+
+/// The engine's count of `G`'s lease renewals, as `status` reports it.
+fn renewals(p: &Probe) -> u64 {
+    let s = p.engine.status(p.now);
+    s.lease_renewals
+        .iter()
+        .find(|(g, _)| g.as_str() == G)
+        .map_or(0, |(_, n)| *n)
+}
+
+#[test]
+fn status_counts_each_lease_renewal_once_per_heartbeat_a_majority_acked() {
+    let voters = ["n0", "n1", "n2", "n3", "n4"];
+    let mut p = Probe::new("n1", &voters, &["n0", "n2", "n3", "n4"]);
+    p.elect_me();
+    lead_with_acks(&mut p, &["n0", "n2", "n3"], Duration::from_secs(1));
+    let after_1s = renewals(&p);
+    let heartbeats = p.heartbeats_to("n0").len() as u64;
+    assert!(after_1s > 0, "a leader with a majority renews");
+    // Three acks to one heartbeat extend the lease once, not three times.
+    assert!(
+        after_1s <= heartbeats,
+        "{after_1s} > {heartbeats} heartbeats"
+    );
+    lead_with_acks(&mut p, &["n0", "n2", "n3"], Duration::from_secs(1));
+    assert!(renewals(&p) > after_1s, "it keeps growing while it leads");
+
+    // One ack short of a majority: no renewal to count.
+    let mut p = Probe::new("n1", &voters, &["n0", "n2", "n3", "n4"]);
+    p.elect_me();
+    lead_with_acks(&mut p, &["n0"], Duration::from_secs(1));
+    assert_eq!(renewals(&p), 0);
+}
