@@ -21,6 +21,7 @@
 
 use crate::metrics::{Metrics, labels};
 use baton_core::engine::{Event, Round, StepDownReason};
+use baton_core::message::Resignation;
 use baton_core::runtime::NodeEvent;
 use baton_core::{CallError, DeathProof, Leadership, MemberId, NodeId, Refusal, Term};
 use serde::Serialize;
@@ -115,7 +116,8 @@ pub(crate) struct Tracker {
     groups: BTreeMap<baton_core::GroupName, GroupTrack>,
     /// Why each peer last went down (until it is heard from again).
     peer_down: BTreeMap<NodeId, &'static str>,
-    /// This node's own step-down reason per group, until the next publication.
+    /// Why the leader of a group resigned, this node's own or a peer's as its `StepDown` said,
+    /// until the next publication.
     stepped_down: BTreeMap<baton_core::GroupName, &'static str>,
     /// Recent leadership changes, oldest first.
     pub(crate) timeline: VecDeque<Change>,
@@ -131,9 +133,22 @@ fn step_down_reason(r: &StepDownReason) -> &'static str {
         StepDownReason::Preempted { .. } => "preempt",
         // Decided by the engine: this leader handed off because it was asked to.
         StepDownReason::Requested { .. } => "transfer",
+        StepDownReason::Unhealthy => "unhealthy",
         // `StepDownReason` may grow: a reason not known here still counts.
         #[allow(unreachable_patterns, reason = "the enum may grow")]
         _ => "other",
+    }
+}
+
+/// The reason label of a peer's resignation, as its `StepDown` told it: the same label its own
+/// node counts.
+fn resignation_reason(r: Resignation) -> &'static str {
+    match r {
+        Resignation::Leaving => "handoff",
+        Resignation::Requested => "transfer",
+        Resignation::Preempted => "preempt",
+        Resignation::Unhealthy => "unhealthy",
+        Resignation::LeaseLost => "lease_lost",
     }
 }
 
@@ -322,6 +337,11 @@ impl Tracker {
             Event::SteppingDown { group, reason } => {
                 self.stepped_down
                     .insert(group.clone(), step_down_reason(reason));
+                None
+            }
+            Event::PeerResigned { group, why, .. } => {
+                self.stepped_down
+                    .insert(group.clone(), resignation_reason(*why));
                 None
             }
             Event::VoteGranted {

@@ -647,10 +647,16 @@ async fn transfer_and_step_down_need_the_token_and_move_leadership() {
         (the_leader(&c, &NAMES).await == target).then_some(())
     })
     .await;
-    // The old leader's node knows the handoff was asked for: `transfer`, not `handoff`.
-    let m = metrics(&c.nodes[&leader].1).await;
-    assert_eq!(changes(&m, "transfer"), 1.0, "{m:?}");
-    assert_eq!(changes(&m, "handoff"), 0.0, "{m:?}");
+    // Every node knows the handoff was asked for (the old leader decided it, the others read
+    // it in its `StepDown`): `transfer`, not `handoff`.
+    for n in NAMES {
+        let m = wait_for("transfer counted", Duration::from_secs(5), || async {
+            let m = metrics(&c.nodes[n].1).await;
+            (changes(&m, "transfer") == 1.0).then_some(m)
+        })
+        .await;
+        assert_eq!(changes(&m, "handoff"), 0.0, "{n}: {m:?}");
+    }
 
     // Step down: the new leader hands off to the next in its ranking.
     let (s, text) = post_json(
@@ -675,8 +681,14 @@ async fn transfer_and_step_down_need_the_token_and_move_leadership() {
         answer["to"].as_str().unwrap().split('#').next(),
         Some(next.as_str())
     );
-    let m = metrics(&c.nodes[&target].1).await;
-    assert_eq!(changes(&m, "transfer"), 1.0, "{m:?}");
+    for n in NAMES {
+        let m = wait_for("the step-down counted", Duration::from_secs(5), || async {
+            let m = metrics(&c.nodes[n].1).await;
+            (changes(&m, "transfer") == 2.0).then_some(m)
+        })
+        .await;
+        assert_eq!(changes(&m, "handoff"), 0.0, "{n}: {m:?}");
+    }
     for n in NAMES {
         c.nodes[n].0.shutdown().await;
     }

@@ -31,6 +31,8 @@ struct StringStepDown {
     term: Term,
     from: MemberId,
     successor: Option<MemberId>,
+    /// `Resignation`'s variant index.
+    why: u8,
 }
 
 #[test]
@@ -40,6 +42,7 @@ fn a_message_carrying_a_group_has_the_bytes_it_had_with_a_string() {
         term: 7,
         from: MemberId::new("a", 1),
         successor: Some(MemberId::new("b", 0)),
+        why: crate::message::Resignation::Requested,
     });
     let bytes = postcard::to_allocvec(&msg).unwrap();
     let old = StringStepDown {
@@ -47,15 +50,17 @@ fn a_message_carrying_a_group_has_the_bytes_it_had_with_a_string() {
         term: 7,
         from: MemberId::new("a", 1),
         successor: Some(MemberId::new("b", 0)),
+        why: 1,
     };
     // `Message::StepDown` is variant 4 (a one-byte varint), then the payload.
     let mut want = vec![4u8];
     want.extend(postcard::to_allocvec(&old).unwrap());
     assert_eq!(bytes, want);
-    // Spelled out, so that a change to either side shows: variant, "orders", term, a#1, Some(b#0).
+    // Spelled out, so that a change to either side shows: variant, "orders", term, a#1, Some(b#0),
+    // Requested.
     assert_eq!(
         bytes,
-        [&[4u8, 6][..], b"orders", &[7, 1, b'a', 1, 1, 1, b'b', 0]].concat()
+        [&[4u8, 6][..], b"orders", &[7, 1, b'a', 1, 1, 1, b'b', 0, 1]].concat()
     );
     assert_eq!(postcard::from_bytes::<Message>(&want).unwrap(), msg);
 }

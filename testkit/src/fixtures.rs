@@ -2,8 +2,8 @@
 
 use baton_core::engine::{NodeStatus, StatusSnapshot};
 use baton_core::message::{
-    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Response, StepDown,
-    VoteRequest, VoteResponse,
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, PeerAddr, Request, Resignation,
+    Response, StepDown, VoteRequest, VoteResponse,
 };
 use baton_core::{CallError, Hardware, Incarnation, Leadership, MemberId, Message, NodeId, Served};
 
@@ -72,6 +72,7 @@ pub fn every_message() -> Vec<Message> {
             term: 4,
             from: m.clone(),
             successor: Some(MemberId::new("b", 1)),
+            why: Resignation::Requested,
         }),
         Message::Request(Request {
             id: 7,
@@ -131,6 +132,7 @@ pub fn every_message() -> Vec<Message> {
                 term: 5,
                 from: MemberId::new("a", 1),
                 successor: None,
+                why: Resignation::LeaseLost,
             }),
         ]),
     ]

@@ -9,7 +9,7 @@ use super::group::Round;
 use super::handoff::StepDownReason;
 use super::identity::other_settings;
 use super::vote::Denial;
-use crate::message::NoLeader;
+use crate::message::{NoLeader, Resignation};
 use crate::transport::{DeathProof, Fingerprint, FingerprintMismatch, Refusal};
 use crate::types::{GroupName, Incarnation, MemberId, NodeId, Term};
 use std::fmt;
@@ -133,6 +133,18 @@ pub enum Event {
         /// Why.
         reason: StepDownReason,
     },
+    /// Another node's leader of a group resigned (its `StepDown` arrived and ended the
+    /// leadership this node knew).
+    PeerResigned {
+        /// The group.
+        group: GroupName,
+        /// The member that resigned.
+        from: MemberId,
+        /// The term it resigned.
+        term: Term,
+        /// Why, as it said.
+        why: Resignation,
+    },
     /// This node leads a group.
     Leading {
         /// The group.
@@ -211,7 +223,8 @@ impl Event {
             | Event::Soliciting { .. }
             | Event::CampaignLost { .. }
             | Event::VoteGranted { .. }
-            | Event::VoteDenied { .. } => Level::Debug,
+            | Event::VoteDenied { .. }
+            | Event::PeerResigned { .. } => Level::Debug,
             Event::Refused { refusal, .. } => match refusal {
                 Refusal::DuplicateName { .. } => Level::Info,
                 _ => Level::Debug,
@@ -225,6 +238,7 @@ impl Event {
     pub fn group(&self) -> Option<&str> {
         match self {
             Event::SteppingDown { group, .. }
+            | Event::PeerResigned { group, .. }
             | Event::Leading { group, .. }
             | Event::TermExhausted { group, .. }
             | Event::Soliciting { group, .. }
@@ -330,6 +344,12 @@ impl fmt::Display for Event {
                 f.write_str("no conflicting configuration can elect any more: taking part again")
             }
             Event::SteppingDown { group, reason } => write!(f, "group {group}: {reason}"),
+            Event::PeerResigned {
+                group,
+                from,
+                term,
+                why,
+            } => write!(f, "group {group}: {from} resigned term {term} ({why:?})"),
             Event::Leading { group, term } => write!(f, "group {group}: leading with term {term}"),
             Event::TermExhausted { group, term } => write!(
                 f,

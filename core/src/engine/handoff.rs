@@ -8,8 +8,9 @@ use std::fmt;
 /// How a leader resigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resign {
-    /// On purpose (leave, shutdown): names the next in its ranking as successor.
-    HandOff,
+    /// On purpose (leave, shutdown, unhealthy): names the next in its ranking as successor;
+    /// the others are told why.
+    HandOff(Resignation),
     /// Its lease is gone or in doubt (expired, voters unreachable, standing aside): names no
     /// successor — whoever the voters would elect campaigns in its own time.
     LeaseLost,
@@ -95,13 +96,17 @@ impl Engine {
         let me = self.local.get(name).map(|m| m.id.clone());
         let successor = match how {
             Resign::LeaseLost => None,
-            Resign::HandOff => self
+            Resign::HandOff(_) => self
                 .ranking(name)
                 .iter()
                 .find(|m| Some(*m) != me.as_ref())
                 .cloned(),
         };
-        self.resign_to(now, name, successor);
+        let why = match how {
+            Resign::LeaseLost => Resignation::LeaseLost,
+            Resign::HandOff(why) => why,
+        };
+        self.resign_to(now, name, successor, why);
     }
 
     /// Stops leading `name` and broadcasts the `StepDown` naming `successor`. Stops acting
@@ -112,6 +117,7 @@ impl Engine {
         now: Instant,
         name: &GroupName,
         successor: Option<MemberId>,
+        why: Resignation,
     ) {
         let Some(g) = self.groups.get_mut(name) else {
             return;
@@ -144,6 +150,7 @@ impl Engine {
             term,
             from,
             successor,
+            why,
         };
         self.broadcast(Message::StepDown(sd));
     }
@@ -177,6 +184,13 @@ impl Engine {
             term: sd.term,
         };
         g.resigned = Some(handoff.clone());
+        self.emit(Event::PeerResigned {
+            group: sd.group.clone(),
+            from: handoff.from.clone(),
+            term: sd.term,
+            why: sd.why,
+        });
+        let g = self.group_mut(&sd.group, now);
         if me.is_some() && sd.successor == me && matches!(g.role, Role::Follower) {
             g.handoff_to_me = Some(handoff);
             g.next_campaign_at = None;
@@ -209,7 +223,7 @@ impl Engine {
                 group: name.clone(),
                 reason: StepDownReason::Preempted { by: top.clone() },
             });
-            self.resign_to(now, name, Some(top));
+            self.resign_to(now, name, Some(top), Resignation::Preempted);
             return;
         }
         let hb = self.cfg.heartbeat;

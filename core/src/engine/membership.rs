@@ -220,7 +220,7 @@ impl Engine {
             .get(group)
             .is_some_and(|g| matches!(g.role, Role::Leader { .. }))
         {
-            self.resign(now, group, Resign::HandOff);
+            self.resign(now, group, Resign::HandOff(Resignation::Leaving));
         }
         if let Some(g) = self.groups.get_mut(group) {
             g.role = Role::Follower;
@@ -237,7 +237,7 @@ impl Engine {
     pub(super) fn on_shutdown(&mut self, now: Instant) {
         let leading = self.groups_where(|r| matches!(r, Role::Leader { .. }));
         for name in leading {
-            self.resign(now, &name, Resign::HandOff);
+            self.resign(now, &name, Resign::HandOff(Resignation::Leaving));
         }
         self.shutting_down = true;
         self.rank_epoch += 1;

@@ -83,7 +83,7 @@ mod why;
 
 use crate::message::{
     CallError, Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, Message, NodeState,
-    PeerAddr, Request, Response, Served, StepDown, VoteRequest, VoteResponse,
+    PeerAddr, Request, Resignation, Response, Served, StepDown, VoteRequest, VoteResponse,
 };
 use crate::policy::{ByMemberId, LeaderPolicy, normalize_ranking};
 use crate::transport::{

@@ -189,7 +189,7 @@ impl Engine {
             group: group.clone(),
             reason: StepDownReason::Requested { to: to.clone() },
         });
-        self.resign_to(now, group, Some(to.clone()));
+        self.resign_to(now, group, Some(to.clone()), Resignation::Requested);
         Ok(HandedOff { from: me, to, term })
     }
 
@@ -248,7 +248,7 @@ impl Engine {
                 group: group.clone(),
                 reason: StepDownReason::Unhealthy,
             });
-            self.resign(now, group, Resign::HandOff);
+            self.resign(now, group, Resign::HandOff(Resignation::Unhealthy));
         }
     }
 

@@ -23,8 +23,8 @@ pub use control::{
     ControlError, ControlOp, ControlRequest, ControlResponse, HandedOff, NotCandidate,
 };
 pub use peer::{
-    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, NodeState, PeerAddr, StepDown,
-    VoteRequest, VoteResponse,
+    Claim, Handoff, Heartbeat, HeartbeatAck, MemberAnnounce, NodeState, PeerAddr, Resignation,
+    StepDown, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 

@@ -142,4 +142,22 @@ pub struct StepDown {
     pub from: MemberId,
     /// The next in the leader's ranking, if any.
     pub successor: Option<MemberId>,
+    /// Why it resigned, so every node counts the change under the same reason.
+    pub why: Resignation,
+}
+
+/// Why a leader resigned, as it tells the others in its [`StepDown`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resignation {
+    /// Its node or member is leaving (shutdown, leave): a handoff.
+    #[default]
+    Leaving,
+    /// It was asked to (transfer, step-down).
+    Requested,
+    /// A better-ranked member is live and the group preempts.
+    Preempted,
+    /// Its member reported itself unhealthy.
+    Unhealthy,
+    /// Its lease is gone or in doubt; no successor named.
+    LeaseLost,
 }

@@ -84,6 +84,7 @@ fn step_down(term: u64, from: &str, successor: Option<&str>) -> StepDown {
         term,
         from: MemberId::new(from, 0),
         successor: successor.map(|s| MemberId::new(s, 0)),
+        why: crate::message::Resignation::Leaving,
     }
 }
 

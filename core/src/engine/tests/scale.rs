@@ -62,6 +62,7 @@ fn a_batch_is_handled_part_by_part_in_order_but_never_carries_a_leave() {
         term: 2,
         from: MemberId::new("n0", 0),
         successor: None,
+        why: crate::message::Resignation::LeaseLost,
     };
     p.from(
         "n0",
