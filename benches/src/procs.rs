@@ -42,6 +42,8 @@ pub struct Spec {
     pub tls: bool,
     /// Keep the directory (configs, logs) after the run.
     pub keep: bool,
+    /// An `[admin]` listener on every node (a free loopback port, with a token file).
+    pub admin: bool,
     /// The tool's name, in the directory's name (`baton-{label}-…`).
     pub label: &'static str,
 }
@@ -56,6 +58,7 @@ impl Spec {
             data_dir: false,
             tls: false,
             keep: false,
+            admin: false,
             label,
         }
     }
@@ -212,10 +215,15 @@ fn config_text(spec: &Spec, name: &str, addr: &str, names: &[String], addrs: &[S
     } else {
         String::new()
     };
+    let admin = if spec.admin {
+        "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n"
+    } else {
+        ""
+    };
     let mut text = format!(
         "[node]\nname = \"{name}\"\nlisten = \"{addr}\"\n{data}\n\
          [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [{voters}]\n\
-         secret_file = \"cluster.secret\"\n{tls_section}",
+         secret_file = \"cluster.secret\"\n{tls_section}{admin}",
         seeds = seeds.join(", "),
         voters = voters.join(", "),
     );
@@ -243,6 +251,9 @@ impl Procs {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let secret = secret();
         std::fs::write(dir.join("cluster.secret"), &secret)?;
+        if spec.admin {
+            std::fs::write(dir.join("admin.token"), self::secret())?;
+        }
         let ports =
             baton_transport_tcp::free_ports(n).context("cannot find free loopback ports")?;
         let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();

@@ -116,10 +116,13 @@ struct Args {
     data_dir: bool,
     tls: bool,
     keep: bool,
+    /// `--idle --admin`: a second cluster with `[admin]` on every node, measured side by side.
+    admin: bool,
 }
 
 const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term,transfer] \
-[--data-dir] [--tls] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--tls] [--baton PATH] [--keep]\n\
+[--data-dir] [--tls] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--admin] [--tls] [--baton PATH] [--keep]\n\
+--admin (with --idle): also a twin cluster with [admin] on every node, measured in the same window\n\
 --tls: mutual TLS ([cluster.tls]) on every connection, with a throwaway CA and certificates";
 
 fn parse_args() -> Result<Args> {
@@ -134,6 +137,7 @@ fn parse_args() -> Result<Args> {
         data_dir: false,
         tls: false,
         keep: false,
+        admin: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -156,11 +160,15 @@ fn parse_args() -> Result<Args> {
             "--data-dir" => a.data_dir = true,
             "--tls" => a.tls = true,
             "--keep" => a.keep = true,
+            "--admin" => a.admin = true,
             other => baton_benches::common_arg(other, USAGE)?,
         }
     }
     if a.nodes < 2 {
         bail!("--nodes must be at least 2");
+    }
+    if a.admin && !a.idle {
+        bail!("--admin compares idle costs: use it with --idle");
     }
     if a.idle_nodes < 1 {
         bail!("--idle-nodes must be at least 1");
@@ -193,9 +201,19 @@ fn main() -> Result<()> {
         spec.tls = args.tls;
         spec.keep = args.keep;
         let mut cluster = Procs::create(&baton, &spec)?;
+        let mut twin = if args.admin {
+            spec.admin = true;
+            Some(Procs::create(&baton, &spec)?)
+        } else {
+            None
+        };
         let work = async {
             if args.idle {
-                idle(&mut cluster, Duration::from_secs(args.idle_secs)).await
+                let mut clusters = vec![("without [admin]", &mut cluster)];
+                if let Some(t) = twin.as_mut() {
+                    clusters.push(("with [admin]", t));
+                }
+                idle(&mut clusters, Duration::from_secs(args.idle_secs)).await
             } else {
                 failover(&mut cluster, &args).await
             }
@@ -459,55 +477,76 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
 
 // ------------------------------------------------------------------------------ idle cost
 
-async fn idle(c: &mut Procs, window: Duration) -> Result<()> {
-    let n = c.nodes.len();
+/// Measures every cluster of `clusters` (a label and its nodes) over the same window, once
+/// each is steady; with two, also the difference of their mean CPU per node.
+async fn idle(clusters: &mut [(&str, &mut Procs)], window: Duration) -> Result<()> {
     let tck = clock_ticks()?;
-    println!(
-        "idle cost: {n} `baton node` processes on loopback ({}), one group, default timings{}",
-        c.baton.display(),
-        if c.tcp.tls.is_some() {
-            ", mutual TLS ([cluster.tls])"
-        } else {
-            ""
-        }
-    );
-    let (leader, term) = steady(c).await?;
-    println!(
-        "  steady: {} leads (term {term}); measuring for {window:?}",
-        c.nodes[leader].name
-    );
-    // Close the client connections: nothing but the cluster's own traffic during the window.
-    c.drop_clients();
+    let mut pids = Vec::new();
+    for (label, c) in clusters.iter_mut() {
+        println!(
+            "idle cost, {label}: {} `baton node` processes on loopback ({}), one group, default \
+             timings{}",
+            c.nodes.len(),
+            c.baton.display(),
+            if c.tcp.tls.is_some() {
+                ", mutual TLS ([cluster.tls])"
+            } else {
+                ""
+            }
+        );
+        let (leader, term) = steady(c).await?;
+        println!("  steady: {} leads (term {term})", c.nodes[leader].name);
+        // Close the client connections: nothing but the cluster's own traffic in the window.
+        c.drop_clients();
+        pids.push(c.pids()?);
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pids = c.pids()?;
+    println!("measuring for {window:?}");
     let load_before = loadavg();
-    let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    let ticks = |pids: &[Vec<u32>]| -> Result<Vec<Vec<u64>>> {
+        pids.iter()
+            .map(|ps| ps.iter().map(|&p| cpu_ticks(p)).collect())
+            .collect()
+    };
+    let before = ticks(&pids)?;
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let secs = t0.elapsed().as_secs_f64();
-    c.check_alive()?;
-    let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    let after = ticks(&pids)?;
     println!(
         "  load average before / after: {load_before} / {}",
         loadavg()
     );
-    println!(
-        "  {:<6} {:>14} {:>12} {:>12}",
-        "node", "CPU (% core)", "RSS (MiB)", "peak (MiB)"
-    );
-    let mut total = 0.0;
-    let mut max_rss = 0.0f64;
-    for (i, p) in c.nodes.iter().enumerate() {
-        let cpu = (after[i] - before[i]) as f64 / tck / secs * 100.0;
-        let (rss, hwm) = memory_kib(pids[i])?;
-        let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
-        total += cpu;
-        max_rss = max_rss.max(rss);
-        println!("  {:<6} {cpu:>14.2} {rss:>12.1} {hwm:>12.1}", p.name);
+    let mut means = Vec::new();
+    for (k, (label, c)) in clusters.iter_mut().enumerate() {
+        c.check_alive()?;
+        println!(
+            "  {label}\n  {:<6} {:>14} {:>12} {:>12}",
+            "node", "CPU (% core)", "RSS (MiB)", "peak (MiB)"
+        );
+        let mut total = 0.0;
+        let mut max_rss = 0.0f64;
+        for (i, p) in c.nodes.iter().enumerate() {
+            let cpu = (after[k][i] - before[k][i]) as f64 / tck / secs * 100.0;
+            let (rss, hwm) = memory_kib(pids[k][i])?;
+            let (rss, hwm) = (rss as f64 / 1024.0, hwm as f64 / 1024.0);
+            total += cpu;
+            max_rss = max_rss.max(rss);
+            println!("  {:<6} {cpu:>14.2} {rss:>12.1} {hwm:>12.1}", p.name);
+        }
+        println!(
+            "  total CPU over {secs:.1} s: {total:.2} % of one core (target < 2 % for 9 nodes); \
+             largest RSS {max_rss:.1} MiB (target < 15 MiB)"
+        );
+        means.push(total / c.nodes.len() as f64);
     }
-    println!(
-        "  total CPU over {secs:.1} s: {total:.2} % of one core (target < 2 %); largest RSS {max_rss:.1} MiB (target < 15 MiB)"
-    );
+    if let [without, with] = means[..] {
+        println!(
+            "  mean CPU per node: {with:.3} % with [admin], {without:.3} % without: the listener \
+             costs {:+.3} % of a core per node (target < 0.2 %)",
+            with - without
+        );
+    }
     println!(
         "  (CPU resolution: 1 clock tick = {:.0} ms per process)",
         1000.0 / tck
