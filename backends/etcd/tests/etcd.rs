@@ -60,17 +60,22 @@ async fn start(name: &str, etcd: &LocalEtcd, net: &MemoryNetwork) -> (Node, Serv
 }
 
 async fn start_cfg(cfg: Config, net: &MemoryNetwork) -> (Node, Service) {
+    let node = start_node(cfg, net).await;
+    let svc = node.join(G, Labels::new()).await.unwrap();
+    (node, svc)
+}
+
+/// A node of `cfg` over `net`, its elections in etcd.
+async fn start_node(cfg: Config, net: &MemoryNetwork) -> Node {
     let elector = EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
         .await
         .unwrap();
-    let node = Node::builder(cfg)
+    Node::builder(cfg)
         .transport(Arc::new(net.transport()))
         .elector(Arc::new(elector))
         .start()
         .await
-        .unwrap();
-    let svc = node.join(G, Labels::new()).await.unwrap();
-    (node, svc)
+        .unwrap()
 }
 
 /// Waits until exactly one of `svcs` leads (and every one agrees who); its index and token.
@@ -96,6 +101,31 @@ async fn one_leader(svcs: &[&Service]) -> (usize, Term) {
     }
 }
 
+/// Aborts `node`, which leads under `t1` as `svcs[first]` (and crashes its endpoint on
+/// `net`, if given), then waits for one leader among the other services under a greater
+/// token: `(the others, the new leader's index among them, its token, the time it took)`.
+async fn kill<'a>(
+    node: &Node,
+    net: Option<&MemoryNetwork>,
+    svcs: &[&'a Service],
+    first: usize,
+    t1: Term,
+) -> (Vec<&'a Service>, usize, Term, Duration) {
+    let died = Instant::now();
+    node.abort();
+    if let Some(net) = net {
+        assert!(net.crash(node.id().clone()));
+    }
+    let rest: Vec<&Service> = (0..svcs.len())
+        .filter(|i| *i != first)
+        .map(|i| svcs[i])
+        .collect();
+    let (next, t2) = one_leader(&rest).await;
+    let took = died.elapsed();
+    assert!(t2 > t1, "token {t2} after {t1}");
+    (rest, next, t2, took)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
     let etcd = etcd();
@@ -113,12 +143,7 @@ async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
     // crash, so its peers hold a proof of death and revoke its lease (the TTL is not waited
     // for; `a_crash_proven_…` shows that against a TTL of 5 s); the next one leads under a
     // greater token.
-    let died = Instant::now();
-    nodes[first].0.abort();
-    let rest: Vec<&Service> = (0..3).filter(|i| *i != first).map(|i| svcs[i]).collect();
-    let (second, t2) = one_leader(&rest).await;
-    let failover = died.elapsed();
-    assert!(t2 > t1, "token {t2} after {t1}");
+    let (rest, second, t2, failover) = kill(&nodes[first].0, None, &svcs, first, t1).await;
     // At worst the lease TTL, 1 s (+ the watch and a campaign); generous.
     assert!(
         failover < Duration::from_secs(4),
@@ -159,13 +184,7 @@ async fn a_crash_proven_by_the_transport_revokes_the_holders_lease_at_once() {
     let (first, t1) = one_leader(&svcs).await;
     let name = nodes[first].0.id().clone();
     // Killed: the process stops, and its peers get the proof (a refused reconnect).
-    let died = Instant::now();
-    nodes[first].0.abort();
-    assert!(net.crash(name.clone()));
-    let rest: Vec<&Service> = (0..3).filter(|i| *i != first).map(|i| svcs[i]).collect();
-    let (_, t2) = one_leader(&rest).await;
-    let failover = died.elapsed();
-    assert!(t2 > t1, "token {t2} after {t1}");
+    let (_, _, _, failover) = kill(&nodes[first].0, Some(&net), &svcs, first, t1).await;
     assert!(
         failover < Duration::from_secs(2),
         "failover took {failover:?}: the lease was not revoked on the proof of death"
@@ -259,15 +278,7 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
 
 /// A node of `cfg` joined to `groups` groups `g0`, `g1`, ….
 async fn start_many(cfg: Config, net: &MemoryNetwork, groups: usize) -> (Node, Vec<Service>) {
-    let elector = EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
-        .await
-        .unwrap();
-    let node = Node::builder(cfg)
-        .transport(Arc::new(net.transport()))
-        .elector(Arc::new(elector))
-        .start()
-        .await
-        .unwrap();
+    let node = start_node(cfg, net).await;
     let svcs = node
         .join_all((0..groups).map(|i| (GroupName::new(format!("g{i}")), Labels::new())))
         .await
@@ -362,33 +373,16 @@ async fn nine_nodes_by_1000_groups_all_led() {
     let names: Vec<String> = (0..9).map(|i| format!("n{i}")).collect();
     let etcd = etcd();
     let net = MemoryNetwork::new();
-    let mut electors = Vec::new();
+    let started = Instant::now();
+    let mut joins = Vec::new();
     for n in &names {
         let mut cfg = config(n, &etcd);
         cfg.cluster.seeds = names.iter().filter(|m| *m != n).cloned().collect();
         cfg.cluster.voters = names.clone();
-        let elector = EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
-            .await
-            .unwrap();
-        electors.push((cfg, elector));
-    }
-    let started = Instant::now();
-    let mut joins = Vec::new();
-    for (cfg, elector) in electors {
         let net = net.clone();
-        joins.push(tokio::spawn(async move {
-            let node = Node::builder(cfg)
-                .transport(Arc::new(net.transport()))
-                .elector(Arc::new(elector))
-                .start()
-                .await
-                .unwrap();
-            let svcs = node
-                .join_all((0..GROUPS).map(|i| (GroupName::new(format!("g{i}")), Labels::new())))
-                .await
-                .unwrap();
-            (node, svcs)
-        }));
+        joins.push(tokio::spawn(
+            async move { start_many(cfg, &net, GROUPS).await },
+        ));
     }
     let mut nodes = Vec::new();
     for j in joins {
