@@ -6,8 +6,14 @@
 # Both systems run three contenders for one name on loopback, each wrapping the same CMD
 # (`cmd.sh NAME`: appends "start NAME $EPOCHREALTIME" to a log, then `exec sleep`):
 #
-#   etcd:  etcdctl --endpoints=… lock --ttl 1 bench -- cmd.sh eN     (one local etcd)
-#   baton: baton exec --config bN.toml --group bench -- cmd.sh bN   (three nodes, defaults)
+#   etcd:       etcdctl --endpoints=… lock --ttl 1 bench -- cmd.sh eN     (one local etcd)
+#   baton-etcd: baton exec --config kN.toml --group bench -- cmd.sh kN    (three nodes, with
+#               [cluster] backend = "etcd" on the same etcd, lease_ttl_s = 1; issue 15)
+#   baton:      baton exec --config bN.toml --group bench -- cmd.sh bN    (three nodes, defaults)
+#
+# SYSTEMS="etcd baton-etcd" (say) runs only those (default: all three, in that order, one
+# etcd for the first two); BATON=path/to/baton uses that binary instead of building
+# target/release/baton.
 #
 # Each round signals the current holder — SIGKILL, then (next round) SIGTERM — and measures from
 # just before the kill(2) (bash's $EPOCHREALTIME) to the next holder's CMD writing its start
@@ -53,9 +59,13 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; th
     apt-get update >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client >/dev/null
 fi
-echo "== building baton"
-(cd "$ROOT" && cargo build --quiet --release -p baton-cli)
-BATON=$ROOT/target/release/baton
+SYSTEMS=${SYSTEMS:-etcd baton-etcd baton}
+runs() { [[ " $SYSTEMS " == *" $1 "* ]]; }
+if [ -z "${BATON:-}" ]; then
+    echo "== building baton"
+    (cd "$ROOT" && cargo build --quiet --release -p baton-cli)
+    BATON=${CARGO_TARGET_DIR:-$ROOT/target}/release/baton
+fi
 
 free_port() {
     local p
@@ -174,50 +184,77 @@ done
 etcd_contender() {
     start_contender "$1" etcdctl --endpoints="127.0.0.1:$EPORT" lock --ttl 1 bench -- "$WORK/cmd.sh" "$1"
 }
-for n in e0 e1 e2; do
-    etcd_contender "$n"
-    sleep 0.2
-done
-echo "== etcd: $ROUNDS rounds of SIGKILL and SIGTERM to the holder's process group"
-experiment etcd 1 etcd_contender
-for n in e0 e1 e2; do kill -KILL -- "-${WRAPPER[$n]}" 2>/dev/null || true; done
-kill -KILL "$(cat "$WORK/etcd.pid")" 2>/dev/null || true
-
-# ---------------------------------------------------------------------------------- baton
-printf '%s' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/cluster.secret"
-declare -A BPORT
-for n in b0 b1 b2; do BPORT[$n]=$(free_port); done
-for n in b0 b1 b2; do
-    seeds=""
-    for m in b0 b1 b2; do
-        [ "$m" = "$n" ] && continue
-        seeds="$seeds\"$m@127.0.0.1:${BPORT[$m]}\", "
+if runs etcd; then
+    for n in e0 e1 e2; do
+        etcd_contender "$n"
+        sleep 0.2
     done
-    cat >"$WORK/$n.toml" <<EOF
+    echo "== etcd: $ROUNDS rounds of SIGKILL and SIGTERM to the holder's process group"
+    experiment etcd 1 etcd_contender
+    for n in e0 e1 e2; do kill -KILL -- "-${WRAPPER[$n]}" 2>/dev/null || true; done
+fi
+
+printf '%s' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/cluster.secret"
+
+# Three node configs "$1"0..2 (the transport between them as always), extra TOML in $2.
+baton_configs() {
+    local p=$1 extra=$2 n m seeds
+    declare -A port
+    for n in "${p}0" "${p}1" "${p}2"; do port[$n]=$(free_port); done
+    for n in "${p}0" "${p}1" "${p}2"; do
+        seeds=""
+        for m in "${p}0" "${p}1" "${p}2"; do
+            [ "$m" = "$n" ] && continue
+            seeds="$seeds\"$m@127.0.0.1:${port[$m]}\", "
+        done
+        cat >"$WORK/$n.toml" <<EOF
 [node]
 name = "$n"
-listen = "127.0.0.1:${BPORT[$n]}"
+listen = "127.0.0.1:${port[$n]}"
 
 [cluster]
-name = "bench"
+name = "bench-$p"
 seeds = [${seeds%, }]
-voters = ["b0", "b1", "b2"]
+voters = ["${p}0", "${p}1", "${p}2"]
 secret_file = "cluster.secret"
+$extra
 
 [[group]]
 name = "bench"
 policy = "oldest-running"
 EOF
-done
+    done
+}
 
 baton_contender() {
     start_contender "$1" "$BATON" exec --config "$WORK/$1.toml" --group bench -- "$WORK/cmd.sh" "$1"
 }
-echo "== baton exec: 3 nodes on 127.0.0.1:${BPORT[b0]},${BPORT[b1]},${BPORT[b2]}"
+
+# ---------------------------------------------------------------------------- baton on etcd
+if runs baton-etcd; then
+    baton_configs k "backend = \"etcd\"
+
+[etcd]
+endpoints = [\"http://127.0.0.1:$EPORT\"]
+lease_ttl_s = 1"
+    echo "== baton exec on etcd (backend = \"etcd\"): 3 nodes"
+    for n in k0 k1 k2; do baton_contender "$n"; done
+    sleep 1.5
+    echo "== baton-etcd: $ROUNDS rounds of SIGKILL and SIGTERM to the holder's process group"
+    experiment baton-etcd 1.5 baton_contender
+    for n in k0 k1 k2; do kill -KILL -- "-${WRAPPER[$n]}" 2>/dev/null || true; done
+fi
+kill -KILL "$(cat "$WORK/etcd.pid")" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------------- baton
+if runs baton; then
+baton_configs b ""
+echo "== baton exec: 3 nodes"
 for n in b0 b1 b2; do baton_contender "$n"; done
 sleep 1.5
 echo "== baton: $ROUNDS rounds of SIGKILL and SIGTERM to the holder's process group"
 experiment baton 1.5 baton_contender
+fi
 
 # ---------------------------------------------------------------------------------- report
 echo
@@ -235,8 +272,13 @@ median() {
 }
 for sig in KILL TERM; do
     e=$(median etcd $sig)
-    b=$(median baton $sig)
-    printf 'SIG%-4s etcd  %s\n' "$sig" "$(summary etcd $sig)"
-    printf 'SIG%-4s baton %s\n' "$sig" "$(summary baton $sig)"
-    printf 'SIG%-4s median etcd / baton = %s\n' "$sig" "$(awk -v e="$e" -v b="$b" 'BEGIN { if (b > 0) printf "%.1f×", e / b; else print "n/a" }')"
+    for sys in $SYSTEMS; do
+        printf 'SIG%-4s %-10s %s\n' "$sig" "$sys" "$(summary "$sys" $sig)"
+    done
+    for sys in $SYSTEMS; do
+        [ "$sys" = etcd ] && continue
+        runs etcd || continue
+        b=$(median "$sys" $sig)
+        printf 'SIG%-4s median etcd / %s = %s\n' "$sig" "$sys" "$(awk -v e="$e" -v b="$b" 'BEGIN { if (b > 0) printf "%.1f×", e / b; else print "n/a" }')"
+    done
 done

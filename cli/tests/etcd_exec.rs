@@ -1,8 +1,10 @@
 //! `baton exec` on `[cluster] backend = "etcd"`: three contenders on one local etcd (Debian's
 //! `etcd-server`, started here on loopback; the test fails naming the package without it).
-//! kill -9 of the holder → the next command starts once the holder's lease expires; SIGTERM
-//! → a handoff at once; never two commands at a time; the fencing token (`BATON_TERM`, the
-//! leader key's create revision in etcd) grows on every change.
+//! kill -9 of the holder → its peers prove the death over baton's transport and revoke its
+//! lease, the next command starts at once; SIGTERM → a handoff at once; SIGSTOP → the frozen
+//! holder's watchdog stops its command, its lease expires, the next starts within the TTL + 1 s;
+//! never two commands at a time; the fencing token (`BATON_TERM`, the leader key's create
+//! revision in etcd) grows on every change.
 #![allow(
     clippy::unwrap_used,
     reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
@@ -68,9 +70,10 @@ fn check(text: &str) -> Vec<Start> {
     starts
 }
 
-#[test]
-fn exec_contenders_on_etcd_hand_over_after_kill_and_sigterm_without_overlap() {
-    let mut c = Cluster::new("etcd-exec", &ABC);
+/// Three `baton exec` contenders' configs on one local etcd, the file their CMDs log to, and
+/// the CMD: `start NODE TERM PID NS`, then `hb PID NS` every 20 ms, `end PID NS` on SIGTERM.
+fn setup(tag: &str, ttl_s: u64) -> (Cluster, LocalEtcd, std::path::PathBuf, String) {
+    let c = Cluster::new(tag, &ABC);
     let ports = common::free_ports(2);
     let etcd = LocalEtcd::start(c.dir.0.join("etcd"), ports[0], ports[1])
         .unwrap_or_else(|e| panic!("{e}"));
@@ -80,7 +83,7 @@ fn exec_contenders_on_etcd_hand_over_after_kill_and_sigterm_without_overlap() {
             .unwrap()
             .replace("[cluster]\n", "[cluster]\nbackend = \"etcd\"\n");
         let text = format!(
-            "{text}\n[etcd]\nendpoints = [\"{}\"]\nlease_ttl_s = 1\n",
+            "{text}\n[etcd]\nendpoints = [\"{}\"]\nlease_ttl_s = {ttl_s}\n",
             etcd.endpoint()
         );
         std::fs::write(&path, text).unwrap();
@@ -93,24 +96,34 @@ fn exec_contenders_on_etcd_hand_over_after_kill_and_sigterm_without_overlap() {
          while true; do echo \"hb $$ $(date +%s%N)\" >> $f; sleep 0.02; done",
         f = runs.display()
     );
-    let exec = |c: &mut Cluster, n: &str| {
-        let mut cmd = c.command(
-            n,
-            &[
-                "exec",
-                "--group",
-                "tracked",
-                "--grace-ms",
-                "500",
-                // A loaded CI host stalls a process for tens of ms: the default 40 ms watchdog
-                // would kill (and restart) commands for that alone, which is not under test here.
-                "--watchdog-ms",
-                "200",
-            ],
-        );
-        cmd.args(["--", "sh", "-c", &script]);
-        c.spawn(n, cmd);
-    };
+    (c, etcd, runs, script)
+}
+
+/// Starts `baton exec` of node `n` with the CMD `script`.
+fn exec(c: &mut Cluster, n: &str, script: &str) {
+    let mut cmd = c.command(
+        n,
+        &[
+            "exec",
+            "--group",
+            "tracked",
+            "--grace-ms",
+            "500",
+            // A loaded CI host stalls a process for tens of ms: the default 40 ms watchdog
+            // would kill (and restart) commands for that alone, which is not under test here.
+            "--watchdog-ms",
+            "200",
+        ],
+    );
+    cmd.args(["--", "sh", "-c", script]);
+    c.spawn(n, cmd);
+}
+
+#[test]
+fn exec_contenders_on_etcd_hand_over_after_kill_and_sigterm_without_overlap() {
+    // A 3 s TTL, so that a handover by the lease's expiry could not pass the kill -9 bound.
+    let (mut c, etcd, runs, script) = setup("etcd-exec", 3);
+    let exec = |c: &mut Cluster, n: &str| exec(c, n, &script);
     for n in ABC {
         exec(&mut c, n);
     }
@@ -153,11 +166,12 @@ fn exec_contenders_on_etcd_hand_over_after_kill_and_sigterm_without_overlap() {
         sorted[sorted.len() / 2]
     );
     eprintln!("kill -9 → next command: {kills:?}; SIGTERM → next command: {term_gap:?}");
-    // Lease TTL 1 s: the next command starts after the lease expired, well within 3 s.
+    // The survivors prove the death (a refused reconnect) and revoke the lease: no waiting
+    // for the TTL (3 s, which could not end before 2.4 s after the kill). Generous.
     for k in &kills {
         assert!(
-            *k < Duration::from_secs(3),
-            "kill -9 handover took {k:?}\n{}",
+            *k < Duration::from_millis(1500),
+            "kill -9 handover took {k:?}: was the dead node's lease revoked?\n{}",
             c.logs()
         );
     }
@@ -168,5 +182,56 @@ fn exec_contenders_on_etcd_hand_over_after_kill_and_sigterm_without_overlap() {
         c.logs()
     );
     check(&read());
+    drop(etcd);
+}
+
+#[test]
+fn a_frozen_holder_on_etcd_loses_its_command_before_the_next_starts_within_ttl_plus_1_s() {
+    let (mut c, etcd, runs, script) = setup("etcd-stop", 1);
+    for n in ABC {
+        exec(&mut c, n, &script);
+    }
+    let read = || std::fs::read_to_string(&runs).unwrap();
+    let first = wait_until(Duration::from_secs(10), "the first command", || {
+        check(&read()).into_iter().next()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGSTOP: its sockets stay open, nobody can prove it dead; only the lease's expiry moves
+    // leadership, and only the watchdog (another process) can stop its command.
+    let w0 = wall_ns();
+    c.proc(&first.0).signal("STOP");
+    let next = wait_until(Duration::from_secs(10), "the next command", || {
+        check(&read())
+            .into_iter()
+            .find(|s| s.3 > w0 && s.0 != first.0)
+    });
+    let moved = Duration::from_nanos(u64::try_from(next.3 - w0).unwrap());
+    eprintln!("SIGSTOP of the holder → next command: {moved:?}");
+    // `check` found no line of the frozen holder's command after the next one started; and
+    // its command is gone (the watchdog SIGKILLed it ~200 ms after the freeze).
+    assert!(
+        !common::running(first.2),
+        "the frozen holder's command (pid {}) still runs\n{}",
+        first.2,
+        c.logs()
+    );
+    // lease_ttl_s = 1: leadership moves within the TTL + 1 s.
+    assert!(
+        moved < Duration::from_secs(2),
+        "leadership moved {moved:?} after the freeze\n{}",
+        c.logs()
+    );
+    // Thawed, the old holder finds its lease gone and does not start its command again.
+    c.proc(&first.0).signal("CONT");
+    std::thread::sleep(Duration::from_millis(1500));
+    let starts = check(&read());
+    assert_eq!(
+        starts.last().map(|s| s.2),
+        Some(next.2),
+        "another command started after the thaw:\n{}\n{}",
+        read(),
+        c.logs()
+    );
+    assert!(common::running(next.2), "the new holder's command stopped");
     drop(etcd);
 }

@@ -5,24 +5,30 @@ use crate::keys::{HandoffValue, Keys, LeaderValue, MemberValue, Parsed};
 use crate::lease::{LeaseState, LeaseTiming};
 use baton_core::runtime::Candidacy;
 use baton_core::{
-    Candidate, ElectionInput, GroupName, Leadership, MemberId, NodeId, RegistryError, Term,
+    Candidate, ElectionInput, GroupName, Incarnation, Leadership, MemberId, NodeId, Term,
     normalize_ranking,
 };
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
     WatchOptions, WatchStream, Watcher,
 };
+use futures::{StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout};
 
+/// How many etcd requests of one kind (member puts, campaigns) the task has in flight at once.
+const IN_FLIGHT: usize = 128;
+
 /// What the [`EtcdElector`](crate::EtcdElector) handle asks of its task.
 pub(crate) enum Cmd {
-    Stand(Candidacy, oneshot::Sender<Result<(), RegistryError>>),
+    Stand(Candidacy),
     Withdraw(GroupName, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
+    /// The node's engine proved this incarnation of a peer dead: revoke its lease.
+    PeerGone(NodeId, Incarnation),
 }
 
 #[derive(Clone, Debug)]
@@ -45,6 +51,8 @@ struct Group {
 struct Local {
     c: Candidacy,
     campaign_at: Option<Instant>,
+    /// After a lost campaign: not again before this (the view catches up through the watch).
+    not_before: Option<Instant>,
     /// The lease its member key was last written under (0: to write).
     registered: i64,
 }
@@ -74,10 +82,6 @@ fn json<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Option<T> {
             None
         }
     }
-}
-
-fn refused(e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Refused(format!("etcd: {e}"))
 }
 
 impl Task {
@@ -201,7 +205,14 @@ impl Task {
             }
             Parsed::Leader(group) => {
                 if let Some(g) = self.groups.get_mut(&group) {
-                    g.leader = None;
+                    // Not a delete older than the leader already known (read by a lost
+                    // campaign ahead of the watch).
+                    if g.leader
+                        .as_ref()
+                        .is_none_or(|l| l.create_rev <= kv.mod_revision())
+                    {
+                        g.leader = None;
+                    }
                 }
                 group
             }
@@ -215,6 +226,24 @@ impl Task {
         self.dirty.insert(group);
     }
 
+    /// Handles one command; `false` after a shutdown.
+    async fn command(&mut self, cmd: Cmd) -> bool {
+        match cmd {
+            Cmd::Stand(c) => self.stand(c),
+            Cmd::Withdraw(group, reply) => {
+                self.withdraw(&group).await;
+                let _ = reply.send(());
+            }
+            Cmd::Shutdown(reply) => {
+                self.shutdown().await;
+                let _ = reply.send(());
+                return false;
+            }
+            Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation).await,
+        }
+        true
+    }
+
     /// Runs until the handle is dropped or shut down.
     pub(crate) async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
         loop {
@@ -223,19 +252,14 @@ impl Task {
             tokio::select! {
                 cmd = cmds.recv() => {
                     lease_changed = false;
-                    match cmd {
-                        None => return,
-                        Some(Cmd::Stand(c, reply)) => {
-                            let r = self.stand(c).await;
-                            let _ = reply.send(r);
-                        }
-                        Some(Cmd::Withdraw(group, reply)) => {
-                            self.withdraw(&group).await;
-                            let _ = reply.send(());
-                        }
-                        Some(Cmd::Shutdown(reply)) => {
-                            self.shutdown().await;
-                            let _ = reply.send(());
+                    let Some(cmd) = cmd else { return };
+                    if !self.command(cmd).await {
+                        return;
+                    }
+                    // Whatever queued behind it (a thousand candidacies of one join) is
+                    // handled before the writes, which then go together.
+                    while let Ok(cmd) = cmds.try_recv() {
+                        if !self.command(cmd).await {
                             return;
                         }
                     }
@@ -335,75 +359,99 @@ impl Task {
         }
     }
 
-    async fn stand(&mut self, c: Candidacy) -> Result<(), RegistryError> {
+    /// A new candidacy: its member key is written by the next [`Task::register`] (with every
+    /// other candidacy that arrived meanwhile: a node joining a thousand groups writes them
+    /// together).
+    fn stand(&mut self, c: Candidacy) {
         let group = c.record.group.clone();
         if self.local.contains_key(&group) {
-            return Err(RegistryError::Refused(format!(
-                "node {} already stands in group {group}",
-                self.node
-            )));
-        }
-        let mut local = Local {
-            c,
-            campaign_at: None,
-            registered: 0,
-        };
-        self.put_member(&mut local).await?;
-        self.local.insert(group.clone(), local);
-        self.dirty.insert(group);
-        self.step().await;
-        Ok(())
-    }
-
-    async fn put_member(&mut self, local: &mut Local) -> Result<(), RegistryError> {
-        let lease = self.lease.id;
-        if lease == 0 {
-            return Err(refused("this node holds no lease yet (is etcd reachable?)"));
-        }
-        let rec = &local.c.record;
-        let value = serde_json::to_vec(&MemberValue {
-            record: rec.clone(),
-            lease,
-        })
-        .map_err(refused)?;
-        let key = self.keys.member(rec.group.as_str(), &rec.id);
-        timeout(
-            self.timing.request,
-            self.client
-                .put(key, value, Some(PutOptions::new().with_lease(lease))),
-        )
-        .await
-        .map_err(|_| refused("registering the member timed out"))?
-        .map_err(refused)?;
-        local.registered = lease;
-        Ok(())
-    }
-
-    /// Writes the member keys not written under the current lease (after a new lease).
-    async fn register(&mut self) {
-        if self.lease.id == 0 {
+            tracing::warn!(node = %self.node, %group, "etcd: this node already stands in the group; ignored");
             return;
         }
-        let todo: Vec<GroupName> = self
-            .local
-            .iter()
-            .filter(|(_, l)| l.registered != self.lease.id)
-            .map(|(g, _)| g.clone())
-            .collect();
-        for g in todo {
-            let Some(mut l) = self.local.remove(&g) else {
+        self.local.insert(
+            group.clone(),
+            Local {
+                c,
+                campaign_at: None,
+                not_before: None,
+                registered: 0,
+            },
+        );
+        self.dirty.insert(group);
+    }
+
+    /// Writes the member keys not written under the current lease (new members, or all after
+    /// a new lease), up to [`IN_FLIGHT`] at a time.
+    async fn register(&mut self) {
+        let lease = self.lease.id;
+        if lease == 0 {
+            return;
+        }
+        let mut puts = Vec::new();
+        for (g, l) in &self.local {
+            if l.registered == lease {
                 continue;
-            };
-            if let Err(e) = self.put_member(&mut l).await {
-                tracing::debug!(group = %g, error = %e, "etcd: member not registered yet");
             }
-            self.local.insert(g.clone(), l);
+            let rec = &l.c.record;
+            match serde_json::to_vec(&MemberValue {
+                record: rec.clone(),
+                lease,
+            }) {
+                Ok(value) => puts.push((g.clone(), self.keys.member(g.as_str(), &rec.id), value)),
+                Err(e) => tracing::warn!(group = %g, error = %e, "etcd: cannot encode the member"),
+            }
+        }
+        if puts.is_empty() {
+            return;
+        }
+        let request = self.timing.request;
+        let client = self.client.clone();
+        let results: Vec<(GroupName, Result<(), String>)> = stream::iter(puts)
+            .map(|(g, key, value)| {
+                let mut client = client.clone();
+                async move {
+                    let r = timeout(
+                        request,
+                        client.put(key, value, Some(PutOptions::new().with_lease(lease))),
+                    )
+                    .await;
+                    let r = match r {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("timed out".to_string()),
+                    };
+                    (g, r)
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (g, r) in results {
+            match r {
+                Ok(()) => {
+                    if let Some(l) = self.local.get_mut(&g) {
+                        l.registered = lease;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(group = %g, error = %e, "etcd: member not registered yet")
+                }
+            }
             self.dirty.insert(g);
         }
     }
 
-    /// Publishes leadership of the dirty groups, schedules and runs campaigns, preempts.
+    /// Publishes leadership of the dirty groups, schedules and runs campaigns, preempts —
+    /// again while that made groups dirty (a loop, not a recursion: a long chain of lost
+    /// campaigns must not grow the stack).
     async fn step(&mut self) {
+        self.step_once().await;
+        while !self.dirty.is_empty() {
+            self.step_once().await;
+        }
+    }
+
+    async fn step_once(&mut self) {
         let now = Instant::now();
         // An acting deadline that passed makes every led group dirty.
         if !self.lease.acting(now) {
@@ -415,6 +463,7 @@ impl Task {
         }
         let dirty = std::mem::take(&mut self.dirty);
         let leaders = Arc::new(self.leaders());
+        let services = self.services();
         let mut handoffs = Vec::new();
         for group in dirty {
             let Some(local) = self.local.get(&group) else {
@@ -427,7 +476,7 @@ impl Task {
                 Some(l) => {
                     let mine = l.member == me && l.lease == self.lease.id;
                     if mine && acting && local.c.preempt {
-                        let ranking = self.ranking(&group, &leaders);
+                        let ranking = self.ranking(&group, &leaders, &services);
                         if let Some(top) = ranking.first()
                             && *top != me
                         {
@@ -450,13 +499,14 @@ impl Task {
             };
             let leaderless = leadership.leader.is_none();
             let campaign_at = if leaderless && acting {
-                let ranking = self.ranking(&group, &leaders);
+                let ranking = self.ranking(&group, &leaders, &services);
                 let rank = ranking
                     .iter()
                     .position(|m| *m == me)
                     .unwrap_or(ranking.len());
                 let at = now + self.backoff * u32::try_from(rank).unwrap_or(u32::MAX);
-                Some(local.campaign_at.map_or(at, |c| c.min(at)))
+                let at = local.campaign_at.map_or(at, |c| c.min(at));
+                Some(local.not_before.map_or(at, |nb| at.max(nb)))
             } else {
                 None
             };
@@ -486,12 +536,7 @@ impl Task {
             .filter(|(_, l)| l.campaign_at.is_some_and(|t| t <= now))
             .map(|(g, _)| g.clone())
             .collect();
-        for group in due {
-            self.campaign(&group).await;
-        }
-        if !self.dirty.is_empty() {
-            Box::pin(self.step()).await;
-        }
+        self.campaign(due).await;
     }
 
     fn leaders(&self) -> BTreeMap<GroupName, NodeId> {
@@ -511,6 +556,7 @@ impl Task {
         &self,
         group: &GroupName,
         leaders: &Arc<BTreeMap<GroupName, NodeId>>,
+        services: &BTreeMap<NodeId, Arc<[GroupName]>>,
     ) -> Vec<MemberId> {
         let Some(local) = self.local.get(group) else {
             return vec![];
@@ -535,7 +581,10 @@ impl Task {
                 incarnation: r.incarnation,
                 hardware: r.hardware.clone(),
                 labels: r.labels.clone(),
-                services: self.services(&r.id.node),
+                services: services
+                    .get(&r.id.node)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(Vec::new())),
                 leads: leads.get(&r.id.node).copied().unwrap_or(0),
             })
             .collect();
@@ -555,62 +604,108 @@ impl Task {
         ranking
     }
 
-    fn services(&self, node: &NodeId) -> Arc<[GroupName]> {
-        self.groups
-            .iter()
-            .filter(|(_, g)| g.members.keys().any(|m| m.node == *node))
-            .map(|(n, _)| n.clone())
-            .collect()
+    /// Every node's groups (what `Candidate::services` says), computed once per step.
+    fn services(&self) -> BTreeMap<NodeId, Arc<[GroupName]>> {
+        let mut by_node: BTreeMap<NodeId, Vec<GroupName>> = BTreeMap::new();
+        for (n, g) in &self.groups {
+            let nodes: BTreeSet<&NodeId> = g.members.keys().map(|m| &m.node).collect();
+            for node in nodes {
+                by_node.entry(node.clone()).or_default().push(n.clone());
+            }
+        }
+        by_node.into_iter().map(|(n, gs)| (n, gs.into())).collect()
     }
 
-    /// Creates the leader key if absent, on this node's lease.
-    async fn campaign(&mut self, group: &GroupName) {
-        let Some(local) = self.local.get_mut(group) else {
-            return;
-        };
-        local.campaign_at = None;
-        let me = local.c.record.id.clone();
+    /// Creates the leader keys of `groups` where absent, on this node's lease: the
+    /// transactions go together, up to [`IN_FLIGHT`] at a time.
+    async fn campaign(&mut self, groups: Vec<GroupName>) {
         let lease = self.lease.id;
-        if !self.lease.acting(Instant::now()) {
-            return;
-        }
-        let Ok(value) = serde_json::to_vec(&LeaderValue { member: me.clone() }) else {
-            return;
-        };
-        let leader_key = self.keys.leader(group.as_str());
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(leader_key.clone(), CompareOp::Equal, 0),
-                // Our member key lives on the current lease: the lease is alive in etcd.
-                Compare::lease(
-                    self.keys.member(group.as_str(), &me),
-                    CompareOp::Equal,
-                    lease,
-                ),
-            ])
-            .and_then([
-                TxnOp::put(leader_key, value, Some(PutOptions::new().with_lease(lease))),
-                TxnOp::delete(self.keys.handoff(group.as_str()), None),
-            ]);
-        match timeout(self.timing.request, self.client.txn(txn)).await {
-            Ok(Ok(r)) if r.succeeded() => {
-                let rev = r.header().map_or(0, |h| h.revision());
-                tracing::info!(%group, term = rev, "etcd: elected");
-                let g = self.groups.entry(group.clone()).or_default();
-                g.term = g.term.max(u64::try_from(rev).unwrap_or(0));
-                g.leader = Some(LeaderKv {
-                    member: me,
-                    create_rev: rev,
-                    mod_rev: rev,
-                    lease,
-                });
-                g.handoff = None;
+        let acting = self.lease.acting(Instant::now());
+        let mut txns = Vec::new();
+        for group in groups {
+            let Some(local) = self.local.get_mut(&group) else {
+                continue;
+            };
+            local.campaign_at = None;
+            if !acting {
+                continue;
             }
-            Ok(Ok(_)) => tracing::debug!(%group, "etcd: campaign lost (a leader exists)"),
-            Ok(Err(e)) => tracing::debug!(%group, error = %e, "etcd: campaign failed"),
-            Err(_) => tracing::debug!(%group, "etcd: campaign timed out"),
+            let me = local.c.record.id.clone();
+            let Ok(value) = serde_json::to_vec(&LeaderValue { member: me.clone() }) else {
+                continue;
+            };
+            let leader_key = self.keys.leader(group.as_str());
+            let txn = Txn::new()
+                .when([
+                    Compare::create_revision(leader_key.clone(), CompareOp::Equal, 0),
+                    // Our member key lives on the current lease: the lease is alive in etcd.
+                    Compare::lease(
+                        self.keys.member(group.as_str(), &me),
+                        CompareOp::Equal,
+                        lease,
+                    ),
+                ])
+                .and_then([
+                    TxnOp::put(
+                        leader_key.clone(),
+                        value,
+                        Some(PutOptions::new().with_lease(lease)),
+                    ),
+                    TxnOp::delete(self.keys.handoff(group.as_str()), None),
+                ])
+                // Lost: learn the leader from the answer rather than campaign again before
+                // the watch brings it.
+                .or_else([TxnOp::get(leader_key, None)]);
+            txns.push((group, me, txn));
         }
-        self.dirty.insert(group.clone());
+        if txns.is_empty() {
+            return;
+        }
+        let request = self.timing.request;
+        let client = self.client.clone();
+        let results: Vec<_> = stream::iter(txns)
+            .map(|(group, me, txn)| {
+                let mut client = client.clone();
+                async move { (group, me, timeout(request, client.txn(txn)).await) }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (group, me, result) in results {
+            let lost = !matches!(&result, Ok(Ok(r)) if r.succeeded());
+            if let Some(local) = self.local.get_mut(&group) {
+                local.not_before =
+                    lost.then(|| Instant::now() + self.backoff.max(self.timing.period / 4));
+            }
+            match result {
+                Ok(Ok(r)) if r.succeeded() => {
+                    let rev = r.header().map_or(0, |h| h.revision());
+                    tracing::info!(%group, term = rev, "etcd: elected");
+                    let g = self.groups.entry(group.clone()).or_default();
+                    g.term = g.term.max(u64::try_from(rev).unwrap_or(0));
+                    g.leader = Some(LeaderKv {
+                        member: me,
+                        create_rev: rev,
+                        mod_rev: rev,
+                        lease,
+                    });
+                    g.handoff = None;
+                }
+                Ok(Ok(r)) => {
+                    tracing::debug!(%group, "etcd: campaign lost (a leader exists, or this node's lease changed)");
+                    for op in r.op_responses() {
+                        if let etcd_client::TxnOpResponse::Get(get) = op {
+                            for kv in get.kvs() {
+                                self.apply_put(kv);
+                            }
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(%group, error = %e, "etcd: campaign failed"),
+                Err(_) => tracing::debug!(%group, "etcd: campaign timed out"),
+            }
+            self.dirty.insert(group);
+        }
     }
 
     /// Stops acting in `group`, then deletes the leader key if it is still ours (by revision),
@@ -648,7 +743,10 @@ impl Task {
         };
         let successor = successor.or_else(|| {
             let leaders = Arc::new(self.leaders());
-            self.ranking(group, &leaders).into_iter().find(|m| *m != me)
+            let services = self.services();
+            self.ranking(group, &leaders, &services)
+                .into_iter()
+                .find(|m| *m != me)
         });
         let leader_key = self.keys.leader(group.as_str());
         ops.push(TxnOp::delete(leader_key.clone(), None));
@@ -690,6 +788,69 @@ impl Task {
             Err(_) => tracing::warn!(%group, "etcd: handoff timed out; the lease expiry ends it"),
         }
         self.dirty.insert(group.clone());
+    }
+
+    /// A proof of death of `incarnation` of `node` (from this node's engine): revokes the
+    /// leases its member keys live on (of that incarnation or older), so that its leader keys
+    /// vanish now instead of after the TTL, and forgets them here at once — the revocation is
+    /// committed in etcd when it answers — so that the next-ranked campaigns without waiting
+    /// for the watch. Another survivor revoking first ("lease not found") counts the same.
+    async fn peer_gone(&mut self, node: &NodeId, incarnation: Incarnation) {
+        let leases: BTreeSet<i64> = self
+            .groups
+            .values()
+            .flat_map(|g| g.members.iter())
+            .filter(|(id, v)| {
+                id.node == *node
+                    && v.record.incarnation <= incarnation
+                    && v.lease != 0
+                    && v.lease != self.lease.id
+            })
+            .map(|(_, v)| v.lease)
+            .collect();
+        for lease in leases {
+            let since = Instant::now();
+            match timeout(self.timing.request, self.client.lease_revoke(lease)).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(peer = %node, %incarnation, lease, took = ?since.elapsed(), "etcd: revoked the lease of a peer proven dead");
+                }
+                Ok(Err(e)) if e.to_string().contains("lease not found") => {
+                    tracing::debug!(peer = %node, lease, "etcd: the dead peer's lease is gone already");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %node, lease, error = %e, "etcd: cannot revoke the dead peer's lease; it expires after its TTL");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %node, lease, "etcd: revoking the dead peer's lease timed out; it expires after its TTL");
+                    continue;
+                }
+            }
+            self.forget_lease(lease);
+        }
+    }
+
+    /// Drops every key of `lease` from the view (etcd deleted them with the lease).
+    fn forget_lease(&mut self, lease: i64) {
+        for (name, g) in &mut self.groups {
+            let before = g.members.len();
+            g.members.retain(|_, v| v.lease != lease);
+            let mut changed = g.members.len() != before;
+            if g.leader.as_ref().is_some_and(|l| l.lease == lease) {
+                g.leader = None;
+                changed = true;
+            }
+            if g.handoff
+                .as_ref()
+                .is_some_and(|s| !g.members.contains_key(s) && s.node != self.node)
+            {
+                g.handoff = None;
+                changed = true;
+            }
+            if changed {
+                self.dirty.insert(name.clone());
+            }
+        }
     }
 
     async fn withdraw(&mut self, group: &GroupName) {

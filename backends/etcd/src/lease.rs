@@ -78,12 +78,16 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
     let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;
     let mut tick = tokio::time::interval(timing.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut now_again = false;
     loop {
-        tick.tick().await;
+        if !std::mem::take(&mut now_again) {
+            tick.tick().await;
+        }
         if out.is_closed() {
             return;
         }
-        let id = out.borrow().id;
+        let state = *out.borrow();
+        let id = state.id;
         if id == 0 {
             stream = None;
             match grant(&mut client, &timing).await {
@@ -93,6 +97,37 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
                 }
                 Err(e) => tracing::debug!(error = %e, "etcd: lease grant failed"),
             }
+            continue;
+        }
+        if state.acting_until.is_some_and(|t| Instant::now() >= t) {
+            // Past the acting deadline this node acts on nothing it holds under the lease.
+            // Rather than wait for etcd to expire it (etcd checks every 500 ms, and after a
+            // freeze of etcd a keepalive can wait for that check), revoke it and start again
+            // under a new one: its keys go at once, and the groups are elected again.
+            match timeout(timing.request, client.lease_revoke(id)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.to_string().contains("lease not found") => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(lease = id, error = %e, "etcd: revoking the lapsed lease failed");
+                    stream = None;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!(lease = id, "etcd: revoking the lapsed lease timed out");
+                    stream = None;
+                    continue;
+                }
+            }
+            tracing::warn!(
+                lease = id,
+                "etcd: no keepalive answered before the acting deadline; revoked the lease, granting a new one"
+            );
+            stream = None;
+            out.send_replace(LeaseState {
+                id: 0,
+                acting_until: None,
+            });
+            now_again = true;
             continue;
         }
         let sent = Instant::now();
@@ -143,6 +178,7 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
                     id: 0,
                     acting_until: None,
                 });
+                now_again = true;
             }
             Err(e) => {
                 // The deadline runs out on its own; reopen the stream next time.

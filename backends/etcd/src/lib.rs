@@ -27,7 +27,7 @@ pub mod local;
 
 use baton_core::config::{Backend, Config, ConfigError};
 use baton_core::runtime::{Candidacy, Elector};
-use baton_core::{GroupName, Leadership, NodeId, RegistryError};
+use baton_core::{GroupName, Incarnation, Leadership, NodeId, RegistryError};
 use elector::{Cmd, Task};
 use etcd_client::{Client, ConnectOptions};
 use keys::Keys;
@@ -214,11 +214,17 @@ impl Elector for EtcdElector {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(candidacy.leadership.clone());
-        let (reply, rx) = oneshot::channel();
+        if self.lease.borrow().id == 0 {
+            return Err(RegistryError::Refused(
+                "etcd: this node holds no lease yet (is etcd reachable?)".into(),
+            ));
+        }
+        // Not awaited: the task writes the member keys of every candidacy queued meanwhile
+        // together (and again until they are written), so that joining many groups costs
+        // concurrent writes, not one round trip each.
         self.cmds
-            .send(Cmd::Stand(candidacy, reply))
-            .map_err(|_| RegistryError::Closed)?;
-        rx.await.map_err(|_| RegistryError::Closed)?
+            .send(Cmd::Stand(candidacy))
+            .map_err(|_| RegistryError::Closed)
     }
 
     async fn withdraw(&self, group: &GroupName) {
@@ -233,5 +239,10 @@ impl Elector for EtcdElector {
         if self.cmds.send(Cmd::Shutdown(reply)).is_ok() {
             let _ = rx.await;
         }
+    }
+
+    fn peer_gone(&self, node: &NodeId, incarnation: Incarnation) {
+        // A closed channel: the elector is stopping; the lease expires on its own.
+        let _ = self.cmds.send(Cmd::PeerGone(node.clone(), incarnation));
     }
 }

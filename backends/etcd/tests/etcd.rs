@@ -9,7 +9,7 @@
 use baton_backend_etcd::local::LocalEtcd;
 use baton_backend_etcd::{EtcdElector, EtcdSettings};
 use baton_core::config::{Backend, Config, EtcdConfig};
-use baton_core::{Labels, Node, Service, Term};
+use baton_core::{GroupName, Labels, Node, Service, Term};
 use baton_transport_memory::MemoryNetwork;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,11 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 /// The test's etcd: a [`LocalEtcd`] on free loopback ports; fails (never skips) without etcd.
 fn etcd() -> LocalEtcd {
+    // RUST_LOG=baton_backend_etcd=debug shows the elector's steps.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let ports = baton_testkit::free_ports(2).unwrap();
     let dir = std::env::temp_dir().join(format!(
         "baton-etcd-test-{}-{}",
@@ -30,28 +35,47 @@ fn etcd() -> LocalEtcd {
 }
 
 fn config(name: &str, etcd: &LocalEtcd) -> Config {
+    config_ttl(name, etcd, 1)
+}
+
+fn config_ttl(name: &str, etcd: &LocalEtcd, ttl_s: u64) -> Config {
     let mut c = Config::new(name);
     c.node.listen = name.into();
+    // Peers over the transport too: proofs of death come from there.
+    c.cluster.seeds = ["a", "b", "c"]
+        .into_iter()
+        .filter(|n| *n != name)
+        .map(str::to_string)
+        .collect();
+    c.cluster.voters = ["a", "b", "c"].map(str::to_string).to_vec();
     c.cluster.backend = Backend::Etcd;
     let mut e = EtcdConfig::new([etcd.endpoint()]);
-    e.lease_ttl_s = 1;
+    e.lease_ttl_s = ttl_s;
     c.etcd = Some(e);
     c
 }
 
 async fn start(name: &str, etcd: &LocalEtcd, net: &MemoryNetwork) -> (Node, Service) {
-    let cfg = config(name, etcd);
+    start_cfg(config(name, etcd), net).await
+}
+
+async fn start_cfg(cfg: Config, net: &MemoryNetwork) -> (Node, Service) {
+    let node = start_node(cfg, net).await;
+    let svc = node.join(G, Labels::new()).await.unwrap();
+    (node, svc)
+}
+
+/// A node of `cfg` over `net`, its elections in etcd.
+async fn start_node(cfg: Config, net: &MemoryNetwork) -> Node {
     let elector = EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
         .await
         .unwrap();
-    let node = Node::builder(cfg)
+    Node::builder(cfg)
         .transport(Arc::new(net.transport()))
         .elector(Arc::new(elector))
         .start()
         .await
-        .unwrap();
-    let svc = node.join(G, Labels::new()).await.unwrap();
-    (node, svc)
+        .unwrap()
 }
 
 /// Waits until exactly one of `svcs` leads (and every one agrees who); its index and token.
@@ -77,6 +101,31 @@ async fn one_leader(svcs: &[&Service]) -> (usize, Term) {
     }
 }
 
+/// Aborts `node`, which leads under `t1` as `svcs[first]` (and crashes its endpoint on
+/// `net`, if given), then waits for one leader among the other services under a greater
+/// token: `(the others, the new leader's index among them, its token, the time it took)`.
+async fn kill<'a>(
+    node: &Node,
+    net: Option<&MemoryNetwork>,
+    svcs: &[&'a Service],
+    first: usize,
+    t1: Term,
+) -> (Vec<&'a Service>, usize, Term, Duration) {
+    let died = Instant::now();
+    node.abort();
+    if let Some(net) = net {
+        assert!(net.crash(node.id().clone()));
+    }
+    let rest: Vec<&Service> = (0..svcs.len())
+        .filter(|i| *i != first)
+        .map(|i| svcs[i])
+        .collect();
+    let (next, t2) = one_leader(&rest).await;
+    let took = died.elapsed();
+    assert!(t2 > t1, "token {t2} after {t1}");
+    (rest, next, t2, took)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
     let etcd = etcd();
@@ -90,14 +139,12 @@ async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
     assert!(t1 > 0);
     assert_eq!(svcs[first].fencing_token(), Some(t1));
 
-    // The holder dies without a word: its lease expires, the next one leads under a greater token.
-    let died = Instant::now();
-    nodes[first].0.abort();
-    let rest: Vec<&Service> = (0..3).filter(|i| *i != first).map(|i| svcs[i]).collect();
-    let (second, t2) = one_leader(&rest).await;
-    let failover = died.elapsed();
-    assert!(t2 > t1, "token {t2} after {t1}");
-    // Lease TTL 1 s (+ the watch and a campaign); generous.
+    // The holder dies without a word. The memory network reports a dropped endpoint as a
+    // crash, so its peers hold a proof of death and revoke its lease (the TTL is not waited
+    // for; `a_crash_proven_…` shows that against a TTL of 5 s); the next one leads under a
+    // greater token.
+    let (rest, second, t2, failover) = kill(&nodes[first].0, None, &svcs, first, t1).await;
+    // At worst the lease TTL, 1 s (+ the watch and a campaign); generous.
     assert!(
         failover < Duration::from_secs(4),
         "failover took {failover:?}"
@@ -122,6 +169,63 @@ async fn elects_fails_over_on_crash_and_hands_off_on_shutdown() {
     for n in nodes {
         n.0.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_proven_by_the_transport_revokes_the_holders_lease_at_once() {
+    let etcd = etcd();
+    let net = MemoryNetwork::new();
+    // A 5 s TTL: waiting for the lease to expire would take 4 s or more.
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(start_cfg(config_ttl(n, &etcd, 5), &net).await);
+    }
+    let svcs: Vec<&Service> = nodes.iter().map(|n| &n.1).collect();
+    let (first, t1) = one_leader(&svcs).await;
+    let name = nodes[first].0.id().clone();
+    // Killed: the process stops, and its peers get the proof (a refused reconnect).
+    let (_, _, _, failover) = kill(&nodes[first].0, Some(&net), &svcs, first, t1).await;
+    assert!(
+        failover < Duration::from_secs(2),
+        "failover took {failover:?}: the lease was not revoked on the proof of death"
+    );
+    eprintln!("failover after a proven crash: {failover:?}");
+    // Its member keys went with the lease: a restart of it is a new member, nothing stale.
+    let members = etcd_members(&etcd, G);
+    assert!(
+        !members.iter().any(|k| k.contains(&format!("/{name}#"))),
+        "the dead node's member key is still there: {members:?}"
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        if i != first {
+            n.0.shutdown().await;
+        }
+    }
+}
+
+/// The member keys of `group` in etcd, read with etcdctl.
+fn etcd_members(etcd: &LocalEtcd, group: &str) -> Vec<String> {
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &etcd.endpoint(),
+            "get",
+            "--keys-only",
+            "--prefix",
+        ])
+        .arg(format!(
+            "{}members/{group}/",
+            config("x", etcd).etcd_prefix()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "etcdctl: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,4 +274,147 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
     assert!(t3 >= t2);
     a.0.shutdown().await;
     b.0.shutdown().await;
+}
+
+/// A node of `cfg` joined to `groups` groups `g0`, `g1`, ….
+async fn start_many(cfg: Config, net: &MemoryNetwork, groups: usize) -> (Node, Vec<Service>) {
+    let node = start_node(cfg, net).await;
+    let svcs = node
+        .join_all((0..groups).map(|i| (GroupName::new(format!("g{i}")), Labels::new())))
+        .await
+        .unwrap();
+    (node, svcs)
+}
+
+/// How many of `groups` groups have exactly one leader among `nodes` (checking that none has
+/// two).
+fn led(nodes: &[(Node, Vec<Service>)], groups: usize) -> usize {
+    (0..groups)
+        .filter(|g| {
+            let n = nodes.iter().filter(|(_, s)| s[*g].is_leader()).count();
+            assert!(n <= 1, "group g{g} has {n} leaders");
+            n == 1
+        })
+        .count()
+}
+
+/// etcd frozen for 5 s: from the moment any lease could have expired (the TTL after the
+/// freeze), no node acts as a leader of any group; after etcd is back, every group is led
+/// again within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_stopped_5_s_no_leader_past_the_lease_and_all_groups_led_again_within_2_s() {
+    const GROUPS: usize = 30;
+    let etcd = etcd();
+    let net = MemoryNetwork::new();
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(start_many(config(n, &etcd), &net, GROUPS).await);
+    }
+    let deadline = Instant::now() + LIMIT;
+    while led(&nodes, GROUPS) < GROUPS {
+        assert!(Instant::now() < deadline, "not all groups led");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let frozen = Instant::now();
+    etcd.signal("STOP").unwrap();
+    // lease_ttl_s = 1: every lease was last renewed before the freeze, so none can expire
+    // before frozen + 1 s — and each could, at any moment after it.
+    let expired = frozen + Duration::from_secs(1);
+    let mut checks = 0;
+    while frozen.elapsed() < Duration::from_secs(5) {
+        if Instant::now() >= expired {
+            let acting: Vec<String> = nodes
+                .iter()
+                .flat_map(|(n, s)| {
+                    s.iter()
+                        .filter(|s| s.is_leader())
+                        .map(move |s| format!("{}:{}", n.id(), s.group()))
+                })
+                .collect();
+            assert!(
+                acting.is_empty(),
+                "acting as leaders {:?} after the freeze, past the lease: {acting:?}",
+                frozen.elapsed()
+            );
+            checks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(checks > 50, "only {checks} checks");
+    let back = Instant::now();
+    etcd.signal("CONT").unwrap();
+    while led(&nodes, GROUPS) < GROUPS {
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "{} of {GROUPS} groups led 2 s after etcd came back",
+            led(&nodes, GROUPS)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "all {GROUPS} groups led again {:?} after etcd came back",
+        back.elapsed()
+    );
+    for (n, _) in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// 9 nodes × 1 000 groups on one etcd: every group led, each by exactly one node, within 5 s
+/// of the start (the nodes' elections, once all have connected). `#[ignore]`d: ~10⁴ keys and
+/// a minute of a loaded CI host; run with `--ignored --nocapture` for the figure
+/// (docs/PERFORMANCE.md). **It fails today** (issue 15: no group led within 120 s in a debug
+/// build on a loaded 2-core host; docs/ETCD.md "Not done yet").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "9 x 1 000 groups: a scale run, not for every CI build"]
+async fn nine_nodes_by_1000_groups_all_led() {
+    const GROUPS: usize = 1000;
+    let names: Vec<String> = (0..9).map(|i| format!("n{i}")).collect();
+    let etcd = etcd();
+    let net = MemoryNetwork::new();
+    let started = Instant::now();
+    let mut joins = Vec::new();
+    for n in &names {
+        let mut cfg = config(n, &etcd);
+        cfg.cluster.seeds = names.iter().filter(|m| *m != n).cloned().collect();
+        cfg.cluster.voters = names.clone();
+        let net = net.clone();
+        joins.push(tokio::spawn(
+            async move { start_many(cfg, &net, GROUPS).await },
+        ));
+    }
+    let mut nodes = Vec::new();
+    for j in joins {
+        nodes.push(j.await.unwrap());
+    }
+    let joined = started.elapsed();
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        let n = led(&nodes, GROUPS);
+        if n == GROUPS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} of {GROUPS} groups led after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = started.elapsed();
+    let mut per_node: Vec<usize> = nodes
+        .iter()
+        .map(|(_, s)| s.iter().filter(|s| s.is_leader()).count())
+        .collect();
+    per_node.sort();
+    eprintln!(
+        "9 x {GROUPS}: all joined after {joined:?}, all led after {all:?}; groups led per node {per_node:?}"
+    );
+    assert!(
+        all < Duration::from_secs(5),
+        "all {GROUPS} groups led only after {all:?}"
+    );
+    for (n, _) in &nodes {
+        n.shutdown().await;
+    }
 }

@@ -7,7 +7,7 @@ use super::node::{RunState, Shared, lock};
 use super::observe::publish;
 use super::state_file::store_state;
 use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
-use crate::engine::{Action, CallRef, Engine, GroupSpec, Input, Joining, StatusSnapshot};
+use crate::engine::{Action, CallRef, Engine, Event, GroupSpec, Input, Joining, StatusSnapshot};
 use crate::message::{CallError, ControlError, ControlOp, HandedOff, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
@@ -543,6 +543,16 @@ impl Driver {
                     self.halt = Some(refusal);
                 }
                 Action::Event(event) => {
+                    // A proven death ends the peer's claims held outside the engine, too.
+                    if let (
+                        Some(hook),
+                        Event::PeerGone {
+                            node, incarnation, ..
+                        },
+                    ) = (&self.elector, &event)
+                    {
+                        hook.elector.peer_gone(node, *incarnation);
+                    }
                     log_event(&self.shared.id, &event);
                     publish(&self.shared.events, || NodeEvent::Engine(event));
                 }

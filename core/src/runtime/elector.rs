@@ -8,7 +8,7 @@
 
 use crate::policy::LeaderPolicy;
 use crate::registry::RegistryError;
-use crate::types::{GroupName, Leadership, MemberRecord};
+use crate::types::{GroupName, Incarnation, Leadership, MemberRecord, NodeId};
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -39,4 +39,13 @@ pub trait Elector: Send + Sync + 'static {
     async fn withdraw(&self, group: &GroupName);
     /// Kind shutdown: stops acting, hands off every group this node leads, withdraws all.
     async fn shutdown(&self);
+    /// The node's engine holds **proof** that `incarnation` of peer `node` is gone (an orderly
+    /// close then a refused reconnect, a newer incarnation, its goodbye — only the kinds that
+    /// `[cluster] death_proof` lets count; never a timeout or a reset). An elector may end that
+    /// incarnation's claims in the external store at once instead of waiting for them to
+    /// expire (etcd: revoke its lease). Called on the node's driver: must not block; the
+    /// default does nothing.
+    fn peer_gone(&self, node: &NodeId, incarnation: Incarnation) {
+        let _ = (node, incarnation);
+    }
 }
