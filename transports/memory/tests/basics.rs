@@ -233,3 +233,12 @@ async fn a_peer_that_does_not_read_loses_nothing() {
     assert_quiet(&b).await;
     assert_eq!(net.stats().dropped, 0);
 }
+
+#[test]
+fn member_config_listens_at_the_name_seeds_the_others_and_counts_every_voter() {
+    let c = MemoryNetwork::member_config("b", &["a", "b", "c"]);
+    assert_eq!(c.node.name, "b");
+    assert_eq!(c.node.listen, "b");
+    assert_eq!(c.cluster.seeds, vec!["a".to_string(), "c".to_string()]);
+    assert_eq!(c.cluster.voters, vec!["a", "b", "c"]);
+}
