@@ -282,15 +282,30 @@ fn node_max(r: &Run, f: fn(&NodeIdle) -> f64) -> Option<f64> {
 /// Every figure the medians are taken of, in report order.
 pub const FIGURES: &[Figure] = &[
     // [`Run::led_s`].
-    Figure { key: "led_s", of: |r| r.led_s },
+    Figure {
+        key: "led_s",
+        of: |r| r.led_s,
+    },
     // [`Idle::cpu_total_pct`].
-    Figure { key: "cpu_total_pct", of: |r| Some(r.idle.as_ref()?.cpu_total_pct) },
+    Figure {
+        key: "cpu_total_pct",
+        of: |r| Some(r.idle.as_ref()?.cpu_total_pct),
+    },
     // The busiest node's CPU (processes only).
-    Figure { key: "cpu_node_max_pct", of: |r| node_max(r, |n| n.cpu_pct) },
+    Figure {
+        key: "cpu_node_max_pct",
+        of: |r| node_max(r, |n| n.cpu_pct),
+    },
     // The largest node's RSS (processes only).
-    Figure { key: "rss_node_max_mib", of: |r| node_max(r, |n| n.rss_mib) },
+    Figure {
+        key: "rss_node_max_mib",
+        of: |r| node_max(r, |n| n.rss_mib),
+    },
     // [`Idle::rss_total_mib`].
-    Figure { key: "rss_total_mib", of: |r| Some(r.idle.as_ref()?.rss_total_mib) },
+    Figure {
+        key: "rss_total_mib",
+        of: |r| Some(r.idle.as_ref()?.rss_total_mib),
+    },
     // [`Wire::pair_mean_bytes_per_s`].
     Figure {
         key: "pair_mean_bytes_per_s",
@@ -302,11 +317,20 @@ pub const FIGURES: &[Figure] = &[
         of: |r| Some(r.idle.as_ref()?.wire.as_ref()?.pair_max_bytes_per_s),
     },
     // [`Leaders::max_over_mean`].
-    Figure { key: "leaders_max_over_mean", of: |r| Some(r.leaders.as_ref()?.max_over_mean) },
+    Figure {
+        key: "leaders_max_over_mean",
+        of: |r| Some(r.leaders.as_ref()?.max_over_mean),
+    },
     // [`Failover::p50_ms`].
-    Figure { key: "failover_p50_ms", of: |r| r.failover.as_ref()?.p50_ms },
+    Figure {
+        key: "failover_p50_ms",
+        of: |r| r.failover.as_ref()?.p50_ms,
+    },
     // [`Failover::max_ms`].
-    Figure { key: "failover_max_ms", of: |r| r.failover.as_ref()?.max_ms },
+    Figure {
+        key: "failover_max_ms",
+        of: |r| r.failover.as_ref()?.max_ms,
+    },
 ];
 
 /// Medians over the runs that measured each figure: in JSON `runs_led` and one key per
@@ -510,10 +534,16 @@ impl Report {
         let opt = |key, unit| fmt_opt(m.get(key), unit);
         let rate = |key| m.get(key).map(fmt_rate).unwrap_or_else(|| "–".into());
         let lines = [
-            ("all groups led after", fmt_ms(m.get("led_s").map(|s| s * 1e3))),
+            (
+                "all groups led after",
+                fmt_ms(m.get("led_s").map(|s| s * 1e3)),
+            ),
             ("leaders max/mean", opt("leaders_max_over_mean", "")),
             ("idle CPU total", opt("cpu_total_pct", " % of one core")),
-            ("idle CPU, busiest node", opt("cpu_node_max_pct", " % of one core")),
+            (
+                "idle CPU, busiest node",
+                opt("cpu_node_max_pct", " % of one core"),
+            ),
             ("RSS, largest node", opt("rss_node_max_mib", " MiB")),
             ("RSS total", opt("rss_total_mib", " MiB")),
             (
@@ -651,7 +681,10 @@ mod tests {
             medians: m,
         };
         let text = report.medians_text();
-        assert!(text.contains("\n  all groups led after      2.000 s\n"), "{text}");
+        assert!(
+            text.contains("\n  all groups led after      2.000 s\n"),
+            "{text}"
+        );
         assert!(text.contains("\n  RSS total                 –\n"), "{text}");
     }
 
