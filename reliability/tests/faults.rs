@@ -46,7 +46,7 @@ async fn no_overlap_then_shutdown(mut c: TcpCluster) {
 /// must stop acting before anyone on the majority side starts; after the heal, one leader.
 async fn partition_with_leader_in_minority(mode: Mode) {
     let names = ["a", "b", "c", "d", "e"];
-    let (mut c, first, old) = started(&names).await;
+    let (c, first, old) = started(&names).await;
     let buddy = names.iter().find(|n| **n != old).unwrap().to_string();
     let minority = [old.as_str(), buddy.as_str()];
     let majority: Vec<&str> = names
@@ -146,7 +146,7 @@ fn partition_3_2_cut_old_leader_steps_down_before_the_majority_elects() {
 fn half_open_connection_is_detected_by_heartbeat_timeout() {
     run(async {
         let names = ["a", "b", "c"];
-        let (mut c, first, silent) = started(&names).await;
+        let (c, _, silent) = started(&names).await;
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != silent).collect();
         let before: Vec<_> = others.iter().map(|o| c.net.stats(&silent, o)).collect();
         assert!(before.iter().all(|s| s.open >= 1), "{before:?}");
@@ -226,7 +226,7 @@ fn half_open_connection_is_detected_by_heartbeat_timeout() {
 fn slow_peer_does_not_cause_leadership_flapping() {
     run(async {
         let names = ["a", "b", "c"];
-        let (mut c, first, leader) = started(&names).await;
+        let (c, first, leader) = started(&names).await;
         let follower = names.iter().copied().find(|n| *n != leader).unwrap();
         let others =
             |me: &str| -> Vec<&str> { names.iter().copied().filter(|n| *n != me).collect() };

@@ -249,8 +249,8 @@ impl TcpClient {
             })
         };
         self.ask(request, |id, m| match m {
-            Message::Response(r) if r.id == id => Ok(r.result),
-            other => Err(other),
+            Message::Response(r) if r.id == id => Reply::Ours(r.result),
+            other => Reply::Not(other),
         })
         .await
     }
@@ -267,8 +267,8 @@ impl TcpClient {
         let group = group.into();
         let request = |id| Message::ClientControl(ControlRequest { id, group, op });
         self.ask(request, |id, m| match m {
-            Message::ControlResponse(r) if r.id == id => Ok(r.result),
-            other => Err(other),
+            Message::ControlResponse(r) if r.id == id => Reply::Ours(r.result),
+            other => Reply::Not(other),
         })
         .await
     }
@@ -279,24 +279,30 @@ impl TcpClient {
     async fn ask<T>(
         &mut self,
         request: impl FnOnce(u64) -> Message,
-        ours: impl Fn(u64, Message) -> Result<T, Message>,
+        ours: impl Fn(u64, Message) -> Reply<T>,
     ) -> Result<T, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         self.send(&request(id)).await?;
         loop {
             match ours(id, self.recv().await?) {
-                Ok(answer) => return Ok(answer),
+                Reply::Ours(answer) => return Ok(answer),
                 // Late answers of calls given up on, or of an earlier status request.
-                Err(
+                Reply::Not(
                     Message::Response(_) | Message::StatusResponse(_) | Message::ControlResponse(_),
                 ) => {
                     continue;
                 }
-                Err(other) => return Err(ClientError::Unexpected(kind(&other))),
+                Reply::Not(other) => return Err(ClientError::Unexpected(kind(&other))),
             }
         }
     }
+}
+
+/// What [`TcpClient::ask`]'s matcher makes of a message: the answer it waits for, or not.
+enum Reply<T> {
+    Ours(T),
+    Not(Message),
 }
 
 /// The variant name of a message, for [`ClientError::Unexpected`].
