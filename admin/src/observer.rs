@@ -428,6 +428,21 @@ mod tests {
         }
     }
 
+    /// The reasons given to group g's leader resigning in `term`, then to `to` leading in the
+    /// next term.
+    fn resign_then(
+        t: &mut Tracker,
+        m: &Metrics,
+        term: Term,
+        to: &str,
+        now: Instant,
+    ) -> [Option<(&'static str, Option<String>)>; 2] {
+        [
+            reason(t.on(m, lead("g", None, term), now)),
+            reason(t.on(m, lead("g", Some(to), term + 1), now)),
+        ]
+    }
+
     fn count(m: &Metrics, group: &str, reason: &str) -> u64 {
         m.changes
             .get_or_create(&labels(&[("group", group), ("reason", reason)]))
@@ -476,12 +491,8 @@ mod tests {
         assert_eq!(count(&m, "g", "initial"), 1);
         // A resignation while b's node is alive: a handoff.
         assert_eq!(
-            reason(t.on(&m, lead("g", None, 2), t1)),
-            Some(("handoff", None))
-        );
-        assert_eq!(
-            reason(t.on(&m, lead("g", Some("c"), 3), t1)),
-            Some(("handoff", Some("c".into())))
+            resign_then(&mut t, &m, 2, "c", t1),
+            [Some(("handoff", None)), Some(("handoff", Some("c".into())))]
         );
         // Silence, then a direct replacement.
         let silent = NodeEvent::Engine(Event::PeerSilent {
@@ -513,12 +524,11 @@ mod tests {
         });
         t.on(&m, asked, t1);
         assert_eq!(
-            reason(t.on(&m, lead("g", None, 5), t1)),
-            Some(("transfer", None))
-        );
-        assert_eq!(
-            reason(t.on(&m, lead("g", Some("b"), 6), t1)),
-            Some(("transfer", Some("b".into())))
+            resign_then(&mut t, &m, 5, "b", t1),
+            [
+                Some(("transfer", None)),
+                Some(("transfer", Some("b".into())))
+            ]
         );
         assert_eq!(count(&m, "g", "transfer"), 1);
         assert_eq!(count(&m, "g", "handoff"), 1);

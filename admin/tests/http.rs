@@ -74,16 +74,26 @@ async fn request(
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
-    let resp = admin
-        .router()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    send(admin, req.body(Body::empty()).unwrap()).await
+}
+
+/// Serves `req` with `admin`'s router: the status and the body as text.
+async fn send(admin: &Admin, req: Request<Body>) -> (StatusCode, String) {
+    let resp = admin.router().oneshot(req).await.unwrap();
     let status = resp.status();
     let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
         .unwrap();
     (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The node of member `field` (`"from"` or `"to"`) of a handoff action's JSON answer.
+fn handoff_node(answer: &str, field: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(answer).unwrap();
+    let member = v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field}: {answer}"));
+    member.split('#').next().unwrap_or_default().to_string()
 }
 
 async fn post_json(
@@ -99,16 +109,7 @@ async fn post_json(
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
-    let resp = admin
-        .router()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    send(admin, req.body(Body::from(body.to_string())).unwrap()).await
 }
 
 async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
@@ -612,37 +613,28 @@ async fn transfer_and_step_down_need_the_token_and_move_leadership() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Malformed or refused requests say why.
     let auth = Some("Bearer tok-123");
-    let (s, text) = post_json(
-        admin,
-        "/api/actions/transfer",
-        auth,
-        serde_json::json!({"group": "g"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{text}");
-    assert!(text.contains("needs"), "{text}");
-    let (s, text) = post_json(
-        admin,
-        "/api/actions/transfer",
-        auth,
-        serde_json::json!({"group": "g", "to": "nobody"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{text}");
-    assert!(text.contains("nobody"), "{text}");
+    for (refused, want, says) in [
+        (
+            serde_json::json!({"group": "g"}),
+            StatusCode::BAD_REQUEST,
+            "needs",
+        ),
+        (
+            serde_json::json!({"group": "g", "to": "nobody"}),
+            StatusCode::CONFLICT,
+            "nobody",
+        ),
+    ] {
+        let (s, text) = post_json(admin, "/api/actions/transfer", auth, refused).await;
+        assert_eq!(s, want, "{text}");
+        assert!(text.contains(says), "{text}");
+    }
 
     // With the token: leadership moves to the chosen member.
     let (s, text) = post_json(admin, "/api/actions/transfer", auth, body).await;
     assert_eq!(s, StatusCode::OK, "{text}");
-    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        answer["to"].as_str().unwrap().split('#').next(),
-        Some(target.as_str())
-    );
-    assert_eq!(
-        answer["from"].as_str().unwrap().split('#').next(),
-        Some(leader.as_str())
-    );
+    assert_eq!(handoff_node(&text, "to"), target);
+    assert_eq!(handoff_node(&text, "from"), leader);
     wait_for("the target to lead", Duration::from_secs(10), || async {
         (the_leader(&c, &NAMES).await == target).then_some(())
     })
@@ -676,11 +668,7 @@ async fn transfer_and_step_down_need_the_token_and_move_leadership() {
         },
     )
     .await;
-    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        answer["to"].as_str().unwrap().split('#').next(),
-        Some(next.as_str())
-    );
+    assert_eq!(handoff_node(&text, "to"), next);
     for n in NAMES {
         let m = wait_for("the step-down counted", Duration::from_secs(5), || async {
             let m = metrics(&c.nodes[n].1).await;

@@ -264,31 +264,95 @@ pub struct Run {
     pub failover: Option<Failover>,
 }
 
-/// Medians over the runs that measured each figure.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One figure of the medians: its key in the JSON report and what one run measured of it
+/// (`None`: not measured in that run).
+pub struct Figure {
+    /// The key in the report's `medians` object.
+    pub key: &'static str,
+    /// The run's value.
+    pub of: fn(&Run) -> Option<f64>,
+}
+
+/// The largest of a run's per-node values (`None` in process, where there are no nodes).
+fn node_max(r: &Run, f: fn(&NodeIdle) -> f64) -> Option<f64> {
+    let i = r.idle.as_ref().filter(|i| !i.nodes.is_empty())?;
+    Some(i.nodes.iter().map(f).fold(f64::NEG_INFINITY, f64::max))
+}
+
+/// Every figure the medians are taken of, in report order.
+pub const FIGURES: &[Figure] = &[
+    // [`Run::led_s`].
+    Figure {
+        key: "led_s",
+        of: |r| r.led_s,
+    },
+    // [`Idle::cpu_total_pct`].
+    Figure {
+        key: "cpu_total_pct",
+        of: |r| Some(r.idle.as_ref()?.cpu_total_pct),
+    },
+    // The busiest node's CPU (processes only).
+    Figure {
+        key: "cpu_node_max_pct",
+        of: |r| node_max(r, |n| n.cpu_pct),
+    },
+    // The largest node's RSS (processes only).
+    Figure {
+        key: "rss_node_max_mib",
+        of: |r| node_max(r, |n| n.rss_mib),
+    },
+    // [`Idle::rss_total_mib`].
+    Figure {
+        key: "rss_total_mib",
+        of: |r| Some(r.idle.as_ref()?.rss_total_mib),
+    },
+    // [`Wire::pair_mean_bytes_per_s`].
+    Figure {
+        key: "pair_mean_bytes_per_s",
+        of: |r| Some(r.idle.as_ref()?.wire.as_ref()?.pair_mean_bytes_per_s),
+    },
+    // [`Wire::pair_max_bytes_per_s`].
+    Figure {
+        key: "pair_max_bytes_per_s",
+        of: |r| Some(r.idle.as_ref()?.wire.as_ref()?.pair_max_bytes_per_s),
+    },
+    // [`Leaders::max_over_mean`].
+    Figure {
+        key: "leaders_max_over_mean",
+        of: |r| Some(r.leaders.as_ref()?.max_over_mean),
+    },
+    // [`Failover::p50_ms`].
+    Figure {
+        key: "failover_p50_ms",
+        of: |r| r.failover.as_ref()?.p50_ms,
+    },
+    // [`Failover::max_ms`].
+    Figure {
+        key: "failover_max_ms",
+        of: |r| r.failover.as_ref()?.max_ms,
+    },
+];
+
+/// Medians over the runs that measured each figure: in JSON `runs_led` and one key per
+/// [`FIGURES`] entry (`null` where no run measured it).
+#[derive(Clone, Debug, Default)]
 pub struct Medians {
     /// Runs in which every group was led.
     pub runs_led: usize,
-    /// [`Run::led_s`].
-    pub led_s: Option<f64>,
-    /// [`Idle::cpu_total_pct`].
-    pub cpu_total_pct: Option<f64>,
-    /// The busiest node's CPU (processes only).
-    pub cpu_node_max_pct: Option<f64>,
-    /// The largest node's RSS (processes only).
-    pub rss_node_max_mib: Option<f64>,
-    /// [`Idle::rss_total_mib`].
-    pub rss_total_mib: Option<f64>,
-    /// [`Wire::pair_mean_bytes_per_s`].
-    pub pair_mean_bytes_per_s: Option<f64>,
-    /// [`Wire::pair_max_bytes_per_s`].
-    pub pair_max_bytes_per_s: Option<f64>,
-    /// [`Leaders::max_over_mean`].
-    pub leaders_max_over_mean: Option<f64>,
-    /// [`Failover::p50_ms`].
-    pub failover_p50_ms: Option<f64>,
-    /// [`Failover::max_ms`].
-    pub failover_max_ms: Option<f64>,
+    /// The median of each of [`FIGURES`], in that order.
+    pub figures: Vec<Option<f64>>,
+}
+
+impl Serialize for Medians {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1 + FIGURES.len()))?;
+        m.serialize_entry("runs_led", &self.runs_led)?;
+        for f in FIGURES {
+            m.serialize_entry(f.key, &self.get(f.key))?;
+        }
+        m.end()
+    }
 }
 
 /// The whole report (`--json` prints it).
@@ -326,33 +390,20 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
 impl Medians {
     /// The medians of `runs`.
     pub fn of(runs: &[Run]) -> Medians {
-        let idle = || runs.iter().filter_map(|r| r.idle.as_ref());
-        let nodes_max = |f: fn(&NodeIdle) -> f64| {
-            median(
-                idle()
-                    .filter(|i| !i.nodes.is_empty())
-                    .map(|i| i.nodes.iter().map(f).fold(f64::NEG_INFINITY, f64::max)),
-            )
-        };
-        let wire = || idle().filter_map(|i| i.wire.as_ref());
-        let fo = || runs.iter().filter_map(|r| r.failover.as_ref());
         Medians {
             runs_led: runs.iter().filter(|r| r.led_s.is_some()).count(),
-            led_s: median(runs.iter().filter_map(|r| r.led_s)),
-            cpu_total_pct: median(idle().map(|i| i.cpu_total_pct)),
-            cpu_node_max_pct: nodes_max(|n| n.cpu_pct),
-            rss_node_max_mib: nodes_max(|n| n.rss_mib),
-            rss_total_mib: median(idle().map(|i| i.rss_total_mib)),
-            pair_mean_bytes_per_s: median(wire().map(|w| w.pair_mean_bytes_per_s)),
-            pair_max_bytes_per_s: median(wire().map(|w| w.pair_max_bytes_per_s)),
-            leaders_max_over_mean: median(
-                runs.iter()
-                    .filter_map(|r| r.leaders.as_ref())
-                    .map(|l| l.max_over_mean),
-            ),
-            failover_p50_ms: median(fo().filter_map(|f| f.p50_ms)),
-            failover_max_ms: median(fo().filter_map(|f| f.max_ms)),
+            figures: FIGURES
+                .iter()
+                .map(|f| median(runs.iter().filter_map(f.of)))
+                .collect(),
         }
+    }
+
+    /// The median of the figure `key` of [`FIGURES`] (`None`: no run measured it, or no such
+    /// figure).
+    pub fn get(&self, key: &str) -> Option<f64> {
+        let i = FIGURES.iter().position(|f| f.key == key)?;
+        self.figures.get(i).copied().flatten()
     }
 }
 
@@ -479,44 +530,38 @@ impl Report {
             self.mode,
             self.policy
         );
-        out.push_str(&format!(
-            "  all groups led after      {}\n",
-            fmt_ms(m.led_s.map(|s| s * 1e3))
-        ));
-        out.push_str(&format!(
-            "  leaders max/mean          {}\n",
-            fmt_opt(m.leaders_max_over_mean, "")
-        ));
-        out.push_str(&format!(
-            "  idle CPU total            {}\n",
-            fmt_opt(m.cpu_total_pct, " % of one core")
-        ));
-        out.push_str(&format!(
-            "  idle CPU, busiest node    {}\n",
-            fmt_opt(m.cpu_node_max_pct, " % of one core")
-        ));
-        out.push_str(&format!(
-            "  RSS, largest node         {}\n",
-            fmt_opt(m.rss_node_max_mib, " MiB")
-        ));
-        out.push_str(&format!(
-            "  RSS total                 {}\n",
-            fmt_opt(m.rss_total_mib, " MiB")
-        ));
-        out.push_str(&format!(
-            "  wire per pair, mean / max {} / {}\n",
-            m.pair_mean_bytes_per_s
-                .map(fmt_rate)
-                .unwrap_or_else(|| "–".into()),
-            m.pair_max_bytes_per_s
-                .map(fmt_rate)
-                .unwrap_or_else(|| "–".into())
-        ));
-        out.push_str(&format!(
-            "  failover p50 / max        {} / {}\n",
-            fmt_ms(m.failover_p50_ms),
-            fmt_ms(m.failover_max_ms)
-        ));
+        let ms = |key| fmt_ms(m.get(key));
+        let opt = |key, unit| fmt_opt(m.get(key), unit);
+        let rate = |key| m.get(key).map(fmt_rate).unwrap_or_else(|| "–".into());
+        let lines = [
+            (
+                "all groups led after",
+                fmt_ms(m.get("led_s").map(|s| s * 1e3)),
+            ),
+            ("leaders max/mean", opt("leaders_max_over_mean", "")),
+            ("idle CPU total", opt("cpu_total_pct", " % of one core")),
+            (
+                "idle CPU, busiest node",
+                opt("cpu_node_max_pct", " % of one core"),
+            ),
+            ("RSS, largest node", opt("rss_node_max_mib", " MiB")),
+            ("RSS total", opt("rss_total_mib", " MiB")),
+            (
+                "wire per pair, mean / max",
+                format!(
+                    "{} / {}",
+                    rate("pair_mean_bytes_per_s"),
+                    rate("pair_max_bytes_per_s")
+                ),
+            ),
+            (
+                "failover p50 / max",
+                format!("{} / {}", ms("failover_p50_ms"), ms("failover_max_ms")),
+            ),
+        ];
+        for (label, value) in lines {
+            out.push_str(&format!("  {label:<25} {value}\n"));
+        }
         out
     }
 }
@@ -596,6 +641,51 @@ mod tests {
         assert_eq!((f.groups, f.reled), (4, 3));
         assert_eq!(f.p50_ms, Some(20.0));
         assert_eq!(f.max_ms, Some(30.0));
+    }
+
+    #[test]
+    fn medians_take_each_figure_over_the_runs_that_measured_it() {
+        let run = |led_s: Option<f64>, p50: Option<f64>| Run {
+            led_s,
+            failover: p50.map(|p| Failover {
+                victim: "n0".into(),
+                groups: 1,
+                reled: 1,
+                p50_ms: Some(p),
+                max_ms: Some(p),
+            }),
+            ..Default::default()
+        };
+        let runs = [
+            run(Some(1.0), Some(10.0)),
+            run(Some(3.0), None),
+            run(None, Some(30.0)),
+        ];
+        let m = Medians::of(&runs);
+        assert_eq!(m.runs_led, 2);
+        assert_eq!(m.get("led_s"), Some(2.0));
+        assert_eq!(m.get("failover_p50_ms"), Some(20.0));
+        assert_eq!(m.get("cpu_total_pct"), None);
+        assert_eq!(m.get("no such figure"), None);
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["runs_led"], 2);
+        assert_eq!(json["led_s"], 2.0);
+        assert!(json["rss_total_mib"].is_null());
+        assert_eq!(json.as_object().map(|o| o.len()), Some(1 + FIGURES.len()));
+        let report = Report {
+            mode: "in-process memory".into(),
+            nodes: 3,
+            groups: 2,
+            policy: vec![],
+            runs: runs.to_vec(),
+            medians: m,
+        };
+        let text = report.medians_text();
+        assert!(
+            text.contains("\n  all groups led after      2.000 s\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n  RSS total                 –\n"), "{text}");
     }
 
     /// Views that change over polls: `wait` records each group's first led poll and stops

@@ -198,31 +198,24 @@ fn admin_endpoints_token_watch_and_json_logs_on_real_processes() {
 #[test]
 fn watch_without_an_admin_section_says_what_to_set() {
     let c = Cluster::new("watch-no-admin", &["a"]);
-    let out = Command::new(BATON)
-        .args(["watch", "--config"])
-        .arg(c.config("a"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(
+        Command::new(BATON)
+            .args(["watch", "--config"])
+            .arg(c.config("a")),
+    );
     assert!(
         err.contains("no [admin] section") && err.contains("listen"),
         "{err}"
     );
     // A bad --admin address names the flag.
-    let out = Command::new(BATON)
-        .args([
-            "node",
-            "--insecure-no-secret",
-            "--name",
-            "x",
-            "--admin",
-            "nowhere",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(Command::new(BATON).args([
+        "node",
+        "--insecure-no-secret",
+        "--name",
+        "x",
+        "--admin",
+        "nowhere",
+    ]));
     assert!(
         err.contains("--admin: \"nowhere\" is not an `ip:port`"),
         "{err}"

@@ -314,14 +314,8 @@ fn check_no_overlap(text: &str) -> Vec<(String, u64, u32)> {
 #[test]
 fn exec_runs_the_command_on_one_node_at_a_time_through_failovers() {
     let mut c = Cluster::new("exec", &ABC);
-    let file = c.dir.0.join("runs.txt");
-    std::fs::write(&file, "").unwrap();
-    let script = format!(
-        "f={f}; echo \"start $BATON_NODE $BATON_TERM $$\" >> $f; \
-         trap 'echo \"end $BATON_NODE $$\" >> $f; exit 0' TERM; \
-         while true; do echo \"hb $BATON_NODE $$\" >> $f; sleep 0.02; done",
-        f = file.display()
-    );
+    let file = runs_file(&c);
+    let script = runs_script(&file, "echo \"hb $BATON_NODE $$\" >> $f; ");
     let starts =
         |c: &Cluster| check_no_overlap(&std::fs::read_to_string(c.dir.0.join("runs.txt")).unwrap());
     let exec = |c: &mut Cluster, n: &str| {

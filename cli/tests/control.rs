@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{BATON, Cluster, agreed, leader, running, status, wait_until};
+use common::{BATON, Cluster, agreed, leader, running, runs_file, runs_script, status, wait_until};
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,14 +45,8 @@ fn starts(c: &Cluster) -> Vec<(String, u64, u32)> {
 /// a, b, c each run `baton exec` (in that order: oldest-running makes a the favourite).
 fn exec_abc(tag: &str) -> Cluster {
     let mut c = Cluster::new(tag, &ABC);
-    let file = c.dir.0.join("runs.txt");
-    std::fs::write(&file, "").unwrap();
-    let script = format!(
-        "f={f}; echo \"start $BATON_NODE $BATON_TERM $$\" >> $f; \
-         trap 'echo \"end $BATON_NODE $$\" >> $f; exit 0' TERM; \
-         while true; do sleep 0.02; done",
-        f = file.display()
-    );
+    let file = runs_file(&c);
+    let script = runs_script(&file, "");
     for n in ABC {
         let mut cmd = c.command(n, &["exec", "--group", "tracked", "--grace-ms", "2000"]);
         cmd.args(["--", "sh", "-c", &script]);
@@ -154,14 +148,8 @@ fn transfer_moves_leadership_and_the_command_refusals_are_clear_and_step_down_go
 #[test]
 fn a_leader_whose_health_check_starts_failing_drains_then_hands_off() {
     let mut c = Cluster::new("health", &ABC);
-    let file = c.dir.0.join("runs.txt");
-    std::fs::write(&file, "").unwrap();
-    let script = format!(
-        "f={f}; echo \"start $BATON_NODE $BATON_TERM $$\" >> $f; \
-         trap 'echo \"end $BATON_NODE $$\" >> $f; exit 0' TERM; \
-         while true; do sleep 0.02; done",
-        f = file.display()
-    );
+    let file = runs_file(&c);
+    let script = runs_script(&file, "");
     let (interval_ms, failures) = (100u64, 3u64);
     for n in ABC {
         let sick = c.dir.0.join(format!("{n}.sick"));

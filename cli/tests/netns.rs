@@ -1555,6 +1555,22 @@ fn isolation_run(
     report
 }
 
+/// The overlaps of leaderships not in `seen` yet (now added to it), each said and pushed to
+/// `failures` as `{prefix}two leaders at once for …`.
+fn overlaps_as_failures(
+    c: &Cluster,
+    seen: &mut BTreeSet<(u32, u32)>,
+    prefix: &str,
+    failures: &mut Vec<String>,
+) -> Vec<Overlap> {
+    let ovs = new_overlaps(c, seen);
+    for o in &ovs {
+        c.say(&format!("  OVERLAP {}", o.describe()));
+        failures.push(format!("{prefix}two leaders at once for {}", o.describe()));
+    }
+    ovs
+}
+
 /// Prints the runs' figures and returns the failures.
 /// Records run `r`; when it healed, waits for the nodes to agree and returns their leader
 /// (`None`: the cluster did not heal, stop making runs).
@@ -1769,8 +1785,30 @@ fn isolation_suite(
     );
 }
 
-/// Makes a fault for the cluster's current leader.
-type FaultFor = Box<dyn Fn(&Cluster, &str) -> Fault>;
+/// How a fault of [`drop_icmp_reject_one_way_partition_and_loss`] cuts the leader's link on
+/// the router.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// Both directions: the iptables matches, then the action.
+    Both(&'static str, &'static str),
+    /// DROP in one direction: `-s` (what the leader sends) or `-d` (what it receives).
+    OneWay(&'static str),
+}
+
+impl Cut {
+    /// The fault `what`, this cut of the link of `c`'s leader `l`.
+    fn fault(self, c: &Cluster, l: &str, what: &str) -> Fault {
+        let host = c.specs[l].host;
+        match self {
+            Cut::Both(matches, action) => Fault::new(what).router_both(host, matches, action),
+            Cut::OneWay(dir) => Fault::new(what).rule(
+                ROUTER,
+                "FORWARD",
+                &format!("{dir} {} -j DROP", host_ip(host)),
+            ),
+        }
+    }
+}
 
 fn follower(c: &Cluster, leader: &str) -> String {
     c.names()
@@ -1857,64 +1895,37 @@ fn drop_icmp_reject_one_way_partition_and_loss() {
     let (mut c, mut leader, _) = started_cluster("drop-icmp", full_specs(3, true), 3);
     let mut seen = BTreeSet::new();
     let mut reports = Vec::new();
-    let faults: Vec<(&str, FaultFor)> = vec![
+    let faults = [
         (
             "drop",
-            Box::new(|c, l| {
-                Fault::new("DROP on the router, both directions").router_both(
-                    c.specs[l].host,
-                    "",
-                    "DROP",
-                )
-            }),
+            "DROP on the router, both directions",
+            Cut::Both("", "DROP"),
         ),
         (
             "icmp",
-            Box::new(|c, l| {
-                Fault::new("REJECT icmp-port-unreachable on the router, both directions")
-                    .router_both(
-                        c.specs[l].host,
-                        "",
-                        "REJECT --reject-with icmp-port-unreachable",
-                    )
-            }),
+            "REJECT icmp-port-unreachable on the router, both directions",
+            Cut::Both("", "REJECT --reject-with icmp-port-unreachable"),
         ),
         (
             "one-way-out",
-            Box::new(|c, l| {
-                Fault::new("one-way partition: DROP what the leader sends").rule(
-                    ROUTER,
-                    "FORWARD",
-                    &format!("-s {} -j DROP", host_ip(c.specs[l].host)),
-                )
-            }),
+            "one-way partition: DROP what the leader sends",
+            Cut::OneWay("-s"),
         ),
         (
             "one-way-in",
-            Box::new(|c, l| {
-                Fault::new("one-way partition: DROP what the leader receives").rule(
-                    ROUTER,
-                    "FORWARD",
-                    &format!("-d {} -j DROP", host_ip(c.specs[l].host)),
-                )
-            }),
+            "one-way partition: DROP what the leader receives",
+            Cut::OneWay("-d"),
         ),
         (
             "loss",
-            Box::new(|c, l| {
-                Fault::new("30 % random loss both ways on the leader's link (iptables statistic)")
-                    .router_both(
-                        c.specs[l].host,
-                        "-m statistic --mode random --probability 0.3",
-                        "DROP",
-                    )
-            }),
+            "30 % random loss both ways on the leader's link (iptables statistic)",
+            Cut::Both("-m statistic --mode random --probability 0.3", "DROP"),
         ),
     ];
     'outer: for round in 1..=2 {
-        for (name, fault_for) in &faults {
-            let fault = fault_for(&c, &leader);
-            let hold = if *name == "loss" {
+        for (name, what, cut) in faults {
+            let fault = cut.fault(&c, &leader, what);
+            let hold = if name == "loss" {
                 Duration::from_secs(3)
             } else {
                 Duration::from_millis(1500)
@@ -2093,11 +2104,7 @@ fn duplicate_name_is_refused_and_the_original_keeps_its_role() {
     c.kill9_host(&leader, 4);
     sleep(Duration::from_millis(100));
     let mut failures = Vec::new();
-    let ovs = new_overlaps(&c, &mut seen);
-    for o in &ovs {
-        c.say(&format!("  OVERLAP {}", o.describe()));
-        failures.push(format!("two leaders at once for {}", o.describe()));
-    }
+    let ovs = overlaps_as_failures(&c, &mut seen, "", &mut failures);
     let later_starts: Vec<Interval> = c
         .intervals()
         .into_iter()
@@ -2194,6 +2201,25 @@ fn start_all_tolerating_exits(c: &mut Cluster) {
     }
 }
 
+/// Starts the misconfigured cluster `tag` (see [`start_all_tolerating_exits`]) and says the
+/// most leaders it claimed at once over `window` before `what`: the cluster, the overlaps seen
+/// so far (none) and those leaders.
+fn misconfigured(
+    tag: &str,
+    hosts: usize,
+    specs: Vec<Spec>,
+    window: Duration,
+    what: &str,
+) -> (Cluster, BTreeSet<(u32, u32)>, BTreeSet<String>) {
+    let mut c = Cluster::new(tag, hosts, specs);
+    start_all_tolerating_exits(&mut c);
+    let before = most_claimed_leaders(&c, window);
+    c.say(&format!(
+        "before {what}, most leaders claimed at once: {before:?}"
+    ));
+    (c, BTreeSet::new(), before)
+}
+
 #[test]
 #[ignore = "needs root and network namespaces: run by .ci/run (see docs/RELIABILITY.md)"]
 fn mismatched_voters_and_mismatched_timings_never_give_two_leaders() {
@@ -2209,13 +2235,8 @@ fn mismatched_voters_and_mismatched_timings_never_give_two_leaders() {
                 vec!["n3".into(), "n4".into(), "n5".into()]
             };
         }
-        let mut c = Cluster::new("voters", 5, specs);
-        start_all_tolerating_exits(&mut c);
-        let mut seen = BTreeSet::new();
-        let before = most_claimed_leaders(&c, Duration::from_secs(3));
-        c.say(&format!(
-            "before the partition, most leaders claimed at once: {before:?}"
-        ));
+        let (c, mut seen, before) =
+            misconfigured("voters", 5, specs, Duration::from_secs(3), "the partition");
         let mut fault = Fault::new("partition {n1,n2} | {n3,n4,n5} (DROP on the router)");
         for a in 1..=2 {
             for b in 3..=5 {
@@ -2236,14 +2257,7 @@ fn mismatched_voters_and_mismatched_timings_never_give_two_leaders() {
             "during the partition, most leaders claimed at once: {during:?}"
         ));
         let after = most_claimed_leaders(&c, Duration::from_secs(2));
-        let ovs = new_overlaps(&c, &mut seen);
-        for o in &ovs {
-            c.say(&format!("  OVERLAP {}", o.describe()));
-            failures.push(format!(
-                "mismatched voters: two leaders at once for {}",
-                o.describe()
-            ));
-        }
+        let ovs = overlaps_as_failures(&c, &mut seen, "mismatched voters: ", &mut failures);
         c.say(&format!(
             "SUMMARY mismatched voters: overlaps {} (max {:.0} ms); leaders claimed at once: before {}, during {}, after {}",
             ovs.len(),
@@ -2261,13 +2275,8 @@ fn mismatched_voters_and_mismatched_timings_never_give_two_leaders() {
     {
         let mut specs = full_specs(3, true);
         specs[0].failure_timeout_ms = Some(5000);
-        let mut c = Cluster::new("timings", 3, specs);
-        start_all_tolerating_exits(&mut c);
-        let mut seen = BTreeSet::new();
-        let before = most_claimed_leaders(&c, Duration::from_secs(6));
-        c.say(&format!(
-            "before isolating n1, most leaders claimed at once: {before:?}"
-        ));
+        let (c, mut seen, before) =
+            misconfigured("timings", 3, specs, Duration::from_secs(6), "isolating n1");
         let fault =
             Fault::new("DROP on the router, both directions, of n1 (failure_timeout_ms = 5000)")
                 .router_both(1, "", "DROP");
@@ -2278,14 +2287,7 @@ fn mismatched_voters_and_mismatched_timings_never_give_two_leaders() {
         fault.remove().expect("heal");
         let after = most_claimed_leaders(&c, Duration::from_secs(2));
         sleep(Duration::from_millis(100));
-        let ovs = new_overlaps(&c, &mut seen);
-        for o in &ovs {
-            c.say(&format!("  OVERLAP {}", o.describe()));
-            failures.push(format!(
-                "mismatched timings: two leaders at once for {}",
-                o.describe()
-            ));
-        }
+        let ovs = overlaps_as_failures(&c, &mut seen, "mismatched timings: ", &mut failures);
         let first_new = c
             .intervals()
             .into_iter()

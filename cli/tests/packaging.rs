@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{BATON, Dir};
+use common::{BATON, Dir, fails};
 use std::process::Command;
 
 const SUBCOMMANDS: [&str; 8] = [
@@ -88,13 +88,11 @@ fn the_man_page_names_every_subcommand_and_out_dir_writes_one_per_subcommand() {
 
 #[test]
 fn baton_config_stands_in_for_config() {
-    let out = Command::new(BATON)
-        .args(["status"])
-        .env("BATON_CONFIG", "/nonexistent/baton-env.toml")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(
+        Command::new(BATON)
+            .args(["status"])
+            .env("BATON_CONFIG", "/nonexistent/baton-env.toml"),
+    );
     assert!(
         err.contains("/nonexistent/baton-env.toml: cannot read"),
         "{err}"

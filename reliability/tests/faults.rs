@@ -27,13 +27,26 @@ fn leader_name(l: &baton_core::Leadership) -> String {
     l.leader.as_ref().expect("a leader").node.to_string()
 }
 
+/// A proxied TCP cluster of `names` once it agreed on a first leader: the cluster, that
+/// leadership and its leader's node.
+async fn started(names: &[&str]) -> (TcpCluster, baton_core::Leadership, String) {
+    let c = TcpCluster::start(ClusterOptions::new(names).proxied()).await;
+    let first = c.agreed(LIMIT).await;
+    let leader = leader_name(&first);
+    (c, first, leader)
+}
+
+/// How every test here ends: never did two nodes act as leaders at once; then all shut down.
+async fn no_overlap_then_shutdown(mut c: TcpCluster) {
+    assert_eq!(c.log.overlaps(), vec![], "two nodes acted at once");
+    c.shutdown().await;
+}
+
 /// A 5-node quorum cluster is split 3|2 with the leader on the minority side. The old leader
 /// must stop acting before anyone on the majority side starts; after the heal, one leader.
 async fn partition_with_leader_in_minority(mode: Mode) {
     let names = ["a", "b", "c", "d", "e"];
-    let mut c = TcpCluster::start(ClusterOptions::new(&names).proxied()).await;
-    let first = c.agreed(LIMIT).await;
-    let old = leader_name(&first);
+    let (c, first, old) = started(&names).await;
     let buddy = names.iter().find(|n| **n != old).unwrap().to_string();
     let minority = [old.as_str(), buddy.as_str()];
     let majority: Vec<&str> = names
@@ -111,8 +124,7 @@ async fn partition_with_leader_in_minority(mode: Mode) {
     );
     assert_eq!(c.acting_now().len(), 1);
     assert!(healed.term >= new.term);
-    assert_eq!(c.log.overlaps(), vec![], "two nodes acted at once");
-    c.shutdown().await;
+    no_overlap_then_shutdown(c).await;
 }
 
 #[test]
@@ -134,9 +146,7 @@ fn partition_3_2_cut_old_leader_steps_down_before_the_majority_elects() {
 fn half_open_connection_is_detected_by_heartbeat_timeout() {
     run(async {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names).proxied()).await;
-        let first = c.agreed(LIMIT).await;
-        let silent = leader_name(&first);
+        let (c, _, silent) = started(&names).await;
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != silent).collect();
         let before: Vec<_> = others.iter().map(|o| c.net.stats(&silent, o)).collect();
         assert!(before.iter().all(|s| s.open >= 1), "{before:?}");
@@ -200,8 +210,7 @@ fn half_open_connection_is_detected_by_heartbeat_timeout() {
             "{:#?}",
             c.views()
         );
-        assert_eq!(c.log.overlaps(), vec![], "two nodes acted at once");
-        c.shutdown().await;
+        no_overlap_then_shutdown(c).await;
     });
 }
 
@@ -217,9 +226,7 @@ fn half_open_connection_is_detected_by_heartbeat_timeout() {
 fn slow_peer_does_not_cause_leadership_flapping() {
     run(async {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names).proxied()).await;
-        let first = c.agreed(LIMIT).await;
-        let leader = leader_name(&first);
+        let (c, first, leader) = started(&names).await;
         let follower = names.iter().copied().find(|n| *n != leader).unwrap();
         let others =
             |me: &str| -> Vec<&str> { names.iter().copied().filter(|n| *n != me).collect() };
@@ -281,8 +288,7 @@ fn slow_peer_does_not_cause_leadership_flapping() {
         } else {
             assert_eq!(now, first);
         }
-        assert_eq!(c.log.overlaps(), vec![], "two nodes acted at once");
-        c.shutdown().await;
+        no_overlap_then_shutdown(c).await;
     });
 }
 
@@ -293,9 +299,7 @@ fn slow_peer_does_not_cause_leadership_flapping() {
 fn reordered_frames_keep_one_leader_and_handoff_works() {
     run(async {
         let names = ["a", "b", "c"];
-        let mut c = TcpCluster::start(ClusterOptions::new(&names).proxied()).await;
-        let first = c.agreed(LIMIT).await;
-        let leader = leader_name(&first);
+        let (mut c, first, leader) = started(&names).await;
         for a in names {
             for b in names {
                 if a != b {
@@ -327,7 +331,6 @@ fn reordered_frames_keep_one_leader_and_handoff_works() {
             t0.elapsed() - Duration::from_millis(1500)
         );
         assert!(reordered > 0);
-        assert_eq!(c.log.overlaps(), vec![], "two nodes acted at once");
-        c.shutdown().await;
+        no_overlap_then_shutdown(c).await;
     });
 }

@@ -479,3 +479,31 @@ pub fn admin_cluster_timed(
     }
     (c, admins)
 }
+
+/// Runs `cmd` to its end and checks that it failed with exit code 1; returns its stderr.
+pub fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run baton");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
+/// The log a `baton exec` command writes with [`runs_script`]: `runs.txt` in the cluster's
+/// folder, created empty.
+pub fn runs_file(c: &Cluster) -> PathBuf {
+    let file = c.dir.0.join("runs.txt");
+    std::fs::write(&file, "").expect("create runs.txt");
+    file
+}
+
+/// An `sh -c` script for `baton exec` that logs to `file` (see [`runs_file`]): `start NODE
+/// TERM PID` when it starts, `end NODE PID` when SIGTERM ends it, and `tick` (a shell command,
+/// `$f` being the file; empty for none) every 20 ms in between.
+pub fn runs_script(file: &Path, tick: &str) -> String {
+    format!(
+        "f={f}; echo \"start $BATON_NODE $BATON_TERM $$\" >> $f; \
+         trap 'echo \"end $BATON_NODE $$\" >> $f; exit 0' TERM; \
+         while true; do {tick}sleep 0.02; done",
+        f = file.display()
+    )
+}

@@ -12,7 +12,7 @@
 )]
 
 use baton_core::Node;
-use baton_core::config::{Config, GroupConfig, PluginSpec, PolicySpec};
+use baton_core::config::{GroupConfig, PluginSpec, PolicySpec};
 use baton_transport_memory::MemoryNetwork;
 use custom_policy::ZonePreference;
 use std::sync::Arc;
@@ -35,12 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let names: Vec<String> = nodes.iter().map(|(n, _, _)| n.to_string()).collect();
     let mut running = Vec::new();
     for (name, zone, load) in nodes {
-        let mut config = Config::new(name);
-        config.node.listen = name.into();
+        let mut config = MemoryNetwork::member_config(name, &names);
         config.node.labels.insert("zone".into(), zone.into());
         config.node.labels.insert("load".into(), load.into());
-        config.cluster.seeds = names.iter().filter(|n| *n != name).cloned().collect();
-        config.cluster.voters = names.clone();
         let mut group = GroupConfig::new("tracked");
         let builder = match &plugin {
             Some(path) => {

@@ -10,7 +10,7 @@
     reason = "an example program: what it prints is what it shows"
 )]
 
-use baton_core::config::{Config, QuorumMode};
+use baton_core::config::QuorumMode;
 use baton_core::{Node, Service};
 use baton_transport_memory::MemoryNetwork;
 use fencing_sqlite::FencedStore;
@@ -31,14 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let names = ["a", "b", "c"];
     let mut nodes = Vec::new();
     for name in names {
-        let mut config = Config::new(name);
-        config.node.listen = name.into();
-        config.cluster.seeds = names
-            .iter()
-            .filter(|n| **n != name)
-            .map(|n| n.to_string())
-            .collect();
-        config.cluster.voters = names.iter().map(|n| n.to_string()).collect();
+        let mut config = MemoryNetwork::member_config(name, &names);
         config.cluster.quorum = QuorumMode::None; // availability: each side of a split leads
         let node = Node::builder(config)
             .transport(Arc::new(net.transport()))

@@ -19,7 +19,6 @@
     reason = "an example program: what it prints is what it shows"
 )]
 
-use baton_core::config::Config;
 use baton_core::{CancellationToken, Node, Term};
 use baton_transport_memory::MemoryNetwork;
 use std::sync::Arc;
@@ -53,14 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let names = ["a", "b", "c"];
     let mut nodes = Vec::new();
     for name in names {
-        let mut config = Config::new(name);
-        config.node.listen = name.into();
-        config.cluster.seeds = names
-            .iter()
-            .filter(|n| **n != name)
-            .map(|n| n.to_string())
-            .collect();
-        config.cluster.voters = names.iter().map(|n| n.to_string()).collect();
+        let config = MemoryNetwork::member_config(name, &names);
         let node = Node::builder(config)
             .transport(Arc::new(net.transport()))
             .policy(Arc::new(baton_strategies::OldestRunning))

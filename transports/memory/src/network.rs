@@ -2,6 +2,7 @@
 //! controls.
 
 use crate::transport::MemoryTransport;
+use baton_core::config::Config;
 use baton_core::{
     CloseKind, DeathProof, Envelope, Incarnation, Message, NodeId, TransportError, TransportEvent,
 };
@@ -229,6 +230,19 @@ impl MemoryNetwork {
             st.fresh_id()
         };
         MemoryTransport::new(self.clone(), id)
+    }
+
+    /// The config of member `name` of an in-memory cluster of `names`: it listens at its own
+    /// name (the address [`MemoryTransport`] registers), seeds every other name and counts
+    /// every name as a voter; the rest is [`Config::new`]'s defaults. The starting point of an
+    /// in-process cluster (the examples, tests), to adjust before building the node.
+    pub fn member_config(name: &str, names: &[impl AsRef<str>]) -> Config {
+        let mut config = Config::new(name);
+        config.node.listen = name.into();
+        let all = names.iter().map(|n| n.as_ref().to_string());
+        config.cluster.seeds = all.clone().filter(|n| n != name).collect();
+        config.cluster.voters = all.collect();
+        config
     }
 
     // ----- fault controls -------------------------------------------------------------------

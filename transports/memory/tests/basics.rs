@@ -25,8 +25,7 @@ async fn connect_reports_connected_on_both_sides_once() {
 
 #[tokio::test]
 async fn send_delivers_the_envelope_with_sender_and_incarnation() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
 
     a.send(&id("b"), Message::Leave).await.unwrap();
     match next(&b).await {
@@ -138,13 +137,11 @@ async fn start_twice_on_the_same_address_is_refused() {
 
 #[tokio::test]
 async fn shutdown_proves_death_to_peers_and_closes_recv() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     let c = start(&net, "c", 1).await; // no link to a
 
     a.shutdown().await;
-    assert_eq!(next(&b).await, disconnected("a"));
-    assert_eq!(next(&b).await, dead("a", 1));
+    expect_events(&b, &[disconnected("a"), dead("a", 1)]).await;
     assert_quiet(&c).await;
     assert_eq!(a.recv().await, None);
     assert!(a.is_closed());
@@ -185,11 +182,9 @@ async fn shutdown_of_an_unstarted_endpoint_closes_it() {
 
 #[tokio::test]
 async fn dropping_a_started_endpoint_is_a_kind_shutdown() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     drop(a);
-    assert_eq!(next(&b).await, disconnected("a"));
-    assert_eq!(next(&b).await, dead("a", 1));
+    expect_events(&b, &[disconnected("a"), dead("a", 1)]).await;
     let _a2 = start(&net, "a", 2).await; // the address is free again
 }
 
@@ -212,8 +207,7 @@ async fn works_as_a_trait_object() {
 #[tokio::test]
 async fn a_peer_that_does_not_read_loses_nothing() {
     use baton_testkit::fixtures::{bare_heartbeat as heartbeat, numbered_vote as vote};
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     let mut sent = Vec::new();
     for seq in 1..=10_000 {
         sent.push(heartbeat(seq));
@@ -232,4 +226,13 @@ async fn a_peer_that_does_not_read_loses_nothing() {
     }
     assert_quiet(&b).await;
     assert_eq!(net.stats().dropped, 0);
+}
+
+#[test]
+fn member_config_listens_at_the_name_seeds_the_others_and_counts_every_voter() {
+    let c = MemoryNetwork::member_config("b", &["a", "b", "c"]);
+    assert_eq!(c.node.name, "b");
+    assert_eq!(c.node.listen, "b");
+    assert_eq!(c.cluster.seeds, vec!["a".to_string(), "c".to_string()]);
+    assert_eq!(c.cluster.voters, vec!["a", "b", "c"]);
 }

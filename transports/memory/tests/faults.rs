@@ -40,8 +40,7 @@ async fn crash_proves_death_to_linked_peers_only() {
 
 #[tokio::test]
 async fn crashed_endpoint_recv_returns_none_even_with_events_pending() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     a.send(&id("b"), numbered(1)).await.unwrap(); // pending in b's queue
     net.crash("b");
     assert_eq!(b.recv().await, None);
@@ -54,15 +53,13 @@ async fn crashed_endpoint_recv_returns_none_even_with_events_pending() {
 
 #[tokio::test(start_paused = true)]
 async fn crash_loses_the_crashed_nodes_messages_in_flight() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_delay(Duration::from_millis(100));
     b.send(&id("a"), numbered(1)).await.unwrap();
     a.send(&id("b"), numbered(2)).await.unwrap();
     assert_eq!(net.in_flight(), 2);
     net.crash("b");
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
+    expect_events(&a, &[disconnected("b"), dead("b", 1)]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_quiet(&a).await;
     assert_eq!(net.in_flight(), 0);
@@ -82,14 +79,11 @@ async fn connecting_to_a_crashed_nodes_address_is_refused_with_proof() {
 
 #[tokio::test]
 async fn reset_link_reconnects_with_the_same_incarnation_and_never_dead() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
 
     assert!(net.reset_link("a", "b"));
-    assert_eq!(next(&a).await, reset("b"));
-    assert_eq!(next(&a).await, connected("b", 1));
-    assert_eq!(next(&b).await, reset("a"));
-    assert_eq!(next(&b).await, connected("a", 1));
+    expect_events(&a, &[reset("b"), connected("b", 1)]).await;
+    expect_events(&b, &[reset("a"), connected("a", 1)]).await;
     assert_quiet(&a).await;
     assert_quiet(&b).await;
 
@@ -112,8 +106,7 @@ async fn reset_link_needs_two_live_linked_nodes() {
 
 #[tokio::test]
 async fn reset_link_across_a_partition_gets_no_reconnect() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.isolate("b");
     assert!(net.reset_link("a", "b"));
     assert_eq!(next(&a).await, reset("b"));
@@ -129,19 +122,24 @@ async fn reset_link_across_a_partition_gets_no_reconnect() {
 async fn a_after_b_crashed(net: &MemoryNetwork) -> MemoryTransport {
     let (a, _b) = linked_pair(net).await;
     net.crash("b");
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
+    expect_events(&a, &[disconnected("b"), dead("b", 1)]).await;
     a
+}
+
+/// [`a_after_b_crashed`], and b's next process (incarnation 2), started but not linked to a
+/// yet.
+async fn a_and_b_restarted() -> (MemoryTransport, MemoryTransport) {
+    let net = MemoryNetwork::new();
+    let a = a_after_b_crashed(&net).await;
+    let b2 = start(&net, "b", 2).await;
+    (a, b2)
 }
 
 // ----- restart -------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn restarted_node_connecting_is_seen_with_its_new_incarnation() {
-    let net = MemoryNetwork::new();
-    let a = a_after_b_crashed(&net).await;
-
-    let b2 = start(&net, "b", 2).await;
+    let (a, b2) = a_and_b_restarted().await;
     b2.connect("a").await;
     assert_eq!(next(&a).await, connected("b", 2));
     assert_eq!(next(&b2).await, connected("a", 1));
@@ -155,13 +153,9 @@ async fn restarted_node_connecting_is_seen_with_its_new_incarnation() {
 
 #[tokio::test]
 async fn old_peer_connecting_to_a_restarted_node_sees_dead_then_connected() {
-    let net = MemoryNetwork::new();
-    let a = a_after_b_crashed(&net).await;
-
-    let b2 = start(&net, "b", 2).await;
+    let (a, b2) = a_and_b_restarted().await;
     a.connect("b").await;
-    assert_eq!(next(&a).await, dead("b", 1));
-    assert_eq!(next(&a).await, connected("b", 2));
+    expect_events(&a, &[dead("b", 1), connected("b", 2)]).await;
     assert_eq!(next(&b2).await, connected("a", 1));
 }
 
@@ -169,8 +163,7 @@ async fn old_peer_connecting_to_a_restarted_node_sees_dead_then_connected() {
 
 #[tokio::test]
 async fn partition_drops_silently_both_ways_and_heal_restores() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     let c = start(&net, "c", 1).await; // named in no set: joins the rest with b
 
     net.partition(&[&["a"], &["b"]]);
@@ -220,35 +213,34 @@ async fn connect_across_a_partition_gets_no_answer() {
     assert_quiet(&b).await;
 }
 
-#[tokio::test]
-async fn crash_behind_a_partition_is_proven_when_it_heals() {
-    let net = MemoryNetwork::new();
-    let (a, _b) = linked_pair(&net).await;
+/// a, linked to b, once b was isolated and then crashed: no proof of it has reached a yet.
+async fn a_after_b_crashed_behind_a_cut() -> (MemoryNetwork, MemoryTransport) {
+    let (net, a, _b) = linked_network().await;
     net.isolate("b");
     net.crash("b");
+    (net, a)
+}
+
+#[tokio::test]
+async fn crash_behind_a_partition_is_proven_when_it_heals() {
+    let (net, a) = a_after_b_crashed_behind_a_cut().await;
     assert_quiet(&a).await; // no proof can cross the cut
     a.connect("b").await;
     assert_quiet(&a).await;
 
     net.heal();
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
+    expect_events(&a, &[disconnected("b"), dead("b", 1)]).await;
     assert_quiet(&a).await;
 }
 
 #[tokio::test]
 async fn restart_behind_a_partition_is_seen_when_it_heals() {
-    let net = MemoryNetwork::new();
-    let (a, _b) = linked_pair(&net).await;
-    net.isolate("b");
-    net.crash("b");
+    let (net, a) = a_after_b_crashed_behind_a_cut().await;
     let b2 = start(&net, "b", 2).await;
     assert_quiet(&a).await;
 
     net.heal();
-    assert_eq!(next(&a).await, disconnected("b"));
-    assert_eq!(next(&a).await, dead("b", 1));
-    assert_eq!(next(&a).await, connected("b", 2));
+    expect_events(&a, &[disconnected("b"), dead("b", 1), connected("b", 2)]).await;
     assert_eq!(next(&b2).await, connected("a", 1));
 }
 
@@ -256,8 +248,7 @@ async fn restart_behind_a_partition_is_seen_when_it_heals() {
 
 #[tokio::test]
 async fn drop_rate_one_drops_everything_and_zero_nothing() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
 
     net.set_drop_rate(1.0);
     for n in 0..50 {
@@ -308,8 +299,7 @@ async fn drop_rate_is_reproducible_from_the_seed() {
 
 #[tokio::test]
 async fn out_of_range_rates_are_clamped() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_drop_rate(f64::NAN);
     net.set_duplicate_rate(-1.0);
     a.send(&id("b"), numbered(1)).await.unwrap();
@@ -322,8 +312,7 @@ async fn out_of_range_rates_are_clamped() {
 
 #[tokio::test]
 async fn duplicate_rate_one_delivers_every_message_twice() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_duplicate_rate(1.0);
     a.send(&id("b"), numbered(1)).await.unwrap();
     a.send(&id("b"), numbered(2)).await.unwrap();
@@ -339,8 +328,7 @@ async fn duplicate_rate_one_delivers_every_message_twice() {
 
 #[tokio::test(start_paused = true)]
 async fn delay_holds_messages_at_least_the_delay_and_keeps_fifo() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     let delay = Duration::from_millis(200);
     net.set_delay(delay);
 
@@ -363,8 +351,7 @@ async fn delay_holds_messages_at_least_the_delay_and_keeps_fifo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delay_on_a_real_clock_keeps_fifo() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     let delay = Duration::from_millis(30);
     net.set_delay(delay);
     let t0 = std::time::Instant::now();
@@ -379,8 +366,7 @@ async fn delay_on_a_real_clock_keeps_fifo() {
 
 #[tokio::test(start_paused = true)]
 async fn link_delay_overrides_the_global_delay() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     let c = start(&net, "c", 1).await;
     net.set_delay(Duration::from_millis(10));
     net.set_link_delay("b", "a", Duration::from_secs(1));
@@ -403,27 +389,23 @@ async fn link_delay_overrides_the_global_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_delivers_messages_already_sent_before_the_proof() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_delay(Duration::from_millis(100));
     a.send(&id("b"), Message::Leave).await.unwrap();
     a.shutdown().await;
     assert!(
         matches!(next(&b).await, TransportEvent::Message(env) if env.message == Message::Leave)
     );
-    assert_eq!(next(&b).await, disconnected("a"));
-    assert_eq!(next(&b).await, dead("a", 1));
+    expect_events(&b, &[disconnected("a"), dead("a", 1)]).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn reset_link_loses_messages_in_flight() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_delay(Duration::from_millis(100));
     a.send(&id("b"), numbered(1)).await.unwrap();
     net.reset_link("a", "b");
-    assert_eq!(next(&b).await, reset("a"));
-    assert_eq!(next(&b).await, connected("a", 1));
+    expect_events(&b, &[reset("a"), connected("a", 1)]).await;
     a.send(&id("b"), numbered(2)).await.unwrap();
     assert_eq!(number_from(&next(&b).await, "a"), 2);
     assert_eq!(net.stats().dropped, 1);
@@ -431,8 +413,7 @@ async fn reset_link_loses_messages_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn partition_drops_messages_already_in_flight() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_delay(Duration::from_millis(100));
     a.send(&id("b"), numbered(1)).await.unwrap();
     net.isolate("a");
@@ -443,8 +424,7 @@ async fn partition_drops_messages_already_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn an_enormous_delay_does_not_panic() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_delay(Duration::MAX);
     a.send(&id("b"), numbered(1)).await.unwrap();
     a.send(&id("b"), numbered(2)).await.unwrap();
@@ -456,8 +436,7 @@ async fn an_enormous_delay_does_not_panic() {
 
 #[tokio::test]
 async fn heal_clears_every_fault() {
-    let net = MemoryNetwork::new();
-    let (a, b) = linked_pair(&net).await;
+    let (net, a, b) = linked_network().await;
     net.set_drop_rate(1.0);
     net.set_duplicate_rate(1.0);
     net.set_delay(Duration::from_secs(3600));

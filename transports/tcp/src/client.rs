@@ -239,25 +239,20 @@ impl TcpClient {
         any: bool,
         payload: Vec<u8>,
     ) -> Result<Result<Served, CallError>, ClientError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&Message::ClientCall(Request {
-            id,
-            group: group.into(),
-            any,
-            payload,
-        }))
-        .await?;
-        loop {
-            match self.recv().await? {
-                Message::Response(r) if r.id == id => return Ok(r.result),
-                // Late answers of calls given up on, or of an earlier status request.
-                Message::Response(_) | Message::StatusResponse(_) | Message::ControlResponse(_) => {
-                    continue;
-                }
-                other => return Err(ClientError::Unexpected(kind(&other))),
-            }
-        }
+        let group = group.into();
+        let request = |id| {
+            Message::ClientCall(Request {
+                id,
+                group,
+                any,
+                payload,
+            })
+        };
+        self.ask(request, |id, m| match m {
+            Message::Response(r) if r.id == id => Reply::Ours(r.result),
+            other => Reply::Not(other),
+        })
+        .await
     }
 
     /// Asks the leader of `group`, through the node (which routes it like a call), to hand
@@ -269,24 +264,45 @@ impl TcpClient {
         group: impl Into<GroupName>,
         op: ControlOp,
     ) -> Result<Result<HandedOff, ControlError>, ClientError> {
+        let group = group.into();
+        let request = |id| Message::ClientControl(ControlRequest { id, group, op });
+        self.ask(request, |id, m| match m {
+            Message::ControlResponse(r) if r.id == id => Reply::Ours(r.result),
+            other => Reply::Not(other),
+        })
+        .await
+    }
+
+    /// Sends `request(id)` under a fresh id and waits for its answer: the first message
+    /// `ours(id, …)` takes. Late answers of earlier requests (given up on) are skipped; any
+    /// other message is [`ClientError::Unexpected`].
+    async fn ask<T>(
+        &mut self,
+        request: impl FnOnce(u64) -> Message,
+        ours: impl Fn(u64, Message) -> Reply<T>,
+    ) -> Result<T, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&Message::ClientControl(ControlRequest {
-            id,
-            group: group.into(),
-            op,
-        }))
-        .await?;
+        self.send(&request(id)).await?;
         loop {
-            match self.recv().await? {
-                Message::ControlResponse(r) if r.id == id => return Ok(r.result),
-                Message::Response(_) | Message::StatusResponse(_) | Message::ControlResponse(_) => {
+            match ours(id, self.recv().await?) {
+                Reply::Ours(answer) => return Ok(answer),
+                // Late answers of calls given up on, or of an earlier status request.
+                Reply::Not(
+                    Message::Response(_) | Message::StatusResponse(_) | Message::ControlResponse(_),
+                ) => {
                     continue;
                 }
-                other => return Err(ClientError::Unexpected(kind(&other))),
+                Reply::Not(other) => return Err(ClientError::Unexpected(kind(&other))),
             }
         }
     }
+}
+
+/// What [`TcpClient::ask`]'s matcher makes of a message: the answer it waits for, or not.
+enum Reply<T> {
+    Ours(T),
+    Not(Message),
 }
 
 /// The variant name of a message, for [`ClientError::Unexpected`].

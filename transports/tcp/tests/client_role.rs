@@ -3,7 +3,6 @@
 
 mod common;
 
-use baton_core::config::Config;
 use baton_core::{CallError, Message, Node, Service, Work};
 use baton_transport_tcp::handshake::{
     Decision, Hello, HelloReply, MAGIC, NONCE_LEN, Role, transcript_mac,
@@ -18,20 +17,11 @@ use tokio::net::TcpStream;
 /// Starts node `name` on a free port, seeded with `seeds`, in a cluster whose voters are
 /// `voters`; joins group "g" and serves it.
 async fn node(name: &str, seeds: &[String], voters: &[&str]) -> (Node, Service) {
-    let mut cfg = Config::new(name);
-    cfg.node.listen = "127.0.0.1:0".into();
-    cfg.cluster.name = CLUSTER.into();
-    cfg.cluster.seeds = seeds.to_vec();
-    cfg.cluster.voters = voters.iter().map(|v| v.to_string()).collect();
+    let mut cfg = node_config(name, seeds, voters);
     cfg.timing.heartbeat_ms = 50;
     cfg.timing.failure_timeout_ms = 300;
     cfg.timing.call_timeout_ms = 500;
-    let node = Node::builder(cfg)
-        .transport(Arc::new(TcpTransport::new(config())))
-        .start()
-        .await
-        .expect("node starts");
-    let svc = node.join("g", Default::default()).await.expect("join");
+    let (node, svc) = start_node(cfg, Arc::new(TcpTransport::new(config()))).await;
     let me = name.to_string();
     svc.serve(move |w: Work| {
         let me = me.clone();

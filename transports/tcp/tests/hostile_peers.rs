@@ -4,7 +4,6 @@
 
 mod common;
 
-use baton_core::config::Config;
 use baton_core::{Leadership, Node, Service};
 use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
 use common::*;
@@ -16,18 +15,8 @@ use tokio::net::TcpStream;
 const VOTERS: [&str; 3] = ["a", "b", "c"];
 
 async fn node(name: &str, seeds: &[String]) -> (Node, Service) {
-    let mut cfg = Config::new(name);
-    cfg.node.listen = "127.0.0.1:0".into();
-    cfg.cluster.name = CLUSTER.into();
-    cfg.cluster.seeds = seeds.to_vec();
-    cfg.cluster.voters = VOTERS.iter().map(|v| v.to_string()).collect();
-    let node = Node::builder(cfg)
-        .transport(Arc::new(TcpTransport::new(config())))
-        .start()
-        .await
-        .expect("node starts");
-    let svc = node.join("g", Default::default()).await.expect("join");
-    (node, svc)
+    let cfg = node_config(name, seeds, &VOTERS);
+    start_node(cfg, Arc::new(TcpTransport::new(config()))).await
 }
 
 async fn agreed(nodes: &[&Node]) -> Leadership {
@@ -111,17 +100,12 @@ async fn garbage_oversized_frames_and_wrong_secrets_are_refused_while_the_leader
             .await
             .is_err()
     );
-    let mut intruder_cfg = Config::new("d");
-    intruder_cfg.node.listen = "127.0.0.1:0".into();
-    intruder_cfg.cluster.name = CLUSTER.into();
-    intruder_cfg.cluster.seeds = vec![format!("{}@{target}", leader.id())];
-    intruder_cfg.cluster.voters = VOTERS.iter().map(|v| v.to_string()).collect();
-    let intruder = Node::builder(intruder_cfg)
-        .transport(Arc::new(TcpTransport::new(wrong_secret.clone())))
-        .start()
-        .await
-        .unwrap();
-    let _intruder_svc = intruder.join("g", Default::default()).await.unwrap();
+    let intruder_cfg = node_config("d", &[format!("{}@{target}", leader.id())], &VOTERS);
+    let (intruder, _intruder_svc) = start_node(
+        intruder_cfg,
+        Arc::new(TcpTransport::new(wrong_secret.clone())),
+    )
+    .await;
 
     // Give every refusal time to matter, then check nothing moved.
     tokio::time::sleep(Duration::from_millis(1500)).await;

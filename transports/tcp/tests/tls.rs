@@ -338,21 +338,11 @@ async fn tls_node(
     Arc<baton_transport_tcp::TcpTransport>,
     baton_core::Service,
 ) {
-    let mut cfg = baton_core::config::Config::new(name);
-    cfg.node.listen = "127.0.0.1:0".into();
-    cfg.cluster.name = CLUSTER.into();
-    cfg.cluster.seeds = seeds.to_vec();
-    cfg.cluster.voters = vec!["a".into(), "b".into(), "c".into()];
+    let mut cfg = node_config(name, seeds, &["a", "b", "c"]);
     cfg.timing.heartbeat_ms = 50;
     cfg.timing.failure_timeout_ms = 300;
     let transport = Arc::new(baton_transport_tcp::TcpTransport::new(id.config()));
-    let node = baton_core::Node::builder(cfg)
-        .transport(transport.clone())
-        .start()
-        .await
-        .expect("node starts");
-    // Kept joined while the caller holds the service (dropping it would leave the group).
-    let svc = node.join("g", Default::default()).await.expect("join");
+    let (node, svc) = start_node(cfg, transport.clone()).await;
     (node, transport, svc)
 }
 

@@ -56,6 +56,13 @@ pub async fn next(t: &MemoryTransport) -> TransportEvent {
     }
 }
 
+/// The next events of `t` are `want`, in order (each within [`WAIT`]).
+pub async fn expect_events(t: &MemoryTransport, want: &[TransportEvent]) {
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&next(t).await, w, "event {i} of {want:?}");
+    }
+}
+
 /// Fails the test if an event arrives within [`QUIET`].
 pub async fn assert_quiet(t: &MemoryTransport) {
     if let Ok(ev) = tokio::time::timeout(QUIET, t.recv()).await {
@@ -115,6 +122,13 @@ pub fn number_from(ev: &TransportEvent, from: &str) -> u64 {
         },
         other => panic!("expected a message from {from}, got {other:?}"),
     }
+}
+
+/// A fresh network with a and b (incarnation 1 each) started and linked (see [`linked_pair`]).
+pub async fn linked_network() -> (MemoryNetwork, MemoryTransport, MemoryTransport) {
+    let net = MemoryNetwork::new();
+    let (a, b) = linked_pair(&net).await;
+    (net, a, b)
 }
 
 /// Two started endpoints `a`, `b` with an open link, their `Connected` events consumed.

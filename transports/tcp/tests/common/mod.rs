@@ -55,6 +55,32 @@ pub async fn start(name: &str, incarnation: u64) -> (TcpTransport, String) {
     start_with(config(), name, incarnation).await
 }
 
+/// The config of node `name` of a loopback test cluster: a free port, [`CLUSTER`], `seeds`
+/// (`id@addr`) and `voters`; timings are the defaults.
+pub fn node_config(name: &str, seeds: &[String], voters: &[&str]) -> baton_core::config::Config {
+    let mut cfg = baton_core::config::Config::new(name);
+    cfg.node.listen = "127.0.0.1:0".into();
+    cfg.cluster.name = CLUSTER.into();
+    cfg.cluster.seeds = seeds.to_vec();
+    cfg.cluster.voters = voters.iter().map(|v| v.to_string()).collect();
+    cfg
+}
+
+/// Starts a node from `cfg` over `transport` and joins group "g". The node stays a member
+/// while the caller holds the service (dropping it leaves the group).
+pub async fn start_node(
+    cfg: baton_core::config::Config,
+    transport: Arc<TcpTransport>,
+) -> (baton_core::Node, baton_core::Service) {
+    let node = baton_core::Node::builder(cfg)
+        .transport(transport)
+        .start()
+        .await
+        .expect("node starts");
+    let svc = node.join("g", Default::default()).await.expect("join");
+    (node, svc)
+}
+
 #[allow(unused_imports, reason = "each test binary uses some of them")]
 pub use baton_testkit::conformance::{
     SOON, assert_no_death, drain, expect, is_connected, is_dead, is_disconnected,
