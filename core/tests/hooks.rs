@@ -267,6 +267,7 @@ async fn dropping_the_last_node_handle_hands_off_promptly() {
             incarnation: Incarnation(0),
             hardware: Default::default(),
             labels: Default::default(),
+            version: None,
         })
         .await
         .unwrap();

@@ -537,6 +537,7 @@ impl Task {
                 labels: r.labels.clone(),
                 services: self.services(&r.id.node),
                 leads: leads.get(&r.id.node).copied().unwrap_or(0),
+                version: r.version.clone(),
             })
             .collect();
         let input = ElectionInput {

@@ -4,7 +4,7 @@
 
 use crate::policy::LeaderPolicy;
 use crate::transport::DeathProofMode;
-use crate::types::{Hardware, Incarnation, Labels, NodeId};
+use crate::types::{Hardware, Incarnation, Labels, NodeId, Version};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub hardware: Hardware,
     /// This node's labels.
     pub labels: Labels,
+    /// The software version this node runs (`[node] version`), announced with its members.
+    pub version: Option<Version>,
     /// Quorum mode and voters.
     pub quorum: Quorum,
     /// Heartbeat period.
@@ -95,6 +97,7 @@ impl EngineConfig {
             incarnation,
             hardware: Hardware::default(),
             labels: Labels::new(),
+            version: None,
             quorum,
             heartbeat: defaults::HEARTBEAT,
             failure_timeout: defaults::FAILURE_TIMEOUT,

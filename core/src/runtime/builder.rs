@@ -183,6 +183,7 @@ impl NodeBuilder {
         ecfg.addr = addr.clone();
         ecfg.hardware = config.node.hardware.resolve();
         ecfg.labels = config.node.labels.clone();
+        ecfg.version = config.node.version()?;
         ecfg.backoff = Duration::from_millis(config.timing.election_backoff_ms);
         ecfg.call_timeout = Duration::from_millis(config.timing.call_timeout_ms);
         ecfg.seeds = config.seeds().into_iter().map(|s| s.addr).collect();

@@ -260,6 +260,7 @@ impl Driver {
                         incarnation: cfg.incarnation,
                         hardware: cfg.hardware.clone(),
                         labels: all,
+                        version: cfg.version.clone(),
                     }
                 })
                 .collect()
