@@ -79,6 +79,11 @@ pub struct EngineConfig {
     /// Which proofs of death this node trusts (its own transport's and those a candidate
     /// attaches to a vote request).
     pub death_proof: DeathProofMode,
+    /// Before a requested handoff (transfer, step-down) or one for ill health, ask the driver
+    /// to release the group's leader work ([`Action::Release`](super::Action::Release)) and
+    /// hand off only once it answers. Off by default (the engine alone, the simulator); the
+    /// tokio runtime turns it on, so that hooks' work stops before a successor starts.
+    pub release_first: bool,
 }
 
 impl EngineConfig {
@@ -108,6 +113,7 @@ impl EngineConfig {
             external_registry: false,
             rng_seed: incarnation.get(),
             death_proof: DeathProofMode::default(),
+            release_first: false,
         };
         config.with_timing(defaults::HEARTBEAT, defaults::FAILURE_TIMEOUT)
     }

@@ -192,6 +192,8 @@ impl NodeBuilder {
         ecfg.external_registry = registry.is_some() || elector.is_some();
         ecfg.rng_seed = incarnation.get() ^ fnv(config.node.name.as_bytes());
         ecfg.death_proof = config.cluster.death_proof;
+        // Transfers, step-downs and unhealthy leaders release their hooks' work first.
+        ecfg.release_first = true;
         let default_policy = policy.unwrap_or_else(|| Arc::new(ByMemberId));
         let elector = elector.map(|elector| ElectorHook {
             elector,
