@@ -24,7 +24,7 @@ fn set_version(c: &Cluster, name: &str, version: &str) {
     );
     let text = text.replace(
         "[[group]]\nname = \"tracked\"\n",
-        "[[group]]\nname = \"tracked\"\npolicy = [\"oldest-version\", \"oldest-running\"]\n",
+        "[[group]]\nname = \"tracked\"\npolicy = [\"oldest-version\", \"oldest-running\"]\npreempt = true\n",
     );
     std::fs::write(&path, text).unwrap();
 }
@@ -39,19 +39,34 @@ fn version_seen(c: &Cluster, via: &str, name: &str) -> Option<String> {
         .and_then(|m| m["version"].as_str().map(str::to_string))
 }
 
+/// Waits until every node of a, b, c reports `who` as the leader; returns its term.
+fn all_see(c: &Cluster, who: &str) -> u64 {
+    common::wait_until(Duration::from_secs(10), &format!("{who} to lead"), || {
+        let views: Vec<(Option<String>, u64)> = ABC
+            .iter()
+            .map(|n| status(&c.config(n)).map(|s| common::leader(&s)))
+            .collect::<Option<_>>()?;
+        views
+            .iter()
+            .all(|(l, t)| l.as_deref() == Some(who) && *t == views[0].1)
+            .then_some(views[0].1)
+    })
+}
+
 #[test]
 fn the_oldest_version_leads_and_an_upgrade_moves_leadership_to_the_oldest_new_node() {
     let mut c = Cluster::new("versions", &ABC);
-    // b and c run the new release and start first; a, the last node still on the old one,
-    // starts last: the version decides, not the start time.
+    // c and b run the new release and start first (c the longest-running); a, the last node
+    // still on the old release, starts last: the version decides, not the start time. The
+    // group preempts, so that a takes over from the leader c and b elected before it came.
     set_version(&c, "a", "1.0.0");
     set_version(&c, "b", "1.1.0");
     set_version(&c, "c", "1.1.0");
-    c.start("b");
     c.start("c");
+    c.start("b");
     c.start("a");
-    let (first, term) = agreed(&c, &ABC, Duration::from_secs(10));
-    assert_eq!(first, "a", "the 1.0.0 node leads\n{}", c.logs());
+    agreed(&c, &ABC, Duration::from_secs(10));
+    let term = all_see(&c, "a");
 
     // Every node's version is shown, in the table and in the JSON.
     common::wait_until(Duration::from_secs(5), "c to learn a's version", || {
@@ -82,10 +97,12 @@ fn the_oldest_version_leads_and_an_upgrade_moves_leadership_to_the_oldest_new_no
     common::wait_until(Duration::from_secs(10), "a to rejoin on 1.1.0", || {
         (version_seen(&c, "b", "a").as_deref() == Some("1.1.0")).then_some(())
     });
-    let (next, next_term) = agreed(&c, &ABC, Duration::from_secs(10));
-    // All on 1.1.0 now: oldest-running breaks the tie, and b has run longest.
-    assert_eq!(next, "b", "the oldest 1.1.0 node leads\n{}", c.logs());
+    // All on 1.1.0 now: oldest-running breaks the tie, and c has run longest (and a, back on
+    // 1.1.0, started last: it does not take leadership back).
+    let next_term = all_see(&c, "c");
     assert!(next_term > term);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(all_see(&c, "c"), next_term, "leadership stays with c\n{}", c.logs());
 }
 
 #[test]
