@@ -384,9 +384,15 @@ mod tests {
         let t = status_text(&snap(), "demo");
         let header = t.lines().find(|l| l.contains("NAME")).expect("a header");
         assert!(header.contains("VERSION"), "{t}");
-        let a = t.lines().find(|l| l.trim_start().starts_with("a ")).expect("a's row");
+        let a = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("a "))
+            .expect("a's row");
         assert!(a.contains(" 1.4.2 "), "{t}");
-        let b = t.lines().find(|l| l.trim_start().starts_with("b ")).expect("b's row");
+        let b = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("b "))
+            .expect("b's row");
         assert!(b.contains(" - "), "{t}");
         let v = status_json(&snap());
         assert_eq!(v["members"][0]["version"], "1.4.2");

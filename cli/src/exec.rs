@@ -137,7 +137,8 @@ impl Supervisor {
     /// Tells the release hook whether (and under which term) CMD runs.
     fn publish(&self) {
         let term = self.child.as_ref().map(|r| r.term);
-        self.running.send_if_modified(|t| std::mem::replace(t, term) != term);
+        self.running
+            .send_if_modified(|t| std::mem::replace(t, term) != term);
     }
 }
 
@@ -543,9 +544,7 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
         let release = *released_rx.borrow_and_update();
         // An unhealthy member runs no CMD, even while the handoff is on its way; nor does a
         // leader handing off on request (its CMD stops first).
-        let want = leading
-            .filter(|_| healthy)
-            .filter(|t| release != Some(*t));
+        let want = leading.filter(|_| healthy).filter(|t| release != Some(*t));
         if let Some(r) = &sup.child
             && want != Some(r.term)
         {

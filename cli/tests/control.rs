@@ -321,5 +321,9 @@ fn a_transfer_starts_the_new_leaders_command_only_after_the_old_ones_has_stopped
         // Let the new leader's CMD run before the next transfer.
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(verified >= 1, "no round stopped a running command\n{}", c.logs());
+    assert!(
+        verified >= 1,
+        "no round stopped a running command\n{}",
+        c.logs()
+    );
 }

@@ -102,7 +102,12 @@ fn the_oldest_version_leads_and_an_upgrade_moves_leadership_to_the_oldest_new_no
     let next_term = all_see(&c, "c");
     assert!(next_term > term);
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(all_see(&c, "c"), next_term, "leadership stays with c\n{}", c.logs());
+    assert_eq!(
+        all_see(&c, "c"),
+        next_term,
+        "leadership stays with c\n{}",
+        c.logs()
+    );
 }
 
 #[test]
@@ -119,7 +124,9 @@ fn a_bad_version_is_refused_naming_the_file_and_the_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     let file = c.config("a").display().to_string();
     assert!(
-        err.contains(&format!("{file}: node.version: \"1.4\" is not a semantic version")),
+        err.contains(&format!(
+            "{file}: node.version: \"1.4\" is not a semantic version"
+        )),
         "{err}"
     );
 }

@@ -907,10 +907,20 @@ mod tests {
     #[test]
     fn node_version_is_a_semantic_version_or_an_error_naming_file_and_field() {
         let cfg = parse("[node]\nname = \"a\"\nversion = \"1.4.2\"\n").unwrap();
-        assert_eq!(cfg.node.version().unwrap(), Some(crate::Version::new(1, 4, 2)));
+        assert_eq!(
+            cfg.node.version().unwrap(),
+            Some(crate::Version::new(1, 4, 2))
+        );
         let pre = parse("[node]\nname = \"a\"\nversion = \"2.0.0-rc.1+b7\"\n").unwrap();
         assert_eq!(pre.node.version().unwrap().unwrap().pre.as_str(), "rc.1");
-        assert_eq!(parse("[node]\nname = \"a\"\n").unwrap().node.version().unwrap(), None);
+        assert_eq!(
+            parse("[node]\nname = \"a\"\n")
+                .unwrap()
+                .node
+                .version()
+                .unwrap(),
+            None
+        );
         for bad in ["1.4", "v1.4.2", "latest", ""] {
             let e = parse(&format!("[node]\nname = \"a\"\nversion = {bad:?}\n")).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("node.version"), "{e}");

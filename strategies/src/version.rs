@@ -56,7 +56,10 @@ impl NewestVersion {
     /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
     fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         tiers_by_key(input, |c: &Candidate| {
-            (c.version.is_none(), c.version.as_ref().map(|v| Reverse(precedence(v))))
+            (
+                c.version.is_none(),
+                c.version.as_ref().map(|v| Reverse(precedence(v))),
+            )
         })
     }
 }

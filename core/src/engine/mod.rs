@@ -72,12 +72,12 @@ mod peers;
 mod persist;
 mod quorum;
 mod ranking;
+mod release;
 mod routing;
 mod status;
 #[cfg(test)]
 mod tests;
 mod timers;
-mod release;
 mod transfer;
 mod vote;
 mod why;

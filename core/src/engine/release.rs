@@ -50,7 +50,10 @@ impl Engine {
         match reply {
             ControlReply::Call(call) => self.finish_control(call, result),
             ControlReply::Peer { from, id } => {
-                self.send(&from, Message::ControlResponse(ControlResponse { id, result }));
+                self.send(
+                    &from,
+                    Message::ControlResponse(ControlResponse { id, result }),
+                );
             }
         }
     }

@@ -194,9 +194,9 @@ impl Driver {
                     let _ = reply.send(Err(ControlError::ShuttingDown));
                 }
                 Command::Reply { .. }
-            | Command::External { .. }
-            | Command::SetHealth { .. }
-            | Command::Released { .. } => {}
+                | Command::External { .. }
+                | Command::SetHealth { .. }
+                | Command::Released { .. } => {}
             }
         }
         for (_, w) in lock(&self.shared.watches).iter() {

@@ -312,7 +312,10 @@ fn with_release_first_a_transfer_waits_for_the_release_and_the_leader_leads_mean
 
     let actions = c.input(0, transfer("n2"));
     let term = release_asked(&actions).expect("a release is asked first");
-    assert!(answers(&actions).is_empty(), "answered only after the release");
+    assert!(
+        answers(&actions).is_empty(),
+        "answered only after the release"
+    );
     assert!(!steps_down(&actions), "nobody is told to take over yet");
     // Meanwhile it goes on leading (heartbeats, lease) and a second request waits too.
     c.input(1, step_down());
