@@ -160,7 +160,7 @@ fn merge(v: &mut Value, extra: Value) {
 
 /// A node's status as one JSON object — what `baton status --json` prints, and the base of
 /// `/api/status`:
-/// `{"node", "members": [{"name", "addr", "incarnation", "alive", "groups"}],
+/// `{"node", "members": [{"name", "addr", "incarnation", "alive", "groups", "version"}],
 ///   "groups": [{"name", "leader", "leader_member", "term", "local_is_leader", "no_leader"}]}`
 /// (`no_leader`: [`no_leader_json`], or `null` while the group has a leader).
 pub fn status_json(s: &StatusSnapshot) -> Value {
@@ -172,6 +172,7 @@ pub fn status_json(s: &StatusSnapshot) -> Value {
             "incarnation": m.incarnation,
             "alive": m.alive,
             "groups": m.groups,
+            "version": m.version.as_ref().map(ToString::to_string),
         })).collect::<Vec<_>>(),
         "groups": s.groups.iter().map(|g| json!({
             "name": g.group,
@@ -237,6 +238,7 @@ mod tests {
                     incarnation: Incarnation(1),
                     alive: *a,
                     groups: vec!["g".into()],
+                    version: None,
                 })
                 .collect(),
             groups: vec![Leadership::none("g")],

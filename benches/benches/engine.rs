@@ -47,6 +47,7 @@ fn heartbeat(i: usize, n: usize, seq: u64) -> Input {
                     started_at_ms: 1_000 + i as u64,
                     labels: Labels::new(),
                     healthy: true,
+                    version: None,
                 }],
                 claims: vec![],
             }),

@@ -114,6 +114,7 @@ fn heartbeat(peers: usize) -> Message {
                 started_at_ms: 1_760_000_000_000,
                 labels: Labels::new(),
                 healthy: true,
+                version: None,
             }],
             claims: vec![Claim {
                 group: "tracked".into(),

@@ -36,6 +36,7 @@ pub fn input(n: usize) -> ElectionInput {
                 labels,
                 services: ["g".into(), "other".into()].into(),
                 leads: 0,
+                version: None,
             }
         })
         .collect();

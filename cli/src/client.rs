@@ -75,7 +75,7 @@ pub(crate) fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "node {} (cluster {cluster}) sees:", s.node);
     let _ = writeln!(out, "members:");
-    let rows: Vec<[String; 5]> = s
+    let rows: Vec<[String; 6]> = s
         .members
         .iter()
         .map(|m| {
@@ -83,6 +83,9 @@ pub(crate) fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
                 m.name.to_string(),
                 m.addr.clone().unwrap_or_else(|| "-".into()),
                 m.incarnation.to_string(),
+                m.version
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), ToString::to_string),
                 if m.alive { "alive" } else { "down" }.to_string(),
                 if m.groups.is_empty() {
                     "-".to_string()
@@ -92,8 +95,16 @@ pub(crate) fn status_text(s: &StatusSnapshot, cluster: &str) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "ADDRESS", "INCARNATION", "STATE", "GROUPS"].map(String::from);
-    let mut widths = [0usize; 5];
+    let header = [
+        "NAME",
+        "ADDRESS",
+        "INCARNATION",
+        "VERSION",
+        "STATE",
+        "GROUPS",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 6];
     for row in std::iter::once(&header).chain(rows.iter()) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
@@ -243,6 +254,7 @@ mod tests {
                     incarnation: baton_core::Incarnation(5),
                     alive: true,
                     groups: vec!["tracked".into()],
+                    version: Some(baton_core::Version::new(1, 4, 2)),
                 },
                 NodeStatus {
                     name: NodeId::new("b"),
@@ -250,6 +262,7 @@ mod tests {
                     incarnation: baton_core::Incarnation(6),
                     alive: false,
                     groups: vec![],
+                    version: None,
                 },
             ],
             groups: vec![Leadership {
@@ -364,5 +377,25 @@ mod tests {
         assert!(t.contains("tracked: leader a (term 3)"), "{t}");
         assert!(t.contains("127.0.0.1:7101"), "{t}");
         assert!(t.contains("down"), "{t}");
+    }
+
+    #[test]
+    fn text_and_json_show_each_nodes_version() {
+        let t = status_text(&snap(), "demo");
+        let header = t.lines().find(|l| l.contains("NAME")).expect("a header");
+        assert!(header.contains("VERSION"), "{t}");
+        let a = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("a "))
+            .expect("a's row");
+        assert!(a.contains(" 1.4.2 "), "{t}");
+        let b = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("b "))
+            .expect("b's row");
+        assert!(b.contains(" - "), "{t}");
+        let v = status_json(&snap());
+        assert_eq!(v["members"][0]["version"], "1.4.2");
+        assert!(v["members"][1]["version"].is_null());
     }
 }

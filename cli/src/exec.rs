@@ -52,6 +52,9 @@
 //! - **SIGTERM / Ctrl-C**: CMD is stopped first (as above), then the node hands off
 //!   leadership and leaves; exit code 0. The successor starts its CMD only after this one's
 //!   is gone.
+//! - **`baton transfer` / `baton step-down`** (and an unhealthy leader's handoff): the leader
+//!   stops CMD first, while it still leads, and names its successor only once CMD has exited
+//!   ([`hand_off_after_cmd`]), so the successor's CMD starts after this one's is gone.
 
 use crate::cli::{ExecCmd, OnExit};
 use crate::node::{Signals, serve, start_unless_signalled, stopped, warn_if_insecure};
@@ -65,6 +68,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -124,6 +128,53 @@ struct Supervisor {
     grace: Duration,
     watchdog: Duration,
     child: Option<Running>,
+    /// The term CMD runs under now (`None`: not running), for the release hook
+    /// ([`hand_off_after_cmd`]).
+    running: Arc<watch::Sender<Option<Term>>>,
+}
+
+impl Supervisor {
+    /// Tells the release hook whether (and under which term) CMD runs.
+    fn publish(&self) {
+        let term = self.child.as_ref().map(|r| r.term);
+        self.running
+            .send_if_modified(|t| std::mem::replace(t, term) != term);
+    }
+}
+
+/// Makes the node's handoffs on request wait for CMD: a transfer, a step-down or an unhealthy
+/// leader's handoff first *releases* the leader work of the service's hooks (see
+/// `baton_core::runtime::hooks`), and tells the successor to take over only once that work has
+/// returned. This hook's work is CMD: when its token fires it asks the loop of [`run`] to
+/// stop CMD of that term (through `released`) and returns once CMD is gone (`running`), so the
+/// successor's CMD starts only after this one's has exited. Bounded by the node's release
+/// timeout (5 s; CMD's grace beyond it is not waited for).
+fn hand_off_after_cmd(
+    svc: &Service,
+    released: &Arc<watch::Sender<Option<Term>>>,
+    running: &Arc<watch::Sender<Option<Term>>>,
+) {
+    let released = released.clone();
+    let running = running.clone();
+    svc.on_started_leading(move |term, cancel| {
+        // Leading (again) under `term`: a release of this same term is over — the handoff it
+        // was for did not happen (a transfer refused after it) — so CMD may run again.
+        released.send_if_modified(|r| {
+            let again = *r == Some(term);
+            if again {
+                *r = None;
+            }
+            again
+        });
+        let released = released.clone();
+        let mut running = running.subscribe();
+        async move {
+            cancel.cancelled().await;
+            released.send_replace(Some(term));
+            // Err: the loop is gone, and CMD with it.
+            let _ = running.wait_for(|t| *t != Some(term)).await;
+        }
+    });
 }
 
 /// Confirms this node's lease now: `Some((time, term))` when it holds it. The clock is read
@@ -378,6 +429,7 @@ impl Supervisor {
         };
         let ended = Self::ended(&mut r, status).await;
         self.log_exit(r.pid, &ended);
+        self.publish();
         Some(ended)
     }
 
@@ -461,7 +513,12 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
         grace: Duration::from_millis(cmd.grace_ms),
         watchdog: Duration::from_millis(cmd.watchdog_ms),
         child: None,
+        running: Arc::new(watch::channel(None).0),
     };
+    // The term whose CMD a handoff on request is waiting for: CMD does not run under it.
+    let released = Arc::new(watch::channel(None::<Term>).0);
+    let mut released_rx = released.subscribe();
+    hand_off_after_cmd(first, &released, &sup.running);
     let delay = Duration::from_millis(cmd.restart_delay_ms);
     // When CMD may start again (after it exited on its own), or when to rejoin (after resigning).
     let mut restart_at: Option<Instant> = None;
@@ -481,15 +538,22 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
     });
     let mut healthy = true;
     loop {
+        sup.publish();
         let l = rx.borrow_and_update().clone();
-        // An unhealthy member runs no CMD, even while the handoff is on its way.
-        let want = wanted(&l).filter(|_| healthy);
+        let leading = wanted(&l);
+        let release = *released_rx.borrow_and_update();
+        // An unhealthy member runs no CMD, even while the handoff is on its way; nor does a
+        // leader handing off on request (its CMD stops first).
+        let want = leading.filter(|_| healthy).filter(|t| release != Some(*t));
         if let Some(r) = &sup.child
             && want != Some(r.term)
         {
             let why = match want {
                 Some(t) => format!("leading again under a new term ({t})"),
                 None if !healthy => "the health check failed: draining".to_string(),
+                None if leading.is_some() => {
+                    "handing leadership off (transfer or step-down): CMD stops first".to_string()
+                }
                 None => "this node no longer leads".to_string(),
             };
             sup.stop(&why).await;
@@ -576,9 +640,12 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
                     bail!("node {name} stopped");
                 }
             }
+            _ = released_rx.changed() => {}
 
             status = sup.wait() => {
                 let Some(mut r) = sup.child.take() else { continue };
+                // CMD is gone: a release (the leave or shutdown below) has nothing to wait for.
+                sup.publish();
                 let ended = Supervisor::ended(&mut r, status).await;
                 sup.log_exit(r.pid, &ended);
                 // Not a stale reading: the driver gets its turn first (a frozen process that
@@ -624,6 +691,7 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
                         .await
                         .with_context(|| format!("cannot rejoin group {:?}", cmd.group))?;
                     serve(&s, &name);
+                    hand_off_after_cmd(&s, &released, &sup.running);
                     s.set_healthy(healthy);
                     tracing::info!("{}: rejoined as {}", cmd.group, s.member());
                     rx = s.leadership();

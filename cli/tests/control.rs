@@ -173,9 +173,16 @@ fn a_leader_whose_health_check_starts_failing_drains_then_hands_off() {
         l.filter(|l| *l != first).map(|l| (t0.elapsed(), l))
     });
     assert!(new == next || new == other);
-    // interval × failures, plus a generous margin for three processes on a busy machine.
+    // interval × failures, plus a generous margin for three processes on a busy machine (the
+    // acceptance's + 10 ms is measured, not asserted: printed here, see docs/PERFORMANCE.md).
     let bound = Duration::from_millis(interval_ms * failures + 1500);
     assert!(moved < bound, "handed off after {moved:?}");
+    eprintln!(
+        "health handoff: the check failing → another node seen leading after {:.1} ms \
+         (interval × failures = {} ms; seen by polling `baton status` every ~20 ms)",
+        moved.as_secs_f64() * 1e3,
+        interval_ms * failures
+    );
     // a's command stopped (drained) and b's started.
     assert!(!running(a_pid), "the old leader's command still runs");
     let (node, _, _) = wait_until(Duration::from_secs(5), "the new command", || {
@@ -211,4 +218,100 @@ fn a_leader_whose_health_check_starts_failing_drains_then_hands_off() {
     let args = ["transfer", "--group", "tracked", "--to", &first];
     let (code, out, err) = run(&c, &other, &args);
     assert_eq!(code, Some(0), "{out}{err}");
+}
+
+/// `start|end NODE TERM NANOS` lines of the timestamps file, in order.
+fn stamps(file: &std::path::Path) -> Vec<(String, String, u64, u128)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter_map(
+            |l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [what, n, t, ns] => Some((
+                    what.to_string(),
+                    n.to_string(),
+                    t.parse().ok()?,
+                    ns.parse().ok()?,
+                )),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn a_transfer_starts_the_new_leaders_command_only_after_the_old_ones_has_stopped() {
+    let mut c = Cluster::new("nooverlap", &ABC);
+    let file = c.dir.0.join("stamps.txt");
+    std::fs::write(&file, "").unwrap();
+    // CMD takes 300 ms to clean up after its SIGTERM: without the release before the
+    // handoff, the successor's CMD would start inside that window.
+    let script = format!(
+        "f={f}; echo \"start $BATON_NODE $BATON_TERM $(date +%s%N)\" >> $f; \
+         trap 'sleep 0.3; echo \"end $BATON_NODE $BATON_TERM $(date +%s%N)\" >> $f; exit 0' TERM; \
+         while true; do sleep 0.02; done",
+        f = file.display()
+    );
+    for n in ABC {
+        let mut cmd = c.command(n, &["exec", "--group", "tracked", "--grace-ms", "3000"]);
+        cmd.args(["--", "sh", "-c", &script]);
+        c.spawn(n, cmd);
+    }
+    let (mut leader_now, _) = agreed(&c, &ABC, Duration::from_secs(10));
+    wait_until(Duration::from_secs(5), "the first command", || {
+        stamps(&file).iter().any(|s| s.0 == "start").then_some(())
+    });
+    // On a starved machine the lease watchdog may SIGKILL a CMD (its process was not scheduled
+    // for 40 ms): then no CMD runs at the transfer, or it ends without its end line, and that
+    // round proves nothing. Every end line there is must come before the successor's start,
+    // and at least one round must have stopped a running CMD and seen its end line.
+    let mut verified = 0;
+    for round in 0..3 {
+        let (to, _) = other_two(&leader_now);
+        let stops = |c: &Cluster, n: &str| c.read_log(n).matches("CMD stops first").count();
+        let stops_before = stops(&c, &leader_now);
+        let (code, out, err) = run(&c, &to, &["transfer", "--group", "tracked", "--to", &to]);
+        assert_eq!(code, Some(0), "{out}{err}\n{}", c.logs());
+        let t = wait_until(Duration::from_secs(5), "the target to lead", || {
+            let (l, t) = leader(&status(&c.config(&to))?);
+            (l.as_deref() == Some(to.as_str())).then_some(t)
+        });
+        let s = wait_until(Duration::from_secs(5), "the new leader's command", || {
+            let s = stamps(&file);
+            s.iter()
+                .any(|(w, n, term, _)| w == "start" && *n == to && *term == t)
+                .then_some(s)
+        });
+        let started = s
+            .iter()
+            .find(|(w, n, term, _)| w == "start" && *n == to && *term == t)
+            .map(|x| x.3)
+            .unwrap();
+        let ended = s
+            .iter()
+            .find(|(w, n, _, _)| w == "end" && *n == leader_now)
+            .map(|x| x.3);
+        if let Some(ended) = ended {
+            assert!(
+                ended < started,
+                "round {round}: the new command started {} ms before the old one ended\n{s:?}\n{}",
+                (ended - started) / 1_000_000,
+                c.logs()
+            );
+        }
+        // The transfer itself waited for it: the old leader says so.
+        if stops(&c, &leader_now) > stops_before && ended.is_some() {
+            verified += 1;
+        } else {
+            eprintln!("round {round}: no running CMD was stopped (lease watchdog on a busy host)");
+        }
+        std::fs::write(&file, "").unwrap();
+        leader_now = to;
+        // Let the new leader's CMD run before the next transfer.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        verified >= 1,
+        "no round stopped a running command\n{}",
+        c.logs()
+    );
 }

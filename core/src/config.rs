@@ -203,10 +203,35 @@ pub struct NodeConfig {
     /// Hardware; unset values are detected.
     #[serde(default)]
     pub hardware: HardwareConfig,
+    /// The software version this node runs, a semantic version (`"1.4.2"`, `"2.0.0-rc.1"`):
+    /// announced with its members, so that `oldest-version` keeps the leader on the old
+    /// release during a rolling upgrade (or `newest-version` moves it to the new one). Checked
+    /// when the file is read ([`NodeConfig::version`]); unset, the node announces none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Where term and vote are kept across restarts. Without it a restarted node abstains from
     /// voting for one failure timeout.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// `version` parsed as a semantic version (`None` when unset); an error names
+    /// `node.version` and says what a semantic version looks like.
+    pub fn version(&self) -> Result<Option<crate::Version>, ConfigError> {
+        let Some(text) = &self.version else {
+            return Ok(None);
+        };
+        crate::Version::parse(text.trim()).map(Some).map_err(|e| {
+            ConfigError::field(
+                "node.version",
+                format!(
+                    "{text:?} is not a semantic version (MAJOR.MINOR.PATCH, such as \"1.4.2\" \
+                     or \"2.0.0-rc.1\"): {e}"
+                ),
+            )
+        })
+    }
 }
 
 fn default_listen() -> String {
@@ -531,6 +556,7 @@ impl Config {
                 listen: default_listen(),
                 labels: Labels::new(),
                 hardware: HardwareConfig::default(),
+                version: None,
                 data_dir: None,
             },
             cluster: ClusterConfig::default(),
@@ -611,6 +637,7 @@ impl Config {
         if self.node.name.trim().is_empty() {
             return Err(ConfigError::field("node.name", "must not be empty"));
         }
+        self.node.version()?;
         if self.node.name.contains('@') || self.node.name.contains('#') {
             return Err(ConfigError::field(
                 "node.name",
@@ -875,6 +902,36 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::from_toml_str(s, Some(Path::new("/etc/baton/node.toml")))
+    }
+
+    #[test]
+    fn node_version_is_a_semantic_version_or_an_error_naming_file_and_field() {
+        let cfg = parse("[node]\nname = \"a\"\nversion = \"1.4.2\"\n").unwrap();
+        assert_eq!(
+            cfg.node.version().unwrap(),
+            Some(crate::Version::new(1, 4, 2))
+        );
+        let pre = parse("[node]\nname = \"a\"\nversion = \"2.0.0-rc.1+b7\"\n").unwrap();
+        assert_eq!(pre.node.version().unwrap().unwrap().pre.as_str(), "rc.1");
+        assert_eq!(
+            parse("[node]\nname = \"a\"\n")
+                .unwrap()
+                .node
+                .version()
+                .unwrap(),
+            None
+        );
+        for bad in ["1.4", "v1.4.2", "latest", ""] {
+            let e = parse(&format!("[node]\nname = \"a\"\nversion = {bad:?}\n")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("node.version"), "{e}");
+            assert_eq!(e.file.as_deref(), Some(Path::new("/etc/baton/node.toml")));
+            let text = e.to_string();
+            assert!(
+                text.starts_with("/etc/baton/node.toml: node.version: ")
+                    && text.contains(&format!("{bad:?} is not a semantic version")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

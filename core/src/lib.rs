@@ -42,7 +42,7 @@ pub use transport::{
 };
 pub use types::{
     Candidate, ElectionInput, GroupName, Hardware, Incarnation, Labels, Leadership, MemberId,
-    MemberRecord, NodeId, Term,
+    MemberRecord, NodeId, Term, Version,
 };
 
 #[cfg(feature = "runtime")]

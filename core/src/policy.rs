@@ -40,6 +40,7 @@ use std::sync::Arc;
 ///         labels: Default::default(),
 ///         services: [].into(),
 ///         leads: 0,
+///         version: None,
 ///     });
 /// }
 /// assert_eq!(MostCpus.rank(&input)[0], MemberId::new("b", 0));

@@ -1,6 +1,7 @@
 //! The plain data types every other part of baton speaks: node and member ids, group names,
 //! hardware, candidates and the input a [`LeaderPolicy`](crate::LeaderPolicy) ranks.
 
+pub use semver::Version;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -313,6 +314,9 @@ pub struct MemberRecord {
     pub hardware: Hardware,
     /// Labels of its node merged with the labels given at join (join labels win).
     pub labels: Labels,
+    /// The software version its node runs (`[node] version`), if it announced one.
+    #[serde(default)]
+    pub version: Option<Version>,
 }
 
 /// A member as a policy sees it: the record plus the services its node runs.
@@ -337,6 +341,13 @@ pub struct Candidate {
     /// `balanced` policy ranks by it; 0 where nobody counted.
     #[serde(default)]
     pub leads: usize,
+    /// The software version its node runs (`[node] version`, semver), if it announced one:
+    /// what `oldest-version` and `newest-version` rank by. `None` for a node configured
+    /// without a version (and for a peer of a release that did not announce one). In a
+    /// plugin's JSON a string (`"1.4.2"`), left out when `None`, so the JSON of an input
+    /// without versions is what it was before versions existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
 }
 
 impl Candidate {
@@ -351,6 +362,7 @@ impl Candidate {
             labels: Labels::new(),
             services: Arc::from([]),
             leads: 0,
+            version: None,
         }
     }
 

@@ -44,6 +44,7 @@ fn announce(e: &mut Engine, now: Instant, node: &str) {
                 started_at_ms: 1,
                 labels: Default::default(),
                 healthy: true,
+                version: None,
             }],
             ..Default::default()
         }),

@@ -267,6 +267,7 @@ async fn dropping_the_last_node_handle_hands_off_promptly() {
             incarnation: Incarnation(0),
             hardware: Default::default(),
             labels: Default::default(),
+            version: None,
         })
         .await
         .unwrap();
@@ -334,4 +335,61 @@ async fn a_join_right_after_a_drop_finds_the_old_member_gone() {
     let members = a.registry().members(G).await.unwrap();
     assert!(members.iter().any(|m| &m.id == new.member()), "{members:?}");
     c.services.insert(("a".to_string(), G.into()), new);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_transfer_releases_the_work_before_the_successor_is_told_and_work_resumes_later() {
+    let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
+    let log = Log::default();
+    let term = a_works(&c, &log, Duration::from_millis(300)).await;
+    log_first_lead(&c, "c", &log);
+
+    let t0 = Instant::now();
+    // Asked at b (routed to a): a cancels its work, waits the 300 ms it takes, then hands off.
+    let handed = c.node("b").transfer(G, "c").await.unwrap();
+    let took = t0.elapsed();
+    assert_eq!(handed.to, MemberId::new("c", 0));
+    let (cancelled, cancelled_at) = log.wait_for("cancelled").await;
+    let (done, done_at) = log.wait_for("work done").await;
+    let (c_leads, _) = log.wait_for("c leads").await;
+    assert!(cancelled_at - t0 < Duration::from_millis(50));
+    assert!(done_at - cancelled_at >= Duration::from_millis(300));
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "answered after {took:?}"
+    );
+    // The successor leads only after a's work stopped.
+    assert!(cancelled < done && done < c_leads, "{:?}", log.lines());
+    let (stop, _) = log.wait_for(&format!("stopped {term}")).await;
+    assert!(done < stop, "{:?}", log.lines());
+
+    // a keeps its service: handed leadership back, its work starts again (not held back by
+    // the release).
+    let back = c.node("c").transfer(G, "a").await.unwrap();
+    let t1 = Instant::now();
+    loop {
+        let restarted = log.lines().iter().any(|l| {
+            l.strip_prefix("start ")
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| t > back.term)
+        });
+        if restarted {
+            break;
+        }
+        assert!(t1.elapsed() < LIMIT, "no work restarted: {:?}", log.lines());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_step_down_releases_the_work_first_too() {
+    let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
+    let log = Log::default();
+    a_works(&c, &log, Duration::from_millis(200)).await;
+    log_first_lead(&c, "b", &log);
+    let handed = c.service("a", G).step_down().await.unwrap();
+    assert_eq!(handed.to, MemberId::new("b", 0));
+    let (done, _) = log.wait_for("work done").await;
+    let (b_leads, _) = log.wait_for("b leads").await;
+    assert!(done < b_leads, "{:?}", log.lines());
 }

@@ -164,6 +164,7 @@ fn random_input(rng: &mut baton_testkit::Rng) -> ElectionInput {
                 labels,
                 services: ["tracked".into()].into(),
                 leads: 0,
+                version: None,
             }
         })
         .collect();

@@ -454,8 +454,9 @@ impl Sim {
                     )
                 }),
                 // The simulated network never refuses a node (no duplicate names, no clock
-                // steps), so neither of these can come.
-                Action::Reincarnate { .. } | Action::Halt(_) => {
+                // steps), so neither of these can come; nor a release (the simulated engines
+                // run without `release_first`).
+                Action::Reincarnate { .. } | Action::Halt(_) | Action::Release { .. } => {
                     self.trace(1, || format!("{}: unexpected {a:?}", self.nodes[i].id))
                 }
                 Action::Members { .. }

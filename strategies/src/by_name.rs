@@ -1,6 +1,8 @@
 //! The by-name table: turning a group's `policy = …` into a [`LeaderPolicy`].
 
-use crate::{AntiAffinity, Balanced, Chain, HardwareWeight, OldestRunning};
+use crate::{
+    AntiAffinity, Balanced, Chain, HardwareWeight, NewestVersion, OldestRunning, OldestVersion,
+};
 use baton_core::config::{Config, ConfigError, GroupConfig, PluginSpec, PolicySpec};
 use baton_core::{GroupName, LeaderPolicy};
 use std::collections::BTreeMap;
@@ -14,11 +16,13 @@ const KNOWN: &[&str] = &[
     HardwareWeight::NAME,
     AntiAffinity::NAME,
     Balanced::NAME,
+    OldestVersion::NAME,
+    NewestVersion::NAME,
     Chain::NAME,
 ];
 
 /// The built-in policy names: `oldest-running`, `hardware-weight`, `anti-affinity`, `balanced`,
-/// `chain`.
+/// `oldest-version`, `newest-version`, `chain`.
 ///
 /// `chain` is listed because it is built in, but in config it is written as a list
 /// (`policy = ["anti-affinity", "oldest-running"]`), never by name.
@@ -29,7 +33,7 @@ pub fn known_policies() -> &'static [&'static str] {
 /// A group's policy could not be built. Names the group and the field:
 ///
 /// ```text
-/// group "tracked": policy[1]: unknown policy "olderst-running"; known policies: oldest-running, hardware-weight, anti-affinity, balanced, chain
+/// group "tracked": policy[1]: unknown policy "olderst-running"; known policies: oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain
 /// ```
 ///
 /// Converts into a [`ConfigError`] (field `group "tracked".policy[1]`) so callers can attach the
@@ -162,7 +166,7 @@ type Factory =
 /// assert_eq!(
 ///     bare.to_string(),
 ///     "group \"tracked\": policy[0]: unknown policy \"prefer-ssd\"; known policies: \
-///      oldest-running, hardware-weight, anti-affinity, balanced, chain"
+///      oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain"
 /// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -194,7 +198,8 @@ impl Default for Policies {
 
 impl Policies {
     /// The built-in policies: `oldest-running`, `hardware-weight`, `anti-affinity` (with the
-    /// group's `[group.anti-affinity]` settings), `balanced`, and `chain`.
+    /// group's `[group.anti-affinity]` settings), `balanced`, `oldest-version`,
+    /// `newest-version`, and `chain`.
     pub fn with_builtins() -> Self {
         fn builtin<P: LeaderPolicy + 'static>(
             f: impl Fn(&GroupConfig) -> P + Send + Sync + 'static,
@@ -213,6 +218,8 @@ impl Policies {
                         builtin(|g| AntiAffinity::new(g.anti_affinity.clone().unwrap_or_default()))
                     }
                     Balanced::NAME => builtin(|_| Balanced),
+                    OldestVersion::NAME => builtin(|_| OldestVersion),
+                    NewestVersion::NAME => builtin(|_| NewestVersion),
                     _ => None,
                 };
                 (name.to_string(), factory)
@@ -374,7 +381,7 @@ impl Policies {
 /// assert_eq!(
 ///     err.to_string(),
 ///     "group \"tracked\": policy[1]: unknown policy \"olderst-running\"; \
-///      known policies: oldest-running, hardware-weight, anti-affinity, balanced, chain"
+///      known policies: oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain"
 /// );
 /// # Ok::<(), baton_strategies::PolicyError>(())
 /// ```
@@ -440,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn known_policies_are_the_five_built_ins() {
+    fn known_policies_are_the_seven_built_ins() {
         assert_eq!(
             known_policies(),
             [
@@ -448,6 +455,8 @@ mod tests {
                 "hardware-weight",
                 "anti-affinity",
                 "balanced",
+                "oldest-version",
+                "newest-version",
                 "chain"
             ]
         );
@@ -483,7 +492,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "group \"tracked\": policy: unknown policy \"olderst-running\"; known policies: \
-             oldest-running, hardware-weight, anti-affinity, balanced, chain"
+             oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain"
         );
     }
 
@@ -561,7 +570,7 @@ mod tests {
         assert_eq!(
             ce.to_string(),
             "/etc/baton.toml: group \"tracked\".policy[0]: unknown policy \"x\"; known policies: \
-             oldest-running, hardware-weight, anti-affinity, balanced, chain"
+             oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain"
         );
     }
 
@@ -656,6 +665,16 @@ mod tests {
     }
 
     #[test]
+    fn the_version_policies_are_built_by_name_alone_and_in_a_chain() {
+        let p = build_policy(&group(Some(named("oldest-version")))).unwrap();
+        assert_eq!(p.name(), "oldest-version");
+        let p = build_policy(&group(Some(named("newest-version")))).unwrap();
+        assert_eq!(p.name(), "newest-version");
+        let chain = PolicySpec::Chain(vec![named("oldest-version"), named("oldest-running")]);
+        assert_eq!(build_policy(&group(Some(chain))).unwrap().name(), "chain");
+    }
+
+    #[test]
     fn unknown_name_lists_every_registered_name() {
         let policies =
             with_prefer_label().register("prefer-zone", |_g: &GroupConfig| crate::OldestRunning);
@@ -666,6 +685,8 @@ mod tests {
                 "hardware-weight",
                 "anti-affinity",
                 "balanced",
+                "oldest-version",
+                "newest-version",
                 "chain",
                 "prefer-label",
                 "prefer-zone"
@@ -678,7 +699,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "group \"tracked\": policy: unknown policy \"prefer-lable\"; known policies: \
-             oldest-running, hardware-weight, anti-affinity, balanced, chain, prefer-label, \
+             oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain, prefer-label, \
              prefer-zone"
         );
     }

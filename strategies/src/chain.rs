@@ -41,6 +41,7 @@ use std::sync::Arc;
 ///         labels: Default::default(),
 ///         services: [].into(),
 ///         leads: 0,
+///         version: None,
 ///     });
 /// }
 /// // a and b tie on hardware; b started earlier. c is oldest, but hardware decides first.

@@ -12,6 +12,8 @@
 //! | `hardware-weight` | [`HardwareWeight`] | configured weight, else CPUs + memory |
 //! | `anti-affinity` | [`AntiAffinity`] | nodes not leading `avoid_groups`, without `avoid_labels` |
 //! | `balanced` | [`Balanced`] | the node leading the fewest groups |
+//! | `oldest-version` | [`OldestVersion`] | the lowest `[node] version` (semver); none last |
+//! | `newest-version` | [`NewestVersion`] | the highest `[node] version` (semver); none last |
 //! | a list `[…]` | [`Chain`] | the first decides, the next break its ties |
 //!
 //! and [`build_policy`] / [`policies_for`], which build them from a group's config with errors
@@ -33,6 +35,7 @@ mod chain;
 mod hardware_weight;
 mod oldest_running;
 mod tiers;
+mod version;
 
 #[cfg(test)]
 mod test_support;
@@ -45,6 +48,7 @@ pub use by_name::{
 pub use chain::Chain;
 pub use hardware_weight::HardwareWeight;
 pub use oldest_running::OldestRunning;
+pub use version::{NewestVersion, OldestVersion};
 
 #[doc(no_inline)]
 pub use baton_core::LeaderPolicy;

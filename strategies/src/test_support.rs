@@ -12,6 +12,7 @@ pub(crate) fn cand(node: &str) -> Candidate {
         labels: Default::default(),
         services: [].into(),
         leads: 0,
+        version: None,
     }
 }
 

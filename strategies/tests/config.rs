@@ -42,6 +42,7 @@ fn candidate(node: &str, cpus: u32, started_at_ms: u64, disk: &str) -> Candidate
         labels: [("disk".to_string(), disk.to_string())].into(),
         services: [].into(),
         leads: 0,
+        version: None,
     }
 }
 
@@ -122,7 +123,7 @@ fn a_typo_in_one_group_names_that_group_and_element() {
     assert_eq!(
         e.to_string(),
         "group \"tracked\": policy[1]: unknown policy \"olderst-running\"; \
-         known policies: oldest-running, hardware-weight, anti-affinity, balanced, chain"
+         known policies: oldest-running, hardware-weight, anti-affinity, balanced, oldest-version, newest-version, chain"
     );
     let ce = ConfigError::from(e).in_file(Some(file));
     assert_eq!(ce.field.as_deref(), Some("group \"tracked\".policy[1]"));

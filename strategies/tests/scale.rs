@@ -26,6 +26,7 @@ fn big_input(n: usize) -> ElectionInput {
             labels: Default::default(),
             services: [].into(),
             leads: 0,
+            version: None,
         })
         .collect();
     ElectionInput {

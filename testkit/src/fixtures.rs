@@ -28,6 +28,7 @@ pub fn every_message() -> Vec<Message> {
                     started_at_ms: 123,
                     labels: Default::default(),
                     healthy: true,
+                    version: None,
                 }],
                 claims: vec![Claim {
                     group: "g".into(),
@@ -103,6 +104,7 @@ pub fn every_message() -> Vec<Message> {
                 incarnation: Incarnation(3),
                 alive: true,
                 groups: vec!["g".into()],
+                version: None,
             }],
             groups: vec![Leadership {
                 group: "g".into(),

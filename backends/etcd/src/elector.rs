@@ -586,6 +586,7 @@ impl Task {
                     .cloned()
                     .unwrap_or_else(|| Arc::from(Vec::new())),
                 leads: leads.get(&r.id.node).copied().unwrap_or(0),
+                version: r.version.clone(),
             })
             .collect();
         let input = ElectionInput {

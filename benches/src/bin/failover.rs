@@ -571,6 +571,7 @@ mod tests {
                     incarnation: baton_core::Incarnation(*inc),
                     alive: true,
                     groups: vec![GROUP.into()],
+                    version: None,
                 })
                 .collect(),
             groups: vec![Leadership {

@@ -113,6 +113,14 @@ pub enum Input {
         /// Whether the member is healthy.
         healthy: bool,
     },
+    /// The driver released the leader work of `group` it was asked to by
+    /// [`Action::Release`] (under `term`): the handoff waiting for it goes on.
+    Released {
+        /// The group.
+        group: GroupName,
+        /// The term of the [`Action::Release`].
+        term: Term,
+    },
 }
 
 /// What the driver must do.
@@ -183,6 +191,17 @@ pub enum Action {
     /// Something worth telling the operator — a peer up or down, an election, a vote denied and
     /// why — as a typed [`Event`]: its [`Event::level`] says how loud, its `Display` the line.
     Event(Event),
+    /// Only with [`EngineConfig::release_first`](super::EngineConfig::release_first): this
+    /// node leads `group` under `term` and is about to hand it off on request (transfer, step
+    /// down) or for ill health. Stop the group's leader work — this node still leads and
+    /// heartbeats meanwhile — and answer with [`Input::Released`]; only then is the successor
+    /// told to take over.
+    Release {
+        /// The group.
+        group: GroupName,
+        /// Its term.
+        term: Term,
+    },
 }
 
 /// How loud an [`Event`] is.

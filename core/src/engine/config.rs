@@ -4,7 +4,7 @@
 
 use crate::policy::LeaderPolicy;
 use crate::transport::DeathProofMode;
-use crate::types::{Hardware, Incarnation, Labels, NodeId};
+use crate::types::{Hardware, Incarnation, Labels, NodeId, Version};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub hardware: Hardware,
     /// This node's labels.
     pub labels: Labels,
+    /// The software version this node runs (`[node] version`), announced with its members.
+    pub version: Option<Version>,
     /// Quorum mode and voters.
     pub quorum: Quorum,
     /// Heartbeat period.
@@ -77,6 +79,11 @@ pub struct EngineConfig {
     /// Which proofs of death this node trusts (its own transport's and those a candidate
     /// attaches to a vote request).
     pub death_proof: DeathProofMode,
+    /// Before a requested handoff (transfer, step-down) or one for ill health, ask the driver
+    /// to release the group's leader work ([`Action::Release`](super::Action::Release)) and
+    /// hand off only once it answers. Off by default (the engine alone, the simulator); the
+    /// tokio runtime turns it on, so that hooks' work stops before a successor starts.
+    pub release_first: bool,
 }
 
 impl EngineConfig {
@@ -95,6 +102,7 @@ impl EngineConfig {
             incarnation,
             hardware: Hardware::default(),
             labels: Labels::new(),
+            version: None,
             quorum,
             heartbeat: defaults::HEARTBEAT,
             failure_timeout: defaults::FAILURE_TIMEOUT,
@@ -105,6 +113,7 @@ impl EngineConfig {
             external_registry: false,
             rng_seed: incarnation.get(),
             death_proof: DeathProofMode::default(),
+            release_first: false,
         };
         config.with_timing(defaults::HEARTBEAT, defaults::FAILURE_TIMEOUT)
     }

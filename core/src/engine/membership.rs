@@ -200,6 +200,7 @@ impl Engine {
                 started_at_ms,
                 labels,
                 healthy: true,
+                version: self.cfg.version.clone(),
             },
         );
         let g = self.group_mut(&group, now);
@@ -291,6 +292,7 @@ impl Engine {
                     incarnation: c.incarnation,
                     hardware: c.hardware,
                     labels: c.labels,
+                    version: c.version,
                 })
                 .collect();
             if self.published_members.get(name) != Some(&members) {

@@ -72,6 +72,7 @@ mod peers;
 mod persist;
 mod quorum;
 mod ranking;
+mod release;
 mod routing;
 mod status;
 #[cfg(test)]
@@ -167,6 +168,8 @@ pub struct Engine {
     standing_aside: bool,
     /// Read-only diagnostics: why there is no leader, voters never seen (`why.rs`).
     diag: why::Diagnostics,
+    /// Groups whose leader work the driver is releasing before a handoff (`release.rs`).
+    releasing: BTreeMap<GroupName, release::Releasing>,
 }
 
 impl Engine {
@@ -217,6 +220,7 @@ impl Engine {
             conflicts: Vec::new(),
             standing_aside: false,
             diag: why::Diagnostics::new(now),
+            releasing: BTreeMap::new(),
             cfg,
         };
         if let Some(p) = persisted {
@@ -306,6 +310,7 @@ impl Engine {
                 timeout,
             } => self.on_control(now, id, group, op, timeout),
             Input::SetHealth { group, healthy } => self.on_set_health(now, &group, healthy),
+            Input::Released { group, term } => self.on_released(now, &group, term),
         }
         self.step(now);
         if self.persist_pending {

@@ -102,6 +102,7 @@ impl Engine {
                         labels: r.labels.clone(),
                         services: services.get(&r.id.node).cloned().unwrap_or(Arc::from([])),
                         leads: 0,
+                        version: r.version.clone(),
                     });
                 }
             }
@@ -208,5 +209,6 @@ fn candidate_from(
         labels,
         services,
         leads: 0,
+        version: m.version.clone(),
     }
 }

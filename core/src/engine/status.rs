@@ -15,6 +15,7 @@ impl Engine {
             incarnation: self.cfg.incarnation,
             alive: !self.shutting_down,
             groups: self.local.keys().cloned().collect(),
+            version: self.cfg.version.clone(),
         }];
         for (id, p) in self.peers.iter() {
             let mut groups: Vec<GroupName> = p.members.iter().map(|m| m.group.clone()).collect();
@@ -26,6 +27,7 @@ impl Engine {
                 incarnation: p.incarnation,
                 alive: p.is_alive(),
                 groups,
+                version: p.members.iter().find_map(|m| m.version.clone()),
             });
         }
         let groups = self

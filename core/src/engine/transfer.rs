@@ -17,13 +17,15 @@
 //! naming the successor, which campaigns at once without pre-vote. Every member but the
 //! successor — the old leader included — waits one failure timeout for it before its own
 //! ranking's schedule starts, so a successor that never takes over costs one failure timeout,
-//! after which the group elects as usual.
+//! after which the group elects as usual. With [`EngineConfig::release_first`] (the tokio
+//! runtime) the leader first has its driver release the group's leader work, and hands off
+//! only after that (`release.rs`).
 //!
 //! Health: an unhealthy member ([`Input::SetHealth`]) is announced with the node's state and is
 //! no candidate anywhere: it is ranked by nobody, does not campaign, and a leader that becomes
 //! unhealthy hands off at once to the next healthy member.
 
-use super::handoff::Resign;
+use super::release::ControlReply;
 use super::routing::{CallOrigin, PendingCall, Reach};
 use super::*;
 use crate::message::{
@@ -97,9 +99,8 @@ impl Engine {
         op: ControlOp,
     ) {
         if target.node == self.cfg.node {
-            let result = self.hand_off_on_request(now, group, &op);
             if let Some(call) = self.calls.remove(key) {
-                self.finish_control(call, result);
+                self.decide_control(now, group, op, ControlReply::Call(call));
             }
             return;
         }
@@ -113,9 +114,11 @@ impl Engine {
 
     /// A peer routed a control request here, as to the group's leader.
     pub(super) fn on_control_request(&mut self, now: Instant, from: &NodeId, req: ControlRequest) {
-        let result = self.hand_off_on_request(now, &req.group, &req.op);
-        let resp = ControlResponse { id: req.id, result };
-        self.send(from, Message::ControlResponse(resp));
+        let reply = ControlReply::Peer {
+            from: from.clone(),
+            id: req.id,
+        };
+        self.decide_control(now, &req.group, req.op, reply);
     }
 
     /// The leader answered a control request this node routed to it (only the node it was sent
@@ -157,6 +160,23 @@ impl Engine {
         group: &GroupName,
         op: &ControlOp,
     ) -> Result<HandedOff, ControlError> {
+        let (me, to, term) = self.control_target(now, group, op)?;
+        self.emit(Event::SteppingDown {
+            group: group.clone(),
+            reason: StepDownReason::Requested { to: to.clone() },
+        });
+        self.resign_to(now, group, Some(to.clone()), Resignation::Requested);
+        Ok(HandedOff { from: me, to, term })
+    }
+
+    /// The leader's decision on a control request (the rules in the module docs), changing
+    /// nothing: this node's member, the successor and the term, or why not.
+    pub(super) fn control_target(
+        &self,
+        now: Instant,
+        group: &GroupName,
+        op: &ControlOp,
+    ) -> Result<(MemberId, MemberId, Term), ControlError> {
         if self.shutting_down {
             return Err(ControlError::ShuttingDown);
         }
@@ -185,12 +205,7 @@ impl Engine {
                     group: group.clone(),
                 })?,
         };
-        self.emit(Event::SteppingDown {
-            group: group.clone(),
-            reason: StepDownReason::Requested { to: to.clone() },
-        });
-        self.resign_to(now, group, Some(to.clone()), Resignation::Requested);
-        Ok(HandedOff { from: me, to, term })
+        Ok((me, to, term))
     }
 
     /// `to`'s member of `group`, when it is a live candidate; else why not.
@@ -239,16 +254,12 @@ impl Engine {
         self.members_dirty = true;
         self.rank_epoch += 1;
         self.next_heartbeat = self.next_heartbeat.min(now + self.cfg.heartbeat / 4);
-        let leads = self
-            .groups
-            .get(group)
-            .is_some_and(|g| matches!(g.role, Role::Leader { .. }));
-        if !healthy && leads {
-            self.emit(Event::SteppingDown {
-                group: group.clone(),
-                reason: StepDownReason::Unhealthy,
-            });
-            self.resign(now, group, Resign::HandOff(Resignation::Unhealthy));
+        let led = self.groups.get(group).and_then(|g| match g.role {
+            Role::Leader { term, .. } => Some(term),
+            _ => None,
+        });
+        if !healthy && let Some(term) = led {
+            self.hand_off_unhealthy(now, group, term);
         }
     }
 

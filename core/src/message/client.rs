@@ -2,7 +2,7 @@
 //! node answers with, and why a group has no leader. These are wire types (postcard is
 //! positional: add fields only at the end); the engine builds them, they know nothing of it.
 
-use crate::types::{GroupName, Incarnation, Leadership, MemberId, NodeId, Term};
+use crate::types::{GroupName, Incarnation, Leadership, MemberId, NodeId, Term, Version};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -46,6 +46,10 @@ pub struct NodeStatus {
     pub alive: bool,
     /// The groups it has members in.
     pub groups: Vec<GroupName>,
+    /// The software version it runs (`[node] version`), when it announced one: a peer's is
+    /// learnt from its members, so a peer with none shows none (last on the wire).
+    #[serde(default)]
+    pub version: Option<Version>,
 }
 
 /// A voter's state in this node's view.

@@ -2,7 +2,7 @@
 //! handoffs. Only nodes that passed the transport's handshake send these.
 
 use crate::transport::DeathProof;
-use crate::types::{GroupName, Hardware, Incarnation, Labels, MemberId, NodeId, Term};
+use crate::types::{GroupName, Hardware, Incarnation, Labels, MemberId, NodeId, Term, Version};
 use serde::{Deserialize, Serialize};
 
 /// Sent to every peer each `heartbeat_ms`. Its size does not grow with the number of groups:
@@ -51,6 +51,10 @@ pub struct MemberAnnounce {
     /// Whether the member is healthy: an unhealthy member is no candidate (it is ranked by
     /// nobody and does not campaign; see `core/src/engine/transfer.rs`).
     pub healthy: bool,
+    /// The software version of the member's node (`[node] version`); `None` when it has none
+    /// configured. Last, so that JSON without it (and a `serde(default)` reader) means "none".
+    #[serde(default)]
+    pub version: Option<Version>,
 }
 
 /// "I lead `group` with `member` under `term`."

@@ -183,6 +183,7 @@ impl NodeBuilder {
         ecfg.addr = addr.clone();
         ecfg.hardware = config.node.hardware.resolve();
         ecfg.labels = config.node.labels.clone();
+        ecfg.version = config.node.version()?;
         ecfg.backoff = Duration::from_millis(config.timing.election_backoff_ms);
         ecfg.call_timeout = Duration::from_millis(config.timing.call_timeout_ms);
         ecfg.seeds = config.seeds().into_iter().map(|s| s.addr).collect();
@@ -191,6 +192,8 @@ impl NodeBuilder {
         ecfg.external_registry = registry.is_some() || elector.is_some();
         ecfg.rng_seed = incarnation.get() ^ fnv(config.node.name.as_bytes());
         ecfg.death_proof = config.cluster.death_proof;
+        // Transfers, step-downs and unhealthy leaders release their hooks' work first.
+        ecfg.release_first = true;
         let default_policy = policy.unwrap_or_else(|| Arc::new(ByMemberId));
         let elector = elector.map(|elector| ElectorHook {
             elector,

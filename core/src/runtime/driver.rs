@@ -12,7 +12,7 @@ use crate::message::{CallError, ControlError, ControlOp, HandedOff, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
-use crate::types::{GroupName, Labels, MemberId, MemberRecord};
+use crate::types::{GroupName, Labels, MemberId, MemberRecord, Term};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +60,11 @@ pub(super) enum Command {
         op: ControlOp,
         timeout: Option<Duration>,
         reply: oneshot::Sender<Result<HandedOff, ControlError>>,
+    },
+    /// The leader work of `group` asked for by `Action::Release` has stopped.
+    Released {
+        group: GroupName,
+        term: Term,
     },
     SetHealth {
         group: GroupName,
@@ -188,7 +193,10 @@ impl Driver {
                 Command::Control { reply, .. } => {
                     let _ = reply.send(Err(ControlError::ShuttingDown));
                 }
-                Command::Reply { .. } | Command::External { .. } | Command::SetHealth { .. } => {}
+                Command::Reply { .. }
+                | Command::External { .. }
+                | Command::SetHealth { .. }
+                | Command::Released { .. } => {}
             }
         }
         for (_, w) in lock(&self.shared.watches).iter() {
@@ -260,6 +268,7 @@ impl Driver {
                         incarnation: cfg.incarnation,
                         hardware: cfg.hardware.clone(),
                         labels: all,
+                        version: cfg.version.clone(),
                     }
                 })
                 .collect()
@@ -416,7 +425,25 @@ impl Driver {
                 })
             }
             Command::SetHealth { group, healthy } => Some(Input::SetHealth { group, healthy }),
+            Command::Released { group, term } => {
+                self.released(group, term).await;
+                None
+            }
         }
+    }
+
+    /// The group's leader work was released: the waiting handoff goes on, then the work may
+    /// start again when this node leads once more — or at once, when it still leads under the
+    /// same term (the request was refused after the release: its target went meanwhile).
+    async fn released(&mut self, group: GroupName, term: Term) {
+        let input = Input::Released {
+            group: group.clone(),
+            term,
+        };
+        let actions = self.engine.handle(now(), input);
+        Box::pin(self.perform(actions)).await;
+        let l = self.engine.leadership(&group, now());
+        super::hooks::resume(&self.shared, Some(&group), l.is_me && l.term == term);
     }
 
     async fn perform(&mut self, actions: Vec<Action>) {
@@ -555,6 +582,18 @@ impl Driver {
                     }
                     log_event(&self.shared.id, &event);
                     publish(&self.shared.events, || NodeEvent::Engine(event));
+                }
+                Action::Release { group, term } => {
+                    if !super::hooks::busy(&self.shared, &group) {
+                        // No leader work runs: nothing to wait for, hand off in this turn.
+                        Box::pin(self.released(group, term)).await;
+                        continue;
+                    }
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move {
+                        super::hooks::release(&shared, Some(&group)).await;
+                        let _ = shared.commands.send(Command::Released { group, term });
+                    });
                 }
             }
         }

@@ -15,7 +15,11 @@
 //! heartbeats, until every started future has returned, bounded by the node's release timeout
 //! ([`NodeBuilder::release_timeout`]); only then does the driver hand leadership off. Past the
 //! timeout the work's tasks are aborted (they end at their next `.await`; that is waited for
-//! up to 100 ms more), a warning is logged, and the handoff goes on. A lost lease, a higher term or a preemption ends leadership without asking:
+//! up to 100 ms more), a warning is logged, and the handoff goes on. A transfer, a step-down
+//! and the handoff of a leader that became unhealthy release the same way: the leader's engine
+//! asks for it (`Action::Release`) once it has granted the request, and tells the successor to
+//! take over only after the release — so the successor's work starts after this one's ended.
+//! A lost lease, a higher term or a preemption ends leadership without asking:
 //! the token fires as soon as the loss is published, which is when another node may already
 //! lead — guard side effects with the term ([`Fence`](crate::Fence)).
 //!
@@ -66,6 +70,9 @@ struct WorkState {
     aborts: Vec<AbortHandle>,
     /// A handoff is under way: start no new work.
     releasing: bool,
+    /// The released work's term goes on (a refused transfer): its runner stops it for good
+    /// (the stopped hooks) and starts it again.
+    restart: bool,
 }
 
 /// One service's hooks and the state its runner shares with [`release`].
@@ -79,6 +86,8 @@ pub(super) struct Hooks {
     closed: CancellationToken,
     /// The runner was spawned (at the first hook registered).
     running: AtomicBool,
+    /// Wakes the runner for a `restart`.
+    kick: tokio::sync::Notify,
 }
 
 impl Hooks {
@@ -90,6 +99,7 @@ impl Hooks {
             idle: watch::channel(true).0,
             closed: CancellationToken::new(),
             running: AtomicBool::new(false),
+            kick: tokio::sync::Notify::new(),
         })
     }
 
@@ -169,8 +179,14 @@ impl Hooks {
         }
     }
 
-    fn resume(&self) {
-        lock(&self.work).releasing = false;
+    fn resume(&self, restart: bool) {
+        let mut w = lock(&self.work);
+        w.releasing = false;
+        if restart {
+            w.restart = true;
+            drop(w);
+            self.kick.notify_one();
+        }
     }
 
     /// Takes the hooks out of the table while they are called (so a hook may register
@@ -205,8 +221,9 @@ async fn run(hooks: Arc<Hooks>, mut rx: watch::Receiver<Leadership>) {
                 }
             });
         }
+        let restart = std::mem::take(&mut lock(&hooks.work).restart);
         if let Some(term) = leading
-            && (!l.is_me || l.term != term)
+            && (!l.is_me || l.term != term || restart)
         {
             stop(&hooks, &mut tasks, term).await;
             leading = None;
@@ -218,6 +235,7 @@ async fn run(hooks: Arc<Hooks>, mut rx: watch::Receiver<Leadership>) {
             biased;
             _ = hooks.closed.cancelled() => break,
             changed = rx.changed() => if changed.is_err() { break },
+            _ = hooks.kick.notified() => {}
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 report(&hooks.group, joined);
                 if tasks.is_empty() {
@@ -330,14 +348,17 @@ pub(super) async fn release_one(shared: &Shared, hooks: &Hooks) {
     hooks.release(shared.release_timeout).await;
 }
 
-/// After a handoff that kept the service (a step-down): work may start again when this
-/// instance leads once more.
-#[allow(
-    dead_code,
-    reason = "for handoffs that keep the service (step down, transfer)"
-)]
-pub(super) fn resume(shared: &Shared, group: Option<&GroupName>) {
+/// Whether leader work of `group` runs now (a release would have something to wait for).
+pub(super) fn busy(shared: &Shared, group: &GroupName) -> bool {
+    shared.hooks.select(Some(group)).iter().any(|h| h.busy())
+}
+
+/// After a handoff that kept the service (a transfer, a step-down, an unhealthy leader's):
+/// work may start again when this instance leads once more — with `restart`, at once (the
+/// handoff did not happen and the term goes on: the stopped hooks run, then the started ones
+/// again).
+pub(super) fn resume(shared: &Shared, group: Option<&GroupName>, restart: bool) {
     for hooks in shared.hooks.select(group) {
-        hooks.resume();
+        hooks.resume(restart);
     }
 }

@@ -30,6 +30,7 @@ fn member(node: &str, zone: &str, load: Option<&str>, started_at_ms: u64) -> Can
         labels,
         services: ["tracked".into()].into(),
         leads: 0,
+        version: None,
     }
 }
 

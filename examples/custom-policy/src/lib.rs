@@ -43,6 +43,7 @@ mod tests {
             labels,
             services: [].into(),
             leads: 0,
+            version: None,
         }
     }
 

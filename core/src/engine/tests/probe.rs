@@ -117,6 +117,7 @@ impl Probe {
                 started_at_ms: 1_000,
                 labels: Labels::new(),
                 healthy: true,
+                version: None,
             }];
         }
         let seq = f.seq;

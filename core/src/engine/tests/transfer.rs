@@ -276,3 +276,107 @@ fn an_unhealthy_member_never_campaigns_even_alone() {
     c.run_for(Duration::from_secs(3));
     assert!(c.acting().is_empty(), "acting {:?}", c.acting());
 }
+
+/// The `Action::Release` among `actions`: its term.
+fn release_asked(actions: &[Action]) -> Option<u64> {
+    actions.iter().find_map(|a| match a {
+        Action::Release { group, term } if group == G => Some(*term),
+        _ => None,
+    })
+}
+
+/// Whether `actions` send a `StepDown` (the successor is told to take over).
+fn steps_down(actions: &[Action]) -> bool {
+    actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Send {
+                message: Message::StepDown(_),
+                ..
+            }
+        )
+    })
+}
+
+#[test]
+fn with_release_first_a_transfer_waits_for_the_release_and_the_leader_leads_meanwhile() {
+    let (mut c, leader) = Setup::new(3).elected();
+    assert_eq!(leader, 0);
+    for e in &mut c.engines {
+        e.cfg.release_first = true;
+    }
+    // Refused requests are answered at once, with no release.
+    let actions = c.input(0, transfer("zz"));
+    assert_eq!(answers(&actions).len(), 1);
+    assert_eq!(release_asked(&actions), None);
+
+    let actions = c.input(0, transfer("n2"));
+    let term = release_asked(&actions).expect("a release is asked first");
+    assert!(
+        answers(&actions).is_empty(),
+        "answered only after the release"
+    );
+    assert!(!steps_down(&actions), "nobody is told to take over yet");
+    // Meanwhile it goes on leading (heartbeats, lease) and a second request waits too.
+    c.input(1, step_down());
+    c.run_for(ms(400));
+    assert_eq!(c.acting(), vec![0], "leads while its work is released");
+    let actions = c.input(
+        0,
+        Input::Released {
+            group: G.into(),
+            term,
+        },
+    );
+    assert!(steps_down(&actions));
+    assert_eq!(
+        answers(&actions),
+        vec![Ok(HandedOff {
+            from: member(0),
+            to: member(2),
+            term
+        })]
+    );
+    assert!(c.run_until_true(FT, |c| c.acting() == vec![2]));
+    // The step-down asked during the release was decided after it: n0 no longer led.
+    c.run_for(ms(50));
+    let got = answers(&c.log[1]);
+    assert!(
+        matches!(got.as_slice(), [Err(ControlError::NotLeader { .. })]),
+        "{got:?}"
+    );
+    assert!(c.most_acting_at_once() <= 1, "{:?}", c.history);
+}
+
+#[test]
+fn with_release_first_an_unhealthy_leader_hands_off_after_the_release() {
+    let (mut c, _) = Setup::new(3).elected();
+    c.engines[0].cfg.release_first = true;
+    let unhealthy = Input::SetHealth {
+        group: G.into(),
+        healthy: false,
+    };
+    let actions = c.input(0, unhealthy);
+    let term = release_asked(&actions).expect("a release is asked first");
+    assert!(!steps_down(&actions));
+    c.run_for(ms(200));
+    assert_eq!(c.acting(), vec![0]);
+    // A late answer for another term changes nothing.
+    c.input(
+        0,
+        Input::Released {
+            group: G.into(),
+            term: term + 5,
+        },
+    );
+    assert_eq!(c.acting(), vec![0]);
+    let actions = c.input(
+        0,
+        Input::Released {
+            group: G.into(),
+            term,
+        },
+    );
+    assert!(steps_down(&actions));
+    assert!(c.run_until_true(FT, |c| c.acting() == vec![1]));
+}
