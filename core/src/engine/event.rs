@@ -189,6 +189,14 @@ pub enum Event {
     },
     /// A group has had no leader for a failure timeout (reported again when the reason changes).
     NoLeader(NoLeader),
+    /// `why`, and the same reason (group, term and favourite aside) in `more` other groups at
+    /// once: one line for the thousand groups a peer going down leaves leaderless.
+    NoLeaders {
+        /// The first of the groups, in name order.
+        why: NoLeader,
+        /// How many more groups have no leader for the same reason.
+        more: usize,
+    },
     /// Voters that no node answered for within `after`.
     UnseenVoters {
         /// The voters never seen.
@@ -231,7 +239,7 @@ impl Event {
             | Event::CampaignLost { group, .. }
             | Event::VoteGranted { group, .. }
             | Event::VoteDenied { group, .. } => Some(group),
-            Event::NoLeader(why) => Some(&why.group),
+            Event::NoLeader(why) | Event::NoLeaders { why, .. } => Some(&why.group),
             _ => None,
         }
     }
@@ -365,6 +373,9 @@ impl fmt::Display for Event {
                 "group {group}: {round} for {candidate} in term {term} denied: {denial}"
             ),
             Event::NoLeader(why) => write!(f, "{why}"),
+            Event::NoLeaders { why, more } => {
+                write!(f, "{why}; and for the same reason in {more} more group(s)")
+            }
             Event::UnseenVoters {
                 unseen,
                 after,

@@ -113,6 +113,7 @@ impl Engine {
         name: &GroupName,
         successor: Option<MemberId>,
     ) {
+        self.touch(name);
         let Some(g) = self.groups.get_mut(name) else {
             return;
         };
@@ -213,6 +214,7 @@ impl Engine {
             return;
         }
         let hb = self.cfg.heartbeat;
+        self.touch(name);
         if let Some(g) = self.groups.get_mut(name) {
             g.preempt_check_at = now + hb;
         }
