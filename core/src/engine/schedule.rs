@@ -176,6 +176,8 @@ impl Engine {
             all_leaderless = true;
         }
         let mut behind = false;
+        // Marked by a step at or before the cursor: for the next input.
+        let mut later = BTreeSet::new();
         while let Some(name) = todo.pop_first() {
             let epoch = self.rank_epoch;
             self.schedule.stepping = Some(None);
@@ -187,12 +189,11 @@ impl Engine {
             // What this step changed: the groups after it join this pass; itself and the ones
             // before it are stepped by the next input (as when every input stepped every
             // group: a campaign just started wants its deadline then).
-            let marked = std::mem::take(&mut self.schedule.dirty);
-            for m in marked {
+            for m in std::mem::take(&mut self.schedule.dirty) {
                 if m > name {
                     todo.insert(m);
                 } else {
-                    self.schedule.dirty.insert(m);
+                    later.insert(m);
                 }
             }
             if self.rank_epoch != epoch {
@@ -203,6 +204,7 @@ impl Engine {
                 }
             }
         }
+        self.schedule.dirty = later;
         // Leaderless groups before a ranking change in this pass see it at the next input.
         self.schedule.ranked_at = (!behind).then_some(self.rank_epoch);
         if let Some((at, timer)) = self.schedule.next() {
