@@ -189,14 +189,9 @@ pub enum Event {
     },
     /// A group has had no leader for a failure timeout (reported again when the reason changes).
     NoLeader(NoLeader),
-    /// `why`, and the same reason (group, term and favourite aside) in `more` other groups at
-    /// once: one line for the thousand groups a peer going down leaves leaderless.
-    NoLeaders {
-        /// The first of the groups, in name order.
-        why: NoLeader,
-        /// How many more groups have no leader for the same reason.
-        more: usize,
-    },
+    /// `why` (its group first by name) in `more` other groups as well: one line, not one per group.
+    #[allow(missing_docs, reason = "the fields are described above")]
+    NoLeaders { why: NoLeader, more: usize },
     /// Voters that no node answered for within `after`.
     UnseenVoters {
         /// The voters never seen.
@@ -373,9 +368,7 @@ impl fmt::Display for Event {
                 "group {group}: {round} for {candidate} in term {term} denied: {denial}"
             ),
             Event::NoLeader(why) => write!(f, "{why}"),
-            Event::NoLeaders { why, more } => {
-                write!(f, "{why}; and for the same reason in {more} more group(s)")
-            }
+            Event::NoLeaders { why, more } => write!(f, "{why}; and in {more} more group(s)"),
             Event::UnseenVoters {
                 unseen,
                 after,
