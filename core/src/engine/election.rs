@@ -20,7 +20,13 @@ impl Engine {
                 let check_at = g.preempt_check_at;
                 self.step_leader(now, name, lease_until, check_at);
             }
-            Role::Candidate { deadline, .. } => self.want(Timer::ElectionDeadline, deadline),
+            Role::Candidate { deadline, .. } => {
+                // A candidate may still hold a leader's claim: it lapses on its own timer.
+                if let Some(until) = g.leader.as_ref().map(|l| l.until) {
+                    self.want(Timer::LeaderView, until);
+                }
+                self.want(Timer::ElectionDeadline, deadline);
+            }
             Role::Follower => self.step_follower(now, name),
         }
     }
@@ -37,8 +43,12 @@ impl Engine {
         if self.quorum_mode() {
             self.want(Timer::Lease, lease_until);
         }
-        if self.spec(name).preempt && now >= check_at {
-            self.maybe_preempt(now, name);
+        if self.spec(name).preempt {
+            if now >= check_at {
+                self.maybe_preempt(now, name);
+            } else {
+                self.want(Timer::Preempt, check_at);
+            }
         }
     }
 
@@ -64,6 +74,7 @@ impl Engine {
             return;
         }
         if let Some(h) = g.handoff_to_me.clone() {
+            self.touch(name);
             if let Some(g) = self.groups.get_mut(name) {
                 g.handoff_to_me = None;
             }
@@ -88,6 +99,7 @@ impl Engine {
             && g.leaderless_since.is_none()
         {
             g.leaderless_since = Some(since);
+            self.touch(name);
         }
         if now >= ready {
             self.campaign(now, name, None);

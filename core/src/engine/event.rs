@@ -202,6 +202,9 @@ pub enum Event {
     },
     /// A group has had no leader for a failure timeout (reported again when the reason changes).
     NoLeader(NoLeader),
+    /// `why` (its group first by name) in `more` other groups as well: one line, not one per group.
+    #[allow(missing_docs, reason = "the fields are described above")]
+    NoLeaders { why: NoLeader, more: usize },
     /// Voters that no node answered for within `after`.
     UnseenVoters {
         /// The voters never seen.
@@ -246,7 +249,7 @@ impl Event {
             | Event::CampaignLost { group, .. }
             | Event::VoteGranted { group, .. }
             | Event::VoteDenied { group, .. } => Some(group),
-            Event::NoLeader(why) => Some(&why.group),
+            Event::NoLeader(why) | Event::NoLeaders { why, .. } => Some(&why.group),
             _ => None,
         }
     }

@@ -170,9 +170,10 @@ impl Engine {
     /// `name`'s state, created (leaderless since `now`) on first mention.
     pub(super) fn group_mut(&mut self, name: &GroupName, now: Instant) -> &mut Group {
         if !self.groups.contains_key(name) {
-            self.members_dirty = true;
+            self.members_changed();
             self.rank_epoch += 1;
         }
+        self.touch(name);
         self.groups
             .entry(name.clone())
             .or_insert_with(|| Group::new(now))

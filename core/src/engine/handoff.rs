@@ -119,6 +119,7 @@ impl Engine {
         successor: Option<MemberId>,
         why: Resignation,
     ) {
+        self.touch(name);
         let Some(g) = self.groups.get_mut(name) else {
             return;
         };
@@ -227,6 +228,7 @@ impl Engine {
             return;
         }
         let hb = self.cfg.heartbeat;
+        self.touch(name);
         if let Some(g) = self.groups.get_mut(name) {
             g.preempt_check_at = now + hb;
         }

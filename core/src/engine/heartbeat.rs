@@ -160,6 +160,7 @@ impl Engine {
         // Groups whose leader was this peer but which it no longer claims: the claim is gone.
         // Only a periodic heartbeat can say so: a greeting (seq 0) is not ordered against them.
         let claimed: BTreeSet<&str> = claims.iter().map(|c| c.group.as_str()).collect();
+        let mut lapsed = Vec::new();
         for (name, g) in self.groups.iter_mut() {
             if seq > 0
                 && g.leader.as_ref().is_some_and(|l| l.member.node == *from)
@@ -169,7 +170,11 @@ impl Engine {
                 g.leader = None;
                 self.rank_epoch += 1;
                 g.leaderless_since = Some(now);
+                lapsed.push(name.clone());
             }
+        }
+        for name in &lapsed {
+            self.touch(name);
         }
         let mut rejected = Vec::new();
         let has_claims = !claims.is_empty();
@@ -219,7 +224,7 @@ impl Engine {
                 p.hardware = hardware;
                 p.labels = labels;
                 p.members = members;
-                self.members_dirty = true;
+                self.members_changed();
                 self.rank_epoch += 1;
             }
         }

@@ -49,7 +49,7 @@ impl Engine {
                     to: new,
                 });
                 self.cfg.incarnation = new;
-                self.members_dirty = true;
+                self.members_changed();
                 self.rank_epoch += 1;
                 self.out.push(Action::Reincarnate { incarnation: new });
                 self.persist_later();
@@ -88,6 +88,7 @@ impl Engine {
         let conflict = self.conflicting_config().cloned();
         if conflict.is_some() != self.standing_aside {
             self.standing_aside = conflict.is_some();
+            self.touch_all();
             match conflict {
                 Some(theirs) => self.emit(Event::StandingAside { theirs }),
                 None => self.emit(Event::TakingPartAgain),
@@ -97,6 +98,7 @@ impl Engine {
             let leading =
                 self.groups_where(|r| matches!(r, Role::Leader { .. } | Role::Candidate { .. }));
             for name in leading {
+                self.touch(&name);
                 if let Some(g) = self.groups.get_mut(&name)
                     && matches!(g.role, Role::Candidate { .. })
                 {

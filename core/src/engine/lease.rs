@@ -154,6 +154,7 @@ impl Engine {
         let me = self.cfg.node.clone();
         let self_counts = self.is_voter(&me);
         let lease = self.cfg.lease;
+        let mut renewed = Vec::new();
         for (name, g) in self.groups.iter_mut() {
             if let Role::Leader { lease_until, .. } = &mut g.role {
                 let Some(since) = pending.claims.get(name) else {
@@ -171,9 +172,13 @@ impl Engine {
                     if until > *lease_until {
                         *lease_until = until;
                         g.lease_renewals += 1;
+                        renewed.push(name.clone());
                     }
                 }
             }
+        }
+        for name in &renewed {
+            self.touch(name);
         }
     }
 
@@ -240,11 +245,16 @@ impl Engine {
             return;
         }
         let lease = self.cfg.lease;
-        for g in self.groups.values_mut() {
+        let mut renewed = Vec::new();
+        for (name, g) in self.groups.iter_mut() {
             if let Role::Leader { lease_until, .. } = &mut g.role {
                 *lease_until = now + lease;
                 g.lease_renewals += 1;
+                renewed.push(name.clone());
             }
+        }
+        for name in &renewed {
+            self.touch(name);
         }
     }
 }

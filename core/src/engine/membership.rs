@@ -94,7 +94,7 @@ impl Engine {
         members: Vec<MemberRecord>,
     ) {
         self.external.insert(group.clone(), members);
-        self.members_dirty = true;
+        self.members_changed();
         self.rank_epoch += 1;
         self.group_mut(&group, now);
     }
@@ -115,7 +115,7 @@ impl Engine {
     /// its leaderships and fails the calls waiting on it.
     pub(super) fn apply_peer_changes(&mut self, now: Instant, changes: Vec<Change>) {
         for change in changes {
-            self.members_dirty = true;
+            self.members_changed();
             self.rank_epoch += 1;
             match change {
                 Change::Up {
@@ -159,17 +159,27 @@ impl Engine {
     /// A node went down: the leaderships it held end here (unless this node leads: a claim
     /// of its own is not a peer's to end), and so do the promises this voter made it.
     pub(super) fn forget_node_leadership(&mut self, now: Instant, node: &NodeId) {
-        for g in self.groups.values_mut() {
+        let mut changed = Vec::new();
+        for (name, g) in self.groups.iter_mut() {
+            let mut change = false;
             if g.leader.as_ref().is_some_and(|l| l.member.node == *node)
                 && !matches!(g.role, Role::Leader { .. })
             {
                 g.leader = None;
                 self.rank_epoch += 1;
                 g.leaderless_since = Some(now);
+                change = true;
             }
             if g.promised.as_ref().is_some_and(|(m, _)| m.node == *node) {
                 g.promised = None;
+                change = true;
             }
+            if change {
+                changed.push(name.clone());
+            }
+        }
+        for name in &changed {
+            self.touch(name);
         }
     }
 
@@ -190,7 +200,7 @@ impl Engine {
             seq: self.next_seq,
         };
         self.next_seq = self.next_seq.wrapping_add(1);
-        self.members_dirty = true;
+        self.members_changed();
         self.rank_epoch += 1;
         self.local.insert(
             group.clone(),
@@ -223,12 +233,13 @@ impl Engine {
         {
             self.resign(now, group, Resign::HandOff(Resignation::Leaving));
         }
+        self.touch(group);
         if let Some(g) = self.groups.get_mut(group) {
             g.role = Role::Follower;
             g.handoff_to_me = None;
         }
         self.local.remove(group);
-        self.members_dirty = true;
+        self.members_changed();
         self.rank_epoch += 1;
         self.next_heartbeat = now;
     }
@@ -242,8 +253,9 @@ impl Engine {
         }
         self.shutting_down = true;
         self.rank_epoch += 1;
-        self.members_dirty = true;
+        self.members_changed();
         self.rank_epoch += 1;
+        self.touch_all();
         for g in self.groups.values_mut() {
             g.role = Role::Follower;
         }
@@ -274,14 +286,19 @@ impl Engine {
     }
 
     /// Emits leadership and membership changes — each only when it differs from what was
-    /// published last — and routes calls waiting for a leader.
-    pub(super) fn publish(&mut self, now: Instant) {
-        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
-        for name in &names {
+    /// published last — and routes calls waiting for a leader. Only the groups changed since
+    /// the last time (`schedule`) can have another leadership; every group's members are
+    /// compared only when something they depend on changed.
+    pub(super) fn publish(&mut self, now: Instant, changed: &BTreeSet<GroupName>) {
+        for name in changed {
             self.publish_leadership(now, name);
-            if !self.members_dirty {
-                continue;
-            }
+        }
+        let names: Vec<GroupName> = if self.members_dirty {
+            self.groups.keys().cloned().collect()
+        } else {
+            vec![]
+        };
+        for name in &names {
             let members: Vec<MemberRecord> = self
                 .candidates(name)
                 .into_iter()

@@ -52,7 +52,8 @@
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
 //! | `routing`    | the calls table and its [`CallKey`]s, serving and answering calls        |
 //! | `outbox`     | sending; one message per destination per input (`Message::Batch`) both ways |
-//! | `timers`     | the table of timer kinds, and the one loop that fires them               |
+//! | `timers`     | the table of timer kinds, and the passes that fire them and step          |
+//! | `schedule`   | which groups an input steps: the changed, the due; a timer queue per group |
 //! | `persist`    | what survives a restart, and when it is written                          |
 //! | `status`     | the read-only [`StatusSnapshot`] (`baton status`)                        |
 //! | `why`        | read-only diagnostics: why there is no leader, voters never seen         |
@@ -74,6 +75,7 @@ mod quorum;
 mod ranking;
 mod release;
 mod routing;
+mod schedule;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -146,6 +148,11 @@ pub struct Engine {
     /// of candidates and rankings, with the epoch it was built at.
     rank_epoch: u64,
     rank_table: std::cell::RefCell<Option<(u64, Arc<ranking::RankTable>)>>,
+    /// Raised by every change the candidates depend on (`members_changed`: members, their
+    /// health, liveness, incarnations, this node shutting down), and the candidates of every
+    /// group as last built: a new leader re-ranks, it does not rebuild the candidates.
+    cand_epoch: u64,
+    cand_table: std::cell::RefCell<Option<(u64, Arc<ranking::Candidates>)>>,
     /// Seeded from `EngineConfig::rng_seed`: jitter and `any` routing, reproducible in the sim.
     rng: fastrand::Rng,
     /// The retry jitter drawn at this instant, shared by every campaign given up in one input
@@ -170,6 +177,8 @@ pub struct Engine {
     diag: why::Diagnostics,
     /// Groups whose leader work the driver is releasing before a handoff (`release.rs`).
     releasing: BTreeMap<GroupName, release::Releasing>,
+    /// Which groups the next step visits, and each group's next timer (`schedule.rs`).
+    schedule: schedule::Schedule,
 }
 
 impl Engine {
@@ -208,6 +217,8 @@ impl Engine {
             members_dirty: true,
             rank_epoch: 0,
             rank_table: std::cell::RefCell::new(None),
+            cand_epoch: 0,
+            cand_table: std::cell::RefCell::new(None),
             rng: fastrand::Rng::with_seed(cfg.rng_seed),
             retry_jitter: None,
             wake: None,
@@ -221,6 +232,7 @@ impl Engine {
             standing_aside: false,
             diag: why::Diagnostics::new(now),
             releasing: BTreeMap::new(),
+            schedule: schedule::Schedule::default(),
             cfg,
         };
         if let Some(p) = persisted {

@@ -20,8 +20,7 @@ impl Engine {
 
     /// The live candidates of `group`, in member-id order.
     pub(super) fn candidates(&self, group: &str) -> Vec<Candidate> {
-        self.table()
-            .candidates
+        self.candidates_table()
             .get(group)
             .cloned()
             .unwrap_or_default()
@@ -40,7 +39,7 @@ impl Engine {
         // (every test) check that none was missed.
         #[cfg(debug_assertions)]
         {
-            let fresh = self.build_table();
+            let fresh = self.build_table(true);
             debug_assert_eq!(
                 fresh
                     .ranked
@@ -61,21 +60,97 @@ impl Engine {
         match &*cached {
             Some((epoch, t)) if *epoch == self.rank_epoch => t.clone(),
             _ => {
-                let t = Arc::new(self.build_table());
+                let t = Arc::new(self.build_table(false));
                 *cached = Some((self.rank_epoch, t.clone()));
                 t
             }
         }
     }
 
-    /// Every group's live candidates and ranking, in one pass over the members: O(members)
-    /// plus one policy call per group, however many groups each node is in.
+    /// Something the candidates depend on changed: the member table is to be published again,
+    /// the candidates rebuilt and every group ranked anew.
+    pub(super) fn members_changed(&mut self) {
+        self.members_dirty = true;
+        self.cand_epoch += 1;
+        self.rank_epoch += 1;
+    }
+
+    /// Every group's live candidates, rebuilt only when something they depend on changed
+    /// (`members_changed`), not when a leader did.
+    fn candidates_table(&self) -> Arc<Candidates> {
+        let mut cached = self.cand_table.borrow_mut();
+        match &*cached {
+            Some((epoch, c)) if *epoch == self.cand_epoch => c.clone(),
+            _ => {
+                let c = Arc::new(self.build_candidates());
+                *cached = Some((self.cand_epoch, c.clone()));
+                c
+            }
+        }
+    }
+
+    /// Every group's live candidates and ranking: the candidates as cached (built fresh when
+    /// `fresh`, for the debug check), one policy call per group, however many groups each
+    /// node is in.
     ///
     /// Groups are ranked in name order; a leaderless group's favourite counts as leading it
     /// in the candidates' `leads` of the groups ranked after it, so that nodes ranking many
     /// leaderless groups at once (a cold start, the failover of a node leading many) spread
     /// them alike under the `balanced` policy.
-    pub(super) fn build_table(&self) -> RankTable {
+    pub(super) fn build_table(&self, fresh: bool) -> RankTable {
+        let candidates = if fresh {
+            Arc::new(self.build_candidates())
+        } else {
+            self.candidates_table()
+        };
+        let leaders: Arc<BTreeMap<GroupName, NodeId>> = Arc::new(
+            self.groups
+                .iter()
+                .filter_map(|(name, g)| {
+                    g.leader
+                        .as_ref()
+                        .map(|l| (name.clone(), l.member.node.clone()))
+                })
+                .collect(),
+        );
+        let mut leads: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for node in leaders.values() {
+            *leads.entry(node.clone()).or_default() += 1;
+        }
+        let mut ranked = BTreeMap::new();
+        for (name, g) in &self.groups {
+            let Some(list) = candidates.get(name) else {
+                continue;
+            };
+            let mut list = list.clone();
+            for c in list.iter_mut() {
+                c.leads = leads.get(&c.member.node).copied().unwrap_or(0);
+            }
+            let input = ElectionInput {
+                group: name.clone(),
+                candidates: list,
+                incumbent: g.leader.as_ref().map(|l| l.member.clone()),
+                leaders: leaders.clone(),
+            };
+            let policy = &self.spec(name).policy;
+            // A policy must never take the node down: a panic falls back to member-id order.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.rank(&input)))
+                .unwrap_or_else(|_| ByMemberId.rank(&input));
+            let r = normalize_ranking(&input, r).0;
+            if g.leader.is_none()
+                && let Some(top) = r.first()
+            {
+                *leads.entry(top.node.clone()).or_default() += 1;
+            }
+            ranked.insert(name.clone(), Arc::from(r));
+        }
+        RankTable { ranked }
+    }
+}
+
+impl Engine {
+    /// Every group's live candidates, sorted by member id, from the members: O(members).
+    fn build_candidates(&self) -> Candidates {
         let mut candidates: BTreeMap<GroupName, Vec<Candidate>> = BTreeMap::new();
         if self.cfg.external_registry {
             let mut services: BTreeMap<&NodeId, Vec<GroupName>> = BTreeMap::new();
@@ -138,56 +213,20 @@ impl Engine {
                 }
             }
         }
-        let leaders: Arc<BTreeMap<GroupName, NodeId>> = Arc::new(
-            self.groups
-                .iter()
-                .filter_map(|(name, g)| {
-                    g.leader
-                        .as_ref()
-                        .map(|l| (name.clone(), l.member.node.clone()))
-                })
-                .collect(),
-        );
-        let mut leads: BTreeMap<NodeId, usize> = BTreeMap::new();
-        for node in leaders.values() {
-            *leads.entry(node.clone()).or_default() += 1;
-        }
-        let mut ranked = BTreeMap::new();
-        for (name, g) in &self.groups {
-            let Some(list) = candidates.get_mut(name) else {
-                continue;
-            };
+        for list in candidates.values_mut() {
             list.sort_by(|a, b| a.member.cmp(&b.member));
             list.dedup_by(|a, b| a.member == b.member);
-            for c in list.iter_mut() {
-                c.leads = leads.get(&c.member.node).copied().unwrap_or(0);
-            }
-            let input = ElectionInput {
-                group: name.clone(),
-                candidates: list.clone(),
-                incumbent: g.leader.as_ref().map(|l| l.member.clone()),
-                leaders: leaders.clone(),
-            };
-            let policy = &self.spec(name).policy;
-            // A policy must never take the node down: a panic falls back to member-id order.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.rank(&input)))
-                .unwrap_or_else(|_| ByMemberId.rank(&input));
-            let r = normalize_ranking(&input, r).0;
-            if g.leader.is_none()
-                && let Some(top) = r.first()
-            {
-                *leads.entry(top.node.clone()).or_default() += 1;
-            }
-            ranked.insert(name.clone(), Arc::from(r));
         }
-        RankTable { candidates, ranked }
+        candidates
     }
 }
+
+/// Every group's live candidates, in member-id order.
+pub(crate) type Candidates = BTreeMap<GroupName, Vec<Candidate>>;
 
 /// Every group's live candidates and their ranking (see `Engine::build_table`).
 #[derive(Debug, Default)]
 pub(crate) struct RankTable {
-    candidates: BTreeMap<GroupName, Vec<Candidate>>,
     ranked: BTreeMap<GroupName, Arc<[MemberId]>>,
 }
 

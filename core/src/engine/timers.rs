@@ -52,6 +52,10 @@ impl Engine {
 
     /// Wants a [`Input::Tick`] at `at` for `timer`; the earliest wanted wins.
     pub(super) fn want(&mut self, timer: Timer, at: Instant) {
+        // While a group is stepped, its timers go to its own entry in the queue (`schedule`).
+        if self.schedule.want(timer, at) {
+            return;
+        }
         match self.wake {
             Some((w, _)) if w <= at => {}
             _ => self.wake = Some((at, timer)),
@@ -70,8 +74,8 @@ impl Engine {
     }
 
     /// After each input: stands aside if need be, heartbeats when due, checks a duplicate
-    /// name, steps every group by its role, publishes what changed and diagnoses — and sets
-    /// the next wake-up from every timer that is running.
+    /// name, steps the groups that changed or are due (`schedule`) by their role, publishes
+    /// what changed and diagnoses — and sets the next wake-up from every timer that is running.
     pub(super) fn step(&mut self, now: Instant) {
         self.wake = None;
         if !self.conflicts.is_empty() {
@@ -84,10 +88,7 @@ impl Engine {
             self.want(Timer::PeerSilence, t);
         }
         self.check_duplicate(now);
-        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
-        for name in &names {
-            self.step_group(now, name);
-        }
+        self.step_groups(now);
         // A group won in this step (a declaration, a handoff) tells everyone now, once for all
         // of them, not at the next period.
         if now >= self.next_heartbeat {
@@ -97,48 +98,18 @@ impl Engine {
         for d in self.calls.deadlines() {
             self.want(Timer::CallDeadline, d);
         }
-        self.publish(now);
-        self.diagnose(now);
+        let changed = self.take_changed();
+        self.publish(now, &changed);
+        self.diagnose(now, &changed);
     }
 
-    /// Before each input, fires what is due: peers silent for `failure_timeout` go down,
-    /// remote leaders' claims lapse, a leader whose lease ended steps down (naming no
-    /// successor: its lease is gone), unwon rounds past their deadline are abandoned, and calls
-    /// past theirs fail (`NoLeader` while waiting for one, `Timeout` once sent).
+    /// Before each input, fires what is due: peers silent for `failure_timeout` go down, the
+    /// timers of the groups due fire (`expire_groups`), and calls past their deadline fail
+    /// (`NoLeader` while waiting for one, `Timeout` once sent).
     pub(super) fn expire(&mut self, now: Instant) {
         let changes = self.peers.expire(now, self.cfg.failure_timeout);
         self.apply_peer_changes(now, changes);
-        let quorum = self.quorum_mode();
-        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
-        for name in names {
-            let Some(g) = self.groups.get_mut(&name) else {
-                continue;
-            };
-            if let Some(l) = &g.leader
-                && !matches!(g.role, Role::Leader { .. })
-                && now >= l.until
-            {
-                g.leader = None;
-                self.rank_epoch += 1;
-                g.leaderless_since = Some(now);
-            }
-            if let Role::Leader { lease_until, term } = g.role
-                && quorum
-                && now >= lease_until
-            {
-                self.emit(Event::SteppingDown {
-                    group: name.clone(),
-                    reason: StepDownReason::LeaseExpired { term },
-                });
-                self.resign(now, &name, Resign::LeaseLost);
-                continue;
-            }
-            if let Role::Candidate { deadline, .. } = g.role
-                && now >= deadline
-            {
-                self.abandon_campaign(now, &name);
-            }
-        }
+        self.expire_groups(now);
         self.fail_calls(
             |c| now >= c.deadline,
             |c| match c.target {

@@ -251,7 +251,8 @@ impl Engine {
             return;
         }
         m.healthy = healthy;
-        self.members_dirty = true;
+        self.touch(group);
+        self.members_changed();
         self.rank_epoch += 1;
         self.next_heartbeat = self.next_heartbeat.min(now + self.cfg.heartbeat / 4);
         let led = self.groups.get(group).and_then(|g| match g.role {

@@ -9,7 +9,7 @@ use super::timers::Timer;
 use super::{Engine, Event, Quorum};
 use crate::message::{NoLeader, VoterState, VoterView};
 use crate::types::{GroupName, NodeId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// The engine's bookkeeping for these diagnostics.
@@ -21,9 +21,9 @@ pub(super) struct Diagnostics {
     unseen_checked: bool,
     /// Groups without a leader: since when, and the reason last logged.
     leaderless: BTreeMap<GroupName, (Instant, Option<NoLeader>)>,
-    /// When each leaderless group's reason is next worked out: at most once a heartbeat, so
+    /// When the leaderless groups' reasons are next worked out: at most once a heartbeat, so
     /// a thousand leaderless groups do not cost a thousand diagnoses on every input.
-    next_check: BTreeMap<GroupName, Instant>,
+    next_pass: Instant,
 }
 
 impl Diagnostics {
@@ -32,9 +32,25 @@ impl Diagnostics {
             started: now,
             unseen_checked: false,
             leaderless: BTreeMap::new(),
-            next_check: BTreeMap::new(),
+            next_pass: now,
         }
     }
+}
+
+/// Whether two groups have no leader for the same reason, their names, terms and favourites
+/// (each group's own member of the same node) aside.
+fn same_across_groups(a: &NoLeader, b: &NoLeader) -> bool {
+    let strip = |w: &NoLeader| NoLeader {
+        group: GroupName::new(""),
+        term: 0,
+        favourite: w
+            .favourite
+            .as_ref()
+            .map(|f| crate::types::MemberId::new(f.node.as_str(), 0)),
+        abstaining_ms: w.abstaining_ms.map(|_| 0),
+        ..w.clone()
+    };
+    strip(a) == strip(b)
 }
 
 fn voter_state(p: Option<&Peer>) -> VoterState {
@@ -121,7 +137,12 @@ impl Engine {
     /// Logs why a group has no leader once it has had none for a failure timeout (a normal
     /// election takes far less), and again only when the reason changes; and, once, voters
     /// that no node answered for within 2 × failure timeout.
-    pub(super) fn diagnose(&mut self, now: Instant) {
+    ///
+    /// Only the groups `changed` since the last call can have gained or lost a leader; the
+    /// leaderless ones are diagnosed together, at most once a heartbeat, and the groups whose
+    /// reason changed in one pass for the same reason (a peer went down) make one line
+    /// ([`Event::NoLeaders`]), not one per group.
+    pub(super) fn diagnose(&mut self, now: Instant, changed: &BTreeSet<GroupName>) {
         let ft = self.cfg.failure_timeout;
         if !self.diag.unseen_checked {
             let at = self.diag.started + ft * 2;
@@ -135,51 +156,71 @@ impl Engine {
         if self.shutting_down {
             return;
         }
-        let names: Vec<GroupName> = self.groups.keys().cloned().collect();
+        for name in changed {
+            if self.groups.get(name).is_some_and(|g| g.leader.is_none()) {
+                self.diag
+                    .leaderless
+                    .entry(name.clone())
+                    .or_insert((now, None));
+            } else {
+                self.diag.leaderless.remove(name);
+            }
+        }
+        // A restarted node's abstention delays every election it votes in: count from its
+        // end.
+        let due = |since: Instant| since.max(self.abstain_until) + ft;
+        let Some(first) = self.diag.leaderless.values().map(|(s, _)| due(*s)).min() else {
+            return;
+        };
+        let at = first.max(self.diag.next_pass);
+        if now < at {
+            self.want(Timer::Diagnose, at);
+            return;
+        }
+        self.diag.next_pass = now + self.cfg.heartbeat;
+        let names: Vec<GroupName> = self
+            .diag
+            .leaderless
+            .iter()
+            .filter(|(_, (since, _))| now >= due(*since))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut news: Vec<NoLeader> = Vec::new();
         for name in names {
-            let leaderless = self.groups.get(&name).is_some_and(|g| g.leader.is_none());
-            if !leaderless {
-                self.diag.leaderless.remove(&name);
-                self.diag.next_check.remove(&name);
-                continue;
-            }
-            let since = self
-                .diag
-                .leaderless
-                .entry(name.clone())
-                .or_insert((now, None))
-                .0;
-            // A restarted node's abstention delays every election it votes in: count from its
-            // end.
-            let since = since.max(self.abstain_until);
-            if now < since + ft {
-                self.want(Timer::Diagnose, since + ft);
-                continue;
-            }
-            if let Some(at) = self.diag.next_check.get(&name).copied()
-                && now < at
-            {
-                self.want(Timer::Diagnose, at);
-                continue;
-            }
-            self.diag
-                .next_check
-                .insert(name.clone(), now + self.cfg.heartbeat);
             let Some(why) = self.why_no_leader(&name, now) else {
                 continue;
             };
-            let logged = self
-                .diag
-                .leaderless
-                .get(&name)
-                .and_then(|(_, l)| l.as_ref());
-            if logged.is_some_and(|l| l.same_reason(&why)) {
+            let Some(entry) = self.diag.leaderless.get_mut(&name) else {
+                continue;
+            };
+            if entry.1.as_ref().is_some_and(|l| l.same_reason(&why)) {
                 continue;
             }
-            self.emit(Event::NoLeader(why.clone()));
-            if let Some(entry) = self.diag.leaderless.get_mut(&name) {
-                entry.1 = Some(why);
+            entry.1 = Some(why.clone());
+            news.push(why);
+        }
+        self.want(Timer::Diagnose, self.diag.next_pass);
+        self.report_no_leader(news);
+    }
+
+    /// One event per distinct reason among `news` (in name order of their first group).
+    fn report_no_leader(&mut self, news: Vec<NoLeader>) {
+        let mut reasons: Vec<(NoLeader, usize)> = Vec::new();
+        for why in news {
+            match reasons
+                .iter_mut()
+                .find(|(r, _)| same_across_groups(r, &why))
+            {
+                Some((_, more)) => *more += 1,
+                None => reasons.push((why, 0)),
             }
+        }
+        for (why, more) in reasons {
+            self.emit(if more == 0 {
+                Event::NoLeader(why)
+            } else {
+                Event::NoLeaders { why, more }
+            });
         }
     }
 

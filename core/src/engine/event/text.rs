@@ -120,6 +120,7 @@ impl fmt::Display for Event {
                 "group {group}: {round} for {candidate} in term {term} denied: {denial}"
             ),
             Event::NoLeader(why) => write!(f, "{why}"),
+            Event::NoLeaders { why, more } => write!(f, "{why}; and in {more} more group(s)"),
             Event::UnseenVoters {
                 unseen,
                 after,

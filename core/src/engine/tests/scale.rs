@@ -199,3 +199,38 @@ fn leaderless_groups_ranked_in_one_pass_spread_over_the_nodes() {
         "after the crash: {s2:?}"
     );
 }
+
+#[test]
+fn groups_left_leaderless_for_one_reason_make_one_diagnosis_line_not_one_per_group() {
+    use crate::engine::{Action, Event};
+    let mut c = Setup::new(3).build();
+    c.join_all(&groups());
+    c.run_for(ms(2_000));
+    // Two of three voters gone: n0 can elect nothing, in any group, for one reason.
+    c.crash(1);
+    c.crash(2);
+    let mark = c.log[0].len();
+    c.run_for(ms(3_000));
+    let (mut lines, mut groups_told) = (0, 0);
+    for a in &c.log[0][mark..] {
+        match a {
+            Action::Event(Event::NoLeader(_)) => {
+                lines += 1;
+                groups_told += 1;
+            }
+            Action::Event(Event::NoLeaders { more, .. }) => {
+                lines += 1;
+                groups_told += 1 + more;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        groups_told >= GROUPS,
+        "only {groups_told} of {GROUPS} leaderless groups diagnosed"
+    );
+    assert!(
+        lines * 10 <= groups_told,
+        "{lines} diagnosis lines for {groups_told} groups: not aggregated"
+    );
+}

@@ -1,0 +1,255 @@
+//! Which groups an input steps: only those it changed, those whose timer is due, and — when
+//! the rankings changed — the leaderless ones (whose turn to campaign depends on them). A
+//! thousand groups cost one input what changed in it, not a visit of every group.
+//!
+//! - **Dirty groups.** Every change of a group's state marks it (`touch`: `group_mut` does, and
+//!   so does every other place that changes a group). `step` steps the groups marked.
+//! - **A timer per group.** Stepping a group records the earliest timer it wants (its lease,
+//!   its leader's claim lapsing, its round's deadline, its turn to campaign, a preempt check)
+//!   in a queue ordered by time. `expire` takes the groups that are due off the queue, fires
+//!   their timers and marks them. An entry that a later step superseded is dropped when it is
+//!   met (lazy deletion): a group is in the queue once, at its latest wake-up.
+//! - **Rankings.** A ranking changes with members, liveness and the leaders of other groups
+//!   (a policy may count leaderships: `balanced`). A follower with a leader does not read its
+//!   ranking, a candidate and a leader neither (a `preempt` leader re-ranks on its own timer),
+//!   so a change of the rankings re-steps only the leaderless groups.
+//! - **Global changes** (standing aside, shutting down, a restart's restored state) step every
+//!   group once.
+//!
+//! Groups are stepped in name order, as before. A group marked while the pass is past it (a
+//! win earlier in the order ranks the later groups anew, a handoff of another group) is
+//! stepped by the next input, exactly as when every input stepped every group.
+//!
+//! Debug builds check the rule that makes this safe: a group that was not marked has not
+//! changed since it was last stepped (up to [`CHECKED_GROUPS`] groups, to keep tests fast).
+
+use super::*;
+
+/// Debug builds check that unmarked groups did not change, up to this many groups.
+#[cfg(debug_assertions)]
+const CHECKED_GROUPS: usize = 64;
+
+/// The bookkeeping of which groups to step (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct Schedule {
+    /// Groups changed since they were last stepped.
+    dirty: BTreeSet<GroupName>,
+    /// Groups changed since the last `publish` (their leadership may have changed).
+    changed: BTreeSet<GroupName>,
+    /// Step every group at the next step.
+    all: bool,
+    /// The rankings' epoch the leaderless groups were last all stepped at (`None`: some of
+    /// them have not seen the latest rankings yet).
+    ranked_at: Option<u64>,
+    /// Each group's next wake-up and the timer behind it, and the queue of them by time.
+    wake: BTreeMap<GroupName, (Instant, Timer)>,
+    queue: BTreeSet<(Instant, GroupName)>,
+    /// While a group is stepped: the earliest timer it wanted.
+    stepping: Option<Option<(Instant, Timer)>>,
+    /// Debug builds: each group's state when it was last stepped.
+    #[cfg(debug_assertions)]
+    seen: BTreeMap<GroupName, String>,
+}
+
+impl Schedule {
+    /// Records that `timer` is wanted at `at` by the group being stepped, if any; false when
+    /// no group is being stepped (the timer is the engine's own).
+    pub(super) fn want(&mut self, timer: Timer, at: Instant) -> bool {
+        let Some(w) = &mut self.stepping else {
+            return false;
+        };
+        if w.is_none_or(|(t, _)| at < t) {
+            *w = Some((at, timer));
+        }
+        true
+    }
+
+    /// The earliest wake-up of any group.
+    pub(super) fn next(&self) -> Option<(Instant, Timer)> {
+        let (at, name) = self.queue.first()?;
+        self.wake.get(name).filter(|(t, _)| t == at).copied()
+    }
+
+    fn set_wake(&mut self, name: &GroupName, wake: Option<(Instant, Timer)>) {
+        let old = match wake {
+            Some(w) => self.wake.insert(name.clone(), w),
+            None => self.wake.remove(name),
+        };
+        if let Some((at, _)) = old
+            && old != wake
+        {
+            self.queue.remove(&(at, name.clone()));
+        }
+        if let Some((at, _)) = wake {
+            self.queue.insert((at, name.clone()));
+        }
+    }
+
+    /// Takes the groups whose wake-up is due at `now` off the queue, in name order.
+    fn due(&mut self, now: Instant) -> BTreeSet<GroupName> {
+        let mut due = BTreeSet::new();
+        while let Some((at, _)) = self.queue.first()
+            && *at <= now
+        {
+            if let Some((_, name)) = self.queue.pop_first() {
+                self.wake.remove(&name);
+                due.insert(name);
+            }
+        }
+        due
+    }
+}
+
+impl Engine {
+    /// Marks `name` changed: the next step steps it.
+    pub(super) fn touch(&mut self, name: &GroupName) {
+        if !self.schedule.dirty.contains(name) {
+            self.schedule.dirty.insert(name.clone());
+        }
+        if !self.schedule.changed.contains(name) {
+            self.schedule.changed.insert(name.clone());
+        }
+    }
+
+    /// The groups changed since this was last asked (for `publish`).
+    pub(super) fn take_changed(&mut self) -> BTreeSet<GroupName> {
+        std::mem::take(&mut self.schedule.changed)
+    }
+
+    /// Marks every group: the next step steps them all (a change every group depends on).
+    pub(super) fn touch_all(&mut self) {
+        self.schedule.all = true;
+    }
+
+    /// Fires the timers of the groups that are due: a remote leader's claim lapses, a leader
+    /// whose lease ended steps down (naming no successor: its lease is gone), an unwon round
+    /// past its deadline is abandoned. Each group due is stepped after the input.
+    pub(super) fn expire_groups(&mut self, now: Instant) {
+        let quorum = self.quorum_mode();
+        for name in self.schedule.due(now) {
+            self.touch(&name);
+            let Some(g) = self.groups.get_mut(&name) else {
+                continue;
+            };
+            if let Some(l) = &g.leader
+                && !matches!(g.role, Role::Leader { .. })
+                && now >= l.until
+            {
+                g.leader = None;
+                self.rank_epoch += 1;
+                g.leaderless_since = Some(now);
+            }
+            if let Role::Leader { lease_until, term } = g.role
+                && quorum
+                && now >= lease_until
+            {
+                self.emit(Event::SteppingDown {
+                    group: name.clone(),
+                    reason: StepDownReason::LeaseExpired { term },
+                });
+                self.resign(now, &name, Resign::LeaseLost);
+                continue;
+            }
+            if let Role::Candidate { deadline, .. } = g.role
+                && now >= deadline
+            {
+                self.abandon_campaign(now, &name);
+            }
+        }
+    }
+
+    /// Steps the groups marked, the groups due, and the leaderless groups when the rankings
+    /// changed, in name order; records each one's next wake-up (see the module docs).
+    pub(super) fn step_groups(&mut self, now: Instant) {
+        #[cfg(debug_assertions)]
+        self.check_unmarked_unchanged();
+        let mut todo = std::mem::take(&mut self.schedule.dirty);
+        if std::mem::take(&mut self.schedule.all) {
+            todo.extend(self.groups.keys().cloned());
+            self.schedule.changed.extend(self.groups.keys().cloned());
+        }
+        // Once the leaderless groups are in the pass, a ranking change later in it adds none:
+        // a group that loses its leader meanwhile is marked, and so joins the pass anyway.
+        let mut all_leaderless = false;
+        if self.schedule.ranked_at != Some(self.rank_epoch) {
+            todo.extend(self.leaderless());
+            all_leaderless = true;
+        }
+        let mut behind = false;
+        // Marked by a step at or before the cursor: for the next input.
+        let mut later = BTreeSet::new();
+        while let Some(name) = todo.pop_first() {
+            let epoch = self.rank_epoch;
+            self.schedule.stepping = Some(None);
+            self.step_group(now, &name);
+            let wake = self.schedule.stepping.take().flatten();
+            self.schedule.set_wake(&name, wake);
+            #[cfg(debug_assertions)]
+            self.remember(&name);
+            // What this step changed: the groups after it join this pass; itself and the ones
+            // before it are stepped by the next input (as when every input stepped every
+            // group: a campaign just started wants its deadline then).
+            for m in std::mem::take(&mut self.schedule.dirty) {
+                if m > name {
+                    todo.insert(m);
+                } else {
+                    later.insert(m);
+                }
+            }
+            if self.rank_epoch != epoch {
+                behind = true;
+                if !all_leaderless {
+                    todo.extend(self.leaderless().filter(|m| *m > name));
+                    all_leaderless = true;
+                }
+            }
+        }
+        self.schedule.dirty = later;
+        // Leaderless groups before a ranking change in this pass see it at the next input.
+        self.schedule.ranked_at = (!behind).then_some(self.rank_epoch);
+        if let Some((at, timer)) = self.schedule.next() {
+            self.want(timer, at);
+        }
+    }
+
+    /// The leaderless groups, in name order.
+    fn leaderless(&self) -> impl Iterator<Item = GroupName> + '_ {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.leader.is_none())
+            .map(|(n, _)| n.clone())
+    }
+
+    /// Debug builds: remembers `name`'s state as stepped.
+    #[cfg(debug_assertions)]
+    fn remember(&mut self, name: &GroupName) {
+        if self.groups.len() > CHECKED_GROUPS {
+            self.schedule.seen.clear();
+            return;
+        }
+        if let Some(g) = self.groups.get(name) {
+            self.schedule.seen.insert(name.clone(), format!("{g:?}"));
+        }
+    }
+
+    /// Debug builds: a group not marked has not changed since it was last stepped — the rule
+    /// that lets `step` skip it.
+    #[cfg(debug_assertions)]
+    fn check_unmarked_unchanged(&self) {
+        if self.groups.len() > CHECKED_GROUPS || self.schedule.all {
+            return;
+        }
+        for (name, g) in &self.groups {
+            if self.schedule.dirty.contains(name) {
+                continue;
+            }
+            if let Some(seen) = self.schedule.seen.get(name) {
+                debug_assert_eq!(
+                    *seen,
+                    format!("{g:?}"),
+                    "group {name} changed without being marked (`touch`)"
+                );
+            }
+        }
+    }
+}
