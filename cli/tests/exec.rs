@@ -484,8 +484,11 @@ fn watchdog_with_straggler(
         "{prelude}sleep 30 & echo $! > {}; while true; do sleep 0.01; done",
         straggler.display()
     );
-    let (w, sock, pid) = watchdog_with_grace(&script, far_future(), grace_ms);
+    let (w, mut sock, pid) = watchdog_with_grace(&script, far_future(), grace_ms);
     let kid: u32 = wait_until(Duration::from_secs(5), "the straggler", || {
+        // Still leading while the shell starts: the first confirmation only counts from its
+        // arrival, and a loaded machine may take longer than the window to fork.
+        sock.write_all(&mono_ns().to_le_bytes()).ok()?;
         std::fs::read_to_string(&straggler)
             .ok()?
             .trim()
@@ -500,13 +503,41 @@ fn watchdog_with_straggler(
 /// at once; a confirmation that has already lapsed starts nothing.
 #[test]
 fn the_watchdog_kills_the_group_when_the_feeding_stops() {
-    let (dir, mut w, mut sock, pid, kid) = watchdog_with_straggler("watchdog", "", 2000);
-    // Fed every 10 ms for 300 ms: alive throughout.
-    for _ in 0..30 {
-        sock.write_all(&mono_ns().to_le_bytes()).unwrap();
-        sleep(Duration::from_millis(10));
-        assert!(running(pid), "killed while fed");
-    }
+    // Fed every 10 ms for 300 ms: alive throughout. A feeding gap that this test itself let
+    // grow past the 40 ms window (a loaded machine stalling it) proves nothing either way:
+    // measured, and the scenario starts again (three times at most).
+    let mut attempts = 0;
+    let (dir, mut w, mut sock, pid, kid) = loop {
+        attempts += 1;
+        let (dir, w, mut sock, pid, kid) = watchdog_with_straggler("watchdog", "", 2000);
+        let mut stalled = None;
+        let mut fed = mono_ns();
+        for _ in 0..30 {
+            sock.write_all(&mono_ns().to_le_bytes()).unwrap();
+            let gap_ms = (mono_ns() - fed) as f64 / 1e6;
+            fed = mono_ns();
+            sleep(Duration::from_millis(10));
+            if gap_ms > 30.0 || (mono_ns() - fed) > 30_000_000 {
+                stalled = Some(gap_ms);
+                break;
+            }
+            assert!(running(pid), "killed while fed");
+        }
+        match stalled {
+            None => break (dir, w, sock, pid, kid),
+            Some(gap) => {
+                println!("watchdog: this test stalled ({gap:.1} ms between feeds): again");
+                assert!(
+                    attempts < 3,
+                    "the test could not feed every 10 ms three times"
+                );
+                // The socket closing kills CMD's group; then the watchdog goes.
+                drop(sock);
+                sleep(Duration::from_millis(100));
+                drop((dir, w));
+            }
+        }
+    };
     let last = mono_ns();
     sock.write_all(&last.to_le_bytes()).unwrap();
     wait_until(
@@ -517,7 +548,8 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
     let after_ms = (mono_ns() - last) as f64 / 1e6;
     println!("watchdog: the group was gone {after_ms:.1} ms after the last confirmation");
     assert!(after_ms >= 39.0, "killed early: {after_ms} ms");
-    assert!(after_ms < 150.0, "killed late: {after_ms} ms");
+    // Generous: it is the window (40 ms), not the 2 s grace, that ends it.
+    assert!(after_ms < 500.0, "killed late: {after_ms} ms");
     let st = w.wait_status(Duration::from_secs(5));
     assert_eq!(
         st.signal(),
@@ -539,7 +571,12 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
         "watchdog: CMD gone {:.1} ms after the socket closed",
         t.elapsed().as_secs_f64() * 1e3
     );
-    assert!(t.elapsed() < Duration::from_millis(35), "{:?}", t.elapsed());
+    // Generous: at once, not after the 2 s grace.
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
     w.wait_status(Duration::from_secs(5));
 
     // Already lapsed, and no fresher one within twice the window: nothing starts.
