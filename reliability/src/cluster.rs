@@ -461,7 +461,8 @@ impl TcpCluster {
     /// Waits until every running node agrees on one leader.
     pub async fn agreed(&self, limit: Duration) -> Leadership {
         let names = self.live();
-        self.inner.agreed_on(GROUP, &names, limit, |_| true).await
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.agreed_on(&names, limit, |_| true).await
     }
 }
 
