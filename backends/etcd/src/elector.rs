@@ -120,7 +120,7 @@ impl Task {
                 .get(self.keys.prefix(), Some(GetOptions::new().with_prefix())),
         )
         .await
-        .map_err(|_| etcd_client::Error::WatchError("reading the prefix timed out".into()))??;
+        .map_err(|_| crate::lease::timed_out("reading the prefix"))??;
         let rev = r.header().map_or(0, |h| h.revision());
         let before: BTreeSet<GroupName> = self.groups.keys().cloned().collect();
         for g in self.groups.values_mut() {
@@ -146,7 +146,7 @@ impl Task {
             self.client.watch(self.keys.prefix(), Some(opts)),
         )
         .await
-        .map_err(|_| etcd_client::Error::WatchError("opening the watch timed out".into()))??;
+        .map_err(|_| crate::lease::timed_out("opening the watch"))??;
         self.watch = Some(w);
         Ok(())
     }

@@ -56,6 +56,27 @@ impl LeaseTiming {
     }
 }
 
+/// The error of a request that got no answer within its deadline (see [`is_timeout`]).
+pub(crate) fn timed_out(what: &str) -> etcd_client::Error {
+    etcd_client::Error::IoError(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} timed out"),
+    ))
+}
+
+/// Whether `e` says etcd did not answer in time or could not be reached (one of [`timed_out`],
+/// or gRPC's unavailable / deadline exceeded), rather than refused the request.
+pub(crate) fn is_timeout(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::IoError(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        ),
+        _ => false,
+    }
+}
+
 /// Grants a lease: `(id, state)`.
 pub(crate) async fn grant(
     client: &mut Client,
@@ -65,7 +86,7 @@ pub(crate) async fn grant(
     let ttl_s = i64::try_from(timing.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
     let r = timeout(timing.request, client.lease_grant(ttl_s, None))
         .await
-        .map_err(|_| etcd_client::Error::LeaseKeepAliveError("lease grant timed out".into()))??;
+        .map_err(|_| timed_out("lease grant"))??;
     Ok(LeaseState {
         id: r.id(),
         acting_until: Some(timing.deadline(sent, r.ttl())),

@@ -120,9 +120,17 @@ impl EtcdElector {
         let mut client = Client::connect(&settings.endpoints, Some(opts))
             .await
             .map_err(err("connecting"))?;
-        let first = lease::grant(&mut client, &timing)
-            .await
-            .map_err(err("granting the node's lease"))?;
+        // A busy etcd (a first fsync, a loaded disk) may miss one request deadline at start;
+        // nothing acts yet, so the start retries timeouts, within START, and fails on a refusal.
+        let start = tokio::time::Instant::now() + START;
+        let first = loop {
+            match lease::grant(&mut client, &timing).await {
+                Err(e) if lease::is_timeout(&e) && tokio::time::Instant::now() < start => {
+                    tracing::debug!(error = %e, "etcd: granting the node's lease again");
+                }
+                r => break r.map_err(err("granting the node's lease"))?,
+            }
+        };
         let (lease_tx, lease_rx) = watch::channel(first);
         let mut task = Task::new(
             client.clone(),
@@ -132,7 +140,14 @@ impl EtcdElector {
             settings.node.clone(),
             lease_rx.clone(),
         );
-        task.sync().await.map_err(err("reading the prefix"))?;
+        loop {
+            match task.sync().await {
+                Err(e) if lease::is_timeout(&e) && tokio::time::Instant::now() < start => {
+                    tracing::debug!(error = %e, "etcd: reading the prefix again");
+                }
+                r => break r.map_err(err("reading the prefix"))?,
+            }
+        }
         let (cmds, rx) = mpsc::unbounded_channel();
         let keeper = tokio::spawn(lease::keep(client, timing, lease_tx));
         let runner = tokio::spawn(task.run(rx));
@@ -152,6 +167,9 @@ impl EtcdElector {
         self.lease.borrow().id
     }
 }
+
+/// How long [`EtcdElector::connect`] retries requests that timed out before it gives up.
+const START: Duration = Duration::from_secs(10);
 
 /// The acting deadline, enforced on its own: whatever the elector's task is waiting for (an
 /// etcd request that hangs while etcd is unreachable), `is_me` goes false when the deadline of

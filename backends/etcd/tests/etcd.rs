@@ -418,3 +418,37 @@ async fn nine_nodes_by_1000_groups_all_led() {
         n.shutdown().await;
     }
 }
+
+/// An etcd that answers late at start (here: frozen for 1.5 s, past several request
+/// deadlines of 250 ms) does not fail the node's start: the node connects once etcd answers,
+/// and then leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_etcd_is_slow_connects_once_it_answers() {
+    let etcd = Arc::new(etcd());
+    let net = MemoryNetwork::new();
+    let cfg = config("a", &etcd);
+    etcd.signal("STOP").unwrap();
+    let frozen = etcd.clone();
+    let resume = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        frozen.signal("CONT").unwrap();
+    });
+    let began = Instant::now();
+    let elector = EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap()).await;
+    resume.await.unwrap();
+    let elector = elector.unwrap_or_else(|e| panic!("the start failed while etcd was slow: {e}"));
+    assert!(
+        began.elapsed() >= Duration::from_millis(1400),
+        "connected while etcd was frozen, after {:?}",
+        began.elapsed()
+    );
+    let node = Node::builder(cfg)
+        .transport(Arc::new(net.transport()))
+        .elector(Arc::new(elector))
+        .start()
+        .await
+        .unwrap();
+    let svc = node.join(G, Labels::new()).await.unwrap();
+    one_leader(&[&svc]).await;
+    node.shutdown().await;
+}
