@@ -59,6 +59,20 @@ pub trait LeaderPolicy: Send + Sync {
     fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         self.rank(input).into_iter().map(|m| vec![m]).collect()
     }
+
+    /// Whether the ranking reads other groups' leaderships: [`Candidate::leads`] or
+    /// [`ElectionInput::leaders`] (as `balanced` and `anti-affinity` do).
+    ///
+    /// The default, `true`, is always right. A policy that reads neither may return `false`:
+    /// the engine then ranks a group again only when its own candidates or leader change, not
+    /// whenever the leader of any group does — at a cold start of a thousand groups, a
+    /// thousand policy calls instead of about a million. Such a policy is given `leads = 0`
+    /// and an empty `leaders`.
+    ///
+    /// [`Candidate::leads`]: crate::Candidate::leads
+    fn reads_other_groups(&self) -> bool {
+        true
+    }
 }
 
 /// A shared or boxed policy is the policy it points to.
@@ -73,6 +87,9 @@ macro_rules! forward_policy {
             }
             fn tiers(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
                 (**self).tiers(input)
+            }
+            fn reads_other_groups(&self) -> bool {
+                (**self).reads_other_groups()
             }
         }
     )+};
@@ -123,6 +140,9 @@ pub struct ByMemberId;
 impl LeaderPolicy for ByMemberId {
     fn name(&self) -> &str {
         "member-id"
+    }
+    fn reads_other_groups(&self) -> bool {
+        false
     }
     fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
         let mut ids: Vec<MemberId> = input.candidates.iter().map(|c| c.member.clone()).collect();

@@ -34,6 +34,11 @@ impl LeaderPolicy for OldestRunning {
     fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
         rank_by(input, |c| c.started_at_ms)
     }
+    // The engine's cached per-group path; `MostCpus` keeps the default (re-ranked with every
+    // leader change), so the simulation runs both.
+    fn reads_other_groups(&self) -> bool {
+        false
+    }
 }
 
 /// Most CPUs first.

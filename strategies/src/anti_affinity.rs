@@ -76,7 +76,7 @@ impl AntiAffinity {
     }
 }
 
-crate::tiers::tiered_policy!(AntiAffinity);
+crate::tiers::tiered_policy!(AntiAffinity, reads_other_groups: |_| true);
 
 #[cfg(test)]
 mod tests {

@@ -44,7 +44,7 @@ impl Balanced {
     }
 }
 
-crate::tiers::tiered_policy!(Balanced);
+crate::tiers::tiered_policy!(Balanced, reads_other_groups: |_| true);
 
 #[cfg(test)]
 mod tests {

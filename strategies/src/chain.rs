@@ -83,6 +83,11 @@ impl fmt::Debug for Chain {
 }
 
 impl Chain {
+    /// Whether any of its elements reads other groups' leaderships.
+    fn reads_other_groups_of(&self) -> bool {
+        self.policies.iter().any(|p| p.reads_other_groups())
+    }
+
     /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
     fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
         // Number the distinct candidates. When they come in member-id order (the engine's usual
@@ -146,7 +151,7 @@ impl Chain {
     }
 }
 
-crate::tiers::tiered_policy!(Chain);
+crate::tiers::tiered_policy!(Chain, reads_other_groups: Chain::reads_other_groups_of);
 
 #[cfg(test)]
 mod tests {

@@ -108,7 +108,7 @@ impl HardwareWeight {
     }
 }
 
-crate::tiers::tiered_policy!(HardwareWeight);
+crate::tiers::tiered_policy!(HardwareWeight, reads_other_groups: |_| false);
 
 #[cfg(test)]
 mod tests {

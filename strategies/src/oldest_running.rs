@@ -24,7 +24,7 @@ impl OldestRunning {
     }
 }
 
-crate::tiers::tiered_policy!(OldestRunning);
+crate::tiers::tiered_policy!(OldestRunning, reads_other_groups: |_| false);
 
 #[cfg(test)]
 mod tests {

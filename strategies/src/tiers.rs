@@ -42,10 +42,10 @@ pub(crate) fn in_member_order(input: &ElectionInput) -> bool {
 }
 
 /// Implements [`LeaderPolicy`](baton_core::LeaderPolicy) for a built-in policy that ranks in
-/// tiers: `name` is its `NAME`, `tiers` its inherent `tiers_of`, and `rank` the tiers flattened
-/// (each tier in member-id order).
+/// tiers: `name` is its `NAME`, `tiers` its inherent `tiers_of`, `rank` the tiers flattened
+/// (each tier in member-id order), and `reads_other_groups` what `$reads` says of the policy.
 macro_rules! tiered_policy {
-    ($ty:ty) => {
+    ($ty:ty, reads_other_groups: $reads:expr) => {
         impl baton_core::LeaderPolicy for $ty {
             fn name(&self) -> &str {
                 Self::NAME
@@ -55,6 +55,9 @@ macro_rules! tiered_policy {
             }
             fn tiers(&self, input: &baton_core::ElectionInput) -> Vec<Vec<baton_core::MemberId>> {
                 self.tiers_of(input)
+            }
+            fn reads_other_groups(&self) -> bool {
+                ($reads)(self)
             }
         }
     };

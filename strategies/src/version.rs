@@ -39,7 +39,7 @@ impl OldestVersion {
     }
 }
 
-crate::tiers::tiered_policy!(OldestVersion);
+crate::tiers::tiered_policy!(OldestVersion, reads_other_groups: |_| false);
 
 /// Ranks the highest announced version first: leadership moves to the new release as soon as
 /// one node runs it (for a leader that must run the newest code, e.g. to write a new format).
@@ -64,7 +64,7 @@ impl NewestVersion {
     }
 }
 
-crate::tiers::tiered_policy!(NewestVersion);
+crate::tiers::tiered_policy!(NewestVersion, reads_other_groups: |_| false);
 
 #[cfg(test)]
 mod tests {

@@ -357,7 +357,7 @@ impl Engine {
         };
         let ft = self.cfg.failure_timeout;
         // It leads now: the rankings see a new leader.
-        self.rank_epoch += 1;
+        self.leaders_changed();
         let g = self.group_mut(name, now);
         let (term, base) = match g.role {
             Role::Candidate { term, started, .. } => (term, started),

@@ -170,8 +170,7 @@ impl Engine {
     /// `name`'s state, created (leaderless since `now`) on first mention.
     pub(super) fn group_mut(&mut self, name: &GroupName, now: Instant) -> &mut Group {
         if !self.groups.contains_key(name) {
-            self.members_changed();
-            self.rank_epoch += 1;
+            self.members_changed_in(name);
         }
         self.touch(name);
         self.groups

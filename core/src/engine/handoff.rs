@@ -132,7 +132,7 @@ impl Engine {
         // Stop acting first; only then tell the others.
         g.role = Role::Follower;
         g.leader = None;
-        self.rank_epoch += 1;
+        self.ranks.lead_epoch += 1;
         g.leaderless_since = Some(now);
         g.resigned = Some(Handoff {
             from: from.clone(),
@@ -164,7 +164,7 @@ impl Engine {
         let me = self.local.get(&sd.group).map(|m| m.id.clone());
         let hold = now + self.cfg.failure_timeout;
         // The resigned leadership ends (if it is the one known): the rankings change.
-        self.rank_epoch += 1;
+        self.ranks.lead_epoch += 1;
         let g = self.group_mut(&sd.group, now);
         if sd.term < g.term {
             return;

@@ -168,7 +168,7 @@ impl Engine {
                 && !claimed.contains(name.as_str())
             {
                 g.leader = None;
-                self.rank_epoch += 1;
+                self.ranks.lead_epoch += 1;
                 g.leaderless_since = Some(now);
                 lapsed.push(name.clone());
             }
@@ -213,20 +213,32 @@ impl Engine {
             members,
             claims,
         } = st;
-        for m in &members {
-            self.group_mut(&m.group, now);
+        let Some(p) = self.peers.get_mut(from) else {
+            return claims;
+        };
+        p.addr = Some(addr);
+        let members =
+            peers::in_group_order(members.into_iter().filter(|m| m.id.node == *from).collect());
+        if p.hardware == hardware && p.labels == labels && p.members == members {
+            return claims;
         }
-        if let Some(p) = self.peers.get_mut(from) {
-            p.addr = Some(addr);
-            let members: Vec<MemberAnnounce> =
-                members.into_iter().filter(|m| m.id.node == *from).collect();
-            if p.hardware != hardware || p.labels != labels || p.members != members {
-                p.hardware = hardware;
-                p.labels = labels;
-                p.members = members;
-                self.members_changed();
-                self.rank_epoch += 1;
-            }
+        // Only the groups whose member of this peer changed rank anew, unless what every
+        // member of the peer shares (its hardware, its labels) did.
+        let everywhere = p.hardware != hardware || p.labels != labels;
+        let changed: Vec<GroupName> = if everywhere {
+            vec![]
+        } else {
+            changed_groups(&p.members, &members)
+        };
+        p.hardware = hardware;
+        p.labels = labels;
+        p.set_members(members);
+        if everywhere {
+            self.members_changed();
+        }
+        for group in &changed {
+            self.group_mut(group, now);
+            self.members_changed_in(group);
         }
         claims
     }
@@ -275,4 +287,20 @@ impl Engine {
             }
         }
     }
+}
+
+/// The groups in which a peer's member differs between `old` and `new` (joined, left, changed).
+fn changed_groups(old: &[MemberAnnounce], new: &[MemberAnnounce]) -> Vec<GroupName> {
+    let index = |ms: &[MemberAnnounce]| -> BTreeMap<GroupName, MemberAnnounce> {
+        ms.iter().map(|m| (m.group.clone(), m.clone())).collect()
+    };
+    let (old, new) = (index(old), index(new));
+    let mut changed: BTreeSet<GroupName> = BTreeSet::new();
+    for (g, m) in &new {
+        if old.get(g) != Some(m) {
+            changed.insert(g.clone());
+        }
+    }
+    changed.extend(old.keys().filter(|g| !new.contains_key(*g)).cloned());
+    changed.into_iter().collect()
 }

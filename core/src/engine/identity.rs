@@ -50,7 +50,6 @@ impl Engine {
                 });
                 self.cfg.incarnation = new;
                 self.members_changed();
-                self.rank_epoch += 1;
                 self.out.push(Action::Reincarnate { incarnation: new });
                 self.persist_later();
             }

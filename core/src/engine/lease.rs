@@ -91,7 +91,7 @@ impl Engine {
             until: now + ft,
         });
         if new_leader {
-            self.rank_epoch += 1;
+            self.leaders_changed();
         }
         if raised {
             self.persist_later();
@@ -119,7 +119,7 @@ impl Engine {
                 g.role = Role::Follower;
                 g.leader = None;
                 g.leaderless_since = Some(now);
-                self.rank_epoch += 1;
+                self.leaders_changed();
                 self.emit(Event::SteppingDown {
                     group: group.clone(),
                     reason: StepDownReason::PeerKnowsTerm {

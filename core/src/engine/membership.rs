@@ -94,9 +94,8 @@ impl Engine {
         members: Vec<MemberRecord>,
     ) {
         self.external.insert(group.clone(), members);
-        self.members_changed();
-        self.rank_epoch += 1;
         self.group_mut(&group, now);
+        self.members_changed_in(&group);
     }
 
     /// Acts on what the peer table observed of a contact (`PeerTable::contact`); false when
@@ -116,7 +115,6 @@ impl Engine {
     pub(super) fn apply_peer_changes(&mut self, now: Instant, changes: Vec<Change>) {
         for change in changes {
             self.members_changed();
-            self.rank_epoch += 1;
             match change {
                 Change::Up {
                     node,
@@ -166,7 +164,7 @@ impl Engine {
                 && !matches!(g.role, Role::Leader { .. })
             {
                 g.leader = None;
-                self.rank_epoch += 1;
+                self.ranks.lead_epoch += 1;
                 g.leaderless_since = Some(now);
                 change = true;
             }
@@ -200,8 +198,8 @@ impl Engine {
             seq: self.next_seq,
         };
         self.next_seq = self.next_seq.wrapping_add(1);
-        self.members_changed();
-        self.rank_epoch += 1;
+        self.members_changed_in(&group);
+        self.local_joined_or_left();
         self.local.insert(
             group.clone(),
             MemberAnnounce {
@@ -239,8 +237,8 @@ impl Engine {
             g.handoff_to_me = None;
         }
         self.local.remove(group);
-        self.members_changed();
-        self.rank_epoch += 1;
+        self.members_changed_in(group);
+        self.local_joined_or_left();
         self.next_heartbeat = now;
     }
 
@@ -252,9 +250,7 @@ impl Engine {
             self.resign(now, &name, Resign::HandOff(Resignation::Leaving));
         }
         self.shutting_down = true;
-        self.rank_epoch += 1;
         self.members_changed();
-        self.rank_epoch += 1;
         self.touch_all();
         for g in self.groups.values_mut() {
             g.role = Role::Follower;
@@ -293,10 +289,9 @@ impl Engine {
         for name in changed {
             self.publish_leadership(now, name);
         }
-        let names: Vec<GroupName> = if self.members_dirty {
-            self.groups.keys().cloned().collect()
-        } else {
-            vec![]
+        let names: Vec<GroupName> = match std::mem::take(&mut self.members_dirty) {
+            MembersDirty::All => self.groups.keys().cloned().collect(),
+            MembersDirty::Groups(g) => g.into_iter().collect(),
         };
         for name in &names {
             let members: Vec<MemberRecord> = self
@@ -320,9 +315,34 @@ impl Engine {
                 });
             }
         }
-        self.members_dirty = false;
         for id in self.calls.ids_where(|c| c.target.is_none()) {
             self.route(now, id);
+        }
+    }
+}
+
+/// The groups whose member tables may differ from what `publish` last emitted.
+#[derive(Debug)]
+pub(super) enum MembersDirty {
+    /// These (none: nothing changed).
+    Groups(BTreeSet<GroupName>),
+    /// Every group (a change all candidates depend on).
+    All,
+}
+
+impl Default for MembersDirty {
+    fn default() -> Self {
+        MembersDirty::Groups(BTreeSet::new())
+    }
+}
+
+impl MembersDirty {
+    /// `group`'s members changed.
+    pub(super) fn add(&mut self, group: &GroupName) {
+        if let MembersDirty::Groups(g) = self
+            && !g.contains(group)
+        {
+            g.insert(group.clone());
         }
     }
 }

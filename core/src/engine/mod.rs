@@ -142,17 +142,10 @@ pub struct Engine {
     abstain_until: Instant,
     shutting_down: bool,
     persist_pending: bool,
-    /// Something the member table depends on changed since the last `publish`.
-    members_dirty: bool,
-    /// Raised by every change the rankings depend on (`rankings_changed`); the cached table
-    /// of candidates and rankings, with the epoch it was built at.
-    rank_epoch: u64,
-    rank_table: std::cell::RefCell<Option<(u64, Arc<ranking::RankTable>)>>,
-    /// Raised by every change the candidates depend on (`members_changed`: members, their
-    /// health, liveness, incarnations, this node shutting down), and the candidates of every
-    /// group as last built: a new leader re-ranks, it does not rebuild the candidates.
-    cand_epoch: u64,
-    cand_table: std::cell::RefCell<Option<(u64, Arc<ranking::Candidates>)>>,
+    /// The groups whose member tables changed since the last `publish`.
+    members_dirty: membership::MembersDirty,
+    /// The candidates and rankings as last made, and what makes them stale (`ranking.rs`).
+    ranks: ranking::Rankings,
     /// Seeded from `EngineConfig::rng_seed`: jitter and `any` routing, reproducible in the sim.
     rng: fastrand::Rng,
     /// The retry jitter drawn at this instant, shared by every campaign given up in one input
@@ -214,11 +207,8 @@ impl Engine {
             dialed: BTreeMap::new(),
             shutting_down: false,
             persist_pending: false,
-            members_dirty: true,
-            rank_epoch: 0,
-            rank_table: std::cell::RefCell::new(None),
-            cand_epoch: 0,
-            cand_table: std::cell::RefCell::new(None),
+            members_dirty: membership::MembersDirty::All,
+            ranks: ranking::Rankings::default(),
             rng: fastrand::Rng::with_seed(cfg.rng_seed),
             retry_jitter: None,
             wake: None,
@@ -235,6 +225,9 @@ impl Engine {
             schedule: schedule::Schedule::default(),
             cfg,
         };
+        engine.ranks.shared = std::iter::once(&engine.default_spec)
+            .chain(engine.specs.values())
+            .any(|s| s.policy.reads_other_groups());
         if let Some(p) = persisted {
             engine.restore(p, now);
         }
@@ -288,6 +281,7 @@ impl Engine {
 
     /// Feeds one input at time `now`; returns what to do, in order.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        self.ranks.input += 1;
         self.expire(now);
         match input {
             Input::Tick => {}
@@ -328,7 +322,9 @@ impl Engine {
         if self.persist_pending {
             self.persist();
         }
-        outbox::coalesce(std::mem::take(&mut self.out))
+        let mut out = outbox::coalesce(std::mem::take(&mut self.out));
+        self.fill_persists(&mut out);
+        out
     }
 
     /// Dispatches a transport event to the concern it belongs to.

@@ -25,6 +25,7 @@ use crate::message::{Claim, MemberAnnounce};
 use crate::transport::{CloseKind, DeathProof, DeathProofMode, proof_counts};
 use crate::types::{GroupName, Hardware, Incarnation, Labels, NodeId};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Whether a peer's incarnation is alive in this node's view.
@@ -63,7 +64,9 @@ pub(crate) struct Peer {
     pub link: Link,
     pub hardware: Hardware,
     pub labels: Labels,
+    /// Its members, in group order (`set_members`), and the groups they are in.
     pub members: Vec<MemberAnnounce>,
+    pub services: Arc<[GroupName]>,
     /// The claims of its announced state that this node holds.
     pub claims: Vec<Claim>,
     /// The version of its announced state this node holds (0: none yet).
@@ -90,6 +93,7 @@ impl Peer {
             hardware: Hardware::default(),
             labels: Labels::new(),
             members: Vec::new(),
+            services: Arc::from([]),
             claims: Vec::new(),
             state_version: 0,
             sent_version: 0,
@@ -112,12 +116,27 @@ impl Peer {
         self.is_alive() && self.link == Link::Up
     }
 
-    pub(super) fn services(&self) -> Vec<GroupName> {
-        let mut s: Vec<GroupName> = self.members.iter().map(|m| m.group.clone()).collect();
-        s.sort();
-        s.dedup();
-        s
+    /// Takes `members` (from `in_group_order`) as its members.
+    pub(super) fn set_members(&mut self, members: Vec<MemberAnnounce>) {
+        self.services = members.iter().map(|m| m.group.clone()).collect();
+        self.members = members;
     }
+
+    /// Its member in `group`, if any.
+    pub(super) fn member_in(&self, group: &str) -> Option<&MemberAnnounce> {
+        self.members
+            .binary_search_by(|m| m.group.as_str().cmp(group))
+            .ok()
+            .and_then(|i| self.members.get(i))
+    }
+}
+
+/// A peer's announced members as the table keeps them: in group order, one per group (the
+/// first announced of a group counts), so that `Peer::member_in` is a binary search.
+pub(super) fn in_group_order(mut members: Vec<MemberAnnounce>) -> Vec<MemberAnnounce> {
+    members.sort_by(|a, b| a.group.cmp(&b.group));
+    members.dedup_by(|later, first| later.group == first.group);
+    members
 }
 
 /// How a peer's incarnation stopped counting as alive.

@@ -61,10 +61,23 @@ impl Engine {
     }
 
     /// Persists now: the actions that follow (a vote's answer) depend on it being durable.
+    /// What is stored is filled in at the end of the input (`fill_persists`).
     pub(super) fn persist(&mut self) {
         self.persist_pending = false;
-        let p = self.persisted();
-        self.out.push(Action::Persist(p));
+        self.out.push(Action::Persist(PersistedState::default()));
+    }
+
+    /// Fills every persist of an input's actions with the state at the end of the input: terms
+    /// and votes only grow, so it holds everything each persist was placed to make durable
+    /// (and more), and a batch that grants a thousand votes builds it once, not a thousand
+    /// times.
+    pub(super) fn fill_persists(&self, actions: &mut [Action]) {
+        let mut state: Option<PersistedState> = None;
+        for a in actions {
+            if let Action::Persist(p) = a {
+                *p = state.get_or_insert_with(|| self.persisted()).clone();
+            }
+        }
     }
 
     /// Persists at the end of this input's actions: for a raised term, which no message sent

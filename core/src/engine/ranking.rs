@@ -3,6 +3,7 @@
 //! member-id order: a policy must never take the node down.
 
 use super::*;
+use std::cell::RefCell;
 
 impl Engine {
     /// Peers alive in this node's view.
@@ -19,90 +20,132 @@ impl Engine {
     }
 
     /// The live candidates of `group`, in member-id order.
-    pub(super) fn candidates(&self, group: &str) -> Vec<Candidate> {
-        self.candidates_table()
-            .get(group)
-            .cloned()
-            .unwrap_or_default()
+    pub(super) fn candidates(&self, group: &GroupName) -> Vec<Candidate> {
+        self.group_candidates(group).to_vec()
+    }
+
+    /// The live candidates of `group`, from the cache while neither every group's candidates
+    /// nor its own members changed since they were found. Their `services` may be older (a
+    /// peer joined another group since): only the policies that read other groups read them,
+    /// and those are given fresh ones (`build_shared`).
+    fn group_candidates(&self, group: &GroupName) -> Arc<[Candidate]> {
+        let key = self.ranks.own_key(group);
+        if let Some((k, c)) = self.ranks.candidates.borrow().get(group)
+            && *k == key
+        {
+            return c.clone();
+        }
+        let c: Arc<[Candidate]> = self.find_candidates(group).into();
+        self.ranks
+            .candidates
+            .borrow_mut()
+            .insert(group.clone(), (key, c.clone()));
+        c
     }
 
     /// Ranks the live candidates of `group` with its policy, best first.
+    ///
+    /// A policy that reads no other group's leadership (`reads_other_groups` false: the
+    /// built-ins but `balanced` and `anti-affinity`) is asked once per change of the group's
+    /// candidates or leader, and its answer kept. The others are ranked together, in one pass
+    /// over the groups in name order, at most once per input (see `shared_table`).
     pub(super) fn ranking(&self, group: &GroupName) -> Arc<[MemberId]> {
-        let table = self.table();
-        let ranked = table
-            .ranked
-            .get(group)
-            .cloned()
-            .unwrap_or_else(|| Arc::from([]));
-        // Every change a ranking depends on — members, liveness, the leader of any group, this
-        // node shutting down — raises `rank_epoch`, which makes the table stale: debug builds
-        // (every test) check that none was missed.
-        #[cfg(debug_assertions)]
-        {
-            let fresh = self.build_table(true);
-            debug_assert_eq!(
-                fresh
-                    .ranked
-                    .get(group)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from([])),
-                ranked,
-                "stale ranking of {group}: a change did not raise rank_epoch"
-            );
+        let incumbent = self.groups.get(group).and_then(|g| g.leader.as_ref());
+        let incumbent = incumbent.map(|l| &l.member);
+        if !self.spec(group).policy.reads_other_groups() {
+            return self.own_ranking(group, incumbent);
         }
+        let table = self.shared_table();
+        #[cfg(debug_assertions)]
+        self.check_shared(group, &table);
+        match table.ranked.get(group) {
+            Some((used, r)) if used.as_ref() == incumbent => r.clone(),
+            // The group's own leader changed in this input, after the table was built: it is
+            // ranked again with the table's view of the other groups.
+            _ => {
+                let leads = table.leads.clone();
+                self.rank_with(group, incumbent, &leads, &table.leaders)
+            }
+        }
+    }
+
+    /// `group`'s ranking by a policy that reads no other group (see `ranking`), from the cache
+    /// when neither the candidates nor the leader changed since it was made.
+    fn own_ranking(&self, group: &GroupName, incumbent: Option<&MemberId>) -> Arc<[MemberId]> {
+        let epoch = self.ranks.own_key(group);
+        if let Some(own) = self.ranks.own.borrow().get(group)
+            && own.cand_epoch == epoch
+            && own.incumbent.as_ref() == incumbent
+        {
+            return own.ranked.clone();
+        }
+        let ranked = self.rank_with(group, incumbent, &BTreeMap::new(), &no_leaders());
+        self.ranks.own.borrow_mut().insert(
+            group.clone(),
+            OwnRanking {
+                cand_epoch: epoch,
+                incumbent: incumbent.cloned(),
+                ranked: ranked.clone(),
+            },
+        );
         ranked
     }
 
-    /// The table of candidates and rankings, rebuilt only when something changed since it
-    /// was built: one input costs a lookup, not a ranking of every group.
-    fn table(&self) -> Arc<RankTable> {
-        let mut cached = self.rank_table.borrow_mut();
+    /// One policy call: `group`'s live candidates (with `leads`) ranked by its policy,
+    /// normalized; a policy that panics falls back to member-id order.
+    fn rank_with(
+        &self,
+        group: &GroupName,
+        incumbent: Option<&MemberId>,
+        leads: &BTreeMap<NodeId, usize>,
+        leaders: &Arc<BTreeMap<GroupName, NodeId>>,
+    ) -> Arc<[MemberId]> {
+        let mut list = if self.spec(group).policy.reads_other_groups() {
+            self.find_candidates(group)
+        } else {
+            self.group_candidates(group).to_vec()
+        };
+        for c in list.iter_mut() {
+            c.leads = leads.get(&c.member.node).copied().unwrap_or(0);
+        }
+        let input = ElectionInput {
+            group: group.clone(),
+            candidates: list,
+            incumbent: incumbent.cloned(),
+            leaders: leaders.clone(),
+        };
+        let policy = &self.spec(group).policy;
+        // A policy must never take the node down: a panic falls back to member-id order.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.rank(&input)))
+            .unwrap_or_else(|_| ByMemberId.rank(&input));
+        Arc::from(normalize_ranking(&input, r).0)
+    }
+
+    /// The rankings by policies that read other groups, rebuilt at most once per input, and
+    /// only when a member or a leader changed since: within one input they see the other
+    /// groups as they were when the table was built (a ranking only orders who campaigns and
+    /// whom a voter prefers; safety never rests on it).
+    fn shared_table(&self) -> Arc<SharedTable> {
+        let r = &self.ranks;
+        let key = (r.cand_epoch, r.lead_epoch, r.input);
+        let mut cached = r.table.borrow_mut();
         match &*cached {
-            Some((epoch, t)) if *epoch == self.rank_epoch => t.clone(),
+            Some((built, t)) if (built.0, built.1) == (key.0, key.1) || built.2 == key.2 => {
+                t.clone()
+            }
             _ => {
-                let t = Arc::new(self.build_table(false));
-                *cached = Some((self.rank_epoch, t.clone()));
+                let t = Arc::new(self.build_shared());
+                *cached = Some((key, t.clone()));
                 t
             }
         }
     }
 
-    /// Something the candidates depend on changed: the member table is to be published again,
-    /// the candidates rebuilt and every group ranked anew.
-    pub(super) fn members_changed(&mut self) {
-        self.members_dirty = true;
-        self.cand_epoch += 1;
-        self.rank_epoch += 1;
-    }
-
-    /// Every group's live candidates, rebuilt only when something they depend on changed
-    /// (`members_changed`), not when a leader did.
-    fn candidates_table(&self) -> Arc<Candidates> {
-        let mut cached = self.cand_table.borrow_mut();
-        match &*cached {
-            Some((epoch, c)) if *epoch == self.cand_epoch => c.clone(),
-            _ => {
-                let c = Arc::new(self.build_candidates());
-                *cached = Some((self.cand_epoch, c.clone()));
-                c
-            }
-        }
-    }
-
-    /// Every group's live candidates and ranking: the candidates as cached (built fresh when
-    /// `fresh`, for the debug check), one policy call per group, however many groups each
-    /// node is in.
-    ///
-    /// Groups are ranked in name order; a leaderless group's favourite counts as leading it
-    /// in the candidates' `leads` of the groups ranked after it, so that nodes ranking many
-    /// leaderless groups at once (a cold start, the failover of a node leading many) spread
-    /// them alike under the `balanced` policy.
-    pub(super) fn build_table(&self, fresh: bool) -> RankTable {
-        let candidates = if fresh {
-            Arc::new(self.build_candidates())
-        } else {
-            self.candidates_table()
-        };
+    /// Every group's ranking by a policy that reads other groups, in one pass in name order.
+    /// A leaderless group's favourite counts as leading it in the `leads` of the groups ranked
+    /// after it, so that nodes ranking many leaderless groups at once (a cold start, the
+    /// failover of a node leading many) spread them alike under the `balanced` policy.
+    fn build_shared(&self) -> SharedTable {
         let leaders: Arc<BTreeMap<GroupName, NodeId>> = Arc::new(
             self.groups
                 .iter()
@@ -117,117 +160,221 @@ impl Engine {
         for node in leaders.values() {
             *leads.entry(node.clone()).or_default() += 1;
         }
+        let settled = leads.clone();
         let mut ranked = BTreeMap::new();
         for (name, g) in &self.groups {
-            let Some(list) = candidates.get(name) else {
-                continue;
+            let incumbent = g.leader.as_ref().map(|l| &l.member);
+            let r = if self.spec(name).policy.reads_other_groups() {
+                let r = self.rank_with(name, incumbent, &leads, &leaders);
+                ranked.insert(name.clone(), (incumbent.cloned(), r.clone()));
+                r
+            } else {
+                self.own_ranking(name, incumbent)
             };
-            let mut list = list.clone();
-            for c in list.iter_mut() {
-                c.leads = leads.get(&c.member.node).copied().unwrap_or(0);
-            }
-            let input = ElectionInput {
-                group: name.clone(),
-                candidates: list,
-                incumbent: g.leader.as_ref().map(|l| l.member.clone()),
-                leaders: leaders.clone(),
-            };
-            let policy = &self.spec(name).policy;
-            // A policy must never take the node down: a panic falls back to member-id order.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.rank(&input)))
-                .unwrap_or_else(|_| ByMemberId.rank(&input));
-            let r = normalize_ranking(&input, r).0;
             if g.leader.is_none()
                 && let Some(top) = r.first()
             {
                 *leads.entry(top.node.clone()).or_default() += 1;
             }
-            ranked.insert(name.clone(), Arc::from(r));
         }
-        RankTable { ranked }
+        SharedTable {
+            ranked,
+            leads: settled,
+            leaders,
+        }
+    }
+
+    /// Debug builds (every test): a shared table built at the current leaders equals one built
+    /// afresh — every change a ranking depends on raised an epoch.
+    #[cfg(debug_assertions)]
+    fn check_shared(&self, group: &GroupName, table: &SharedTable) {
+        let r = &self.ranks;
+        let current = r.table.borrow().as_ref().map(|(k, _)| *k);
+        if self.groups.len() > 64 || current.is_none_or(|k| (k.0, k.1) != r.epochs()) {
+            return;
+        }
+        let fresh = self.build_shared();
+        debug_assert_eq!(
+            fresh.ranked.get(group).map(|(_, r)| r.clone()),
+            table.ranked.get(group).map(|(_, r)| r.clone()),
+            "stale ranking of {group}: a change did not raise an epoch"
+        );
+    }
+
+    /// Something every group's candidates depend on changed (a peer's liveness, hardware or
+    /// labels, this node's incarnation, its shutdown): the member table is to be published
+    /// again, the candidates rebuilt and every group ranked anew.
+    pub(super) fn members_changed(&mut self) {
+        self.members_dirty = membership::MembersDirty::All;
+        self.ranks.cand_epoch += 1;
+        self.ranks.all_epoch = self.ranks.cand_epoch;
+    }
+
+    /// The members of `group` changed (a join, a leave, a peer's member, a health change):
+    /// the member table is to be published again, the candidates rebuilt, `group` ranked anew
+    /// (and stepped), and the rankings that read other groups (their `services`) made again.
+    pub(super) fn members_changed_in(&mut self, group: &GroupName) {
+        self.members_dirty.add(group);
+        self.ranks.cand_epoch += 1;
+        let v = self.ranks.cand_epoch;
+        self.ranks.group_epochs.insert(group.clone(), v);
+        self.touch(group);
+    }
+
+    /// The leader of some group changed: the rankings that read other groups are stale.
+    pub(super) fn leaders_changed(&mut self) {
+        self.ranks.lead_epoch += 1;
     }
 }
 
 impl Engine {
-    /// Every group's live candidates, sorted by member id, from the members: O(members).
-    fn build_candidates(&self) -> Candidates {
-        let mut candidates: BTreeMap<GroupName, Vec<Candidate>> = BTreeMap::new();
+    /// The live candidates of `group`, sorted by member id: this node's member, and each
+    /// live peer's (a binary search in its members), or the external registry's.
+    fn find_candidates(&self, group: &GroupName) -> Vec<Candidate> {
+        let mut list = Vec::new();
         if self.cfg.external_registry {
-            let mut services: BTreeMap<&NodeId, Vec<GroupName>> = BTreeMap::new();
-            for (g, rs) in &self.external {
-                for r in rs {
-                    services.entry(&r.id.node).or_default().push(g.clone());
-                }
-            }
-            let services: BTreeMap<&NodeId, Arc<[GroupName]>> = services
-                .into_iter()
-                .map(|(n, mut s)| {
-                    s.sort();
-                    s.dedup();
-                    (n, Arc::from(s))
-                })
-                .collect();
-            for (g, rs) in &self.external {
-                for r in rs.iter().filter(|r| self.node_alive(&r.id.node)) {
-                    candidates.entry(g.clone()).or_default().push(Candidate {
-                        member: r.id.clone(),
-                        started_at_ms: r.started_at_ms,
-                        incarnation: r.incarnation,
-                        hardware: r.hardware.clone(),
-                        labels: r.labels.clone(),
-                        services: services.get(&r.id.node).cloned().unwrap_or(Arc::from([])),
-                        leads: 0,
-                        version: r.version.clone(),
-                    });
-                }
+            let records = self.external.get(group).map(Vec::as_slice).unwrap_or(&[]);
+            for r in records.iter().filter(|r| self.node_alive(&r.id.node)) {
+                let mut services: Vec<GroupName> = self
+                    .external
+                    .iter()
+                    .filter(|(_, rs)| rs.iter().any(|o| o.id.node == r.id.node))
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                services.dedup();
+                list.push(Candidate {
+                    member: r.id.clone(),
+                    started_at_ms: r.started_at_ms,
+                    incarnation: r.incarnation,
+                    hardware: r.hardware.clone(),
+                    labels: r.labels.clone(),
+                    services: services.into(),
+                    leads: 0,
+                    version: r.version.clone(),
+                });
             }
         } else {
-            if !self.shutting_down {
-                let services: Arc<[GroupName]> = self.local.keys().cloned().collect();
-                for (g, m) in self.local.iter().filter(|(_, m)| m.healthy) {
-                    candidates
-                        .entry(g.clone())
-                        .or_default()
-                        .push(candidate_from(
-                            m,
-                            self.cfg.incarnation,
-                            &self.cfg.hardware,
-                            &self.cfg.labels,
-                            services.clone(),
-                        ));
-                }
+            if !self.shutting_down
+                && let Some(m) = self.local.get(group).filter(|m| m.healthy)
+            {
+                list.push(candidate_from(
+                    m,
+                    self.cfg.incarnation,
+                    &self.cfg.hardware,
+                    &self.cfg.labels,
+                    self.local_services(),
+                ));
             }
             for (_, p) in self.live_peers() {
-                let services: Arc<[GroupName]> = p.services().into();
-                for m in p.members.iter().filter(|m| m.healthy) {
-                    candidates
-                        .entry(m.group.clone())
-                        .or_default()
-                        .push(candidate_from(
-                            m,
-                            p.incarnation,
-                            &p.hardware,
-                            &p.labels,
-                            services.clone(),
-                        ));
+                if let Some(m) = p.member_in(group).filter(|m| m.healthy) {
+                    list.push(candidate_from(
+                        m,
+                        p.incarnation,
+                        &p.hardware,
+                        &p.labels,
+                        p.services.clone(),
+                    ));
                 }
             }
         }
-        for list in candidates.values_mut() {
-            list.sort_by(|a, b| a.member.cmp(&b.member));
-            list.dedup_by(|a, b| a.member == b.member);
-        }
-        candidates
+        list.sort_by(|a, b| a.member.cmp(&b.member));
+        list.dedup_by(|a, b| a.member == b.member);
+        list
+    }
+
+    /// The groups this node is in, as its candidates' `services` (rebuilt after a join or a
+    /// leave: `local_joined_or_left`).
+    fn local_services(&self) -> Arc<[GroupName]> {
+        let mut cached = self.ranks.local_services.borrow_mut();
+        cached
+            .get_or_insert_with(|| self.local.keys().cloned().collect())
+            .clone()
+    }
+
+    /// This node joined or left a group: its `services` changed.
+    pub(super) fn local_joined_or_left(&mut self) {
+        *self.ranks.local_services.get_mut() = None;
     }
 }
 
-/// Every group's live candidates, in member-id order.
-pub(crate) type Candidates = BTreeMap<GroupName, Vec<Candidate>>;
-
-/// Every group's live candidates and their ranking (see `Engine::build_table`).
+/// The rankings and the epochs they were made at (see `Engine::ranking`).
 #[derive(Debug, Default)]
-pub(crate) struct RankTable {
-    ranked: BTreeMap<GroupName, Arc<[MemberId]>>,
+pub(super) struct Rankings {
+    /// Raised by every change the candidates depend on (`members_changed`: members, their
+    /// health, liveness, incarnations, this node shutting down; `members_changed_in`).
+    pub(super) cand_epoch: u64,
+    /// The `cand_epoch` of the last change of every group's candidates (`members_changed`).
+    pub(super) all_epoch: u64,
+    /// The `cand_epoch` of the last change of each group's own members (`members_changed_in`).
+    group_epochs: BTreeMap<GroupName, u64>,
+    /// Raised by every change of any group's leader (`leaders_changed`).
+    pub(super) lead_epoch: u64,
+    /// Counts the engine's inputs (`Engine::handle`).
+    pub(super) input: u64,
+    /// Whether some group's policy reads other groups (fixed by the config).
+    pub(super) shared: bool,
+    /// Each group's candidates as last found, with the `own_key` they were found at.
+    candidates: RefCell<BTreeMap<GroupName, Found>>,
+    /// The groups this node is in (`local_services`).
+    local_services: RefCell<Option<Arc<[GroupName]>>>,
+    /// Rankings by policies that read no other group.
+    own: RefCell<BTreeMap<GroupName, OwnRanking>>,
+    /// Rankings by the others, and the `(cand_epoch, lead_epoch, input)` they were built at.
+    table: RefCell<Option<(TableKey, Arc<SharedTable>)>>,
+}
+
+impl Rankings {
+    /// Both epochs: a leaderless group's ranking may have changed when one of them moved.
+    pub(super) fn epochs(&self) -> (u64, u64) {
+        (self.cand_epoch, self.lead_epoch)
+    }
+
+    /// What the schedule compares to know which leaderless groups to step again: the last
+    /// change of every group's candidates, and a count that moves with any change of
+    /// candidates or leaders.
+    pub(super) fn step_key(&self) -> (u64, u64) {
+        (
+            self.all_epoch,
+            self.cand_epoch.wrapping_add(self.lead_epoch),
+        )
+    }
+
+    /// What a ranking of `group` by a policy that reads no other group depends on: the last
+    /// change of every group's candidates or of its own, whichever came later.
+    fn own_key(&self, group: &GroupName) -> u64 {
+        self.all_epoch
+            .max(self.group_epochs.get(group).copied().unwrap_or(0))
+    }
+}
+
+/// A group's candidates as found, with the `own_key` they were found at.
+type Found = (u64, Arc<[Candidate]>);
+
+/// What a shared table was built at: `(cand_epoch, lead_epoch, input)`.
+type TableKey = (u64, u64, u64);
+
+/// A ranking by a policy that reads no other group, with what it was made from.
+#[derive(Debug)]
+struct OwnRanking {
+    cand_epoch: u64,
+    incumbent: Option<MemberId>,
+    ranked: Arc<[MemberId]>,
+}
+
+/// The rankings by policies that read other groups, each with the incumbent it was made with,
+/// and the view of the other groups they were made from.
+#[derive(Debug, Default)]
+pub(super) struct SharedTable {
+    ranked: BTreeMap<GroupName, (Option<MemberId>, Arc<[MemberId]>)>,
+    leads: BTreeMap<NodeId, usize>,
+    leaders: Arc<BTreeMap<GroupName, NodeId>>,
+}
+
+/// The empty `leaders` a policy that reads no other group is given.
+fn no_leaders() -> Arc<BTreeMap<GroupName, NodeId>> {
+    static EMPTY: std::sync::OnceLock<Arc<BTreeMap<GroupName, NodeId>>> =
+        std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new(BTreeMap::new())).clone()
 }
 
 /// A member as a candidate: its node's labels overlaid with the member's own.

@@ -38,9 +38,9 @@ pub(super) struct Schedule {
     changed: BTreeSet<GroupName>,
     /// Step every group at the next step.
     all: bool,
-    /// The rankings' epoch the leaderless groups were last all stepped at (`None`: some of
-    /// them have not seen the latest rankings yet).
-    ranked_at: Option<u64>,
+    /// The rankings' epochs (every group's candidates, any candidates or leader) the
+    /// leaderless groups were last all stepped at (`None`: not yet).
+    ranked_at: Option<(u64, u64)>,
     /// Each group's next wake-up and the timer behind it, and the queue of them by time.
     wake: BTreeMap<GroupName, (Instant, Timer)>,
     queue: BTreeSet<(Instant, GroupName)>,
@@ -100,6 +100,30 @@ impl Schedule {
     }
 }
 
+/// Which leaderless groups may rank differently since they were last stepped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stale {
+    /// None: nothing a ranking depends on changed.
+    None,
+    /// Those whose policy reads other groups: only leaders changed.
+    Shared,
+    /// All: the candidates changed.
+    All,
+}
+
+impl Stale {
+    /// What changed between the epochs `ranked_at` and `now` (`Rankings::step_key`; `shared`:
+    /// some policy reads other groups).
+    fn since(ranked_at: Option<(u64, u64)>, now: (u64, u64), shared: bool) -> Stale {
+        match ranked_at {
+            Some((c, _)) if c != now.0 => Stale::All,
+            None => Stale::All,
+            Some((_, l)) if l != now.1 && shared => Stale::Shared,
+            Some(_) => Stale::None,
+        }
+    }
+}
+
 impl Engine {
     /// Marks `name` changed: the next step steps it.
     pub(super) fn touch(&mut self, name: &GroupName) {
@@ -136,7 +160,7 @@ impl Engine {
                 && now >= l.until
             {
                 g.leader = None;
-                self.rank_epoch += 1;
+                self.ranks.lead_epoch += 1;
                 g.leaderless_since = Some(now);
             }
             if let Role::Leader { lease_until, term } = g.role
@@ -168,18 +192,17 @@ impl Engine {
             todo.extend(self.groups.keys().cloned());
             self.schedule.changed.extend(self.groups.keys().cloned());
         }
-        // Once the leaderless groups are in the pass, a ranking change later in it adds none:
-        // a group that loses its leader meanwhile is marked, and so joins the pass anyway.
-        let mut all_leaderless = false;
-        if self.schedule.ranked_at != Some(self.rank_epoch) {
-            todo.extend(self.leaderless());
-            all_leaderless = true;
-        }
-        let mut behind = false;
+        // The leaderless groups whose rankings may have changed join the pass: all of them when
+        // every group's candidates changed; when only some groups' members (those groups are
+        // marked) or leaders did, those whose policy reads other groups.
+        let at_start = self.ranks.step_key();
+        let stale = Stale::since(self.schedule.ranked_at, at_start, self.ranks.shared);
+        todo.extend(self.leaderless(stale, None));
+        let mut added = stale;
         // Marked by a step at or before the cursor: for the next input.
         let mut later = BTreeSet::new();
         while let Some(name) = todo.pop_first() {
-            let epoch = self.rank_epoch;
+            let before = self.ranks.all_epoch;
             self.schedule.stepping = Some(None);
             self.step_group(now, &name);
             let wake = self.schedule.stepping.take().flatten();
@@ -196,27 +219,47 @@ impl Engine {
                     later.insert(m);
                 }
             }
-            if self.rank_epoch != epoch {
-                behind = true;
-                if !all_leaderless {
-                    todo.extend(self.leaderless().filter(|m| *m > name));
-                    all_leaderless = true;
-                }
+            // Every group's candidates changed: every leaderless group after this one sees it
+            // now. (Rankings that read other groups see the change at the next input.)
+            if self.ranks.all_epoch != before && added != Stale::All {
+                todo.extend(self.leaderless(Stale::All, Some(&name)));
+                added = Stale::All;
             }
         }
         self.schedule.dirty = later;
-        // Leaderless groups before a ranking change in this pass see it at the next input.
-        self.schedule.ranked_at = (!behind).then_some(self.rank_epoch);
+        // What moved during the pass is seen by the leaderless groups at the next input.
+        let end = self.ranks.step_key();
+        self.schedule.ranked_at = (end.0 == at_start.0).then_some((end.0, at_start.1));
+        if end.1 == at_start.1 {
+            self.schedule.ranked_at = Some((end.0, end.1));
+        }
         if let Some((at, timer)) = self.schedule.next() {
             self.want(timer, at);
         }
     }
 
-    /// The leaderless groups, in name order.
-    fn leaderless(&self) -> impl Iterator<Item = GroupName> + '_ {
-        self.groups
-            .iter()
-            .filter(|(_, g)| g.leader.is_none())
+    /// The leaderless groups whose rankings `stale` says may have changed, after `after` if
+    /// given, in name order.
+    fn leaderless(
+        &self,
+        stale: Stale,
+        after: Option<&GroupName>,
+    ) -> impl Iterator<Item = GroupName> + '_ {
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let groups = match stale {
+            Stale::None => None,
+            _ => Some(self.groups.range((from, std::ops::Bound::Unbounded))),
+        };
+        groups
+            .into_iter()
+            .flatten()
+            .filter(move |(name, g)| {
+                g.leader.is_none()
+                    && (stale == Stale::All || self.spec(name).policy.reads_other_groups())
+            })
             .map(|(n, _)| n.clone())
     }
 

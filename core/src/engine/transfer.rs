@@ -251,9 +251,7 @@ impl Engine {
             return;
         }
         m.healthy = healthy;
-        self.touch(group);
-        self.members_changed();
-        self.rank_epoch += 1;
+        self.members_changed_in(group);
         self.next_heartbeat = self.next_heartbeat.min(now + self.cfg.heartbeat / 4);
         let led = self.groups.get(group).and_then(|g| match g.role {
             Role::Leader { term, .. } => Some(term),

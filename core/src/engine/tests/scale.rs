@@ -234,3 +234,77 @@ fn groups_left_leaderless_for_one_reason_make_one_diagnosis_line_not_one_per_gro
         "{lines} diagnosis lines for {groups_told} groups: not aggregated"
     );
 }
+
+/// Counts its calls; ranks by member id; says whether it reads other groups (`.1`).
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>, bool);
+
+impl crate::policy::LeaderPolicy for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn rank(&self, input: &crate::types::ElectionInput) -> Vec<crate::types::MemberId> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        input.candidates.iter().map(|c| c.member.clone()).collect()
+    }
+    fn reads_other_groups(&self) -> bool {
+        self.1
+    }
+}
+
+/// Policy calls and wall time of a cold start of `g` groups on 3 nodes, until all are led.
+fn cold_start_cost(
+    g: usize,
+    reads_other_groups: bool,
+) -> (usize, std::time::Duration, std::time::Duration) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut c = Setup::new(3)
+        .policy(std::sync::Arc::new(Counting(
+            calls.clone(),
+            reads_other_groups,
+        )))
+        .build();
+    let names: Vec<crate::types::GroupName> = (0..g).map(|k| format!("s{k:05}").into()).collect();
+    let began = std::time::Instant::now();
+    c.join_all(&names);
+    let start = c.now;
+    let led = c.run_until_true(ms(10_000), |c| {
+        names.iter().all(|n| {
+            (0..3)
+                .filter(|i| c.engines[*i].is_acting_leader(n, c.now))
+                .count()
+                == 1
+        })
+    });
+    assert!(led, "{g} groups: not all led");
+    (
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        c.now - start,
+        began.elapsed(),
+    )
+}
+
+#[test]
+#[ignore = "a measurement: cargo test --release -p baton-core cold_start_cost -- --ignored --nocapture"]
+fn cold_start_cost_grows_with_the_groups() {
+    let reads: Vec<bool> = match std::env::var("BATON_COST_READS") {
+        Ok(v) => vec![v == "true"],
+        Err(_) => vec![false, true],
+    };
+    for reads in reads {
+        let sizes: Vec<usize> = match std::env::var("BATON_COST_GROUPS") {
+            Ok(v) => v.split(',').filter_map(|s| s.parse().ok()).collect(),
+            Err(_) => vec![50, 100, 200, 400, 1000],
+        };
+        for g in sizes {
+            if reads && g > 400 {
+                continue;
+            }
+            let (calls, virt, wall) = cold_start_cost(g, reads);
+            println!(
+                "reads other groups {reads}, {g} groups: {calls} policy calls ({} per group), \
+                 led after {virt:?} virtual, {wall:?} wall",
+                calls / g
+            );
+        }
+    }
+}
