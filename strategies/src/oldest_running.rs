@@ -32,10 +32,15 @@ mod tests {
     use crate::test_support::{assert_deterministic, assert_tiers, input, started};
     use baton_core::LeaderPolicy;
 
+    /// `(node, started_at_ms)` of each candidate, and the tiers they rank in.
+    type Case = (
+        &'static [(&'static str, u64)],
+        &'static [&'static [&'static str]],
+    );
+
     #[test]
     fn earliest_start_ranks_first_and_equal_start_times_tie_in_member_id_order() {
-        // (node, started_at_ms) of each candidate, and the tiers they rank in.
-        let cases: &[(&[(&str, u64)], &[&[&str]])] = &[
+        let cases: &[Case] = &[
             (
                 &[("a", 300), ("b", 100), ("c", 200)],
                 &[&["b"], &["c"], &["a"]],
