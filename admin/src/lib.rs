@@ -42,7 +42,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use baton_core::Node;
 use baton_core::config::{Config, QuorumMode};
 use futures::Stream;
@@ -118,6 +118,18 @@ impl Admin {
 
     /// The routes, to serve or to mount ([`Router::nest`]) in an application's own server.
     pub fn router(&self) -> Router {
+        // `POST /api/actions/…`: each needs the token (see `authorize`).
+        let actions = Router::new()
+            .route("/shutdown", post(action_shutdown))
+            .route("/kill", post(action_kill))
+            .route("/step-down", control_route("step-down"))
+            .route("/transfer", control_route("transfer"));
+        // `GET /api/…`: what the live view reads.
+        let api = Router::new()
+            .route("/status", get(api_status))
+            .route("/timeline", get(api_timeline))
+            .route("/events", get(api_events))
+            .nest("/actions", actions);
         Router::new()
             .route("/", get(index))
             .route("/app.js", get(app_js))
@@ -125,13 +137,7 @@ impl Admin {
             .route("/metrics", get(metrics_text))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .route("/api/status", get(api_status))
-            .route("/api/timeline", get(api_timeline))
-            .route("/api/events", get(api_events))
-            .route("/api/actions/shutdown", post(action_shutdown))
-            .route("/api/actions/kill", post(action_kill))
-            .route("/api/actions/step-down", post(action_step_down))
-            .route("/api/actions/transfer", post(action_transfer))
+            .nest("/api", api)
             .with_state(self.clone())
     }
 
@@ -549,18 +555,12 @@ async fn control(a: &Admin, headers: &HeaderMap, action: &'static str, body: &[u
     }
 }
 
-async fn action_step_down(
-    State(a): State<Admin>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    control(&a, &headers, "step-down", &body).await
-}
-
-async fn action_transfer(
-    State(a): State<Admin>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    control(&a, &headers, "transfer", &body).await
+/// The `POST` handler of the leadership control `action` (`step-down` or `transfer`): see
+/// [`control`].
+fn control_route(action: &'static str) -> MethodRouter<Admin> {
+    post(
+        move |State(a): State<Admin>, headers: HeaderMap, body: axum::body::Bytes| async move {
+            control(&a, &headers, action, &body).await
+        },
+    )
 }

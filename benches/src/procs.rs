@@ -64,22 +64,31 @@ impl Spec {
     }
 }
 
-/// One node: its config and log, its process when it runs, and the observer's connection.
+/// One node: its process when it runs, and the observer's connection. Its config and log are
+/// `nI.toml` and `nI.log` in the [`Procs::dir`] ([`node_file`]).
 pub struct Proc {
     /// `nI`.
     pub name: String,
     /// `127.0.0.1:PORT`, where it listens.
     pub addr: String,
-    /// Its config file.
-    pub config: PathBuf,
-    /// Its stdout and stderr.
-    pub log: PathBuf,
     /// The running process.
-    pub child: Option<Child>,
+    pub process: Option<Running>,
     /// The observer's connection to it.
     pub client: Option<TcpClient>,
-    /// When the current process was started (it abstains from voting for a failure timeout).
+}
+
+/// A node's current process.
+pub struct Running {
+    /// The child, its stdout and stderr appended to the node's log.
+    pub child: Child,
+    /// When it was started (it abstains from voting for a failure timeout).
     pub started: Instant,
+}
+
+/// A node's file in the cluster's directory: `{name}.{ext}` (`toml`: its config, `log`: its
+/// stdout and stderr).
+pub fn node_file(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    dir.join(format!("{name}.{ext}"))
 }
 
 /// A cluster of `baton node` processes. Dropping it kills and reaps every child.
@@ -102,9 +111,9 @@ impl Drop for Procs {
     )]
     fn drop(&mut self) {
         for p in &mut self.nodes {
-            if let Some(mut c) = p.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
+            if let Some(mut r) = p.process.take() {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
             }
         }
         if self.keep {
@@ -265,17 +274,14 @@ impl Procs {
         }
         let mut nodes = Vec::new();
         for (name, addr) in names.iter().zip(&addrs) {
-            let config = dir.join(format!("{name}.toml"));
+            let config = node_file(&dir, name, "toml");
             std::fs::write(&config, config_text(spec, name, addr, &names, &addrs))
                 .with_context(|| format!("cannot write {}", config.display()))?;
             nodes.push(Proc {
                 name: name.clone(),
                 addr: addr.clone(),
-                config,
-                log: dir.join(format!("{name}.log")),
-                child: None,
+                process: None,
                 client: None,
-                started: Instant::now(),
             });
         }
         let mut tcp = TcpConfig::new(CLUSTER, secret.into_bytes());
@@ -311,45 +317,48 @@ impl Procs {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&p.log)?;
+            .open(node_file(&self.dir, &p.name, "log"))?;
         let child = Command::new(&self.baton)
             .arg("node")
             .arg("--config")
-            .arg(&p.config)
+            .arg(node_file(&self.dir, &p.name, "toml"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {}", self.baton.display()))?;
-        p.child = Some(child);
+        p.process = Some(Running {
+            child,
+            started: Instant::now(),
+        });
         p.client = None;
-        p.started = Instant::now();
         Ok(())
     }
 
     /// Node `i`'s process id.
     pub fn pid(&self, i: usize) -> Result<Pid> {
-        let c = self.nodes[i]
-            .child
+        let r = self.nodes[i]
+            .process
             .as_ref()
             .ok_or_else(|| anyhow!("{} is not running", self.nodes[i].name))?;
-        Ok(Pid::from_raw(i32::try_from(c.id())?))
+        Ok(Pid::from_raw(i32::try_from(r.child.id())?))
     }
 
     /// Fails (naming the exit status and the end of the log) when any node's process has
     /// exited on its own.
     pub fn check_alive(&mut self) -> Result<()> {
         for p in &mut self.nodes {
-            if let Some(c) = p.child.as_mut()
-                && let Some(status) = c.try_wait()?
+            if let Some(r) = p.process.as_mut()
+                && let Some(status) = r.child.try_wait()?
             {
-                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let path = node_file(&self.dir, &p.name, "log");
+                let log = std::fs::read_to_string(&path).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(10).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
                 bail!(
                     "node {} exited unexpectedly ({status}); the end of {}:\n{}",
                     p.name,
-                    p.log.display(),
+                    path.display(),
                     tail.join("\n")
                 );
             }
@@ -359,8 +368,8 @@ impl Procs {
 
     /// Reaps node `i`'s process once it has exited.
     pub fn reap(&mut self, i: usize) -> Result<()> {
-        if let Some(mut c) = self.nodes[i].child.take() {
-            c.wait()?;
+        if let Some(mut r) = self.nodes[i].process.take() {
+            r.child.wait()?;
         }
         self.nodes[i].client = None;
         Ok(())
@@ -383,7 +392,7 @@ impl Procs {
                     bail!(
                         "cannot connect to {}: {e} (log: {})",
                         self.nodes[i].name,
-                        self.nodes[i].log.display()
+                        node_file(&self.dir, &self.nodes[i].name, "log").display()
                     )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -462,9 +471,9 @@ impl Procs {
         self.nodes
             .iter()
             .map(|p| {
-                p.child
+                p.process
                     .as_ref()
-                    .map(Child::id)
+                    .map(|r| r.child.id())
                     .ok_or_else(|| anyhow!("{} not running", p.name))
             })
             .collect()

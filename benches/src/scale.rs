@@ -239,11 +239,22 @@ pub struct Failover {
     pub victim: String,
     /// The groups it led.
     pub groups: usize,
-    /// How many of them were led again (by a survivor, in a higher term) within the limit.
-    pub reled: usize,
-    /// Per group from the kill until every survivor agreed on its new leader: the median.
+    /// Those led again (in JSON, its fields stand beside these).
+    #[serde(flatten)]
+    pub reled: Reled,
+}
+
+/// The groups a killed node led that were led again (by a survivor, in a higher term) within
+/// the limit: how many, and how long it took, per group from the kill until every survivor
+/// agreed on its new leader (`None`: none was).
+#[derive(Clone, Debug, Serialize)]
+pub struct Reled {
+    /// How many (in JSON `reled`).
+    #[serde(rename = "reled")]
+    pub count: usize,
+    /// The median time.
     pub p50_ms: Option<f64>,
-    /// The same, the slowest group: the time until the last one was led again.
+    /// The slowest group's: the time until the last one was led again.
     pub max_ms: Option<f64>,
 }
 
@@ -321,15 +332,15 @@ pub const FIGURES: &[Figure] = &[
         key: "leaders_max_over_mean",
         of: |r| Some(r.leaders.as_ref()?.max_over_mean),
     },
-    // [`Failover::p50_ms`].
+    // [`Reled::p50_ms`].
     Figure {
         key: "failover_p50_ms",
-        of: |r| r.failover.as_ref()?.p50_ms,
+        of: |r| r.failover.as_ref()?.reled.p50_ms,
     },
-    // [`Failover::max_ms`].
+    // [`Reled::max_ms`].
     Figure {
         key: "failover_max_ms",
-        of: |r| r.failover.as_ref()?.max_ms,
+        of: |r| r.failover.as_ref()?.reled.max_ms,
     },
 ];
 
@@ -358,6 +369,18 @@ impl Serialize for Medians {
 /// The whole report (`--json` prints it).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// What every run ran (in JSON, its fields stand beside these).
+    #[serde(flatten)]
+    pub setup: Setup,
+    /// Every run.
+    pub runs: Vec<Run>,
+    /// Medians over them.
+    pub medians: Medians,
+}
+
+/// What a report's runs ran: the same in every run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Setup {
     /// `processes`, `in-process memory` or `in-process tcp`.
     pub mode: String,
     /// Nodes.
@@ -366,10 +389,6 @@ pub struct Report {
     pub groups: usize,
     /// The policy chain of every group.
     pub policy: Vec<String>,
-    /// Every run.
-    pub runs: Vec<Run>,
-    /// Medians over them.
-    pub medians: Medians,
 }
 
 /// The median of `values` (the mean of the middle two for an even count); `None` when empty.
@@ -415,9 +434,11 @@ pub fn failover_of(victim: &str, first: &[Option<Duration>]) -> Failover {
     Failover {
         victim: victim.to_string(),
         groups: first.len(),
-        reled: times.len(),
-        p50_ms: s.map(|s| ms(s.p50)),
-        max_ms: s.map(|s| ms(s.max)),
+        reled: Reled {
+            count: times.len(),
+            p50_ms: s.map(|s| ms(s.p50)),
+            max_ms: s.map(|s| ms(s.max)),
+        },
     }
 }
 
@@ -505,9 +526,9 @@ impl Run {
                 "  killed {} (led {} groups): {} of them led again; per group p50 {}, max (the last) {}\n",
                 f.victim,
                 f.groups,
-                f.reled,
-                fmt_ms(f.p50_ms),
-                fmt_ms(f.max_ms)
+                f.reled.count,
+                fmt_ms(f.reled.p50_ms),
+                fmt_ms(f.reled.max_ms)
             ));
         }
         if let Some(e) = &self.error {
@@ -525,10 +546,10 @@ impl Report {
             "medians over {} runs ({} with every group led): {} nodes × {} groups, {}, policy {:?}\n",
             self.runs.len(),
             m.runs_led,
-            self.nodes,
-            self.groups,
-            self.mode,
-            self.policy
+            self.setup.nodes,
+            self.setup.groups,
+            self.setup.mode,
+            self.setup.policy
         );
         let ms = |key| fmt_ms(m.get(key));
         let opt = |key, unit| fmt_opt(m.get(key), unit);
@@ -638,9 +659,9 @@ mod tests {
         assert_eq!(median([]), None);
         let ms = Duration::from_millis;
         let f = failover_of("n1", &[Some(ms(30)), None, Some(ms(10)), Some(ms(20))]);
-        assert_eq!((f.groups, f.reled), (4, 3));
-        assert_eq!(f.p50_ms, Some(20.0));
-        assert_eq!(f.max_ms, Some(30.0));
+        assert_eq!((f.groups, f.reled.count), (4, 3));
+        assert_eq!(f.reled.p50_ms, Some(20.0));
+        assert_eq!(f.reled.max_ms, Some(30.0));
     }
 
     #[test]
@@ -650,9 +671,11 @@ mod tests {
             failover: p50.map(|p| Failover {
                 victim: "n0".into(),
                 groups: 1,
-                reled: 1,
-                p50_ms: Some(p),
-                max_ms: Some(p),
+                reled: Reled {
+                    count: 1,
+                    p50_ms: Some(p),
+                    max_ms: Some(p),
+                },
             }),
             ..Default::default()
         };
@@ -673,10 +696,12 @@ mod tests {
         assert!(json["rss_total_mib"].is_null());
         assert_eq!(json.as_object().map(|o| o.len()), Some(1 + FIGURES.len()));
         let report = Report {
-            mode: "in-process memory".into(),
-            nodes: 3,
-            groups: 2,
-            policy: vec![],
+            setup: Setup {
+                mode: "in-process memory".into(),
+                nodes: 3,
+                groups: 2,
+                policy: vec![],
+            },
             runs: runs.to_vec(),
             medians: m,
         };
@@ -701,11 +726,31 @@ mod tests {
             std::future::ready(Ok(next))
         }
     }
+    impl Script {
+        /// [`wait`] on nodes `n0`, `n1` for groups `a`, `b`, any leader accepted, polling every
+        /// millisecond.
+        async fn wait(&mut self, until: Until, t0: Instant, limit: Duration) -> Waited {
+            let names = ["n0", "n1"].map(String::from);
+            let groups = ["a", "b"].map(String::from);
+            let poll = Duration::from_millis(1);
+            wait(
+                self,
+                &names,
+                &[0, 1],
+                &groups,
+                |_, _, _| true,
+                until,
+                t0,
+                limit,
+                poll,
+            )
+            .await
+            .unwrap()
+        }
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn wait_stops_when_each_group_was_led_once_or_at_the_limit() {
-        let names: Vec<String> = ["n0", "n1"].map(String::from).to_vec();
-        let groups: Vec<String> = ["a", "b"].map(String::from).to_vec();
         let none = || view(&[("a", None, 1, false), ("b", None, 1, false)]);
         let a_led = |me: bool| view(&[("a", Some("n0"), 2, me), ("b", None, 1, false)]);
         let b_led = |me: bool| view(&[("a", None, 2, false), ("b", Some("n1"), 2, !me)]);
@@ -715,38 +760,14 @@ mod tests {
             vec![b_led(true), b_led(false)],
         ]);
         let t0 = Instant::now();
-        let poll = Duration::from_millis(1);
-        let w = wait(
-            &mut obs,
-            &names,
-            &[0, 1],
-            &groups,
-            |_, _, _| true,
-            Until::EachOnce,
-            t0,
-            Duration::from_secs(5),
-            poll,
-        )
-        .await
-        .unwrap();
+        let w = obs.wait(Until::EachOnce, t0, Duration::from_secs(5)).await;
         assert!(w.done.is_some());
         assert_eq!(w.polls, 3);
         assert!(w.first.iter().all(Option::is_some));
         assert!(w.first[0] < w.first[1]);
         // Never all at once: the limit ends the wait, with what was led at the last poll.
-        let w = wait(
-            &mut obs,
-            &names,
-            &[0, 1],
-            &groups,
-            |_, _, _| true,
-            Until::AllAtOnce,
-            t0,
-            t0.elapsed() + Duration::from_millis(20),
-            poll,
-        )
-        .await
-        .unwrap();
+        let limit = t0.elapsed() + Duration::from_millis(20);
+        let w = obs.wait(Until::AllAtOnce, t0, limit).await;
         assert!(w.done.is_none());
         assert_eq!(w.pending(), 1);
         assert_eq!(w.leaders[1], Some((1, 2)));

@@ -198,12 +198,12 @@ pub(crate) struct ClientOpts {
     /// The cluster secret file (overrides the config's `secret_file`).
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
-    /// The cluster name (overrides the config's; default "baton").
-    #[arg(long, value_name = "NAME")]
-    pub cluster: Option<String>,
     /// Connect without a secret, to a node started with --insecure-no-secret.
     #[arg(long)]
     pub insecure_no_secret: bool,
+    /// The cluster name (overrides the config's; default "baton").
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
     /// How long to wait for the connection and for a status answer (`work` waits this plus
     /// the node's `call_timeout_ms`, after which the node itself answers why it gave up).
     #[arg(long, value_name = "MS", default_value_t = 3000)]

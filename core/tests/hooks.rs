@@ -120,25 +120,27 @@ fn log_work(svc: &baton_core::Service, log: &Log, finish: Duration) {
     });
 }
 
-/// a's service gets [`log_work`] and a stopped hook logging `"stopped <term>"`; returns once
-/// the work of a's term (returned) has started.
-async fn a_works(c: &Cluster, log: &Log, finish: Duration) -> u64 {
+/// a's service gets [`log_work`] and a stopped hook logging `"stopped <term>"`, and the log
+/// records the first time each of `watched` leads ([`log_first_lead`]); returns the log and
+/// a's term once the work of that term has started.
+async fn a_works(c: &Cluster, finish: Duration, watched: &[&str]) -> (Log, u64) {
+    let log = Log::default();
     let term = c.node("a").leadership(G).borrow().term;
-    log_work(c.service("a", G), log, finish);
+    log_work(c.service("a", G), &log, finish);
     let stopped = log.clone();
     c.service("a", G)
         .on_stopped_leading(move |t| stopped.push(format!("stopped {t}")));
     log.wait_for(&format!("start {term}")).await;
-    term
+    for name in watched {
+        log_first_lead(c, name, &log);
+    }
+    (log, term)
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_kind_shutdown_cancels_the_work_and_releases_only_after_it_stopped() {
     let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
-    let log = Log::default();
-    let term = a_works(&c, &log, Duration::from_millis(300)).await;
-    log_first_lead(&c, "b", &log);
-    log_first_lead(&c, "c", &log);
+    let (log, term) = a_works(&c, Duration::from_millis(300), &["b", "c"]).await;
 
     let t0 = Instant::now();
     c.node("a").shutdown().await;
@@ -165,8 +167,7 @@ async fn a_kind_shutdown_cancels_the_work_and_releases_only_after_it_stopped() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_lost_lease_cancels_the_work_and_the_stopped_hook_follows_it() {
     let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
-    let log = Log::default();
-    let term = a_works(&c, &log, Duration::from_millis(10)).await;
+    let (log, term) = a_works(&c, Duration::from_millis(10), &[]).await;
 
     c.memory_net().isolate("a");
     let (cancelled, _) = log.wait_for("cancelled").await;
@@ -340,9 +341,7 @@ async fn a_join_right_after_a_drop_finds_the_old_member_gone() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_transfer_releases_the_work_before_the_successor_is_told_and_work_resumes_later() {
     let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
-    let log = Log::default();
-    let term = a_works(&c, &log, Duration::from_millis(300)).await;
-    log_first_lead(&c, "c", &log);
+    let (log, term) = a_works(&c, Duration::from_millis(300), &["c"]).await;
 
     let t0 = Instant::now();
     // Asked at b (routed to a): a cancels its work, waits the 300 ms it takes, then hands off.
@@ -384,9 +383,7 @@ async fn a_transfer_releases_the_work_before_the_successor_is_told_and_work_resu
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_step_down_releases_the_work_first_too() {
     let c = a_leads(QuorumMode::Majority, Duration::from_secs(5)).await;
-    let log = Log::default();
-    a_works(&c, &log, Duration::from_millis(200)).await;
-    log_first_lead(&c, "b", &log);
+    let (log, _) = a_works(&c, Duration::from_millis(200), &["b"]).await;
     let handed = c.service("a", G).step_down().await.unwrap();
     assert_eq!(handed.to, MemberId::new("b", 0));
     let (done, _) = log.wait_for("work done").await;

@@ -236,35 +236,28 @@ fn slow_peer_does_not_cause_leadership_flapping() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(c.agreed(LIMIT).await, first);
 
-        let t0 = Instant::now();
-        c.net
-            .slow(follower, &others(follower), Duration::from_millis(150));
-        tokio::time::sleep(phase).await;
-        let changes = c.log.changes_since(t0);
-        println!(
-            "slow follower {follower} (150 ms each way): {} leadership changes in {phase:?}",
-            changes.len()
-        );
-        assert!(changes.is_empty(), "{changes:#?}");
-        assert_eq!(c.agreed(LIMIT).await, first);
-
+        // One phase: `who`'s links to the others slowed by `ms` each way; returns its start.
+        let slow_phase = async |who: &str, ms: u64| {
+            let t = Instant::now();
+            c.net.slow(who, &others(who), Duration::from_millis(ms));
+            tokio::time::sleep(phase).await;
+            t
+        };
+        // A phase in which leadership must not change at all.
+        let no_change = async |role: &str, who: &str, ms: u64| {
+            let changes = c.log.changes_since(slow_phase(who, ms).await);
+            println!(
+                "slow {role} {who} ({ms} ms each way): {} leadership changes in {phase:?}",
+                changes.len()
+            );
+            assert!(changes.is_empty(), "{changes:#?}");
+            assert_eq!(c.agreed(LIMIT).await, first);
+        };
+        no_change("follower", follower, 150).await;
         c.net.heal();
-        let t1 = Instant::now();
-        c.net
-            .slow(&leader, &others(&leader), Duration::from_millis(100));
-        tokio::time::sleep(phase).await;
-        let changes = c.log.changes_since(t1);
-        println!(
-            "slow leader {leader} (100 ms each way): {} leadership changes in {phase:?}",
-            changes.len()
-        );
-        assert!(changes.is_empty(), "{changes:#?}");
-        assert_eq!(c.agreed(LIMIT).await, first);
+        no_change("leader", &leader, 100).await;
 
-        let t2 = Instant::now();
-        c.net
-            .slow(&leader, &others(&leader), Duration::from_millis(150));
-        tokio::time::sleep(phase).await;
+        let t2 = slow_phase(&leader, 150).await;
         let stints: Vec<_> = c
             .log
             .acting()

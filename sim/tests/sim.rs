@@ -46,28 +46,18 @@ fn assert_coverage(report: &BatchReport, params: &Params) {
     if ok < 50 {
         return;
     }
-    assert!(
-        report.drifting_seeds * 10 >= ok * 8,
-        "only {} of {ok} seeds had drifting clocks",
-        report.drifting_seeds
-    );
-    assert!(
-        report.reordered_seeds * 4 >= ok * 3,
-        "only {} of {ok} seeds reordered messages",
-        report.reordered_seeds
-    );
+    // The seeds that did each, and the share of the `ok` ones they must at least be.
     // Issue 9: middlebox resets and timeout-mode runs are really in the schedules, and the
     // orderly-close proof still is too.
-    assert!(
-        report.reset_seeds * 4 >= ok,
-        "only {} of {ok} seeds reset a connection",
-        report.reset_seeds
-    );
-    assert!(
-        report.timeout_seeds * 100 >= ok * 15,
-        "only {} of {ok} seeds ran in timeout mode",
-        report.timeout_seeds
-    );
+    let shares = [
+        (report.drifting_seeds, (8, 10), "had drifting clocks"),
+        (report.reordered_seeds, (3, 4), "reordered messages"),
+        (report.reset_seeds, (1, 4), "reset a connection"),
+        (report.timeout_seeds, (15, 100), "ran in timeout mode"),
+    ];
+    for (seeds, (num, den), what) in shares {
+        assert!(seeds * den >= ok * num, "only {seeds} of {ok} seeds {what}");
+    }
     assert!(report.proofs > 0, "no proof of death was ever delivered");
     // The spread is max/min − 1; with rates in [1 − ρ/2, 1 + ρ/2] it stays below
     // ρ/(1 − ρ/2), which for ρ = drift × β is a little above drift × β.
@@ -243,21 +233,38 @@ fn agree(sim: &mut Sim, max: Duration, what: &str) -> (Duration, Agreement) {
     sim.run_until_agreed(max).unwrap().expect(what)
 }
 
+/// How long the nodes get to agree again once a fault is over (a crash, a heal, a calm
+/// network): far more than the protocol needs, so that only a real failure to agree fails.
+const SETTLE: Duration = Duration::from_secs(2);
+
 fn warm(sim: &mut Sim) -> (usize, u64) {
     let (_, agreed) = agree(sim, Duration::from_secs(3), "a leader within 3 s of start");
     let (member, term) = agreed[G].clone();
     (sim.index_of(member.node.as_str()).unwrap(), term)
 }
 
+/// [`three`] nodes of `seed` once one leads: the sim, the leader's index and its term, after
+/// `steady_ms` more of steady state.
+fn three_led(seed: u64, steady_ms: u64) -> (Sim, usize, u64) {
+    let mut sim = three(seed);
+    let (leader, term) = warm(&mut sim);
+    sim.run_for(Duration::from_millis(steady_ms)).unwrap();
+    (sim, leader, term)
+}
+
+/// Runs `failover`, the check of one seed that returns how long its failover took, for seeds
+/// 0 to 19, and prints the slowest as `what`'s.
+fn slowest_of_20_seeds(what: &str, failover: impl Fn(u64) -> Duration) {
+    let slowest = (0..20).map(failover).max().unwrap_or_default();
+    println!("{what} (virtual): slowest of 20 seeds {slowest:?}");
+}
+
 #[test]
 fn crashing_the_leader_elects_a_higher_term_within_milliseconds() {
-    let mut slowest = Duration::ZERO;
-    for seed in 0..20 {
-        let mut sim = three(seed);
-        let (old, term) = warm(&mut sim);
-        sim.run_for(Duration::from_millis(300)).unwrap();
+    slowest_of_20_seeds("crash failover", |seed| {
+        let (mut sim, old, term) = three_led(seed, 300);
         sim.crash(old);
-        let (took, agreed) = agree(&mut sim, Duration::from_secs(2), "survivors agree");
+        let (took, agreed) = agree(&mut sim, SETTLE, "survivors agree");
         let (member, new_term) = &agreed[G];
         assert_ne!(member.node, *sim.node_id(old), "seed {seed}");
         assert!(*new_term > term, "seed {seed}: {new_term} > {term}");
@@ -266,17 +273,14 @@ fn crashing_the_leader_elects_a_higher_term_within_milliseconds() {
             took < Duration::from_millis(20),
             "seed {seed}: crash failover took {took:?}"
         );
-        slowest = slowest.max(took);
-    }
-    println!("crash failover (virtual): slowest of 20 seeds {slowest:?}");
+        took
+    });
 }
 
 #[test]
 fn a_leader_in_the_minority_steps_down_before_the_majority_elects() {
     for seed in 0..20 {
-        let mut sim = three(seed);
-        let (old, term) = warm(&mut sim);
-        sim.run_for(Duration::from_millis(250)).unwrap();
+        let (mut sim, old, term) = three_led(seed, 250);
         let rest: Vec<usize> = (0..3).filter(|&i| i != old).collect();
         sim.partition(&[vec![old], rest.clone()]);
         let t0 = sim.now();
@@ -303,18 +307,15 @@ fn a_leader_in_the_minority_steps_down_before_the_majority_elects() {
         assert!(!sim.is_acting(old, G));
         // Heal: everyone follows the majority's leader.
         sim.heal_partitions();
-        let (_, agreed) = agree(&mut sim, Duration::from_secs(2), "agreement after the heal");
+        let (_, agreed) = agree(&mut sim, SETTLE, "agreement after the heal");
         assert_eq!(agreed[G].0.node, *sim.node_id(new), "seed {seed}");
     }
 }
 
 #[test]
 fn graceful_handoff_has_no_gap_in_timeouts_and_no_overlap() {
-    let mut slowest = Duration::ZERO;
-    for seed in 0..20 {
-        let mut sim = three(seed);
-        let (old, term) = warm(&mut sim);
-        sim.run_for(Duration::from_millis(330)).unwrap();
+    slowest_of_20_seeds("graceful handoff", |seed| {
+        let (mut sim, old, term) = three_led(seed, 330);
         sim.shutdown(old);
         // Invariant (b) is checked after every step: no overlap. The successor must lead
         // within a few network trips, far below any timeout or backoff.
@@ -326,14 +327,13 @@ fn graceful_handoff_has_no_gap_in_timeouts_and_no_overlap() {
             took < sim.config().backoff,
             "seed {seed}: handoff took {took:?}"
         );
-        slowest = slowest.max(took);
         let new = sim.acting_leader(G).unwrap();
         assert_ne!(new, old);
         assert!(sim.engine(new).unwrap().term(G) > term);
         let (_, agreed) = agree(&mut sim, Duration::from_secs(1), "survivors agree");
         assert_eq!(agreed[G].0.node, *sim.node_id(new));
-    }
-    println!("graceful handoff (virtual): slowest of 20 seeds {slowest:?}");
+        took
+    });
 }
 
 #[test]
@@ -391,11 +391,7 @@ fn lossy_reordering_network_still_elects_one_leader() {
     let mut sim = Sim::new(cfg);
     sim.run_for(Duration::from_secs(5)).unwrap();
     sim.set_net(NetConfig::calm());
-    agree(
-        &mut sim,
-        Duration::from_secs(2),
-        "agreement once the network calms down",
-    );
+    agree(&mut sim, SETTLE, "agreement once the network calms down");
 }
 
 #[test]
@@ -409,11 +405,7 @@ fn availability_mode_split_brain_heals_to_one_leader() {
     // Both sides lead (the documented behaviour of quorum = "none").
     assert_eq!(sim.acting_leaders(G).len(), 2, "{}", sim.describe());
     sim.heal_partitions();
-    agree(
-        &mut sim,
-        Duration::from_secs(2),
-        "one leader after the heal",
-    );
+    agree(&mut sim, SETTLE, "one leader after the heal");
 }
 
 /// A resignation is about one term. A late copy of an old `StepDown` must not let its
@@ -586,7 +578,7 @@ fn drifting_clocks_elect_fail_over_and_hand_off() {
         let mut sim = Sim::new(cfg);
         let (old, term) = warm(&mut sim);
         sim.crash(old);
-        let (took, agreed) = agree(&mut sim, Duration::from_secs(2), "survivors agree");
+        let (took, agreed) = agree(&mut sim, SETTLE, "survivors agree");
         assert!(agreed[G].1 > term);
         assert!(took < Duration::from_millis(20), "seed {seed}: {took:?}");
         let (next, _) = warm(&mut sim);

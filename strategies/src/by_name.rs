@@ -302,7 +302,28 @@ impl Policies {
         field: &Field<'_>,
     ) -> Result<Arc<dyn LeaderPolicy>, PolicyError> {
         match spec {
-            PolicySpec::Named(name) => self.build_named(name, group, field),
+            PolicySpec::Named(name) => {
+                if name == Chain::NAME {
+                    return Err(field.error(PolicyErrorKind::ChainByName));
+                }
+                let factory = self
+                    .entries
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .and_then(|(_, f)| f.as_ref());
+                match factory {
+                    Some(factory) => factory(group).map_err(|reason| {
+                        field.error(PolicyErrorKind::Factory {
+                            name: name.to_string(),
+                            reason,
+                        })
+                    }),
+                    None => Err(field.error(PolicyErrorKind::UnknownPolicy {
+                        name: name.to_string(),
+                        known: self.names().into_iter().map(String::from).collect(),
+                    })),
+                }
+            }
             PolicySpec::Chain(items) => {
                 if items.is_empty() {
                     return Err(field.error(PolicyErrorKind::EmptyChain));
@@ -315,34 +336,6 @@ impl Policies {
                     .map(|chain| Arc::new(chain) as Arc<dyn LeaderPolicy>)
             }
             PolicySpec::Plugin(plugin) => build_plugin(plugin, field),
-        }
-    }
-
-    fn build_named(
-        &self,
-        name: &str,
-        group: &GroupConfig,
-        field: &Field<'_>,
-    ) -> Result<Arc<dyn LeaderPolicy>, PolicyError> {
-        if name == Chain::NAME {
-            return Err(field.error(PolicyErrorKind::ChainByName));
-        }
-        let factory = self
-            .entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, f)| f.as_ref());
-        match factory {
-            Some(factory) => factory(group).map_err(|reason| {
-                field.error(PolicyErrorKind::Factory {
-                    name: name.to_string(),
-                    reason,
-                })
-            }),
-            None => Err(field.error(PolicyErrorKind::UnknownPolicy {
-                name: name.to_string(),
-                known: self.names().into_iter().map(String::from).collect(),
-            })),
         }
     }
 }
@@ -680,17 +673,7 @@ mod tests {
             with_prefer_label().register("prefer-zone", |_g: &GroupConfig| crate::OldestRunning);
         assert_eq!(
             policies.names(),
-            [
-                "oldest-running",
-                "hardware-weight",
-                "anti-affinity",
-                "balanced",
-                "oldest-version",
-                "newest-version",
-                "chain",
-                "prefer-label",
-                "prefer-zone"
-            ]
+            [known_policies(), &["prefer-label", "prefer-zone"]].concat()
         );
         let e = policies
             .build(&group(Some(named("prefer-lable"))))

@@ -29,33 +29,31 @@ crate::tiers::tiered_policy!(OldestRunning, reads_other_groups: |_| false);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_deterministic, ids, input, started, tiers};
+    use crate::test_support::{assert_deterministic, assert_tiers, input, started};
     use baton_core::LeaderPolicy;
 
-    #[test]
-    fn earliest_start_ranks_first() {
-        let inp = input(vec![
-            started("a", 300),
-            started("b", 100),
-            started("c", 200),
-        ]);
-        assert_eq!(OldestRunning.rank(&inp), ids(&["b", "c", "a"]));
-        assert_eq!(OldestRunning.tiers(&inp), tiers(&[&["b"], &["c"], &["a"]]));
-    }
+    /// `(node, started_at_ms)` of each candidate, and the tiers they rank in.
+    type Case = (
+        &'static [(&'static str, u64)],
+        &'static [&'static [&'static str]],
+    );
 
     #[test]
-    fn equal_start_times_tie_and_member_id_decides() {
-        let inp = input(vec![
-            started("d", 100),
-            started("c", 50),
-            started("b", 100),
-            started("a", 100),
-        ]);
-        assert_eq!(
-            OldestRunning.tiers(&inp),
-            tiers(&[&["c"], &["a", "b", "d"]])
-        );
-        assert_eq!(OldestRunning.rank(&inp), ids(&["c", "a", "b", "d"]));
+    fn earliest_start_ranks_first_and_equal_start_times_tie_in_member_id_order() {
+        let cases: &[Case] = &[
+            (
+                &[("a", 300), ("b", 100), ("c", 200)],
+                &[&["b"], &["c"], &["a"]],
+            ),
+            (
+                &[("d", 100), ("c", 50), ("b", 100), ("a", 100)],
+                &[&["c"], &["a", "b", "d"]],
+            ),
+        ];
+        for (starts, expected) in cases {
+            let inp = input(starts.iter().map(|&(node, at)| started(node, at)).collect());
+            assert_tiers(&OldestRunning, &inp, expected);
+        }
     }
 
     #[test]

@@ -73,3 +73,11 @@ pub(crate) fn assert_deterministic(
     }
     ranking
 }
+
+/// Asserts that `policy` ranks `input` in exactly the `expected` tiers (of `node#0` ids),
+/// `rank` being their flattening, whatever the order of the candidates (see
+/// [`assert_deterministic`]).
+pub(crate) fn assert_tiers(policy: &dyn LeaderPolicy, input: &ElectionInput, expected: &[&[&str]]) {
+    assert_eq!(policy.tiers(input), tiers(expected), "{}", policy.name());
+    assert_deterministic(policy, input);
+}

@@ -14,6 +14,20 @@ fn precedence(v: &Version) -> Version {
     }
 }
 
+/// The one ranking of both policies: candidates in tiers by the semver precedence of their
+/// version, ordered by `direction` (the identity: lowest first; [`Reverse`]: highest first),
+/// and candidates without a version in a last tier of their own whatever the direction.
+fn by_version<K: Ord>(
+    input: &ElectionInput,
+    direction: impl Fn(Version) -> K,
+) -> Vec<Vec<MemberId>> {
+    // `None` sorts after `Some` through the leading flag.
+    tiers_by_key(input, |c: &Candidate| {
+        let release = c.version.as_ref().map(|v| direction(precedence(v)));
+        (release.is_none(), release)
+    })
+}
+
 /// Ranks the lowest announced version first: during a rolling upgrade the leader stays on the
 /// old release until the last node running it is upgraded (or leaves), and leadership then
 /// moves to the new release once.
@@ -32,10 +46,7 @@ impl OldestVersion {
 
     /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
     fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
-        // `None` sorts after `Some` through the leading flag.
-        tiers_by_key(input, |c: &Candidate| {
-            (c.version.is_none(), c.version.as_ref().map(precedence))
-        })
+        by_version(input, |v| v)
     }
 }
 
@@ -55,12 +66,7 @@ impl NewestVersion {
 
     /// Its ranking as tiers of equally good candidates (what `LeaderPolicy::tiers` returns).
     fn tiers_of(&self, input: &ElectionInput) -> Vec<Vec<MemberId>> {
-        tiers_by_key(input, |c: &Candidate| {
-            (
-                c.version.is_none(),
-                c.version.as_ref().map(|v| Reverse(precedence(v))),
-            )
-        })
+        by_version(input, Reverse)
     }
 }
 
@@ -81,62 +87,75 @@ mod tests {
         }
     }
 
-    #[test]
-    fn oldest_version_ranks_the_lowest_release_first() {
-        let inp = input(vec![
-            on("a", Some("1.1.0")),
-            on("b", Some("1.0.0")),
-            on("c", Some("1.1.0")),
-        ]);
-        assert_eq!(OldestVersion.rank(&inp), ids(&["b", "a", "c"]));
-        assert_eq!(OldestVersion.tiers(&inp), tiers(&[&["b"], &["a", "c"]]));
-        assert_eq!(NewestVersion.tiers(&inp), tiers(&[&["a", "c"], &["b"]]));
-    }
+    /// What one case shows, `(node, version)` of each candidate, and the tiers of
+    /// [`OldestVersion`] and of [`NewestVersion`] for them.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, Option<&'static str>)],
+        &'static [&'static [&'static str]],
+        &'static [&'static [&'static str]],
+    );
 
     #[test]
-    fn versions_compare_by_semver_precedence_not_as_text() {
-        let inp = input(vec![
-            on("a", Some("1.10.0")),
-            on("b", Some("1.9.0")),
-            on("c", Some("2.0.0-rc.1")),
-            on("d", Some("2.0.0")),
-            on("e", Some("2.0.0-alpha")),
-        ]);
-        assert_eq!(OldestVersion.rank(&inp), ids(&["b", "a", "e", "c", "d"]));
-        assert_eq!(NewestVersion.rank(&inp), ids(&["d", "c", "e", "a", "b"]));
-    }
-
-    #[test]
-    fn build_metadata_does_not_split_a_release() {
-        let inp = input(vec![
-            on("a", Some("1.4.2+build.9")),
-            on("b", Some("1.4.2+build.1")),
-            on("c", Some("1.4.3")),
-        ]);
-        assert_eq!(OldestVersion.tiers(&inp), tiers(&[&["a", "b"], &["c"]]));
-        assert_eq!(NewestVersion.tiers(&inp), tiers(&[&["c"], &["a", "b"]]));
-    }
-
-    #[test]
-    fn members_without_a_version_rank_after_those_with_one() {
-        let inp = input(vec![
-            on("a", None),
-            on("b", Some("3.0.0")),
-            on("c", None),
-            on("d", Some("1.0.0")),
-        ]);
-        assert_eq!(
-            OldestVersion.tiers(&inp),
-            tiers(&[&["d"], &["b"], &["a", "c"]])
-        );
-        assert_eq!(
-            NewestVersion.tiers(&inp),
-            tiers(&[&["b"], &["d"], &["a", "c"]])
-        );
-        // Nobody announced one: one tier, member-id order.
-        let none = input(vec![on("b", None), on("a", None)]);
-        assert_eq!(OldestVersion.tiers(&none), tiers(&[&["a", "b"]]));
-        assert_eq!(NewestVersion.rank(&none), ids(&["a", "b"]));
+    fn both_directions_rank_by_semver_precedence_with_members_without_a_version_last() {
+        let cases: &[Case] = &[
+            (
+                "the lowest release first, equal releases tie",
+                &[
+                    ("a", Some("1.1.0")),
+                    ("b", Some("1.0.0")),
+                    ("c", Some("1.1.0")),
+                ],
+                &[&["b"], &["a", "c"]],
+                &[&["a", "c"], &["b"]],
+            ),
+            (
+                "semver precedence, not text: pre-releases below their release",
+                &[
+                    ("a", Some("1.10.0")),
+                    ("b", Some("1.9.0")),
+                    ("c", Some("2.0.0-rc.1")),
+                    ("d", Some("2.0.0")),
+                    ("e", Some("2.0.0-alpha")),
+                ],
+                &[&["b"], &["a"], &["e"], &["c"], &["d"]],
+                &[&["d"], &["c"], &["e"], &["a"], &["b"]],
+            ),
+            (
+                "build metadata does not split a release",
+                &[
+                    ("a", Some("1.4.2+build.9")),
+                    ("b", Some("1.4.2+build.1")),
+                    ("c", Some("1.4.3")),
+                ],
+                &[&["a", "b"], &["c"]],
+                &[&["c"], &["a", "b"]],
+            ),
+            (
+                "members without a version rank after those with one",
+                &[
+                    ("a", None),
+                    ("b", Some("3.0.0")),
+                    ("c", None),
+                    ("d", Some("1.0.0")),
+                ],
+                &[&["d"], &["b"], &["a", "c"]],
+                &[&["b"], &["d"], &["a", "c"]],
+            ),
+            (
+                "nobody announced one: one tier, member-id order",
+                &[("b", None), ("a", None)],
+                &[&["a", "b"]],
+                &[&["a", "b"]],
+            ),
+        ];
+        for (what, versions, oldest, newest) in cases {
+            let inp = input(versions.iter().map(|&(node, v)| on(node, v)).collect());
+            assert_eq!(OldestVersion.tiers(&inp), tiers(oldest), "oldest: {what}");
+            assert_eq!(NewestVersion.tiers(&inp), tiers(newest), "newest: {what}");
+            assert_deterministic(&OldestVersion, &inp);
+            assert_deterministic(&NewestVersion, &inp);
+        }
     }
 
     #[test]

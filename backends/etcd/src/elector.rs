@@ -1,6 +1,7 @@
 //! The elector's task: one per node. It owns the view of the prefix (members, leaders, handoffs;
 //! a watch resumed from the last revision seen), this node's candidacies, and every write.
 
+use crate::EtcdSettings;
 use crate::keys::{HandoffValue, Keys, LeaderValue, MemberValue, Parsed};
 use crate::lease::{LeaseState, LeaseTiming};
 use baton_core::runtime::Candidacy;
@@ -48,6 +49,13 @@ struct Group {
     term: Term,
 }
 
+impl Group {
+    /// The member the leader key names, if there is one.
+    fn leader_member(&self) -> Option<&MemberId> {
+        self.leader.as_ref().map(|l| &l.member)
+    }
+}
+
 struct Local {
     c: Candidacy,
     campaign_at: Option<Instant>,
@@ -58,12 +66,12 @@ struct Local {
 }
 
 pub(crate) struct Task {
-    pub(crate) client: Client,
-    pub(crate) keys: Keys,
-    pub(crate) timing: LeaseTiming,
-    pub(crate) backoff: Duration,
-    pub(crate) node: NodeId,
-    pub(crate) lease_rx: watch::Receiver<LeaseState>,
+    client: Client,
+    keys: Keys,
+    timing: LeaseTiming,
+    backoff: Duration,
+    node: NodeId,
+    lease_rx: watch::Receiver<LeaseState>,
     lease: LeaseState,
     groups: BTreeMap<GroupName, Group>,
     local: BTreeMap<GroupName, Local>,
@@ -85,21 +93,20 @@ fn json<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Option<T> {
 }
 
 impl Task {
+    /// The task of the node `settings` name, on `client`, its lease kept under `timing`.
     pub(crate) fn new(
         client: Client,
-        keys: Keys,
+        settings: &EtcdSettings,
         timing: LeaseTiming,
-        backoff: Duration,
-        node: NodeId,
         lease_rx: watch::Receiver<LeaseState>,
     ) -> Self {
         let lease = *lease_rx.borrow();
         Task {
             client,
-            keys,
+            keys: Keys::new(settings.prefix.clone()),
             timing,
-            backoff,
-            node,
+            backoff: settings.backoff,
+            node: settings.node.clone(),
             lease_rx,
             lease,
             groups: BTreeMap::new(),
@@ -542,11 +549,7 @@ impl Task {
     fn leaders(&self) -> BTreeMap<GroupName, NodeId> {
         self.groups
             .iter()
-            .filter_map(|(n, g)| {
-                g.leader
-                    .as_ref()
-                    .map(|l| (n.clone(), l.member.node.clone()))
-            })
+            .filter_map(|(n, g)| Some((n.clone(), g.leader_member()?.node.clone())))
             .collect()
     }
 
@@ -592,7 +595,7 @@ impl Task {
         let input = ElectionInput {
             group: group.clone(),
             candidates,
-            incumbent: g.leader.as_ref().map(|l| l.member.clone()),
+            incumbent: g.leader_member().cloned(),
             leaders: leaders.clone(),
         };
         let (mut ranking, _) = normalize_ranking(&input, local.c.policy.rank(&input));

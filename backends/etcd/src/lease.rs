@@ -30,7 +30,8 @@ impl LeaseState {
 /// Timings of the keeper, derived from the TTL.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LeaseTiming {
-    pub(crate) ttl: Duration,
+    /// The TTL asked for (only the grant here reads it; the others are derived from it).
+    ttl: Duration,
     /// Keepalive period.
     pub(crate) period: Duration,
     /// Subtracted from `sent + ttl`.

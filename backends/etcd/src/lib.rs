@@ -30,7 +30,6 @@ use baton_core::runtime::{Candidacy, Elector};
 use baton_core::{GroupName, Incarnation, Leadership, NodeId, RegistryError};
 use elector::{Cmd, Task};
 use etcd_client::{Client, ConnectOptions};
-use keys::Keys;
 use lease::{LeaseState, LeaseTiming};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -132,14 +131,7 @@ impl EtcdElector {
             }
         };
         let (lease_tx, lease_rx) = watch::channel(first);
-        let mut task = Task::new(
-            client.clone(),
-            Keys::new(settings.prefix.clone()),
-            timing,
-            settings.backoff,
-            settings.node.clone(),
-            lease_rx.clone(),
-        );
+        let mut task = Task::new(client.clone(), &settings, timing, lease_rx.clone());
         loop {
             match task.sync().await {
                 Err(e) if lease::is_timeout(&e) && tokio::time::Instant::now() < start => {

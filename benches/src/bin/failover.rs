@@ -249,7 +249,13 @@ async fn steady(c: &mut Procs) -> Result<(usize, u64)> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    if let Some(latest) = c.nodes.iter().map(|p| p.started).max() {
+    if let Some(latest) = c
+        .nodes
+        .iter()
+        .flat_map(|p| &p.process)
+        .map(|r| r.started)
+        .max()
+    {
         let until = latest + FAILURE_TIMEOUT + Duration::from_millis(50);
         if until > Instant::now() {
             tokio::time::sleep_until(until.into()).await;

@@ -47,7 +47,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use baton_benches::procs::{self, Procs, Spec};
 use baton_benches::scale::{
-    self, Idle, Medians, NodeIdle, Observe, Report, Run, Until, View, Wire, failover_of,
+    self, Idle, Medians, NodeIdle, Observe, Report, Run, Setup, Until, View, Wire, failover_of,
 };
 use baton_benches::sockets;
 use baton_core::config::{GroupConfig, PolicySpec, QuorumMode};
@@ -260,10 +260,12 @@ async fn all_runs(args: &Args, baton: Option<&std::path::Path>) -> Result<Report
         }
     }
     let report = Report {
-        mode: mode.to_string(),
-        nodes: args.nodes,
-        groups: args.groups,
-        policy: args.policy.clone(),
+        setup: Setup {
+            mode: mode.to_string(),
+            nodes: args.nodes,
+            groups: args.groups,
+            policy: args.policy.clone(),
+        },
         medians: Medians::of(&runs),
         runs,
     };

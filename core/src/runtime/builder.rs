@@ -46,28 +46,30 @@ pub struct NodeBuilder {
     release_timeout: Duration,
 }
 
+/// Setters of the builder's plugged-in parts: each stores `Some(value)` in the field of its
+/// name (the last call wins).
+macro_rules! part_setters {
+    ($($(#[$doc:meta])* $name:ident: $part:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: Arc<$part>) -> Self {
+            self.$name = Some(value);
+            self
+        }
+    )*};
+}
+
 impl NodeBuilder {
-    /// The transport (required).
-    pub fn transport(mut self, t: Arc<dyn Transport>) -> Self {
-        self.transport = Some(t);
-        self
-    }
-    /// An external registry instead of the cluster's own replicated table.
-    pub fn registry(mut self, r: Arc<dyn Registry>) -> Self {
-        self.registry = Some(r);
-        self
-    }
-    /// Elections held outside the engine (e.g. `baton-backend-etcd`): the elector publishes
-    /// every group's leadership; the engine never campaigns. Give the node the only handle:
-    /// [`Node::abort`] drops it with the driver.
-    pub fn elector(mut self, e: Arc<dyn Elector>) -> Self {
-        self.elector = Some(e);
-        self
-    }
-    /// The policy of groups that have no policy of their own (default: member-id order).
-    pub fn policy(mut self, p: Arc<dyn LeaderPolicy>) -> Self {
-        self.policy = Some(p);
-        self
+    part_setters! {
+        /// The transport (required).
+        transport: dyn Transport;
+        /// An external registry instead of the cluster's own replicated table.
+        registry: dyn Registry;
+        /// Elections held outside the engine (e.g. `baton-backend-etcd`): the elector publishes
+        /// every group's leadership; the engine never campaigns. Give the node the only handle:
+        /// [`Node::abort`] drops it with the driver.
+        elector: dyn Elector;
+        /// The policy of groups that have no policy of their own (default: member-id order).
+        policy: dyn LeaderPolicy;
     }
     /// The policy of one group.
     pub fn group_policy(mut self, group: impl Into<GroupName>, p: Arc<dyn LeaderPolicy>) -> Self {

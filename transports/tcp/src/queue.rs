@@ -55,23 +55,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
-/// How much one queue holds before it gives up (see the module docs).
+/// What a queue holds: a queue's [`Limits`], or what it held when it overflowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Limits {
-    /// Most messages waiting (coalesced heartbeats and acks count once each).
+pub(crate) struct Size {
+    /// Messages waiting (coalesced heartbeats and acks count once each).
     pub(crate) messages: usize,
-    /// Most encoded bytes waiting (postcard, before sealing).
+    /// Their encoded bytes (postcard, before sealing).
     pub(crate) bytes: usize,
 }
 
-/// The size of a full queue when it overflowed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Overflow {
-    /// Messages it held, the one that overflowed it included.
-    pub(crate) messages: usize,
-    /// Their encoded bytes.
-    pub(crate) bytes: usize,
-}
+/// How much one queue holds at the most before it gives up (see the module docs).
+pub(crate) type Limits = Size;
 
 /// What [`Queue::push`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,9 +74,10 @@ pub(crate) enum Pushed {
     Queued,
     /// Took the place of an unsent heartbeat or ack it supersedes.
     Coalesced,
-    /// The queue would exceed its [`Limits`]: it was emptied (this message too). The caller
-    /// must close the connection so that the loss is reported, never silent.
-    Overflow(Overflow),
+    /// The queue would exceed its [`Limits`]: it was emptied (this message too), and this is
+    /// the size it had, that message included. The caller must close the connection so that
+    /// the loss is reported, never silent.
+    Overflow(Size),
 }
 
 /// Which coalescing slot a message belongs to.
@@ -201,7 +196,7 @@ impl Queue {
         };
         if messages_after > self.limits.messages || bytes_after > self.limits.bytes {
             items.clear();
-            return Pushed::Overflow(Overflow {
+            return Pushed::Overflow(Size {
                 messages: messages_after,
                 bytes: bytes_after,
             });
