@@ -376,8 +376,13 @@ struct HealthTimes {
 
 async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     let n = c.nodes.len();
+    let what = if args.kinds.contains(&Kind::Health) {
+        "`baton exec --health-cmd …`"
+    } else {
+        "`baton node`"
+    };
     println!(
-        "failover: {n} `baton node` processes on loopback ({}), group {GROUP:?}, oldest-running, \
+        "failover: {n} {what} processes on loopback ({}), group {GROUP:?}, oldest-running, \
          heartbeat 100 ms, failure timeout 500 ms{}{}",
         c.baton.display(),
         if args.data_dir {
