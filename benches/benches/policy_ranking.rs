@@ -2,9 +2,9 @@
 //! candidates; and the example plugin (`examples/custom-policy` built as a cdylib, loaded with
 //! `baton_core::plugin::load_policy`) against the same policy linked statically, at n = 100.
 //!
-//! The plugin call includes what every plugin call costs: the input serialized to JSON, the
-//! FFI call (the plugin parses the JSON, ranks, serializes its answer) and the host parsing and
-//! checking the answer.
+//! The plugin call includes what every plugin call costs: the input encoded in postcard (ABI
+//! version 2; JSON before), the FFI call (the plugin decodes it, ranks, encodes its answer) and
+//! the host decoding and checking the answer.
 #![allow(
     clippy::print_stderr,
     reason = "a benchmark: it reports sizes beside criterion's timings"
@@ -12,7 +12,7 @@
 
 use baton_benches::inputs;
 use baton_core::config::AntiAffinityConfig;
-use baton_core::plugin::{load_policy, serde_json};
+use baton_core::plugin::{abi, load_policy, serde_json};
 use baton_core::{ElectionInput, LeaderPolicy};
 use baton_strategies::{AntiAffinity, Chain, HardwareWeight, OldestRunning};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -87,10 +87,22 @@ fn plugin(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("plugin", n), &input, |b, input| {
         b.iter(|| loaded.rank(black_box(input)))
     });
-    // Where the plugin's extra time goes: the input crosses the boundary as JSON, encoded by
-    // the host and decoded by the plugin (the answer, 100 member ids, is small).
+    // Where the plugin's extra time goes: the input crosses the boundary in postcard (ABI 2),
+    // encoded by the host and decoded by the plugin (the answer, 100 member ids, is small).
+    let bytes = abi::encode_request(&input, false).expect("input encodes");
+    eprintln!(
+        "plugin input for n = {n}: {} bytes of postcard",
+        bytes.len()
+    );
+    group.bench_with_input(BenchmarkId::new("encode-input", n), &input, |b, input| {
+        b.iter(|| abi::encode_request(black_box(input), false).expect("encodes"))
+    });
+    group.bench_with_input(BenchmarkId::new("decode-input", n), &bytes, |b, bytes| {
+        b.iter(|| abi::decode_request(black_box(bytes)).expect("decodes"))
+    });
+    // What ABI 1 paid instead, in the same run: the same input as JSON.
     let json = serde_json::to_vec(&input).expect("input encodes");
-    eprintln!("plugin input for n = {n}: {} bytes of JSON", json.len());
+    eprintln!("the same input as JSON (ABI 1): {} bytes", json.len());
     group.bench_with_input(
         BenchmarkId::new("json-encode-input", n),
         &input,

@@ -46,6 +46,10 @@ pub struct Spec {
     pub admin: bool,
     /// The tool's name, in the directory's name (`baton-{label}-…`).
     pub label: &'static str,
+    /// Run `baton exec --config nI.toml --group G` followed by these arguments instead of
+    /// `baton node --config nI.toml` (`{name}` in an argument becomes the node's name, `{dir}`
+    /// the working directory). `None`: `baton node`.
+    pub exec: Option<(String, Vec<String>)>,
 }
 
 impl Spec {
@@ -60,6 +64,7 @@ impl Spec {
             keep: false,
             admin: false,
             label,
+            exec: None,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Procs {
     /// The nodes, by index.
     pub nodes: Vec<Proc>,
     keep: bool,
+    /// [`Spec::exec`].
+    exec: Option<(String, Vec<String>)>,
 }
 
 impl Drop for Procs {
@@ -304,6 +311,7 @@ impl Procs {
             tcp,
             nodes,
             keep: spec.keep,
+            exec: spec.exec.clone(),
         };
         for i in 0..n {
             procs.spawn(i)?;
@@ -311,17 +319,35 @@ impl Procs {
         Ok(procs)
     }
 
-    /// Starts node `i`'s process (again): `baton node --config nI.toml`, output to its log.
+    /// Starts node `i`'s process (again): `baton node --config nI.toml` (or `baton exec`, see
+    /// [`Spec::exec`]), output to its log.
     pub fn spawn(&mut self, i: usize) -> Result<()> {
         let p = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(node_file(&self.dir, &p.name, "log"))?;
-        let child = Command::new(&self.baton)
-            .arg("node")
-            .arg("--config")
-            .arg(node_file(&self.dir, &p.name, "toml"))
+        let config = node_file(&self.dir, &p.name, "toml");
+        let mut command = Command::new(&self.baton);
+        match &self.exec {
+            None => {
+                command.arg("node").arg("--config").arg(&config);
+            }
+            Some((group, args)) => {
+                let dir = self.dir.to_string_lossy();
+                command
+                    .arg("exec")
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("--group")
+                    .arg(group)
+                    .args(
+                        args.iter()
+                            .map(|a| a.replace("{name}", &p.name).replace("{dir}", &dir)),
+                    );
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -315,10 +315,16 @@ pub(crate) struct ExecCmd {
     /// longer loses CMD (it restarts while still leading).
     #[arg(long, value_name = "MS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(4..=60_000))]
     pub watchdog_ms: u64,
-    /// A health check (run with `sh -c`, exit 0 passes), every --health-interval-ms. After
-    /// --health-failures failures in a row this member is unhealthy: CMD is stopped first
-    /// (drained), then the member is marked unhealthy — no candidate anywhere, and a leader
-    /// hands off to the next healthy member. One pass makes it healthy again.
+    /// A health check (exit 0 passes), started every --health-interval-ms: plain words
+    /// (`test -e /run/ok`) are executed directly, anything else (`$`, quotes, pipes, globs,
+    /// builtins such as `exit`) with `sh -c`. After --health-failures failures in a row this
+    /// member is unhealthy: CMD is stopped first (drained), then the member is marked
+    /// unhealthy — no candidate anywhere, and a leader hands off to the next healthy member.
+    /// One pass makes it healthy again. The handoff starts as soon as the K-th failing check
+    /// ends; from that check's start to the successor leading takes the check's own run time,
+    /// CMD's exit after SIGTERM and a few ms of baton's (measured: docs/PERFORMANCE.md, "Health
+    /// handoff"). So a leader whose check starts failing hands off within interval × failures
+    /// + that, since the first failing check starts at most one interval later.
     #[arg(long, value_name = "CMD")]
     pub health_cmd: Option<String>,
     /// Time between two health checks (a check still running then fails).

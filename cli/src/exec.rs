@@ -3,7 +3,10 @@
 //! - **Start**: when this node gains leadership of the group (term `T`), CMD starts with
 //!   `BATON_GROUP`, `BATON_TERM=T` (the fencing token) and `BATON_NODE` in its environment,
 //!   stdin from `/dev/null`, stdout/stderr passed through — as the child of a **watchdog**
-//!   process (`baton __watchdog`, see `watchdog.rs`), in a process group of its own.
+//!   process (`baton __watchdog`, see `watchdog.rs`), in a process group of its own. While
+//!   this node does not lead, one watchdog is kept started ahead (a *standby*, started
+//!   200 ms after CMD last stopped): an election hands it the term and it starts CMD at once,
+//!   instead of the successor first executing this binary again.
 //! - **Stop**: when this node loses leadership (or leads again under another term), CMD's whole
 //!   process group gets SIGTERM, then SIGKILL after `--grace-ms`; the group is swept once CMD
 //!   is gone, so nothing it started keeps running. The watchdog does all of that, on a SIGTERM
@@ -98,6 +101,19 @@ impl Drop for Running {
     }
 }
 
+/// A watchdog started ahead, while this node does not lead: it waits for a term and then
+/// starts CMD at once (watchdog.rs, "Standby"), so that an election does not wait for this
+/// binary to be executed.
+struct Standby {
+    child: tokio::process::Child,
+    /// `baton exec`'s end of the socket, still blocking (nothing was written yet).
+    sock: std::os::unix::net::UnixStream,
+}
+
+/// How long after CMD stopped a new standby watchdog is started: not at once, when the
+/// successor may be starting its own CMD on the same host.
+const STANDBY_DELAY: Duration = Duration::from_millis(200);
+
 /// How a start went.
 enum Started {
     Yes,
@@ -128,6 +144,10 @@ struct Supervisor {
     grace: Duration,
     watchdog: Duration,
     child: Option<Running>,
+    /// A watchdog waiting to start CMD (only while CMD does not run).
+    standby: Option<Standby>,
+    /// Not before then is a standby started ([`STANDBY_DELAY`] after CMD stopped).
+    standby_after: Instant,
     /// The term CMD runs under now (`None`: not running), for the release hook
     /// ([`hand_off_after_cmd`]).
     running: Arc<watch::Sender<Option<Term>>>,
@@ -280,16 +300,13 @@ impl Supervisor {
         self.argv.join(" ")
     }
 
-    /// Starts CMD under a watchdog if this node holds the lease.
-    async fn start(&mut self, rx: &watch::Receiver<Leadership>) -> Result<Started, StartError> {
-        let Some((t0, term)) = confirm(rx).await else {
-            return Ok(Started::NotLeading);
-        };
+    /// Starts a watchdog (this binary) that waits for its term on the returned socket.
+    fn spawn_watchdog(
+        &self,
+    ) -> Result<(tokio::process::Child, std::os::unix::net::UnixStream), StartError> {
         let other = |e: std::io::Error, what: &str| StartError::Other(anyhow!("{what}: {e}"));
-        let (mut ours, theirs) =
+        let (ours, theirs) =
             std::os::unix::net::UnixStream::pair().map_err(|e| other(e, "socketpair"))?;
-        ours.write_all(&encode(t0))
-            .map_err(|e| other(e, "cannot confirm the lease to the watchdog"))?;
         let mut cmd = std::process::Command::new(own_binary());
         cmd.arg0("baton")
             .arg("__watchdog")
@@ -302,16 +319,77 @@ impl Supervisor {
             .arg("--")
             .args(&self.argv)
             .env("BATON_GROUP", self.group.as_str())
-            .env("BATON_TERM", term.to_string())
             .env("BATON_NODE", &self.node)
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             // Its own group: a ^Z or Ctrl-C for `baton exec` does not stop the watchdog.
             .process_group(0);
         // SIGHUP, which the watchdog handles by SIGKILLing CMD's whole group.
         die_with_parent_by(&mut cmd, Signal::SIGHUP);
-        let mut child = tokio::process::Command::from(cmd)
+        let child = tokio::process::Command::from(cmd)
             .spawn()
             .map_err(|e| other(e, "cannot start the watchdog (this binary)"))?;
+        Ok((child, ours))
+    }
+
+    /// Starts a standby watchdog if none is ready and CMD does not run (failures only delay
+    /// the next start: [`start`](Self::start) then spawns one itself and reports the error).
+    fn prepare(&mut self) {
+        if self.standby.is_some() || self.child.is_some() {
+            return;
+        }
+        match self.spawn_watchdog() {
+            Ok((child, sock)) => self.standby = Some(Standby { child, sock }),
+            Err(e) => {
+                let e = match e {
+                    StartError::Other(e) => format!("{e:#}"),
+                    StartError::Cmd(e) => e.to_string(),
+                };
+                tracing::debug!("{}: no standby watchdog: {e}", self.group);
+                // Not again at once (the loop would spin on a spawn that fails).
+                self.standby_after = Instant::now() + Duration::from_secs(1);
+            }
+        }
+    }
+
+    /// Stops and forgets the standby watchdog (it runs nothing: SIGKILL is safe; tokio reaps
+    /// it).
+    fn discard_standby(&mut self) {
+        if let Some(mut sb) = self.standby.take() {
+            let _ = sb.child.start_kill();
+        }
+    }
+
+    /// Starts CMD under a watchdog if this node holds the lease: the standby one when it is
+    /// ready, else a new one.
+    async fn start(&mut self, rx: &watch::Receiver<Leadership>) -> Result<Started, StartError> {
+        let Some((t0, term)) = confirm(rx).await else {
+            return Ok(Started::NotLeading);
+        };
+        let other = |e: std::io::Error, what: &str| StartError::Other(anyhow!("{what}: {e}"));
+        // The term, then the first confirmation (watchdog.rs, "Standby", "The feed").
+        let mut first = encode(term).to_vec();
+        first.extend_from_slice(&encode(t0));
+        let ready = match self.standby.take() {
+            Some(mut sb) => {
+                // A standby that died meanwhile (killed by someone) is replaced.
+                if matches!(sb.child.try_wait(), Ok(None)) && sb.sock.write_all(&first).is_ok() {
+                    Some((sb.child, sb.sock))
+                } else {
+                    let _ = sb.child.start_kill();
+                    None
+                }
+            }
+            None => None,
+        };
+        let (mut child, ours) = match ready {
+            Some(ready) => ready,
+            None => {
+                let (child, mut ours) = self.spawn_watchdog()?;
+                ours.write_all(&first)
+                    .map_err(|e| other(e, "cannot confirm the lease to the watchdog"))?;
+                (child, ours)
+            }
+        };
         let watchdog = child.id().unwrap_or(0);
         ours.set_nonblocking(true).map_err(|e| other(e, "socket"))?;
         let sock = tokio::net::UnixStream::from_std(ours).map_err(|e| other(e, "socket"))?;
@@ -430,6 +508,7 @@ impl Supervisor {
         let ended = Self::ended(&mut r, status).await;
         self.log_exit(r.pid, &ended);
         self.publish();
+        self.standby_after = Instant::now() + STANDBY_DELAY;
         Some(ended)
     }
 
@@ -464,6 +543,7 @@ impl Drop for Supervisor {
         if let Some(r) = &self.child {
             let _ = signal_pid(r.watchdog, Signal::SIGHUP);
         }
+        self.discard_standby();
     }
 }
 
@@ -513,6 +593,8 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
         grace: Duration::from_millis(cmd.grace_ms),
         watchdog: Duration::from_millis(cmd.watchdog_ms),
         child: None,
+        standby: None,
+        standby_after: Instant::now(),
         running: Arc::new(watch::channel(None).0),
     };
     // The term whose CMD a handoff on request is waiting for: CMD does not run under it.
@@ -610,7 +692,18 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
             }
             Some(_) => {}
         }
-        let wake_at = restart_at.or(rejoin_at);
+        // Not leading (or not wanting CMD): have a watchdog ready for when this node is
+        // elected.
+        let mut standby_at = (want.is_none() && sup.child.is_none() && sup.standby.is_none())
+            .then_some(sup.standby_after);
+        if standby_at.is_some_and(|t| Instant::now() >= t) {
+            sup.prepare();
+            standby_at = None;
+        }
+        let wake_at = [restart_at, rejoin_at, standby_at]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             changed = health_changed(&mut health) => {
                 let Some(now_healthy) = changed else {
@@ -644,6 +737,7 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
 
             status = sup.wait() => {
                 let Some(mut r) = sup.child.take() else { continue };
+                sup.standby_after = Instant::now() + STANDBY_DELAY;
                 // CMD is gone: a release (the leave or shutdown below) has nothing to wait for.
                 sup.publish();
                 let ended = Supervisor::ended(&mut r, status).await;

@@ -8,8 +8,16 @@
 //! it has its own process group), paused or starved. It is synchronous and single-threaded:
 //! `ppoll` on two descriptors.
 //!
+//! **Standby.** The first 8 bytes on the socket are the term CMD runs under (little endian;
+//! CMD gets it as `BATON_TERM`). `baton exec` keeps one watchdog started ahead, while its
+//! node does not lead, which waits for them without a time limit; on election it writes the
+//! term and the first confirmation, so the successor's CMD starts without waiting for this
+//! binary to be executed and initialised (fork, exec, dynamic loading, argument parsing: ~1 ms
+//! and more on a busy host). A standby runs nothing: its socket closing, SIGTERM, SIGINT or
+//! SIGHUP end it with exit code 0.
+//!
 //! **The feed.** `baton exec` and the watchdog share a Unix socket (the watchdog's stdin).
-//! While this node holds the lease, `baton exec` writes, every `watchdog_ms / 4`, the
+//! After the term, while this node holds the lease, `baton exec` writes, every `watchdog_ms / 4`, the
 //! `CLOCK_MONOTONIC` time (8 bytes, little endian) at which it *confirmed* the lease: it reads
 //! the clock, yields once to tokio so that the node's driver handles whatever the same wake-up
 //! made ready (an expired lease timer, a backlog after a freeze), and only then reads
@@ -27,8 +35,8 @@
 //! elect another leader (docs/RELIABILITY.md 1.2), so with `watchdog_ms` below `heartbeat_ms`
 //! (40 < 100 by default) CMD is dead before the successor can even be elected.
 //!
-//! **Starting.** The first confirmation is written before the watchdog is started, and the
-//! feeding goes on while it starts; the watchdog starts CMD only once it holds a confirmation
+//! **Starting.** The term and the first confirmation are written together (before the
+//! watchdog is started, when there is no standby), and the feeding goes on after them; the watchdog starts CMD only once it holds a confirmation
 //! that has not lapsed, and gives up (reports `L`) after twice the window without one, so a
 //! `baton exec` stopped or demoted between its check and the spawn cannot start CMD outside
 //! the lease.
@@ -47,6 +55,13 @@
 //! learns of its exit with `waitid(WNOWAIT)`, which leaves CMD a zombie. While the zombie
 //! exists its pid — the group's id — cannot be given to any other process or group, so every
 //! `killpg` reaches CMD's own group or nobody. CMD is reaped only after the last signal.
+//!
+//! **The sweep, cheaply.** The watchdog is a child subreaper: CMD's orphans are reparented to
+//! it (and reaped by it). Once CMD has exited, a watchdog without any other live child knows
+//! that nothing CMD started is left, from one read of its own `/proc/…/children`; only when
+//! some child lives does it scan `/proc` for the group's members ([`group_alive`]). That scan
+//! read every process's `stat` on every stop: ~5 ms with ~100 processes on a loaded 2-core
+//! host, most of `baton exec`'s stop time (docs/PERFORMANCE.md, "baton exec on SIGTERM").
 //! `baton exec` itself only ever signals the watchdog, its own unreaped child.
 #![allow(
     clippy::exit,
@@ -160,6 +175,63 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     })
 }
 
+/// The cheap answer to [`group_alive`] once CMD (`cmd`, this process's child) has exited:
+/// `Some(false)` when this process — a child subreaper, so that every orphaned descendant of
+/// CMD is reparented to it — has no live child but CMD's zombie. Every process that CMD
+/// started and that still lives then has a live ancestor among this process's children, so
+/// none is left (a process that joined the group from outside CMD's descendants, by
+/// `setpgid` from elsewhere in the session, is not seen: it is not something CMD started).
+/// `None` when some child lives (the full scan decides: it may have left the group) or the
+/// kernel has no `/proc/self/task/TID/children`. Reaps the zombies of orphans on the way:
+/// one /proc read instead of [`group_alive`]'s read of every process's `stat` (~5 ms with
+/// ~100 processes on a loaded host), on the path of every stop.
+pub(crate) fn descendants_gone(cmd: u32) -> Option<bool> {
+    let me = std::process::id();
+    let list = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).ok()?;
+    let mut alive = false;
+    for kid in list
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+    {
+        if kid == cmd {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(format!("/proc/{kid}/stat"))
+            .ok()
+            .and_then(|st| parse_stat(&st))
+            .is_some_and(|(state, _)| matches!(state, 'Z' | 'X' | 'x'));
+        if zombie {
+            reap(kid);
+        } else {
+            alive = true;
+        }
+    }
+    (!alive).then_some(false)
+}
+
+/// Reaps child `pid` if it has exited (an orphan of CMD's, reparented to this subreaper).
+fn reap(pid: u32) {
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+/// Reaps every exited child but CMD: orphans reparented to this subreaper must not pile up as
+/// zombies while CMD runs for days.
+fn reap_orphans(cmd: u32) {
+    let me = std::process::id();
+    if let Ok(list) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+        for kid in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            if kid != cmd {
+                reap(kid);
+            }
+        }
+    }
+}
+
 /// `(state, pgrp)` from `/proc/PID/stat` (`pid (comm) state ppid pgrp …`; comm may hold
 /// spaces and parentheses, so fields are counted from the last `)`).
 pub(crate) fn parse_stat(stat: &str) -> Option<(char, u32)> {
@@ -215,6 +287,15 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
     let mut feeds = Feeds::default();
     let mut buf = [0u8; 4096];
 
+    // The term comes first: at once from a `baton exec` that starts CMD now, or, for a standby
+    // (started ahead while the node does not lead, so that an election does not wait for this
+    // binary to start), when the node is elected. Until then nothing runs, and the socket
+    // closing or a signal ends this process quietly.
+    let Some(term) = wait_for_term(&mut sock, &sigfd, &mut feeds, &mut lease, &mut buf)? else {
+        tracing::debug!("{group}: watchdog: no term came: `{shown}` not started");
+        std::process::exit(0);
+    };
+
     // The first confirmation was written before this process started; while it starts,
     // `baton exec` goes on confirming. CMD starts only under a confirmation that has not
     // lapsed (this process may have been slow to start): wait for one for up to twice the
@@ -249,9 +330,17 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
     }
     sock.set_nonblocking(true)?;
 
+    // CMD's orphans become this process's children: what CMD leaves behind is found without
+    // scanning /proc ([`descendants_gone`]).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::debug!("{group}: watchdog: no child subreaper ({e}): the sweep scans /proc");
+    }
     let (program, args) = cmd.command.split_first().expect("clap requires CMD");
     let mut c = std::process::Command::new(program);
-    c.args(args).stdin(Stdio::null()).process_group(0);
+    c.args(args)
+        .env("BATON_TERM", term.to_string())
+        .stdin(Stdio::null())
+        .process_group(0);
     unblock_signals(&mut c);
     die_with_parent(&mut c);
     let child = match c.spawn() {
@@ -290,7 +379,7 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
             exited = true;
         }
         if exited {
-            if killed || !group_alive(pid) {
+            if killed || descendants_gone(pid) == Some(false) || !group_alive(pid) {
                 // The last signal has been sent: only now may the group's id be freed.
                 return waitpid(cmd_pid, None).context("waitpid");
             }
@@ -355,6 +444,7 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
                     signal_group(pid, Signal::SIGTERM);
                     stop_at = Some(mono_ns() + grace);
                 }
+                Ok(Signal::SIGCHLD) => reap_orphans(pid),
                 Ok(Signal::SIGHUP) if !killed => {
                     tracing::warn!(
                         "{group}: watchdog: baton exec died: SIGKILL to `{shown}` (process group {pid})"
@@ -393,6 +483,55 @@ fn watch(cmd: WatchdogCmd) -> anyhow::Result<WaitStatus> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Blocks until the term arrives on the socket (the first 8 bytes, little endian); the
+/// confirmations that follow it in the same reads go into `lease`. `None` when the socket
+/// closes or SIGTERM, SIGINT or SIGHUP arrives first.
+fn wait_for_term(
+    sock: &mut UnixStream,
+    sigfd: &SignalFd,
+    feeds: &mut Feeds,
+    lease: &mut Lease,
+    buf: &mut [u8],
+) -> anyhow::Result<Option<u64>> {
+    use anyhow::Context;
+    loop {
+        let mut fds = [
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+        ];
+        match ppoll(&mut fds, None, None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("ppoll")),
+        }
+        let sock_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            if matches!(
+                Signal::try_from(info.ssi_signo as i32),
+                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)
+            ) {
+                return Ok(None);
+            }
+        }
+        if !sock_ready {
+            continue;
+        }
+        let n = match sock.read(buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading the term"),
+        };
+        let mut values = feeds.push(&buf[..n]).into_iter();
+        if let Some(term) = values.next() {
+            let now = mono_ns();
+            for t in values {
+                lease.confirm(t, now);
+            }
+            return Ok(Some(term));
         }
     }
 }

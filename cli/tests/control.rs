@@ -173,9 +173,12 @@ fn a_leader_whose_health_check_starts_failing_drains_then_hands_off() {
         l.filter(|l| *l != first).map(|l| (t0.elapsed(), l))
     });
     assert!(new == next || new == other);
-    // interval × failures, plus a generous margin for three processes on a busy machine (the
-    // acceptance's + 10 ms is measured, not asserted: printed here, see docs/PERFORMANCE.md).
-    let bound = Duration::from_millis(interval_ms * failures + 1500);
+    // interval × failures, plus a generous margin for three processes on a busy machine: the
+    // acceptance's + 10 ms (from the K-th failing check's start; see cli/src/health.rs) is
+    // measured by `failover --kinds health`, not asserted here (docs/PERFORMANCE.md, "Health
+    // handoff"). This catches a handoff that does not happen or takes a second more; the
+    // millisecond bound is the bench's.
+    let bound = Duration::from_millis(interval_ms * failures + 1000);
     assert!(moved < bound, "handed off after {moved:?}");
     eprintln!(
         "health handoff: the check failing → another node seen leading after {:.1} ms \

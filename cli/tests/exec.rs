@@ -426,6 +426,9 @@ fn far_future() -> u64 {
     mono_ns() + 3_600_000_000_000
 }
 
+/// The term the watchdog tests hand their watchdogs.
+const TERM: u64 = 7;
+
 /// A `baton __watchdog` with CMD `script` (a shell script), fed through `sock`.
 fn watchdog(script: &str, first_confirmation: u64) -> (Proc, UnixStream, u32) {
     watchdog_with_grace(script, first_confirmation, 2000)
@@ -437,6 +440,8 @@ fn watchdog_with_grace(
     grace_ms: u64,
 ) -> (Proc, UnixStream, u32) {
     let (mut ours, theirs) = UnixStream::pair().unwrap();
+    // The term first (watchdog.rs, "Standby"), then the first confirmation.
+    ours.write_all(&TERM.to_le_bytes()).unwrap();
     ours.write_all(&first_confirmation.to_le_bytes()).unwrap();
     let p = Proc::spawn(
         Command::new(BATON)
@@ -581,6 +586,7 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
 
     // Already lapsed, and no fresher one within twice the window: nothing starts.
     let (mut ours, theirs) = UnixStream::pair().unwrap();
+    ours.write_all(&TERM.to_le_bytes()).unwrap();
     ours.write_all(&(mono_ns() - 100_000_000).to_le_bytes())
         .unwrap();
     let marker = dir.0.join("ran");
@@ -599,6 +605,57 @@ fn the_watchdog_kills_the_group_when_the_feeding_stops() {
     let _ = ours.read_to_string(&mut said);
     assert_eq!(said, "L\n");
     assert!(!marker.exists(), "CMD ran outside the lease");
+}
+
+/// A standby watchdog (started before its node leads) runs nothing until it gets its term,
+/// then starts CMD under that term at once; one whose socket closes first exits 0 and never
+/// starts CMD.
+#[test]
+fn a_standby_watchdog_starts_cmd_only_with_its_term() {
+    let dir = Dir::new("standby");
+    let out = dir.0.join("term");
+    let spawn = |theirs: UnixStream| {
+        Proc::spawn(
+            Command::new(BATON)
+                .args(["__watchdog", "--group", "g", "--grace-ms", "100"])
+                .args(["--watchdog-ms", "40", "--", "sh", "-c"])
+                .arg(format!(
+                    "echo $BATON_TERM > {}.tmp; mv {0}.tmp {0}; exec sleep 30",
+                    out.display()
+                ))
+                .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                .stderr(Stdio::null()),
+        )
+    };
+    // Closed before any term: nothing runs, exit 0.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut w = spawn(theirs);
+    sleep(Duration::from_millis(300));
+    assert!(!out.exists(), "a standby started CMD without a term");
+    drop(ours);
+    let st = w.wait_status(Duration::from_secs(5));
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    assert!(!out.exists());
+
+    // Waiting (longer than twice the window: a standby has no deadline), then elected.
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut w = spawn(theirs);
+    sleep(Duration::from_millis(300));
+    assert!(!out.exists());
+    let t = Instant::now();
+    ours.write_all(&41u64.to_le_bytes()).unwrap();
+    ours.write_all(&far_future().to_le_bytes()).unwrap();
+    let term = wait_until(Duration::from_secs(5), "CMD's term", || {
+        std::fs::read_to_string(&out).ok()
+    });
+    println!(
+        "standby watchdog: CMD wrote its line {:.1} ms after the term was sent",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(term.trim(), "41");
+    drop(ours); // the socket closes: the group is SIGKILLed
+    let st = w.wait_status(Duration::from_secs(5));
+    assert_eq!(st.signal(), Some(9), "{st:?}");
 }
 
 /// `kill -9` of `baton exec`: the watchdog takes CMD's whole group down, what CMD forked

@@ -21,6 +21,15 @@
 //! - `transfer` (not in the default kinds): no fault; the leader is asked, over a client
 //!   connection, to hand off to the next node (`baton transfer`), and every node, the old
 //!   leader included, is watched. Nothing needs restoring.
+//! - `health` (not in the default kinds; with it, every node is a `baton exec --health-cmd
+//!   "test ! -e DIR/nI.sick" -- sleep 100000`, `--health-interval-ms` 100 and
+//!   `--health-failures` 3 unless given): the leader's check is made to fail (its `nI.sick`
+//!   file is created). Besides the times from that moment, the tool reads the old leader's log
+//!   for the start of the K-th failing check (its `failed (K of K in a row, after X ms)` line,
+//!   µs timestamps, minus X) and prints the times from there until every node agrees, until the
+//!   successor acts, and until the successor's `I lead … started` line: what issue 13's bound
+//!   (`interval × failures + 10 ms` from the check starting to fail) leaves 10 ms for. Then the
+//!   file is removed and the tool waits until no node reports the member unhealthy.
 //!
 //! Between rounds the tool waits until every node agrees on the leader, sees every other node
 //! alive, and no restarted node is still abstaining from votes (one failure timeout).
@@ -54,7 +63,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use baton_benches::procs::{
-    Procs, STEP_TIMEOUT, Spec, build_baton, clock_ticks, cpu_ticks, loadavg, memory_kib,
+    Procs, STEP_TIMEOUT, Spec, build_baton, clock_ticks, cpu_ticks, loadavg, memory_kib, node_file,
 };
 use baton_benches::stats::Summary;
 use baton_core::engine::StatusSnapshot;
@@ -71,6 +80,8 @@ enum Kind {
     Term,
     /// No fault: the leader is asked to hand off to the next node (`baton transfer`).
     Transfer,
+    /// The leader's `--health-cmd` starts failing (nodes run `baton exec`).
+    Health,
 }
 
 const GROUP: &str = "bench";
@@ -84,7 +95,8 @@ impl Kind {
             "stop" => Ok(Kind::Stop),
             "term" => Ok(Kind::Term),
             "transfer" => Ok(Kind::Transfer),
-            other => bail!("unknown kind {other:?} (expected kill, stop, term, transfer)"),
+            "health" => Ok(Kind::Health),
+            other => bail!("unknown kind {other:?} (expected kill, stop, term, transfer, health)"),
         }
     }
     fn name(self) -> &'static str {
@@ -93,6 +105,7 @@ impl Kind {
             Kind::Stop => "stop (SIGSTOP)",
             Kind::Term => "term (SIGTERM)",
             Kind::Transfer => "transfer",
+            Kind::Health => "health",
         }
     }
     fn signal(self) -> Option<Signal> {
@@ -100,7 +113,7 @@ impl Kind {
             Kind::Kill => Some(Signal::SIGKILL),
             Kind::Stop => Some(Signal::SIGSTOP),
             Kind::Term => Some(Signal::SIGTERM),
-            Kind::Transfer => None,
+            Kind::Transfer | Kind::Health => None,
         }
     }
 }
@@ -118,10 +131,13 @@ struct Args {
     keep: bool,
     /// `--idle --admin`: a second cluster with `[admin]` on every node, measured side by side.
     admin: bool,
+    /// `--kinds health`: the nodes' `--health-interval-ms` and `--health-failures`.
+    health_interval_ms: u64,
+    health_failures: u32,
 }
 
-const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term,transfer] \
-[--data-dir] [--tls] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--admin] [--tls] [--baton PATH] [--keep]\n\
+const USAGE: &str = "usage: failover [--nodes N (3)] [--rounds R (20)] [--kinds kill,stop,term,transfer,health] \
+[--health-interval-ms MS (100)] [--health-failures K (3)] [--data-dir] [--tls] [--baton PATH] [--keep]\n       failover --idle [--idle-nodes N (9)] [--idle-secs S (30)] [--admin] [--tls] [--baton PATH] [--keep]\n\
 --admin (with --idle): also a twin cluster with [admin] on every node, measured in the same window\n\
 --tls: mutual TLS ([cluster.tls]) on every connection, with a throwaway CA and certificates";
 
@@ -138,6 +154,8 @@ fn parse_args() -> Result<Args> {
         tls: false,
         keep: false,
         admin: false,
+        health_interval_ms: 100,
+        health_failures: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -161,6 +179,16 @@ fn parse_args() -> Result<Args> {
             "--tls" => a.tls = true,
             "--keep" => a.keep = true,
             "--admin" => a.admin = true,
+            "--health-interval-ms" => {
+                a.health_interval_ms = value("--health-interval-ms")?
+                    .parse()
+                    .context("--health-interval-ms")?
+            }
+            "--health-failures" => {
+                a.health_failures = value("--health-failures")?
+                    .parse()
+                    .context("--health-failures")?
+            }
             other => baton_benches::common_arg(other, USAGE)?,
         }
     }
@@ -199,6 +227,26 @@ fn main() -> Result<()> {
         );
         spec.data_dir = args.data_dir;
         spec.tls = args.tls;
+        if !args.idle && args.kinds.contains(&Kind::Health) {
+            // Every node a `baton exec` whose check fails while its `nI.sick` exists; CMD a
+            // `sleep`, which exits at once on SIGTERM (the drain costs nothing of its own).
+            spec.exec = Some((
+                GROUP.to_string(),
+                [
+                    "--health-cmd",
+                    "test ! -e {dir}/{name}.sick",
+                    "--health-interval-ms",
+                    &args.health_interval_ms.to_string(),
+                    "--health-failures",
+                    &args.health_failures.to_string(),
+                    "--",
+                    "sleep",
+                    "100000",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ));
+        }
         spec.keep = args.keep;
         let mut cluster = Procs::create(&baton, &spec)?;
         let mut twin = if args.admin {
@@ -320,12 +368,27 @@ fn steady_view(st: &[StatusSnapshot]) -> Option<(String, u64)> {
 struct Measured {
     all_agree: Duration,
     leader_acts: Duration,
+    /// `--kinds health`: the same, from the start of the K-th failing check (node logs).
+    health: Option<HealthTimes>,
+}
+
+/// A health handoff timed from the start of the check that made the leader unhealthy.
+struct HealthTimes {
+    all_agree: Duration,
+    leader_acts: Duration,
+    /// Until the successor's CMD was started (its `I lead … started` line).
+    cmd_started: Option<Duration>,
 }
 
 async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
     let n = c.nodes.len();
+    let what = if args.kinds.contains(&Kind::Health) {
+        "`baton exec --health-cmd …`"
+    } else {
+        "`baton node`"
+    };
     println!(
-        "failover: {n} `baton node` processes on loopback ({}), group {GROUP:?}, oldest-running, \
+        "failover: {n} {what} processes on loopback ({}), group {GROUP:?}, oldest-running, \
          heartbeat 100 ms, failure timeout 500 ms{}{}",
         c.baton.display(),
         if args.data_dir {
@@ -379,6 +442,9 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
         let all = of_kind(kind, |m| m.all_agree);
         if let Some(s) = Summary::of(&all) {
             println!("  {:<16} {s}", kind.name());
+            if kind == Kind::Health {
+                continue; // the fast path is about proofs of death
+            }
             let quick = all.iter().filter(|d| **d < fast).count();
             println!(
                 "  {:<16} fast path (agreed < {fast:?}, i.e. by proof of death, not timeout): {quick} of {} rounds ({:.1} %)",
@@ -395,21 +461,54 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
             println!("  {:<16} {s}", kind.name());
         }
     }
+    let health: Vec<&HealthTimes> = results
+        .iter()
+        .filter_map(|(_, m)| m.health.as_ref())
+        .collect();
+    if !health.is_empty() {
+        let (i, k) = (args.health_interval_ms, args.health_failures);
+        println!(
+            "health (interval {i} ms × failures {k}; \"signal\" above = the check made to fail, up to \
+             one interval before its first failing check): from the start of the {k}th failing \
+             check (the failing check's own run time included; node logs, µs) until"
+        );
+        let pick = |f: fn(&HealthTimes) -> Option<Duration>| -> Vec<Duration> {
+            health.iter().filter_map(|h| f(h)).collect()
+        };
+        for (what, v) in [
+            ("all agree", pick(|h| Some(h.all_agree))),
+            ("successor acts", pick(|h| Some(h.leader_acts))),
+            ("its CMD started", pick(|h| h.cmd_started)),
+        ] {
+            if let Some(s) = Summary::of(&v) {
+                println!("  {what:<16} {s}");
+            }
+        }
+        println!(
+            "  bound (issue 13): within interval × failures + 10 ms of the check starting to \
+             fail, i.e. ≤ 10 ms from the {k}th failing check's start"
+        );
+    }
     Ok(())
 }
 
 /// Signals the leader, measures, and restores the cluster (restart or SIGCONT).
 async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Measured> {
     let survivors: Vec<usize> = (0..c.nodes.len())
-        .filter(|&i| i != leader || kind == Kind::Transfer)
+        .filter(|&i| i != leader || matches!(kind, Kind::Transfer | Kind::Health))
         .collect();
     // Connections are open before the clock starts.
     c.statuses(&survivors).await?;
     let pid = c.pid(leader)?;
     let old = c.nodes[leader].name.clone();
     let t0 = Instant::now();
+    let wall0 = std::time::SystemTime::now();
+    let sick = c.dir.join(format!("{old}.sick"));
     match kind.signal() {
         Some(signal) => kill(pid, signal).with_context(|| format!("cannot signal {old}"))?,
+        None if kind == Kind::Health => {
+            std::fs::write(&sick, "").with_context(|| format!("cannot write {}", sick.display()))?
+        }
         None => {
             let to = c.nodes[(leader + 1) % c.nodes.len()].name.clone();
             let op = ControlOp::Transfer {
@@ -424,6 +523,7 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
         }
     }
     let mut leader_acts = None;
+    let new_leader: String;
     let all_agree = loop {
         let st = c.statuses(&survivors).await?;
         let now = t0.elapsed();
@@ -439,6 +539,7 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
                 .iter()
                 .all(|(l2, t2, _)| l2.as_ref() == Some(l) && t2 == t)
         {
+            new_leader = l.clone();
             break now;
         }
         if now > STEP_TIMEOUT {
@@ -469,15 +570,136 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
             c.spawn(leader)?;
         }
         Kind::Transfer => {}
+        Kind::Health => {
+            std::fs::remove_file(&sick)?;
+            healthy_again(c).await?;
+        }
         Kind::Stop => {
             kill(pid, Signal::SIGCONT).with_context(|| format!("cannot SIGCONT {old}"))?;
             // Its client connection may have timed out meanwhile: reconnect.
             c.nodes[leader].client = None;
         }
     }
+    let health = match kind {
+        Kind::Health => {
+            let since = |d: Duration| wall0 + d;
+            let log = |name: &str| node_file(&c.dir, name, "log");
+            let check = kth_failure_start(&log(&c.nodes[leader].name), wall0)?;
+            let after = |t: std::time::SystemTime| t.duration_since(check).unwrap_or_default();
+            let cmd_started = c
+                .nodes
+                .iter()
+                .find(|p| p.name == new_leader)
+                .and_then(|p| line_time(&log(&p.name), wall0, "I lead (term").ok());
+            Some(HealthTimes {
+                all_agree: after(since(all_agree)),
+                leader_acts: after(since(leader_acts)),
+                cmd_started: cmd_started.map(after),
+            })
+        }
+        _ => None,
+    };
     Ok(Measured {
         all_agree,
         leader_acts,
+        health,
+    })
+}
+
+/// Waits until no node reports an unhealthy member (the old leader's check passes again).
+async fn healthy_again(c: &mut Procs) -> Result<()> {
+    let all: Vec<usize> = (0..c.nodes.len()).collect();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if c.statuses(&all)
+            .await?
+            .iter()
+            .all(|s| s.unhealthy.is_empty())
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("a member is still unhealthy after {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The wall-clock time of a log line: its leading RFC 3339 timestamp
+/// (`2026-12-02T02:20:29.123456Z`, tracing-subscriber's default), UTC.
+fn log_time(line: &str) -> Option<std::time::SystemTime> {
+    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days since 1970-01-01 (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = (days * 86_400 + h * 3_600 + min * 60) as f64 + sec;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
+}
+
+/// The time of the last line of `log` at or after `since` that contains `needle`.
+fn line_time(
+    log: &std::path::Path,
+    since: std::time::SystemTime,
+    needle: &str,
+) -> Result<std::time::SystemTime> {
+    let text = std::fs::read_to_string(log)?;
+    text.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(log_time)
+        .filter(|t| *t >= since)
+        .last()
+        .ok_or_else(|| anyhow!("no {needle:?} line in {} since the fault", log.display()))
+}
+
+/// When the check that made the leader unhealthy started: its `failed (K of K in a row, after
+/// X ms)` line's time minus X.
+fn kth_failure_start(
+    log: &std::path::Path,
+    since: std::time::SystemTime,
+) -> Result<std::time::SystemTime> {
+    let text = std::fs::read_to_string(log)?;
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.split_once("health check ").map(|(_, r)| r) else {
+            continue;
+        };
+        let Some((_, counts)) = rest.split_once(" failed (") else {
+            continue;
+        };
+        let Some((k, rest)) = counts.split_once(" of ") else {
+            continue;
+        };
+        let Some((of, rest)) = rest.split_once(" in a row, after ") else {
+            continue;
+        };
+        let Some((ms, _)) = rest.split_once(" ms)") else {
+            continue;
+        };
+        let (Some(t), Ok(ms)) = (log_time(line), ms.parse::<f64>()) else {
+            continue;
+        };
+        if k == of && t >= since {
+            found = Some(t - Duration::from_secs_f64(ms / 1e3));
+        }
+    }
+    found.ok_or_else(|| {
+        anyhow!(
+            "no \"health check … failed (K of K in a row, after X ms)\" line in {}",
+            log.display()
+        )
     })
 }
 

@@ -2,13 +2,13 @@
 //! as an ordinary [`LeaderPolicy`].
 
 use super::abi::{
-    ABI_MAGIC, ABI_VERSION, DestroyFn, EntryFn, FreeFn, PluginBuffer, PluginHeader, PolicyTable,
-    RankFn, RankRequest, RankResponse, SCHEMA_VERSION, STATUS_OK, STATUS_PANIC, SYMBOL, SYMBOL_C,
+    ABI_MAGIC, ABI_VERSION, Answer, DestroyFn, EntryFn, FreeFn, PluginBuffer, PluginHeader,
+    PolicyTable, RankFn, STATUS_OK, STATUS_PANIC, SYMBOL, SYMBOL_C, decode_response,
+    encode_request,
 };
 use crate::config::PluginSpec;
 use crate::policy::{ByMemberId, LeaderPolicy};
 use crate::types::{ElectionInput, MemberId};
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ffi::{CStr, c_void};
 use std::fmt;
@@ -270,6 +270,19 @@ fn open(path: &Path) -> Result<&'static PolicyTable, PluginError> {
     // the table is static data of a library that is never unloaded. We read only the header
     // until it is checked.
     let header: PluginHeader = unsafe { table.cast::<PluginHeader>().read() };
+    check_header(path, header)?;
+    // SAFETY: magic, version and size say this is a table of our version of at least our size, in
+    // static memory that stays mapped for the rest of the process.
+    Ok(unsafe { &*table })
+}
+
+/// Checks a table's header: the magic bytes, then the ABI version (a plugin of another
+/// version, older or newer, is refused naming both), then the size.
+fn check_header(path: &Path, header: PluginHeader) -> Result<(), PluginError> {
+    let not_a_plugin = |reason: String| PluginError::NotAPlugin {
+        path: path.to_path_buf(),
+        reason,
+    };
     if header.magic != ABI_MAGIC {
         return Err(not_a_plugin(format!(
             "bad magic bytes {:?} (expected {:?})",
@@ -279,7 +292,7 @@ fn open(path: &Path) -> Result<&'static PolicyTable, PluginError> {
     }
     if header.abi_version != ABI_VERSION {
         return Err(PluginError::AbiMismatch {
-            path: owned(),
+            path: path.to_path_buf(),
             found: header.abi_version,
             expected: ABI_VERSION,
         });
@@ -291,9 +304,7 @@ fn open(path: &Path) -> Result<&'static PolicyTable, PluginError> {
             header.struct_size
         )));
     }
-    // SAFETY: magic, version and size say this is a version-1 table of at least our size, in
-    // static memory that stays mapped for the rest of the process.
-    Ok(unsafe { &*table })
+    Ok(())
 }
 
 /// An error and its sources, `: `-separated: libloading's `dlopen failed` alone hides the
@@ -395,12 +406,6 @@ enum Ask {
     Tiers,
 }
 
-/// What one call to the plugin's `rank` answered.
-enum Answer {
-    Ranking(Vec<MemberId>),
-    Tiers(Vec<Vec<MemberId>>),
-}
-
 impl LoadedPolicy {
     /// The plugin's path.
     pub fn path(&self) -> &Path {
@@ -447,12 +452,7 @@ impl LoadedPolicy {
     }
 
     fn call(&self, input: &ElectionInput, ask: Ask) -> Result<Answer, PluginError> {
-        let request = serde_json::to_vec(&RankRequest {
-            schema: SCHEMA_VERSION,
-            tiers: ask == Ask::Tiers,
-            input: Cow::Borrowed(input),
-        })
-        .map_err(|e| self.rank_failed(format!("cannot encode the input: {e}")))?;
+        let request = encode_request(input, ask == Ask::Tiers).map_err(|e| self.rank_failed(e))?;
         let mut out = PluginBuffer::EMPTY;
         // SAFETY: `rank` and `instance` come from a checked table and a successful `create` of the
         // same plugin, not yet destroyed (we hold `&self`); the input is `request.len()` readable
@@ -481,19 +481,7 @@ impl LoadedPolicy {
                 )));
             }
         }
-        let response: RankResponse = serde_json::from_slice(bytes)
-            .map_err(|e| self.rank_failed(format!("undecodable answer: {e}")))?;
-        if response.schema != SCHEMA_VERSION {
-            return Err(self.rank_failed(format!(
-                "answer has schema version {}, expected {SCHEMA_VERSION}",
-                response.schema
-            )));
-        }
-        match (response.ranking, response.tiers) {
-            (Some(ranking), None) => Ok(Answer::Ranking(ranking)),
-            (None, Some(tiers)) => Ok(Answer::Tiers(tiers)),
-            _ => Err(self.rank_failed("answer must hold exactly one of `ranking` and `tiers`")),
-        }
+        decode_response(bytes).map_err(|e| self.rank_failed(e))
     }
 
     fn rank_failed(&self, message: impl Into<String>) -> PluginError {
@@ -679,5 +667,37 @@ mod tests {
                 path: "/nonexistent/libnothing.so".into()
             }
         );
+    }
+
+    #[test]
+    fn a_plugin_of_the_json_abi_is_refused_naming_both_versions() {
+        let path = Path::new("/x/libold.so");
+        let v1 = PluginHeader {
+            abi_version: 1,
+            ..PluginHeader::CURRENT
+        };
+        let e = check_header(path, v1).unwrap_err();
+        assert_eq!(
+            e,
+            PluginError::AbiMismatch {
+                path: path.into(),
+                found: 1,
+                expected: ABI_VERSION
+            }
+        );
+        assert!(
+            e.to_string()
+                .contains("ABI version 1, but this baton-core speaks ABI version 2"),
+            "{e}"
+        );
+        assert_eq!(check_header(path, PluginHeader::CURRENT), Ok(()));
+        let small = PluginHeader {
+            struct_size: 8,
+            ..PluginHeader::CURRENT
+        };
+        assert!(matches!(
+            check_header(path, small),
+            Err(PluginError::NotAPlugin { .. })
+        ));
     }
 }

@@ -47,7 +47,8 @@
 //!
 //! # The ABI
 //!
-//! A C ABI, versioned, with JSON payloads; the details are in [`abi`]. The exported symbol
+//! A C ABI, versioned ([`abi::ABI_VERSION`], 2), with a JSON config and postcard rank payloads;
+//! the details are in [`abi`]. The exported symbol
 //! returns a pointer to a static `#[repr(C)]` [`abi::PolicyTable`]:
 //!
 //! | field | type | |
@@ -57,7 +58,7 @@
 //! | `struct_size` | `u32` | `size_of::<PolicyTable>()` |
 //! | `name` | `*const c_char` | NUL-terminated, static |
 //! | `create` | `fn(config_json, len, *mut instance, *mut error) -> status` | |
-//! | `rank` | `fn(instance, input_json, len, *mut out) -> status` | |
+//! | `rank` | `fn(instance, input, len, *mut out) -> status` (postcard in and out) | |
 //! | `free` | `fn(buffer)` | frees what `create` / `rank` returned |
 //! | `destroy` | `fn(instance)` | |
 //!
@@ -65,17 +66,24 @@
 //! anything. Every entry point catches panics ([`std::panic::catch_unwind`]) and returns a status
 //! code with the panic message instead of unwinding across the boundary.
 //!
-//! # How JSON crosses the boundary
+//! # How data crosses the boundary
 //!
 //! Rust types have no stable layout between two compilations, so nothing but bytes crosses.
 //! The config — a TOML table in the node's file — is converted to JSON once, at load, and the
 //! plugin gets it as a [`serde_json::Value`] (`null` when there is none). At each election the
-//! host serializes an [`abi::RankRequest`] (`{"schema": 1, "tiers": false, "input": {…}}`, the
-//! [`ElectionInput`](crate::ElectionInput) with serde's derive) into a buffer it owns and lends
-//! to `rank`; the plugin answers with an [`abi::RankResponse`] (`{"schema": 1, "ranking":
-//! [{"node": "a", "seq": 0}, …]}`) in a buffer *it* allocated, which the host reads and hands
-//! back to the plugin's `free`. Each side frees only what its own allocator made. The `schema`
-//! fields ([`abi::SCHEMA_VERSION`]) let either side refuse a payload it does not understand.
+//! host encodes an [`abi::RankRequest`] — the [`ElectionInput`](crate::ElectionInput), fields
+//! flattened, strings borrowed, each distinct services list once — with
+//! [postcard](https://docs.rs/postcard) into a buffer it owns and lends to `rank`
+//! ([`abi::encode_request`]); the plugin decodes it without copying and builds the owned input
+//! ([`abi::decode_request`]), ranks, and answers with an [`abi::RankResponse`] (the ranking or
+//! the tiers as `(node, seq)` pairs) in a buffer *it* allocated, which the host reads
+//! ([`abi::decode_response`]) and hands back to the plugin's `free`. Each side frees only what
+//! its own allocator made. The payloads begin with their `schema` ([`abi::SCHEMA_VERSION`]),
+//! which each side reads first and refuses by name when it differs.
+//!
+//! ABI version 1 sent the same payloads as JSON; decoding that JSON was ~60 % of a plugin call
+//! at 100 candidates (docs/PERFORMANCE.md, "Plugin vs static"). A plugin built against it is
+//! refused at load, naming both versions.
 //!
 //! # Trust model
 //!

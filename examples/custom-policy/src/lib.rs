@@ -24,7 +24,6 @@ mod tests {
     use baton_core::plugin::abi::{self, PluginBuffer};
     use baton_core::plugin::{PluginPolicy, serde_json};
     use baton_core::{Candidate, ElectionInput, LeaderPolicy, MemberId, ranking_from_tiers};
-    use std::borrow::Cow;
     use std::ffi::{CStr, c_void};
 
     fn candidate(node: &str, zone: Option<&str>, load: Option<&str>, started: u64) -> Candidate {
@@ -159,24 +158,18 @@ mod tests {
             candidate("a", Some("us-1"), Some("0"), 1),
             candidate("b", Some("eu-1"), Some("5"), 1),
         ]);
-        let request = serde_json::to_vec(&abi::RankRequest {
-            schema: abi::SCHEMA_VERSION,
-            tiers: false,
-            input: Cow::Borrowed(&inp),
-        })
-        .unwrap();
+        let request = abi::encode_request(&inp, false).unwrap();
         let mut out = PluginBuffer::EMPTY;
         // SAFETY: a live instance of this table, valid input bytes, a live out buffer.
         let status = unsafe { rank(instance, request.as_ptr(), request.len(), &mut out) };
         assert_eq!(status, abi::STATUS_OK);
         // SAFETY: filled by `rank`, not yet freed.
-        let response: abi::RankResponse =
-            serde_json::from_slice(unsafe { out.as_slice() }).unwrap();
+        let response = abi::decode_response(unsafe { out.as_slice() }).unwrap();
         // SAFETY: freed once, by the table's own `free`.
         unsafe { free(out) };
         assert_eq!(
-            response.ranking,
-            Some(ZonePreference::new("eu-1").rank(&inp))
+            response,
+            abi::Answer::Ranking(ZonePreference::new("eu-1").rank(&inp))
         );
 
         let bad = br#"{"zone":3}"#;
