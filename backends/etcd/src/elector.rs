@@ -12,7 +12,7 @@ use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
     WatchOptions, WatchStream, Watcher,
 };
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,9 @@ use tokio::time::{Instant, timeout};
 
 /// How many etcd requests of one kind (member puts, campaigns) the task has in flight at once.
 const IN_FLIGHT: usize = 128;
+
+/// Member puts written in one transaction (etcd's `--max-txn-ops` defaults to 128).
+const PUTS_PER_TXN: usize = 64;
 
 /// What the [`EtcdElector`](crate::EtcdElector) handle asks of its task.
 pub(crate) enum Cmd {
@@ -55,6 +58,14 @@ struct Local {
     not_before: Option<Instant>,
     /// The lease its member key was last written under (0: to write).
     registered: i64,
+}
+
+/// The cluster-wide inputs of a ranking ([`Task::ctx`]).
+struct Ctx {
+    leaders: Arc<BTreeMap<GroupName, NodeId>>,
+    services: BTreeMap<NodeId, Arc<[GroupName]>>,
+    /// How many groups each node leads.
+    leads: BTreeMap<NodeId, usize>,
 }
 
 pub(crate) struct Task {
@@ -273,6 +284,11 @@ impl Task {
                 msg = next_message(&mut self.watch) => {
                     lease_changed = false;
                     self.on_watch(msg);
+                    // Every message already here is applied before the step: a burst of
+                    // thousands of member keys costs a few steps, not one per message.
+                    while let Some(msg) = next_message(&mut self.watch).now_or_never() {
+                        self.on_watch(msg);
+                    }
                 }
                 _ = tokio::time::sleep_until(wake) => { lease_changed = false; }
             }
@@ -406,24 +422,38 @@ impl Task {
         }
         let request = self.timing.request;
         let client = self.client.clone();
-        let results: Vec<(GroupName, Result<(), String>)> = stream::iter(puts)
-            .map(|(g, key, value)| {
+        // Many puts per transaction (etcd allows 128 operations by default): a node joining a
+        // thousand groups writes 16 transactions, not a thousand puts — fewer raft entries,
+        // and every other node's watch brings them in 16 messages.
+        let chunks: Vec<Vec<(GroupName, String, Vec<u8>)>> = puts
+            .chunks(PUTS_PER_TXN)
+            .map(<[_]>::to_vec)
+            .collect();
+        let results: Vec<(GroupName, Result<(), String>)> = stream::iter(chunks)
+            .map(|chunk| {
                 let mut client = client.clone();
                 async move {
-                    let r = timeout(
-                        request,
-                        client.put(key, value, Some(PutOptions::new().with_lease(lease))),
-                    )
-                    .await;
+                    let (groups, ops): (Vec<GroupName>, Vec<TxnOp>) = chunk
+                        .into_iter()
+                        .map(|(g, key, value)| {
+                            let op = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
+                            (g, op)
+                        })
+                        .unzip();
+                    let r = timeout(request, client.txn(Txn::new().and_then(ops))).await;
                     let r = match r {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err("timed out".to_string()),
                     };
-                    (g, r)
+                    groups
+                        .into_iter()
+                        .map(|g| (g, r.clone()))
+                        .collect::<Vec<_>>()
                 }
             })
             .buffer_unordered(IN_FLIGHT)
+            .flat_map(stream::iter)
             .collect()
             .await;
         for (g, r) in results {
@@ -462,8 +492,7 @@ impl Task {
             }
         }
         let dirty = std::mem::take(&mut self.dirty);
-        let leaders = Arc::new(self.leaders());
-        let services = self.services();
+        let ctx = self.ctx();
         let mut handoffs = Vec::new();
         for group in dirty {
             let Some(local) = self.local.get(&group) else {
@@ -476,7 +505,7 @@ impl Task {
                 Some(l) => {
                     let mine = l.member == me && l.lease == self.lease.id;
                     if mine && acting && local.c.preempt {
-                        let ranking = self.ranking(&group, &leaders, &services);
+                        let ranking = self.ranking(&group, &ctx);
                         if let Some(top) = ranking.first()
                             && *top != me
                         {
@@ -499,7 +528,7 @@ impl Task {
             };
             let leaderless = leadership.leader.is_none();
             let campaign_at = if leaderless && acting {
-                let ranking = self.ranking(&group, &leaders, &services);
+                let ranking = self.ranking(&group, &ctx);
                 let rank = ranking
                     .iter()
                     .position(|m| *m == me)
@@ -552,12 +581,12 @@ impl Task {
 
     /// The group's live candidates (its member keys, and this node's own member) ranked by its
     /// policy; a named successor first.
-    fn ranking(
-        &self,
-        group: &GroupName,
-        leaders: &Arc<BTreeMap<GroupName, NodeId>>,
-        services: &BTreeMap<NodeId, Arc<[GroupName]>>,
-    ) -> Vec<MemberId> {
+    fn ranking(&self, group: &GroupName, ctx: &Ctx) -> Vec<MemberId> {
+        let Ctx {
+            leaders,
+            services,
+            leads,
+        } = ctx;
         let Some(local) = self.local.get(group) else {
             return vec![];
         };
@@ -569,10 +598,6 @@ impl Task {
             .map(|(id, v)| (id.clone(), &v.record))
             .collect();
         records.insert(local.c.record.id.clone(), &local.c.record);
-        let mut leads: BTreeMap<&NodeId, usize> = BTreeMap::new();
-        for n in leaders.values() {
-            *leads.entry(n).or_default() += 1;
-        }
         let candidates = records
             .values()
             .map(|r| Candidate {
@@ -603,6 +628,21 @@ impl Task {
             ranking.insert(0, s);
         }
         ranking
+    }
+
+    /// What every ranking of one step reads, computed once per step (not once per group: a
+    /// thousand groups would make each step quadratic).
+    fn ctx(&self) -> Ctx {
+        let leaders = Arc::new(self.leaders());
+        let mut leads: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for n in leaders.values() {
+            *leads.entry(n.clone()).or_default() += 1;
+        }
+        Ctx {
+            leaders,
+            services: self.services(),
+            leads,
+        }
     }
 
     /// Every node's groups (what `Candidate::services` says), computed once per step.
@@ -743,9 +783,7 @@ impl Task {
             return;
         };
         let successor = successor.or_else(|| {
-            let leaders = Arc::new(self.leaders());
-            let services = self.services();
-            self.ranking(group, &leaders, &services)
+            self.ranking(group, &self.ctx())
                 .into_iter()
                 .find(|m| *m != me)
         });
