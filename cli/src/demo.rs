@@ -195,8 +195,9 @@ impl Cluster {
                     [c, p] => (c, p),
                     _ => bail!("cannot find free loopback ports for etcd"),
                 };
-                let etcd = baton_backend_etcd::local::LocalEtcd::start(dir.join("etcd"), client, peer)
-                    .map_err(|e| anyhow!("baton demo --backend etcd: {e}"))?;
+                let etcd =
+                    baton_backend_etcd::local::LocalEtcd::start(dir.join("etcd"), client, peer)
+                        .map_err(|e| anyhow!("baton demo --backend etcd: {e}"))?;
                 let section = format!(
                     "backend = \"etcd\"\n\n[etcd]\nendpoints = [\"{}\"]\nlease_ttl_s = 1\n",
                     etcd.endpoint()

@@ -1214,16 +1214,34 @@ impl Cluster {
         let peer = format!("http://{ip}:{}", ETCD_PORT + 1);
         let log = std::fs::File::create(self.dir.join(format!("etcd-h{h}.log"))).unwrap();
         let mut cmd = Command::new(&t.ip);
-        cmd.args(["netns", "exec", &host_ns(h), etcd, "--name", "netns", "--data-dir"])
-            .arg(self.dir.join("etcd-data"))
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("netns={peer}")])
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .process_group(0);
+        cmd.args([
+            "netns",
+            "exec",
+            &host_ns(h),
+            etcd,
+            "--name",
+            "netns",
+            "--data-dir",
+        ])
+        .arg(self.dir.join("etcd-data"))
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("netns={peer}")])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0);
         let child = cmd.spawn().expect("spawn ip netns exec etcd");
         self.procs.push(Running {
             name: "etcd".into(),
@@ -1235,7 +1253,14 @@ impl Cluster {
         loop {
             let ok = in_ns(&host_ns(h), Path::new("etcdctl"))
                 .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &client, "--dial-timeout", "500ms", "endpoint", "health"])
+                .args([
+                    "--endpoints",
+                    &client,
+                    "--dial-timeout",
+                    "500ms",
+                    "endpoint",
+                    "health",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()

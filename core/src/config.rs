@@ -631,7 +631,12 @@ impl Config {
             fix(&mut tls.ca);
         }
         if let Some(e) = self.etcd.as_mut() {
-            for p in [&mut e.ca_file, &mut e.cert_file, &mut e.key_file, &mut e.password_file] {
+            for p in [
+                &mut e.ca_file,
+                &mut e.cert_file,
+                &mut e.key_file,
+                &mut e.password_file,
+            ] {
                 if let Some(p) = p.as_mut() {
                     fix(p);
                 }
@@ -1136,10 +1141,22 @@ mod tests {
                 .unwrap_err()
                 .field
         };
-        assert_eq!(field("cert_file = \"c\"\n").as_deref(), Some("etcd.key_file"));
-        assert_eq!(field("key_file = \"k\"\n").as_deref(), Some("etcd.cert_file"));
-        assert_eq!(field("user = \"u\"\n").as_deref(), Some("etcd.password_file"));
-        assert_eq!(field("password_file = \"p\"\n").as_deref(), Some("etcd.user"));
+        assert_eq!(
+            field("cert_file = \"c\"\n").as_deref(),
+            Some("etcd.key_file")
+        );
+        assert_eq!(
+            field("key_file = \"k\"\n").as_deref(),
+            Some("etcd.cert_file")
+        );
+        assert_eq!(
+            field("user = \"u\"\n").as_deref(),
+            Some("etcd.password_file")
+        );
+        assert_eq!(
+            field("password_file = \"p\"\n").as_deref(),
+            Some("etcd.user")
+        );
         assert_eq!(
             field("user = \"a:b\"\npassword_file = \"p\"\n").as_deref(),
             Some("etcd.user")

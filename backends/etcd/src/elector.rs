@@ -83,6 +83,9 @@ pub(crate) struct Task {
     resync: bool,
     reconnect_at: Instant,
     dirty: BTreeSet<GroupName>,
+    /// Revocations of dead peers' leases, answered: `(lease, revoked or gone already)`.
+    revoked_tx: mpsc::UnboundedSender<(i64, bool)>,
+    revoked_rx: mpsc::UnboundedReceiver<(i64, bool)>,
 }
 
 fn json<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Option<T> {
@@ -105,6 +108,7 @@ impl Task {
         lease_rx: watch::Receiver<LeaseState>,
     ) -> Self {
         let lease = *lease_rx.borrow();
+        let (revoked_tx, revoked_rx) = mpsc::unbounded_channel();
         Task {
             client,
             keys,
@@ -120,6 +124,8 @@ impl Task {
             resync: true,
             reconnect_at: Instant::now(),
             dirty: BTreeSet::new(),
+            revoked_tx,
+            revoked_rx,
         }
     }
 
@@ -250,7 +256,7 @@ impl Task {
                 let _ = reply.send(());
                 return false;
             }
-            Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation).await,
+            Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation),
         }
         true
     }
@@ -273,6 +279,12 @@ impl Task {
                         if !self.command(cmd).await {
                             return;
                         }
+                    }
+                }
+                Some((lease, gone)) = self.revoked_rx.recv() => {
+                    lease_changed = false;
+                    if gone {
+                        self.forget_lease(lease);
                     }
                 }
                 changed = self.lease_rx.changed() => {
@@ -425,10 +437,8 @@ impl Task {
         // Many puts per transaction (etcd allows 128 operations by default): a node joining a
         // thousand groups writes 16 transactions, not a thousand puts — fewer raft entries,
         // and every other node's watch brings them in 16 messages.
-        let chunks: Vec<Vec<(GroupName, String, Vec<u8>)>> = puts
-            .chunks(PUTS_PER_TXN)
-            .map(<[_]>::to_vec)
-            .collect();
+        let chunks: Vec<Vec<(GroupName, String, Vec<u8>)>> =
+            puts.chunks(PUTS_PER_TXN).map(<[_]>::to_vec).collect();
         let results: Vec<(GroupName, Result<(), String>)> = stream::iter(chunks)
             .map(|chunk| {
                 let mut client = client.clone();
@@ -436,7 +446,8 @@ impl Task {
                     let (groups, ops): (Vec<GroupName>, Vec<TxnOp>) = chunk
                         .into_iter()
                         .map(|(g, key, value)| {
-                            let op = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
+                            let op =
+                                TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
                             (g, op)
                         })
                         .unzip();
@@ -834,7 +845,7 @@ impl Task {
     /// vanish now instead of after the TTL, and forgets them here at once — the revocation is
     /// committed in etcd when it answers — so that the next-ranked campaigns without waiting
     /// for the watch. Another survivor revoking first ("lease not found") counts the same.
-    async fn peer_gone(&mut self, node: &NodeId, incarnation: Incarnation) {
+    fn peer_gone(&mut self, node: &NodeId, incarnation: Incarnation) {
         let leases: BTreeSet<i64> = self
             .groups
             .values()
@@ -847,25 +858,37 @@ impl Task {
             })
             .map(|(_, v)| v.lease)
             .collect();
+        // Not awaited here: the task goes on reading the watch meanwhile, so that the
+        // successor campaigns on the first sign of the deletion — its watch, or the answer to
+        // its own revocation, whichever comes first (every survivor revokes).
         for lease in leases {
-            let since = Instant::now();
-            match timeout(self.timing.request, self.client.lease_revoke(lease)).await {
-                Ok(Ok(_)) => {
-                    tracing::info!(peer = %node, %incarnation, lease, took = ?since.elapsed(), "etcd: revoked the lease of a peer proven dead");
-                }
-                Ok(Err(e)) if e.to_string().contains("lease not found") => {
-                    tracing::debug!(peer = %node, lease, "etcd: the dead peer's lease is gone already");
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(peer = %node, lease, error = %e, "etcd: cannot revoke the dead peer's lease; it expires after its TTL");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::warn!(peer = %node, lease, "etcd: revoking the dead peer's lease timed out; it expires after its TTL");
-                    continue;
-                }
-            }
-            self.forget_lease(lease);
+            let mut client = self.client.clone();
+            let request = self.timing.request;
+            let done = self.revoked_tx.clone();
+            let node = node.clone();
+            tokio::spawn(async move {
+                let since = Instant::now();
+                let gone = match timeout(request, client.lease_revoke(lease)).await {
+                    Ok(Ok(_)) => {
+                        tracing::info!(peer = %node, %incarnation, lease, took = ?since.elapsed(), "etcd: revoked the lease of a peer proven dead");
+                        true
+                    }
+                    Ok(Err(e)) if e.to_string().contains("lease not found") => {
+                        tracing::debug!(peer = %node, lease, "etcd: the dead peer's lease is gone already");
+                        true
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(peer = %node, lease, error = %e, "etcd: cannot revoke the dead peer's lease; it expires after its TTL");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!(peer = %node, lease, "etcd: revoking the dead peer's lease timed out; it expires after its TTL");
+                        false
+                    }
+                };
+                // A closed channel: the elector stopped.
+                let _ = done.send((lease, gone));
+            });
         }
     }
 

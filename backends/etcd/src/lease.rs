@@ -67,13 +67,15 @@ pub(crate) fn timed_out(what: &str) -> etcd_client::Error {
 }
 
 /// Whether `e` says etcd did not answer in time or could not be reached (one of [`timed_out`],
-/// or gRPC's unavailable / deadline exceeded), rather than refused the request.
+/// or gRPC's unavailable / deadline exceeded / cancelled by the client's request timeout),
+/// rather than refused the request.
 pub(crate) fn is_timeout(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::IoError(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        // `Cancelled` ("Timeout expired"): the client's own per-request timeout.
         etcd_client::Error::GRpcStatus(s) => matches!(
             s.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
         ),
         _ => false,
     }
@@ -218,7 +220,10 @@ pub(crate) async fn keep(
             .front()
             .is_some_and(|t| t.elapsed() >= timing.request * 2)
         {
-            tracing::debug!(lease = id, "etcd: keepalives unanswered; opening the stream again");
+            tracing::debug!(
+                lease = id,
+                "etcd: keepalives unanswered; opening the stream again"
+            );
             stream = None;
             unanswered.clear();
         }
@@ -263,7 +268,13 @@ pub(crate) fn is_auth_refusal(e: &str) -> bool {
 
 /// Moves the acting deadline of lease `id` to what an answer (`ttl_s`) to a keepalive sent at
 /// `sent` allows, if later.
-fn extend(out: &watch::Sender<LeaseState>, timing: &LeaseTiming, id: i64, sent: Instant, ttl_s: i64) {
+fn extend(
+    out: &watch::Sender<LeaseState>,
+    timing: &LeaseTiming,
+    id: i64,
+    sent: Instant,
+    ttl_s: i64,
+) {
     let until = timing.deadline(sent, ttl_s);
     out.send_if_modified(|s| {
         if s.id != id {

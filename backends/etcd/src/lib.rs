@@ -244,7 +244,11 @@ impl EtcdElector {
         let mut tasks = Vec::new();
         let reauth = settings.auth.clone().map(|auth| {
             let poke = Arc::new(tokio::sync::Notify::new());
-            tasks.push(tokio::spawn(reauthenticate(client.clone(), auth, poke.clone())));
+            tasks.push(tokio::spawn(reauthenticate(
+                client.clone(),
+                auth,
+                poke.clone(),
+            )));
             poke
         });
         let keeper = tokio::spawn(lease::keep(client, timing, lease_tx, reauth));

@@ -501,7 +501,10 @@ fn etcdctl(etcd: &LocalEtcd, args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_and_password_file_log_in_to_an_etcd_with_auth_enabled() {
     let etcd = etcd();
-    let ok = etcdctl(&etcd, &["user", "add", "root", "--new-user-password", "s3cret"]);
+    let ok = etcdctl(
+        &etcd,
+        &["user", "add", "root", "--new-user-password", "s3cret"],
+    );
     assert!(ok.status.success(), "user add: {ok:?}");
     // etcd 3.4 wants the root role on root before `auth enable` (granted already on some
     // versions: the answer is not checked, `auth enable` says whether it sufficed).
