@@ -365,6 +365,19 @@ pub(crate) struct DemoCmd {
     /// views) until Ctrl-C / SIGTERM, to explore the cluster.
     #[arg(long)]
     pub explore: bool,
+    /// Where the elections are held: `baton` (its own protocol) or `etcd` (a local etcd the
+    /// demo starts on loopback: needs Debian's `etcd-server` and `etcd-client` packages).
+    #[arg(long, value_enum, default_value_t = DemoBackend::Baton)]
+    pub backend: DemoBackend,
+}
+
+/// `baton demo --backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DemoBackend {
+    /// baton's own protocol.
+    Baton,
+    /// A local etcd (`[cluster] backend = "etcd"`, docs/ETCD.md).
+    Etcd,
 }
 
 /// `baton completions`.

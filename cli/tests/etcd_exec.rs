@@ -235,3 +235,69 @@ fn a_frozen_holder_on_etcd_loses_its_command_before_the_next_starts_within_ttl_p
     assert!(common::running(next.2), "the new holder's command stopped");
     drop(etcd);
 }
+
+/// `baton status` (a client over baton's transport) and the admin view's `/api/status` on an
+/// etcd-backed cluster show the leader etcd elected and its fencing token — the same token
+/// (`BATON_TERM`) the leader's command runs under — from every node.
+#[test]
+fn status_and_the_admin_view_on_etcd_show_the_etcd_leader_and_its_token() {
+    let (mut c, etcd, runs, script) = setup("etcd-status", 2);
+    let admin = format!("127.0.0.1:{}", common::free_ports(1)[0]);
+    let a = c.config("a");
+    let text = std::fs::read_to_string(&a).unwrap();
+    std::fs::write(&a, format!("{text}\n[admin]\nlisten = \"{admin}\"\n")).unwrap();
+    for n in ABC {
+        exec(&mut c, n, &script);
+    }
+    let read = || std::fs::read_to_string(&runs).unwrap();
+    let first = wait_until(Duration::from_secs(10), "the first command", || {
+        check(&read()).into_iter().next()
+    });
+    for n in ABC {
+        let (leader, term) = wait_until(
+            Duration::from_secs(10),
+            &format!("{n}'s status to name the leader"),
+            || {
+                let s = common::status(&c.config(n))?;
+                let l = common::leader(&s);
+                l.0.is_some().then_some(l)
+            },
+        );
+        assert_eq!(
+            (leader.as_deref(), term),
+            (Some(first.0.as_str()), first.1),
+            "{n}'s status disagrees with etcd's leader and token\n{}",
+            c.logs()
+        );
+    }
+    let (code, body) = common::http(&admin, "GET", "/api/status", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        common::leader(&v),
+        (Some(first.0.clone()), first.1),
+        "/api/status: {body}"
+    );
+    drop(etcd);
+}
+
+/// `baton demo --backend etcd` starts a local etcd, runs its script (kill -9, restart,
+/// SIGTERM handoff) with the elections in it, and leaves no process behind.
+#[test]
+fn demo_on_etcd_runs_to_completion() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["demo", "--backend", "etcd"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for needle in [
+        "elections in etcd",
+        "failover:",
+        "handoff:",
+        "no process left behind",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?}:\n{stdout}");
+    }
+}

@@ -117,6 +117,23 @@ pub struct EtcdConfig {
     /// leaderships after this long; a leader that cannot renew stops acting before it runs out.
     #[serde(default = "default_lease_ttl_s")]
     pub lease_ttl_s: u64,
+    /// The CA certificate(s) (PEM) etcd's server certificate must chain to: TLS to etcd
+    /// (`https://` endpoints). Relative paths resolve against the config file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate chain (PEM) for etcd's `--client-cert-auth`; with `key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// An etcd user (etcd's `auth enable`); its password is read from `password_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A file holding the password of `user` (surrounding whitespace ignored), so that the
+    /// config itself holds no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 fn default_lease_ttl_s() -> u64 {
@@ -130,6 +147,11 @@ impl EtcdConfig {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
             prefix: None,
             lease_ttl_s: default_lease_ttl_s(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            user: None,
+            password_file: None,
         }
     }
 }
@@ -608,6 +630,18 @@ impl Config {
             fix(&mut tls.key);
             fix(&mut tls.ca);
         }
+        if let Some(e) = self.etcd.as_mut() {
+            for p in [
+                &mut e.ca_file,
+                &mut e.cert_file,
+                &mut e.key_file,
+                &mut e.password_file,
+            ] {
+                if let Some(p) = p.as_mut() {
+                    fix(p);
+                }
+            }
+        }
         if let Some(p) = self.node.data_dir.as_mut() {
             fix(p);
         }
@@ -794,6 +828,42 @@ impl Config {
                 "etcd.lease_ttl_s",
                 format!("{} is not between 1 and 3600 seconds", etcd.lease_ttl_s),
             ));
+        }
+        match (&etcd.cert_file, &etcd.key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::field(
+                    "etcd.key_file",
+                    "missing: cert_file needs the key_file of its private key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::field(
+                    "etcd.cert_file",
+                    "missing: key_file needs the cert_file of its certificate",
+                ));
+            }
+            _ => {}
+        }
+        match (&etcd.user, &etcd.password_file) {
+            (Some(u), _) if u.is_empty() || u.contains(':') => {
+                return Err(ConfigError::field(
+                    "etcd.user",
+                    format!("{u:?} is not an etcd user name (empty, or with ':')"),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::field(
+                    "etcd.password_file",
+                    "missing: user needs the password_file holding its password",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::field(
+                    "etcd.user",
+                    "missing: password_file is given but no user",
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -1050,6 +1120,47 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("unknown field `ttl`"), "{e}");
+    }
+
+    #[test]
+    fn etcd_tls_and_auth_fields_resolve_and_go_in_pairs() {
+        let base = "[node]\nname = \"a\"\n[cluster]\nbackend = \"etcd\"\n[etcd]\nendpoints = [\"https://e:2379\"]\n";
+        let cfg = Config::from_toml_str(
+            &format!("{base}ca_file = \"ca.pem\"\ncert_file = \"/p/c.pem\"\nkey_file = \"k.pem\"\nuser = \"baton\"\npassword_file = \"pw\"\n"),
+            Some(Path::new("/etc/baton/baton.toml")),
+        )
+        .unwrap();
+        let e = cfg.etcd.unwrap();
+        assert_eq!(e.ca_file.as_deref(), Some(Path::new("/etc/baton/ca.pem")));
+        assert_eq!(e.cert_file.as_deref(), Some(Path::new("/p/c.pem")));
+        assert_eq!(e.key_file.as_deref(), Some(Path::new("/etc/baton/k.pem")));
+        assert_eq!(e.user.as_deref(), Some("baton"));
+        assert_eq!(e.password_file.as_deref(), Some(Path::new("/etc/baton/pw")));
+        let field = |extra: &str| {
+            Config::from_toml_str(&format!("{base}{extra}"), None)
+                .unwrap_err()
+                .field
+        };
+        assert_eq!(
+            field("cert_file = \"c\"\n").as_deref(),
+            Some("etcd.key_file")
+        );
+        assert_eq!(
+            field("key_file = \"k\"\n").as_deref(),
+            Some("etcd.cert_file")
+        );
+        assert_eq!(
+            field("user = \"u\"\n").as_deref(),
+            Some("etcd.password_file")
+        );
+        assert_eq!(
+            field("password_file = \"p\"\n").as_deref(),
+            Some("etcd.user")
+        );
+        assert_eq!(
+            field("user = \"a:b\"\npassword_file = \"p\"\n").as_deref(),
+            Some("etcd.user")
+        );
     }
 
     #[test]

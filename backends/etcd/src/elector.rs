@@ -13,7 +13,7 @@ use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
     WatchOptions, WatchStream, Watcher,
 };
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,9 @@ use tokio::time::{Instant, timeout};
 
 /// How many etcd requests of one kind (member puts, campaigns) the task has in flight at once.
 const IN_FLIGHT: usize = 128;
+
+/// Member puts written in one transaction (etcd's `--max-txn-ops` defaults to 128).
+const PUTS_PER_TXN: usize = 64;
 
 /// What the [`EtcdElector`](crate::EtcdElector) handle asks of its task.
 pub(crate) enum Cmd {
@@ -65,6 +68,14 @@ struct Local {
     registered: i64,
 }
 
+/// The cluster-wide inputs of a ranking ([`Task::ctx`]).
+struct Ctx {
+    leaders: Arc<BTreeMap<GroupName, NodeId>>,
+    services: BTreeMap<NodeId, Arc<[GroupName]>>,
+    /// How many groups each node leads.
+    leads: BTreeMap<NodeId, usize>,
+}
+
 pub(crate) struct Task {
     client: Client,
     keys: Keys,
@@ -80,6 +91,9 @@ pub(crate) struct Task {
     resync: bool,
     reconnect_at: Instant,
     dirty: BTreeSet<GroupName>,
+    /// Revocations of dead peers' leases, answered: `(lease, revoked or gone already)`.
+    revoked_tx: mpsc::UnboundedSender<(i64, bool)>,
+    revoked_rx: mpsc::UnboundedReceiver<(i64, bool)>,
 }
 
 fn json<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Option<T> {
@@ -101,6 +115,7 @@ impl Task {
         lease_rx: watch::Receiver<LeaseState>,
     ) -> Self {
         let lease = *lease_rx.borrow();
+        let (revoked_tx, revoked_rx) = mpsc::unbounded_channel();
         Task {
             client,
             keys: Keys::new(settings.prefix.clone()),
@@ -116,6 +131,8 @@ impl Task {
             resync: true,
             reconnect_at: Instant::now(),
             dirty: BTreeSet::new(),
+            revoked_tx,
+            revoked_rx,
         }
     }
 
@@ -246,7 +263,7 @@ impl Task {
                 let _ = reply.send(());
                 return false;
             }
-            Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation).await,
+            Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation),
         }
         true
     }
@@ -271,6 +288,12 @@ impl Task {
                         }
                     }
                 }
+                Some((lease, gone)) = self.revoked_rx.recv() => {
+                    lease_changed = false;
+                    if gone {
+                        self.forget_lease(lease);
+                    }
+                }
                 changed = self.lease_rx.changed() => {
                     if changed.is_err() {
                         return;
@@ -280,6 +303,11 @@ impl Task {
                 msg = next_message(&mut self.watch) => {
                     lease_changed = false;
                     self.on_watch(msg);
+                    // Every message already here is applied before the step: a burst of
+                    // thousands of member keys costs a few steps, not one per message.
+                    while let Some(msg) = next_message(&mut self.watch).now_or_never() {
+                        self.on_watch(msg);
+                    }
                 }
                 _ = tokio::time::sleep_until(wake) => { lease_changed = false; }
             }
@@ -413,24 +441,37 @@ impl Task {
         }
         let request = self.timing.request;
         let client = self.client.clone();
-        let results: Vec<(GroupName, Result<(), String>)> = stream::iter(puts)
-            .map(|(g, key, value)| {
+        // Many puts per transaction (etcd allows 128 operations by default): a node joining a
+        // thousand groups writes 16 transactions, not a thousand puts — fewer raft entries,
+        // and every other node's watch brings them in 16 messages.
+        let chunks: Vec<Vec<(GroupName, String, Vec<u8>)>> =
+            puts.chunks(PUTS_PER_TXN).map(<[_]>::to_vec).collect();
+        let results: Vec<(GroupName, Result<(), String>)> = stream::iter(chunks)
+            .map(|chunk| {
                 let mut client = client.clone();
                 async move {
-                    let r = timeout(
-                        request,
-                        client.put(key, value, Some(PutOptions::new().with_lease(lease))),
-                    )
-                    .await;
+                    let (groups, ops): (Vec<GroupName>, Vec<TxnOp>) = chunk
+                        .into_iter()
+                        .map(|(g, key, value)| {
+                            let op =
+                                TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
+                            (g, op)
+                        })
+                        .unzip();
+                    let r = timeout(request, client.txn(Txn::new().and_then(ops))).await;
                     let r = match r {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err("timed out".to_string()),
                     };
-                    (g, r)
+                    groups
+                        .into_iter()
+                        .map(|g| (g, r.clone()))
+                        .collect::<Vec<_>>()
                 }
             })
             .buffer_unordered(IN_FLIGHT)
+            .flat_map(stream::iter)
             .collect()
             .await;
         for (g, r) in results {
@@ -469,8 +510,7 @@ impl Task {
             }
         }
         let dirty = std::mem::take(&mut self.dirty);
-        let leaders = Arc::new(self.leaders());
-        let services = self.services();
+        let ctx = self.ctx();
         let mut handoffs = Vec::new();
         for group in dirty {
             let Some(local) = self.local.get(&group) else {
@@ -483,7 +523,7 @@ impl Task {
                 Some(l) => {
                     let mine = l.member == me && l.lease == self.lease.id;
                     if mine && acting && local.c.preempt {
-                        let ranking = self.ranking(&group, &leaders, &services);
+                        let ranking = self.ranking(&group, &ctx);
                         if let Some(top) = ranking.first()
                             && *top != me
                         {
@@ -506,7 +546,7 @@ impl Task {
             };
             let leaderless = leadership.leader.is_none();
             let campaign_at = if leaderless && acting {
-                let ranking = self.ranking(&group, &leaders, &services);
+                let ranking = self.ranking(&group, &ctx);
                 let rank = ranking
                     .iter()
                     .position(|m| *m == me)
@@ -555,12 +595,12 @@ impl Task {
 
     /// The group's live candidates (its member keys, and this node's own member) ranked by its
     /// policy; a named successor first.
-    fn ranking(
-        &self,
-        group: &GroupName,
-        leaders: &Arc<BTreeMap<GroupName, NodeId>>,
-        services: &BTreeMap<NodeId, Arc<[GroupName]>>,
-    ) -> Vec<MemberId> {
+    fn ranking(&self, group: &GroupName, ctx: &Ctx) -> Vec<MemberId> {
+        let Ctx {
+            leaders,
+            services,
+            leads,
+        } = ctx;
         let Some(local) = self.local.get(group) else {
             return vec![];
         };
@@ -572,10 +612,6 @@ impl Task {
             .map(|(id, v)| (id.clone(), &v.record))
             .collect();
         records.insert(local.c.record.id.clone(), &local.c.record);
-        let mut leads: BTreeMap<&NodeId, usize> = BTreeMap::new();
-        for n in leaders.values() {
-            *leads.entry(n).or_default() += 1;
-        }
         let candidates = records
             .values()
             .map(|r| Candidate {
@@ -606,6 +642,21 @@ impl Task {
             ranking.insert(0, s);
         }
         ranking
+    }
+
+    /// What every ranking of one step reads, computed once per step (not once per group: a
+    /// thousand groups would make each step quadratic).
+    fn ctx(&self) -> Ctx {
+        let leaders = Arc::new(self.leaders());
+        let mut leads: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for n in leaders.values() {
+            *leads.entry(n.clone()).or_default() += 1;
+        }
+        Ctx {
+            leaders,
+            services: self.services(),
+            leads,
+        }
     }
 
     /// Every node's groups (what `Candidate::services` says), computed once per step.
@@ -746,9 +797,7 @@ impl Task {
             return;
         };
         let successor = successor.or_else(|| {
-            let leaders = Arc::new(self.leaders());
-            let services = self.services();
-            self.ranking(group, &leaders, &services)
+            self.ranking(group, &self.ctx())
                 .into_iter()
                 .find(|m| *m != me)
         });
@@ -799,7 +848,7 @@ impl Task {
     /// vanish now instead of after the TTL, and forgets them here at once — the revocation is
     /// committed in etcd when it answers — so that the next-ranked campaigns without waiting
     /// for the watch. Another survivor revoking first ("lease not found") counts the same.
-    async fn peer_gone(&mut self, node: &NodeId, incarnation: Incarnation) {
+    fn peer_gone(&mut self, node: &NodeId, incarnation: Incarnation) {
         let leases: BTreeSet<i64> = self
             .groups
             .values()
@@ -812,25 +861,37 @@ impl Task {
             })
             .map(|(_, v)| v.lease)
             .collect();
+        // Not awaited here: the task goes on reading the watch meanwhile, so that the
+        // successor campaigns on the first sign of the deletion — its watch, or the answer to
+        // its own revocation, whichever comes first (every survivor revokes).
         for lease in leases {
-            let since = Instant::now();
-            match timeout(self.timing.request, self.client.lease_revoke(lease)).await {
-                Ok(Ok(_)) => {
-                    tracing::info!(peer = %node, %incarnation, lease, took = ?since.elapsed(), "etcd: revoked the lease of a peer proven dead");
-                }
-                Ok(Err(e)) if e.to_string().contains("lease not found") => {
-                    tracing::debug!(peer = %node, lease, "etcd: the dead peer's lease is gone already");
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(peer = %node, lease, error = %e, "etcd: cannot revoke the dead peer's lease; it expires after its TTL");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::warn!(peer = %node, lease, "etcd: revoking the dead peer's lease timed out; it expires after its TTL");
-                    continue;
-                }
-            }
-            self.forget_lease(lease);
+            let mut client = self.client.clone();
+            let request = self.timing.request;
+            let done = self.revoked_tx.clone();
+            let node = node.clone();
+            tokio::spawn(async move {
+                let since = Instant::now();
+                let gone = match timeout(request, client.lease_revoke(lease)).await {
+                    Ok(Ok(_)) => {
+                        tracing::info!(peer = %node, %incarnation, lease, took = ?since.elapsed(), "etcd: revoked the lease of a peer proven dead");
+                        true
+                    }
+                    Ok(Err(e)) if e.to_string().contains("lease not found") => {
+                        tracing::debug!(peer = %node, lease, "etcd: the dead peer's lease is gone already");
+                        true
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(peer = %node, lease, error = %e, "etcd: cannot revoke the dead peer's lease; it expires after its TTL");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!(peer = %node, lease, "etcd: revoking the dead peer's lease timed out; it expires after its TTL");
+                        false
+                    }
+                };
+                // A closed channel: the elector stopped.
+                let _ = done.send((lease, gone));
+            });
         }
     }
 

@@ -8,8 +8,10 @@
 //! is gone: the keeper grants a new one, and the elector re-registers its members under it.
 
 use etcd_client::{Client, LeaseKeepAliveStream, LeaseKeeper};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, timeout};
 
 /// The lease as the elector sees it.
@@ -66,13 +68,15 @@ pub(crate) fn timed_out(what: &str) -> etcd_client::Error {
 }
 
 /// Whether `e` says etcd did not answer in time or could not be reached (one of [`timed_out`],
-/// or gRPC's unavailable / deadline exceeded), rather than refused the request.
+/// or gRPC's unavailable / deadline exceeded / cancelled by the client's request timeout),
+/// rather than refused the request.
 pub(crate) fn is_timeout(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::IoError(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        // `Cancelled` ("Timeout expired"): the client's own per-request timeout.
         etcd_client::Error::GRpcStatus(s) => matches!(
             s.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
         ),
         _ => false,
     }
@@ -96,14 +100,68 @@ pub(crate) async fn grant(
 
 /// Keeps the lease of `state` alive (and grants a new one when it is lost), publishing every
 /// change on `out`, until `out` has no receivers.
-pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Sender<LeaseState>) {
+///
+/// Keepalives are **pipelined** on one stream: one is sent every `period` whether or not the
+/// previous one was answered, and each answer (etcd answers in order) extends the deadline
+/// from the time *its* keepalive was sent. A late answer still counts — a loaded etcd or a
+/// starved process delays answers without making them wrong — so a slow moment does not
+/// lapse the deadline as long as some answer arrives before it. The stream is opened again
+/// when it breaks, or when its oldest keepalive has waited `2 × request` unanswered.
+/// `reauth` is poked when etcd refuses a request for its auth token (see
+/// `crate::reauthenticate`).
+pub(crate) async fn keep(
+    mut client: Client,
+    timing: LeaseTiming,
+    out: watch::Sender<LeaseState>,
+    reauth: Option<Arc<Notify>>,
+) {
+    let refused = |e: &str| {
+        if let Some(r) = &reauth
+            && is_auth_refusal(e)
+        {
+            r.notify_one();
+        }
+    };
     let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;
+    // When each keepalive still unanswered on `stream` was sent, oldest first.
+    let mut unanswered: VecDeque<Instant> = VecDeque::new();
     let mut tick = tokio::time::interval(timing.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut now_again = false;
     loop {
         if !std::mem::take(&mut now_again) {
-            tick.tick().await;
+            let answer = tokio::select! {
+                _ = tick.tick() => None,
+                a = next_answer(&mut stream) => Some(a),
+            };
+            if let Some(answer) = answer {
+                let Some(sent) = unanswered.pop_front() else {
+                    // An answer to nothing sent on this stream: ignore it.
+                    continue;
+                };
+                let id = out.borrow().id;
+                match answer {
+                    Ok(ttl_s) if ttl_s > 0 => extend(&out, &timing, id, sent, ttl_s),
+                    Ok(_) => {
+                        tracing::warn!(lease = id, "etcd: the lease expired; granting a new one");
+                        stream = None;
+                        unanswered.clear();
+                        out.send_replace(LeaseState {
+                            id: 0,
+                            acting_until: None,
+                        });
+                        now_again = true;
+                    }
+                    Err(e) => {
+                        // The deadline runs out on its own; reopen the stream next time.
+                        refused(&e);
+                        tracing::debug!(lease = id, error = %e, "etcd: keepalive stream lost");
+                        stream = None;
+                        unanswered.clear();
+                    }
+                }
+                continue;
+            }
         }
         if out.is_closed() {
             return;
@@ -112,12 +170,16 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
         let id = state.id;
         if id == 0 {
             stream = None;
+            unanswered.clear();
             match grant(&mut client, &timing).await {
                 Ok(s) => {
                     tracing::info!(lease = s.id, "etcd: granted a new lease");
                     out.send_replace(s);
                 }
-                Err(e) => tracing::debug!(error = %e, "etcd: lease grant failed"),
+                Err(e) => {
+                    refused(&e.to_string());
+                    tracing::debug!(error = %e, "etcd: lease grant failed");
+                }
             }
             continue;
         }
@@ -132,11 +194,13 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
                 Ok(Err(e)) => {
                     tracing::debug!(lease = id, error = %e, "etcd: revoking the lapsed lease failed");
                     stream = None;
+                    unanswered.clear();
                     continue;
                 }
                 Err(_) => {
                     tracing::debug!(lease = id, "etcd: revoking the lapsed lease timed out");
                     stream = None;
+                    unanswered.clear();
                     continue;
                 }
             }
@@ -145,6 +209,7 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
                 "etcd: no keepalive answered before the acting deadline; revoked the lease, granting a new one"
             );
             stream = None;
+            unanswered.clear();
             out.send_replace(LeaseState {
                 id: 0,
                 acting_until: None,
@@ -152,62 +217,90 @@ pub(crate) async fn keep(mut client: Client, timing: LeaseTiming, out: watch::Se
             now_again = true;
             continue;
         }
+        if unanswered
+            .front()
+            .is_some_and(|t| t.elapsed() >= timing.request * 2)
+        {
+            tracing::debug!(
+                lease = id,
+                "etcd: keepalives unanswered; opening the stream again"
+            );
+            stream = None;
+            unanswered.clear();
+        }
         let sent = Instant::now();
-        let answer = match &mut stream {
+        match &mut stream {
             None => match timeout(timing.request, client.lease_keep_alive(id)).await {
                 Ok(Ok(s)) => {
                     stream = Some(s);
                     // Opening the stream sent one keepalive and read its answer (TTL > 0).
-                    Ok(timing.ttl.as_secs() as i64)
+                    extend(&out, &timing, id, sent, timing.ttl.as_secs() as i64);
                 }
                 Ok(Err(etcd_client::Error::LeaseKeepAliveError(m))) if m == "lease not found" => {
-                    Ok(0)
+                    tracing::warn!(lease = id, "etcd: the lease expired; granting a new one");
+                    out.send_replace(LeaseState {
+                        id: 0,
+                        acting_until: None,
+                    });
+                    now_again = true;
                 }
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("keepalive timed out".into()),
+                Ok(Err(e)) => {
+                    refused(&e.to_string());
+                    tracing::debug!(lease = id, error = %e, "etcd: keepalive failed");
+                }
+                Err(_) => tracing::debug!(lease = id, "etcd: keepalive timed out"),
             },
-            Some((keeper, s)) => {
-                let once = async {
-                    keeper.keep_alive().await?;
-                    s.message().await
-                };
-                match timeout(timing.request, once).await {
-                    Ok(Ok(Some(r))) => Ok(r.ttl()),
-                    Ok(Ok(None)) => Err("keepalive stream closed".into()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("keepalive timed out".into()),
+            Some((keeper, _)) => match keeper.keep_alive().await {
+                Ok(()) => unanswered.push_back(sent),
+                Err(e) => {
+                    tracing::debug!(lease = id, error = %e, "etcd: keepalive not sent");
+                    stream = None;
+                    unanswered.clear();
                 }
-            }
-        };
-        match answer {
-            Ok(ttl_s) if ttl_s > 0 => {
-                let until = timing.deadline(sent, ttl_s);
-                out.send_if_modified(|s| {
-                    if s.id != id {
-                        return false;
-                    }
-                    let moved = s.acting_until.is_none_or(|t| t < until);
-                    if moved {
-                        s.acting_until = Some(until);
-                    }
-                    moved
-                });
-            }
-            Ok(_) => {
-                tracing::warn!(lease = id, "etcd: the lease expired; granting a new one");
-                stream = None;
-                out.send_replace(LeaseState {
-                    id: 0,
-                    acting_until: None,
-                });
-                now_again = true;
-            }
-            Err(e) => {
-                // The deadline runs out on its own; reopen the stream next time.
-                tracing::debug!(lease = id, error = %e, "etcd: keepalive failed");
-                stream = None;
-            }
+            },
         }
+    }
+}
+
+/// Whether etcd refused a request for its auth token (expired, or forgotten by a restart).
+pub(crate) fn is_auth_refusal(e: &str) -> bool {
+    e.contains("invalid auth token")
+}
+
+/// Moves the acting deadline of lease `id` to what an answer (`ttl_s`) to a keepalive sent at
+/// `sent` allows, if later.
+fn extend(
+    out: &watch::Sender<LeaseState>,
+    timing: &LeaseTiming,
+    id: i64,
+    sent: Instant,
+    ttl_s: i64,
+) {
+    let until = timing.deadline(sent, ttl_s);
+    out.send_if_modified(|s| {
+        if s.id != id {
+            return false;
+        }
+        let moved = s.acting_until.is_none_or(|t| t < until);
+        if moved {
+            s.acting_until = Some(until);
+        }
+        moved
+    });
+}
+
+/// The next answer on the keepalive stream: its TTL, or why the stream ended. Pending forever
+/// without a stream.
+async fn next_answer(
+    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+) -> Result<i64, String> {
+    match stream {
+        Some((_, s)) => match s.message().await {
+            Ok(Some(r)) => Ok(r.ttl()),
+            Ok(None) => Err("keepalive stream closed".into()),
+            Err(e) => Err(e.to_string()),
+        },
+        None => std::future::pending().await,
     }
 }
 

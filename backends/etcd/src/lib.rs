@@ -49,6 +49,48 @@ pub struct EtcdSettings {
     pub lease_ttl: Duration,
     /// Rank `r` waits `r × backoff` before campaigning.
     pub backoff: Duration,
+    /// TLS to etcd (`[etcd] ca_file`, `cert_file`, `key_file`), the PEM files read.
+    pub tls: Option<EtcdTls>,
+    /// etcd authentication (`[etcd] user`, `password_file`, the password read).
+    pub auth: Option<EtcdAuth>,
+}
+
+/// TLS to etcd: the PEM contents of `[etcd]`'s files.
+#[derive(Clone, Debug, Default)]
+pub struct EtcdTls {
+    /// CA certificate(s) etcd's server certificate must chain to (`ca_file`); `None`: the
+    /// client's built-in trust (none without it: give `ca_file` for `https://` endpoints).
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its key (`cert_file`, `key_file`).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// An etcd user and its password.
+#[derive(Clone)]
+pub struct EtcdAuth {
+    /// The user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for EtcdAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdAuth")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Reads a file of `[etcd]`; the error names the field and the path.
+fn read_field(field: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| {
+        ConfigError::field(
+            format!("etcd.{field}"),
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
 }
 
 impl EtcdSettings {
@@ -65,12 +107,49 @@ impl EtcdSettings {
             .etcd
             .as_ref()
             .ok_or_else(|| ConfigError::field("etcd.endpoints", "no [etcd] section"))?;
+        let ca = etcd
+            .ca_file
+            .as_deref()
+            .map(|p| read_field("ca_file", p))
+            .transpose()?;
+        let identity = match (&etcd.cert_file, &etcd.key_file) {
+            (Some(c), Some(k)) => Some((read_field("cert_file", c)?, read_field("key_file", k)?)),
+            _ => None,
+        };
+        let tls = (ca.is_some() || identity.is_some()).then_some(EtcdTls { ca, identity });
+        let auth = match (&etcd.user, &etcd.password_file) {
+            (Some(user), Some(p)) => {
+                let bytes = read_field("password_file", p)?;
+                let password = String::from_utf8(bytes)
+                    .map_err(|_| {
+                        ConfigError::field(
+                            "etcd.password_file",
+                            format!("{} is not UTF-8 text", p.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_string();
+                if password.is_empty() {
+                    return Err(ConfigError::field(
+                        "etcd.password_file",
+                        format!("{} is empty", p.display()),
+                    ));
+                }
+                Some(EtcdAuth {
+                    user: user.clone(),
+                    password,
+                })
+            }
+            _ => None,
+        };
         Ok(EtcdSettings {
             node: NodeId::new(config.node.name.clone()),
             endpoints: etcd.endpoints.clone(),
             prefix: config.etcd_prefix(),
             lease_ttl: Duration::from_secs(etcd.lease_ttl_s),
             backoff: Duration::from_millis(config.timing.election_backoff_ms),
+            tls,
+            auth,
         })
     }
 }
@@ -112,10 +191,23 @@ impl EtcdElector {
                 source,
             }
         };
-        let opts = ConnectOptions::new()
+        let mut opts = ConnectOptions::new()
             .with_connect_timeout(timing.request)
             .with_timeout(timing.request * 4)
             .with_keep_alive(timing.period, timing.request);
+        if let Some(tls) = &settings.tls {
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                t = t.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            opts = opts.with_tls(t);
+        }
+        if let Some(auth) = &settings.auth {
+            opts = opts.with_user(auth.user.clone(), auth.password.clone());
+        }
         let mut client = Client::connect(&settings.endpoints, Some(opts))
             .await
             .map_err(err("connecting"))?;
@@ -141,15 +233,26 @@ impl EtcdElector {
             }
         }
         let (cmds, rx) = mpsc::unbounded_channel();
-        let keeper = tokio::spawn(lease::keep(client, timing, lease_tx));
+        let mut tasks = Vec::new();
+        let reauth = settings.auth.clone().map(|auth| {
+            let poke = Arc::new(tokio::sync::Notify::new());
+            tasks.push(tokio::spawn(reauthenticate(
+                client.clone(),
+                auth,
+                poke.clone(),
+            )));
+            poke
+        });
+        let keeper = tokio::spawn(lease::keep(client, timing, lease_tx, reauth));
         let runner = tokio::spawn(task.run(rx));
         let published = Arc::new(Mutex::new(Vec::new()));
         let guard = tokio::spawn(guard(lease_rx.clone(), published.clone()));
         tracing::info!(node = %settings.node, lease = first.id, prefix = %settings.prefix, endpoints = %endpoints, "etcd: connected");
+        tasks.extend([keeper, runner, guard]);
         Ok(EtcdElector {
             cmds,
             lease: lease_rx,
-            tasks: vec![keeper, runner, guard],
+            tasks,
             published,
         })
     }
@@ -157,6 +260,34 @@ impl EtcdElector {
     /// The node's current lease id (0 while it holds none).
     pub fn lease_id(&self) -> i64 {
         self.lease.borrow().id
+    }
+}
+
+/// How often the etcd user logs in again ([`reauthenticate`]): well within etcd's default
+/// token TTL (`--auth-token-ttl`, 300 s).
+const REAUTH: Duration = Duration::from_secs(60);
+
+/// Keeps the client's auth token fresh. etcd-client logs in once, at connect; a token expires
+/// (its TTL, or an etcd restart that forgets simple tokens), after which every request is
+/// refused. This task logs in again every [`REAUTH`], and at once when poked (the keeper saw
+/// a request refused for its token). The token is shared by every clone of the client.
+async fn reauthenticate(mut client: Client, auth: EtcdAuth, poke: Arc<tokio::sync::Notify>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REAUTH) => {}
+            _ = poke.notified() => {}
+        }
+        match client
+            .set_client_auth(auth.user.clone(), auth.password.clone())
+            .await
+        {
+            Ok(()) => tracing::debug!(user = %auth.user, "etcd: logged in again"),
+            Err(e) => {
+                tracing::warn!(user = %auth.user, error = %e, "etcd: cannot log in again");
+                // Not a tight loop while etcd is away.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
     }
 }
 

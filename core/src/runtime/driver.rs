@@ -8,7 +8,7 @@ use super::observe::publish;
 use super::state_file::store_state;
 use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
 use crate::engine::{Action, CallRef, Engine, Event, GroupSpec, Input, Joining, StatusSnapshot};
-use crate::message::{CallError, ControlError, ControlOp, HandedOff, Served};
+use crate::message::{CallError, ControlError, ControlOp, HandedOff, Message, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
@@ -188,7 +188,7 @@ impl Driver {
                     let _ = reply.send(());
                 }
                 Command::Status { reply } => {
-                    let _ = reply.send(self.engine.status(now()));
+                    let _ = reply.send(self.status());
                 }
                 Command::Control { reply, .. } => {
                     let _ = reply.send(Err(ControlError::ShuttingDown));
@@ -399,7 +399,7 @@ impl Driver {
             Command::Reply { call, result } => Some(Input::Reply { call, result }),
             Command::External { group, members } => Some(Input::ExternalMembers { group, members }),
             Command::Status { reply } => {
-                let _ = reply.send(self.engine.status(now()));
+                let _ = reply.send(self.status());
                 None
             }
             Command::Shutdown { reply } => {
@@ -446,10 +446,42 @@ impl Driver {
         super::hooks::resume(&self.shared, Some(&group), l.is_me && l.term == term);
     }
 
+    /// The engine's status, with the elector's leaders ([`Driver::elected`]).
+    fn status(&self) -> StatusSnapshot {
+        self.elected(self.engine.status(now()))
+    }
+
+    /// With an elector, the groups' leaders and terms in a status (the API's, a client's such
+    /// as `baton status`) are what the elector published — the engine, which never campaigns
+    /// then, knows none — and a group it names a leader for has no "no leader" reason.
+    fn elected(&self, mut s: StatusSnapshot) -> StatusSnapshot {
+        if self.elector.is_none() {
+            return s;
+        }
+        let watches = lock(&self.shared.watches);
+        for l in &mut s.groups {
+            if let Some(w) = watches.get(&l.group) {
+                *l = w.borrow().clone();
+            }
+        }
+        let led: std::collections::BTreeSet<&GroupName> = s
+            .groups
+            .iter()
+            .filter(|l| l.leader.is_some())
+            .map(|l| &l.group)
+            .collect();
+        s.no_leader.retain(|n| !led.contains(&n.group));
+        s
+    }
+
     async fn perform(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Send { to, message } => {
+                    let message = match message {
+                        Message::StatusResponse(s) => Message::StatusResponse(self.elected(s)),
+                        m => m,
+                    };
                     if let Err(e) = self.transport.send(&to, message).await {
                         tracing::trace!(node = %self.shared.id, peer = %to, error = %e, "send failed");
                     }
