@@ -657,10 +657,10 @@ fn line_time(
 ) -> Result<std::time::SystemTime> {
     let text = std::fs::read_to_string(log)?;
     text.lines()
+        .rev()
         .filter(|l| l.contains(needle))
         .filter_map(log_time)
-        .filter(|t| *t >= since)
-        .last()
+        .find(|t| *t >= since)
         .ok_or_else(|| anyhow!("no {needle:?} line in {} since the fault", log.display()))
 }
 
