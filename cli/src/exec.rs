@@ -580,6 +580,13 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
     else {
         return Ok(());
     };
+    // `[admin]` serves the same endpoints as under `baton node`; its kind shutdown stops CMD
+    // first, as SIGTERM does.
+    let (admin_tx, mut admin_shutdown) = tokio::sync::mpsc::unbounded_channel();
+    if let Err(e) = crate::node::start_admin(&loaded, &started, admin_tx).await {
+        started.node.shutdown().await;
+        return Err(e);
+    }
     let node = started.node;
     let mut svc: Option<Service> = started.services.into_iter().next();
     let Some(first) = &svc else {
@@ -723,6 +730,13 @@ pub(crate) async fn run(cmd: ExecCmd) -> Result<()> {
             sig = signals.recv() => {
                 tracing::info!("{sig}: stopping `{}`, then handing off leadership", sup.display());
                 sup.stop(&format!("{sig} received")).await;
+                node.shutdown().await;
+                tracing::info!("node {name} stopped");
+                return Ok(());
+            }
+            Some(()) = admin_shutdown.recv() => {
+                tracing::info!("admin action: stopping `{}`, then handing off leadership", sup.display());
+                sup.stop("an admin asked for a kind shutdown").await;
                 node.shutdown().await;
                 tracing::info!("node {name} stopped");
                 return Ok(());
