@@ -1253,14 +1253,7 @@ impl Cluster {
         loop {
             let ok = in_ns(&host_ns(h), Path::new("etcdctl"))
                 .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &client,
-                    "--dial-timeout",
-                    "500ms",
-                    "endpoint",
-                    "health",
-                ])
+                .args(baton_backend_etcd::local::health_args(&client))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()

@@ -103,14 +103,7 @@ impl LocalEtcd {
         loop {
             let ok = Command::new("etcdctl")
                 .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &self.endpoint(),
-                    "--dial-timeout",
-                    "500ms",
-                    "endpoint",
-                    "health",
-                ])
+                .args(health_args(&self.endpoint()))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -172,4 +165,18 @@ impl Drop for LocalEtcd {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `etcdctl`'s arguments (with `ETCDCTL_API=3`) that succeed once etcd at `endpoint` is
+/// healthy: what [`LocalEtcd::spawn`] waits for, and what a test running etcd elsewhere (in a
+/// network namespace) can wait for too.
+pub fn health_args(endpoint: &str) -> [&str; 6] {
+    [
+        "--endpoints",
+        endpoint,
+        "--dial-timeout",
+        "500ms",
+        "endpoint",
+        "health",
+    ]
 }
