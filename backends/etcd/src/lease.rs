@@ -135,11 +135,17 @@ pub(crate) async fn keep(
                 a = next_answer(&mut stream) => Some(a),
             };
             if let Some(answer) = answer {
+                let id = out.borrow().id;
                 let Some(sent) = unanswered.pop_front() else {
-                    // An answer to nothing sent on this stream: ignore it.
+                    // An answer to nothing sent on this stream: ignored. A broken stream is
+                    // dropped though: it would answer again at once, forever (a busy loop
+                    // that never yields, so not even the runtime's shutdown could stop it).
+                    if let Err(e) = answer {
+                        tracing::debug!(lease = id, error = %e, "etcd: keepalive stream lost");
+                        stream = None;
+                    }
                     continue;
                 };
-                let id = out.borrow().id;
                 match answer {
                     Ok(ttl_s) if ttl_s > 0 => extend(&out, &timing, id, sent, ttl_s),
                     Ok(_) => {
