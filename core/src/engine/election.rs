@@ -16,9 +16,11 @@ impl Engine {
             return;
         };
         match g.role {
-            Role::Leader { lease_until, .. } => {
+            Role::Leader { lease_until, term } => {
                 let check_at = g.preempt_check_at;
-                self.step_leader(now, name, lease_until, check_at);
+                // A claim the node's lease covers wakes with it (`expire_lease`), not alone.
+                let own = (!self.lease.covers(name, term, lease_until)).then_some(lease_until);
+                self.step_leader(now, name, own, check_at);
             }
             Role::Candidate { deadline, .. } => {
                 // A candidate may still hold a leader's claim: it lapses on its own timer.
@@ -31,17 +33,20 @@ impl Engine {
         }
     }
 
-    /// A leader wakes when its lease would end (quorum mode), and with `preempt` re-ranks every
+    /// A leader wakes when its own lease would end (quorum mode; not when the node's lease
+    /// covers it), and with `preempt` re-ranks every
     /// heartbeat once it has served a failure timeout (see `maybe_preempt`).
     fn step_leader(
         &mut self,
         now: Instant,
         name: &GroupName,
-        lease_until: Instant,
+        lease_until: Option<Instant>,
         check_at: Instant,
     ) {
-        if self.quorum_mode() {
-            self.want(Timer::Lease, lease_until);
+        if let Some(at) = lease_until
+            && self.quorum_mode()
+        {
+            self.want(Timer::Lease, at);
         }
         if self.spec(name).preempt {
             if now >= check_at {

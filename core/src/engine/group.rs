@@ -95,8 +95,9 @@ pub(crate) struct Group {
     pub successor_wait: Option<Instant>,
     /// Next time a leader with `preempt` re-ranks.
     pub preempt_check_at: Instant,
-    /// How many times this node, leading the group, extended its lease (a majority acked a
-    /// newer heartbeat). Only counted, for `status` (`baton_lease_renewals_total`).
+    /// The renewals of this node's lease (a majority acked a newer heartbeat) counted while
+    /// its earlier claims of the group stood; the current claim's are in `NodeLease`. Only
+    /// counted, for `status` (`baton_lease_renewals_total`).
     pub lease_renewals: u64,
 }
 
@@ -173,9 +174,11 @@ impl Engine {
             self.members_changed_in(name);
         }
         self.touch(name);
-        self.groups
-            .entry(name.clone())
-            .or_insert_with(|| Group::new(now))
+        // No `entry(name.clone())`: the name is cloned only for a new group.
+        if !self.groups.contains_key(name) {
+            self.groups.insert(name.clone(), Group::new(now));
+        }
+        self.groups.get_mut(name).expect("the group exists")
     }
 
     /// `g`'s leadership as this node sees it at `now`.
@@ -184,7 +187,7 @@ impl Engine {
             group: name.clone(),
             leader: g.leader.as_ref().map(|l| l.member.clone()),
             term: g.term,
-            is_me: self.acting(g, now).is_some(),
+            is_me: self.acting(name, g, now).is_some(),
         }
     }
 }

@@ -9,25 +9,100 @@ use super::*;
 /// At most this many heartbeats wait for acks (they are also dropped once a lease old).
 const MAX_PENDING_HEARTBEATS: usize = 256;
 
-/// A periodic heartbeat that carried claims, waiting for the voters' acks.
+/// A periodic heartbeat sent while this node led some group, waiting for the voters' acks.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingHeartbeat {
     pub seq: u64,
     pub sent_at: Instant,
-    /// Groups claimed in it, each with the version of this node's state its claim appeared in.
-    pub claims: BTreeMap<GroupName, u64>,
-    /// Voters that acked: the version of this node's state each holds, and the groups each
-    /// refused.
-    pub acks: BTreeMap<NodeId, (u64, BTreeSet<GroupName>)>,
+    /// Voters that acked: the version of this node's state each holds, `None` when the ack
+    /// refused a claim (such an ack renews nothing).
+    pub acks: BTreeMap<NodeId, Option<u64>>,
+}
+
+/// One lease per node, not per group (docs/PROTOCOL.md, "Many groups"): a majority's acks
+/// of one heartbeat renew every group whose claim the acking voters hold. A voter holds a
+/// claim when the version of this node's state it holds is at least the version the claim
+/// appeared in, so the renewal is one entry `(until, covered)` — "every claim that appeared
+/// in version `covered` or before runs until `until`" — instead of a write per group.
+#[derive(Debug, Default)]
+pub(crate) struct NodeLease {
+    /// Each current claim's term, the state version it appeared in, and `rounds` then
+    /// (`refresh_state`).
+    pub claim_since: BTreeMap<GroupName, Since>,
+    pub pending: Vec<PendingHeartbeat>,
+    /// The renewals not yet ended, none better than another in both fields (at most a few:
+    /// a newer heartbeat's renewal replaces the older ones in steady state).
+    pub renewed: Vec<(Instant, u64)>,
+    /// Renewals counted: a group's lease renewals are those counted while its claim stood
+    /// (`status`, `baton_lease_renewals_total`).
+    pub rounds: u64,
+}
+
+/// When a claim appeared (see `NodeLease::claim_since`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Since {
+    pub term: Term,
+    pub version: u64,
+    pub rounds: u64,
+}
+
+impl NodeLease {
+    /// When the lease of `name`, led in `term` with its own lease (the vote round's) ending at
+    /// `own`, ends: the later of `own` and every renewal covering its claim.
+    pub(super) fn end(&self, name: &GroupName, term: Term, own: Instant) -> Instant {
+        match self.claim_since.get(name) {
+            Some(since) if since.term == term => self
+                .renewed
+                .iter()
+                .filter(|(_, covered)| *covered >= since.version)
+                .map(|(until, _)| *until)
+                .fold(own, Instant::max),
+            _ => own,
+        }
+    }
+
+    /// The renewals counted for `name` while its current claim stood.
+    pub(super) fn renewals_of(&self, name: &GroupName) -> u64 {
+        self.claim_since
+            .get(name)
+            .map_or(0, |s| self.rounds.saturating_sub(s.rounds))
+    }
+
+    /// Whether a renewal covers the claim of `name` in `term` beyond `own`.
+    pub(super) fn covers(&self, name: &GroupName, term: Term, own: Instant) -> bool {
+        self.end(name, term, own) > own
+    }
+
+    /// Records a renewal until `until` of the claims up to version `covered`; true when it
+    /// extends some claim's lease.
+    fn renew(&mut self, until: Instant, covered: u64) -> bool {
+        if self
+            .renewed
+            .iter()
+            .any(|(u, c)| *u >= until && *c >= covered)
+        {
+            return false;
+        }
+        self.renewed
+            .retain(|(u, c)| !(until >= *u && covered >= *c));
+        self.renewed.push((until, covered));
+        self.rounds += 1;
+        true
+    }
+
+    /// The end of the earliest renewal still held (the engine wakes then: see `expire_lease`).
+    pub(super) fn next_end(&self) -> Option<Instant> {
+        self.renewed.iter().map(|(u, _)| *u).min()
+    }
 }
 
 impl Engine {
-    /// `Some(term)` while this node leads `g` and may act: always in availability mode, in
-    /// quorum mode only until its lease ends.
-    pub(super) fn acting(&self, g: &Group, now: Instant) -> Option<Term> {
+    /// `Some(term)` while this node leads `name` and may act: always in availability mode, in
+    /// quorum mode only until its lease ends (its own, or a renewal of the node's lease).
+    pub(super) fn acting(&self, name: &GroupName, g: &Group, now: Instant) -> Option<Term> {
         match g.role {
             Role::Leader { term, lease_until } => {
-                if !self.quorum_mode() || now < lease_until {
+                if !self.quorum_mode() || now < self.lease.end(name, term, lease_until) {
                     Some(term)
                 } else {
                     None
@@ -35,6 +110,12 @@ impl Engine {
             }
             _ => None,
         }
+    }
+
+    /// `acting` for the group named `group`.
+    pub(super) fn acting_in(&self, group: &str, now: Instant) -> Option<Term> {
+        let (name, g) = self.groups.get_key_value(group)?;
+        self.acting(name, g, now)
     }
 
     /// Applies a leadership claim; `Some(higher term)` when refused. A claim below the term
@@ -142,44 +223,24 @@ impl Engine {
         if !self.is_voter(from) {
             return;
         }
-        let Some(idx) = self.pending_hb.iter().position(|p| p.seq == ack.seq) else {
+        // The claims a majority holds: the `need`-th highest version among the acks that
+        // refused nothing (this node counts itself when it is a voter).
+        let need = self
+            .majority()
+            .saturating_sub(usize::from(self.is_voter(&self.cfg.node)));
+        let Some(p) = self.lease.pending.iter_mut().find(|p| p.seq == ack.seq) else {
             return;
         };
-        let rejected: BTreeSet<GroupName> = ack.rejected.into_iter().map(|(g, _)| g).collect();
-        self.pending_hb[idx]
-            .acks
-            .insert(from.clone(), (ack.version, rejected));
-        let pending = self.pending_hb[idx].clone();
-        let majority = self.majority();
-        let me = self.cfg.node.clone();
-        let self_counts = self.is_voter(&me);
-        let lease = self.cfg.lease;
-        let mut renewed = Vec::new();
-        for (name, g) in self.groups.iter_mut() {
-            if let Role::Leader { lease_until, .. } = &mut g.role {
-                let Some(since) = pending.claims.get(name) else {
-                    continue;
-                };
-                // A voter renews only a claim it holds: its version includes the claim.
-                let n = pending
-                    .acks
-                    .values()
-                    .filter(|(held, rej)| held >= since && !rej.contains(name))
-                    .count()
-                    + usize::from(self_counts);
-                if reaches(n, majority) {
-                    let until = pending.sent_at + lease;
-                    if until > *lease_until {
-                        *lease_until = until;
-                        g.lease_renewals += 1;
-                        renewed.push(name.clone());
-                    }
-                }
-            }
+        let held = ack.rejected.is_empty().then_some(ack.version);
+        p.acks.insert(from.clone(), held);
+        let mut versions: Vec<u64> = p.acks.values().filter_map(|v| *v).collect();
+        if need == 0 || versions.len() < need {
+            return;
         }
-        for name in &renewed {
-            self.touch(name);
-        }
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        let covered = versions[need - 1];
+        let until = p.sent_at + self.cfg.lease;
+        self.lease.renew(until, covered);
     }
 
     /// Defence in depth: a leader whose connections to so many voters were reset (or whose
@@ -215,16 +276,16 @@ impl Engine {
         }
     }
 
-    /// Remembers a heartbeat that carried `claims`, to count the voters' acks to it, for one
-    /// lease: an older ack could renew no lease.
-    pub(super) fn await_acks(&mut self, now: Instant, seq: u64, claims: BTreeMap<GroupName, u64>) {
-        if claims.is_empty() {
+    /// Remembers a heartbeat sent while this node led some group, to count the voters' acks
+    /// to it, for one lease: an older ack could renew no lease.
+    pub(super) fn await_acks(&mut self, now: Instant, seq: u64) {
+        if self.lease.claim_since.is_empty() {
             return;
         }
-        self.pending_hb.push(PendingHeartbeat {
+        let pending = &mut self.lease.pending;
+        pending.push(PendingHeartbeat {
             seq,
             sent_at: now,
-            claims,
             acks: BTreeMap::new(),
         });
         // By age, not by count: heartbeats sent more often than once a period (a burst of
@@ -232,29 +293,60 @@ impl Engine {
         // An ack to a heartbeat sent more than a lease ago can renew nothing. The count bound
         // only caps memory.
         let lease = self.cfg.lease;
-        self.pending_hb.retain(|p| p.sent_at + lease > now);
-        if self.pending_hb.len() > MAX_PENDING_HEARTBEATS {
-            let drop = self.pending_hb.len() - MAX_PENDING_HEARTBEATS;
-            self.pending_hb.drain(..drop);
+        pending.retain(|p| p.sent_at + lease > now);
+        if pending.len() > MAX_PENDING_HEARTBEATS {
+            let drop = pending.len() - MAX_PENDING_HEARTBEATS;
+            pending.drain(..drop);
         }
     }
 
     /// A one-voter cluster is its own majority: a heartbeat renews its leases at once.
     pub(super) fn renew_alone(&mut self, now: Instant) {
-        if !(self.quorum_mode() && self.is_voter(&self.cfg.node) && self.majority() == 1) {
+        if self.quorum_mode() && self.is_voter(&self.cfg.node) && self.majority() == 1 {
+            let version = self.version;
+            self.lease.renew(now + self.cfg.lease, version);
+        }
+    }
+
+    /// Before each input: the renewals that ended are dropped. A group they covered whose lease
+    /// has now ended steps down (naming no successor: its lease is gone); one still within its
+    /// own lease is stepped, to wake at its end. Rare — in steady state a newer renewal replaces
+    /// the older — so it may visit every group.
+    pub(super) fn expire_lease(&mut self, now: Instant) {
+        if !self.lease.next_end().is_some_and(|end| end <= now) {
             return;
         }
-        let lease = self.cfg.lease;
-        let mut renewed = Vec::new();
-        for (name, g) in self.groups.iter_mut() {
-            if let Role::Leader { lease_until, .. } = &mut g.role {
-                *lease_until = now + lease;
-                g.lease_renewals += 1;
-                renewed.push(name.clone());
+        let before = std::mem::take(&mut self.lease.renewed);
+        let (ended, kept): (Vec<_>, Vec<_>) = before.into_iter().partition(|(u, _)| *u <= now);
+        self.lease.renewed = kept;
+        let mut lost = Vec::new();
+        let mut wake = Vec::new();
+        for (name, g) in &self.groups {
+            let Role::Leader { term, lease_until } = g.role else {
+                continue;
+            };
+            let Some(since) = self.lease.claim_since.get(name) else {
+                continue;
+            };
+            if since.term != term || !ended.iter().any(|(_, c)| *c >= since.version) {
+                continue;
+            }
+            let end = self.lease.end(name, term, lease_until);
+            if now >= end {
+                lost.push((name.clone(), term));
+            } else if end == lease_until {
+                wake.push(name.clone());
             }
         }
-        for name in &renewed {
+        for name in &wake {
             self.touch(name);
+        }
+        for (name, term) in lost {
+            self.emit(Event::SteppingDown {
+                group: name.clone(),
+                reason: StepDownReason::LeaseExpired { term },
+            });
+            self.resign(now, &name, Resign::LeaseLost);
         }
     }
 }

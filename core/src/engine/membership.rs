@@ -266,7 +266,7 @@ impl Engine {
         };
         // Compared field by field first: most inputs change no group's leadership, and
         // building one clones its leader's id (a thousand groups, a thousand allocations).
-        let is_me = self.acting(g, now).is_some();
+        let is_me = self.acting(name, g, now).is_some();
         if let Some(p) = self.published.get(name)
             && p.term == g.term
             && p.is_me == is_me

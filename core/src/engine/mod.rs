@@ -113,7 +113,6 @@ pub use vote::Denial;
 
 use group::{Group, LeaderView, Role, insane_term};
 use handoff::Resign;
-use lease::PendingHeartbeat;
 use peers::{Back, Change, Contact, Down, Observed, Peer, PeerTable};
 pub use routing::CallKey;
 use routing::{Calls, Reach};
@@ -130,13 +129,12 @@ pub struct Engine {
     next_seq: u32,
     external: BTreeMap<GroupName, Vec<MemberRecord>>,
     hb_seq: u64,
-    /// The announced state last built (`refresh_state`), its version, and the version each
-    /// current claim appeared in.
+    /// The announced state last built (`refresh_state`) and its version.
     announced: Option<NodeState>,
     version: u64,
-    claim_since: BTreeMap<GroupName, u64>,
     next_heartbeat: Instant,
-    pending_hb: Vec<PendingHeartbeat>,
+    /// The version each claim appeared in, heartbeats awaiting acks, the node's lease.
+    lease: lease::NodeLease,
     calls: Calls,
     dialed: BTreeMap<String, Instant>,
     abstain_until: Instant,
@@ -200,9 +198,8 @@ impl Engine {
             hb_seq: 0,
             announced: None,
             version: 0,
-            claim_since: BTreeMap::new(),
             next_heartbeat: now,
-            pending_hb: Vec::new(),
+            lease: lease::NodeLease::default(),
             calls: Calls::default(),
             dialed: BTreeMap::new(),
             shutting_down: false,
@@ -264,9 +261,7 @@ impl Engine {
 
     /// True while this node leads `group` and may act as its leader.
     pub fn is_acting_leader(&self, group: &str, now: Instant) -> bool {
-        self.groups
-            .get(group)
-            .is_some_and(|g| self.acting(g, now).is_some())
+        self.acting_in(group, now).is_some()
     }
 
     /// This node's member of `group`, if it joined.

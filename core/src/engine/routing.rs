@@ -259,7 +259,7 @@ impl Engine {
             );
             return;
         };
-        let acting = self.groups.get(group).and_then(|g| self.acting(g, now));
+        let acting = self.acting_in(group, now);
         let (term, leader) = match (acting, reach) {
             (Some(term), _) => (term, true),
             (None, Reach::AnyMember) => (0, false),

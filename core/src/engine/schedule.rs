@@ -49,6 +49,9 @@ pub(super) struct Schedule {
     /// Debug builds: each group's state when it was last stepped.
     #[cfg(debug_assertions)]
     seen: BTreeMap<GroupName, String>,
+    /// Tests: how many group steps were taken.
+    #[cfg(test)]
+    pub(super) steps: u64,
 }
 
 impl Schedule {
@@ -155,17 +158,26 @@ impl Engine {
             let Some(g) = self.groups.get_mut(&name) else {
                 continue;
             };
-            if let Some(l) = &g.leader
+            if let Some(l) = &mut g.leader
                 && !matches!(g.role, Role::Leader { .. })
                 && now >= l.until
             {
+                // Renewed since by heartbeats that changed nothing (`claims_hold`)?
+                let renewed = self
+                    .peers
+                    .get(&l.member.node)
+                    .and_then(|p| renewed_until(p, &name, l, self.cfg.failure_timeout));
+                if let Some(until) = renewed.filter(|u| *u > now) {
+                    l.until = until;
+                    continue;
+                }
                 g.leader = None;
                 self.ranks.lead_epoch += 1;
                 g.leaderless_since = Some(now);
             }
             if let Role::Leader { lease_until, term } = g.role
                 && quorum
-                && now >= lease_until
+                && now >= self.lease.end(&name, term, lease_until)
             {
                 self.emit(Event::SteppingDown {
                     group: name.clone(),
@@ -204,6 +216,10 @@ impl Engine {
         while let Some(name) = todo.pop_first() {
             let before = self.ranks.all_epoch;
             self.schedule.stepping = Some(None);
+            #[cfg(test)]
+            {
+                self.schedule.steps += 1;
+            }
             self.step_group(now, &name);
             let wake = self.schedule.stepping.take().flatten();
             self.schedule.set_wake(&name, wake);
@@ -263,6 +279,12 @@ impl Engine {
             .map(|(n, _)| n.clone())
     }
 
+    /// Tests: how many group steps this engine took.
+    #[cfg(test)]
+    pub(super) fn groups_stepped(&self) -> u64 {
+        self.schedule.steps
+    }
+
     /// Debug builds: remembers `name`'s state as stepped.
     #[cfg(debug_assertions)]
     fn remember(&mut self, name: &GroupName) {
@@ -295,4 +317,17 @@ impl Engine {
             }
         }
     }
+}
+
+/// When `peer`'s heartbeats that renewed its claims unchanged (`claims_hold`) make the view
+/// `l` of `group` lapse: a failure timeout after the last one, if its claims still hold it.
+/// Those claims are in group order: the check that set `claims_heard` saw to it.
+fn renewed_until(peer: &Peer, group: &str, l: &LeaderView, ft: Duration) -> Option<Instant> {
+    let heard = peer.claims_heard?;
+    let i = peer
+        .claims
+        .binary_search_by(|c| c.group.as_str().cmp(group))
+        .ok()?;
+    let c = peer.claims.get(i)?;
+    (c.member == l.member && c.term == l.term).then_some(heard + ft)
 }

@@ -49,8 +49,9 @@ impl Engine {
             lease_renewals: self
                 .groups
                 .iter()
-                .filter(|(_, g)| g.lease_renewals > 0)
-                .map(|(name, g)| (name.clone(), g.lease_renewals))
+                .map(|(name, g)| (name, g.lease_renewals + self.lease.renewals_of(name)))
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| (name.clone(), n))
                 .collect(),
         }
     }

@@ -95,6 +95,9 @@ impl Engine {
             self.send_heartbeats(now);
         }
         self.want(Timer::Heartbeat, self.next_heartbeat);
+        if let Some(end) = self.lease.next_end() {
+            self.want(Timer::Lease, end);
+        }
         for d in self.calls.deadlines() {
             self.want(Timer::CallDeadline, d);
         }
@@ -109,6 +112,7 @@ impl Engine {
     pub(super) fn expire(&mut self, now: Instant) {
         let changes = self.peers.expire(now, self.cfg.failure_timeout);
         self.apply_peer_changes(now, changes);
+        self.expire_lease(now);
         self.expire_groups(now);
         self.fail_calls(
             |c| now >= c.deadline,

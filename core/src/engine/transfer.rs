@@ -184,11 +184,7 @@ impl Engine {
             group: group.clone(),
             node: self.cfg.node.clone(),
         };
-        let term = self
-            .groups
-            .get(group)
-            .and_then(|g| self.acting(g, now))
-            .ok_or_else(not_leader)?;
+        let term = self.acting_in(group, now).ok_or_else(not_leader)?;
         let me = self
             .local
             .get(group)

@@ -144,11 +144,7 @@ impl Engine {
             return Err(Denial::StandingAside);
         }
         let ranking = self.ranking(&req.group);
-        let this_node_acts = self
-            .groups
-            .get(&req.group)
-            .and_then(|g| self.acting(g, now))
-            .is_some();
+        let this_node_acts = self.acting_in(&req.group, now).is_some();
         let (abstain_until, backoff) = (self.abstain_until, self.cfg.backoff);
         let ballot = Ballot {
             now,

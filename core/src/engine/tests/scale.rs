@@ -308,3 +308,49 @@ fn cold_start_cost_grows_with_the_groups() {
         }
     }
 }
+
+/// One lease per node: once every group is led, a heartbeat that changes nothing renews every
+/// claim on the followers and every lease on the leader without stepping the groups one by one.
+/// Before, each heartbeat stepped every claimed group on each follower and each ack every
+/// group on its leader (about 13 steps per group and node each second at the default timings);
+/// now a follower's view is carried on from the last heartbeat when it would lapse (about 2.5
+/// steps per second) and the leader's leases are one entry.
+#[test]
+fn an_idle_cluster_renews_every_lease_without_stepping_each_group_per_heartbeat() {
+    let mut c = Setup::new(3).build();
+    c.join_all(&groups());
+    let one_each = |c: &super::harness::Cluster| {
+        (0..GROUPS).all(|k| {
+            (0..3)
+                .filter(|i| c.engines[*i].is_acting_leader(&group(k), c.now))
+                .count()
+                == 1
+        })
+    };
+    assert!(c.run_until_true(ms(3_000), one_each), "not every group led");
+    c.run_for(ms(1_000));
+    let seen = |c: &super::harness::Cluster| -> Vec<_> {
+        (0..3)
+            .flat_map(|i| (0..GROUPS).map(move |k| (i, k)))
+            .map(|(i, k)| c.engines[i].leadership(&group(k), c.now).leader)
+            .collect()
+    };
+    let leaders = seen(&c);
+    let before: u64 = (0..3).map(|i| c.engines[i].groups_stepped()).sum();
+    let secs = 4;
+    for _ in 0..secs * 10 {
+        c.run_for(ms(100));
+        assert!(
+            one_each(&c),
+            "a group lost its one acting leader while idle"
+        );
+    }
+    let steps: u64 = (0..3).map(|i| c.engines[i].groups_stepped()).sum::<u64>() - before;
+    let per_group_and_node = steps as f64 / (GROUPS * 3) as f64 / secs as f64;
+    eprintln!("idle: {per_group_and_node:.2} group steps per group and node a second");
+    assert!(
+        per_group_and_node <= 3.0,
+        "{steps} group steps in {secs} s idle: {per_group_and_node:.1} per group and node a second"
+    );
+    assert_eq!(leaders, seen(&c), "leadership moved while idle");
+}
