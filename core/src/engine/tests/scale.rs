@@ -354,3 +354,78 @@ fn an_idle_cluster_renews_every_lease_without_stepping_each_group_per_heartbeat(
     );
     assert_eq!(leaders, seen(&c), "leadership moved while idle");
 }
+
+/// Idle cost and the failover of the node leading every group, on 3 engines and a virtual
+/// clock: the engine's share of what the scale benchmark measures on real processes.
+#[test]
+#[ignore = "a measurement: cargo test --release -p baton-core --lib failover_cost -- --ignored --nocapture"]
+fn failover_cost_of_the_node_leading_every_group() {
+    use crate::transport::{DeathProof, TransportEvent};
+    use crate::types::{Incarnation, NodeId};
+    let g: usize = std::env::var("BATON_COST_GROUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut c = Setup::new(3).build();
+    let names: Vec<crate::types::GroupName> = (0..g).map(|k| format!("s{k:05}").into()).collect();
+    c.join_all(&names);
+    let led_by = |c: &super::harness::Cluster, alive: &[usize]| {
+        names.iter().all(|n| {
+            alive
+                .iter()
+                .filter(|i| c.engines[**i].is_acting_leader(n, c.now))
+                .count()
+                == 1
+        })
+    };
+    assert!(c.run_until_true(ms(10_000), |c| led_by(c, &[0, 1, 2])));
+    c.run_for(ms(1_000));
+    let idle = std::time::Instant::now();
+    c.run_for(ms(2_000));
+    let idle = idle.elapsed();
+    println!(
+        "{g} groups, 3 engines idle: {:.2} % of a core (wall {idle:?} for 2 s virtual)",
+        idle.as_secs_f64() / 2.0 * 100.0
+    );
+    let leader = (0..3)
+        .max_by_key(|i| {
+            names
+                .iter()
+                .filter(|n| c.engines[*i].is_acting_leader(n, c.now))
+                .count()
+        })
+        .unwrap_or(0);
+    let alive: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    if std::env::var_os("BATON_COST_PAUSE").is_some() {
+        // A pause, so that a profiler's time filter can tell the failover from the rest.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+    let steps0: Vec<u64> = (0..3).map(|i| c.engines[i].groups_stepped()).collect();
+    let inputs0: Vec<u64> = (0..3).map(|i| c.engines[i].ranks.input).collect();
+    let wall = std::time::Instant::now();
+    let t0 = c.now;
+    c.isolate(leader);
+    for j in &alive {
+        c.event(
+            *j,
+            TransportEvent::Dead {
+                node: NodeId::new(super::harness::name(leader)),
+                incarnation: Incarnation(1),
+                proof: DeathProof::RefusedAfterOrderlyClose,
+            },
+        );
+    }
+    assert!(c.run_until_true(ms(5_000), |c| led_by(c, &alive)));
+    println!(
+        "{g} groups: the failover of their leader took {:?} virtual, {:?} wall",
+        c.now - t0,
+        wall.elapsed()
+    );
+    for i in &alive {
+        println!(
+            "  engine {i}: {} group steps, {} inputs",
+            c.engines[*i].groups_stepped() - steps0[*i],
+            c.engines[*i].ranks.input - inputs0[*i]
+        );
+    }
+}
