@@ -313,7 +313,7 @@ impl Engine {
     /// own lease is stepped, to wake at its end. Rare — in steady state a newer renewal replaces
     /// the older — so it may visit every group.
     pub(super) fn expire_lease(&mut self, now: Instant) {
-        if self.lease.next_end().is_none_or(|end| end > now) {
+        if !self.quorum_mode() || self.lease.next_end().is_none_or(|end| end > now) {
             return;
         }
         let before = std::mem::take(&mut self.lease.renewed);
