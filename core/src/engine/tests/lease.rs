@@ -291,3 +291,55 @@ fn status_counts_each_lease_renewal_once_per_heartbeat_a_majority_acked() {
     lead_with_acks(&mut p, &["n0"], Duration::from_secs(1));
     assert_eq!(renewals(&p), 0);
 }
+
+/// Heartbeats that announce the state the voter already holds (no state attached) renew the
+/// leader's claim as a full one would: the voter keeps following it and refusing others long
+/// past the failure timeout of the last full heartbeat, acks each one holding that version,
+/// and lets the claim lapse a failure timeout after the last of them.
+#[test]
+fn heartbeats_without_state_renew_the_claim_and_the_promise_until_they_stop() {
+    use crate::message::Heartbeat;
+    let mut p = Probe::following("n0", 2);
+    let seq = p.beat("n0");
+    p.silence("n0");
+    let version = seq;
+    let beat = |p: &mut Probe, k: u64| {
+        let hb = Heartbeat {
+            seq: seq + k,
+            version,
+            state: None,
+            peers: vec![],
+        };
+        p.from("n0", Message::Heartbeat(hb))
+    };
+    for k in 1..=20 {
+        p.advance(ms(100));
+        let out = beat(&mut p, k);
+        let acked = out.iter().any(|a| {
+            matches!(a, Action::Send { to, message: Message::HeartbeatAck(ack) }
+                if to.as_str() == "n0" && ack.seq == seq + k && ack.version == version && ack.rejected.is_empty())
+        });
+        assert!(
+            acked,
+            "heartbeat {k} without state was not acked as holding the claim"
+        );
+    }
+    // 2 s after the last full heartbeat (four failure timeouts): still following n0.
+    assert_eq!(p.leader().map(|m| m.node.0), Some("n0".into()));
+    assert!(
+        !p.grants("n2", 3, true),
+        "a promise renewed without state was broken"
+    );
+    p.advance(ms(450));
+    assert_eq!(
+        p.leader().map(|m| m.node.0),
+        Some("n0".into()),
+        "the claim lapsed before a failure timeout after the last heartbeat"
+    );
+    p.advance(ms(100));
+    assert_eq!(
+        p.leader(),
+        None,
+        "the claim outlived the heartbeats renewing it"
+    );
+}
