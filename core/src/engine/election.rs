@@ -17,15 +17,14 @@ impl Engine {
         };
         match g.role {
             Role::Leader { lease_until, term } => {
-                let check_at = g.preempt_check_at;
-                // A claim the node's lease covers wakes with it (`expire_lease`), not alone.
+                // A claim the node's lease covers wakes with it (`expire_lease`).
                 let own = (!self.lease.covers(name, term, lease_until)).then_some(lease_until);
-                self.step_leader(now, name, own, check_at);
+                self.step_leader(now, name, own, g.preempt_check_at);
             }
             Role::Candidate { deadline, .. } => {
-                // A candidate may still hold a leader's claim: it lapses on its own timer.
-                if let Some(until) = g.leader.as_ref().map(|l| l.until) {
-                    self.want(Timer::LeaderView, until);
+                // A candidate may still hold a leader's claim, which lapses as any view does.
+                if let Some(at) = g.leader.as_ref().and_then(|l| self.view_wake(name, l)) {
+                    self.want(Timer::LeaderView, at);
                 }
                 self.want(Timer::ElectionDeadline, deadline);
             }
@@ -33,26 +32,20 @@ impl Engine {
         }
     }
 
-    /// A leader wakes when its own lease would end (quorum mode; not when the node's lease
-    /// covers it), and with `preempt` re-ranks every
-    /// heartbeat once it has served a failure timeout (see `maybe_preempt`).
-    fn step_leader(
-        &mut self,
-        now: Instant,
-        name: &GroupName,
-        lease_until: Option<Instant>,
-        check_at: Instant,
-    ) {
-        if let Some(at) = lease_until
+    /// A leader wakes when its own lease would end (`lease_until`: none while the node's lease
+    /// covers it), and with `preempt` re-ranks every heartbeat once it has served a failure
+    /// timeout (see `maybe_preempt`).
+    fn step_leader(&mut self, now: Instant, name: &GroupName, lease: Option<Instant>, at: Instant) {
+        if let Some(end) = lease
             && self.quorum_mode()
         {
-            self.want(Timer::Lease, at);
+            self.want(Timer::Lease, end);
         }
         if self.spec(name).preempt {
-            if now >= check_at {
+            if now >= at {
                 self.maybe_preempt(now, name);
             } else {
-                self.want(Timer::Preempt, check_at);
+                self.want(Timer::Preempt, at);
             }
         }
     }
@@ -67,8 +60,9 @@ impl Engine {
             return;
         };
         if let Some(l) = &g.leader {
-            let until = l.until;
-            self.want(Timer::LeaderView, until);
+            if let Some(at) = self.view_wake(name, l) {
+                self.want(Timer::LeaderView, at);
+            }
             return;
         }
         if self.shutting_down

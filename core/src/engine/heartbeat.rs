@@ -168,7 +168,7 @@ impl Engine {
             Some(st) if version >= held => {
                 p.state_version = version;
                 p.claims = st.claims.clone();
-                p.claims_heard = None;
+                self.renewals_end(from);
                 Some(self.take_state(now, from, st))
             }
             // A late greeting with an older state: alive, nothing more.
@@ -213,13 +213,13 @@ impl Engine {
                 }
                 return;
             }
-            None => match self.peers.get_mut(from) {
-                Some(p) => {
-                    p.claims_heard = None;
-                    p.claims.clone()
+            None => {
+                self.renewals_end(from);
+                match self.peers.get(from) {
+                    Some(p) => p.claims.clone(),
+                    None => return,
                 }
-                None => return,
-            },
+            }
         };
         // Groups whose leader was this peer but which it no longer claims: the claim is gone.
         // Only a periodic heartbeat can say so: a greeting (seq 0) is not ordered against them.
@@ -265,62 +265,6 @@ impl Engine {
                 }),
             );
         }
-    }
-
-    /// Whether a heartbeat of `from` announcing the state this node holds would change
-    /// nothing here but renew its claims: every claim in that state is followed as it is (the
-    /// same member and term, nothing this node knows refusing it, no campaign or promise
-    /// `on_claim` would end), and no group follows `from` without its claim. Then the
-    /// heartbeat costs one pass over the groups and their claims side by side — no group is
-    /// touched, each view runs on from the peer's last heartbeat (`claims_heard`, applied in
-    /// `expire_groups`) — instead of a claim applied and a group stepped per claim. The claims
-    /// must come in group order (as `refresh_state` builds them); otherwise the answer is no
-    /// and the heartbeat takes the long way.
-    fn claims_hold(&self, from: &NodeId) -> bool {
-        let Some(p) = self.peers.get(from) else {
-            return false;
-        };
-        let quorum = self.quorum_mode();
-        let mut claims = p
-            .claims
-            .iter()
-            .filter(|c| c.member.node == *from)
-            .peekable();
-        for (name, g) in &self.groups {
-            if claims.peek().is_some_and(|c| c.group < *name) {
-                return false;
-            }
-            let follows = !matches!(g.role, Role::Leader { .. })
-                && g.leader.as_ref().is_some_and(|l| l.member.node == *from);
-            let Some(c) = claims.next_if(|c| c.group == *name) else {
-                if follows {
-                    return false;
-                }
-                continue;
-            };
-            let known = g.term.max(if quorum {
-                g.vote.as_ref().map_or(0, |v| v.0)
-            } else {
-                0
-            });
-            let as_is = follows
-                && matches!(g.role, Role::Follower)
-                && g.leader
-                    .as_ref()
-                    .is_some_and(|l| l.member == c.member && l.term == c.term)
-                && g.term == c.term
-                && known <= c.term
-                && g.max_seen >= c.term
-                && g.handoff_to_me.is_none()
-                && g.next_campaign_at.is_none()
-                && g.successor_wait.is_none()
-                && g.leaderless_since.is_none()
-                && g.promised.is_none();
-            if !as_is {
-                return false;
-            }
-        }
-        claims.next().is_none()
     }
 
     /// Takes a peer's announced state: its address, hardware, labels and members (a change

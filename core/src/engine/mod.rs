@@ -45,6 +45,7 @@
 //! | `membership` | joins, leaves, shutdown, peers up and down, what is published            |
 //! | `heartbeat`  | heartbeats, the members and claims they carry, discovery                 |
 //! | `lease`      | claims accepted, acks counted, leases renewed and lost                   |
+//! | `views`      | a follower's views renewed as one by heartbeats that change nothing      |
 //! | `vote`       | the voter side: one [`Denial`] per rule                                  |
 //! | `election`   | the candidate side: one step function per role                           |
 //! | `handoff`    | resigning, naming a successor, `StepDown`                                |
@@ -81,6 +82,7 @@ mod status;
 mod tests;
 mod timers;
 mod transfer;
+mod views;
 mod vote;
 mod why;
 

@@ -158,19 +158,15 @@ impl Engine {
             let Some(g) = self.groups.get_mut(&name) else {
                 continue;
             };
-            if let Some(l) = &mut g.leader
+            // A view the renewals of its leader's node cover lapses with them (`views`).
+            let ft = self.cfg.failure_timeout;
+            if let Some(l) = &g.leader
                 && !matches!(g.role, Role::Leader { .. })
                 && now >= l.until
+                && (self.peers.get(&l.member.node))
+                    .and_then(|p| views::renewed_until(p, &name, l, ft))
+                    .is_none_or(|until| until <= now)
             {
-                // Renewed since by heartbeats that changed nothing (`claims_hold`)?
-                let renewed = self
-                    .peers
-                    .get(&l.member.node)
-                    .and_then(|p| renewed_until(p, &name, l, self.cfg.failure_timeout));
-                if let Some(until) = renewed.filter(|u| *u > now) {
-                    l.until = until;
-                    continue;
-                }
                 g.leader = None;
                 self.ranks.lead_epoch += 1;
                 g.leaderless_since = Some(now);
@@ -317,17 +313,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// When `peer`'s heartbeats that renewed its claims unchanged (`claims_hold`) make the view
-/// `l` of `group` lapse: a failure timeout after the last one, if its claims still hold it.
-/// Those claims are in group order: the check that set `claims_heard` saw to it.
-fn renewed_until(peer: &Peer, group: &str, l: &LeaderView, ft: Duration) -> Option<Instant> {
-    let heard = peer.claims_heard?;
-    let i = peer
-        .claims
-        .binary_search_by(|c| c.group.as_str().cmp(group))
-        .ok()?;
-    let c = peer.claims.get(i)?;
-    (c.member == l.member && c.term == l.term).then_some(heard + ft)
 }

@@ -98,6 +98,9 @@ impl Engine {
         if let Some(end) = self.lease.next_end() {
             self.want(Timer::Lease, end);
         }
+        if let Some(end) = self.next_renewals_end() {
+            self.want(Timer::LeaderView, end);
+        }
         for d in self.calls.deadlines() {
             self.want(Timer::CallDeadline, d);
         }
@@ -113,6 +116,7 @@ impl Engine {
         let changes = self.peers.expire(now, self.cfg.failure_timeout);
         self.apply_peer_changes(now, changes);
         self.expire_lease(now);
+        self.expire_renewed_views(now);
         self.expire_groups(now);
         self.fail_calls(
             |c| now >= c.deadline,
