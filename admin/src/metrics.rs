@@ -48,6 +48,7 @@ pub(crate) struct Metrics {
     pub(crate) election: Family<Labels, Histogram, fn() -> Histogram>,
     pub(crate) peers: Family<Labels, Gauge>,
     pub(crate) peer_events: Family<Labels, Counter>,
+    pub(crate) no_leader_reports: Counter,
     pub(crate) voters_reachable: Gauge,
     pub(crate) voters_needed: Gauge,
     pub(crate) votes_granted: Family<Labels, Counter>,
@@ -72,6 +73,7 @@ impl Metrics {
             election: Family::new_with_constructor(election_histogram),
             peers: Family::default(),
             peer_events: Family::default(),
+            no_leader_reports: Counter::default(),
             voters_reachable: Gauge::default(),
             voters_needed: Gauge::default(),
             votes_granted: Family::default(),
@@ -119,6 +121,11 @@ impl Metrics {
             "election_duration_seconds",
             "How long the group had no leader in this node's view, from losing one to knowing the next",
             m.election.clone(),
+        );
+        r.register(
+            "no_leader_reports",
+            "Groups this node reported leaderless for a failure timeout (an election that did not end in time), once per group per report; again when the reason changes",
+            m.no_leader_reports.clone(),
         );
         r.register(
             "peers",

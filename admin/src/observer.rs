@@ -65,10 +65,16 @@ pub enum Change {
         /// Unix milliseconds.
         time_ms: u64,
     },
-    /// A group has had no leader for a failure timeout (again when the reason changes).
+    /// A group has had no leader for a failure timeout (again when the reason changes). The
+    /// engine folds the groups that lost their leader for the same reason in one pass into one
+    /// report ([`Event::NoLeaders`]): `group` is the first of them by name and `more` counts
+    /// the others (0 for a single group). Each leaderless group's own reason is in
+    /// `/api/status`.
     NoLeader {
-        /// The group.
+        /// The group (the first by name of those reported together).
         group: baton_core::GroupName,
+        /// How many other groups have no leader for the same reason.
+        more: usize,
         /// Why, one clause per reason.
         reason: String,
         /// Unix milliseconds.
@@ -388,11 +394,20 @@ impl Tracker {
                     time_ms: unix_ms(),
                 })
             }
-            Event::NoLeader(why) => Some(Change::NoLeader {
-                group: why.group.clone(),
-                reason: why.reasons().join("; "),
-                time_ms: unix_ms(),
-            }),
+            // One group, or several folded into one report: both are seen alike.
+            Event::NoLeader(why) | Event::NoLeaders { why, .. } => {
+                let more = match &e {
+                    Event::NoLeaders { more, .. } => *more,
+                    _ => 0,
+                };
+                m.no_leader_reports.inc_by(1 + more as u64);
+                Some(Change::NoLeader {
+                    group: why.group.clone(),
+                    more,
+                    reason: why.reasons().join("; "),
+                    time_ms: unix_ms(),
+                })
+            }
             Event::Halting { .. }
             | Event::StandingAside { .. }
             | Event::TakingPartAgain
@@ -543,6 +558,186 @@ mod tests {
             text.contains("baton_election_duration_seconds_count{group=\"g\"} 4"),
             "{text}"
         );
+    }
+
+    fn no_leader(group: &str) -> baton_core::engine::NoLeader {
+        baton_core::engine::NoLeader {
+            group: group.into(),
+            term: 3,
+            voters: vec![],
+            reachable: vec![NodeId::new("e")],
+            needed: 3,
+            candidates: 1,
+            favourite: Some(MemberId::new("a", 0)),
+            favourite_is_local: false,
+            abstaining_ms: None,
+            standing_aside: None,
+            shutting_down: false,
+        }
+    }
+
+    /// The value of `series` in `text` (a Prometheus text body).
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn a_folded_no_leader_report_is_seen_as_one_for_each_group() {
+        let m = Metrics::new();
+        let mut t = Tracker::default();
+        let now = Instant::now();
+        let one = t.on(&m, NodeEvent::Engine(Event::NoLeader(no_leader("g"))), now);
+        match one {
+            Some(Change::NoLeader {
+                group,
+                more: 0,
+                reason,
+                ..
+            }) => {
+                assert_eq!(group.as_str(), "g");
+                assert_eq!(reason, no_leader("g").reasons().join("; "));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The engine folds groups leaderless for the same reason into one `NoLeaders`: the
+        // stream still tells it (the view refreshes on it), with how many more groups.
+        let folded = NodeEvent::Engine(Event::NoLeaders {
+            why: no_leader("h"),
+            more: 2,
+        });
+        let c = t
+            .on(&m, folded, now)
+            .expect("a NoLeaders event must reach the stream");
+        assert_eq!(c.kind(), "no_leader");
+        match &c {
+            Change::NoLeader { group, more, .. } => {
+                assert_eq!((group.as_str(), *more), ("h", 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        let json = serde_json::to_value(&c).unwrap_or_default();
+        assert_eq!(json["more"], 2, "{json}");
+        // One group, then three: four reports counted.
+        let text = m.render(None);
+        assert_eq!(
+            sample(&text, "baton_no_leader_reports_total"),
+            Some(4.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn votes_refusals_and_calls_are_counted_with_their_labels() {
+        use baton_core::engine::Denial;
+        use baton_core::{FingerprintMismatch, Incarnation};
+        let m = Metrics::new();
+        let mut t = Tracker::default();
+        let now = Instant::now();
+        let candidate = MemberId::new("b", 0);
+        for (r, n) in [(Round::Pre, 2), (Round::Real, 1)] {
+            for _ in 0..n {
+                let ev = Event::VoteGranted {
+                    group: "g".into(),
+                    round: r,
+                    candidate: candidate.clone(),
+                    term: 2,
+                };
+                assert_eq!(t.on(&m, NodeEvent::Engine(ev), now), None);
+            }
+        }
+        for denial in [Denial::LiveLeader, Denial::AlreadyVoted, Denial::LiveLeader] {
+            let ev = Event::VoteDenied {
+                group: "g".into(),
+                round: Round::Pre,
+                candidate: candidate.clone(),
+                term: 2,
+                denial,
+            };
+            t.on(&m, NodeEvent::Engine(ev), now);
+        }
+        let refused = |refusal| {
+            NodeEvent::Engine(Event::Refused {
+                addr: "127.0.0.1:1".into(),
+                refusal,
+            })
+        };
+        let dup = t.on(
+            &m,
+            refused(Refusal::DuplicateName {
+                node: NodeId::new("a"),
+                addr: "127.0.0.1:2".into(),
+                incarnation: Incarnation(7),
+            }),
+            now,
+        );
+        // A duplicate name is something the operator must see.
+        assert!(matches!(dup, Some(Change::Notice { .. })), "{dup:?}");
+        t.on(
+            &m,
+            refused(Refusal::Fingerprint(FingerprintMismatch {
+                field: "heartbeat_ms".into(),
+                ours: "50".into(),
+                theirs: "60".into(),
+            })),
+            now,
+        );
+        t.on(&m, refused(Refusal::ShuttingDown), now);
+        for (error, ms) in [
+            (None, 2),
+            (None, 3),
+            (Some(CallError::Timeout), 900),
+            (Some(CallError::NoHandler { group: "g".into() }), 1),
+        ] {
+            let ev = NodeEvent::CallDone {
+                group: "g".into(),
+                error,
+                elapsed: Duration::from_millis(ms),
+            };
+            t.on(&m, ev, now);
+        }
+        let text = m.render(None);
+        for (series, want) in [
+            ("baton_votes_granted_total{group=\"g\",round=\"pre\"}", 2.0),
+            ("baton_votes_granted_total{group=\"g\",round=\"real\"}", 1.0),
+            (
+                "baton_votes_denied_total{group=\"g\",round=\"pre\",reason=\"live_leader\"}",
+                2.0,
+            ),
+            (
+                "baton_votes_denied_total{group=\"g\",round=\"pre\",reason=\"already_voted\"}",
+                1.0,
+            ),
+            (
+                "baton_handshake_refusals_total{reason=\"duplicate_name\"}",
+                1.0,
+            ),
+            (
+                "baton_handshake_refusals_total{reason=\"config_mismatch\"}",
+                1.0,
+            ),
+            (
+                "baton_handshake_refusals_total{reason=\"shutting_down\"}",
+                1.0,
+            ),
+            ("baton_calls_total{group=\"g\",outcome=\"ok\"}", 2.0),
+            ("baton_calls_total{group=\"g\",outcome=\"timeout\"}", 1.0),
+            ("baton_calls_total{group=\"g\",outcome=\"no_handler\"}", 1.0),
+            ("baton_call_duration_seconds_count{group=\"g\"}", 4.0),
+            // 0.1 ms · 2^k buckets: 2 and 3 ms fall at or under 3.2 ms, 900 ms above it.
+            (
+                "baton_call_duration_seconds_bucket{le=\"0.0032\",group=\"g\"}",
+                3.0,
+            ),
+            (
+                "baton_call_duration_seconds_bucket{le=\"+Inf\",group=\"g\"}",
+                4.0,
+            ),
+        ] {
+            assert_eq!(sample(&text, series), Some(want), "{series}:\n{text}");
+        }
+        let sum = sample(&text, "baton_call_duration_seconds_sum{group=\"g\"}").unwrap_or(0.0);
+        assert!((sum - 0.906).abs() < 1e-9, "{sum}");
     }
 
     #[test]

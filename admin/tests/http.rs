@@ -36,14 +36,20 @@ fn config(name: &str) -> Config {
 struct Cluster {
     net: MemoryNetwork,
     nodes: BTreeMap<String, (Node, Admin)>,
-    /// Kept: dropping a service leaves its group.
-    _services: Vec<baton_core::Service>,
+    /// Each node's member of group `g` (kept: dropping a service leaves its group), then of
+    /// the other groups.
+    services: BTreeMap<String, Vec<baton_core::Service>>,
 }
 
 async fn cluster(token: Option<&str>) -> Cluster {
+    cluster_of(token, &["g"]).await
+}
+
+/// Five nodes, each a member of every group of `groups`.
+async fn cluster_of(token: Option<&str>, groups: &[&str]) -> Cluster {
     let net = MemoryNetwork::new();
     let mut nodes = BTreeMap::new();
-    let mut services = Vec::new();
+    let mut services = BTreeMap::new();
     for n in NAMES {
         let cfg = config(n);
         let node = Node::builder(cfg.clone())
@@ -51,7 +57,11 @@ async fn cluster(token: Option<&str>) -> Cluster {
             .start()
             .await
             .unwrap();
-        services.push(node.join("g", Default::default()).await.unwrap());
+        let mut mine = vec![];
+        for g in groups {
+            mine.push(node.join(*g, Default::default()).await.unwrap());
+        }
+        services.insert(n.to_string(), mine);
         let admin = Admin::builder(node.clone(), &cfg)
             .token(token.map(String::from))
             .start();
@@ -60,7 +70,7 @@ async fn cluster(token: Option<&str>) -> Cluster {
     Cluster {
         net,
         nodes,
-        _services: services,
+        services,
     }
 }
 
@@ -303,6 +313,35 @@ async fn the_leader(c: &Cluster, live: &[&str]) -> String {
     .await
 }
 
+/// Outside a failover, every scrape of every live node agrees: exactly one
+/// `baton_leader{group="g"} 1`, on `leader`. Scrapes the live nodes over and over for 1 s.
+async fn steady_leader(c: &Cluster, live: &[&str], leader: &str) {
+    let t0 = Instant::now();
+    let mut rounds = 0;
+    while t0.elapsed() < Duration::from_secs(1) || rounds < 5 {
+        let mut ones = vec![];
+        for n in live {
+            let m = metrics(&c.nodes[*n].1).await;
+            match m.get("baton_leader{group=\"g\"}") {
+                Some(v) if *v == 1.0 => ones.push(n.to_string()),
+                Some(v) if *v == 0.0 => {}
+                other => panic!("{n}: baton_leader{{group=\"g\"}} is {other:?}: {m:?}"),
+            }
+        }
+        assert_eq!(ones, [leader], "round {rounds}: baton_leader 1 on {ones:?}");
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every leadership change of group `g` `m` counts, whatever the reason.
+fn all_changes(m: &BTreeMap<String, f64>) -> f64 {
+    m.iter()
+        .filter(|(k, _)| k.starts_with("baton_leadership_changes_total{group=\"g\","))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 fn changes(m: &BTreeMap<String, f64>, reason: &str) -> f64 {
     m.get(&format!(
         "baton_leadership_changes_total{{group=\"g\",reason=\"{reason}\"}}"
@@ -315,6 +354,7 @@ fn changes(m: &BTreeMap<String, f64>, reason: &str) -> f64 {
 async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
     let c = cluster(None).await;
     let leader = the_leader(&c, &NAMES).await;
+    steady_leader(&c, &NAMES, &leader).await;
     let m = metrics(&c.nodes[&leader].1).await;
     assert!(m["baton_term{group=\"g\"}"] >= 1.0, "{m:?}");
     assert_eq!(m["baton_up"], 1.0);
@@ -324,13 +364,17 @@ async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
 
     // A kind shutdown of the leader: every survivor counts one `handoff` change.
     let before: Vec<f64> = futures_of(&c, &NAMES, &leader, "handoff").await;
+    let all_before = totals_of(&c, &NAMES, &leader).await;
     c.nodes[&leader].0.shutdown().await;
     let live: Vec<&str> = NAMES.iter().copied().filter(|n| *n != leader).collect();
     let second = the_leader(&c, &live).await;
+    steady_leader(&c, &live, &second).await;
     let mut timed = 0;
-    for (n, b) in live.iter().zip(&before) {
+    for ((n, b), all) in live.iter().zip(&before).zip(&all_before) {
         let m = metrics(&c.nodes[*n].1).await;
+        // One change, and for that reason only.
         assert_eq!(changes(&m, "handoff"), b + 1.0, "{n}: {m:?}");
+        assert_eq!(all_changes(&m), all + 1.0, "{n}: {m:?}");
         // Only a node that saw the group leaderless (the successor, at least: the StepDown
         // reaches it before its own claim) times the election.
         if let Some(count) = m.get("baton_election_duration_seconds_count{group=\"g\"}") {
@@ -347,16 +391,19 @@ async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
     // A crash of the new leader: its connections close and reconnects are refused (proof).
     let live2: Vec<&str> = live.iter().copied().filter(|n| *n != second).collect();
     let before: Vec<f64> = futures_of(&c, &live2, "", "crash_proof").await;
+    let all_before = totals_of(&c, &live2, "").await;
     c.net.crash(second.as_str());
     c.nodes[&second].0.abort();
     let third = the_leader(&c, &live2).await;
     assert_ne!(third, second);
-    for (n, b) in live2.iter().zip(&before) {
+    steady_leader(&c, &live2, &third).await;
+    for ((n, b), all) in live2.iter().zip(&before).zip(&all_before) {
         let m = wait_for("the crash_proof count", Duration::from_secs(5), || async {
             let m = metrics(&c.nodes[*n].1).await;
             (changes(&m, "crash_proof") == b + 1.0).then_some(m)
         })
         .await;
+        assert_eq!(all_changes(&m), all + 1.0, "{n}: {m:?}");
         assert_eq!(m["baton_peers{state=\"down\"}"], 2.0, "{n}: {m:?}");
     }
     // The killed node's admin server says it is gone.
@@ -371,6 +418,15 @@ async fn metrics_follow_a_handoff_and_a_kill_with_their_reasons() {
             a.0.shutdown().await;
         }
     }
+}
+
+/// The change counters of `names` (but `skip`) now, all reasons added.
+async fn totals_of(c: &Cluster, names: &[&str], skip: &str) -> Vec<f64> {
+    let mut out = vec![];
+    for n in names.iter().filter(|n| **n != skip) {
+        out.push(all_changes(&metrics(&c.nodes[*n].1).await));
+    }
+    out
 }
 
 /// The `reason` counters of `names` (but `skip`) now.
@@ -687,6 +743,175 @@ async fn transfer_and_step_down_need_the_token_and_move_leadership() {
     .await;
     assert_eq!(handoff_node(&text, "to"), next);
     counted_as_transfers(&c, [target.as_str(), next.as_str()], 2.0).await;
+    for n in NAMES {
+        c.nodes[n].0.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_tells_every_leaderless_group_on_the_stream_and_in_metrics() {
+    // Two groups with the same members and ranking: cut off from the others, e loses both
+    // leaders at once and for the same reason, which the engine reports as one folded
+    // `NoLeaders` (g, and 1 more).
+    let c = cluster_of(None, &["g", "h"]).await;
+    the_leader(&c, &NAMES).await;
+    let e = c.nodes["e"].1.clone();
+    wait_for("e to know both leaders", Duration::from_secs(5), || async {
+        let s = c.nodes["e"].0.status().await.ok()?;
+        s.groups.iter().all(|g| g.leader.is_some()).then_some(())
+    })
+    .await;
+    let (addr, _task) = e
+        .clone()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    read_until(&mut s, &mut buf, "event: hello", |b| {
+        b.contains("event: hello")
+    })
+    .await;
+    assert_eq!(metrics(&e).await["baton_no_leader_reports_total"], 0.0);
+    c.net.isolate("e");
+    let no_leader = |l: &str| l.starts_with("data: ") && l.contains("\"type\":\"no_leader\"");
+    let text = read_until(&mut s, &mut buf, "a no_leader event", |b| {
+        b.lines().any(no_leader)
+    })
+    .await;
+    let line = text.lines().find(|l| no_leader(l)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
+    assert_eq!(v["group"], "g", "{v}");
+    assert_eq!(v["more"], 1, "both groups in one report: {v}");
+    assert!(v["reason"].as_str().unwrap().contains("needed"), "{v}");
+    assert!(
+        text.contains("event: no_leader\n"),
+        "the SSE event name: {text}"
+    );
+    // Counted once per group; both groups say why in the status the view reads.
+    let m = metrics(&e).await;
+    assert!(m["baton_no_leader_reports_total"] >= 2.0, "{m:?}");
+    let (_, status) = get(&e, "/api/status").await;
+    let st: serde_json::Value = serde_json::from_str(&status).unwrap();
+    for g in st["groups"].as_array().unwrap() {
+        assert!(g["no_leader"]["reason"].is_string(), "{g}");
+    }
+    c.net.heal();
+    for (_, (n, _)) in c.nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_counted_by_outcome_and_latency_and_votes_by_round() {
+    let c = cluster(None).await;
+    for svcs in c.services.values() {
+        svcs[0].serve(|w: baton_core::Work| async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if w.payload == b"fail" {
+                Err("asked to fail".to_string())
+            } else {
+                Ok(w.payload)
+            }
+        });
+    }
+    let leader = the_leader(&c, &NAMES).await;
+    // The election that made it: at least a majority's worth of real votes granted (the
+    // leader's own aside), each counted by the node that granted it.
+    let mut granted = 0.0;
+    for n in NAMES {
+        let m = metrics(&c.nodes[n].1).await;
+        granted += m
+            .get("baton_votes_granted_total{group=\"g\",round=\"real\"}")
+            .copied()
+            .unwrap_or(0.0);
+    }
+    assert!(granted >= 2.0, "{granted} real votes granted");
+
+    let caller = NAMES.iter().find(|n| **n != leader).unwrap();
+    let node = &c.nodes[*caller].0;
+    for _ in 0..3 {
+        node.call_leader("g", b"hi".to_vec()).await.unwrap();
+    }
+    let err = node.call_leader("g", b"fail".to_vec()).await.unwrap_err();
+    assert!(matches!(err, baton_core::CallError::Handler(_)), "{err:?}");
+    // Counted by the observer as the node's events arrive.
+    let m = wait_for("the calls counted", Duration::from_secs(5), || async {
+        let m = metrics(&c.nodes[*caller].1).await;
+        (m.get("baton_call_duration_seconds_count{group=\"g\"}") == Some(&4.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m["baton_calls_total{group=\"g\",outcome=\"ok\"}"], 3.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        m["baton_calls_total{group=\"g\",outcome=\"handler_error\"}"], 1.0,
+        "{m:?}"
+    );
+    // The latency histogram has every call, each at least the handler's 5 ms.
+    assert_eq!(m["baton_call_duration_seconds_count{group=\"g\"}"], 4.0);
+    assert_eq!(
+        m["baton_call_duration_seconds_bucket{group=\"g\",le=\"+Inf\"}"],
+        4.0
+    );
+    let sum = m["baton_call_duration_seconds_sum{group=\"g\"}"];
+    assert!((0.02..10.0).contains(&sum), "{sum}");
+    // The leader's handler served them.
+    let lm = wait_for(
+        "the leader's served count",
+        Duration::from_secs(5),
+        || async {
+            let m = metrics(&c.nodes[&leader].1).await;
+            (m.get("baton_served_total{group=\"g\",outcome=\"ok\"}") == Some(&3.0)).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        lm["baton_served_total{group=\"g\",outcome=\"handler_error\"}"], 1.0,
+        "{lm:?}"
+    );
+    // No leader for a group nobody joined.
+    let err = node
+        .call(
+            "nobody",
+            vec![],
+            baton_core::CallOptions {
+                timeout: Some(Duration::from_millis(200)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let failed = |m: &BTreeMap<String, f64>| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.starts_with("baton_calls_total{group=\"nobody\","))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    wait_for(
+        "the failed call counted",
+        Duration::from_secs(5),
+        || async { (failed(&metrics(&c.nodes[*caller].1).await) == 1.0).then_some(()) },
+    )
+    .await;
+    let m = metrics(&c.nodes[*caller].1).await;
+    let outcome = match err {
+        baton_core::CallError::NoLeader { .. } => "no_leader",
+        baton_core::CallError::Timeout => "timeout",
+        baton_core::CallError::NoHandler { .. } => "no_handler",
+        ref other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        m.get(&format!(
+            "baton_calls_total{{group=\"nobody\",outcome=\"{outcome}\"}}"
+        )),
+        Some(&1.0),
+        "{m:?}"
+    );
     for n in NAMES {
         c.nodes[n].0.shutdown().await;
     }

@@ -66,6 +66,45 @@ fn next_leader(rx: &mpsc::Receiver<String>, reason: &str, old: &str, c: &Cluster
     }
 }
 
+/// The nodes of `live` whose `/metrics` say `baton_leader{group="tracked"} 1`, in one round of
+/// scrapes.
+fn leader_ones(admins: &std::collections::BTreeMap<String, String>, live: &[&str]) -> Vec<String> {
+    let mut ones = vec![];
+    for n in live {
+        let (code, body) = http(&admins[*n], "GET", "/metrics", None);
+        assert_eq!(code, 200, "{body}");
+        match sample(&body, "baton_leader{group=\"tracked\"}") {
+            Some(1.0) => ones.push(n.to_string()),
+            Some(0.0) => {}
+            other => panic!("{n}: baton_leader is {other:?}:\n{body}"),
+        }
+    }
+    ones
+}
+
+/// Waits until exactly one node of `live` says `baton_leader 1`; then, outside a failover,
+/// every round of scrapes for 1 s must say the same. Returns that node.
+fn one_leader(admins: &std::collections::BTreeMap<String, String>, live: &[&str]) -> String {
+    let ones = wait_until(Duration::from_secs(10), "one baton_leader 1", || {
+        let ones = leader_ones(admins, live);
+        (ones.len() == 1).then_some(ones)
+    });
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        assert_eq!(leader_ones(admins, live), ones, "outside a failover");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ones[0].clone()
+}
+
+/// Every change `body` counts for group `tracked`, whatever the reason.
+fn all_changes(body: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with("baton_leadership_changes_total{group=\"tracked\","))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
 fn changes(body: &str, reason: &str) -> Option<f64> {
     sample(
         body,
@@ -80,21 +119,8 @@ fn admin_endpoints_token_watch_and_json_logs_on_real_processes() {
     let (leader, _) = agreed(&c, &ABC, Duration::from_secs(10));
     assert_eq!(leader, "a", "{}", c.logs());
 
-    // Exactly one baton_leader 1, on the leader; every node ready.
-    let ones = wait_until(Duration::from_secs(5), "one baton_leader 1", || {
-        let mut ones = vec![];
-        for n in ABC {
-            let (code, body) = http(&admins[n], "GET", "/metrics", None);
-            assert_eq!(code, 200, "{body}");
-            match sample(&body, "baton_leader{group=\"tracked\"}") {
-                Some(1.0) => ones.push(n.to_string()),
-                Some(0.0) => {}
-                other => panic!("{n}: baton_leader is {other:?}:\n{body}"),
-            }
-        }
-        (ones.len() == 1).then_some(ones)
-    });
-    assert_eq!(ones, ["a"]);
+    // Exactly one baton_leader 1, on the leader, scrape after scrape; every node ready.
+    assert_eq!(one_leader(&admins, &ABC), "a");
     for n in ABC {
         assert_eq!(http(&admins[n], "GET", "/readyz", None).0, 200, "{n}");
         assert_eq!(http(&admins[n], "GET", "/healthz", None).0, 200, "{n}");
@@ -117,18 +143,39 @@ fn admin_endpoints_token_watch_and_json_logs_on_real_processes() {
     assert_eq!(first["leader"], "a", "{first}");
 
     // SIGTERM of the leader: a handoff to b.
+    let scrape = |n: &str| http(&admins[n], "GET", "/metrics", None).1;
+    let before: Vec<(f64, f64)> = ["b", "c"]
+        .iter()
+        .map(|n| {
+            let body = scrape(n);
+            (changes(&body, "handoff").unwrap_or(0.0), all_changes(&body))
+        })
+        .collect();
     c.proc("a").signal("TERM");
     let handoff = next_leader(&rx, "handoff", "a", &c);
     assert_eq!(handoff["leader"], "b", "{handoff}");
     assert_eq!(c.proc("a").wait_exit(Duration::from_secs(10)), Some(0));
+    // One baton_leader 1 again, and one more change on each survivor, a `handoff`.
+    assert_eq!(one_leader(&admins, &["b", "c"]), "b");
+    for (n, (handoffs, all)) in ["b", "c"].iter().zip(before) {
+        let body = wait_until(Duration::from_secs(5), "the handoff counted", || {
+            let body = scrape(n);
+            (changes(&body, "handoff") == Some(handoffs + 1.0)).then_some(body)
+        });
+        assert_eq!(all_changes(&body), all + 1.0, "{n}:\n{body}");
+    }
     // a comes back as a follower, then b is killed: crash proof.
     let cmd = c.command("a", &["--log-format", "json", "node"]);
     c.spawn("a", cmd);
     let (l, _) = agreed(&c, &ABC, Duration::from_secs(10));
     assert_eq!(l, "b");
+    assert_eq!(one_leader(&admins, &ABC), "b");
+    let before: Vec<f64> = ["a", "c"].iter().map(|n| all_changes(&scrape(n))).collect();
     c.proc("b").signal("KILL");
     let crash = next_leader(&rx, "crash_proof", "b", &c);
     assert!(crash["term"].as_u64().unwrap() >= 3, "{crash}");
+    let new_leader = one_leader(&admins, &["a", "c"]);
+    assert_eq!(crash["leader"], new_leader.as_str(), "{crash}");
 
     // The metrics of the survivors count it, with its reason; c saw the handoff too.
     for n in ["a", "c"] {
@@ -136,6 +183,9 @@ fn admin_endpoints_token_watch_and_json_logs_on_real_processes() {
             let (_, body) = http(&admins[n], "GET", "/metrics", None);
             (changes(&body, "crash_proof") == Some(1.0)).then_some(body)
         });
+        // One change for the kill, and only that one.
+        let all = before[usize::from(n == "c")];
+        assert_eq!(all_changes(&body), all + 1.0, "{n}:\n{body}");
         assert_eq!(
             sample(&body, "baton_peers{state=\"down\"}"),
             Some(1.0),
@@ -220,4 +270,44 @@ fn watch_without_an_admin_section_says_what_to_set() {
         err.contains("--admin: \"nowhere\" is not an `ip:port`"),
         "{err}"
     );
+}
+
+#[test]
+fn a_node_with_other_settings_is_refused_and_counted_on_both_sides() {
+    let (mut c, admins) = admin_cluster("admin-mismatch");
+    let (leader, _) = agreed(&c, &ABC, Duration::from_secs(10));
+    assert_eq!(leader, "a", "{}", c.logs());
+    // x: the right secret and cluster, but another heartbeat: the handshakes refuse it.
+    let ports = free_ports(2);
+    let seeds: Vec<String> = ABC
+        .iter()
+        .map(|n| format!("\"{n}@{}\"", c.addrs[*n]))
+        .collect();
+    std::fs::write(
+        c.config("x"),
+        format!(
+            "[node]\nname = \"x\"\nlisten = \"127.0.0.1:{}\"\n\n[cluster]\nname = \"it\"\nseeds = [{}]\nvoters = [\"a\", \"b\", \"c\"]\nsecret_file = \"good.secret\"\n\n[timing]\nheartbeat_ms = 60\nfailure_timeout_ms = 300\n\n[[group]]\nname = \"tracked\"\n\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+            ports[0],
+            seeds.join(", "),
+            ports[1]
+        ),
+    )
+    .unwrap();
+    let x_admin = format!("127.0.0.1:{}", ports[1]);
+    let cmd = c.command("x", &["node"]);
+    c.spawn("x", cmd);
+    let series = "baton_handshake_refusals_total{reason=\"config_mismatch\"}";
+    for (n, addr) in [("a", &admins["a"]), ("x", &x_admin)] {
+        wait_until(Duration::from_secs(10), "the refusal counted", || {
+            let (_, body) = http(addr, "GET", "/metrics", None);
+            (sample(&body, series).unwrap_or(0.0) >= 1.0).then_some(())
+        });
+        let (_, body) = http(addr, "GET", "/metrics", None);
+        assert!(sample(&body, series).unwrap() >= 1.0, "{n}:\n{body}");
+    }
+    // x reaches no voter: not ready, and it says why; the cluster keeps its one leader.
+    let (code, body) = http(&x_admin, "GET", "/readyz", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("reaches 0 of 3 voters"), "{body}");
+    assert_eq!(one_leader(&admins, &ABC), "a");
 }

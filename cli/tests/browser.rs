@@ -4,8 +4,9 @@
 //! One tab shows a follower's view; it must show the three nodes and the leader. A second tab
 //! opens the leader's own view, enters the admin token and presses "kill" (accepting the
 //! page's confirmation). Back in the first tab — never reloaded — the new leader and the
-//! timeline entry must appear within 1 s of the kill. A screenshot of that tab is saved as
-//! `<target dir>/admin-view.png`.
+//! timeline entry must appear within 1 s of the kill. Then the first tab's "transfer to" (with
+//! the token) moves leadership to the other survivor, shown with a `transfer` timeline entry.
+//! A screenshot of that tab is saved as `<target dir>/admin-view.png`.
 //!
 //! It needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them) and fails,
 //! naming them, when either is missing: it is never skipped. `BATON_CHROMIUM` and
@@ -331,6 +332,44 @@ fn the_live_view_in_chromium_follows_a_kill_of_the_leader() {
         "the view showed the new leader {took_ms} ms after the click on kill (by the page's \
          clock; {polled:?} after the kill was confirmed, by WebDriver's polling): {v:#}"
     );
+
+    // The group's "transfer to" in this (a follower's) view, with the token: the leader,
+    // wherever it runs, hands off to the member chosen (the only other live one).
+    let new_leader = v["leader"].as_str().unwrap()["leader ".len()..].to_string();
+    let target = alive_nodes(&v)
+        .into_iter()
+        .find(|n| *n != new_leader)
+        .unwrap();
+    let token = b.element("#token");
+    b.call(
+        "POST",
+        &format!("/element/{token}/value"),
+        Some(json!({ "text": TOKEN })),
+    );
+    let chosen = b.execute(
+        r##"const g = document.querySelector('[data-group="tracked"]');
+        const pick = g.querySelector(".transfer-to"), go = g.querySelector(".transfer");
+        if (go.disabled) return null;
+        const to = pick.value;
+        go.click();
+        return to;"##,
+    );
+    assert_eq!(chosen, target.as_str(), "the transfer choice: {v:#}");
+    let moved = format!("leader {target}");
+    let (v, _) = wait_view(
+        &b,
+        Duration::from_secs(10),
+        "the transfer's new leader and timeline entry",
+        |v| {
+            v["leader"] == moved.as_str()
+                && v["timeline"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e[0] == "transfer" && e[1].as_str().unwrap().contains(&moved))
+        },
+    );
+    assert_eq!(v["marker"], "not reloaded", "{v:#}");
 
     let png = base64::engine::general_purpose::STANDARD
         .decode(b.call("GET", "/screenshot", None).as_str().unwrap())

@@ -480,6 +480,119 @@ fn demo_runs_to_completion_and_leaves_no_process() {
     );
 }
 
+/// The admin addresses of a `live view:` line of `baton demo`:
+/// `  live view: http://127.0.0.1:P/ (a), … (actions need …)`.
+fn view_addrs(line: &str) -> Vec<String> {
+    line.split("http://")
+        .skip(1)
+        .filter_map(|s| s.split('/').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn demo_prints_its_live_view_and_explore_keeps_the_cluster_running() {
+    use std::io::{BufRead, BufReader};
+    let mut demo = Proc::spawn(
+        Command::new(BATON)
+            .args(["demo", "--explore"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stdout = demo.child.as_mut().unwrap().stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = String::new();
+    let mut next = |what: &str| {
+        let line = rx
+            .recv_timeout(Duration::from_secs(45))
+            .unwrap_or_else(|_| panic!("the demo printed no {what}:\n{out}"));
+        out.push_str(&line);
+        out.push('\n');
+        (line, out.clone())
+    };
+    // At the start: where the live view of each node will be.
+    let (views, dir) = loop {
+        let (line, out) = next("live view line");
+        if let Some(rest) = line.trim().strip_prefix("live view: ") {
+            let dir = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("directory: "))
+                .and_then(|l| l.split_whitespace().next())
+                .expect("the demo names its directory")
+                .to_string();
+            break (view_addrs(rest), dir);
+        }
+    };
+    assert_eq!(views.len(), 3, "{views:?}");
+    // While the script runs, the view answers (node a is started first).
+    wait_until(Duration::from_secs(20), "a's live view to answer", || {
+        std::net::TcpStream::connect(&views[0]).ok()?;
+        let (code, body) = http(&views[0], "GET", "/", None);
+        (code == 200 && body.contains("app.js")).then_some(())
+    });
+    // After the script, --explore starts every node again and says where to look.
+    loop {
+        let (line, _) = next("Exploring line");
+        if line.starts_with("Exploring") {
+            break;
+        }
+    }
+    // (Each node's "started" line first.)
+    let (again, out) = loop {
+        let (line, out) = next("live view line of --explore");
+        if let Some(rest) = line.trim().strip_prefix("live view: ") {
+            break (view_addrs(rest), out);
+        }
+    };
+    assert_eq!(again, views, "{out}");
+    for addr in &views {
+        let (code, body) = http(addr, "GET", "/api/status", None);
+        assert_eq!(code, 200, "{addr}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let alive = v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["alive"] == true)
+            .count();
+        assert_eq!(alive, 3, "{addr}: {v}");
+    }
+    // Restarted nodes abstain from voting for a failure timeout: then they elect.
+    wait_until(
+        Duration::from_secs(10),
+        "a leader in the explored cluster",
+        || {
+            let (_, body) = http(&views[0], "GET", "/api/status", None);
+            let v: Value = serde_json::from_str(&body).ok()?;
+            v["groups"][0]["leader"].is_string().then_some(())
+        },
+    );
+    // Still running a while later; SIGTERM ends it cleanly, leaving nothing behind.
+    sleep(Duration::from_millis(500));
+    assert!(
+        demo.try_exit().is_none(),
+        "--explore must keep running:\n{out}"
+    );
+    demo.signal("TERM");
+    assert_eq!(demo.wait_exit(Duration::from_secs(20)), Some(0), "{out}");
+    assert!(
+        processes_mentioning(&dir).is_empty(),
+        "left behind: {:?}",
+        processes_mentioning(&dir)
+    );
+    assert!(
+        !Path::new(&dir).exists(),
+        "the demo's directory must be removed"
+    );
+}
+
 // ---------------------------------------------------------------- errors and diagnostics
 
 /// Runs `cmd` to completion (killed after `limit`); returns (exit code, stdout, stderr, time).

@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{BATON, Dir, fails};
-use std::process::Command;
+use common::{BATON, Dir, Proc, fails, free_ports};
+use std::process::{Command, Stdio};
 
 const SUBCOMMANDS: [&str; 8] = [
     "node",
@@ -97,4 +97,55 @@ fn baton_config_stands_in_for_config() {
         err.contains("/nonexistent/baton-env.toml: cannot read"),
         "{err}"
     );
+}
+
+#[test]
+fn baton_log_format_stands_in_for_log_format() {
+    let port = free_ports(1)[0];
+    let mut node = Proc::spawn(
+        Command::new(BATON)
+            .args([
+                "node",
+                "--insecure-no-secret",
+                "--name",
+                "envlog",
+                "--listen",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("BATON_LOG_FORMAT", "json")
+            .env("BATON_LOG", "info")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = node.child.as_mut().unwrap().stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Every line JSON, and the node named in them once it is known.
+    let mut seen = vec![];
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no JSON line naming the node: {seen:#?}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+        seen.push(line);
+        if v["node"] == "envlog" {
+            assert!(v["fields"]["message"].is_string(), "{v}");
+            break;
+        }
+    }
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(std::time::Duration::from_secs(10)), Some(0));
 }
