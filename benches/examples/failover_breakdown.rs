@@ -9,6 +9,11 @@
 //!
 //! The timeline comes from the nodes' own `tracing` events (the runtime logs every leadership
 //! change at debug level and every engine log line at info), captured with their timestamps.
+//!
+//! `BATON_WINDOWS=FILE` writes each round's failover window (`start,end` in `CLOCK_MONOTONIC`
+//! seconds, the clock of `perf record -k mono`) to FILE, space separated: `perf report --time
+//! "$(cat FILE)"` then shows the failovers alone, without the steady heartbeats and restarts
+//! around them (docs/PERFORMANCE.md, "In-memory failover").
 #![allow(
     clippy::print_stdout,
     reason = "an example program: what it prints is what it shows"
@@ -64,6 +69,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let mut windows: Vec<String> = Vec::new();
+    let (instant_base, mono_base) = (Instant::now(), mono_secs());
     rt.block_on(async {
         let mut c = Cluster::start(
             Net::Memory(MemoryNetwork::new()),
@@ -93,6 +100,11 @@ fn main() {
                 fmt_duration(f.first_acting),
                 fmt_duration(f.all_agree)
             );
+            let start = mono_base + (f.started - instant_base).as_secs_f64();
+            windows.push(format!(
+                "{start:.6},{:.6}",
+                start + f.all_agree.as_secs_f64()
+            ));
             let horizon = t0 + f.all_agree + Duration::from_millis(1);
             for (at, line) in events
                 .iter()
@@ -104,4 +116,14 @@ fn main() {
         }
         c.stop().await;
     });
+    if let Some(path) = std::env::var_os("BATON_WINDOWS") {
+        std::fs::write(&path, windows.join(" ")).expect("BATON_WINDOWS is writable");
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in seconds (perf's `-k mono` timestamps).
+fn mono_secs() -> f64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available");
+    t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9
 }

@@ -207,6 +207,9 @@ pub struct Failover {
     pub first_acting: Duration,
     /// From the fault to every survivor reporting the same new leader.
     pub all_agree: Duration,
+    /// When the clock started (just before the fault): with `all_agree`, the window a
+    /// profile of the failover alone is cut to (`examples/failover_breakdown.rs`).
+    pub started: Instant,
 }
 
 /// The leader agreed at the last [`Cluster::steady`]: member, term and index.
@@ -281,6 +284,7 @@ async fn measure(
     Ok(Failover {
         first_acting,
         all_agree,
+        started: t0,
     })
 }
 

@@ -109,7 +109,7 @@ pub(crate) fn spawn(check: HealthCheck, group: String) -> watch::Receiver<bool> 
                 Err(why) => {
                     failed = failed.saturating_add(1);
                     tracing::warn!(
-                        "{group}: health check `{}` failed ({failed} of {} in a row, after {:.1} ms): {why}",
+                        "{group}: health check `{}` failed ({failed} of {} in a row, after {:.2} ms): {why}",
                         check.cmd,
                         check.failures,
                         started.elapsed().as_secs_f64() * 1e3

@@ -26,10 +26,13 @@
 //!   `--health-failures` 3 unless given): the leader's check is made to fail (its `nI.sick`
 //!   file is created). Besides the times from that moment, the tool reads the old leader's log
 //!   for the start of the K-th failing check (its `failed (K of K in a row, after X ms)` line,
-//!   µs timestamps, minus X) and prints the times from there until every node agrees, until the
-//!   successor acts, and until the successor's `I lead … started` line: what issue 13's bound
-//!   (`interval × failures + 10 ms` from the check starting to fail) leaves 10 ms for. Then the
-//!   file is removed and the tool waits until no node reports the member unhealthy.
+//!   µs timestamps, minus X) and prints the times from there until the successor's own
+//!   `leading with term` line (no polling in that figure), until every node agrees and the
+//!   successor acts (as polled), and until the successor's `I lead … started` line: what issue
+//!   13's bound (`interval × failures + 10 ms` from the check starting to fail) leaves 10 ms
+//!   for; and, from the logs, how that splits into the check's run, stopping CMD, the old
+//!   leader's handoff and the successor's election. Then the file is removed and the tool
+//!   waits until no node reports the member unhealthy.
 //!
 //! Between rounds the tool waits until every node agrees on the leader, sees every other node
 //! alive, and no restarted node is still abstaining from votes (one failure timeout).
@@ -378,6 +381,16 @@ struct HealthTimes {
     leader_acts: Duration,
     /// Until the successor's CMD was started (its `I lead … started` line).
     cmd_started: Option<Duration>,
+    /// Until the successor's `leading with term` line: when it leads, by its own clock, with
+    /// no polling in the figure.
+    successor_leads: Option<Duration>,
+    /// The old leader's steps, from its log: the K-th check's run time, stopping CMD (its
+    /// `stopping` line to the `killed by` / `exited` line), and from there to its `handing
+    /// off` line; then that line to the successor's `leading with term`.
+    check: Duration,
+    stop_cmd: Option<Duration>,
+    after_stop: Option<Duration>,
+    handoff: Option<Duration>,
 }
 
 async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
@@ -476,9 +489,25 @@ async fn failover(c: &mut Procs, args: &Args) -> Result<()> {
             health.iter().filter_map(|h| f(h)).collect()
         };
         for (what, v) in [
+            ("successor leads", pick(|h| h.successor_leads)),
             ("all agree", pick(|h| Some(h.all_agree))),
             ("successor acts", pick(|h| Some(h.leader_acts))),
             ("its CMD started", pick(|h| h.cmd_started)),
+        ] {
+            if let Some(s) = Summary::of(&v) {
+                println!("  {what:<16} {s}");
+            }
+        }
+        println!(
+            "  (\"successor leads\": its own `leading with term` line, no polling in it; \"all \
+             agree\" and \"acts\": seen by this tool's status polls)"
+        );
+        println!("  of which, from the nodes' logs:");
+        for (what, v) in [
+            ("the check ran", pick(|h| Some(h.check))),
+            ("stopping CMD", pick(|h| h.stop_cmd)),
+            ("then handing off", pick(|h| h.after_stop)),
+            ("handoff → leads", pick(|h| h.handoff)),
         ] {
             if let Some(s) = Summary::of(&v) {
                 println!("  {what:<16} {s}");
@@ -584,17 +613,43 @@ async fn fault(c: &mut Procs, kind: Kind, leader: usize, term: u64) -> Result<Me
         Kind::Health => {
             let since = |d: Duration| wall0 + d;
             let log = |name: &str| node_file(&c.dir, name, "log");
-            let check = kth_failure_start(&log(&c.nodes[leader].name), wall0)?;
+            let old_log = log(&c.nodes[leader].name);
+            let (check, ran) = kth_failure_start(&old_log, wall0)?;
             let after = |t: std::time::SystemTime| t.duration_since(check).unwrap_or_default();
-            let cmd_started = c
+            let between = |a: Option<std::time::SystemTime>, b: Option<std::time::SystemTime>| {
+                Some(b?.duration_since(a?).unwrap_or_default())
+            };
+            let failed_at = check + ran;
+            let old_line = |needle: &str| first_line_time(&old_log, failed_at, needle).ok();
+            let stopping = old_line(": stopping `");
+            let stopped = stopping.and_then(|t| {
+                [") killed by", ") exited"]
+                    .into_iter()
+                    .filter_map(|n| first_line_time(&old_log, t, n).ok())
+                    .min()
+            });
+            let handing = old_line("handing off to the next");
+            let succ_log = c
                 .nodes
                 .iter()
                 .find(|p| p.name == new_leader)
-                .and_then(|p| line_time(&log(&p.name), wall0, "I lead (term").ok());
+                .map(|p| log(&p.name));
+            let succ_line = |needle: &str| {
+                succ_log
+                    .as_ref()
+                    .and_then(|l| first_line_time(l, failed_at, needle).ok())
+            };
+            let leads = succ_line("leading with term");
+            let cmd_started = succ_line("): started `");
             Some(HealthTimes {
                 all_agree: after(since(all_agree)),
                 leader_acts: after(since(leader_acts)),
                 cmd_started: cmd_started.map(after),
+                successor_leads: leads.map(after),
+                check: ran,
+                stop_cmd: between(stopping, stopped),
+                after_stop: between(stopped, handing),
+                handoff: between(handing, leads),
             })
         }
         _ => None,
@@ -649,27 +704,26 @@ fn log_time(line: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
 }
 
-/// The time of the last line of `log` at or after `since` that contains `needle`.
-fn line_time(
+/// The time of the first line of `log` at or after `since` that contains `needle`.
+fn first_line_time(
     log: &std::path::Path,
     since: std::time::SystemTime,
     needle: &str,
 ) -> Result<std::time::SystemTime> {
     let text = std::fs::read_to_string(log)?;
     text.lines()
-        .rev()
         .filter(|l| l.contains(needle))
         .filter_map(log_time)
         .find(|t| *t >= since)
         .ok_or_else(|| anyhow!("no {needle:?} line in {} since the fault", log.display()))
 }
 
-/// When the check that made the leader unhealthy started: its `failed (K of K in a row, after
-/// X ms)` line's time minus X.
+/// When the check that made the leader unhealthy started, and how long it ran: its `failed (K
+/// of K in a row, after X ms)` line's time minus X, and X.
 fn kth_failure_start(
     log: &std::path::Path,
     since: std::time::SystemTime,
-) -> Result<std::time::SystemTime> {
+) -> Result<(std::time::SystemTime, Duration)> {
     let text = std::fs::read_to_string(log)?;
     let mut found = None;
     for line in text.lines() {
@@ -692,7 +746,8 @@ fn kth_failure_start(
             continue;
         };
         if k == of && t >= since {
-            found = Some(t - Duration::from_secs_f64(ms / 1e3));
+            let ran = Duration::from_secs_f64(ms / 1e3);
+            found = Some((t - ran, ran));
         }
     }
     found.ok_or_else(|| {

@@ -72,7 +72,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(super) fn watch(&self, group: &GroupName) -> watch::Sender<Leadership> {
-        lock(&self.watches)
+        let mut watches = lock(&self.watches);
+        // A lookup first: the group's name is cloned (for the key) only the first time, not on
+        // every leadership the driver publishes.
+        if let Some(w) = watches.get(group) {
+            return w.clone();
+        }
+        watches
             .entry(group.clone())
             .or_insert_with(|| watch::channel(Leadership::none(group)).0)
             .clone()

@@ -33,7 +33,15 @@ impl ClusterRegistry {
     }
 
     pub(super) fn update(&self, group: GroupName, members: Vec<MemberRecord>) {
-        lock(&self.table).insert(group.clone(), members);
+        let mut table = lock(&self.table);
+        // Nobody watches: no name to clone for a change notice. Counted under the table's
+        // lock, so a watcher that subscribes meanwhile reads the table after this insert.
+        if self.changes.receiver_count() == 0 {
+            table.insert(group, members);
+            return;
+        }
+        table.insert(group.clone(), members);
+        drop(table);
         let _ = self.changes.send(group);
     }
 

@@ -6,7 +6,7 @@ use baton_core::config::Config;
 use baton_core::{
     CloseKind, DeathProof, Envelope, Incarnation, Message, NodeId, TransportError, TransportEvent,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -109,9 +109,33 @@ struct Endpoint {
     /// longer live is *stale*: the peer died where this endpoint could not see it (behind a
     /// partition) and the proof has not reached it yet.
     links: BTreeMap<NodeId, Link>,
+    /// The endpoints of `links` (kept with it by [`Endpoint::set_link`] and
+    /// [`Endpoint::unlink`]): whether a message's link is open is one integer lookup, not a
+    /// search by name.
+    linked: HashSet<EndpointId>,
     /// The last process this endpoint had a link with at each address (node, incarnation,
     /// endpoint): what a refused or differently-answered `connect` proves dead.
     known_addrs: HashMap<String, (NodeId, Incarnation, EndpointId)>,
+}
+
+impl Endpoint {
+    /// Records the link to `node` (replacing any to an older process of it); the old one.
+    fn set_link(&mut self, node: NodeId, link: Link) -> Option<Link> {
+        let new = link.endpoint;
+        let old = self.links.insert(node, link);
+        if let Some(o) = &old {
+            self.linked.remove(&o.endpoint);
+        }
+        self.linked.insert(new);
+        old
+    }
+
+    /// Forgets the link to `node`.
+    fn unlink(&mut self, node: &NodeId) {
+        if let Some(o) = self.links.remove(node) {
+            self.linked.remove(&o.endpoint);
+        }
+    }
 }
 
 /// A delayed event on a directed link, due at `due`.
@@ -290,7 +314,7 @@ impl MemoryNetwork {
             if let Some(e) = st.endpoints.get_mut(&x)
                 && e.links.get(y_node).is_some_and(|l| l.endpoint == y)
             {
-                e.links.remove(y_node);
+                e.unlink(y_node);
             }
             st.emit(
                 x,
@@ -469,6 +493,7 @@ impl MemoryNetwork {
                 tx,
                 closed,
                 links: BTreeMap::new(),
+                linked: HashSet::new(),
                 known_addrs: HashMap::new(),
             },
         );
@@ -557,6 +582,9 @@ impl State {
     }
 
     fn delay_for(&self, a: &NodeId, b: &NodeId) -> Duration {
+        if self.link_delays.is_empty() {
+            return self.delay; // no names to clone for the lookup
+        }
         self.link_delays
             .get(&pair(a.clone(), b.clone()))
             .copied()
@@ -574,6 +602,18 @@ impl State {
             })
         };
         has(a, b) || has(b, a)
+    }
+
+    /// True when `a` and `b` each hold the link to the other: what [`link`](Self::link) would
+    /// leave as it is (it records the peer's address in `known_addrs` whenever it records the
+    /// link, and no other live endpoint can have taken that address while the peer lives).
+    /// Every message between linked endpoints checks this — two integer lookups, no name
+    /// cloned or compared — instead of inserting the link again.
+    fn linked_both(&self, a: EndpointId, b: EndpointId) -> bool {
+        let (Some(ea), Some(eb)) = (self.endpoints.get(&a), self.endpoints.get(&b)) else {
+            return false;
+        };
+        ea.linked.contains(&b) && eb.linked.contains(&a)
     }
 
     /// Hands `event` to endpoint `ep` now (if it is live), counting messages.
@@ -599,7 +639,7 @@ impl State {
     /// each side sees `Connected` about the other, preceded by `Dead` for an older process of
     /// the same node it was still linked to.
     fn link(&mut self, a: EndpointId, b: EndpointId) {
-        if a == b {
+        if a == b || self.linked_both(a, b) {
             return;
         }
         for (x, y) in [(a, b), (b, a)] {
@@ -619,7 +659,7 @@ impl State {
             };
             ex.known_addrs
                 .insert(new.addr.clone(), (y_node.clone(), new.incarnation, y));
-            let old = ex.links.insert(y_node.clone(), new.clone());
+            let old = ex.set_link(y_node.clone(), new.clone());
             match old {
                 Some(old) if old.endpoint == y => {}
                 Some(old) => {
@@ -718,7 +758,7 @@ impl State {
                 .get(&node)
                 .is_some_and(|l| l.incarnation == incarnation)
         {
-            e.links.remove(&node);
+            e.unlink(&node);
         }
         if closed {
             self.emit(
@@ -782,11 +822,18 @@ impl State {
             1
         };
         let delay = self.delay_for(&envelope.from, to);
-        let from = envelope.from.clone();
-        for _ in 0..copies {
+        if copies == 2 {
             let event = TransportEvent::Message(envelope.clone());
-            self.enqueue((ep, dst), &from, event, delay, can_spawn, spawns);
+            self.enqueue((ep, dst), event, delay, can_spawn, spawns);
         }
+        // The last (usually only) copy takes the envelope itself: no clone per message.
+        self.enqueue(
+            (ep, dst),
+            TransportEvent::Message(envelope),
+            delay,
+            can_spawn,
+            spawns,
+        );
         Ok(())
     }
 
@@ -794,12 +841,16 @@ impl State {
     fn enqueue(
         &mut self,
         key: LinkKey,
-        from_node: &NodeId,
         event: TransportEvent,
         delay: Duration,
         can_spawn: bool,
         spawns: &mut Vec<(LinkKey, u64)>,
     ) {
+        if delay.is_zero() && !self.queues.contains_key(&key) {
+            // The common case: no delay, nothing queued on the link: delivered now.
+            self.emit(key.1, event);
+            return;
+        }
         let now = Instant::now();
         let own_due = due_after(now, delay);
         if let Some(q) = self.queues.get_mut(&key) {
@@ -814,12 +865,17 @@ impl State {
             self.emit(key.1, event);
             return;
         }
+        let Some(from_node) = self.endpoints.get(&key.0).map(|e| e.node.clone()) else {
+            // Not reached (only a live endpoint sends); deliver rather than lose it.
+            self.emit(key.1, event);
+            return;
+        };
         let generation = self.fresh_id();
         self.queues.insert(
             key,
             LinkQueue {
                 generation,
-                from_node: from_node.clone(),
+                from_node,
                 items: VecDeque::from([Queued {
                     due: own_due,
                     event,
@@ -910,7 +966,7 @@ impl State {
                 continue; // stays stale until the cut heals
             }
             if let Some(e) = self.endpoints.get_mut(&peer) {
-                e.links.remove(&gone.node);
+                e.unlink(&gone.node);
             }
             let events = [
                 TransportEvent::Disconnected {
