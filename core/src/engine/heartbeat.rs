@@ -13,23 +13,19 @@ impl Engine {
     /// when it changed since the last call, and notes the version each claim appeared in
     /// (a voter's ack renews a claim only when it holds that version or a later one).
     pub(super) fn refresh_state(&mut self) {
-        // Compared in place first: a heartbeat period that changed nothing (the usual case)
-        // allocates nothing, whatever the number of groups.
-        let unchanged = self.announced.as_ref().is_some_and(|a| {
-            a.claims
-                .iter()
-                .map(|c| (&c.group, c.term, &c.member))
-                .eq(self.leading())
-                && if self.shutting_down {
-                    a.members.is_empty()
-                } else {
-                    a.members.iter().eq(self.local.values())
-                }
-                && a.addr == self.cfg.addr
-                && a.hardware == self.cfg.hardware
-                && a.labels == self.cfg.labels
-        });
-        if unchanged {
+        // Every change of a claim marks its group, every change of a member the candidates:
+        // while neither happened, nothing is compared at all.
+        let at = (self.schedule.marks, self.ranks.cand_epoch);
+        if self.announced.is_some() && self.schedule.announced_at == Some(at) {
+            debug_assert!(
+                self.announced_unchanged(),
+                "the announced state changed unmarked"
+            );
+            return;
+        }
+        self.schedule.announced_at = Some(at);
+        // Compared in place: a change elsewhere allocates nothing, whatever the groups.
+        if self.announced_unchanged() {
             return;
         }
         let claims: Vec<Claim> = self
@@ -85,6 +81,24 @@ impl Engine {
             members,
             claims,
         });
+    }
+
+    /// Whether the announced state is what `refresh_state` would build now.
+    fn announced_unchanged(&self) -> bool {
+        self.announced.as_ref().is_some_and(|a| {
+            a.claims
+                .iter()
+                .map(|c| (&c.group, c.term, &c.member))
+                .eq(self.leading())
+                && if self.shutting_down {
+                    a.members.is_empty()
+                } else {
+                    a.members.iter().eq(self.local.values())
+                }
+                && a.addr == self.cfg.addr
+                && a.hardware == self.cfg.hardware
+                && a.labels == self.cfg.labels
+        })
     }
 
     /// The groups this node leads, with its term and member in each, in group order.
@@ -198,11 +212,10 @@ impl Engine {
         // them all at once (see `claims_hold`).
         let claims = match claims {
             Some(claims) => claims,
-            None if seq > 0 && self.claims_hold(from) => {
-                let Some(p) = self.peers.get_mut(from) else {
+            None if seq > 0 && self.renew_claims(now, from) => {
+                let Some(p) = self.peers.get(from) else {
                     return;
                 };
-                p.claims_heard = Some(now);
                 if !p.claims.is_empty() && self.is_voter(&self.cfg.node) {
                     let ack = HeartbeatAck {
                         seq,

@@ -67,10 +67,10 @@ pub(crate) struct Peer {
     /// Its members, in group order (`set_members`), and the groups they are in.
     pub members: Vec<MemberAnnounce>,
     pub services: Arc<[GroupName]>,
-    /// The claims of its announced state that this node holds, and when a heartbeat last
-    /// renewed them all unchanged (`claims_hold`).
+    /// The claims of its announced state that this node holds, when a heartbeat last renewed
+    /// them all unchanged, and the engine's marks then (`views`).
     pub claims: Vec<Claim>,
-    pub claims_heard: Option<Instant>,
+    pub claims_heard: Option<(Instant, u64)>,
     /// The version of its announced state this node holds (0: none yet).
     pub state_version: u64,
     /// The version of this node's own state last sent to it in full on the current

@@ -49,6 +49,10 @@ pub(super) struct Schedule {
     /// Debug builds: each group's state when it was last stepped.
     #[cfg(debug_assertions)]
     seen: BTreeMap<GroupName, String>,
+    /// Marks made (`touch`, `touch_all`), and the marks and candidate epoch when the announced
+    /// state was last built: while neither moved, it cannot have changed (`refresh_state`).
+    pub(super) marks: u64,
+    pub(super) announced_at: Option<(u64, u64)>,
     /// Tests: how many group steps were taken.
     #[cfg(test)]
     pub(super) steps: u64,
@@ -130,6 +134,7 @@ impl Stale {
 impl Engine {
     /// Marks `name` changed: the next step steps it.
     pub(super) fn touch(&mut self, name: &GroupName) {
+        self.schedule.marks += 1;
         if !self.schedule.dirty.contains(name) {
             self.schedule.dirty.insert(name.clone());
         }
@@ -145,6 +150,7 @@ impl Engine {
 
     /// Marks every group: the next step steps them all (a change every group depends on).
     pub(super) fn touch_all(&mut self) {
+        self.schedule.marks += 1;
         self.schedule.all = true;
     }
 

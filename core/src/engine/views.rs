@@ -67,6 +67,25 @@ impl Engine {
         claims.next().is_none()
     }
 
+    /// A heartbeat of `from` announcing the state held renews its claims (`claims_hold`): at
+    /// `now`, as one. While no group was marked since the last heartbeat that did, the answer
+    /// is the same and the pass is skipped (debug builds check it).
+    pub(super) fn renew_claims(&mut self, now: Instant, from: &NodeId) -> bool {
+        let marks = self.schedule.marks;
+        let cached = self
+            .peers
+            .get(from)
+            .is_some_and(|p| p.claims_heard.is_some_and(|(_, m)| m == marks));
+        debug_assert!(!cached || self.claims_hold(from), "claims changed unmarked");
+        if !cached && !self.claims_hold(from) {
+            return false;
+        }
+        if let Some(p) = self.peers.get_mut(from) {
+            p.claims_heard = Some((now, marks));
+        }
+        true
+    }
+
     /// When the view `l` of `name` wants to wake on its own: `None` while the renewals of its
     /// leader's node cover it (the engine's timer for that node wakes then).
     pub(super) fn view_wake(&self, name: &GroupName, l: &LeaderView) -> Option<Instant> {
@@ -84,7 +103,7 @@ impl Engine {
         let ft = self.cfg.failure_timeout;
         self.peers
             .iter()
-            .filter_map(|(_, p)| p.claims_heard.map(|at| at + ft))
+            .filter_map(|(_, p)| p.claims_heard.map(|(at, _)| at + ft))
             .min()
     }
 
@@ -99,7 +118,7 @@ impl Engine {
         let ended: Vec<NodeId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.claims_heard.is_some_and(|at| at + ft <= now))
+            .filter(|(_, p)| p.claims_heard.is_some_and(|(at, _)| at + ft <= now))
             .map(|(id, _)| id.clone())
             .collect();
         for node in ended {
@@ -152,7 +171,7 @@ pub(super) fn renewed_until(
     l: &LeaderView,
     ft: Duration,
 ) -> Option<Instant> {
-    let heard = peer.claims_heard?;
+    let (heard, _) = peer.claims_heard?;
     let i = peer
         .claims
         .binary_search_by(|c| c.group.as_str().cmp(group))
