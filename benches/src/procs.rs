@@ -96,6 +96,61 @@ pub fn node_file(dir: &Path, name: &str, ext: &str) -> PathBuf {
     dir.join(format!("{name}.{ext}"))
 }
 
+/// The wall-clock time of a log line: its leading RFC 3339 timestamp
+/// (`2026-12-02T02:20:29.123456Z`, tracing-subscriber's default), UTC.
+pub fn log_time(line: &str) -> Option<std::time::SystemTime> {
+    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days since 1970-01-01 (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = (days * 86_400 + h * 3_600 + min * 60) as f64 + sec;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
+}
+
+/// Per group of `groups`, when a node whose log is among `logs` first said it leads it
+/// (`group G: leading with term T`, the engine's `Leading` event) at or after `since`, by
+/// the node's own clock.
+pub fn leading_times(
+    logs: &[PathBuf],
+    groups: &[String],
+    since: std::time::SystemTime,
+) -> Vec<Option<std::time::SystemTime>> {
+    let mut first: std::collections::BTreeMap<&str, std::time::SystemTime> = Default::default();
+    let wanted: std::collections::BTreeSet<&str> = groups.iter().map(String::as_str).collect();
+    for log in logs {
+        let Ok(text) = std::fs::read_to_string(log) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| l.contains(": leading with term")) {
+            let Some(at) = log_time(line).filter(|t| *t >= since) else {
+                continue;
+            };
+            let group = line
+                .split_once("group ")
+                .and_then(|(_, rest)| rest.split_once(": leading with term"))
+                .map(|(g, _)| g);
+            if let Some(g) = group.and_then(|g| wanted.get(g).copied()) {
+                let e = first.entry(g).or_insert(at);
+                *e = (*e).min(at);
+            }
+        }
+    }
+    groups.iter().map(|g| first.get(g.as_str()).copied()).collect()
+}
+
 /// A cluster of `baton node` processes. Dropping it kills and reaps every child.
 pub struct Procs {
     /// The working directory: configs, secret, certificates, logs.

@@ -31,6 +31,21 @@ pub trait Observe {
     /// The current view of each of `which` (node indexes), in that order; `None` for a node
     /// that did not answer this time. An error ends the run (a node died on its own).
     fn views(&mut self, which: &[usize]) -> impl Future<Output = Result<Vec<Option<View>>>>;
+
+    /// After a kill at `since`: waits, asking the nodes nothing (so that the measuring does
+    /// not load them), until the survivors `which` themselves said they lead each of `groups`
+    /// (processes: their logs), at most `limit`; per group the time since `since`. `None`:
+    /// this mode cannot tell (the polled figure stands alone).
+    fn leaders_said(
+        &mut self,
+        which: &[usize],
+        groups: &[String],
+        since: std::time::SystemTime,
+        limit: Duration,
+    ) -> impl Future<Output = Result<Option<Vec<Option<Duration>>>>> {
+        let _ = (which, groups, since, limit);
+        async { Ok(None) }
+    }
 }
 
 /// The leader of `group` (node index, term) that every view of `views` (of nodes `which`,
@@ -242,6 +257,10 @@ pub struct Failover {
     /// Those led again (in JSON, its fields stand beside these).
     #[serde(flatten)]
     pub reled: Reled,
+    /// The same, timed by the new leaders' own logs (`Leading`), with nothing polled
+    /// meanwhile; processes only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_logs: Option<Reled>,
 }
 
 /// The groups a killed node led that were led again (by a survivor, in a higher term) within
@@ -342,6 +361,15 @@ pub const FIGURES: &[Figure] = &[
         key: "failover_max_ms",
         of: |r| r.failover.as_ref()?.reled.max_ms,
     },
+    // [`Failover::by_logs`].
+    Figure {
+        key: "failover_logs_p50_ms",
+        of: |r| r.failover.as_ref()?.by_logs.as_ref()?.p50_ms,
+    },
+    Figure {
+        key: "failover_logs_max_ms",
+        of: |r| r.failover.as_ref()?.by_logs.as_ref()?.max_ms,
+    },
 ];
 
 /// Medians over the runs that measured each figure: in JSON `runs_led` and one key per
@@ -428,17 +456,23 @@ impl Medians {
 
 /// The failover figures from each group's re-election time (`None`: not within the limit).
 pub fn failover_of(victim: &str, first: &[Option<Duration>]) -> Failover {
-    let times: Vec<Duration> = first.iter().flatten().copied().collect();
-    let s = Summary::of(&times);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Failover {
         victim: victim.to_string(),
         groups: first.len(),
-        reled: Reled {
-            count: times.len(),
-            p50_ms: s.map(|s| ms(s.p50)),
-            max_ms: s.map(|s| ms(s.max)),
-        },
+        reled: reled_of(first),
+        by_logs: None,
+    }
+}
+
+/// How many of the groups were led again, and the p50 and max of their times.
+pub fn reled_of(first: &[Option<Duration>]) -> Reled {
+    let times: Vec<Duration> = first.iter().flatten().copied().collect();
+    let s = Summary::of(&times);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Reled {
+        count: times.len(),
+        p50_ms: s.map(|s| ms(s.p50)),
+        max_ms: s.map(|s| ms(s.max)),
     }
 }
 
@@ -530,6 +564,14 @@ impl Run {
                 fmt_ms(f.reled.p50_ms),
                 fmt_ms(f.reled.max_ms)
             ));
+            if let Some(l) = &f.by_logs {
+                out.push_str(&format!(
+                    "    by the new leaders' logs (nothing polled): {} led again, p50 {}, max {}\n",
+                    l.count,
+                    fmt_ms(l.p50_ms),
+                    fmt_ms(l.max_ms)
+                ));
+            }
         }
         if let Some(e) = &self.error {
             out.push_str(&format!("  FAILED: {e}\n"));
@@ -578,6 +620,14 @@ impl Report {
             (
                 "failover p50 / max",
                 format!("{} / {}", ms("failover_p50_ms"), ms("failover_max_ms")),
+            ),
+            (
+                "failover by logs p50/max",
+                format!(
+                    "{} / {}",
+                    ms("failover_logs_p50_ms"),
+                    ms("failover_logs_max_ms")
+                ),
             ),
         ];
         for (label, value) in lines {

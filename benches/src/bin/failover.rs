@@ -66,7 +66,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use baton_benches::procs::{
-    Procs, STEP_TIMEOUT, Spec, build_baton, clock_ticks, cpu_ticks, loadavg, memory_kib, node_file,
+    Procs, STEP_TIMEOUT, Spec, build_baton, clock_ticks, cpu_ticks, loadavg, log_time, memory_kib,
+    node_file,
 };
 use baton_benches::stats::Summary;
 use baton_core::engine::StatusSnapshot;
@@ -678,30 +679,6 @@ async fn healthy_again(c: &mut Procs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// The wall-clock time of a log line: its leading RFC 3339 timestamp
-/// (`2026-12-02T02:20:29.123456Z`, tracing-subscriber's default), UTC.
-fn log_time(line: &str) -> Option<std::time::SystemTime> {
-    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
-    let (date, time) = stamp.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec: f64 = t.next()?.parse().ok()?;
-    // Days since 1970-01-01 (H. Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = (days * 86_400 + h * 3_600 + min * 60) as f64 + sec;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
 }
 
 /// The time of the first line of `log` at or after `since` that contains `needle`.

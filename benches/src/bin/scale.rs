@@ -45,7 +45,7 @@
 )]
 
 use anyhow::{Context, Result, anyhow, bail};
-use baton_benches::procs::{self, Procs, Spec};
+use baton_benches::procs::{self, Procs, Spec, leading_times, node_file};
 use baton_benches::scale::{
     self, Idle, Medians, NodeIdle, Observe, Report, Run, Setup, Until, View, Wire, failover_of,
 };
@@ -360,8 +360,13 @@ async fn measure<O: Observe>(
     let their_names: Vec<String> = led_groups.iter().map(|&g| groups[g].clone()).collect();
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
     // Connections to the survivors are open (they just answered) before the clock starts.
+    let wall_kill = std::time::SystemTime::now();
     let t_kill = Instant::now();
     kill(obs, victim)?;
+    // First by what the new leaders say themselves, asking the nodes nothing; then polled.
+    let said = obs
+        .leaders_said(&survivors, &their_names, wall_kill, args.failover_limit)
+        .await?;
     let reled = |g: usize, leader: usize, term: u64| leader != victim && term > old_terms[g];
     let f = scale::wait(
         obs,
@@ -375,7 +380,9 @@ async fn measure<O: Observe>(
         poll,
     )
     .await?;
-    run.failover = Some(failover_of(&names[victim], &f.first));
+    let mut failover = failover_of(&names[victim], &f.first);
+    failover.by_logs = said.as_deref().map(scale::reled_of);
+    run.failover = Some(failover);
     if f.done.is_none() {
         bail!(
             "{}",
@@ -398,6 +405,29 @@ struct Statuses<'a> {
 }
 
 impl Observe for Statuses<'_> {
+    async fn leaders_said(
+        &mut self,
+        which: &[usize],
+        groups: &[String],
+        since: std::time::SystemTime,
+        limit: Duration,
+    ) -> Result<Option<Vec<Option<Duration>>>> {
+        let logs: Vec<std::path::PathBuf> = which
+            .iter()
+            .filter_map(|i| self.c.nodes.get(*i))
+            .map(|p| node_file(&self.c.dir, &p.name, "log"))
+            .collect();
+        let deadline = Instant::now() + limit;
+        loop {
+            let times = leading_times(&logs, groups, since);
+            if times.iter().all(Option::is_some) || Instant::now() > deadline {
+                let after = |t: std::time::SystemTime| t.duration_since(since).unwrap_or_default();
+                return Ok(Some(times.into_iter().map(|t| t.map(after)).collect()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn views(&mut self, which: &[usize]) -> Result<Vec<Option<View>>> {
         self.c.check_alive()?;
         Ok(self

@@ -324,7 +324,8 @@ pub(super) struct Rankings {
 }
 
 impl Rankings {
-    /// Both epochs: a leaderless group's ranking may have changed when one of them moved.
+    /// Both epochs (debug builds' `check_shared`).
+    #[cfg(debug_assertions)]
     pub(super) fn epochs(&self) -> (u64, u64) {
         (self.cand_epoch, self.lead_epoch)
     }
