@@ -84,6 +84,9 @@ pub(crate) struct Calls {
     pending: BTreeMap<CallKey, PendingCall>,
     /// The last key handed out.
     last: u64,
+    /// Leadership decided outside the engine ([`Engine::elected`]): where calls for a group's
+    /// leader go, and under which term this node serves them. Empty without an elector.
+    elected: BTreeMap<GroupName, Leadership>,
 }
 
 impl Calls {
@@ -130,6 +133,37 @@ impl Calls {
 }
 
 impl Engine {
+    /// Leaderships of groups as an elector outside the engine decided them (the etcd backend:
+    /// whoever holds the group's leader key; its term is the fencing token). The engine of
+    /// such a node never campaigns, so it learns leaders only this way: a call for the
+    /// group's leader is routed to `leadership.leader`, and one that reaches this node is
+    /// served under `leadership.term` only while `leadership.is_me` — the elector clears it
+    /// when the node must stop acting. Waiting calls are routed now. Returns what to do, as
+    /// [`Engine::handle`] does.
+    pub fn elected(
+        &mut self,
+        now: Instant,
+        leaderships: impl IntoIterator<Item = Leadership>,
+    ) -> Vec<Action> {
+        for l in leaderships {
+            self.calls.elected.insert(l.group.clone(), l);
+        }
+        // Every input routes the calls still waiting for a target (`publish`).
+        self.handle(now, Input::Tick)
+    }
+
+    /// The group's leadership as an elector published it, if one did.
+    fn elected_leader(&self, group: &GroupName) -> Option<&Leadership> {
+        self.calls.elected.get(group)
+    }
+
+    /// Whether an elector published a leader of `group` (which then has no "no leader"
+    /// reason, `why.rs`).
+    pub(super) fn elected_leads(&self, group: &GroupName) -> bool {
+        self.elected_leader(group)
+            .is_some_and(|l| l.leader.is_some())
+    }
+
     /// Ends every call `pick` selects with the error `why` gives it.
     pub(super) fn fail_calls(
         &mut self,
@@ -204,6 +238,8 @@ impl Engine {
                 let i = self.rng.usize(0..cands.len());
                 cands.get(i).map(|c| c.member.clone())
             }
+        } else if let Some(elected) = self.elected_leader(&group) {
+            elected.leader.clone()
         } else {
             self.groups
                 .get(&group)
@@ -259,7 +295,10 @@ impl Engine {
             );
             return;
         };
-        let acting = self.groups.get(group).and_then(|g| self.acting(g, now));
+        let acting = match self.elected_leader(group) {
+            Some(l) => l.is_me.then_some(l.term),
+            None => self.groups.get(group).and_then(|g| self.acting(g, now)),
+        };
         let (term, leader) = match (acting, reach) {
             (Some(term), _) => (term, true),
             (None, Reach::AnyMember) => (0, false),
