@@ -233,7 +233,16 @@ impl Engine {
         let target: Option<MemberId> = if call.reach == Reach::AnyMember {
             let cands = self.candidates(&group);
             if cands.is_empty() {
-                None
+                // With an elector the engine holds no candidates: this node's own member,
+                // else the elected leader (a live member too).
+                match self.elected_leader(&group) {
+                    Some(l) => self
+                        .local
+                        .get(&group)
+                        .map(|m| m.id.clone())
+                        .or_else(|| l.leader.clone()),
+                    None => None,
+                }
             } else {
                 let i = self.rng.usize(0..cands.len());
                 cands.get(i).map(|c| c.member.clone())
