@@ -50,6 +50,9 @@ pub struct Spec {
     /// `baton node --config nI.toml` (`{name}` in an argument becomes the node's name, `{dir}`
     /// the working directory). `None`: `baton node`.
     pub exec: Option<(String, Vec<String>)>,
+    /// Elections held in etcd (`[cluster] backend = "etcd"`) at these client URLs, with this
+    /// `lease_ttl_s`; `None`: baton's own protocol.
+    pub etcd: Option<(Vec<String>, u64)>,
 }
 
 impl Spec {
@@ -65,6 +68,7 @@ impl Spec {
             admin: false,
             label,
             exec: None,
+            etcd: None,
         }
     }
 }
@@ -148,7 +152,10 @@ pub fn leading_times(
             }
         }
     }
-    groups.iter().map(|g| first.get(g.as_str()).copied()).collect()
+    groups
+        .iter()
+        .map(|g| first.get(g.as_str()).copied())
+        .collect()
 }
 
 /// A cluster of `baton node` processes. Dropping it kills and reaps every child.
@@ -291,10 +298,23 @@ fn config_text(spec: &Spec, name: &str, addr: &str, names: &[String], addrs: &[S
     } else {
         ""
     };
+    let (backend, etcd) = match &spec.etcd {
+        Some((endpoints, ttl)) => {
+            let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+            (
+                "backend = \"etcd\"\n",
+                format!(
+                    "\n[etcd]\nendpoints = [{}]\nlease_ttl_s = {ttl}\n",
+                    endpoints.join(", ")
+                ),
+            )
+        }
+        None => ("", String::new()),
+    };
     let mut text = format!(
         "[node]\nname = \"{name}\"\nlisten = \"{addr}\"\n{data}\n\
          [cluster]\nname = \"{CLUSTER}\"\nseeds = [{seeds}]\nvoters = [{voters}]\n\
-         secret_file = \"cluster.secret\"\n{tls_section}{admin}",
+         secret_file = \"cluster.secret\"\n{backend}{tls_section}{admin}{etcd}",
         seeds = seeds.join(", "),
         voters = voters.join(", "),
     );

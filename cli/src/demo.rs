@@ -725,11 +725,6 @@ async fn script(c: &mut Cluster) -> Result<()> {
 
     println!();
     println!("5. Route work from every node (the original demo's tracked_work)");
-    if c.etcd.is_some() {
-        // Routing asks the engine for the leader, and on etcd the engine knows none yet.
-        println!("  skipped: routed calls are not done on the etcd backend yet (docs/ETCD.md)");
-        return stop_all(c).await;
-    }
     for name in NAMES {
         let target = c.target(name)?;
         let mut client = Client::connect(&target, Duration::from_secs(2)).await?;

@@ -26,6 +26,27 @@ const IN_FLIGHT: usize = 128;
 /// Member puts written in one transaction (etcd's `--max-txn-ops` defaults to 128).
 const PUTS_PER_TXN: usize = 64;
 
+/// Groups campaigned for in one transaction: each adds two compares and two operations, so
+/// 32 stay well within etcd's default `--max-txn-ops` of 128.
+const CAMPAIGNS_PER_TXN: usize = 32;
+
+/// Keys per page of [`Task::sync`]'s read of the prefix (~400 bytes each: well within a
+/// gRPC message, and one page is quick for etcd to serve).
+const PAGE: i64 = 1000;
+
+/// The end of the range of keys that start with `prefix` (etcd's prefix range end: the last
+/// byte below 0xff incremented, what follows it dropped; all 0xff: every key after).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(b) = end.pop() {
+        if b < 0xff {
+            end.push(b + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 /// What the [`EtcdElector`](crate::EtcdElector) handle asks of its task.
 pub(crate) enum Cmd {
     Stand(Candidacy),
@@ -35,10 +56,13 @@ pub(crate) enum Cmd {
     PeerGone(NodeId, Incarnation),
 }
 
+/// The leader key as last seen. Its **mod revision is the fencing token**: the key is written
+/// only when leadership changes (created by a campaign, or replaced by a handoff that names
+/// the successor in the same transaction), so its mod revision changes exactly then — and,
+/// being an etcd revision, only grows.
 #[derive(Clone, Debug)]
 struct LeaderKv {
     member: MemberId,
-    create_rev: i64,
     mod_rev: i64,
     lease: i64,
 }
@@ -48,8 +72,12 @@ struct Group {
     members: BTreeMap<MemberId, MemberValue>,
     leader: Option<LeaderKv>,
     handoff: Option<MemberId>,
-    /// The highest leader-key create revision seen: the term published while leaderless.
+    /// The highest leader-key mod revision seen: the term published while leaderless.
     term: Term,
+    /// The leader key's mod revision when its holder was proven dead ([`Task::peer_gone`]):
+    /// the next campaign replaces that very key (conditioned on this revision) instead of
+    /// waiting for the revocation to delete it — one etcd write on the way, not two.
+    takeover: Option<i64>,
 }
 
 impl Group {
@@ -136,24 +164,53 @@ impl Task {
         }
     }
 
-    /// Reads the whole prefix and starts the watch after it.
+    /// Reads the whole prefix — in pages of [`PAGE`] keys, every page at the revision of the
+    /// first, so the pages make one snapshot — and starts the watch after it.
+    ///
+    /// Paged because 9 nodes × 1 000 groups are 9 000 member keys (~3 MB of values): in one
+    /// response that is a single request that has to fit one deadline on a busy etcd, and is
+    /// close to gRPC's default 4 MiB message limit, past which the read fails whatever the
+    /// deadline. Each page has its own deadline.
     pub(crate) async fn sync(&mut self) -> Result<(), etcd_client::Error> {
-        let mut r = timeout(
-            self.timing.request * 4,
-            self.client
-                .get(self.keys.prefix(), Some(GetOptions::new().with_prefix())),
-        )
-        .await
-        .map_err(|_| crate::lease::timed_out("reading the prefix"))??;
-        let rev = r.header().map_or(0, |h| h.revision());
+        let prefix = self.keys.prefix().as_bytes().to_vec();
+        let end = prefix_end(&prefix);
+        let mut from = prefix;
+        let mut rev = 0;
+        let mut kvs = Vec::new();
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if rev != 0 {
+                opts = opts.with_revision(rev);
+            }
+            let mut r = timeout(
+                self.timing.request * 4,
+                self.client.get(from.clone(), Some(opts)),
+            )
+            .await
+            .map_err(|_| crate::lease::timed_out("reading the prefix"))??;
+            if rev == 0 {
+                rev = r.header().map_or(0, |h| h.revision());
+            }
+            let more = r.more();
+            let page = r.take_kvs();
+            let Some(last) = page.last() else { break };
+            // The next page starts just after the last key of this one.
+            from = last.key().to_vec();
+            from.push(0);
+            kvs.extend(page);
+            if !more {
+                break;
+            }
+        }
         let before: BTreeSet<GroupName> = self.groups.keys().cloned().collect();
         for g in self.groups.values_mut() {
             g.members.clear();
             g.leader = None;
             g.handoff = None;
+            g.takeover = None;
         }
-        for kv in r.take_kvs() {
-            self.apply_put(&kv);
+        for kv in &kvs {
+            self.apply_put(kv);
         }
         self.dirty.extend(before);
         self.rev = rev;
@@ -197,13 +254,23 @@ impl Task {
             Parsed::Leader(group) => {
                 if let Some(v) = json::<LeaderValue>(kv) {
                     let g = self.groups.entry(group.clone()).or_default();
-                    g.term = g.term.max(u64::try_from(kv.create_revision()).unwrap_or(0));
+                    // Not a write older than the leader already known (read by a lost
+                    // campaign, or written by this node, ahead of the watch).
+                    if g.leader
+                        .as_ref()
+                        .is_some_and(|l| l.mod_rev > kv.mod_revision())
+                    {
+                        return;
+                    }
+                    g.term = g.term.max(u64::try_from(kv.mod_revision()).unwrap_or(0));
                     g.leader = Some(LeaderKv {
                         member: v.member,
-                        create_rev: kv.create_revision(),
                         mod_rev: kv.mod_revision(),
                         lease: kv.lease(),
                     });
+                    // A handoff names its successor in the leader key itself.
+                    g.handoff = None;
+                    g.takeover = None;
                     self.dirty.insert(group);
                 }
             }
@@ -233,7 +300,7 @@ impl Task {
                     // campaign ahead of the watch).
                     if g.leader
                         .as_ref()
-                        .is_none_or(|l| l.create_rev <= kv.mod_revision())
+                        .is_none_or(|l| l.mod_rev <= kv.mod_revision())
                     {
                         g.leader = None;
                     }
@@ -533,7 +600,7 @@ impl Task {
                     Leadership {
                         group: group.clone(),
                         leader: Some(l.member.clone()),
-                        term: u64::try_from(l.create_rev).unwrap_or(0),
+                        term: u64::try_from(l.mod_rev).unwrap_or(0),
                         is_me: mine && acting,
                     }
                 }
@@ -671,12 +738,28 @@ impl Task {
         by_node.into_iter().map(|(n, gs)| (n, gs.into())).collect()
     }
 
-    /// Creates the leader keys of `groups` where absent, on this node's lease: the
-    /// transactions go together, up to [`IN_FLIGHT`] at a time.
+    /// Creates the leader keys of `groups` where absent (or replaces a dead holder's, see
+    /// `Group::takeover`), on this node's lease. Up to [`CAMPAIGNS_PER_TXN`] groups go in one
+    /// transaction — a node that ranks first in a thousand groups writes 32 transactions, not
+    /// a thousand (each a raft entry: on a busy etcd a thousand of them take seconds, and
+    /// delay every keepalive meanwhile). A transaction succeeds only whole: when one of its
+    /// groups has a leader already, the answer reads every key of it, and the groups whose key
+    /// is absent campaign again at once, one per transaction.
     async fn campaign(&mut self, groups: Vec<GroupName>) {
+        let again = self.campaign_in(groups, CAMPAIGNS_PER_TXN).await;
+        if !again.is_empty() {
+            self.campaign_in(again, 1).await;
+        }
+    }
+
+    /// [`Task::campaign`] with `per_txn` groups per transaction, up to [`IN_FLIGHT`]
+    /// transactions at a time; returns the groups of a lost multi-group transaction that
+    /// found their own key absent.
+    async fn campaign_in(&mut self, groups: Vec<GroupName>, per_txn: usize) -> Vec<GroupName> {
         let lease = self.lease.id;
         let acting = self.lease.acting(Instant::now());
-        let mut txns = Vec::new();
+        // (group, me, takeover, compares, puts, the read of its key on a loss)
+        let mut each = Vec::new();
         for group in groups {
             let Some(local) = self.local.get_mut(&group) else {
                 continue;
@@ -690,82 +773,129 @@ impl Task {
                 continue;
             };
             let leader_key = self.keys.leader(group.as_str());
-            let txn = Txn::new()
-                .when([
-                    Compare::create_revision(leader_key.clone(), CompareOp::Equal, 0),
-                    // Our member key lives on the current lease: the lease is alive in etcd.
-                    Compare::lease(
-                        self.keys.member(group.as_str(), &me),
-                        CompareOp::Equal,
-                        lease,
-                    ),
-                ])
-                .and_then([
-                    TxnOp::put(
-                        leader_key.clone(),
-                        value,
-                        Some(PutOptions::new().with_lease(lease)),
-                    ),
-                    TxnOp::delete(self.keys.handoff(group.as_str()), None),
-                ])
-                // Lost: learn the leader from the answer rather than campaign again before
-                // the watch brings it.
-                .or_else([TxnOp::get(leader_key, None)]);
-            txns.push((group, me, txn));
+            // After a proof of death: the dead holder's key, by its revision; else: absent.
+            let takeover = self.groups.get_mut(&group).and_then(|g| g.takeover.take());
+            let free = match takeover {
+                Some(rev) => Compare::mod_revision(leader_key.clone(), CompareOp::Equal, rev),
+                None => Compare::create_revision(leader_key.clone(), CompareOp::Equal, 0),
+            };
+            let compares = [
+                free,
+                // Our member key lives on the current lease: the lease is alive in etcd.
+                Compare::lease(
+                    self.keys.member(group.as_str(), &me),
+                    CompareOp::Equal,
+                    lease,
+                ),
+            ];
+            let puts = [
+                TxnOp::put(
+                    leader_key.clone(),
+                    value,
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
+                TxnOp::delete(self.keys.handoff(group.as_str()), None),
+            ];
+            // Lost: learn the leader from the answer rather than campaign again before the
+            // watch brings it.
+            let get = TxnOp::get(leader_key, None);
+            each.push((group, me, takeover.is_some(), compares, puts, get));
         }
-        if txns.is_empty() {
-            return;
+        if each.is_empty() {
+            return vec![];
+        }
+        let mut txns = Vec::new();
+        let mut it = each.into_iter().peekable();
+        while it.peek().is_some() {
+            let chunk: Vec<_> = it.by_ref().take(per_txn.max(1)).collect();
+            let mut who = Vec::new();
+            let (mut compares, mut puts, mut gets) = (Vec::new(), Vec::new(), Vec::new());
+            for (group, me, takeover, c, p, g) in chunk {
+                who.push((group, me, takeover));
+                compares.extend(c);
+                puts.extend(p);
+                gets.push(g);
+            }
+            let txn = Txn::new().when(compares).and_then(puts).or_else(gets);
+            txns.push((who, txn));
         }
         let request = self.timing.request;
         let client = self.client.clone();
         let results: Vec<_> = stream::iter(txns)
-            .map(|(group, me, txn)| {
+            .map(|(who, txn)| {
                 let mut client = client.clone();
-                async move { (group, me, timeout(request, client.txn(txn)).await) }
+                async move { (who, timeout(request, client.txn(txn)).await) }
             })
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
-        for (group, me, result) in results {
-            let lost = !matches!(&result, Ok(Ok(r)) if r.succeeded());
-            if let Some(local) = self.local.get_mut(&group) {
-                local.not_before =
-                    lost.then(|| Instant::now() + self.backoff.max(self.timing.period / 4));
-            }
-            match result {
-                Ok(Ok(r)) if r.succeeded() => {
-                    let rev = r.header().map_or(0, |h| h.revision());
-                    tracing::info!(%group, term = rev, "etcd: elected");
-                    let g = self.groups.entry(group.clone()).or_default();
-                    g.term = g.term.max(u64::try_from(rev).unwrap_or(0));
-                    g.leader = Some(LeaderKv {
-                        member: me,
-                        create_rev: rev,
-                        mod_rev: rev,
-                        lease,
-                    });
-                    g.handoff = None;
-                }
-                Ok(Ok(r)) => {
-                    tracing::debug!(%group, "etcd: campaign lost (a leader exists, or this node's lease changed)");
-                    for op in r.op_responses() {
-                        if let etcd_client::TxnOpResponse::Get(get) = op {
-                            for kv in get.kvs() {
-                                self.apply_put(kv);
-                            }
+        let mut again = Vec::new();
+        for (who, result) in results {
+            let many = who.len() > 1;
+            // The keys the answer to a lost transaction read, by key.
+            let mut read: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
+            if let Ok(Ok(r)) = &result
+                && !r.succeeded()
+            {
+                for op in r.op_responses() {
+                    if let etcd_client::TxnOpResponse::Get(get) = op {
+                        for kv in get.kvs() {
+                            read.insert(kv.key().to_vec(), kv.clone());
                         }
                     }
                 }
-                Ok(Err(e)) => tracing::debug!(%group, error = %e, "etcd: campaign failed"),
-                Err(_) => tracing::debug!(%group, "etcd: campaign timed out"),
             }
-            self.dirty.insert(group);
+            for (group, me, takeover) in who {
+                let held = read.get(self.keys.leader(group.as_str()).as_bytes());
+                if let Some(kv) = held {
+                    self.apply_put(kv);
+                }
+                let lost_txn = matches!(&result, Ok(Ok(r)) if !r.succeeded());
+                // A lost transaction that found this group's key absent: another group of it
+                // (or, for a takeover, the revocation, which was first) made it lose — this
+                // group campaigns again at once.
+                let absent = lost_txn && held.is_none() && (many || takeover);
+                if absent && many {
+                    again.push(group.clone());
+                }
+                let lost = !matches!(&result, Ok(Ok(r)) if r.succeeded()) && !absent;
+                if let Some(local) = self.local.get_mut(&group) {
+                    local.not_before =
+                        lost.then(|| Instant::now() + self.backoff.max(self.timing.period / 4));
+                }
+                match &result {
+                    Ok(Ok(r)) if r.succeeded() => {
+                        let rev = r.header().map_or(0, |h| h.revision());
+                        tracing::info!(%group, term = rev, takeover, "etcd: elected");
+                        let g = self.groups.entry(group.clone()).or_default();
+                        g.term = g.term.max(u64::try_from(rev).unwrap_or(0));
+                        g.leader = Some(LeaderKv {
+                            member: me,
+                            mod_rev: rev,
+                            lease,
+                        });
+                        g.handoff = None;
+                    }
+                    Ok(Ok(_)) => {
+                        tracing::debug!(%group, absent, "etcd: campaign lost (a leader exists, or this node's lease changed)")
+                    }
+                    Ok(Err(e)) => tracing::debug!(%group, error = %e, "etcd: campaign failed"),
+                    Err(_) => tracing::debug!(%group, "etcd: campaign timed out"),
+                }
+                self.dirty.insert(group);
+            }
         }
+        again
     }
 
-    /// Stops acting in `group`, then deletes the leader key if it is still ours (by revision),
-    /// naming `successor` (default: the best-ranked other candidate); with `leave`, deletes
-    /// this node's member key in the same transaction.
+    /// Stops acting in `group`, then hands the leader key, if it is still ours (by revision),
+    /// to `successor` (default: the best-ranked other candidate) in **one transaction**: the
+    /// key is replaced by one naming the successor, attached to the successor's lease — on
+    /// condition that its member key still lives on that lease, i.e. that the lease is alive
+    /// in etcd. The successor acts on the watch event alone (no campaign, no second write);
+    /// the key's new mod revision is its fencing token. Without a live successor the key is
+    /// deleted, and the group is elected as after a crash. With `leave`, this node's member
+    /// key is deleted in the same transaction.
     async fn resign(&mut self, group: &GroupName, successor: Option<MemberId>, leave: bool) {
         let Some(local) = self.local.get(group) else {
             return;
@@ -802,52 +932,88 @@ impl Task {
                 .find(|m| *m != me)
         });
         let leader_key = self.keys.leader(group.as_str());
-        ops.push(TxnOp::delete(leader_key.clone(), None));
-        if let Some(s) = &successor {
+        let ours = Compare::mod_revision(leader_key.clone(), CompareOp::Equal, held.mod_rev);
+        // The successor, with the lease its member key lives on (0: not known here).
+        let named = successor.and_then(|s| {
             let lease = self
                 .groups
                 .get(group)
-                .and_then(|g| g.members.get(s))
+                .and_then(|g| g.members.get(&s))
                 .map_or(0, |v| v.lease);
-            if let Ok(value) = serde_json::to_vec(&HandoffValue {
-                successor: s.clone(),
-            }) {
-                ops.push(TxnOp::put(
-                    self.keys.handoff(group.as_str()),
-                    value,
-                    Some(PutOptions::new().with_lease(lease)),
-                ));
+            let value = serde_json::to_vec(&LeaderValue { member: s.clone() }).ok()?;
+            (lease != 0).then_some((s, lease, value))
+        });
+        let mut handed = None;
+        if let Some((s, lease, value)) = named {
+            let mut put = vec![TxnOp::put(
+                leader_key.clone(),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            )];
+            put.extend(ops.iter().cloned());
+            let txn = Txn::new()
+                .when([
+                    ours.clone(),
+                    Compare::lease(
+                        self.keys.member(group.as_str(), &s),
+                        CompareOp::Equal,
+                        lease,
+                    ),
+                ])
+                .and_then(put);
+            match timeout(self.timing.request, self.client.txn(txn)).await {
+                Ok(Ok(r)) if r.succeeded() => {
+                    let rev = r.header().map_or(0, |h| h.revision());
+                    tracing::info!(%group, successor = %s, term = rev, "etcd: handed off");
+                    handed = Some(LeaderKv {
+                        member: s,
+                        mod_rev: rev,
+                        lease,
+                    });
+                }
+                Ok(Ok(_)) => {
+                    tracing::info!(%group, successor = %s, "etcd: the leader key or the successor changed before the handoff")
+                }
+                Ok(Err(e)) => tracing::warn!(%group, error = %e, "etcd: handoff failed"),
+                Err(_) => tracing::warn!(%group, "etcd: handoff timed out"),
             }
         }
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                leader_key,
-                CompareOp::Equal,
-                held.mod_rev,
-            )])
-            .and_then(ops);
+        if let Some(l) = handed {
+            if let Some(g) = self.groups.get_mut(group) {
+                g.term = g.term.max(u64::try_from(l.mod_rev).unwrap_or(0));
+                g.leader = Some(l);
+                g.handoff = None;
+            }
+            self.dirty.insert(group.clone());
+            return;
+        }
+        // No live successor (or the handoff did not go through): give the key up, if still ours.
+        ops.push(TxnOp::delete(leader_key, None));
+        let txn = Txn::new().when([ours]).and_then(ops);
         match timeout(self.timing.request, self.client.txn(txn)).await {
             Ok(Ok(r)) if r.succeeded() => {
-                tracing::info!(%group, successor = ?successor.as_ref().map(|s| s.to_string()), "etcd: handed off");
+                tracing::info!(%group, "etcd: resigned (no successor to hand to)");
                 if let Some(g) = self.groups.get_mut(group) {
                     g.leader = None;
-                    g.handoff = successor;
                 }
             }
-            Ok(Ok(_)) => tracing::info!(%group, "etcd: the leader key changed before the handoff"),
-            Ok(Err(e)) => {
-                tracing::warn!(%group, error = %e, "etcd: handoff failed; the lease expiry ends it")
+            Ok(Ok(_)) => {
+                tracing::info!(%group, "etcd: the leader key changed before the resignation")
             }
-            Err(_) => tracing::warn!(%group, "etcd: handoff timed out; the lease expiry ends it"),
+            Ok(Err(e)) => {
+                tracing::warn!(%group, error = %e, "etcd: resigning failed; the lease expiry ends it")
+            }
+            Err(_) => tracing::warn!(%group, "etcd: resigning timed out; the lease expiry ends it"),
         }
         self.dirty.insert(group.clone());
     }
 
-    /// A proof of death of `incarnation` of `node` (from this node's engine): revokes the
-    /// leases its member keys live on (of that incarnation or older), so that its leader keys
-    /// vanish now instead of after the TTL, and forgets them here at once — the revocation is
-    /// committed in etcd when it answers — so that the next-ranked campaigns without waiting
-    /// for the watch. Another survivor revoking first ("lease not found") counts the same.
+    /// A proof of death of `incarnation` of `node` (from this node's engine): forgets the
+    /// keys of the leases its member keys live on (of that incarnation or older) at once, so
+    /// that the next-ranked member campaigns in this very step — replacing the dead holder's
+    /// leader key by revision (`Group::takeover`) — and revokes those leases, so that every
+    /// key of the dead node vanishes now instead of after the TTL. Another survivor revoking
+    /// first ("lease not found") counts the same.
     fn peer_gone(&mut self, node: &NodeId, incarnation: Incarnation) {
         let leases: BTreeSet<i64> = self
             .groups
@@ -861,9 +1027,23 @@ impl Task {
             })
             .map(|(_, v)| v.lease)
             .collect();
-        // Not awaited here: the task goes on reading the watch meanwhile, so that the
-        // successor campaigns on the first sign of the deletion — its watch, or the answer to
-        // its own revocation, whichever comes first (every survivor revokes).
+        // The dead node's keys leave this node's view now. The groups it led here get a
+        // takeover: the next-ranked member campaigns at once (this same step) with a
+        // transaction that replaces the dead holder's leader key, conditioned on its
+        // revision — it need not wait for the revocation to delete the key first.
+        for (name, g) in &mut self.groups {
+            if let Some(l) = &g.leader
+                && leases.contains(&l.lease)
+                && self.local.contains_key(name)
+            {
+                g.takeover = Some(l.mod_rev);
+            }
+        }
+        for lease in &leases {
+            self.forget_lease(*lease);
+        }
+        // Not awaited here: the task goes on meanwhile (every survivor revokes; the keys of a
+        // revoked lease are gone whoever was first).
         for lease in leases {
             let mut client = self.client.clone();
             let request = self.timing.request;
@@ -947,5 +1127,20 @@ async fn next_message(
     match w {
         Some((_, s)) => s.message().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn the_prefix_range_ends_after_every_key_that_starts_with_it() {
+        assert_eq!(prefix_end(b"/baton/c/"), b"/baton/c0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+        let end = prefix_end(b"/baton/c/");
+        assert!(b"/baton/c/members/g/n#0".as_slice() < end.as_slice());
+        assert!(b"/baton/c0".as_slice() >= end.as_slice());
     }
 }

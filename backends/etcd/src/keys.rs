@@ -2,9 +2,10 @@
 //!
 //! - `prefix/members/<group>/<node>#<seq>` → [`MemberValue`], attached to the node's lease;
 //! - `prefix/leader/<group>` → [`LeaderValue`], attached to the leader's lease, created only if
-//!   absent: its create revision is the fencing token;
+//!   absent, or replaced by a handoff or a takeover: its mod revision is the fencing token;
 //! - `prefix/handoff/<group>` → [`HandoffValue`], attached to the successor's lease: the member a
-//!   resigning leader named, whom the others let campaign first.
+//!   resigning leader named, whom the others let campaign first (written by earlier versions,
+//!   which handed off by deleting the leader key; still honored).
 //!
 //! Group and node names are escaped (`%` → `%25`, `/` → `%2F`) so a key always has this shape.
 

@@ -141,8 +141,7 @@ pub(crate) async fn keep(
                     // dropped though: it would answer again at once, forever (a busy loop
                     // that never yields, so not even the runtime's shutdown could stop it).
                     if let Err(e) = answer {
-                        tracing::debug!(lease = id, error = %e, "etcd: keepalive stream lost");
-                        stream = None;
+                        lost(&mut stream, &mut unanswered, id, &e);
                     }
                     continue;
                 };
@@ -161,9 +160,7 @@ pub(crate) async fn keep(
                     Err(e) => {
                         // The deadline runs out on its own; reopen the stream next time.
                         refused(&e);
-                        tracing::debug!(lease = id, error = %e, "etcd: keepalive stream lost");
-                        stream = None;
-                        unanswered.clear();
+                        lost(&mut stream, &mut unanswered, id, &e);
                     }
                 }
                 continue;
@@ -266,6 +263,19 @@ pub(crate) async fn keep(
             },
         }
     }
+}
+
+/// The keepalive stream broke (`error`): dropped — reopened at the next tick — with the
+/// keepalives still unanswered on it, which it will never answer now.
+fn lost(
+    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    unanswered: &mut VecDeque<Instant>,
+    id: i64,
+    error: &str,
+) {
+    tracing::debug!(lease = id, error = %error, "etcd: keepalive stream lost");
+    *stream = None;
+    unanswered.clear();
 }
 
 /// Whether etcd refused a request for its auth token (expired, or forgotten by a restart).

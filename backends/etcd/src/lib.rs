@@ -11,14 +11,17 @@
 //! - **One member key per member**, `prefix/members/<group>/<node>#<seq>`, on the lease, holding
 //!   the [`MemberRecord`](baton_core::MemberRecord) policies rank by.
 //! - **The leader key** `prefix/leader/<group>`, created in a transaction only if absent, on
-//!   the lease. **Its create revision is the fencing token** (`Leadership::term`, `BATON_TERM`):
-//!   etcd's revisions only grow, so every new leader holds a greater one.
+//!   the lease. **Its mod revision is the fencing token** (`Leadership::term`, `BATON_TERM`):
+//!   the key is written only when leadership changes, and etcd's revisions only grow, so every
+//!   new leader holds a greater one.
 //! - Only the top-ranked live candidate campaigns at once; rank `r` waits `r × backoff`.
-//! - **Kind shutdown / leave** deletes the leader key in a transaction conditioned on its
-//!   revision, and names the successor (`prefix/handoff/<group>`), whom the others let
-//!   campaign first.
+//! - **Kind shutdown / leave / preemption** hands the key to the successor in one
+//!   transaction conditioned on its revision: the key is replaced by one naming the successor,
+//!   on the successor's lease, and the successor acts on the watch event.
+//! - **A proof of death** of a peer: its lease is revoked, and the next-ranked member replaces
+//!   its leader key by revision at once (a takeover) instead of waiting for the deletion.
 //! - **One watch** over the prefix, resumed from the last revision seen after any reconnect
-//!   (read again whole when etcd compacted past it).
+//!   (read again whole, in pages, when etcd compacted past it).
 
 mod elector;
 mod keys;

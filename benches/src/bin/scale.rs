@@ -4,6 +4,7 @@
 //! cargo run --release -p baton-benches --bin scale -- --nodes 9 --groups 100 --runs 5
 //! cargo run --release -p baton-benches --bin scale -- --nodes 9 --groups 1000 --policy balanced,oldest-running
 //! cargo run --release -p baton-benches --bin scale -- --in-process tcp --nodes 65 --groups 10
+//! cargo run --release -p baton-benches --bin scale -- --backend etcd --nodes 9 --groups 1000
 //! ```
 //!
 //! **Processes** (the default): `--nodes` real `baton node` processes on free loopback ports
@@ -27,6 +28,12 @@
 //! 4. **Failover**: SIGKILL of the node leading the most groups; per group of it, the time from
 //!    just before `kill(2)` until every survivor agrees on a new leader (another node, a higher
 //!    term) that acts: p50 and max (the time until the last), within `--failover-secs` (60).
+//!
+//! **On etcd** (`--backend etcd`, processes only): the same runs with `[cluster] backend =
+//! "etcd"` in every config (`[etcd] lease_ttl_s = --etcd-ttl`, default 2), all on one fresh
+//! local etcd per run (the backend's `LocalEtcd`: Debian's `etcd-server` on loopback, its own
+//! data directory). The failover's kill -9 is then proven by the survivors' transport, which
+//! revokes the dead node's etcd lease (docs/ETCD.md).
 //!
 //! **In process** (`--in-process memory|tcp`): the same runs with `baton_core::Node`s in this
 //! process (the test kit's cluster, on the in-memory transport or loopback TCP, a 2-worker
@@ -79,11 +86,14 @@ struct Args {
     failover_limit: Duration,
     poll: Option<Duration>,
     keep: bool,
+    /// `--backend etcd`: elections in a local etcd, with this `lease_ttl_s`.
+    etcd: Option<u64>,
 }
 
 const USAGE: &str = "usage: scale [--nodes N (3)] [--groups G (10)] [--runs R (1)] \
 [--policy P[,P…] (oldest-running)] [--in-process memory|tcp] [--baton PATH] [--json]\n             \
-[--idle-secs S (5)] [--limit-secs S (120)] [--failover-secs S (60)] [--poll-ms MS (10; 1 in process)] [--keep]";
+[--idle-secs S (5)] [--limit-secs S (120)] [--failover-secs S (60)] [--poll-ms MS (10; 1 in process)] [--keep]\n             \
+[--backend baton|etcd (baton)] [--etcd-ttl S (2)]";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -99,7 +109,9 @@ fn parse_args() -> Result<Args> {
         failover_limit: Duration::from_secs(60),
         poll: None,
         keep: false,
+        etcd: None,
     };
+    let mut etcd_ttl = 2;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| anyhow!("{name} needs a value"));
@@ -140,7 +152,24 @@ fn parse_args() -> Result<Args> {
                 ))
             }
             "--keep" => a.keep = true,
+            "--backend" => {
+                a.etcd = match value("--backend")?.as_str() {
+                    "baton" => None,
+                    "etcd" => Some(0),
+                    other => bail!("--backend {other:?}: expected baton or etcd"),
+                }
+            }
+            "--etcd-ttl" => {
+                let v = value("--etcd-ttl")?;
+                etcd_ttl = v.parse().with_context(|| format!("--etcd-ttl {v:?}"))?;
+            }
             other => baton_benches::common_arg(other, USAGE)?,
+        }
+    }
+    if a.etcd.is_some() {
+        a.etcd = Some(etcd_ttl);
+        if a.mode != Mode::Processes {
+            bail!("--backend etcd runs node processes only (not --in-process)");
         }
     }
     if a.nodes < 2 {
@@ -221,6 +250,7 @@ fn say(args: &Args, text: &str) {
 async fn all_runs(args: &Args, baton: Option<&std::path::Path>) -> Result<Report> {
     let groups = group_names(args.groups);
     let mode = match args.mode {
+        Mode::Processes if args.etcd.is_some() => "processes, backend etcd",
         Mode::Processes => "processes",
         Mode::Memory => "in-process memory",
         Mode::Tcp => "in-process tcp",
@@ -453,6 +483,23 @@ async fn run_processes(
         policy_toml(&args.policy),
     );
     spec.keep = args.keep;
+    // `--backend etcd`: one fresh local etcd per run, killed (its data removed) when the run
+    // ends — after the nodes, which are dropped first.
+    let _etcd = match args.etcd {
+        Some(ttl) => {
+            let ports = baton_transport_tcp::free_ports(2).context("free ports for etcd")?;
+            let dir = std::env::temp_dir().join(format!(
+                "baton-scale-etcd-{}-{}",
+                std::process::id(),
+                run.run
+            ));
+            let etcd = baton_backend_etcd::local::LocalEtcd::start(dir, ports[0], ports[1])
+                .context("cannot start a local etcd")?;
+            spec.etcd = Some((vec![etcd.endpoint()], ttl));
+            Some(etcd)
+        }
+        None => None,
+    };
     let mut c = Procs::create(baton, &spec)?;
     // `create` returns right after it started the last node.
     let t0 = Instant::now();

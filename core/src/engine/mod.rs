@@ -52,6 +52,7 @@
 //! | `transfer`   | transfer and step-down on request, health: who may be handed to          |
 //! | `identity`   | refusals (duplicate names, stale incarnations), conflicting settings     |
 //! | `routing`    | the calls table and its [`CallKey`]s, serving and answering calls        |
+//! | `elected`    | leaders an elector outside the engine decided (etcd), for routing        |
 //! | `outbox`     | sending; one message per destination per input (`Message::Batch`) both ways |
 //! | `timers`     | the table of timer kinds, and the passes that fire them and step          |
 //! | `schedule`   | which groups an input steps: the changed, the due; a timer queue per group |
@@ -61,6 +62,7 @@
 
 mod api;
 mod config;
+mod elected;
 mod election;
 mod event;
 mod group;

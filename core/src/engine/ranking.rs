@@ -324,8 +324,7 @@ pub(super) struct Rankings {
 }
 
 impl Rankings {
-    /// Both epochs (debug builds' `check_shared`).
-    #[cfg(debug_assertions)]
+    #[cfg(debug_assertions)] // Both epochs, for `check_shared`.
     pub(super) fn epochs(&self) -> (u64, u64) {
         (self.cand_epoch, self.lead_epoch)
     }

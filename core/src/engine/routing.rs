@@ -84,6 +84,8 @@ pub(crate) struct Calls {
     pending: BTreeMap<CallKey, PendingCall>,
     /// The last key handed out.
     last: u64,
+    /// Leaderships an elector decided ([`Engine::elected`]); empty without one.
+    pub(super) elected: BTreeMap<GroupName, Leadership>,
 }
 
 impl Calls {
@@ -199,11 +201,13 @@ impl Engine {
         let target: Option<MemberId> = if call.reach == Reach::AnyMember {
             let cands = self.candidates(&group);
             if cands.is_empty() {
-                None
+                self.elected_any_member(&group)
             } else {
                 let i = self.rng.usize(0..cands.len());
                 cands.get(i).map(|c| c.member.clone())
             }
+        } else if let Some(elected) = self.elected_leader(&group) {
+            elected.leader.clone()
         } else {
             self.groups
                 .get(&group)
@@ -259,7 +263,10 @@ impl Engine {
             );
             return;
         };
-        let acting = self.acting_in(group, now);
+        let acting = match self.elected_leader(group) {
+            Some(l) => l.is_me.then_some(l.term),
+            None => self.acting_in(group, now),
+        };
         let (term, leader) = match (acting, reach) {
             (Some(term), _) => (term, true),
             (None, Reach::AnyMember) => (0, false),

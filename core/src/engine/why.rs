@@ -70,7 +70,8 @@ impl Engine {
     /// group is unknown). Read-only.
     pub fn why_no_leader(&self, group: &str, now: Instant) -> Option<NoLeader> {
         let (group, g) = self.groups.get_key_value(group)?;
-        if g.leader.is_some() {
+        // Led: by the engine's election, or by an elector's (`Engine::elected`).
+        if g.leader.is_some() || self.elected_leads(group) {
             return None;
         }
         let me = &self.cfg.node;
@@ -157,7 +158,9 @@ impl Engine {
             return;
         }
         for name in changed {
-            if self.groups.get(name).is_some_and(|g| g.leader.is_none()) {
+            if self.groups.get(name).is_some_and(|g| g.leader.is_none())
+                && !self.elected_leads(name)
+            {
                 self.diag
                     .leaderless
                     .entry(name.clone())
@@ -188,6 +191,8 @@ impl Engine {
         let mut news: Vec<NoLeader> = Vec::new();
         for name in names {
             let Some(why) = self.why_no_leader(&name, now) else {
+                // Led meanwhile (by an elector, which the engine's changes do not show).
+                self.diag.leaderless.remove(&name);
                 continue;
             };
             let Some(entry) = self.diag.leaderless.get_mut(&name) else {

@@ -220,6 +220,7 @@ impl NodeBuilder {
             events: broadcast::channel(super::EVENT_BUFFER).0,
             hooks: Default::default(),
             release_timeout,
+            elected: Mutex::new(BTreeMap::new()),
         });
         if let Some(reg) = &registry {
             spawn_registry_watch(reg.clone(), shared.commands.clone()).await?;

@@ -61,6 +61,8 @@ pub(super) enum Command {
         timeout: Option<Duration>,
         reply: oneshot::Sender<Result<HandedOff, ControlError>>,
     },
+    /// An elector published leaderships (`Shared::elected`): the engine routes calls by them.
+    Elected,
     /// The leader work of `group` asked for by `Action::Release` has stopped.
     Released {
         group: GroupName,
@@ -196,6 +198,7 @@ impl Driver {
                 Command::Reply { .. }
                 | Command::External { .. }
                 | Command::SetHealth { .. }
+                | Command::Elected
                 | Command::Released { .. } => {}
             }
         }
@@ -425,6 +428,14 @@ impl Driver {
                 })
             }
             Command::SetHealth { group, healthy } => Some(Input::SetHealth { group, healthy }),
+            Command::Elected => {
+                let batch = std::mem::take(&mut *lock(&self.shared.elected));
+                if !batch.is_empty() {
+                    let actions = self.engine.elected(now(), batch.into_values());
+                    self.perform(actions).await;
+                }
+                None
+            }
             Command::Released { group, term } => {
                 self.released(group, term).await;
                 None
@@ -632,15 +643,18 @@ impl Driver {
     }
 }
 
-/// Tells the node's observers ([`NodeEvent::Leadership`]) what an elector publishes on `watch`,
-/// until the node stops.
+/// Tells the node's observers ([`NodeEvent::Leadership`]) and its engine (which routes calls
+/// by it, [`Engine::elected`]) what an elector publishes on `watch`, until the node stops.
 fn forward_leadership(
     watch: &tokio::sync::watch::Sender<crate::types::Leadership>,
     shared: &Arc<Shared>,
 ) {
     let mut rx = watch.subscribe();
     rx.mark_unchanged();
+    // What the elector published before this forwarder subscribed.
+    tell_engine(shared, rx.borrow().clone());
     let events = shared.events.clone();
+    let engine = shared.clone();
     let node = shared.id.clone();
     let mut run = shared.run.subscribe();
     tokio::spawn(async move {
@@ -652,12 +666,25 @@ fn forward_leadership(
                     }
                     let l = rx.borrow_and_update().clone();
                     tracing::debug!(node = %node, group = %l.group, leader = ?l.leader.as_ref().map(|m| m.to_string()), term = l.term, is_me = l.is_me, "leadership");
+                    tell_engine(&engine, l.clone());
                     publish(&events, || NodeEvent::Leadership(l));
                 }
                 _ = run.wait_for(|s| *s != RunState::Running) => return,
             }
         }
     });
+}
+
+/// Queues an elected leadership for the engine (see `Shared::elected`).
+fn tell_engine(shared: &Shared, l: crate::types::Leadership) {
+    let mut pending = lock(&shared.elected);
+    let first = pending.is_empty();
+    pending.insert(l.group.clone(), l);
+    drop(pending);
+    if first {
+        // A closed channel: the driver stopped.
+        let _ = shared.commands.send(Command::Elected);
+    }
 }
 
 /// Turns an engine [`Event`](crate::engine::Event) into a tracing record at the level the event

@@ -62,6 +62,10 @@ pub(super) struct Shared {
     pub(super) hooks: HookRegistry,
     /// How long such a handoff waits for that work ([`NodeBuilder::release_timeout`](super::NodeBuilder::release_timeout)).
     pub(super) release_timeout: Duration,
+    /// With an elector: leaderships it published that the engine has not been told yet, the
+    /// latest per group. One `Command::Elected` is queued when this goes from empty to not, so
+    /// a thousand groups elected at once cost one engine input, not a thousand.
+    pub(super) elected: Mutex<BTreeMap<GroupName, Leadership>>,
 }
 
 /// Locks a mutex, recovering from poisoning: the data behind these locks (watch senders,
