@@ -281,7 +281,7 @@ impl Engine {
     /// Feeds one input at time `now`; returns what to do, in order.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         self.ranks.input += 1;
-        self.expire(now);
+        self.expire(now, matches!(input, Input::Tick));
         match input {
             Input::Tick => {}
             Input::Transport(ev) => self.on_transport(now, ev),

@@ -112,8 +112,16 @@ impl Engine {
     /// Before each input, fires what is due: peers silent for `failure_timeout` go down, the
     /// timers of the groups due fire (`expire_groups`), and calls past their deadline fail
     /// (`NoLeader` while waiting for one, `Timeout` once sent).
-    pub(super) fn expire(&mut self, now: Instant) {
-        let changes = self.peers.expire(now, self.cfg.failure_timeout);
+    ///
+    /// Peers fall silent on a timer input (`tick`), or on any input once silent for twice the
+    /// failure timeout. A driver hands over its timer only when no message waits (baton's
+    /// does), so a node that fell behind — a long input, a starved process — first reads what
+    /// its peers sent meanwhile instead of taking them for silent: at 9 nodes × 1 000 groups
+    /// on 2 cores, silences declared ahead of queued heartbeats made peers flap and every flap
+    /// re-ranked every group. Later is safe: silence only ever ends a view or a promise.
+    pub(super) fn expire(&mut self, now: Instant, tick: bool) {
+        let ft = self.cfg.failure_timeout;
+        let changes = self.peers.expire(now, if tick { ft } else { ft * 2 });
         self.apply_peer_changes(now, changes);
         self.expire_lease(now);
         self.expire_renewed_views(now);

@@ -267,3 +267,36 @@ fn a_stale_incarnation_refusal_moves_the_node_above_the_known_incarnation() {
         "the new incarnation is stored"
     );
 }
+
+/// A node that fell behind reads what its peers sent before it takes any of them for silent:
+/// a message from one peer, handled past another's failure timeout, does not declare that
+/// other silent (its heartbeats may wait behind it); the timer input does — and any input
+/// once twice the failure timeout has passed.
+#[test]
+fn peers_fall_silent_on_the_timer_not_ahead_of_queued_messages() {
+    let alive = |p: &Probe, peer: &str| {
+        p.engine
+            .status(p.now)
+            .members
+            .iter()
+            .any(|m| m.name.as_str() == peer && m.alive)
+    };
+    let mut p = Probe::voter();
+    p.advance(ms(300));
+    p.silence("n0");
+    p.beat("n0");
+    let heard = p.now;
+    p.now = heard + FT + ms(10);
+    p.beat("n2");
+    assert!(alive(&p, "n0"), "declared silent by a message from another peer");
+    p.handle(Input::Tick);
+    assert!(!alive(&p, "n0"), "the timer input did not declare it silent");
+
+    let mut p = Probe::voter();
+    p.advance(ms(300));
+    p.silence("n0");
+    p.beat("n0");
+    p.now += FT * 2 + ms(10);
+    p.beat("n2");
+    assert!(!alive(&p, "n0"), "silent for twice the failure timeout, still alive");
+}
