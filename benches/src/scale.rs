@@ -726,6 +726,7 @@ mod tests {
                     p50_ms: Some(p),
                     max_ms: Some(p),
                 },
+                by_logs: None,
             }),
             ..Default::default()
         };

@@ -124,6 +124,12 @@ fn three_nodes_two_groups_report_sane_figures() {
     assert_eq!(num(f, "/reled"), groups, "{f}");
     let (p50, max) = (num(f, "/p50_ms"), num(f, "/max_ms"));
     assert!(p50 > 0.0 && p50 <= max && max < 60_000.0, "{f}");
+    // Timed again by the new leaders' own log lines, with nothing polled meanwhile: every
+    // group found there, and no later than the polls saw it.
+    let logs = &f["by_logs"];
+    assert_eq!(num(logs, "/reled"), groups, "{f}");
+    let (lp50, lmax) = (num(logs, "/p50_ms"), num(logs, "/max_ms"));
+    assert!(lp50 > 0.0 && lp50 <= lmax && lmax <= max, "{f}");
 
     let m = &report["medians"];
     assert_eq!(m["runs_led"], 1);

@@ -288,9 +288,15 @@ fn peers_fall_silent_on_the_timer_not_ahead_of_queued_messages() {
     let heard = p.now;
     p.now = heard + FT + ms(10);
     p.beat("n2");
-    assert!(alive(&p, "n0"), "declared silent by a message from another peer");
+    assert!(
+        alive(&p, "n0"),
+        "declared silent by a message from another peer"
+    );
     p.handle(Input::Tick);
-    assert!(!alive(&p, "n0"), "the timer input did not declare it silent");
+    assert!(
+        !alive(&p, "n0"),
+        "the timer input did not declare it silent"
+    );
 
     let mut p = Probe::voter();
     p.advance(ms(300));
@@ -298,5 +304,8 @@ fn peers_fall_silent_on_the_timer_not_ahead_of_queued_messages() {
     p.beat("n0");
     p.now += FT * 2 + ms(10);
     p.beat("n2");
-    assert!(!alive(&p, "n0"), "silent for twice the failure timeout, still alive");
+    assert!(
+        !alive(&p, "n0"),
+        "silent for twice the failure timeout, still alive"
+    );
 }
