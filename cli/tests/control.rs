@@ -204,7 +204,16 @@ fn a_leader_whose_health_check_starts_failing_drains_then_hands_off() {
     );
     let log = c.read_log(&first);
     assert!(log.contains("unhealthy: stopping"), "{log}");
-    let out = common::status_text(&c.config(&other));
+    // The other nodes learn of it with the unhealthy node's next heartbeat (within a quarter
+    // period of the change), which may come after the successor's command started.
+    let out = wait_until(
+        Duration::from_secs(5),
+        "the others to see it unhealthy",
+        || {
+            let out = common::status_text(&c.config(&other));
+            out.contains(&format!("unhealthy: {first}")).then_some(out)
+        },
+    );
     assert!(out.contains(&format!("unhealthy: {first}")), "{out}");
     let s = status(&c.config(&other)).unwrap();
     assert_eq!(
