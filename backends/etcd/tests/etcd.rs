@@ -668,10 +668,17 @@ async fn a_better_ranked_member_preempts_by_a_handoff_under_a_greater_token() {
     };
     assert!(t2 > t1, "token {t2} after {t1}");
     assert!(!a.1.is_leader());
-    assert_eq!(
-        a.1.leadership().borrow().leader.as_ref(),
-        Some(b.1.member())
-    );
+    // a learns of its successor from etcd's watch, which may reach it after b leads.
+    let deadline = Instant::now() + LIMIT;
+    while a.1.leadership().borrow().leader.as_ref() != Some(b.1.member()) {
+        assert!(!a.1.is_leader(), "a leads again");
+        assert!(
+            Instant::now() < deadline,
+            "a never saw b lead: {:?}",
+            a.1.leadership().borrow().leader
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     a.0.shutdown().await;
     b.0.shutdown().await;
 }
