@@ -9,7 +9,7 @@ use super::group::Round;
 use super::handoff::StepDownReason;
 use super::identity::other_settings;
 use super::vote::Denial;
-use crate::message::{NoLeader, Resignation};
+use crate::message::{CallError, NoLeader, Resignation};
 use crate::transport::{DeathProof, Fingerprint, FingerprintMismatch, Refusal};
 use crate::types::{GroupName, Incarnation, MemberId, NodeId, Term};
 use std::time::Duration;
@@ -205,6 +205,23 @@ pub enum Event {
     /// `why` (its group first by name) in `more` other groups as well: one line, not one per group.
     #[allow(missing_docs, reason = "the fields are described above")]
     NoLeaders { why: NoLeader, more: usize },
+    /// A call a client routed through this node (`Message::ClientCall`: `baton work`, a client
+    /// connection) was answered — the counterpart, for the operator, of the
+    /// [`Action::CallDone`](super::Action::CallDone) that ends a call made on this node. Only
+    /// the node the client sent it to reports it, whichever node served it (a peer's routed
+    /// request is answered without one); a control request (`ClientControl`) is no call. The
+    /// tokio runtime publishes it as `NodeEvent::CallDone` with its `client`, so it is counted
+    /// in the same metrics as the node's own calls.
+    ClientCallDone {
+        /// The client.
+        client: NodeId,
+        /// The group called.
+        group: GroupName,
+        /// `None` when it was served, else why not.
+        error: Option<CallError>,
+        /// From the call reaching this node's engine to its answer.
+        elapsed: Duration,
+    },
     /// Voters that no node answered for within `after`.
     UnseenVoters {
         /// The voters never seen.
@@ -228,7 +245,8 @@ impl Event {
             | Event::CampaignLost { .. }
             | Event::VoteGranted { .. }
             | Event::VoteDenied { .. }
-            | Event::PeerResigned { .. } => Level::Debug,
+            | Event::PeerResigned { .. }
+            | Event::ClientCallDone { .. } => Level::Debug,
             Event::Refused { refusal, .. } => match refusal {
                 Refusal::DuplicateName { .. } => Level::Info,
                 _ => Level::Debug,
@@ -248,7 +266,8 @@ impl Event {
             | Event::Soliciting { group, .. }
             | Event::CampaignLost { group, .. }
             | Event::VoteGranted { group, .. }
-            | Event::VoteDenied { group, .. } => Some(group),
+            | Event::VoteDenied { group, .. }
+            | Event::ClientCallDone { group, .. } => Some(group),
             Event::NoLeader(why) | Event::NoLeaders { why, .. } => Some(&why.group),
             _ => None,
         }

@@ -148,7 +148,7 @@ impl Engine {
                     });
                     self.forget_node_leadership(now, &node);
                     // Calls waiting on that node will never be answered.
-                    self.fail_calls_to(&node);
+                    self.fail_calls_to(now, &node);
                 }
             }
         }
@@ -255,7 +255,7 @@ impl Engine {
         for g in self.groups.values_mut() {
             g.role = Role::Follower;
         }
-        self.fail_calls(|_| true, |_| CallError::ShuttingDown);
+        self.fail_calls(now, |_| true, |_| CallError::ShuttingDown);
         self.broadcast(Message::Leave);
     }
 

@@ -306,7 +306,7 @@ impl Engine {
                 payload,
                 timeout,
             } => self.on_call(now, id, group, Reach::of(any), payload, timeout),
-            Input::Reply { call, result } => self.on_reply(call, result),
+            Input::Reply { call, result } => self.on_reply(now, call, result),
             Input::Shutdown => self.on_shutdown(now),
             Input::Control {
                 id,
@@ -380,7 +380,7 @@ impl Engine {
             Message::VoteResponse(resp) => self.on_vote_response(now, &from, resp),
             Message::StepDown(sd) => self.on_step_down(now, sd),
             Message::Request(req) => self.on_request(now, &from, req),
-            Message::Response(resp) => self.on_response(&from, resp),
+            Message::Response(resp) => self.on_response(now, &from, resp),
             Message::Control(req) => self.on_control_request(now, &from, req),
             Message::ControlResponse(resp) => self.on_control_response(&from, resp),
             Message::Leave | Message::Batch(_) => {}

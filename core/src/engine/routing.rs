@@ -74,6 +74,9 @@ pub(crate) struct PendingCall {
     /// Where it was sent; `None` while waiting for a leader.
     pub target: Option<MemberId>,
     pub deadline: Instant,
+    /// When it was made: a client's call ends with [`Event::ClientCallDone`], which says how
+    /// long it took from here.
+    pub since: Instant,
     /// A control request for the leader (`transfer.rs`) instead of work for its handler.
     pub control: Option<ControlOp>,
 }
@@ -135,21 +138,23 @@ impl Engine {
     /// Ends every call `pick` selects with the error `why` gives it.
     pub(super) fn fail_calls(
         &mut self,
+        now: Instant,
         pick: impl Fn(&PendingCall) -> bool,
         why: impl Fn(&PendingCall) -> CallError,
     ) {
         for id in self.calls.ids_where(pick) {
             if let Some(c) = self.calls.remove(id) {
                 let err = why(&c);
-                self.finish_call(c, Err(err));
+                self.finish_call(now, c, Err(err));
             }
         }
     }
 
     /// A node went down: the calls sent to it will never be answered, and its leadership is
     /// over — they fail with `LeaderChanged`.
-    pub(super) fn fail_calls_to(&mut self, node: &NodeId) {
+    pub(super) fn fail_calls_to(&mut self, now: Instant, node: &NodeId) {
         self.fail_calls(
+            now,
             |c| c.target.as_ref().is_some_and(|t| t.node == *node),
             |c| CallError::LeaderChanged {
                 group: c.group.clone(),
@@ -183,6 +188,7 @@ impl Engine {
             payload,
             target: None,
             deadline,
+            since: now,
             control: None,
         });
         self.route(now, call);
@@ -256,6 +262,7 @@ impl Engine {
     ) {
         let Some(member) = self.local.get(group).map(|m| m.id.clone()) else {
             self.answer(
+                now,
                 call,
                 Err(CallError::NoHandler {
                     group: group.clone(),
@@ -272,6 +279,7 @@ impl Engine {
             (None, Reach::AnyMember) => (0, false),
             (None, Reach::Leader) => {
                 self.answer(
+                    now,
                     call,
                     Err(CallError::LeaderChanged {
                         group: group.clone(),
@@ -291,11 +299,16 @@ impl Engine {
     }
 
     /// Answers a call served here: a call of this node's table ends, a peer's gets a response.
-    pub(super) fn answer(&mut self, call: CallRef, result: Result<Served, CallError>) {
+    pub(super) fn answer(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        result: Result<Served, CallError>,
+    ) {
         match call {
             CallRef::Local(id) => {
                 if let Some(c) = self.calls.remove(id) {
-                    self.finish_call(c, result);
+                    self.finish_call(now, c, result);
                 }
             }
             CallRef::Remote { from, id } => {
@@ -324,13 +337,18 @@ impl Engine {
     }
 
     /// The handler answered a call announced by [`Action::Serve`].
-    pub(super) fn on_reply(&mut self, call: CallRef, result: Result<Served, CallError>) {
-        self.answer(call, result);
+    pub(super) fn on_reply(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        result: Result<Served, CallError>,
+    ) {
+        self.answer(now, call, result);
     }
 
     /// A peer answered a call this node routed to it. Only the node the call was sent to can
     /// answer it: a response from any other peer (or naming no call in flight) is ignored.
-    pub(super) fn on_response(&mut self, from: &NodeId, resp: Response) {
+    pub(super) fn on_response(&mut self, now: Instant, from: &NodeId, resp: Response) {
         let key = CallKey::of_wire(resp.id);
         let sent_there = self
             .calls
@@ -338,13 +356,20 @@ impl Engine {
             .and_then(|c| c.target.as_ref())
             .is_some_and(|t| t.node == *from);
         if sent_there && let Some(c) = self.calls.remove(key) {
-            self.finish_call(c, resp.result);
+            self.finish_call(now, c, resp.result);
         }
     }
 
-    /// Ends a call: a local caller gets [`Action::CallDone`], a client gets a [`Response`]. A
-    /// control request ends with its own answer (`finish_control`).
-    pub(super) fn finish_call(&mut self, call: PendingCall, result: Result<Served, CallError>) {
+    /// Ends a call: a local caller gets [`Action::CallDone`], a client gets a [`Response`] —
+    /// and the operator an [`Event::ClientCallDone`], so that this node, where the client's call
+    /// entered, counts it as it counts its own (the node that served it counts only that). A
+    /// control request ends with its own answer (`finish_control`), and is no call.
+    pub(super) fn finish_call(
+        &mut self,
+        now: Instant,
+        call: PendingCall,
+        result: Result<Served, CallError>,
+    ) {
         if call.control.is_some() {
             let err = match result {
                 Err(e) => ControlError::of_call(e, &call.group),
@@ -357,7 +382,14 @@ impl Engine {
         }
         match call.origin {
             CallOrigin::Client { from, id } => {
-                self.send(&from, Message::Response(Response { id, result }))
+                let done = Event::ClientCallDone {
+                    client: from.clone(),
+                    group: call.group,
+                    error: result.as_ref().err().cloned(),
+                    elapsed: now.saturating_duration_since(call.since),
+                };
+                self.send(&from, Message::Response(Response { id, result }));
+                self.emit(done);
             }
             CallOrigin::Local(id) => self.out.push(Action::CallDone { id, result }),
         }
@@ -372,6 +404,13 @@ impl Engine {
             }
             Message::ClientCall(req) => {
                 if self.shutting_down {
+                    // Refused at once, as a local call is: counted all the same.
+                    self.emit(Event::ClientCallDone {
+                        client: env.from.clone(),
+                        group: req.group,
+                        error: Some(CallError::ShuttingDown),
+                        elapsed: Duration::ZERO,
+                    });
                     let err = Response {
                         id: req.id,
                         result: Err(CallError::ShuttingDown),
@@ -389,6 +428,7 @@ impl Engine {
                     payload: req.payload,
                     target: None,
                     deadline: now + self.cfg.call_timeout,
+                    since: now,
                     control: None,
                 });
                 self.route(now, call);

@@ -127,6 +127,7 @@ impl Engine {
         self.expire_renewed_views(now);
         self.expire_groups(now);
         self.fail_calls(
+            now,
             |c| now >= c.deadline,
             |c| match c.target {
                 None => CallError::NoLeader {

@@ -83,6 +83,7 @@ impl Engine {
             payload: Vec::new(),
             target: None,
             deadline,
+            since: now,
             control: Some(op),
         });
         self.route(now, key);

@@ -119,6 +119,21 @@ impl fmt::Display for Event {
                 f,
                 "group {group}: {round} for {candidate} in term {term} denied: {denial}"
             ),
+            Event::ClientCallDone {
+                client,
+                group,
+                error,
+                elapsed,
+            } => match error {
+                None => write!(
+                    f,
+                    "group {group}: call from client {client} served in {elapsed:?}"
+                ),
+                Some(e) => write!(
+                    f,
+                    "group {group}: call from client {client} failed after {elapsed:?}: {e}"
+                ),
+            },
             Event::NoLeader(why) => write!(f, "{why}"),
             Event::NoLeaders { why, more } => write!(f, "{why}; and in {more} more group(s)"),
             Event::UnseenVoters {
