@@ -221,11 +221,16 @@ impl Tracker {
                 group,
                 error,
                 elapsed,
+                client,
             } => {
+                // Counted where the call entered: made through this node's API, or sent here
+                // by a client (the node that served it counts `baton_served_total`).
+                let origin = if client.is_some() { "client" } else { "local" };
                 m.calls
                     .get_or_create(&labels(&[
                         ("group", &group),
                         ("outcome", call_outcome(&error)),
+                        ("origin", origin),
                     ]))
                     .inc();
                 m.call_seconds
@@ -683,16 +688,20 @@ mod tests {
             now,
         );
         t.on(&m, refused(Refusal::ShuttingDown), now);
-        for (error, ms) in [
-            (None, 2),
-            (None, 3),
-            (Some(CallError::Timeout), 900),
-            (Some(CallError::NoHandler { group: "g".into() }), 1),
+        // Calls made through the node's API, and calls clients routed through it (`baton
+        // work`): both counted, told apart by `origin`, in one latency histogram.
+        let client = Some(NodeId::new("baton-cli"));
+        for (error, ms, client) in [
+            (None, 2, None),
+            (None, 3, client.clone()),
+            (Some(CallError::Timeout), 900, client.clone()),
+            (Some(CallError::NoHandler { group: "g".into() }), 1, None),
         ] {
             let ev = NodeEvent::CallDone {
                 group: "g".into(),
                 error,
                 elapsed: Duration::from_millis(ms),
+                client,
             };
             t.on(&m, ev, now);
         }
@@ -720,9 +729,22 @@ mod tests {
                 "baton_handshake_refusals_total{reason=\"shutting_down\"}",
                 1.0,
             ),
-            ("baton_calls_total{group=\"g\",outcome=\"ok\"}", 2.0),
-            ("baton_calls_total{group=\"g\",outcome=\"timeout\"}", 1.0),
-            ("baton_calls_total{group=\"g\",outcome=\"no_handler\"}", 1.0),
+            (
+                "baton_calls_total{group=\"g\",outcome=\"ok\",origin=\"local\"}",
+                1.0,
+            ),
+            (
+                "baton_calls_total{group=\"g\",outcome=\"ok\",origin=\"client\"}",
+                1.0,
+            ),
+            (
+                "baton_calls_total{group=\"g\",outcome=\"timeout\",origin=\"client\"}",
+                1.0,
+            ),
+            (
+                "baton_calls_total{group=\"g\",outcome=\"no_handler\",origin=\"local\"}",
+                1.0,
+            ),
             ("baton_call_duration_seconds_count{group=\"g\"}", 4.0),
             // 0.1 ms · 2^k buckets: 2 and 3 ms fall at or under 3.2 ms, 900 ms above it.
             (

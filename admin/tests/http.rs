@@ -845,11 +845,11 @@ async fn calls_are_counted_by_outcome_and_latency_and_votes_by_round() {
     })
     .await;
     assert_eq!(
-        m["baton_calls_total{group=\"g\",outcome=\"ok\"}"], 3.0,
+        m["baton_calls_total{group=\"g\",origin=\"local\",outcome=\"ok\"}"], 3.0,
         "{m:?}"
     );
     assert_eq!(
-        m["baton_calls_total{group=\"g\",outcome=\"handler_error\"}"], 1.0,
+        m["baton_calls_total{group=\"g\",origin=\"local\",outcome=\"handler_error\"}"], 1.0,
         "{m:?}"
     );
     // The latency histogram has every call, each at least the handler's 5 ms.
@@ -907,7 +907,7 @@ async fn calls_are_counted_by_outcome_and_latency_and_votes_by_round() {
     };
     assert_eq!(
         m.get(&format!(
-            "baton_calls_total{{group=\"nobody\",outcome=\"{outcome}\"}}"
+            "baton_calls_total{{group=\"nobody\",origin=\"local\",outcome=\"{outcome}\"}}"
         )),
         Some(&1.0),
         "{m:?}"

@@ -590,6 +590,7 @@ impl Driver {
                             group: call.group.clone(),
                             error: result.as_ref().err().cloned(),
                             elapsed: call.since.elapsed(),
+                            client: None,
                         });
                         let _ = call.reply.send(result);
                     }
@@ -624,7 +625,7 @@ impl Driver {
                         hook.elector.peer_gone(node, *incarnation);
                     }
                     log_event(&self.shared.id, &event);
-                    publish(&self.shared.events, || NodeEvent::Engine(event));
+                    publish(&self.shared.events, || NodeEvent::of_engine(event));
                 }
                 Action::Release { group, term } => {
                     if !super::hooks::busy(&self.shared, &group) {

@@ -5,7 +5,7 @@
 
 use crate::engine::Event;
 use crate::message::CallError;
-use crate::types::Leadership;
+use crate::types::{Leadership, NodeId};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -21,16 +21,22 @@ pub enum NodeEvent {
     /// not move the leader or the term (a lease won or lost: `is_me`): compare with the last.
     Leadership(Leadership),
     /// News from the engine (peers up and down, votes, step-downs, why there is no leader), in
-    /// the order the engine reported it relative to the leadership publications.
+    /// the order the engine reported it relative to the leadership publications. All but
+    /// [`Event::ClientCallDone`], published as [`NodeEvent::CallDone`].
     Engine(Event),
-    /// A call made through this node's API ([`Node::call`](super::Node::call)) was answered.
+    /// A call that entered the cluster at this node was answered: one made through its API
+    /// ([`Node::call`](super::Node::call)), or one a client routed through it (`baton work`, a
+    /// client connection). Published once per call, by the node it entered at, whichever node
+    /// served it; the serving node publishes [`NodeEvent::Served`].
     CallDone {
         /// The group called.
         group: crate::types::GroupName,
         /// `None` when it was served, else why not.
         error: Option<CallError>,
-        /// From the call reaching the driver to its answer.
+        /// From the call reaching the driver (a client's: the engine) to its answer.
         elapsed: Duration,
+        /// The client that sent the call; `None` for a call made through this node's API.
+        client: Option<NodeId>,
     },
     /// This node's handler served a routed call (from this node or another).
     Served {
@@ -41,6 +47,27 @@ pub enum NodeEvent {
         /// How long the handler took.
         elapsed: Duration,
     },
+}
+
+impl NodeEvent {
+    /// How the driver publishes an engine event: a client's call answered is a
+    /// [`NodeEvent::CallDone`], like the node's own; everything else is [`NodeEvent::Engine`].
+    pub(super) fn of_engine(event: Event) -> NodeEvent {
+        match event {
+            Event::ClientCallDone {
+                client,
+                group,
+                error,
+                elapsed,
+            } => NodeEvent::CallDone {
+                group,
+                error,
+                elapsed,
+                client: Some(client),
+            },
+            event => NodeEvent::Engine(event),
+        }
+    }
 }
 
 /// The driver's side: a sender that builds the event only when someone listens.
