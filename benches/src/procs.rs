@@ -124,9 +124,20 @@ pub fn log_time(line: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
 }
 
+/// The group a log line says this node now leads: `group G: leading with term T` (the
+/// engine's `Leading` event), or, on the etcd backend, `etcd: elected group=G term=T …`
+/// (the elector's campaign won: the engine elects nobody there).
+fn led_group(line: &str) -> Option<&str> {
+    if let Some((_, rest)) = line.split_once("etcd: elected group=") {
+        return rest.split_whitespace().next();
+    }
+    line.split_once("group ")
+        .and_then(|(_, rest)| rest.split_once(": leading with term"))
+        .map(|(g, _)| g)
+}
+
 /// Per group of `groups`, when a node whose log is among `logs` first said it leads it
-/// (`group G: leading with term T`, the engine's `Leading` event) at or after `since`, by
-/// the node's own clock.
+/// ([`led_group`]) at or after `since`, by the node's own clock.
 pub fn leading_times(
     logs: &[PathBuf],
     groups: &[String],
@@ -138,15 +149,14 @@ pub fn leading_times(
         let Ok(text) = std::fs::read_to_string(log) else {
             continue;
         };
-        for line in text.lines().filter(|l| l.contains(": leading with term")) {
+        for line in text.lines() {
+            let Some(group) = led_group(line) else {
+                continue;
+            };
             let Some(at) = log_time(line).filter(|t| *t >= since) else {
                 continue;
             };
-            let group = line
-                .split_once("group ")
-                .and_then(|(_, rest)| rest.split_once(": leading with term"))
-                .map(|(g, _)| g);
-            if let Some(g) = group.and_then(|g| wanted.get(g).copied()) {
+            if let Some(g) = wanted.get(group).copied() {
                 let e = first.entry(g).or_insert(at);
                 *e = (*e).min(at);
             }
@@ -695,6 +705,39 @@ mod tests {
             mixed.is_err(),
             "a key of another certificate must be refused"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn leading_lines_of_both_backends_name_their_group() {
+        assert_eq!(
+            led_group("2026-12-02T10:35:22.484194Z  INFO group g7: leading with term 3 node=n1"),
+            Some("g7")
+        );
+        assert_eq!(
+            led_group(
+                "2026-12-02T10:35:22.484194Z  INFO etcd: elected group=g631 term=491 takeover=false"
+            ),
+            Some("g631")
+        );
+        assert_eq!(
+            led_group("2026-12-02T10:35:13.721567Z  INFO g999: leader is n4 (term 147)"),
+            None
+        );
+        let dir = std::env::temp_dir().join(format!("baton-procs-lead-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("n1.log");
+        std::fs::write(
+            &log,
+            "2026-12-02T10:35:22.000001Z  INFO etcd: elected group=g1 term=9 takeover=true\n\
+             2026-12-02T10:35:23.000001Z  INFO group g0: leading with term 4\n",
+        )
+        .unwrap();
+        let since = log_time("2026-12-02T10:35:21.0Z").unwrap();
+        let t = leading_times(&[log], &["g0".into(), "g1".into(), "g2".into()], since);
+        assert_eq!(t[1], log_time("2026-12-02T10:35:22.000001Z"));
+        assert_eq!(t[0], log_time("2026-12-02T10:35:23.000001Z"));
+        assert_eq!(t[2], None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -379,8 +379,15 @@ impl Task {
                 _ = tokio::time::sleep_until(wake) => { lease_changed = false; }
             }
             if lease_changed {
+                let before = self.lease;
                 self.lease = *self.lease_rx.borrow_and_update();
-                self.dirty.extend(self.local.keys().cloned());
+                // Every answered keepalive moves the deadline (5 a TTL): that changes nothing
+                // a group publishes unless the lease itself changed or the node starts or
+                // stops being able to act (`lease_changes_that_matter`). Stepping every group
+                // on each answer cost a node of 1 000 groups a full step per keepalive.
+                if lease_changes_that_matter(&before, &self.lease, Instant::now()) {
+                    self.dirty.extend(self.local.keys().cloned());
+                }
             }
             if self.watch.is_none() && Instant::now() >= self.reconnect_at {
                 let r = if self.resync {
@@ -1121,6 +1128,14 @@ impl Task {
     }
 }
 
+/// Whether the lease moving from `before` to `after` (seen at `now`) changes what any group
+/// publishes or does: another lease (members to write again, keys no longer ours), or the node
+/// able to act on one side and not on the other. A deadline that only moved on — what every
+/// answered keepalive does — changes nothing.
+fn lease_changes_that_matter(before: &LeaseState, after: &LeaseState, now: Instant) -> bool {
+    before.id != after.id || before.acting(now) != after.acting(now)
+}
+
 async fn next_message(
     w: &mut Option<(Watcher, WatchStream)>,
 ) -> Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
@@ -1132,7 +1147,45 @@ async fn next_message(
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{LeaseState, lease_changes_that_matter, prefix_end};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[test]
+    fn only_a_new_lease_or_a_change_of_acting_makes_every_group_step() {
+        let now = Instant::now();
+        let s = |id, until: Option<Duration>| LeaseState {
+            id,
+            acting_until: until.map(|d| now + d),
+        };
+        let ms = Duration::from_millis;
+        // A keepalive answered: the deadline moves on.
+        assert!(!lease_changes_that_matter(
+            &s(7, Some(ms(800))),
+            &s(7, Some(ms(1200))),
+            now
+        ));
+        // The deadline had passed (the guard stopped the node acting), then an answer came.
+        assert!(lease_changes_that_matter(
+            &LeaseState {
+                id: 7,
+                acting_until: Some(now - ms(1))
+            },
+            &s(7, Some(ms(800))),
+            now
+        ));
+        // Lost, and a new lease.
+        assert!(lease_changes_that_matter(
+            &s(7, Some(ms(800))),
+            &s(0, None),
+            now
+        ));
+        assert!(lease_changes_that_matter(
+            &s(0, None),
+            &s(9, Some(ms(800))),
+            now
+        ));
+    }
 
     #[test]
     fn the_prefix_range_ends_after_every_key_that_starts_with_it() {

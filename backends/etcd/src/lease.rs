@@ -107,19 +107,19 @@ pub(crate) async fn grant(
 /// starved process delays answers without making them wrong — so a slow moment does not
 /// lapse the deadline as long as some answer arrives before it. The stream is opened again
 /// when it breaks, or when its oldest keepalive has waited `2 × request` unanswered.
-/// `reauth` is poked when etcd refuses a request for its auth token (see
+/// Every one of `reauth` is poked when etcd refuses a request for its auth token (see
 /// `crate::reauthenticate`).
 pub(crate) async fn keep(
     mut client: Client,
     timing: LeaseTiming,
     out: watch::Sender<LeaseState>,
-    reauth: Option<Arc<Notify>>,
+    reauth: Vec<Arc<Notify>>,
 ) {
     let refused = |e: &str| {
-        if let Some(r) = &reauth
-            && is_auth_refusal(e)
-        {
-            r.notify_one();
+        if is_auth_refusal(e) {
+            for r in &reauth {
+                r.notify_one();
+            }
         }
     };
     let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;

@@ -179,6 +179,129 @@ pub struct EtcdElector {
     lease: watch::Receiver<LeaseState>,
     tasks: Vec<JoinHandle<()>>,
     published: Arc<Mutex<Vec<watch::Sender<Leadership>>>>,
+    /// Dropped with the elector: the lease thread ([`LeaseThread`]) then stops, and the lease
+    /// expires after its TTL.
+    _stop_lease: oneshot::Sender<()>,
+}
+
+/// The etcd client's options for `settings` (TLS, user, timeouts).
+fn connect_options(settings: &EtcdSettings, timing: &LeaseTiming) -> ConnectOptions {
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(timing.request)
+        .with_timeout(timing.request * 4)
+        .with_keep_alive(timing.period, timing.request);
+    if let Some(tls) = &settings.tls {
+        let mut t = etcd_client::TlsOptions::new();
+        if let Some(ca) = &tls.ca {
+            t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &tls.identity {
+            t = t.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        opts = opts.with_tls(t);
+    }
+    if let Some(auth) = &settings.auth {
+        opts = opts.with_user(auth.user.clone(), auth.password.clone());
+    }
+    opts
+}
+
+/// The lease keeper ([`lease::keep`]) and the acting-deadline [`guard`], on **a thread of their
+/// own** with its own current-thread tokio runtime and its own etcd connection.
+///
+/// Why not on the node's runtime: `baton node` runs everything on one thread (the engine, the
+/// transport, status, the elector's task). When that thread is busy — a node leading 1 000
+/// groups of 9 nodes at a cold start, a burst of status requests — a keeper sharing it sends
+/// its keepalives late and reads their answers late: the acting deadline (`sent + ttl −
+/// margin`) passes although etcd answered every keepalive in time, the node stops acting,
+/// revokes its lease and every group is elected again (docs/PERFORMANCE.md, "9 nodes × 1 000
+/// groups"). The gRPC connection's own I/O is driven by the runtime that opened it, so the
+/// thread opens its own. On it the keeper sleeps until its next tick or answer and is woken
+/// by the kernel however busy the node's thread is, so the node stops acting when etcd is
+/// silent, not when the node is busy. Why not a multi-threaded runtime for the whole node
+/// instead: it does not isolate the keeper (a task may wait in a busy worker's local queue),
+/// it costs idle CPU on every node (docs/PERFORMANCE.md, "Idle cost"), and `baton exec` must
+/// fork from its main thread; and a library user's runtime is not ours to choose.
+///
+/// The safety rule is unchanged: each deadline counts from the time its keepalive was *sent*.
+struct LeaseThread {
+    endpoints: Vec<String>,
+    opts: ConnectOptions,
+    timing: LeaseTiming,
+    lease: watch::Sender<LeaseState>,
+    published: Arc<Mutex<Vec<watch::Sender<Leadership>>>>,
+    auth: Option<EtcdAuth>,
+    /// The elector's own re-login, poked as well when etcd refuses the keeper's token.
+    poke_also: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl LeaseThread {
+    /// Starts the thread and waits until its client connected; the returned sender stops it
+    /// when dropped.
+    async fn spawn(self) -> Result<oneshot::Sender<()>, etcd_client::Error> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("baton-etcd-lease".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(etcd_client::Error::IoError(e)));
+                        return;
+                    }
+                };
+                rt.block_on(self.run(ready_tx, stopped));
+            });
+        if let Err(e) = spawned {
+            return Err(etcd_client::Error::IoError(e));
+        }
+        match ready.await {
+            Ok(Ok(())) => Ok(stop),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(etcd_client::Error::IoError(std::io::Error::other(
+                "the lease thread ended",
+            ))),
+        }
+    }
+
+    async fn run(
+        self,
+        ready: oneshot::Sender<Result<(), etcd_client::Error>>,
+        stopped: oneshot::Receiver<()>,
+    ) {
+        let start = tokio::time::Instant::now() + START;
+        let client = loop {
+            match Client::connect(&self.endpoints, Some(self.opts.clone())).await {
+                Err(e) if lease::is_timeout(&e) && tokio::time::Instant::now() < start => {
+                    tracing::debug!(error = %e, "etcd: connecting the lease keeper again");
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+                Ok(c) => break c,
+            }
+        };
+        if ready.send(Ok(())).is_err() {
+            return;
+        }
+        let mut pokes: Vec<Arc<tokio::sync::Notify>> = self.poke_also.into_iter().collect();
+        if let Some(auth) = self.auth {
+            let poke = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(reauthenticate(client.clone(), auth, poke.clone()));
+            pokes.push(poke);
+        }
+        let guard_rx = self.lease.subscribe();
+        tokio::select! {
+            () = lease::keep(client, self.timing, self.lease, pokes) => {}
+            () = guard(guard_rx, self.published) => {}
+            _ = stopped => {}
+        }
+    }
 }
 
 impl EtcdElector {
@@ -194,24 +317,8 @@ impl EtcdElector {
                 source,
             }
         };
-        let mut opts = ConnectOptions::new()
-            .with_connect_timeout(timing.request)
-            .with_timeout(timing.request * 4)
-            .with_keep_alive(timing.period, timing.request);
-        if let Some(tls) = &settings.tls {
-            let mut t = etcd_client::TlsOptions::new();
-            if let Some(ca) = &tls.ca {
-                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
-            }
-            if let Some((cert, key)) = &tls.identity {
-                t = t.identity(etcd_client::Identity::from_pem(cert, key));
-            }
-            opts = opts.with_tls(t);
-        }
-        if let Some(auth) = &settings.auth {
-            opts = opts.with_user(auth.user.clone(), auth.password.clone());
-        }
-        let mut client = Client::connect(&settings.endpoints, Some(opts))
+        let opts = connect_options(&settings, &timing);
+        let mut client = Client::connect(&settings.endpoints, Some(opts.clone()))
             .await
             .map_err(err("connecting"))?;
         // A busy etcd (a first fsync, a loaded disk) may miss one request deadline at start;
@@ -237,6 +344,8 @@ impl EtcdElector {
         }
         let (cmds, rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
+        // The elector's own client (its task's requests) logs in again on its own schedule;
+        // the lease thread pokes it too when etcd refuses the keeper's token.
         let reauth = settings.auth.clone().map(|auth| {
             let poke = Arc::new(tokio::sync::Notify::new());
             tasks.push(tokio::spawn(reauthenticate(
@@ -246,17 +355,28 @@ impl EtcdElector {
             )));
             poke
         });
-        let keeper = tokio::spawn(lease::keep(client, timing, lease_tx, reauth));
-        let runner = tokio::spawn(task.run(rx));
         let published = Arc::new(Mutex::new(Vec::new()));
-        let guard = tokio::spawn(guard(lease_rx.clone(), published.clone()));
+        let stop_lease = LeaseThread {
+            endpoints: settings.endpoints.clone(),
+            opts,
+            timing,
+            lease: lease_tx,
+            published: published.clone(),
+            auth: settings.auth.clone(),
+            poke_also: reauth,
+        }
+        .spawn()
+        .await
+        .map_err(err("connecting the lease keeper"))?;
+        let runner = tokio::spawn(task.run(rx));
         tracing::info!(node = %settings.node, lease = first.id, prefix = %settings.prefix, endpoints = %endpoints, "etcd: connected");
-        tasks.extend([keeper, runner, guard]);
+        tasks.push(runner);
         Ok(EtcdElector {
             cmds,
             lease: lease_rx,
             tasks,
             published,
+            _stop_lease: stop_lease,
         })
     }
 

@@ -114,10 +114,13 @@ async fn kill<'a>(
     t1: Term,
 ) -> (Vec<&'a Service>, usize, Term, Duration) {
     let died = Instant::now();
-    node.abort();
+    // The endpoint crashes first: an abort cancels the node's driver on a worker thread, and
+    // once that dropped the transport there is no endpoint left to crash (a race the test
+    // lost now and then).
     if let Some(net) = net {
         assert!(net.crash(node.id().clone()));
     }
+    node.abort();
     let rest: Vec<&Service> = (0..svcs.len())
         .filter(|i| *i != first)
         .map(|i| svcs[i])
@@ -276,6 +279,62 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
     assert!(t3 >= t2);
     a.0.shutdown().await;
     b.0.shutdown().await;
+}
+
+/// A node whose own runtime thread is busy (here: blocked outright, 1.5 s, longer than the
+/// acting window of a 1 s TTL) while etcd answers goes on leading: the lease keeper and the
+/// acting-deadline guard run on a thread of their own (docs/ETCD.md, "The lease thread"), so
+/// keepalives leave and are answered in time, the deadline keeps moving, and the lease is
+/// neither revoked nor replaced — same lease, same token, `is_me` never cleared. On the
+/// node's thread (as before) the keeper sent nothing during the block, found the deadline
+/// passed when it ran again, revoked the lease and the group was elected again.
+#[tokio::test(flavor = "current_thread")]
+async fn a_busy_node_thread_keeps_its_lease_while_etcd_answers() {
+    let etcd = etcd();
+    let net = MemoryNetwork::new();
+    let cfg = config("a", &etcd);
+    let elector = Arc::new(
+        EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
+            .await
+            .unwrap(),
+    );
+    let policies = baton_strategies::policies_for(&cfg).unwrap();
+    let node = Node::builder(cfg)
+        .policies(policies)
+        .transport(Arc::new(net.transport()))
+        .elector(elector.clone())
+        .start()
+        .await
+        .unwrap();
+    let svc = node.join(G, Labels::new()).await.unwrap();
+    let (_, t1) = one_leader(&[&svc]).await;
+    let lease = elector.lease_id();
+    // Whoever clears `is_me` (the guard, from its own thread) does it through this watch; a
+    // thread of the test's own reads it every 5 ms meanwhile (nothing on this runtime could
+    // set it again during the block, so a clearing would stay visible).
+    let rx = svc.leadership();
+    let watcher = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_millis(1500);
+        let mut cleared = false;
+        while Instant::now() < until {
+            cleared |= !rx.borrow().is_me;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cleared
+    });
+    // The only thread of this runtime does nothing else for 1.5 s.
+    std::thread::sleep(Duration::from_millis(1500));
+    let cleared = watcher.join().unwrap();
+    // Let the node's tasks run what queued meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(svc.is_leader(), "stopped leading after its thread was busy");
+    assert_eq!(svc.fencing_token(), Some(t1), "elected again");
+    assert_eq!(elector.lease_id(), lease, "the lease was replaced");
+    assert!(
+        !cleared,
+        "is_me was cleared while the node's thread was busy"
+    );
+    node.shutdown().await;
 }
 
 /// A node of `cfg` joined to `groups` groups `g0`, `g1`, ….
