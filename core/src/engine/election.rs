@@ -87,10 +87,11 @@ impl Engine {
         let Some(me) = self.local.get(name).map(|m| m.id.clone()) else {
             return;
         };
-        let pos = ranking
-            .iter()
-            .position(|m| *m == me)
-            .unwrap_or(ranking.len());
+        // Not a live candidate in this node's own view (an elector's groups, whose candidates
+        // the engine does not hold): it does not campaign.
+        let Some(pos) = ranking.iter().position(|m| *m == me) else {
+            return;
+        };
         let start = wait.map_or(since, |w| w.max(since));
         let ready = start + self.cfg.backoff * pos as u32;
         let ready = retry_at.map_or(ready, |r| r.max(ready));
@@ -101,7 +102,16 @@ impl Engine {
             self.touch(name);
         }
         if now >= ready {
-            self.campaign(now, name, None);
+            // A round without a majority of voters that may grant would be lost at once:
+            // nothing is asked until one is back (a peer coming up steps every leaderless
+            // group again, and so does the end of this node's abstention). At a cold start of
+            // a thousand groups, each peer that came up before the majority did cost a
+            // thousand rounds started and given up.
+            if self.majority_may_grant(now) {
+                self.campaign(now, name, None);
+            } else if now < self.abstain_until {
+                self.want(Timer::Campaign, self.abstain_until);
+            }
         } else {
             self.want(Timer::Campaign, ready);
         }
@@ -271,16 +281,10 @@ impl Engine {
         if !self.is_voter(from) {
             return;
         }
+        if !self.quorum_mode() {
+            return;
+        }
         let majority = self.majority();
-        let voters: BTreeSet<NodeId> = match &self.cfg.quorum {
-            Quorum::Majority(v) => v.clone(),
-            Quorum::None => return,
-        };
-        let alive: BTreeSet<NodeId> = voters
-            .iter()
-            .filter(|v| self.node_alive(v))
-            .cloned()
-            .collect();
         let g = self.group_mut(&resp.group, now);
         g.max_seen = g.max_seen.max(resp.known_term);
         let Role::Candidate {
@@ -301,11 +305,24 @@ impl Engine {
         } else {
             denials.insert(from.clone());
         }
-        let undecided = alive
-            .iter()
-            .filter(|v| !grants.contains(*v) && !denials.contains(*v))
-            .count();
-        match (tally(grants.len(), undecided, majority), round) {
+        // Counted in place: a thousand groups' answers copy no voter set.
+        let granted = grants.len();
+        let undecided = match (
+            &self.cfg.quorum,
+            self.groups.get(&resp.group).map(|g| &g.role),
+        ) {
+            (
+                Quorum::Majority(voters),
+                Some(Role::Candidate {
+                    grants, denials, ..
+                }),
+            ) => voters
+                .iter()
+                .filter(|v| !grants.contains(*v) && !denials.contains(*v) && self.node_alive(v))
+                .count(),
+            _ => 0,
+        };
+        match (tally(granted, undecided, majority), round) {
             (Tally::Won, Round::Pre) => self.start_vote_round(now, &resp.group, None),
             (Tally::Won, Round::Real) => self.become_leader(now, &resp.group),
             (Tally::Lost, _) => self.abandon_campaign(now, &resp.group),
@@ -319,6 +336,12 @@ impl Engine {
     /// *nodes*, and the groups one node gives up together (one batch of denials, one deadline)
     /// then retry together, in one batch (`outbox`), instead of drifting apart into one message
     /// each.
+    ///
+    /// Each round lost in a row doubles the wait (up to × 8, `MAX_LOST_DOUBLINGS`), until the
+    /// group has a leader again. A round is lost when the voters cannot grant yet — at a cold
+    /// start every node abstains for a failure timeout — and retrying a thousand groups every
+    /// 30 ms then cost every voter a thousand requests each time, enough on 2 cores to starve
+    /// the heartbeats and make peers flap (9 × 1 000). A first loss retries as soon as before.
     pub(super) fn abandon_campaign(&mut self, now: Instant, name: &GroupName) {
         let pos = {
             let ranking = self.ranking(name);
@@ -334,9 +357,11 @@ impl Engine {
                 j
             }
         };
-        let delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
+        let base = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
         let g = self.group_mut(name, now);
         if matches!(g.role, Role::Candidate { .. }) {
+            let delay = base * (1 << g.lost_rounds.min(group::MAX_LOST_DOUBLINGS));
+            g.lost_rounds = g.lost_rounds.saturating_add(1);
             g.role = Role::Follower;
             g.next_campaign_at = Some(now + delay);
             self.emit(Event::CampaignLost {
@@ -376,6 +401,7 @@ impl Engine {
         });
         g.leaderless_since = None;
         g.next_campaign_at = None;
+        g.lost_rounds = 0;
         g.successor_wait = None;
         g.promised = None;
         g.resigned = None;

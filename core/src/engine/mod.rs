@@ -321,7 +321,9 @@ impl Engine {
         if self.persist_pending {
             self.persist();
         }
-        let mut out = outbox::coalesce(std::mem::take(&mut self.out));
+        let mut out = outbox::coalesce(std::mem::take(&mut self.out), |to| {
+            self.peers.get(to).is_some()
+        });
         self.fill_persists(&mut out);
         out
     }

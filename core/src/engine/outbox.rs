@@ -20,7 +20,6 @@ use super::event::Event;
 use crate::message::Message;
 use crate::transport::Envelope;
 use crate::types::{Incarnation, NodeId};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// At most this many messages travel in one batch: it must fit a transport frame (the TCP
@@ -80,42 +79,60 @@ impl Engine {
 
 /// Merges each destination's batchable messages into [`Message::Batch`]es of at most
 /// [`MAX_BATCH`], each placed at its last message's position, and drops persists that a later
-/// persist supersedes (see the module docs).
-pub(crate) fn coalesce(actions: Vec<Action>) -> Vec<Action> {
-    let mut left: BTreeMap<NodeId, usize> = BTreeMap::new();
-    for a in &actions {
+/// persist supersedes (see the module docs). Only destinations `is_peer` says are peers get
+/// batches: a client reads one answer per request.
+pub(crate) fn coalesce(actions: Vec<Action>, is_peer: impl Fn(&NodeId) -> bool) -> Vec<Action> {
+    // Each destination once, with how many of its messages are left; each action, the index
+    // of its destination (`NONE`: not batched). A cluster has few destinations: a linear scan
+    // finds one faster than a map, and copies no name per message.
+    const NONE: usize = usize::MAX;
+    let mut dests: Vec<(&NodeId, usize)> = Vec::new();
+    let mut slot = vec![NONE; actions.len()];
+    for (i, a) in actions.iter().enumerate() {
         if let Action::Send { to, message } = a
             && batchable(message)
         {
-            *left.entry(to.clone()).or_default() += 1;
+            let d = match dests.iter().position(|(d, _)| *d == to) {
+                Some(d) => d,
+                None if is_peer(to) => {
+                    dests.push((to, 0));
+                    dests.len() - 1
+                }
+                None => continue,
+            };
+            dests[d].1 += 1;
+            slot[i] = d;
         }
     }
-    left.retain(|_, n| *n > 1);
-    let actions = if left.is_empty() {
+    let mut left: Vec<usize> = dests.iter().map(|(_, n)| *n).collect();
+    let actions = if left.iter().all(|n| *n <= 1) {
         actions
     } else {
-        batch(actions, left)
+        for s in slot.iter_mut() {
+            if *s != NONE && left[*s] <= 1 {
+                *s = NONE;
+            }
+        }
+        batch(actions, &slot, &mut left)
     };
     drop_superseded_persists(actions)
 }
 
-fn batch(actions: Vec<Action>, mut left: BTreeMap<NodeId, usize>) -> Vec<Action> {
-    let mut pending: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
+fn batch(actions: Vec<Action>, slot: &[usize], left: &mut [usize]) -> Vec<Action> {
+    let mut pending: Vec<Vec<Message>> = vec![Vec::new(); left.len()];
     let mut out = Vec::with_capacity(actions.len());
-    for a in actions {
+    for (a, &d) in actions.into_iter().zip(slot) {
         let Action::Send { to, message } = a else {
             out.push(a);
             continue;
         };
-        let Some(remaining) = left.get_mut(&to).filter(|_| batchable(&message)) else {
+        let (Some(remaining), Some(buf)) = (left.get_mut(d), pending.get_mut(d)) else {
             out.push(Action::Send { to, message });
             continue;
         };
         *remaining -= 1;
-        let last = *remaining == 0;
-        let buf = pending.entry(to.clone()).or_default();
         buf.push(message);
-        if last || buf.len() == MAX_BATCH {
+        if *remaining == 0 || buf.len() == MAX_BATCH {
             let mut messages = std::mem::take(buf);
             let message = if messages.len() == 1 {
                 messages.remove(0)
@@ -168,6 +185,9 @@ mod tests {
             version: 0,
         })
     }
+    fn all_peers(_: &NodeId) -> bool {
+        true
+    }
     fn persist() -> Action {
         Action::Persist(PersistedState::default())
     }
@@ -206,21 +226,24 @@ mod tests {
 
     #[test]
     fn each_destination_gets_one_batch_where_its_last_message_was_in_order() {
-        let out = coalesce(vec![
-            send("a", 1),
-            send("b", 2),
-            persist(),
-            send("a", 3),
-            send("c", 4),
-            send("a", 5),
-        ]);
+        let out = coalesce(
+            vec![
+                send("a", 1),
+                send("b", 2),
+                persist(),
+                send("a", 3),
+                send("c", 4),
+                send("a", 5),
+            ],
+            all_peers,
+        );
         assert_eq!(shape(&out), ["b2", "P", "c4", "a[1,3,5]"]);
     }
 
     #[test]
     fn a_message_never_leaves_before_a_persist_placed_before_it() {
         // The vote answer (a2) follows its persist; a1 moves after it too, never a2 before it.
-        let out = coalesce(vec![send("a", 1), persist(), send("a", 2)]);
+        let out = coalesce(vec![send("a", 1), persist(), send("a", 2)], all_peers);
         assert_eq!(shape(&out), ["P", "a[1,2]"]);
     }
 
@@ -237,31 +260,48 @@ mod tests {
             send("a", 3),
         ];
         assert_eq!(
-            shape(&coalesce(one_grant_per_group)),
+            shape(&coalesce(one_grant_per_group, all_peers)),
             ["E", "E", "P", "a[1,2,3]"]
         );
         // A message between two persists keeps both: it depends on the first.
-        let out = coalesce(vec![persist(), send("b", 1), persist(), send("a", 2)]);
+        let out = coalesce(
+            vec![persist(), send("b", 1), persist(), send("a", 2)],
+            all_peers,
+        );
         assert_eq!(shape(&out), ["P", "b1", "P", "a2"]);
     }
 
     #[test]
+    fn answers_to_a_client_are_never_batched() {
+        // A client reads one answer per request: two answers in one input leave one by one.
+        let peers = |to: &NodeId| to.as_str() != "cli";
+        let out = coalesce(
+            vec![send("cli", 1), send("a", 2), send("cli", 3), send("a", 4)],
+            peers,
+        );
+        assert_eq!(shape(&out), ["cli1", "cli3", "a[2,4]"]);
+    }
+
+    #[test]
     fn leave_travels_alone_after_the_batch() {
-        let out = coalesce(vec![
-            send("a", 1),
-            send("a", 2),
-            Action::Send {
-                to: NodeId::new("a"),
-                message: Message::Leave,
-            },
-        ]);
+        let out = coalesce(
+            vec![
+                send("a", 1),
+                send("a", 2),
+                Action::Send {
+                    to: NodeId::new("a"),
+                    message: Message::Leave,
+                },
+            ],
+            all_peers,
+        );
         assert_eq!(shape(&out), ["a[1,2]", "aL"]);
     }
 
     #[test]
     fn batches_are_bounded() {
         let n = MAX_BATCH as u64 * 2 + 3;
-        let out = coalesce((0..n).map(|i| send("a", i)).collect());
+        let out = coalesce((0..n).map(|i| send("a", i)).collect(), all_peers);
         let sizes: Vec<usize> = out
             .iter()
             .map(|a| match a {

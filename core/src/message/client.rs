@@ -126,11 +126,45 @@ impl NoLeader {
     /// Whether `other` gives the same reason, remaining times aside (the log repeats a reason
     /// only when it changes).
     pub fn same_reason(&self, other: &NoLeader) -> bool {
-        let strip = |w: &NoLeader| NoLeader {
-            abstaining_ms: w.abstaining_ms.map(|_| 0),
-            ..w.clone()
-        };
-        strip(self) == strip(other)
+        self.group == other.group
+            && self.term == other.term
+            && self.favourite == other.favourite
+            && self.same_reason_in_any_group(other)
+    }
+
+    /// Whether `other` gives the same reason, remaining times, group names, terms and
+    /// favourites aside (compared field by field: a thousand leaderless groups are compared on
+    /// every pass). The favourite's node still counts.
+    pub fn same_reason_in_any_group(&self, other: &NoLeader) -> bool {
+        self.same_cluster_view(other)
+            && self.candidates == other.candidates
+            && self.favourite.as_ref().map(|f| &f.node) == other.favourite.as_ref().map(|f| &f.node)
+            && self.favourite_is_local == other.favourite_is_local
+    }
+
+    /// Whether `other` sees the same of the cluster, whatever the group: voters, quorum,
+    /// abstention (not its remaining time), standing aside, shutting down.
+    pub fn same_cluster_view(&self, other: &NoLeader) -> bool {
+        // Destructured, so that a new field is not forgotten here.
+        let NoLeader {
+            group: _,
+            term: _,
+            candidates: _,
+            favourite: _,
+            favourite_is_local: _,
+            voters,
+            reachable,
+            needed,
+            abstaining_ms,
+            standing_aside,
+            shutting_down,
+        } = self;
+        *voters == other.voters
+            && *reachable == other.reachable
+            && *needed == other.needed
+            && abstaining_ms.is_some() == other.abstaining_ms.is_some()
+            && *standing_aside == other.standing_aside
+            && *shutting_down == other.shutting_down
     }
 
     /// Whether enough voters are reachable for an election.
