@@ -102,16 +102,7 @@ impl Engine {
             self.touch(name);
         }
         if now >= ready {
-            // A round without a majority of voters that may grant would be lost at once:
-            // nothing is asked until one is back (a peer coming up steps every leaderless
-            // group again, and so does the end of this node's abstention). At a cold start of
-            // a thousand groups, each peer that came up before the majority did cost a
-            // thousand rounds started and given up.
-            if self.majority_may_grant(now) {
-                self.campaign(now, name, None);
-            } else if now < self.abstain_until {
-                self.want(Timer::Campaign, self.abstain_until);
-            }
+            self.campaign(now, name, None);
         } else {
             self.want(Timer::Campaign, ready);
         }
@@ -336,12 +327,6 @@ impl Engine {
     /// *nodes*, and the groups one node gives up together (one batch of denials, one deadline)
     /// then retry together, in one batch (`outbox`), instead of drifting apart into one message
     /// each.
-    ///
-    /// Each round lost in a row doubles the wait (up to × 8, `MAX_LOST_DOUBLINGS`), until the
-    /// group has a leader again. A round is lost when the voters cannot grant yet — at a cold
-    /// start every node abstains for a failure timeout — and retrying a thousand groups every
-    /// 30 ms then cost every voter a thousand requests each time, enough on 2 cores to starve
-    /// the heartbeats and make peers flap (9 × 1 000). A first loss retries as soon as before.
     pub(super) fn abandon_campaign(&mut self, now: Instant, name: &GroupName) {
         let pos = {
             let ranking = self.ranking(name);
@@ -357,11 +342,9 @@ impl Engine {
                 j
             }
         };
-        let base = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
+        let delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
         let g = self.group_mut(name, now);
         if matches!(g.role, Role::Candidate { .. }) {
-            let delay = base * (1 << g.lost_rounds.min(group::MAX_LOST_DOUBLINGS));
-            g.lost_rounds = g.lost_rounds.saturating_add(1);
             g.role = Role::Follower;
             g.next_campaign_at = Some(now + delay);
             self.emit(Event::CampaignLost {
@@ -401,7 +384,6 @@ impl Engine {
         });
         g.leaderless_since = None;
         g.next_campaign_at = None;
-        g.lost_rounds = 0;
         g.successor_wait = None;
         g.promised = None;
         g.resigned = None;

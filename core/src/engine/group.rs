@@ -9,9 +9,6 @@ use crate::types::{GroupName, MemberId, NodeId, Term};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-/// A group's lost rounds in a row double its retry wait at most this many times (× 8).
-pub(crate) const MAX_LOST_DOUBLINGS: u32 = 3;
-
 /// A leader as seen from here.
 #[derive(Clone, Debug)]
 pub(crate) struct LeaderView {
@@ -93,9 +90,6 @@ pub(crate) struct Group {
     pub promised: Option<(MemberId, Instant)>,
     /// Earliest next campaign after a failed one.
     pub next_campaign_at: Option<Instant>,
-    /// Rounds lost in a row since the group last had a leader: each doubles the wait before
-    /// the next (up to [`MAX_LOST_DOUBLINGS`] times).
-    pub lost_rounds: u32,
     /// A leader resigned naming another member its successor: until then this node's member
     /// waits for it, and its ranking's schedule (`r × backoff`) starts only then.
     pub successor_wait: Option<Instant>,
@@ -120,7 +114,6 @@ impl Group {
             handoff_to_me: None,
             promised: None,
             next_campaign_at: None,
-            lost_rounds: 0,
             successor_wait: None,
             preempt_check_at: now,
             lease_renewals: 0,

@@ -161,7 +161,6 @@ impl Engine {
         g.role = Role::Follower;
         g.handoff_to_me = None;
         g.next_campaign_at = None;
-        g.lost_rounds = 0;
         g.successor_wait = None;
         g.leaderless_since = None;
         g.promised = None;

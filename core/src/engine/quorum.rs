@@ -5,7 +5,6 @@
 use super::Engine;
 use super::config::Quorum;
 use crate::types::NodeId;
-use std::time::Instant;
 
 /// Where a vote round stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,29 +71,6 @@ impl Engine {
     /// Whether leaders need a majority (votes and leases) rather than declaring themselves.
     pub(super) fn quorum_mode(&self) -> bool {
         matches!(self.cfg.quorum, Quorum::Majority(_))
-    }
-
-    /// Whether a round started at `now` could be won: a majority of the voters may grant in
-    /// this node's view — the live peers, and this node unless it abstains after its start
-    /// (always, without a quorum). A round started without one is lost at once.
-    pub(super) fn majority_may_grant(&self, now: Instant) -> bool {
-        let me = &self.cfg.node;
-        let self_votes = now >= self.abstain_until && !self.standing_aside;
-        match &self.cfg.quorum {
-            Quorum::Majority(v) => reaches(
-                v.iter()
-                    .filter(|n| {
-                        if *n == me {
-                            self_votes
-                        } else {
-                            self.node_alive(n)
-                        }
-                    })
-                    .count(),
-                self.majority(),
-            ),
-            Quorum::None => true,
-        }
     }
 }
 

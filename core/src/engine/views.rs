@@ -57,7 +57,6 @@ impl Engine {
                 && g.max_seen >= c.term
                 && g.handoff_to_me.is_none()
                 && g.next_campaign_at.is_none()
-                && g.lost_rounds == 0
                 && g.successor_wait.is_none()
                 && g.leaderless_since.is_none()
                 && g.promised.is_none();
