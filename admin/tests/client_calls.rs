@@ -7,14 +7,16 @@
     reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
 )]
 
+mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use baton_admin::Admin;
 use baton_core::message::ControlOp;
 use baton_core::{CallError, Node, Service, Work};
 use baton_transport_tcp::{TcpClient, TcpConfig, TcpTransport};
+use common::wait_for;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower::ServiceExt;
 
 const CLUSTER: &str = "client-calls";
@@ -70,20 +72,6 @@ fn all_calls(text: &str) -> f64 {
         .filter(|l| l.starts_with("baton_calls_total{"))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
-}
-
-async fn wait_for<T, F>(what: &str, timeout: Duration, mut f: impl FnMut() -> F) -> T
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 const OK: &str = "baton_calls_total{group=\"g\",outcome=\"ok\",origin=\"client\"}";

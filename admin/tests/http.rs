@@ -5,12 +5,14 @@
     reason = "test code, where a panic is the failure report (clippy exempts only #[test] fns)"
 )]
 
+mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use baton_admin::Admin;
 use baton_core::Node;
 use baton_core::config::Config;
 use baton_transport_memory::MemoryNetwork;
+use common::wait_for;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -264,20 +266,6 @@ async fn metrics(admin: &Admin) -> BTreeMap<String, f64> {
     let (status, body) = get(admin, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     parse_metrics(&body)
-}
-
-async fn wait_for<T, F>(what: &str, timeout: Duration, mut f: impl FnMut() -> F) -> T
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The one node whose `/metrics` says `baton_leader{group="g"} 1`, once every live node

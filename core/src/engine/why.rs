@@ -37,12 +37,6 @@ impl Diagnostics {
     }
 }
 
-/// Whether two groups have no leader for the same reason, their names, terms and favourites
-/// (each group's own member of the same node) aside.
-fn same_across_groups(a: &NoLeader, b: &NoLeader) -> bool {
-    a.same_reason_in_any_group(b)
-}
-
 fn voter_state(p: Option<&Peer>) -> VoterState {
     match p {
         None => VoterState::Unknown,
@@ -259,7 +253,7 @@ impl Engine {
         for why in news {
             match reasons
                 .iter_mut()
-                .find(|(r, _)| same_across_groups(r, &why))
+                .find(|(r, _)| r.same_reason_in_any_group(&why))
             {
                 Some((_, more)) => *more += 1,
                 None => reasons.push((why, 0)),
