@@ -23,15 +23,25 @@ function clock(ms) {
   return new Date(ms).toISOString().replace("T", " ").replace("Z", "");
 }
 
+// One status request at a time. A change announced while one is in flight asks for another
+// after it: the answer in flight may predate the change, and nothing else would show it
+// before the slow safety net below.
 let refreshing = null;
+let again = false;
 async function refresh() {
-  if (refreshing) return refreshing;
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
   refreshing = (async () => {
     try {
-      const r = await fetch("api/status", { cache: "no-store" });
-      const s = await r.json();
-      if (!r.ok) throw new Error(s.error || r.statusText);
-      render(s);
+      do {
+        again = false;
+        const r = await fetch("api/status", { cache: "no-store" });
+        const s = await r.json();
+        if (!r.ok) throw new Error(s.error || r.statusText);
+        render(s);
+      } while (again);
     } catch (e) {
       $("ready").textContent = "status unavailable: " + e.message;
       $("ready").className = "badge down";
