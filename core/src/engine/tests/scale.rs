@@ -265,13 +265,14 @@ impl crate::policy::LeaderPolicy for Counting {
     }
 }
 
-/// Policy calls and wall time of a cold start of `g` groups on 3 nodes, until all are led.
+/// Policy calls and wall time of a cold start of `g` groups on `n` nodes, until all are led.
 fn cold_start_cost(
+    n: usize,
     g: usize,
     reads_other_groups: bool,
 ) -> (usize, std::time::Duration, std::time::Duration) {
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut c = Setup::new(3)
+    let mut c = Setup::new(n)
         .policy(std::sync::Arc::new(Counting(
             calls.clone(),
             reads_other_groups,
@@ -282,14 +283,15 @@ fn cold_start_cost(
     c.join_all(&names);
     let start = c.now;
     let led = c.run_until_true(ms(10_000), |c| {
-        names.iter().all(|n| {
-            (0..3)
-                .filter(|i| c.engines[*i].is_acting_leader(n, c.now))
+        names.iter().all(|name| {
+            c.engines
+                .iter()
+                .filter(|e| e.is_acting_leader(name, c.now))
                 .count()
                 == 1
         })
     });
-    assert!(led, "{g} groups: not all led");
+    assert!(led, "{n} nodes x {g} groups: not all led");
     (
         calls.load(std::sync::atomic::Ordering::Relaxed),
         c.now - start,
@@ -300,6 +302,10 @@ fn cold_start_cost(
 #[test]
 #[ignore = "a measurement: cargo test --release -p baton-core cold_start_cost -- --ignored --nocapture"]
 fn cold_start_cost_grows_with_the_groups() {
+    let n: usize = std::env::var("BATON_COST_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let reads: Vec<bool> = match std::env::var("BATON_COST_READS") {
         Ok(v) => vec![v == "true"],
         Err(_) => vec![false, true],
@@ -313,9 +319,9 @@ fn cold_start_cost_grows_with_the_groups() {
             if reads && g > 400 {
                 continue;
             }
-            let (calls, virt, wall) = cold_start_cost(g, reads);
+            let (calls, virt, wall) = cold_start_cost(n, g, reads);
             println!(
-                "reads other groups {reads}, {g} groups: {calls} policy calls ({} per group), \
+                "reads other groups {reads}, {n} nodes x {g} groups: {calls} policy calls ({} per group), \
                  led after {virt:?} virtual, {wall:?} wall",
                 calls / g
             );
