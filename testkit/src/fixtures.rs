@@ -67,6 +67,7 @@ pub fn every_message() -> Vec<Message> {
             pre: true,
             granted: true,
             known_term: 4,
+            retry_in_ms: 120,
         }),
         Message::StepDown(StepDown {
             group: "g".into(),

@@ -159,6 +159,7 @@ impl Engine {
             round: Round::Pre,
             grants: BTreeSet::new(),
             denials: BTreeSet::new(),
+            not_before: Vec::new(),
             started: now,
             deadline,
         };
@@ -193,6 +194,7 @@ impl Engine {
             round: Round::Real,
             grants: BTreeSet::new(),
             denials: BTreeSet::new(),
+            not_before: Vec::new(),
             started: now,
             deadline,
         };
@@ -241,7 +243,9 @@ impl Engine {
             term,
         });
         if voters.contains(&self_id) {
-            let granted = self.grantable(now, &req).is_ok();
+            let verdict = self.grantable(now, &req);
+            let retry_in_ms = self.retry_hint(now, &req, verdict);
+            let granted = verdict.is_ok();
             if granted && round == Round::Real {
                 let g = self.group_mut(name, now);
                 g.vote = Some((term, me));
@@ -253,6 +257,7 @@ impl Engine {
                 pre: round.is_pre(),
                 granted,
                 known_term: 0,
+                retry_in_ms,
             };
             self.on_vote_response(now, &self_id.clone(), response);
         } else {
@@ -276,13 +281,26 @@ impl Engine {
             return;
         }
         let majority = self.majority();
-        let g = self.group_mut(&resp.group, now);
-        g.max_seen = g.max_seen.max(resp.known_term);
+        // A peer's estimate is bounded: a wrong one may delay a retry, never stall it.
+        let cap = self.cfg.failure_timeout * 2;
+        // Marked only when the answer changes something: stale answers to a thousand groups'
+        // rounds step none of them.
+        let Some(g) = self.groups.get_mut(&resp.group) else {
+            return;
+        };
+        if resp.known_term > g.max_seen {
+            g.max_seen = resp.known_term;
+            self.touch(&resp.group);
+        }
+        let Some(g) = self.groups.get_mut(&resp.group) else {
+            return;
+        };
         let Role::Candidate {
             term,
             round,
             ref mut grants,
             ref mut denials,
+            ref mut not_before,
             ..
         } = g.role
         else {
@@ -293,11 +311,12 @@ impl Engine {
         }
         if resp.granted {
             grants.insert(from.clone());
-        } else {
-            denials.insert(from.clone());
+        } else if denials.insert(from.clone()) && resp.retry_in_ms > 0 {
+            not_before.push(now + Duration::from_millis(resp.retry_in_ms.into()).min(cap));
         }
         // Counted in place: a thousand groups' answers copy no voter set.
         let granted = grants.len();
+        self.touch(&resp.group);
         let undecided = match (
             &self.cfg.quorum,
             self.groups.get(&resp.group).map(|g| &g.role),
@@ -316,9 +335,40 @@ impl Engine {
         match (tally(granted, undecided, majority), round) {
             (Tally::Won, Round::Pre) => self.start_vote_round(now, &resp.group, None),
             (Tally::Won, Round::Real) => self.become_leader(now, &resp.group),
-            (Tally::Lost, _) => self.abandon_campaign(now, &resp.group),
+            (Tally::Lost, _) => {
+                let at = self.majority_may_grant_at(&resp.group, granted + undecided);
+                self.abandon_campaign(now, &resp.group);
+                if let Some(at) = at
+                    && let Some(g) = self.groups.get_mut(&resp.group)
+                    && let Some(retry) = &mut g.next_campaign_at
+                {
+                    // The usual spacing and jitter, counted from when a majority may grant.
+                    let spacing = retry.saturating_duration_since(now);
+                    *retry = (*retry).max(at + spacing);
+                }
+            }
             (Tally::Pending, _) => {}
         }
+    }
+
+    /// When a majority of voters may grant `name`'s next round, by the estimates its lost round
+    /// was given: the voters that granted or did not answer (`open`) and the denials without an
+    /// estimate may grant at once; the others at their estimates. `None` when a majority may at
+    /// once, or when even every estimate would not make one (the usual retry then).
+    fn majority_may_grant_at(&self, name: &GroupName, open: usize) -> Option<Instant> {
+        let Some(Role::Candidate {
+            denials,
+            not_before,
+            ..
+        }) = self.groups.get(name).map(|g| &g.role)
+        else {
+            return None;
+        };
+        let at_once = open + denials.len().saturating_sub(not_before.len());
+        let needed = self.majority().checked_sub(at_once).filter(|n| *n > 0)?;
+        let mut later = not_before.clone();
+        later.sort_unstable();
+        later.get(needed - 1).copied()
     }
 
     /// Gives up the current round. The retry keeps the ranking's order: rank `r` retries after

@@ -61,6 +61,9 @@ pub(crate) enum Role {
         round: Round,
         grants: BTreeSet<NodeId>,
         denials: BTreeSet<NodeId>,
+        /// The denials' estimates of when each could grant (`VoteResponse::retry_in_ms`), if
+        /// given: a lost round retries no sooner than a majority may grant.
+        not_before: Vec<Instant>,
         /// When the round's requests went out: a won lease counts from here.
         started: Instant,
         deadline: Instant,

@@ -93,6 +93,7 @@ impl Engine {
                 denial,
             },
         });
+        let retry_in_ms = self.retry_hint(now, &req, verdict);
         let granted = verdict.is_ok();
         if granted && !req.pre {
             let ft = self.cfg.failure_timeout;
@@ -105,8 +106,11 @@ impl Engine {
             }
             self.persist();
         }
-        let g = self.group_mut(&req.group, now);
-        let known_term = g.term.max(g.vote.as_ref().map_or(0, |v| v.0));
+        // Read, not marked: a denial changes nothing (`grantable` marks what it changed).
+        let known_term = self
+            .groups
+            .get(&req.group)
+            .map_or(0, |g| g.term.max(g.vote.as_ref().map_or(0, |v| v.0)));
         self.send(
             from,
             Message::VoteResponse(VoteResponse {
@@ -115,8 +119,44 @@ impl Engine {
                 pre: req.pre,
                 granted,
                 known_term,
+                retry_in_ms,
             }),
         );
+    }
+
+    /// A denial's estimate of when this voter could grant the candidate, in milliseconds from
+    /// now (`VoteResponse::retry_in_ms`; 0: none). Given for the denials that end by
+    /// themselves: abstaining after a restart (then the candidate's rank still waits its
+    /// backoffs, as `Ballot::judge` counts them) and a promise to another candidate. A lower
+    /// bound only: the candidate may retry then and be denied for another reason. Not for
+    /// `BetterRanked`: two nodes that each rank themselves first (a `balanced` policy counting
+    /// leaderships a moment apart) would then retry their contested groups in lockstep, and
+    /// the first to retry won them all (the spread test found it).
+    pub(super) fn retry_hint(
+        &self,
+        now: Instant,
+        req: &VoteRequest,
+        verdict: Result<(), Denial>,
+    ) -> u32 {
+        let Err(denial) = verdict else {
+            return 0;
+        };
+        let g = self.groups.get(&req.group);
+        let rank = || {
+            self.ranking(&req.group)
+                .iter()
+                .position(|m| *m == req.candidate)
+        };
+        let backoff = self.cfg.backoff;
+        let at = match denial {
+            Denial::Abstaining => Some(self.abstain_until + backoff * rank().unwrap_or(0) as u32),
+            Denial::Promised => g.and_then(|g| g.promised.as_ref()).map(|(_, until)| *until),
+            _ => None,
+        };
+        at.map_or(0, |at| {
+            let ms = at.saturating_duration_since(now).as_micros().div_ceil(1000);
+            u32::try_from(ms).unwrap_or(u32::MAX)
+        })
     }
 
     /// Whether this voter may grant `req`, by these rules in order (the first that fails is
@@ -143,18 +183,31 @@ impl Engine {
         if self.standing_aside {
             return Err(Denial::StandingAside);
         }
+        if !self.groups.contains_key(&req.group) {
+            self.group_mut(&req.group, now);
+        }
         let ranking = self.ranking(&req.group);
         let this_node_acts = self.acting_in(&req.group, now).is_some();
         let (abstain_until, backoff) = (self.abstain_until, self.cfg.backoff);
+        let Some(group) = self.groups.get_mut(&req.group) else {
+            return Err(Denial::NotInView);
+        };
+        // Judging only notes since when the group is leaderless: marked when it did, so that a
+        // thousand groups' denied requests do not step a thousand groups.
+        let before = group.leaderless_since;
         let ballot = Ballot {
             now,
             abstain_until,
             backoff,
             ranking: ranking.to_vec(),
             this_node_acts,
-            group: self.group_mut(&req.group, now),
+            group,
         };
-        ballot.judge(req)
+        let verdict = ballot.judge(req);
+        if self.groups.get(&req.group).map(|g| g.leaderless_since) != Some(before) {
+            self.touch(&req.group);
+        }
+        verdict
     }
 }
 

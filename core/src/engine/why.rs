@@ -21,6 +21,9 @@ pub(super) struct Diagnostics {
     unseen_checked: bool,
     /// Groups without a leader: since when, and the reason last logged.
     leaderless: BTreeMap<GroupName, (Instant, Option<NoLeader>)>,
+    /// No entry of `leaderless` is older than this (a lower bound, made exact by each pass):
+    /// an input need not look at a thousand leaderless groups to know none is due yet.
+    earliest: Option<Instant>,
     /// When the leaderless groups' reasons are next worked out: at most once a heartbeat, so
     /// a thousand leaderless groups do not cost a thousand diagnoses on every input.
     next_pass: Instant,
@@ -32,6 +35,7 @@ impl Diagnostics {
             started: now,
             unseen_checked: false,
             leaderless: BTreeMap::new(),
+            earliest: None,
             next_pass: now,
         }
     }
@@ -185,10 +189,13 @@ impl Engine {
             if self.groups.get(name).is_some_and(|g| g.leader.is_none())
                 && !self.elected_leads(name)
             {
-                self.diag
+                let since = self
+                    .diag
                     .leaderless
                     .entry(name.clone())
-                    .or_insert((now, None));
+                    .or_insert((now, None))
+                    .0;
+                self.diag.earliest = Some(self.diag.earliest.map_or(since, |e| e.min(since)));
             } else {
                 self.diag.leaderless.remove(name);
             }
@@ -196,7 +203,10 @@ impl Engine {
         // A restarted node's abstention delays every election it votes in: count from its
         // end.
         let due = |since: Instant| since.max(self.abstain_until) + ft;
-        let Some(first) = self.diag.leaderless.values().map(|(s, _)| due(*s)).min() else {
+        if self.diag.leaderless.is_empty() {
+            self.diag.earliest = None;
+        }
+        let Some(first) = self.diag.earliest.map(due) else {
             return;
         };
         let at = first.max(self.diag.next_pass);
@@ -205,6 +215,7 @@ impl Engine {
             return;
         }
         self.diag.next_pass = now + self.cfg.heartbeat;
+        self.diag.earliest = self.diag.leaderless.values().map(|(s, _)| *s).min();
         let names: Vec<GroupName> = self
             .diag
             .leaderless

@@ -133,6 +133,11 @@ pub struct VoteResponse {
     pub granted: bool,
     /// The highest term the voter has voted in or seen lead, so a candidate can catch up.
     pub known_term: Term,
+    /// A denial's estimate: the voter could grant this candidate no sooner than this many
+    /// milliseconds from now (it abstains after a restart, promised its vote, or prefers a
+    /// better-ranked candidate for a while); 0 when it has none. Only the candidate's retry
+    /// time reads it: a round a majority cannot win yet is not asked again before.
+    pub retry_in_ms: u32,
 }
 
 /// A leader resigns `group` at `term`; `successor` should campaign at once.

@@ -33,6 +33,7 @@ fn answer(p: &mut Probe, req: &VoteRequest, granted: bool, known_term: Term) -> 
             pre: req.pre,
             granted,
             known_term,
+            retry_in_ms: 0,
         };
         out.extend(p.from(v, Message::VoteResponse(resp)));
     }
@@ -234,6 +235,7 @@ fn votes_from_non_voters_do_not_count() {
             pre: true,
             granted: true,
             known_term: 0,
+            retry_in_ms: 0,
         };
         vote_requests(&p.from(from, Message::VoteResponse(resp)))
     };

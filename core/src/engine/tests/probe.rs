@@ -198,6 +198,7 @@ impl Probe {
                 pre: req.pre,
                 granted: true,
                 known_term: 0,
+                retry_in_ms: 0,
             };
             let more = self.from(to.as_str(), Message::VoteResponse(resp));
             todo.extend(vote_requests(&more));
