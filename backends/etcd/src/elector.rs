@@ -4,6 +4,7 @@
 use crate::EtcdSettings;
 use crate::keys::{HandoffValue, Keys, LeaderValue, MemberValue, Parsed};
 use crate::lease::{LeaseState, LeaseTiming};
+use baton_core::message::{ControlError, HandedOff, NotCandidate};
 use baton_core::runtime::Candidacy;
 use baton_core::{
     Candidate, ElectionInput, GroupName, Incarnation, Leadership, MemberId, NodeId, Term,
@@ -54,6 +55,24 @@ pub(crate) enum Cmd {
     Shutdown(oneshot::Sender<()>),
     /// The node's engine proved this incarnation of a peer dead: revoke its lease.
     PeerGone(NodeId, Incarnation),
+    /// An operator's transfer (`Some(node)`) or step-down (`None`) of a group this node leads
+    /// ([`Task::hand_off`]).
+    HandOff(
+        GroupName,
+        Option<NodeId>,
+        oneshot::Sender<Result<HandedOff, ControlError>>,
+    ),
+}
+
+/// How a [`Task::resign`] ended.
+#[derive(Debug)]
+enum Resigned {
+    /// The leader key now names the successor, on its lease (the successor's key as written).
+    HandedTo(LeaderKv),
+    /// The key was deleted: the group is elected as after a crash.
+    Deleted,
+    /// The key was not this node's (any more), or etcd did not answer: nothing written.
+    NotHeld,
 }
 
 /// The leader key as last seen. Its **mod revision is the fencing token**: the key is written
@@ -331,6 +350,10 @@ impl Task {
                 return false;
             }
             Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation),
+            Cmd::HandOff(group, to, reply) => {
+                let r = self.hand_off(&group, to).await;
+                let _ = reply.send(r);
+            }
         }
         true
     }
@@ -649,7 +672,7 @@ impl Task {
         }
         for (group, successor) in handoffs {
             tracing::info!(%group, %successor, "etcd: preempted by a better-ranked member; handing off");
-            self.resign(&group, Some(successor), false).await;
+            let _ = self.resign(&group, Some(successor), false).await;
         }
         let due: Vec<GroupName> = self
             .local
@@ -903,9 +926,14 @@ impl Task {
     /// the key's new mod revision is its fencing token. Without a live successor the key is
     /// deleted, and the group is elected as after a crash. With `leave`, this node's member
     /// key is deleted in the same transaction.
-    async fn resign(&mut self, group: &GroupName, successor: Option<MemberId>, leave: bool) {
+    async fn resign(
+        &mut self,
+        group: &GroupName,
+        successor: Option<MemberId>,
+        leave: bool,
+    ) -> Resigned {
         let Some(local) = self.local.get(group) else {
-            return;
+            return Resigned::NotHeld;
         };
         let me = local.c.record.id.clone();
         let mine = self
@@ -931,7 +959,7 @@ impl Task {
                 )
                 .await;
             }
-            return;
+            return Resigned::NotHeld;
         };
         let successor = successor.or_else(|| {
             self.ranking(group, &self.ctx())
@@ -988,31 +1016,131 @@ impl Task {
         if let Some(l) = handed {
             if let Some(g) = self.groups.get_mut(group) {
                 g.term = g.term.max(u64::try_from(l.mod_rev).unwrap_or(0));
-                g.leader = Some(l);
+                g.leader = Some(l.clone());
                 g.handoff = None;
             }
             self.dirty.insert(group.clone());
-            return;
+            return Resigned::HandedTo(l);
         }
         // No live successor (or the handoff did not go through): give the key up, if still ours.
         ops.push(TxnOp::delete(leader_key, None));
         let txn = Txn::new().when([ours]).and_then(ops);
-        match timeout(self.timing.request, self.client.txn(txn)).await {
+        let outcome = match timeout(self.timing.request, self.client.txn(txn)).await {
             Ok(Ok(r)) if r.succeeded() => {
                 tracing::info!(%group, "etcd: resigned (no successor to hand to)");
                 if let Some(g) = self.groups.get_mut(group) {
                     g.leader = None;
                 }
+                Resigned::Deleted
             }
             Ok(Ok(_)) => {
-                tracing::info!(%group, "etcd: the leader key changed before the resignation")
+                tracing::info!(%group, "etcd: the leader key changed before the resignation");
+                Resigned::NotHeld
             }
             Ok(Err(e)) => {
-                tracing::warn!(%group, error = %e, "etcd: resigning failed; the lease expiry ends it")
+                tracing::warn!(%group, error = %e, "etcd: resigning failed; the lease expiry ends it");
+                Resigned::NotHeld
             }
-            Err(_) => tracing::warn!(%group, "etcd: resigning timed out; the lease expiry ends it"),
-        }
+            Err(_) => {
+                tracing::warn!(%group, "etcd: resigning timed out; the lease expiry ends it");
+                Resigned::NotHeld
+            }
+        };
         self.dirty.insert(group.clone());
+        outcome
+    }
+
+    /// An operator's transfer to node `to` (`None`: a step-down) of `group`, decided here — by
+    /// the rules of the engine's own (`core/src/engine/transfer.rs`), on this elector's view —
+    /// and carried out as a kind shutdown's handoff ([`Task::resign`]): this node stops acting,
+    /// then one transaction, conditioned on the leader key's revision being still ours and on
+    /// the successor's member key living on the successor's lease, replaces the key by one
+    /// naming the successor on that lease. The successor acts on the watch event, under the
+    /// key's new mod revision. `Ok` only when that transaction succeeded.
+    ///
+    /// Refused (`NotLeader`) unless this node holds the key and may act; a transfer to this
+    /// node is `AlreadyLeads`; to a node with no live member key in the group, `NotCandidate`
+    /// (`UnknownTarget` when no group here has a member of it); a step-down with no other live
+    /// member, `NoOtherCandidate`. Health is the engine's, not the elector's: not checked here.
+    pub(crate) async fn hand_off(
+        &mut self,
+        group: &GroupName,
+        to: Option<NodeId>,
+    ) -> Result<HandedOff, ControlError> {
+        let not_leader = || ControlError::NotLeader {
+            group: group.clone(),
+            node: self.node.clone(),
+        };
+        let Some(local) = self.local.get(group) else {
+            return Err(not_leader());
+        };
+        let me = local.c.record.id.clone();
+        let acting = self.lease.acting(Instant::now()) && local.c.leadership.borrow().is_me;
+        let held = self
+            .groups
+            .get(group)
+            .and_then(|g| g.leader.clone())
+            .filter(|l| l.member == me && l.lease == self.lease.id && acting);
+        let Some(held) = held else {
+            return Err(not_leader());
+        };
+        let successor = match &to {
+            Some(node) if *node == self.node => {
+                return Err(ControlError::AlreadyLeads {
+                    group: group.clone(),
+                    node: node.clone(),
+                });
+            }
+            Some(node) => {
+                let found = self
+                    .groups
+                    .get(group)
+                    .and_then(|g| g.members.keys().find(|m| m.node == *node).cloned());
+                match found {
+                    Some(m) => m,
+                    None => {
+                        let known = self
+                            .groups
+                            .values()
+                            .any(|g| g.members.keys().any(|m| m.node == *node));
+                        return Err(if known {
+                            ControlError::NotCandidate {
+                                group: group.clone(),
+                                node: node.clone(),
+                                why: NotCandidate::NotAMember,
+                            }
+                        } else {
+                            ControlError::UnknownTarget { node: node.clone() }
+                        });
+                    }
+                }
+            }
+            None => self
+                .ranking(group, &self.ctx())
+                .into_iter()
+                .find(|m| *m != me)
+                .ok_or_else(|| ControlError::NoOtherCandidate {
+                    group: group.clone(),
+                })?,
+        };
+        let op = if to.is_some() {
+            "transfer"
+        } else {
+            "step-down"
+        };
+        tracing::info!(%group, successor = %successor, op, "etcd: handing off on request");
+        match self.resign(group, Some(successor.clone()), false).await {
+            Resigned::HandedTo(l) if l.member == successor => Ok(HandedOff {
+                from: me,
+                to: successor,
+                term: u64::try_from(held.mod_rev).unwrap_or(0),
+            }),
+            // The successor's member key changed meanwhile (the key was given up: the group
+            // elects as after a crash), or the key was no longer ours.
+            _ => Err(ControlError::LeaderChanged {
+                group: group.clone(),
+            }),
+        }
     }
 
     /// A proof of death of `incarnation` of `node` (from this node's engine): forgets the
@@ -1106,7 +1234,7 @@ impl Task {
     }
 
     async fn withdraw(&mut self, group: &GroupName) {
-        self.resign(group, None, true).await;
+        let _ = self.resign(group, None, true).await;
         if let Some(l) = self.local.remove(group) {
             l.c.leadership.send_modify(|l| l.is_me = false);
         }
@@ -1119,7 +1247,7 @@ impl Task {
         }
         let groups: Vec<GroupName> = self.local.keys().cloned().collect();
         for g in &groups {
-            self.resign(g, None, true).await;
+            let _ = self.resign(g, None, true).await;
         }
         if self.lease.id != 0 {
             let _ = timeout(self.timing.request, self.client.lease_revoke(self.lease.id)).await;

@@ -30,7 +30,9 @@ pub mod local;
 
 use baton_core::config::{Backend, Config, ConfigError};
 use baton_core::runtime::{Candidacy, Elector};
-use baton_core::{GroupName, Incarnation, Leadership, NodeId, RegistryError};
+use baton_core::{
+    ControlError, GroupName, HandedOff, Incarnation, Leadership, NodeId, RegistryError,
+};
 use elector::{Cmd, Task};
 use etcd_client::{Client, ConnectOptions};
 use lease::{LeaseState, LeaseTiming};
@@ -383,6 +385,37 @@ impl EtcdElector {
     /// The node's current lease id (0 while it holds none).
     pub fn lease_id(&self) -> i64 {
         self.lease.borrow().id
+    }
+
+    /// Hands `group`, which this node leads, to node `to`'s member: this node stops acting,
+    /// then one transaction replaces the leader key — if still this node's, by revision — by
+    /// one naming the successor, on the successor's lease; the successor leads on the watch
+    /// event under the key's new mod revision (a greater fencing token). What `baton transfer`
+    /// asks of the leader; the engine does not route it here yet (docs/ETCD.md, "Transfer and
+    /// step-down"). Refused with the engine's [`ControlError`]s: `NotLeader` unless this node
+    /// holds the key and may act, `AlreadyLeads` for this node, `NotCandidate` /
+    /// `UnknownTarget` for a node with no live member key in the group; `LeaderChanged` when
+    /// the key or the successor's member key changed before the transaction.
+    pub async fn transfer(&self, group: &GroupName, to: NodeId) -> Result<HandedOff, ControlError> {
+        self.hand_off(group, Some(to)).await
+    }
+
+    /// [`EtcdElector::transfer`] to the best-ranked other live member of `group` (what `baton
+    /// step-down` asks); `NoOtherCandidate` when there is none.
+    pub async fn step_down(&self, group: &GroupName) -> Result<HandedOff, ControlError> {
+        self.hand_off(group, None).await
+    }
+
+    async fn hand_off(
+        &self,
+        group: &GroupName,
+        to: Option<NodeId>,
+    ) -> Result<HandedOff, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::HandOff(group.clone(), to, reply))
+            .map_err(|_| ControlError::ShuttingDown)?;
+        rx.await.unwrap_or(Err(ControlError::ShuttingDown))
     }
 }
 

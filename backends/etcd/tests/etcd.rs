@@ -789,3 +789,181 @@ async fn a_crashed_node_restarts_rejoins_as_a_follower_and_can_lead_again() {
     assert!(t2 > t1, "token {t2} after {t1}");
     b.0.shutdown().await;
 }
+
+/// Waits until `svc` leads under a token greater than `after`; the token.
+async fn leads_after(svc: &Service, after: Term) -> Term {
+    let mut rx = svc.leadership();
+    let l = tokio::time::timeout(LIMIT, rx.wait_for(|l| l.is_me && l.term > after))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} did not lead under a token > {after} within {LIMIT:?}: {:?}",
+                svc.member(),
+                svc.leadership().borrow()
+            )
+        })
+        .unwrap()
+        .clone();
+    l.term
+}
+
+/// A node of `name` whose elector the test keeps a handle of too (what `Node::abort` then
+/// does not drop: shut such nodes down kindly).
+async fn start_with_elector(
+    name: &str,
+    etcd: &LocalEtcd,
+    net: &MemoryNetwork,
+) -> (Node, Service, Arc<EtcdElector>) {
+    let cfg = config(name, etcd);
+    let elector = Arc::new(
+        EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
+            .await
+            .unwrap(),
+    );
+    let policies = baton_strategies::policies_for(&cfg).unwrap();
+    let node = Node::builder(cfg)
+        .policies(policies)
+        .transport(Arc::new(net.transport()))
+        .elector(elector.clone())
+        .start()
+        .await
+        .unwrap();
+    let svc = node.join(G, Labels::new()).await.unwrap();
+    (node, svc, elector)
+}
+
+/// The elector's side of `baton transfer` / `baton step-down` (`EtcdElector::transfer`,
+/// `step_down`): the leader stops acting and hands the leader key to the named member in one
+/// transaction conditioned on the key's revision; that member leads under a greater token
+/// (the key's mod revision) and every node agrees; a step-down hands to another member under
+/// a greater token again; a non-leader, a transfer to the leader itself and one to an unknown
+/// node are refused and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elector_transfers_and_steps_down_by_moving_the_leader_key() {
+    use baton_core::ControlError;
+    let etcd = etcd();
+    let net = MemoryNetwork::new();
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(start_with_elector(n, &etcd, &net).await);
+    }
+    let svcs: Vec<&Service> = nodes.iter().map(|n| &n.1).collect();
+    let (first, t1) = one_leader(&svcs).await;
+    let group = GroupName::from(G);
+    // Every node's member key is in the leader's view before it is named.
+    wait_members(&etcd, 3).await;
+
+    let target = (first + 1) % 3;
+    let to = nodes[target].0.id().clone();
+    // The old leader's `is_me` must be false from the moment the transfer is answered.
+    let started = Instant::now();
+    let h = nodes[first].2.transfer(&group, to.clone()).await.unwrap();
+    assert!(
+        !svcs[first].is_leader(),
+        "the old leader still acts after its handoff"
+    );
+    assert_eq!(
+        (&h.from, &h.to.node, h.term),
+        (svcs[first].member(), &to, t1)
+    );
+    let t2 = leads_after(svcs[target], t1).await;
+    let took = started.elapsed();
+    assert_eq!(one_leader(&svcs).await, (target, t2));
+    eprintln!("transfer to {to}: leads under {t2} (was {t1}) {took:?} after the request");
+
+    let started = Instant::now();
+    let h = nodes[target].2.step_down(&group).await.unwrap();
+    assert!(
+        !svcs[target].is_leader(),
+        "the leader that stepped down still acts"
+    );
+    assert_eq!((&h.from, h.term), (svcs[target].member(), t2));
+    let next = nodes.iter().position(|n| *n.0.id() == h.to.node).unwrap();
+    assert_ne!(next, target);
+    let t3 = leads_after(svcs[next], t2).await;
+    let took = started.elapsed();
+    assert_eq!(one_leader(&svcs).await, (next, t3));
+    eprintln!(
+        "step-down: {} leads under {t3} {took:?} after the request",
+        h.to
+    );
+
+    // Refused, and nothing moves.
+    let me = nodes[next].0.id().clone();
+    let follower = (next + 1) % 3;
+    assert!(matches!(
+        nodes[follower].2.transfer(&group, me.clone()).await,
+        Err(ControlError::NotLeader { .. })
+    ));
+    assert!(matches!(
+        nodes[next].2.transfer(&group, me).await,
+        Err(ControlError::AlreadyLeads { .. })
+    ));
+    assert!(matches!(
+        nodes[next].2.transfer(&group, "nobody".into()).await,
+        Err(ControlError::UnknownTarget { .. })
+    ));
+    assert!(matches!(
+        nodes[follower].2.step_down(&group).await,
+        Err(ControlError::NotLeader { .. })
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(one_leader(&svcs).await, (next, t3));
+    for n in &nodes {
+        n.0.shutdown().await;
+    }
+}
+
+/// Waits until `n` member keys of `G` are in etcd.
+async fn wait_members(etcd: &LocalEtcd, n: usize) {
+    let deadline = Instant::now() + LIMIT;
+    while etcd_members(etcd, G).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "not {n} member keys within {LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `baton transfer` / `baton step-down` through the node (`Node::transfer`, `step_down`: the
+/// engine's Control path, routed to the leader), on the etcd backend. Ignored until the engine
+/// hands an elected group's control request to its elector: today the leader's engine decides
+/// by its own role (`Engine::control_target` → `acting_in`), which an elector's node never
+/// holds, so every request is refused `NotLeader` (docs/ETCD.md, "Transfer and step-down").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine to hand an elected group's control request to the elector (docs/ETCD.md)"]
+async fn transfer_and_step_down_through_the_node_move_the_etcd_leader_key() {
+    let etcd = etcd();
+    let net = MemoryNetwork::new();
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        nodes.push(start(n, &etcd, &net).await);
+    }
+    let svcs: Vec<&Service> = nodes.iter().map(|n| &n.1).collect();
+    let (first, t1) = one_leader(&svcs).await;
+    wait_members(&etcd, 3).await;
+    // Asked on a follower: routed to the leader.
+    let (target, asker) = ((first + 1) % 3, (first + 2) % 3);
+    let to = nodes[target].0.id().clone();
+    let h = nodes[asker].0.transfer(G, to.clone()).await.unwrap();
+    assert_eq!((&h.from, &h.to.node), (svcs[first].member(), &to));
+    let t2 = leads_after(svcs[target], t1).await;
+    assert!(!svcs[first].is_leader(), "the old leader still acts");
+    assert_eq!(one_leader(&svcs).await, (target, t2));
+
+    // Step down, asked on the old leader (now a follower): another node leads.
+    let h = nodes[first].0.step_down(G).await.unwrap();
+    assert_eq!(&h.from, svcs[target].member());
+    let next = nodes.iter().position(|n| *n.0.id() == h.to.node).unwrap();
+    assert_ne!(next, target);
+    let t3 = leads_after(svcs[next], t2).await;
+    assert!(
+        !svcs[target].is_leader(),
+        "the leader that stepped down still acts"
+    );
+    assert_eq!(one_leader(&svcs).await, (next, t3));
+    for n in &nodes {
+        n.0.shutdown().await;
+    }
+}
