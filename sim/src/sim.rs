@@ -455,8 +455,11 @@ impl Sim {
                 }),
                 // The simulated network never refuses a node (no duplicate names, no clock
                 // steps), so neither of these can come; nor a release (the simulated engines
-                // run without `release_first`).
-                Action::Reincarnate { .. } | Action::Halt(_) | Action::Release { .. } => {
+                // run without `release_first`), nor an elector's handoff (nor an elector).
+                Action::Reincarnate { .. }
+                | Action::Halt(_)
+                | Action::Release { .. }
+                | Action::ElectorHandOff { .. } => {
                     self.trace(1, || format!("{}: unexpected {a:?}", self.nodes[i].id))
                 }
                 Action::Members { .. }

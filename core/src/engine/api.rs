@@ -202,6 +202,31 @@ pub enum Action {
         /// Its term.
         term: Term,
     },
+    /// A transfer or step-down of a group whose leadership an elector outside the engine
+    /// decides ([`Engine::elected`](super::Engine::elected)): this node leads it under `term`
+    /// as the elector published, and the engine granted the request as far as it can judge
+    /// (`transfer.rs`). Have the elector carry it out — with `release`, after the group's
+    /// leader work has stopped, as for [`Action::Release`] — without blocking the driver, and
+    /// hand its answer back, with `reply_to` and `id` as they are, to
+    /// [`Engine::elector_handed_off`](super::Engine::elector_handed_off).
+    ElectorHandOff {
+        /// The group.
+        group: GroupName,
+        /// The successor's node (a transfer); `None`: a step-down, the elector picks the
+        /// best-ranked other live member of its own ranking.
+        to: Option<NodeId>,
+        /// The term this node leads under as the elector published it (the fencing token).
+        term: Term,
+        /// Release the group's leader work before anything changes
+        /// ([`EngineConfig::release_first`](super::EngineConfig::release_first)).
+        release: bool,
+        /// Where the answer goes: `None`, a request made on this node (answered by
+        /// [`Action::ControlDone`] with `id`); `Some(node)`, one that peer routed here or its
+        /// client made (answered by a `ControlResponse` with `id`).
+        reply_to: Option<NodeId>,
+        /// The request's id, as `reply_to` knows it.
+        id: u64,
+    },
 }
 
 /// How loud an [`Event`] is.

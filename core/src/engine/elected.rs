@@ -9,8 +9,10 @@ impl Engine {
     /// such a node never campaigns, so it learns leaders only this way: a call for the
     /// group's leader is routed to `leadership.leader`, and one that reaches this node is
     /// served under `leadership.term` only while `leadership.is_me` — the elector clears it
-    /// when the node must stop acting. Waiting calls are routed now. Returns what to do, as
-    /// [`Engine::handle`] does.
+    /// when the node must stop acting. A transfer or step-down that reaches this node is
+    /// granted by the same leadership and carried out by the elector
+    /// ([`Action::ElectorHandOff`], `transfer.rs`). Waiting calls are routed now. Returns what
+    /// to do, as [`Engine::handle`] does.
     pub fn elected(
         &mut self,
         now: Instant,

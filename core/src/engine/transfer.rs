@@ -21,6 +21,22 @@
 //! runtime) the leader first has its driver release the group's leader work, and hands off
 //! only after that (`release.rs`).
 //!
+//! A group whose leadership an elector outside the engine decides (the etcd backend,
+//! `elected.rs`) has no candidates in the engine and is never led by its own role, so its
+//! requests go by these rules instead, then to the elector:
+//!
+//! 1. it is not shutting down (`ShuttingDown`), and the elector published this node as the
+//!    group's leader that may act (`NotLeader`) — under the elector's term, the fencing token;
+//! 2. transfer: the target is not this node (`AlreadyLeads`), and no live peer of that name
+//!    announced its member of the group unhealthy (`NotCandidate`, health being the
+//!    engine's); whether the target has a live member in the group is the elector's to judge;
+//! 3. step down: the successor is the elector's to pick, from its own ranking.
+//!
+//! Granted, the request becomes [`Action::ElectorHandOff`]: the driver has the elector carry it
+//! out (the leader work released first with [`EngineConfig::release_first`]) and hands the
+//! elector's answer — the handoff, or its refusal naming the node and group — back to
+//! [`Engine::elector_handed_off`], which answers the request.
+//!
 //! Health: an unhealthy member ([`Input::SetHealth`]) is announced with the node's state and is
 //! no candidate anywhere: it is ranked by nobody, does not campaign, and a leader that becomes
 //! unhealthy hands off at once to the next healthy member.
@@ -101,7 +117,7 @@ impl Engine {
     ) {
         if target.node == self.cfg.node {
             if let Some(call) = self.calls.remove(key) {
-                self.decide_control(now, group, op, ControlReply::Call(call));
+                self.decide(now, group, op, ControlReply::Call(call));
             }
             return;
         }
@@ -119,7 +135,111 @@ impl Engine {
             from: from.clone(),
             id: req.id,
         };
-        self.decide_control(now, &req.group, req.op, reply);
+        self.decide(now, &req.group, req.op, reply);
+    }
+
+    /// A control request reached this node as the group's leader: one for a group an elector
+    /// decides goes to the elector ([`Engine::hand_to_elector`]); any other is decided by the
+    /// engine's own rules (`decide_control`, `release.rs`).
+    fn decide(&mut self, now: Instant, group: &GroupName, op: ControlOp, reply: ControlReply) {
+        if self.elected_leader(group).is_some() {
+            self.hand_to_elector(group, &op, reply);
+        } else {
+            self.decide_control(now, group, op, reply);
+        }
+    }
+
+    /// A request for a group an elector decides: refused now (the elector rules in the module
+    /// docs), or handed to the elector ([`Action::ElectorHandOff`]) and answered when the
+    /// driver brings its answer ([`Engine::elector_handed_off`]).
+    fn hand_to_elector(&mut self, group: &GroupName, op: &ControlOp, reply: ControlReply) {
+        let (to, term) = match self.elector_control_target(group, op) {
+            Ok(granted) => granted,
+            Err(e) => return self.reply_control(reply, Err(e)),
+        };
+        let (reply_to, id) = match reply {
+            ControlReply::Call(call) => match call.origin {
+                CallOrigin::Local(id) => (None, id),
+                CallOrigin::Client { from, id } => (Some(from), id),
+            },
+            ControlReply::Peer { from, id } => (Some(from), id),
+        };
+        self.out.push(Action::ElectorHandOff {
+            group: group.clone(),
+            to,
+            term,
+            release: self.cfg.release_first,
+            reply_to,
+            id,
+        });
+    }
+
+    /// The engine's part of a decision on a control request for a group an elector decides
+    /// (the elector rules in the module docs), changing nothing: the successor's node (`None`
+    /// for a step-down: the elector picks it) and the term this node leads under, or why not.
+    fn elector_control_target(
+        &self,
+        group: &GroupName,
+        op: &ControlOp,
+    ) -> Result<(Option<NodeId>, Term), ControlError> {
+        if self.shutting_down {
+            return Err(ControlError::ShuttingDown);
+        }
+        let term = self
+            .elected_leader(group)
+            .filter(|l| l.is_me && self.local.contains_key(group))
+            .map(|l| l.term)
+            .ok_or_else(|| ControlError::NotLeader {
+                group: group.clone(),
+                node: self.cfg.node.clone(),
+            })?;
+        let ControlOp::Transfer { to } = op else {
+            return Ok((None, term));
+        };
+        if *to == self.cfg.node {
+            return Err(ControlError::AlreadyLeads {
+                group: group.clone(),
+                node: to.clone(),
+            });
+        }
+        let unhealthy = self.peers.get(to).is_some_and(|p| {
+            p.is_alive() && p.members.iter().any(|m| m.group == *group && !m.healthy)
+        });
+        if unhealthy {
+            return Err(ControlError::NotCandidate {
+                group: group.clone(),
+                node: to.clone(),
+                why: NotCandidate::Unhealthy,
+            });
+        }
+        Ok((Some(to.clone()), term))
+    }
+
+    /// The elector's answer to an [`Action::ElectorHandOff`], with that action's `group`,
+    /// `reply_to` and `id` as they were: the request is answered with it (a handoff made is
+    /// also told as [`Event::SteppingDown`]). Returns what to do, as [`Engine::handle`] does.
+    pub fn elector_handed_off(
+        &mut self,
+        now: Instant,
+        group: GroupName,
+        reply_to: Option<NodeId>,
+        id: u64,
+        result: Result<HandedOff, ControlError>,
+    ) -> Vec<Action> {
+        if let Ok(h) = &result {
+            self.emit(Event::SteppingDown {
+                group,
+                reason: StepDownReason::Requested { to: h.to.clone() },
+            });
+        }
+        match reply_to {
+            None => self.out.push(Action::ControlDone { id, result }),
+            Some(from) => self.send(
+                &from,
+                Message::ControlResponse(ControlResponse { id, result }),
+            ),
+        }
+        self.handle(now, Input::Tick)
     }
 
     /// The leader answered a control request this node routed to it (only the node it was sent

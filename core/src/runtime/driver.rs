@@ -6,13 +6,13 @@
 use super::node::{RunState, Shared, lock};
 use super::observe::publish;
 use super::state_file::store_state;
-use super::{Candidacy, Elector, NodeError, NodeEvent, Work};
+use super::{Candidacy, Elector, HandOff, NodeError, NodeEvent, Work};
 use crate::engine::{Action, CallRef, Engine, Event, GroupSpec, Input, Joining, StatusSnapshot};
 use crate::message::{CallError, ControlError, ControlOp, HandedOff, Message, Served};
 use crate::policy::LeaderPolicy;
 use crate::registry::Registry;
 use crate::transport::{Refusal, Transport};
-use crate::types::{GroupName, Labels, MemberId, MemberRecord, Term};
+use crate::types::{GroupName, Labels, MemberId, MemberRecord, NodeId, Term};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +71,14 @@ pub(super) enum Command {
     SetHealth {
         group: GroupName,
         healthy: bool,
+    },
+    /// The elector's answer to an `Action::ElectorHandOff` (`reply_to` and `id` as the action
+    /// had them).
+    ElectorHandedOff {
+        group: GroupName,
+        reply_to: Option<NodeId>,
+        id: u64,
+        result: Result<HandedOff, ControlError>,
     },
 }
 
@@ -199,7 +207,8 @@ impl Driver {
                 | Command::External { .. }
                 | Command::SetHealth { .. }
                 | Command::Elected
-                | Command::Released { .. } => {}
+                | Command::Released { .. }
+                | Command::ElectorHandedOff { .. } => {}
             }
         }
         for (_, w) in lock(&self.shared.watches).iter() {
@@ -440,7 +449,80 @@ impl Driver {
                 self.released(group, term).await;
                 None
             }
+            Command::ElectorHandedOff {
+                group,
+                reply_to,
+                id,
+                result,
+            } => {
+                let actions = self
+                    .engine
+                    .elector_handed_off(now(), group, reply_to, id, result);
+                self.perform(actions).await;
+                None
+            }
         }
+    }
+
+    /// Has the elector carry out a transfer or step-down the engine granted
+    /// (`Action::ElectorHandOff`), on a task of its own: the elector's round trips must not
+    /// stall the driver. The elector decides, releases the group's leader work (when
+    /// `release`) through [`HandOff::release`], then hands off; its answer goes back to the
+    /// engine as [`Command::ElectorHandedOff`]. After a release the work may start again when
+    /// this node leads once more — at once when the hand-off was refused and the elector still
+    /// has this node lead under the same term (as after a refused engine transfer).
+    fn elector_hand_off(
+        &self,
+        group: GroupName,
+        to: Option<NodeId>,
+        term: Term,
+        release: bool,
+        reply_to: Option<NodeId>,
+        id: u64,
+    ) {
+        let shared = self.shared.clone();
+        let Some(hook) = &self.elector else {
+            // Only an elector's leadership makes the engine ask: nothing can hand off here.
+            let result = Err(ControlError::NotLeader {
+                group: group.clone(),
+                node: shared.id.clone(),
+            });
+            let _ = shared.commands.send(Command::ElectorHandedOff {
+                group,
+                reply_to,
+                id,
+                result,
+            });
+            return;
+        };
+        let elector = hook.elector.clone();
+        tokio::spawn(async move {
+            let stop = {
+                let (shared, group) = (shared.clone(), group.clone());
+                async move {
+                    if release {
+                        super::hooks::release(&shared, Some(&group)).await;
+                    }
+                }
+            };
+            let mut request = HandOff::new(group.clone(), to, shared.id.clone(), term, stop);
+            let result = elector.hand_off(&mut request).await;
+            if release && request.released() {
+                let leads_on = result.is_err()
+                    && lock(&shared.watches).get(&group).is_some_and(|w| {
+                        let l = w.borrow();
+                        l.is_me && l.term == term
+                    });
+                super::hooks::resume(&shared, Some(&group), leads_on);
+            }
+            // A closed channel: the driver stopped (its control requests were answered then).
+            let _ = shared.commands.send(Command::ElectorHandedOff {
+                group,
+                reply_to,
+                id,
+                result,
+            });
+        });
     }
 
     /// The group's leader work was released: the waiting handoff goes on, then the work may
@@ -627,6 +709,14 @@ impl Driver {
                     log_event(&self.shared.id, &event);
                     publish(&self.shared.events, || NodeEvent::of_engine(event));
                 }
+                Action::ElectorHandOff {
+                    group,
+                    to,
+                    term,
+                    release,
+                    reply_to,
+                    id,
+                } => self.elector_hand_off(group, to, term, release, reply_to, id),
                 Action::Release { group, term } => {
                     if !super::hooks::busy(&self.shared, &group) {
                         // No leader work runs: nothing to wait for, hand off in this turn.

@@ -37,7 +37,7 @@ mod registry;
 mod state_file;
 
 pub use builder::NodeBuilder;
-pub use elector::{Candidacy, Elector};
+pub use elector::{Candidacy, Elector, HandOff};
 pub use error::NodeError;
 pub use handler::{Handler, Service, Work};
 pub use hooks::{CancellationToken, DEFAULT_RELEASE_TIMEOUT};

@@ -2,10 +2,15 @@
 //! not), hands off as on shutdown, and a successor that never takes over costs one failure
 //! timeout; an unhealthy member is no candidate and an unhealthy leader hands off.
 
-use super::harness::{FT, G, Setup, member, ms};
-use crate::engine::{Action, Input};
-use crate::message::{ControlError, ControlOp, ControlRequest, HandedOff, Message, NotCandidate};
-use crate::types::NodeId;
+use super::fixtures::heartbeat;
+use super::harness::{FT, G, Setup, join, member, ms};
+use super::probe::Probe;
+use crate::engine::{Action, EngineConfig, Event, Input, Quorum, StepDownReason};
+use crate::message::{
+    ControlError, ControlOp, ControlRequest, ControlResponse, HandedOff, MemberAnnounce, Message,
+    NotCandidate,
+};
+use crate::types::{Labels, Leadership, MemberId, NodeId};
 use std::time::Duration;
 
 fn transfer(to: &str) -> Input {
@@ -379,4 +384,243 @@ fn with_release_first_an_unhealthy_leader_hands_off_after_the_release() {
     );
     assert!(steps_down(&actions));
     assert!(c.run_until_true(FT, |c| c.acting() == vec![1]));
+}
+
+// Groups an elector decides (the etcd backend, `Engine::elected`): the engine holds no
+// candidates of them and never leads them by its own role. A request is granted by the
+// elector's leadership, handed to the elector (`Action::ElectorHandOff`) and answered with the
+// elector's result (`Engine::elector_handed_off`).
+
+/// `n1` with an elector (its external registry stays empty), among fake peers `n0` and `n2`,
+/// joined to [`G`], whose elector published `leader`'s member as the leader of [`G`] under
+/// term 5, with `is_me`.
+fn elector_probe(leader: &str, is_me: bool, release_first: bool) -> Probe {
+    let quorum = Quorum::Majority(["n0", "n1", "n2"].into_iter().map(NodeId::new).collect());
+    let mut cfg = EngineConfig::new("n1", 1, quorum);
+    cfg.external_registry = true;
+    cfg.release_first = release_first;
+    let mut p = Probe::with(cfg, None, &["n0", "n2"]);
+    p.handle(join(1_000));
+    let me = p.engine.local_member(G).cloned().expect("n1 joined");
+    let member = if leader == "n1" {
+        me
+    } else {
+        MemberId::new(leader, 0)
+    };
+    let l = Leadership {
+        group: G.into(),
+        leader: Some(member),
+        term: 5,
+        is_me,
+    };
+    let now = p.now;
+    p.engine.elected(now, [l]);
+    p
+}
+
+/// The `Action::ElectorHandOff`s among `actions`.
+fn hand_offs(actions: &[Action]) -> Vec<Action> {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::ElectorHandOff { .. }))
+        .cloned()
+        .collect()
+}
+
+/// The `ControlResponse`s among `actions`, with whom they go to.
+fn control_responses(actions: &[Action]) -> Vec<(NodeId, ControlResponse)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                message: Message::ControlResponse(r),
+            } => Some((to.clone(), r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_elected_leader_hands_a_transfer_to_its_elector_and_answers_with_the_electors_result() {
+    let mut p = elector_probe("n1", true, false);
+    let actions = p.handle(transfer("n2"));
+    assert_eq!(
+        hand_offs(&actions),
+        vec![Action::ElectorHandOff {
+            group: G.into(),
+            to: Some(NodeId::new("n2")),
+            term: 5,
+            release: false,
+            reply_to: None,
+            id: 7,
+        }],
+        "{actions:?}"
+    );
+    assert!(answers(&actions).is_empty(), "answered before the elector");
+    let handed = HandedOff {
+        from: p.engine.local_member(G).cloned().expect("joined"),
+        to: MemberId::new("n2", 0),
+        term: 5,
+    };
+    let now = p.now;
+    let actions = p
+        .engine
+        .elector_handed_off(now, G.into(), None, 7, Ok(handed.clone()));
+    assert_eq!(answers(&actions), vec![Ok(handed)]);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Event(Event::SteppingDown {
+                reason: StepDownReason::Requested { .. },
+                ..
+            })
+        )),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn an_elected_leader_hands_a_step_down_to_its_elector_which_picks_the_successor_after_the_release()
+{
+    let mut p = elector_probe("n1", true, true);
+    let actions = p.handle(step_down());
+    assert_eq!(
+        hand_offs(&actions),
+        vec![Action::ElectorHandOff {
+            group: G.into(),
+            to: None,
+            term: 5,
+            release: true,
+            reply_to: None,
+            id: 7,
+        }],
+        "{actions:?}"
+    );
+    assert_eq!(
+        release_asked(&actions),
+        None,
+        "the elector's driver releases"
+    );
+    // The elector's refusal is the answer.
+    let refusal = ControlError::NoOtherCandidate { group: G.into() };
+    let now = p.now;
+    let actions = p
+        .engine
+        .elector_handed_off(now, G.into(), None, 7, Err(refusal.clone()));
+    assert_eq!(answers(&actions), vec![Err(refusal)]);
+}
+
+#[test]
+fn a_request_routed_to_an_elected_leader_is_answered_to_the_peer_that_routed_it() {
+    let mut p = elector_probe("n1", true, false);
+    let req = ControlRequest {
+        id: 3,
+        group: G.into(),
+        op: ControlOp::Transfer {
+            to: NodeId::new("zz"),
+        },
+    };
+    let actions = p.from("n0", Message::Control(req));
+    assert_eq!(
+        hand_offs(&actions),
+        vec![Action::ElectorHandOff {
+            group: G.into(),
+            to: Some(NodeId::new("zz")),
+            term: 5,
+            release: false,
+            reply_to: Some(NodeId::new("n0")),
+            id: 3,
+        }]
+    );
+    let unknown = ControlError::UnknownTarget {
+        node: NodeId::new("zz"),
+    };
+    let now = p.now;
+    let actions = p.engine.elector_handed_off(
+        now,
+        G.into(),
+        Some(NodeId::new("n0")),
+        3,
+        Err(unknown.clone()),
+    );
+    assert_eq!(
+        control_responses(&actions),
+        vec![(
+            NodeId::new("n0"),
+            ControlResponse {
+                id: 3,
+                result: Err(unknown)
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_node_the_elector_does_not_let_act_refuses_not_leader_and_hands_nothing_over() {
+    let not_leader = ControlError::NotLeader {
+        group: G.into(),
+        node: NodeId::new("n1"),
+    };
+    // Published as the leader but not allowed to act (its claim may have lapsed): a local
+    // request is routed to this node and refused here.
+    let mut p = elector_probe("n1", false, false);
+    let actions = p.handle(step_down());
+    assert_eq!(answers(&actions), vec![Err(not_leader.clone())]);
+    assert!(hand_offs(&actions).is_empty());
+    // Another node leads: a request a peer routed here is refused to it.
+    let mut p = elector_probe("n0", false, false);
+    let req = ControlRequest {
+        id: 3,
+        group: G.into(),
+        op: ControlOp::StepDown,
+    };
+    let actions = p.from("n2", Message::Control(req));
+    assert!(hand_offs(&actions).is_empty(), "{actions:?}");
+    assert_eq!(
+        control_responses(&actions),
+        vec![(
+            NodeId::new("n2"),
+            ControlResponse {
+                id: 3,
+                result: Err(not_leader)
+            }
+        )]
+    );
+}
+
+#[test]
+fn an_elected_leader_refuses_a_transfer_to_itself_or_to_an_unhealthy_member() {
+    let mut p = elector_probe("n1", true, false);
+    let actions = p.handle(transfer("n1"));
+    assert_eq!(
+        answers(&actions),
+        vec![Err(ControlError::AlreadyLeads {
+            group: G.into(),
+            node: NodeId::new("n1"),
+        })]
+    );
+    // n2 announces its member of G unhealthy.
+    let mut hb = heartbeat("n2", 100, None);
+    if let Some(state) = &mut hb.state {
+        state.members = vec![MemberAnnounce {
+            id: MemberId::new("n2", 0),
+            group: G.into(),
+            started_at_ms: 1_000,
+            labels: Labels::new(),
+            healthy: false,
+            version: None,
+        }];
+    }
+    p.from("n2", Message::Heartbeat(hb));
+    let actions = p.handle(transfer("n2"));
+    assert_eq!(
+        answers(&actions),
+        vec![Err(ControlError::NotCandidate {
+            group: G.into(),
+            node: NodeId::new("n2"),
+            why: NotCandidate::Unhealthy,
+        })]
+    );
+    assert!(hand_offs(&actions).is_empty());
 }
