@@ -62,6 +62,13 @@ pub(crate) enum Cmd {
         Option<NodeId>,
         oneshot::Sender<Result<HandedOff, ControlError>>,
     ),
+    /// Whether [`Cmd::HandOff`] would be refused now, and why ([`Task::hand_off_target`]),
+    /// changing nothing: asked before the node releases the group's leader work.
+    CheckHandOff(
+        GroupName,
+        Option<NodeId>,
+        oneshot::Sender<Result<(), ControlError>>,
+    ),
 }
 
 /// How a [`Task::resign`] ended.
@@ -352,6 +359,10 @@ impl Task {
             Cmd::PeerGone(node, incarnation) => self.peer_gone(&node, incarnation),
             Cmd::HandOff(group, to, reply) => {
                 let r = self.hand_off(&group, to).await;
+                let _ = reply.send(r);
+            }
+            Cmd::CheckHandOff(group, to, reply) => {
+                let r = self.hand_off_target(&group, to.as_ref()).map(|_| ());
                 let _ = reply.send(r);
             }
         }
@@ -1067,6 +1078,34 @@ impl Task {
         group: &GroupName,
         to: Option<NodeId>,
     ) -> Result<HandedOff, ControlError> {
+        let (me, successor, held) = self.hand_off_target(group, to.as_ref())?;
+        let op = if to.is_some() {
+            "transfer"
+        } else {
+            "step-down"
+        };
+        tracing::info!(%group, successor = %successor, op, "etcd: handing off on request");
+        match self.resign(group, Some(successor.clone()), false).await {
+            Resigned::HandedTo(l) if l.member == successor => Ok(HandedOff {
+                from: me,
+                to: successor,
+                term: u64::try_from(held.mod_rev).unwrap_or(0),
+            }),
+            // The successor's member key changed meanwhile (the key was given up: the group
+            // elects as after a crash), or the key was no longer ours.
+            _ => Err(ControlError::LeaderChanged {
+                group: group.clone(),
+            }),
+        }
+    }
+
+    /// [`Task::hand_off`]'s decision, changing nothing: this node's member, the successor's and
+    /// the leader key this node holds; or why not (the refusals of [`Task::hand_off`]).
+    fn hand_off_target(
+        &self,
+        group: &GroupName,
+        to: Option<&NodeId>,
+    ) -> Result<(MemberId, MemberId, LeaderKv), ControlError> {
         let not_leader = || ControlError::NotLeader {
             group: group.clone(),
             node: self.node.clone(),
@@ -1084,7 +1123,7 @@ impl Task {
         let Some(held) = held else {
             return Err(not_leader());
         };
-        let successor = match &to {
+        let successor = match to {
             Some(node) if *node == self.node => {
                 return Err(ControlError::AlreadyLeads {
                     group: group.clone(),
@@ -1123,24 +1162,7 @@ impl Task {
                     group: group.clone(),
                 })?,
         };
-        let op = if to.is_some() {
-            "transfer"
-        } else {
-            "step-down"
-        };
-        tracing::info!(%group, successor = %successor, op, "etcd: handing off on request");
-        match self.resign(group, Some(successor.clone()), false).await {
-            Resigned::HandedTo(l) if l.member == successor => Ok(HandedOff {
-                from: me,
-                to: successor,
-                term: u64::try_from(held.mod_rev).unwrap_or(0),
-            }),
-            // The successor's member key changed meanwhile (the key was given up: the group
-            // elects as after a crash), or the key was no longer ours.
-            _ => Err(ControlError::LeaderChanged {
-                group: group.clone(),
-            }),
-        }
+        Ok((me, successor, held))
     }
 
     /// A proof of death of `incarnation` of `node` (from this node's engine): forgets the

@@ -29,7 +29,7 @@ pub mod lease;
 pub mod local;
 
 use baton_core::config::{Backend, Config, ConfigError};
-use baton_core::runtime::{Candidacy, Elector};
+use baton_core::runtime::{Candidacy, Elector, HandOff};
 use baton_core::{
     ControlError, GroupName, HandedOff, Incarnation, Leadership, NodeId, RegistryError,
 };
@@ -391,22 +391,24 @@ impl EtcdElector {
     /// then one transaction replaces the leader key — if still this node's, by revision — by
     /// one naming the successor, on the successor's lease; the successor leads on the watch
     /// event under the key's new mod revision (a greater fencing token). What `baton transfer`
-    /// asks of the leader; the engine does not route it here yet (docs/ETCD.md, "Transfer and
-    /// step-down"). Refused with the engine's [`ControlError`]s: `NotLeader` unless this node
+    /// asks of the leader: the node's engine hands a request routed to it here
+    /// ([`Elector::hand_off`], which releases the leader work first; docs/ETCD.md, "Transfer
+    /// and step-down"). Refused with the engine's [`ControlError`]s: `NotLeader` unless this node
     /// holds the key and may act, `AlreadyLeads` for this node, `NotCandidate` /
     /// `UnknownTarget` for a node with no live member key in the group; `LeaderChanged` when
     /// the key or the successor's member key changed before the transaction.
     pub async fn transfer(&self, group: &GroupName, to: NodeId) -> Result<HandedOff, ControlError> {
-        self.hand_off(group, Some(to)).await
+        self.hand_off_now(group, Some(to)).await
     }
 
     /// [`EtcdElector::transfer`] to the best-ranked other live member of `group` (what `baton
     /// step-down` asks); `NoOtherCandidate` when there is none.
     pub async fn step_down(&self, group: &GroupName) -> Result<HandedOff, ControlError> {
-        self.hand_off(group, None).await
+        self.hand_off_now(group, None).await
     }
 
-    async fn hand_off(
+    /// Has the task decide and carry out a handoff ([`Cmd::HandOff`]).
+    async fn hand_off_now(
         &self,
         group: &GroupName,
         to: Option<NodeId>,
@@ -541,5 +543,24 @@ impl Elector for EtcdElector {
     fn peer_gone(&self, node: &NodeId, incarnation: Incarnation) {
         // A closed channel: the elector is stopping; the lease expires on its own.
         let _ = self.cmds.send(Cmd::PeerGone(node.clone(), incarnation));
+    }
+
+    /// A routed transfer / step-down: decided on the elector's view first, changing nothing
+    /// (so a refused request — an unknown target, a follower — leaves the leader work
+    /// running); then the node's leader work is released; then decided again on the view after
+    /// the release (the key or the target may have gone meanwhile) and carried out as
+    /// [`EtcdElector::transfer`] / [`EtcdElector::step_down`].
+    async fn hand_off(&self, request: &mut HandOff) -> Result<HandedOff, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::CheckHandOff(
+                request.group.clone(),
+                request.to.clone(),
+                reply,
+            ))
+            .map_err(|_| ControlError::ShuttingDown)?;
+        rx.await.unwrap_or(Err(ControlError::ShuttingDown))?;
+        request.release().await;
+        self.hand_off_now(&request.group, request.to.clone()).await
     }
 }

@@ -926,43 +926,140 @@ async fn wait_members(etcd: &LocalEtcd, n: usize) {
     }
 }
 
+/// What each node's `on_started_leading` work did, in the order it happened: (node index,
+/// started or ended, term).
+type WorkLog = Arc<std::sync::Mutex<Vec<(usize, &'static str, Term)>>>;
+
+/// Leader work on `svc` (node `i`) that logs its start and its end, and takes 50 ms to stop
+/// once cancelled (as a command would).
+fn log_work(svc: &Service, i: usize, log: &WorkLog) {
+    let log = log.clone();
+    svc.on_started_leading(move |term, token| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push((i, "started", term));
+            token.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            log.lock().unwrap().push((i, "ended", term));
+        }
+    });
+}
+
+/// Where `(node, what, term)` is in `log` (panics, showing the log, when it is not).
+fn at(log: &WorkLog, entry: (usize, &'static str, Term)) -> usize {
+    let log = log.lock().unwrap();
+    log.iter()
+        .position(|e| *e == entry)
+        .unwrap_or_else(|| panic!("{entry:?} not in the work log {log:?}"))
+}
+
+/// Waits until `entry` is in `log`.
+async fn logged(log: &WorkLog, entry: (usize, &'static str, Term)) {
+    let deadline = Instant::now() + LIMIT;
+    while !log.lock().unwrap().contains(&entry) {
+        assert!(
+            Instant::now() < deadline,
+            "{entry:?} not in the work log within {LIMIT:?}: {:?}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// `baton transfer` / `baton step-down` through the node (`Node::transfer`, `step_down`: the
-/// engine's Control path, routed to the leader), on the etcd backend. Ignored until the engine
-/// hands an elected group's control request to its elector: today the leader's engine decides
-/// by its own role (`Engine::control_target` → `acting_in`), which an elector's node never
-/// holds, so every request is refused `NotLeader` (docs/ETCD.md, "Transfer and step-down").
+/// engine's Control path, routed to the leader, whose engine hands the request to its elector,
+/// `Action::ElectorHandOff`) on the etcd backend: the leader key moves to the named node (a
+/// step-down: to another node) under a greater token; the old leader's `on_started_leading`
+/// work ends before the successor's starts; a refused request (to the leader itself, decided by
+/// the engine; to an unknown node, by the elector) names the node, moves nothing and leaves the
+/// leader's work running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the engine to hand an elected group's control request to the elector (docs/ETCD.md)"]
 async fn transfer_and_step_down_through_the_node_move_the_etcd_leader_key() {
+    use baton_core::ControlError;
     let etcd = etcd();
     let net = MemoryNetwork::new();
+    let log: WorkLog = Arc::default();
     let mut nodes = Vec::new();
-    for n in ["a", "b", "c"] {
-        nodes.push(start(n, &etcd, &net).await);
+    for (i, n) in ["a", "b", "c"].into_iter().enumerate() {
+        let node = start(n, &etcd, &net).await;
+        log_work(&node.1, i, &log);
+        nodes.push(node);
     }
     let svcs: Vec<&Service> = nodes.iter().map(|n| &n.1).collect();
     let (first, t1) = one_leader(&svcs).await;
+    logged(&log, (first, "started", t1)).await;
     wait_members(&etcd, 3).await;
     // Asked on a follower: routed to the leader.
     let (target, asker) = ((first + 1) % 3, (first + 2) % 3);
     let to = nodes[target].0.id().clone();
+    let started = Instant::now();
     let h = nodes[asker].0.transfer(G, to.clone()).await.unwrap();
-    assert_eq!((&h.from, &h.to.node), (svcs[first].member(), &to));
+    assert_eq!(
+        (&h.from, &h.to.node, h.term),
+        (svcs[first].member(), &to, t1)
+    );
     let t2 = leads_after(svcs[target], t1).await;
+    let took = started.elapsed();
     assert!(!svcs[first].is_leader(), "the old leader still acts");
     assert_eq!(one_leader(&svcs).await, (target, t2));
+    logged(&log, (target, "started", t2)).await;
+    logged(&log, (first, "ended", t1)).await;
+    assert!(
+        at(&log, (first, "ended", t1)) < at(&log, (target, "started", t2)),
+        "the successor's work started before the old leader's ended: {:?}",
+        log.lock().unwrap()
+    );
+    eprintln!("routed transfer to {to}: leads under {t2} (was {t1}) {took:?} after the request");
+
+    // Refused, and nothing moves: the leader's work goes on (never released).
+    let before = log.lock().unwrap().len();
+    let leader = nodes[target].0.id().clone();
+    assert_eq!(
+        nodes[asker].0.transfer(G, leader.clone()).await,
+        Err(ControlError::AlreadyLeads {
+            group: G.into(),
+            node: leader.clone()
+        })
+    );
+    assert_eq!(
+        nodes[asker].0.transfer(G, "nobody").await,
+        Err(ControlError::UnknownTarget {
+            node: "nobody".into()
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(one_leader(&svcs).await, (target, t2));
+    let after = log.lock().unwrap().clone();
+    assert_eq!(
+        after.len(),
+        before,
+        "a refused request stopped or restarted leader work: {after:?}"
+    );
 
     // Step down, asked on the old leader (now a follower): another node leads.
+    let started = Instant::now();
     let h = nodes[first].0.step_down(G).await.unwrap();
-    assert_eq!(&h.from, svcs[target].member());
+    assert_eq!((&h.from, h.term), (svcs[target].member(), t2));
     let next = nodes.iter().position(|n| *n.0.id() == h.to.node).unwrap();
     assert_ne!(next, target);
     let t3 = leads_after(svcs[next], t2).await;
+    let took = started.elapsed();
     assert!(
         !svcs[target].is_leader(),
         "the leader that stepped down still acts"
     );
     assert_eq!(one_leader(&svcs).await, (next, t3));
+    logged(&log, (next, "started", t3)).await;
+    logged(&log, (target, "ended", t2)).await;
+    assert!(
+        at(&log, (target, "ended", t2)) < at(&log, (next, "started", t3)),
+        "the successor's work started before the old leader's ended: {:?}",
+        log.lock().unwrap()
+    );
+    eprintln!(
+        "routed step-down: {} leads under {t3} {took:?} after the request",
+        h.to
+    );
     for n in &nodes {
         n.0.shutdown().await;
     }
