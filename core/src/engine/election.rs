@@ -9,6 +9,11 @@
 use super::quorum::{Tally, tally};
 use super::*;
 
+/// Rounds in a row that ran out of time double the extra wait before the next one at most
+/// this many times minus one (`Group::timeouts`): up to 4 election timeouts (1 s at the
+/// defaults).
+pub(super) const MAX_TIMEOUT_DOUBLINGS: u8 = 3;
+
 impl Engine {
     /// Steps one group by the role this node plays in it.
     pub(super) fn step_group(&mut self, now: Instant, name: &GroupName) {
@@ -92,14 +97,29 @@ impl Engine {
         let Some(pos) = ranking.iter().position(|m| *m == me) else {
             return;
         };
-        let start = wait.map_or(since, |w| w.max(since));
+        // No round that cannot be won: while fewer than a majority of the voters are alive in
+        // this node's view, none could grant it (a node that starts before its peers, one cut
+        // off). A peer coming up changes every group's candidates and steps this one again.
+        if !self.majority_alive() {
+            return;
+        }
+        // Rank `r` waits `r × backoff` from when it took that place: a better candidate that
+        // appeared since the group became leaderless (a cold start: the peers come up one by
+        // one) restarts the wait, instead of every node finding its wait long over and
+        // campaigning at once.
+        let held_since = match g.rank_seen {
+            Some((p, at)) if p == pos => at,
+            _ => now,
+        };
+        let start = wait.map_or(since, |w| w.max(since)).max(held_since);
         let ready = start + self.cfg.backoff * pos as u32;
         let ready = retry_at.map_or(ready, |r| r.max(ready));
-        if let Some(g) = self.groups.get_mut(name)
-            && g.leaderless_since.is_none()
-        {
-            g.leaderless_since = Some(since);
-            self.touch(name);
+        if let Some(g) = self.groups.get_mut(name) {
+            g.rank_seen = Some((pos, held_since));
+            if g.leaderless_since.is_none() {
+                g.leaderless_since = Some(since);
+                self.touch(name);
+            }
         }
         if now >= ready {
             self.campaign(now, name, None);
@@ -336,6 +356,10 @@ impl Engine {
             (Tally::Won, Round::Pre) => self.start_vote_round(now, &resp.group, None),
             (Tally::Won, Round::Real) => self.become_leader(now, &resp.group),
             (Tally::Lost, _) => {
+                // Answers decided it: the voters are reachable, the timeouts' doubling ends.
+                if let Some(g) = self.groups.get_mut(&resp.group) {
+                    g.timeouts = 0;
+                }
                 let at = self.majority_may_grant_at(&resp.group, granted + undecided);
                 self.abandon_campaign(now, &resp.group);
                 if let Some(at) = at
@@ -392,7 +416,16 @@ impl Engine {
                 j
             }
         };
-        let delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
+        let mut delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
+        let timeouts = self.groups.get(name).map_or(0, |g| g.timeouts);
+        if timeouts > 0 {
+            // Rounds that ran out of time with answers missing: the voters (or the way to
+            // them) are slow or overloaded, and asking again at once only adds to their queue
+            // (a cold start of 9 x 1 000 did nothing else). Each such round in a row doubles
+            // an election timeout of extra wait, up to `2^MAX_TIMEOUT_DOUBLINGS` of them.
+            let doublings = u32::from(timeouts.min(MAX_TIMEOUT_DOUBLINGS) - 1);
+            delay += self.election_timeout() * (1 << doublings);
+        }
         let g = self.group_mut(name, now);
         if matches!(g.role, Role::Candidate { .. }) {
             g.role = Role::Follower;
@@ -433,6 +466,8 @@ impl Engine {
             until: now,
         });
         g.leaderless_since = None;
+        g.rank_seen = None;
+        g.timeouts = 0;
         g.next_campaign_at = None;
         g.successor_wait = None;
         g.promised = None;

@@ -102,6 +102,15 @@ pub(crate) struct Group {
     /// its earlier claims of the group stood; the current claim's are in `NodeLease`. Only
     /// counted, for `status` (`baton_lease_renewals_total`).
     pub lease_renewals: u64,
+    /// This node's place in the group's ranking when it was last stepped leaderless, and
+    /// since when it has held it: rank `r`'s `r × backoff` counts from then, so a better
+    /// candidate that appears (a peer coming up at a cold start) restarts the wait instead of
+    /// finding it long over.
+    pub rank_seen: Option<(usize, Instant)>,
+    /// Rounds in a row that ended at their deadline with answers missing (no voter decided
+    /// them): each doubles the wait before the next one, up to `MAX_TIMEOUT_DOUBLINGS`.
+    /// Answers that decide a round, and a leader, end the count.
+    pub timeouts: u8,
 }
 
 impl Group {
@@ -120,6 +129,8 @@ impl Group {
             successor_wait: None,
             preempt_check_at: now,
             lease_renewals: 0,
+            rank_seen: None,
+            timeouts: 0,
         }
     }
 }

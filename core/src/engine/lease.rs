@@ -164,6 +164,8 @@ impl Engine {
         g.successor_wait = None;
         g.leaderless_since = None;
         g.promised = None;
+        g.rank_seen = None;
+        g.timeouts = 0;
         let group = claim.group.clone();
         let new_leader = g.leader.as_ref().is_none_or(|l| l.member != claim.member);
         g.leader = Some(LeaderView {

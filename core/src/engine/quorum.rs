@@ -63,6 +63,17 @@ impl Engine {
         self.cfg.quorum.needed()
     }
 
+    /// Whether a majority of the voters is alive in this node's view (this node counts while
+    /// it is not shutting down); always without a quorum.
+    pub(super) fn majority_alive(&self) -> bool {
+        match &self.cfg.quorum {
+            Quorum::Majority(v) => {
+                v.iter().filter(|n| self.node_alive(n)).count() >= self.majority()
+            }
+            Quorum::None => true,
+        }
+    }
+
     /// Whether `node` is a voter ([`Quorum::is_voter`]).
     pub(super) fn is_voter(&self, node: &NodeId) -> bool {
         self.cfg.quorum.is_voter(node)

@@ -191,6 +191,8 @@ impl Engine {
             if let Role::Candidate { deadline, .. } = g.role
                 && now >= deadline
             {
+                // Undecided at its deadline: answers are missing (`Group::timeouts`).
+                g.timeouts = g.timeouts.saturating_add(1);
                 self.abandon_campaign(now, &name);
             }
         }

@@ -195,6 +195,70 @@ fn a_candidate_whose_requests_go_unanswered_gives_up_at_the_election_timeout() {
     assert!(reqs.iter().all(|r| r.pre), "a new pre-vote round");
 }
 
+/// Rounds that run out of time (answers missing: overloaded or unreachable voters) back off:
+/// each one in a row adds twice the extra wait of the one before, up to four election
+/// timeouts; a round that answers decide ends the doubling. Without it, a cold start of
+/// 9 x 1 000 groups retried every group every few tens of milliseconds into voters that were
+/// already behind, and elected nothing.
+#[test]
+fn unanswered_rounds_in_a_row_wait_longer_each_time_until_answers_come() {
+    let mut p = candidate(1);
+    let (mut at, _) = next_round(&mut p, Duration::from_secs(1)).expect("it campaigns");
+    let mut gaps = Vec::new();
+    for _ in 0..5 {
+        let (t, _) = next_round(&mut p, Duration::from_secs(3)).expect("it retries");
+        gaps.push(t - at);
+        at = t;
+    }
+    // Each gap: the 250 ms deadline, rank 1's 50 ms + 10 ms + jitter (< 25 ms), and 250 ms
+    // x 1, 2, 4, 4, 4 of extra wait.
+    let extra = [250, 500, 1_000, 1_000, 1_000];
+    for (gap, extra) in gaps.iter().zip(extra) {
+        let least = ms(250 + 60 + extra);
+        assert!(
+            *gap >= least && *gap < least + ms(30),
+            "gaps {gaps:?}: expected about {least:?}"
+        );
+    }
+    // The voters answer (they deny): the next round comes after the usual backoff again.
+    let (t1, reqs) = next_round(&mut p, Duration::from_secs(3)).expect("it retries");
+    answer(&mut p, &reqs[0], false, 0);
+    let (t2, _) = next_round(&mut p, Duration::from_secs(1)).expect("it retries");
+    let d = t2 - t1;
+    assert!(d >= ms(55) && d < ms(200), "retried after {d:?}");
+}
+
+/// A node that sees fewer than a majority of the voters alive holds no round (none could
+/// win it): before, it lost each one at once and asked again every few tens of milliseconds
+/// (1 000 groups on a node started before its peers did nothing else). It campaigns once a
+/// majority is back.
+#[test]
+fn a_node_that_sees_no_majority_of_voters_alive_asks_nobody_until_one_is_back() {
+    let mut c = Setup::new(5).build();
+    for i in [2, 3, 4] {
+        c.crash(i);
+    }
+    c.run_for(Duration::from_secs(1));
+    assert!(
+        !c.alive_in(0, 2) && !c.alive_in(1, 3),
+        "the crashed nodes fell silent"
+    );
+    for log in c.log.iter_mut() {
+        log.clear();
+    }
+    c.run_for(Duration::from_secs(3));
+    for i in [0, 1] {
+        let asked = c
+            .sent(i)
+            .filter(|(_, m)| matches!(m, Message::VoteRequest(_)))
+            .count();
+        assert_eq!(asked, 0, "n{i} asked for votes it could not get");
+    }
+    assert_eq!(c.most_acting_at_once(), 0);
+    c.restart(4, None);
+    assert_eq!(c.elect(), 0, "a majority is back: the favourite leads");
+}
+
 #[test]
 fn vote_responses_for_another_term_or_round_are_ignored() {
     let mut p = candidate(1);
