@@ -14,6 +14,10 @@ use super::*;
 /// defaults).
 pub(super) const MAX_TIMEOUT_DOUBLINGS: u8 = 3;
 
+/// Each this many groups leaderless at once add one `backoff` to the wait per rank
+/// (`Engine::rank_backoff`).
+pub(super) const LEADERLESS_PER_BACKOFF: usize = 100;
+
 impl Engine {
     /// Steps one group by the role this node plays in it.
     pub(super) fn step_group(&mut self, now: Instant, name: &GroupName) {
@@ -112,7 +116,7 @@ impl Engine {
             _ => now,
         };
         let start = wait.map_or(since, |w| w.max(since)).max(held_since);
-        let ready = start + self.cfg.backoff * pos as u32;
+        let ready = start + self.rank_backoff() * pos as u32;
         let ready = retry_at.map_or(ready, |r| r.max(ready));
         if let Some(g) = self.groups.get_mut(name) {
             g.rank_seen = Some((pos, held_since));
@@ -126,6 +130,27 @@ impl Engine {
         } else {
             self.want(Timer::Campaign, ready);
         }
+    }
+
+    /// The wait per rank before a campaign (or its retry): `backoff`, plus one `backoff` for
+    /// each [`LEADERLESS_PER_BACKOFF`] groups this node sees leaderless (counted once per
+    /// input). *Why:* the favourite's round for a thousand groups failing over at once takes
+    /// far longer than one backoff (each voter answers a thousand requests, the favourite
+    /// counts eight thousand answers), and every rank whose wait ended before it was done
+    /// campaigned too and split the votes: at 9 x 1 000 all eight survivors asked for every
+    /// group. The voters keep the plain backoff (they only grant earlier, never later).
+    pub(super) fn rank_backoff(&self) -> Duration {
+        let input = self.ranks.input;
+        if let Some((at, d)) = self.rank_backoff.get()
+            && at == input
+        {
+            return d;
+        }
+        let leaderless = self.groups.values().filter(|g| g.leader.is_none()).count();
+        let steps = u32::try_from(1 + leaderless / LEADERLESS_PER_BACKOFF).unwrap_or(u32::MAX);
+        let d = self.cfg.backoff.saturating_mul(steps);
+        self.rank_backoff.set(Some((input, d)));
+        d
     }
 
     /// The term a new campaign (or declaration) in `name` goes for: above every term known.
@@ -416,7 +441,7 @@ impl Engine {
                 j
             }
         };
-        let mut delay = self.cfg.backoff * pos as u32 + self.cfg.backoff / 5 + jitter;
+        let mut delay = self.rank_backoff() * pos as u32 + self.cfg.backoff / 5 + jitter;
         let timeouts = self.groups.get(name).map_or(0, |g| g.timeouts);
         if timeouts > 0 {
             // Rounds that ran out of time with answers missing: the voters (or the way to

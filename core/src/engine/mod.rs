@@ -153,6 +153,8 @@ pub struct Engine {
     /// The retry jitter drawn at this instant, shared by every campaign given up in one input
     /// (see `abandon_campaign`).
     retry_jitter: Option<(Instant, Duration)>,
+    /// The wait per rank as computed for input `.0` (`Engine::rank_backoff`).
+    rank_backoff: std::cell::Cell<Option<(u64, Duration)>>,
     /// The earliest timer wanted, and its kind.
     wake: Option<(Instant, Timer)>,
     out: Vec<Action>,
@@ -212,6 +214,7 @@ impl Engine {
             ranks: ranking::Rankings::default(),
             rng: fastrand::Rng::with_seed(cfg.rng_seed),
             retry_jitter: None,
+            rank_backoff: std::cell::Cell::new(None),
             wake: None,
             out: Vec::new(),
             published: BTreeMap::new(),

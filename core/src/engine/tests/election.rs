@@ -228,6 +228,41 @@ fn unanswered_rounds_in_a_row_wait_longer_each_time_until_answers_come() {
     assert!(d >= ms(55) && d < ms(200), "retried after {d:?}");
 }
 
+/// Many groups leaderless at once stretch the wait per rank (one more backoff per 100 of
+/// them): the favourite's rounds for all of them take longer than one backoff, and a lower
+/// rank that campaigns meanwhile splits the votes (at 9 x 1 000 every survivor asked for every
+/// group of a killed node; with the stretch, the failover's p50 went from 448 to 219 ms).
+#[test]
+fn with_many_groups_leaderless_a_lower_rank_waits_longer_for_the_favourite() {
+    let first_request_for_g = |others: usize| {
+        let mut p = candidate(1);
+        let start = p.now;
+        for k in 0..others {
+            p.handle(super::fixtures::join_group(
+                format!("x{k:03}").into(),
+                1_000,
+            ));
+        }
+        while p.now < start + Duration::from_secs(2) {
+            let asked = vote_requests(&p.advance(ms(1)))
+                .into_iter()
+                .any(|(_, r)| r.group.as_str() == G);
+            if asked {
+                return p.now - start;
+            }
+        }
+        panic!("no request for {G} within 2 s");
+    };
+    let alone = first_request_for_g(0);
+    assert!(alone >= ms(50) && alone < ms(60), "rank 1 alone: {alone:?}");
+    // 301 groups leaderless: 1 + 3 backoffs per rank.
+    let crowded = first_request_for_g(300);
+    assert!(
+        crowded >= ms(200) && crowded < ms(215),
+        "rank 1 among 301 leaderless groups: {crowded:?}"
+    );
+}
+
 /// A node that sees fewer than a majority of the voters alive holds no round (none could
 /// win it): before, it lost each one at once and asked again every few tens of milliseconds
 /// (1 000 groups on a node started before its peers did nothing else). It campaigns once a
