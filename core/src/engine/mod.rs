@@ -229,6 +229,7 @@ impl Engine {
             schedule: schedule::Schedule::default(),
             cfg,
         };
+        engine.ranks.reuse = engine.cfg.backoff;
         engine.ranks.shared = std::iter::once(&engine.default_spec)
             .chain(engine.specs.values())
             .any(|s| s.policy.reads_other_groups());
@@ -284,6 +285,7 @@ impl Engine {
     /// Feeds one input at time `now`; returns what to do, in order.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         self.ranks.input += 1;
+        self.ranks.now = Some(now);
         self.expire(now, matches!(input, Input::Tick));
         match input {
             Input::Tick => {}

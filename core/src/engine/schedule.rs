@@ -41,6 +41,9 @@ pub(super) struct Schedule {
     /// The rankings' epochs (every group's candidates, any candidates or leader) the
     /// leaderless groups were last all stepped at (`None`: not yet).
     ranked_at: Option<(u64, u64)>,
+    /// When the leaderless groups whose policy reads other groups were last all stepped
+    /// because leaders changed (`step_groups`).
+    shared_at: Option<Instant>,
     /// Each group's next wake-up and the timer behind it, and the queue of them by time.
     wake: BTreeMap<GroupName, (Instant, Timer)>,
     queue: BTreeSet<(Instant, GroupName)>,
@@ -212,7 +215,21 @@ impl Engine {
         // every group's candidates changed; when only some groups' members (those groups are
         // marked) or leaders did, those whose policy reads other groups.
         let at_start = self.ranks.step_key();
-        let stale = Stale::since(self.schedule.ranked_at, at_start, self.ranks.shared);
+        let mut stale = Stale::since(self.schedule.ranked_at, at_start, self.ranks.shared);
+        // Only leaders changed: the groups whose policy reads other groups are stepped again
+        // at most once a backoff (as their shared rankings are rebuilt, `shared_table`), not on
+        // every input that changed a leader — during a cold start, nearly every one.
+        let mut held = false;
+        if stale == Stale::Shared {
+            match self.schedule.shared_at.map(|at| at + self.cfg.backoff) {
+                Some(next) if now < next => {
+                    stale = Stale::None;
+                    held = true;
+                    self.want(Timer::Campaign, next);
+                }
+                _ => self.schedule.shared_at = Some(now),
+            }
+        }
         todo.extend(self.leaderless(stale, None));
         let mut added = stale;
         // Marked by a step at or before the cursor: for the next input.
@@ -249,9 +266,16 @@ impl Engine {
         self.schedule.dirty = later;
         // What moved during the pass is seen by the leaderless groups at the next input.
         let end = self.ranks.step_key();
-        self.schedule.ranked_at = (end.0 == at_start.0).then_some((end.0, at_start.1));
-        if end.1 == at_start.1 {
-            self.schedule.ranked_at = Some((end.0, end.1));
+        if held {
+            // The leaders' change is still to be seen (at the wake-up wanted above).
+            if end.0 != at_start.0 {
+                self.schedule.ranked_at = None;
+            }
+        } else {
+            self.schedule.ranked_at = (end.0 == at_start.0).then_some((end.0, at_start.1));
+            if end.1 == at_start.1 {
+                self.schedule.ranked_at = Some((end.0, end.1));
+            }
         }
         if let Some((at, timer)) = self.schedule.next() {
             self.want(timer, at);
