@@ -292,21 +292,7 @@ async fn a_leader_cut_off_from_etcd_stops_acting_before_its_lease_could_expire()
 async fn a_busy_node_thread_keeps_its_lease_while_etcd_answers() {
     let etcd = etcd();
     let net = MemoryNetwork::new();
-    let cfg = config("a", &etcd);
-    let elector = Arc::new(
-        EtcdElector::connect(EtcdSettings::from_config(&cfg).unwrap())
-            .await
-            .unwrap(),
-    );
-    let policies = baton_strategies::policies_for(&cfg).unwrap();
-    let node = Node::builder(cfg)
-        .policies(policies)
-        .transport(Arc::new(net.transport()))
-        .elector(elector.clone())
-        .start()
-        .await
-        .unwrap();
-    let svc = node.join(G, Labels::new()).await.unwrap();
+    let (node, svc, elector) = start_with_elector("a", &etcd, &net).await;
     let (_, t1) = one_leader(&[&svc]).await;
     let lease = elector.lease_id();
     // Whoever clears `is_me` (the guard, from its own thread) does it through this watch; a
