@@ -229,7 +229,6 @@ impl Engine {
             schedule: schedule::Schedule::default(),
             cfg,
         };
-        engine.ranks.reuse = engine.cfg.backoff;
         engine.ranks.shared = std::iter::once(&engine.default_spec)
             .chain(engine.specs.values())
             .any(|s| s.policy.reads_other_groups());

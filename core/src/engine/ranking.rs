@@ -65,10 +65,28 @@ impl Engine {
                 r.clone()
             }
             // The group's own leader or members changed after the table was built: it is
-            // ranked again with the table's view of the other groups.
+            // ranked again with the table's view of the other groups, once per change (every
+            // vote request, step and retry asks: a cold start asks thousands of times).
             _ => {
-                let leads = table.leads.clone();
-                self.rank_with(group, incumbent, &leads, &table.leaders)
+                let epoch = self.ranks.own_key(group);
+                if let Some(own) = self.ranks.own.borrow().get(group)
+                    && own.cand_epoch == epoch
+                    && own.incumbent.as_ref() == incumbent
+                    && own.table == table.id
+                {
+                    return own.ranked.clone();
+                }
+                let ranked = self.rank_with(group, incumbent, &table.leads, &table.leaders);
+                self.ranks.own.borrow_mut().insert(
+                    group.clone(),
+                    OwnRanking {
+                        cand_epoch: epoch,
+                        incumbent: incumbent.cloned(),
+                        ranked: ranked.clone(),
+                        table: table.id,
+                    },
+                );
+                ranked
             }
         }
     }
@@ -90,6 +108,7 @@ impl Engine {
                 cand_epoch: epoch,
                 incumbent: incumbent.cloned(),
                 ranked: ranked.clone(),
+                table: 0,
             },
         );
         ranked
@@ -130,8 +149,8 @@ impl Engine {
     /// groups as they were when the table was built (a ranking only orders who campaigns and
     /// whom a voter prefers; safety never rests on it).
     ///
-    /// When only leaders or some groups' own members changed, a table built less than
-    /// `backoff` ago is kept (a group whose members changed since is ranked alone, with the
+    /// When only leaders or some groups' own members changed, a table built less than a wait
+    /// per rank (`rank_backoff`: a backoff, more while many groups are leaderless) ago is kept (a group whose members changed since is ranked alone, with the
     /// table's view of the others: `ranking`): during a cold start or the failover of many
     /// groups, leaders and members change with nearly every input, and a table rebuilt for
     /// each ranked every group again each time (at 9 x 300 under `balanced`, 1 488 policy
@@ -146,7 +165,9 @@ impl Engine {
                 if (built.0, built.1) == (key.0, key.1)
                     || built.2 == key.2
                     || (t.all_epoch == r.all_epoch
-                        && at.zip(r.now).is_some_and(|(at, now)| now < at + r.reuse)) =>
+                        && at
+                            .zip(r.now)
+                            .is_some_and(|(at, now)| now < at + self.rank_backoff())) =>
             {
                 t.clone()
             }
@@ -200,6 +221,7 @@ impl Engine {
             leaders,
             cand_epoch: self.ranks.cand_epoch,
             all_epoch: self.ranks.all_epoch,
+            id: self.ranks.input,
         }
     }
 
@@ -343,8 +365,6 @@ pub(super) struct Rankings {
     table: RefCell<Option<Built>>,
     /// The time of the current input (`Engine::handle`).
     pub(super) now: Option<Instant>,
-    /// How long a shared table is kept while only leaders change (the backoff).
-    pub(super) reuse: std::time::Duration,
 }
 
 impl Rankings {
@@ -386,6 +406,9 @@ struct OwnRanking {
     cand_epoch: u64,
     incumbent: Option<MemberId>,
     ranked: Arc<[MemberId]>,
+    /// For a policy that reads other groups: the shared table (`SharedTable::id`) it was
+    /// ranked against; 0 for the others.
+    table: u64,
 }
 
 /// The rankings by policies that read other groups, each with the incumbent it was made with,
@@ -398,6 +421,9 @@ pub(super) struct SharedTable {
     /// The candidate epochs it was built at (`Rankings::cand_epoch`, `all_epoch`).
     cand_epoch: u64,
     all_epoch: u64,
+    /// The input it was built in (at most one table per input): which table a group ranked
+    /// alone against it was ranked with (`OwnRanking::table`).
+    id: u64,
 }
 
 /// The empty `leaders` a policy that reads no other group is given.

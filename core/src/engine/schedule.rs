@@ -217,11 +217,11 @@ impl Engine {
         let at_start = self.ranks.step_key();
         let mut stale = Stale::since(self.schedule.ranked_at, at_start, self.ranks.shared);
         // Only leaders changed: the groups whose policy reads other groups are stepped again
-        // at most once a backoff (as their shared rankings are rebuilt, `shared_table`), not on
+        // at most once a wait per rank (as their shared rankings are rebuilt, `shared_table`), not on
         // every input that changed a leader — during a cold start, nearly every one.
         let mut held = false;
         if stale == Stale::Shared {
-            match self.schedule.shared_at.map(|at| at + self.cfg.backoff) {
+            match self.schedule.shared_at.map(|at| at + self.rank_backoff()) {
                 Some(next) if now < next => {
                     stale = Stale::None;
                     held = true;
