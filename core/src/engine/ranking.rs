@@ -67,48 +67,46 @@ impl Engine {
             // The group's own leader or members changed after the table was built: it is
             // ranked again with the table's view of the other groups, once per change (every
             // vote request, step and retry asks: a cold start asks thousands of times).
-            _ => {
-                let epoch = self.ranks.own_key(group);
-                if let Some(own) = self.ranks.own.borrow().get(group)
-                    && own.cand_epoch == epoch
-                    && own.incumbent.as_ref() == incumbent
-                    && own.table == table.id
-                {
-                    return own.ranked.clone();
-                }
-                let ranked = self.rank_with(group, incumbent, &table.leads, &table.leaders);
-                self.ranks.own.borrow_mut().insert(
-                    group.clone(),
-                    OwnRanking {
-                        cand_epoch: epoch,
-                        incumbent: incumbent.cloned(),
-                        ranked: ranked.clone(),
-                        table: table.id,
-                    },
-                );
-                ranked
-            }
+            _ => self.kept_ranking(group, incumbent, table.id, || {
+                self.rank_with(group, incumbent, &table.leads, &table.leaders)
+            }),
         }
     }
 
     /// `group`'s ranking by a policy that reads no other group (see `ranking`), from the cache
     /// when neither the candidates nor the leader changed since it was made.
     fn own_ranking(&self, group: &GroupName, incumbent: Option<&MemberId>) -> Arc<[MemberId]> {
+        self.kept_ranking(group, incumbent, 0, || {
+            self.rank_with(group, incumbent, &BTreeMap::new(), &no_leaders())
+        })
+    }
+
+    /// `group`'s ranking as kept in `ranks.own` while its candidates (`own_key`), its leader
+    /// and the shared table it was ranked against (`table`; 0: none) are unchanged; else made
+    /// by `rank` and kept.
+    fn kept_ranking(
+        &self,
+        group: &GroupName,
+        incumbent: Option<&MemberId>,
+        table: u64,
+        rank: impl FnOnce() -> Arc<[MemberId]>,
+    ) -> Arc<[MemberId]> {
         let epoch = self.ranks.own_key(group);
         if let Some(own) = self.ranks.own.borrow().get(group)
             && own.cand_epoch == epoch
             && own.incumbent.as_ref() == incumbent
+            && own.table == table
         {
             return own.ranked.clone();
         }
-        let ranked = self.rank_with(group, incumbent, &BTreeMap::new(), &no_leaders());
+        let ranked = rank();
         self.ranks.own.borrow_mut().insert(
             group.clone(),
             OwnRanking {
                 cand_epoch: epoch,
                 incumbent: incumbent.cloned(),
                 ranked: ranked.clone(),
-                table: 0,
+                table,
             },
         );
         ranked
