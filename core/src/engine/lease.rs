@@ -14,25 +14,58 @@ const MAX_PENDING_HEARTBEATS: usize = 256;
 pub(crate) struct PendingHeartbeat {
     pub seq: u64,
     pub sent_at: Instant,
-    /// Voters that acked: the version of this node's state each holds, `None` when the ack
-    /// refused a claim (such an ack renews nothing).
-    pub acks: BTreeMap<NodeId, Option<u64>>,
+    /// Voters that acked: the version of this node's state each holds.
+    pub acks: BTreeMap<NodeId, u64>,
+    /// The groups whose claims some acking voter refused, in order: those claims are held by
+    /// no count of these acks (see `Renewal::excluded`).
+    pub refused: Vec<GroupName>,
+}
+
+/// A renewal of this node's lease: every claim that appeared in version `covered` or before
+/// runs until `until`, except those of the groups in `excluded`.
+#[derive(Clone, Debug)]
+pub(crate) struct Renewal {
+    pub until: Instant,
+    pub covered: u64,
+    /// Groups whose claims a voter counted here refused (in order; empty in steady state).
+    /// An ack refusing one claim still holds every other: one contested group must not cost
+    /// the node the lease of every group it leads (with leadership spread, every node leads
+    /// ~g/n groups and some are always being contested).
+    pub excluded: Vec<GroupName>,
+}
+
+impl Renewal {
+    /// Whether this renewal holds the claim of `name` that appeared in version `since`.
+    fn holds(&self, name: &GroupName, since: u64) -> bool {
+        self.covered >= since && self.excluded.binary_search(name).is_err()
+    }
+
+    /// Whether this renewal is at least as good as `other` for every claim.
+    fn dominates(&self, other: &Renewal) -> bool {
+        self.until >= other.until
+            && self.covered >= other.covered
+            && self
+                .excluded
+                .iter()
+                .all(|g| other.excluded.binary_search(g).is_ok())
+    }
 }
 
 /// One lease per node, not per group (docs/PROTOCOL.md, "Many groups"): a majority's acks
 /// of one heartbeat renew every group whose claim the acking voters hold. A voter holds a
 /// claim when the version of this node's state it holds is at least the version the claim
-/// appeared in, so the renewal is one entry `(until, covered)` — "every claim that appeared
-/// in version `covered` or before runs until `until`" — instead of a write per group.
+/// appeared in and it did not refuse it, so the renewal is one entry (`Renewal`) — "every
+/// claim that appeared in version `covered` or before, but those refused, runs until
+/// `until`" — instead of a write per group.
 #[derive(Debug, Default)]
 pub(crate) struct NodeLease {
     /// Each current claim's term, the state version it appeared in, and `rounds` then
     /// (`refresh_state`).
     pub claim_since: BTreeMap<GroupName, Since>,
     pub pending: Vec<PendingHeartbeat>,
-    /// The renewals not yet ended, none better than another in both fields (at most a few:
-    /// a newer heartbeat's renewal replaces the older ones in steady state).
-    pub renewed: Vec<(Instant, u64)>,
+    /// The renewals not yet ended, none at least as good as another for every claim (at most
+    /// a few: a newer heartbeat's renewal replaces the older ones in steady state).
+    pub renewed: Vec<Renewal>,
     /// Renewals counted: a group's lease renewals are those counted while its claim stood
     /// (`status`, `baton_lease_renewals_total`).
     pub rounds: u64,
@@ -54,8 +87,8 @@ impl NodeLease {
             Some(since) if since.term == term => self
                 .renewed
                 .iter()
-                .filter(|(_, covered)| *covered >= since.version)
-                .map(|(until, _)| *until)
+                .filter(|r| r.holds(name, since.version))
+                .map(|r| r.until)
                 .fold(own, Instant::max),
             _ => own,
         }
@@ -73,26 +106,19 @@ impl NodeLease {
         self.end(name, term, own) > own
     }
 
-    /// Records a renewal until `until` of the claims up to version `covered`; true when it
-    /// extends some claim's lease.
-    fn renew(&mut self, until: Instant, covered: u64) -> bool {
-        if self
-            .renewed
-            .iter()
-            .any(|(u, c)| *u >= until && *c >= covered)
-        {
-            return false;
+    /// Records `renewal` unless one already held is at least as good for every claim.
+    fn renew(&mut self, renewal: Renewal) {
+        if self.renewed.iter().any(|r| r.dominates(&renewal)) {
+            return;
         }
-        self.renewed
-            .retain(|(u, c)| !(until >= *u && covered >= *c));
-        self.renewed.push((until, covered));
+        self.renewed.retain(|r| !renewal.dominates(r));
+        self.renewed.push(renewal);
         self.rounds += 1;
-        true
     }
 
     /// The end of the earliest renewal still held (the engine wakes then: see `expire_lease`).
     pub(super) fn next_end(&self) -> Option<Instant> {
-        self.renewed.iter().map(|(u, _)| *u).min()
+        self.renewed.iter().map(|r| r.until).min()
     }
 }
 
@@ -190,7 +216,9 @@ impl Engine {
 
     /// A heartbeat's ack. A refused claim makes a leader with a lower term step down (from
     /// anyone: see `on_heartbeat`); a voter's ack renews the lease of every group it did not
-    /// refuse, once a majority acked the same heartbeat — to its send time plus `lease`.
+    /// refuse, once a majority acked the same heartbeat — to its send time plus `lease`. A
+    /// claim refused by any voter counted is left out of that renewal (a voter's ack lists
+    /// every claim of the state it holds that it refused, so the others it holds).
     pub(super) fn on_ack(&mut self, now: Instant, from: &NodeId, ack: HeartbeatAck) {
         // A refusal counts from anyone (see `on_heartbeat`); a lease renewal only from voters.
         for (group, higher) in &ack.rejected {
@@ -233,16 +261,23 @@ impl Engine {
         let Some(p) = self.lease.pending.iter_mut().find(|p| p.seq == ack.seq) else {
             return;
         };
-        let held = ack.rejected.is_empty().then_some(ack.version);
-        p.acks.insert(from.clone(), held);
-        let mut versions: Vec<u64> = p.acks.values().filter_map(|v| *v).collect();
-        if need == 0 || versions.len() < need {
+        p.acks.insert(from.clone(), ack.version);
+        for (group, _) in &ack.rejected {
+            if let Err(i) = p.refused.binary_search(group) {
+                p.refused.insert(i, group.clone());
+            }
+        }
+        if need == 0 || p.acks.len() < need {
             return;
         }
+        let mut versions: Vec<u64> = p.acks.values().copied().collect();
         versions.sort_unstable_by(|a, b| b.cmp(a));
-        let covered = versions[need - 1];
-        let until = p.sent_at + self.cfg.lease;
-        self.lease.renew(until, covered);
+        let renewal = Renewal {
+            until: p.sent_at + self.cfg.lease,
+            covered: versions[need - 1],
+            excluded: p.refused.clone(),
+        };
+        self.lease.renew(renewal);
     }
 
     /// Defence in depth: a leader whose connections to so many voters were reset (or whose
@@ -289,6 +324,7 @@ impl Engine {
             seq,
             sent_at: now,
             acks: BTreeMap::new(),
+            refused: Vec::new(),
         });
         // By age, not by count: heartbeats sent more often than once a period (a burst of
         // joins, a won election) must not push out the one a slow voter is still acking.
@@ -305,8 +341,11 @@ impl Engine {
     /// A one-voter cluster is its own majority: a heartbeat renews its leases at once.
     pub(super) fn renew_alone(&mut self, now: Instant) {
         if self.quorum_mode() && self.is_voter(&self.cfg.node) && self.majority() == 1 {
-            let version = self.version;
-            self.lease.renew(now + self.cfg.lease, version);
+            self.lease.renew(Renewal {
+                until: now + self.cfg.lease,
+                covered: self.version,
+                excluded: Vec::new(),
+            });
         }
     }
 
@@ -319,7 +358,7 @@ impl Engine {
             return;
         }
         let before = std::mem::take(&mut self.lease.renewed);
-        let (ended, kept): (Vec<_>, Vec<_>) = before.into_iter().partition(|(u, _)| *u <= now);
+        let (ended, kept): (Vec<_>, Vec<_>) = before.into_iter().partition(|r| r.until <= now);
         self.lease.renewed = kept;
         let mut lost = Vec::new();
         let mut wake = Vec::new();
@@ -330,7 +369,7 @@ impl Engine {
             let Some(since) = self.lease.claim_since.get(name) else {
                 continue;
             };
-            if since.term != term || !ended.iter().any(|(_, c)| *c >= since.version) {
+            if since.term != term || !ended.iter().any(|r| r.holds(name, since.version)) {
                 continue;
             }
             let end = self.lease.end(name, term, lease_until);

@@ -219,17 +219,26 @@ impl Probe {
         panic!("the probe was not elected: {:?}", self.out);
     }
 
-    /// The periodic heartbeats the engine sent to `peer`: their sequence numbers and claims.
-    pub(crate) fn heartbeats_to(&self, peer: &str) -> Vec<(u64, Vec<Claim>)> {
+    /// Every heartbeat the engine sent, alone or in a batch, with whom it went to, in order.
+    fn heartbeats(&self) -> impl Iterator<Item = (&NodeId, &Heartbeat)> + '_ {
         self.out
             .iter()
             .filter_map(|a| match a {
-                Action::Send {
-                    to,
-                    message: Message::Heartbeat(h),
-                } if to.as_str() == peer && h.seq > 0 => Some((h.seq, self.claims_in(h))),
+                Action::Send { to, message } => Some((to, message)),
                 _ => None,
             })
+            .flat_map(|(to, m)| m.parts().iter().map(move |m| (to, m)))
+            .filter_map(|(to, m)| match m {
+                Message::Heartbeat(h) => Some((to, h)),
+                _ => None,
+            })
+    }
+
+    /// The periodic heartbeats the engine sent to `peer`: their sequence numbers and claims.
+    pub(crate) fn heartbeats_to(&self, peer: &str) -> Vec<(u64, Vec<Claim>)> {
+        self.heartbeats()
+            .filter(|(to, h)| to.as_str() == peer && h.seq > 0)
+            .map(|(_, h)| (h.seq, self.claims_in(h)))
             .collect()
     }
 
@@ -239,33 +248,23 @@ impl Probe {
         if let Some(s) = &h.state {
             return s.claims.clone();
         }
-        self.out
-            .iter()
-            .rev()
-            .find_map(|a| match a {
-                Action::Send {
-                    message: Message::Heartbeat(h2),
-                    ..
-                } => h2.state.as_ref().filter(|_| h2.version == h.version),
-                _ => None,
-            })
-            .map(|s| s.claims.clone())
-            .unwrap_or_default()
+        let states: Vec<_> = self
+            .heartbeats()
+            .filter_map(|(_, h2)| h2.state.as_ref().filter(|_| h2.version == h.version))
+            .collect();
+        states.last().map(|s| s.claims.clone()).unwrap_or_default()
+    }
+
+    /// The state version heartbeat `seq` to `peer` announced (0: none sent).
+    pub(crate) fn heartbeat_version(&self, peer: &str, seq: u64) -> u64 {
+        self.heartbeats()
+            .find(|(to, h)| to.as_str() == peer && h.seq == seq)
+            .map_or(0, |(_, h)| h.version)
     }
 
     /// `peer` acknowledges heartbeat `seq`, holding the state version that heartbeat announced.
     pub(crate) fn ack(&mut self, peer: &str, seq: u64) {
-        let version = self
-            .out
-            .iter()
-            .find_map(|a| match a {
-                Action::Send {
-                    to,
-                    message: Message::Heartbeat(h),
-                } if to.as_str() == peer && h.seq == seq => Some(h.version),
-                _ => None,
-            })
-            .unwrap_or(0);
+        let version = self.heartbeat_version(peer, seq);
         self.from(peer, ack(seq, version));
     }
 }
