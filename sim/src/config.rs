@@ -35,6 +35,10 @@ pub enum PolicyKind {
     OldestRunning,
     /// Most CPUs first, then member id (a stand-in for `hardware-weight`).
     MostCpus,
+    /// The node leading the fewest other groups first, then member id (a stand-in for
+    /// `balanced`): leadership spreads over the nodes, so every node leads some groups and
+    /// claims are contested group by group, and the engine's shared rankings run.
+    FewestLed,
 }
 
 /// One simulated group (service pool); every node joins it at start.

@@ -13,6 +13,7 @@ impl PolicyKind {
             PolicyKind::MemberId => Arc::new(ByMemberId),
             PolicyKind::OldestRunning => Arc::new(OldestRunning),
             PolicyKind::MostCpus => Arc::new(MostCpus),
+            PolicyKind::FewestLed => Arc::new(FewestLed),
         }
     }
 }
@@ -50,5 +51,23 @@ impl LeaderPolicy for MostCpus {
     }
     fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
         rank_by(input, |c| Reverse(c.hardware.cpus))
+    }
+}
+
+/// Fewest groups led first, not counting the group being ranked (what `balanced` does).
+struct FewestLed;
+
+impl LeaderPolicy for FewestLed {
+    fn name(&self) -> &str {
+        "sim-fewest-led"
+    }
+    fn rank(&self, input: &ElectionInput) -> Vec<MemberId> {
+        rank_by(input, |c| {
+            let this_group = usize::from(input.incumbent.as_ref() == Some(&c.member));
+            c.leads.saturating_sub(this_group)
+        })
+    }
+    fn reads_other_groups(&self) -> bool {
+        true
     }
 }

@@ -212,8 +212,10 @@ impl Engine {
 
     /// With `preempt`, once a leader has served a failure timeout (then every heartbeat): when
     /// its ranking's favourite is another member, it hands off to it while it still acts.
+    /// It decides only on a ranking made from every group's current leaders
+    /// (`current_ranking`); else it looks again a heartbeat later.
     pub(super) fn maybe_preempt(&mut self, now: Instant, name: &GroupName) {
-        let ranking = self.ranking(name);
+        let ranking = self.current_ranking(name).unwrap_or_default();
         let me = self.local.get(name).map(|m| m.id.clone());
         if let (Some(top), Some(me)) = (ranking.first(), me)
             && *top != me

@@ -73,6 +73,25 @@ impl Engine {
         }
     }
 
+    /// `group`'s ranking, but only when it was made from the current leaders and candidates of
+    /// every group: what a leader acts on when it hands a group off by itself (`preempt`). A
+    /// kept shared table (`shared_table`) lags by up to a backoff, and a preemption on it can
+    /// undo itself: a node leading two groups under `balanced` handed both to an idle node in
+    /// two steps (the second before the table saw the first move), which then led two and
+    /// handed both back, forever (found by baton-sim). `None`: ask again later.
+    pub(super) fn current_ranking(&self, group: &GroupName) -> Option<Arc<[MemberId]>> {
+        let ranked = self.ranking(group);
+        if !self.spec(group).policy.reads_other_groups() {
+            return Some(ranked);
+        }
+        let r = &self.ranks;
+        let table = r.table.borrow();
+        let current = table
+            .as_ref()
+            .is_some_and(|(built, _, _)| (built.0, built.1) == (r.cand_epoch, r.lead_epoch));
+        current.then_some(ranked)
+    }
+
     /// `group`'s ranking by a policy that reads no other group (see `ranking`), from the cache
     /// when neither the candidates nor the leader changed since it was made.
     fn own_ranking(&self, group: &GroupName, incumbent: Option<&MemberId>) -> Arc<[MemberId]> {

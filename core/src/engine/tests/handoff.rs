@@ -237,3 +237,75 @@ fn a_member_not_named_successor_waits_a_failure_timeout_for_the_successor_to_tak
         "the successor never showed up: n1 takes over after the hold"
     );
 }
+
+/// Ranks the node leading the fewest *other* groups first (a stand-in for `balanced`).
+struct FewestLed;
+
+impl crate::policy::LeaderPolicy for FewestLed {
+    fn name(&self) -> &str {
+        "fewest-led"
+    }
+    fn rank(&self, input: &crate::types::ElectionInput) -> Vec<crate::types::MemberId> {
+        let mut c: Vec<_> = input.candidates.iter().collect();
+        let key = |c: &crate::types::Candidate| {
+            let this_group = usize::from(input.incumbent.as_ref() == Some(&c.member));
+            c.leads.saturating_sub(this_group)
+        };
+        c.sort_by(|a, b| key(a).cmp(&key(b)).then(a.member.cmp(&b.member)));
+        c.into_iter().map(|c| c.member.clone()).collect()
+    }
+    fn reads_other_groups(&self) -> bool {
+        true
+    }
+}
+
+/// Under a policy that spreads leadership, with `preempt`, a node that comes back takes some
+/// groups from the others and then leadership stays put. A leader hands a group off only on a
+/// ranking that saw every group's current leader: on a kept table (which lags by a backoff) a
+/// node leading two groups handed both to the idle node, one after the other, which then led
+/// two and handed both back, forever (found by baton-sim).
+#[test]
+fn preempting_to_spread_leadership_settles_instead_of_handing_groups_back_and_forth() {
+    let groups: Vec<crate::types::GroupName> = ["a", "b", "c", "d"].map(Into::into).to_vec();
+    let mut c = Setup::new(3)
+        .policy(std::sync::Arc::new(FewestLed))
+        .preempt()
+        .groups(&groups)
+        .build();
+    c.crash(2);
+    c.join_all(&groups);
+    let led_by = |c: &super::harness::Cluster, g: &crate::types::GroupName| {
+        (0..3)
+            .filter(|i| c.engines[*i].is_acting_leader(g, c.now))
+            .collect::<Vec<_>>()
+    };
+    let all_led = c.run_until_true(Duration::from_secs(5), |c| {
+        groups.iter().all(|g| led_by(c, g).len() == 1)
+    });
+    assert!(all_led, "the two live nodes lead every group");
+    c.restart(2, None);
+    for g in &groups {
+        c.input(2, super::fixtures::join_group(g.clone(), 1_002));
+    }
+    c.run_for(Duration::from_secs(5));
+    let leaders = |c: &super::harness::Cluster| {
+        groups
+            .iter()
+            .map(|g| (led_by(c, g), c.engines[0].term(g)))
+            .collect::<Vec<_>>()
+    };
+    let settled = leaders(&c);
+    assert!(
+        settled.iter().all(|(l, _)| l.len() == 1),
+        "every group has one acting leader: {settled:?}"
+    );
+    assert!(
+        settled.iter().any(|(l, _)| l == &vec![2]),
+        "the node back leads some group: {settled:?}"
+    );
+    // Three failure timeouts (six preemption checks) later, nothing moved.
+    for _ in 0..15 {
+        c.run_for(ms(100));
+        assert_eq!(leaders(&c), settled, "leadership still moving");
+    }
+}

@@ -39,6 +39,8 @@ pub(crate) struct Setup {
     joined: Option<Vec<usize>>,
     preempt: bool,
     policy: Arc<dyn LeaderPolicy>,
+    /// The groups configured with `policy` and `preempt` (besides [`G`]).
+    groups: Vec<GroupName>,
 }
 
 impl Setup {
@@ -52,6 +54,7 @@ impl Setup {
             joined: None,
             preempt: false,
             policy: Arc::new(ByMemberId),
+            groups: Vec::new(),
         }
     }
     /// The voters, by name (names of no node are voters nobody answers for).
@@ -83,6 +86,12 @@ impl Setup {
         self.preempt = true;
         self
     }
+    /// These groups too are configured with the policy and `preempt` (joining them is up to
+    /// the test: [`Cluster::join_all`]).
+    pub(crate) fn groups(mut self, groups: &[GroupName]) -> Setup {
+        self.groups = groups.to_vec();
+        self
+    }
     /// The config node `i` starts with.
     pub(crate) fn config(&self, i: usize, incarnation: impl Into<Incarnation>) -> EngineConfig {
         let quorum = if self.availability {
@@ -110,7 +119,10 @@ impl Setup {
             policy: self.policy.clone(),
             preempt: self.preempt,
         };
-        let groups = BTreeMap::from([(G.into(), spec)]);
+        let mut groups = BTreeMap::from([(G.into(), spec.clone())]);
+        for g in &self.groups {
+            groups.insert(g.clone(), spec.clone());
+        }
         Engine::new(
             self.config(i, inc),
             self.policy.clone(),
