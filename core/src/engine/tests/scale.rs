@@ -14,6 +14,16 @@ fn groups() -> Vec<crate::types::GroupName> {
     (0..GROUPS).map(group).collect()
 }
 
+/// Whether every one of the [`GROUPS`] groups has exactly one acting leader among the three.
+fn one_leader_each(c: &super::harness::Cluster) -> bool {
+    (0..GROUPS).all(|k| {
+        (0..3)
+            .filter(|i| c.engines[*i].is_acting_leader(&group(k), c.now))
+            .count()
+            == 1
+    })
+}
+
 #[test]
 fn a_cold_start_of_many_groups_batches_its_votes_into_few_messages_per_destination() {
     let mut c = Setup::new(3).build();
@@ -23,14 +33,7 @@ fn a_cold_start_of_many_groups_batches_its_votes_into_few_messages_per_destinati
     for log in c.log.iter_mut() {
         log.clear();
     }
-    let all_led = c.run_until_true(ms(3_000), |c| {
-        (0..GROUPS).all(|k| {
-            (0..3)
-                .filter(|i| c.engines[*i].is_acting_leader(&group(k), c.now))
-                .count()
-                == 1
-        })
-    });
+    let all_led = c.run_until_true(ms(3_000), one_leader_each);
     assert!(all_led, "not every group has one acting leader");
     let (mut frames, mut requests) = (0, 0);
     for i in 0..3 {
@@ -62,14 +65,7 @@ fn a_cold_start_of_many_groups_batches_its_votes_into_few_messages_per_destinati
 fn abstaining_voters_say_until_when_and_candidates_wait_instead_of_retrying() {
     let mut c = Setup::new(3).build();
     c.join_all(&groups());
-    let all_led = c.run_until_true(ms(3_000), |c| {
-        (0..GROUPS).all(|k| {
-            (0..3)
-                .filter(|i| c.engines[*i].is_acting_leader(&group(k), c.now))
-                .count()
-                == 1
-        })
-    });
+    let all_led = c.run_until_true(ms(3_000), one_leader_each);
     assert!(all_led, "not every group has one acting leader");
     let (mut pre, mut hinted, mut denied) = (0, 0, 0);
     for log in &c.log {
@@ -417,15 +413,10 @@ fn an_idle_cluster_renews_every_lease_without_stepping_each_group_per_heartbeat(
     for log in c.log.iter_mut() {
         log.clear();
     }
-    let one_each = |c: &super::harness::Cluster| {
-        (0..GROUPS).all(|k| {
-            (0..3)
-                .filter(|i| c.engines[*i].is_acting_leader(&group(k), c.now))
-                .count()
-                == 1
-        })
-    };
-    assert!(c.run_until_true(ms(3_000), one_each), "not every group led");
+    assert!(
+        c.run_until_true(ms(3_000), one_leader_each),
+        "not every group led"
+    );
     c.run_for(ms(1_000));
     let seen = |c: &super::harness::Cluster| -> Vec<_> {
         (0..3)
@@ -439,7 +430,7 @@ fn an_idle_cluster_renews_every_lease_without_stepping_each_group_per_heartbeat(
     for _ in 0..secs * 10 {
         c.run_for(ms(100));
         assert!(
-            one_each(&c),
+            one_leader_each(&c),
             "a group lost its one acting leader while idle"
         );
     }
